@@ -1,0 +1,188 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/remotemcp/remotemcp/mcpserver"
+)
+
+// config is everything the flags and environment decide.
+type config struct {
+	Listen          string
+	PublicURL       *url.URL // the canonical base URL; the endpoint is PublicURL + "/mcp"
+	Auth            string
+	Fixtures        string
+	AllowedOrigins  []string
+	SessionTTL      time.Duration
+	MaxBodyBytes    int64
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+	LogFormat       string
+	StateKey        []byte
+}
+
+// envName is the environment twin of a flag: --public-url ⇒ REMOTEMCP_PUBLIC_URL.
+func envName(flagName string) string {
+	return "REMOTEMCP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("remotemcp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		listen          = fs.String("listen", "127.0.0.1:8080", "address to listen on (host:port)")
+		publicURL       = fs.String("public-url", "", "canonical base URL clients use, e.g. https://mcp.example.com; the MCP endpoint is <public-url>/mcp (default: http://<listen>)")
+		authMode        = fs.String("auth", "none", "how requests are authenticated: none (loopback only)")
+		fixtures        = fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback only)")
+		origins         = fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed on a loopback listener)")
+		sessionTTL      = fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session")
+		maxBody         = fs.Int64("max-body-bytes", mcpserver.DefaultMaxBodyBytes, "largest accepted request body")
+		shutdownTimeout = fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for in-flight requests")
+		logLevel        = fs.String("log-level", "info", "debug, info, warn or error")
+		logFormat       = fs.String("log-format", "text", "text or json")
+		stateKeyFile    = fs.String("state-key-file", "", "file holding the hex key (≥32 bytes) that protects MRTR requestState; env REMOTEMCP_STATE_KEY may hold the key itself (default: random per process)")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: remotemcp [flags]\n\nServes a remote MCP server on <public-url>/mcp. Every flag can also be set\nthrough its environment twin, e.g. --listen as REMOTEMCP_LISTEN; a flag wins\nover the environment.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	// Environment first, so that explicit flags override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+
+	cfg := &config{
+		Listen:          *listen,
+		Auth:            *authMode,
+		Fixtures:        *fixtures,
+		SessionTTL:      *sessionTTL,
+		MaxBodyBytes:    *maxBody,
+		ShutdownTimeout: *shutdownTimeout,
+		LogFormat:       *logFormat,
+	}
+	host, port, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: want host:port, e.g. 127.0.0.1:8080", cfg.Listen)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return nil, fmt.Errorf("--listen %q: bad port", cfg.Listen)
+	}
+	loopback := mcpserver.IsLoopbackHost(host)
+
+	if *publicURL == "" {
+		h := host
+		if h == "" || h == "0.0.0.0" || h == "::" {
+			h = "127.0.0.1"
+		}
+		*publicURL = "http://" + net.JoinHostPort(h, port)
+	}
+	u, err := url.Parse(*publicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("--public-url %q: want an absolute http(s) URL without query or fragment, e.g. https://mcp.example.com", *publicURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	if u.Scheme == "http" && !mcpserver.IsLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("--public-url %q: plain http is only allowed on loopback; use https", *publicURL)
+	}
+	cfg.PublicURL = u
+
+	switch cfg.Auth {
+	case "none":
+		if !loopback {
+			return nil, fmt.Errorf("--auth none serves everyone as one anonymous user, so it is refused on the non-loopback listener %q", cfg.Listen)
+		}
+	default:
+		return nil, fmt.Errorf("--auth %q: unknown mode (supported: none)", cfg.Auth)
+	}
+	switch cfg.Fixtures {
+	case "":
+	case "conformance":
+		if !loopback {
+			return nil, fmt.Errorf("--fixtures conformance is loopback only (listener %q)", cfg.Listen)
+		}
+	default:
+		return nil, fmt.Errorf("--fixtures %q: unknown (supported: conformance)", cfg.Fixtures)
+	}
+	for _, o := range strings.Split(*origins, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		ou, err := url.Parse(o)
+		if err != nil || (ou.Scheme != "http" && ou.Scheme != "https") || ou.Host == "" || (ou.Path != "" && ou.Path != "/") || ou.RawQuery != "" {
+			return nil, fmt.Errorf("--allowed-origins: %q is not an origin like https://app.example.com", o)
+		}
+		cfg.AllowedOrigins = append(cfg.AllowedOrigins, ou.Scheme+"://"+ou.Host)
+	}
+	if cfg.SessionTTL < time.Minute {
+		return nil, fmt.Errorf("--session-ttl %v: must be at least 1m", cfg.SessionTTL)
+	}
+	if cfg.MaxBodyBytes < 1024 {
+		return nil, fmt.Errorf("--max-body-bytes %d: must be at least 1024", cfg.MaxBodyBytes)
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		return nil, fmt.Errorf("--shutdown-timeout %v: must be positive", cfg.ShutdownTimeout)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return nil, fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
+	}
+	keyHex := getenv("REMOTEMCP_STATE_KEY")
+	if *stateKeyFile != "" {
+		b, err := os.ReadFile(*stateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--state-key-file: %v", err)
+		}
+		keyHex = strings.TrimSpace(string(b))
+	}
+	if keyHex != "" {
+		k, err := hex.DecodeString(keyHex)
+		if err != nil || len(k) < 32 {
+			return nil, errors.New("requestState key: want at least 32 bytes, hex-encoded (e.g. `openssl rand -hex 32`)")
+		}
+		cfg.StateKey = k
+	} else {
+		cfg.StateKey = make([]byte, 32)
+		rand.Read(cfg.StateKey)
+	}
+	return cfg, nil
+}
+
+// endpoint is the canonical MCP URL.
+func (c *config) endpoint() string { return c.PublicURL.String() + "/mcp" }
+
+// loopback reports whether the listener is on a loopback address.
+func (c *config) loopback() bool {
+	host, _, _ := net.SplitHostPort(c.Listen)
+	return mcpserver.IsLoopbackHost(host)
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/remotemcp/remotemcp/cmd/remotemcp/fixtures"
+	"github.com/remotemcp/remotemcp/mcpserver"
+	"github.com/remotemcp/remotemcp/mcpserver/memstore"
+)
+
+// version is the server version reported in serverInfo.
+var version = "0.1.0"
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// app is the assembled server: what serve runs and what tests drive.
+type app struct {
+	handler http.Handler
+	close   func()
+}
+
+func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
+	stores := memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL})
+	sealer := mcpserver.NewStateSealer(cfg.StateKey, 0)
+	notifier := mcpserver.NewNotifier(stores.Broadcaster)
+
+	var completers []func(context.Context, *mcp.CompleteRequest) (*mcp.CompleteResult, bool)
+	var subscribers []func(string) bool
+	if cfg.Fixtures == "conformance" {
+		completers = append(completers, fixtures.Complete)
+		subscribers = append(subscribers, fixtures.Subscribe)
+	}
+	server := mcp.NewServer(&mcp.Implementation{Name: "remotemcp", Title: "remotemcp", Version: version}, &mcp.ServerOptions{
+		Instructions:              "remotemcp: per-user notes with search, export and prompts.",
+		Logger:                    log.With("component", "mcp"),
+		SupportedProtocolVersions: mcpserver.SupportedVersions,
+		CompletionHandler: func(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+			for _, c := range completers {
+				if res, ok := c(ctx, req); ok {
+					return res, nil
+				}
+			}
+			return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
+		},
+		SubscribeHandler: func(ctx context.Context, req *mcp.SubscribeRequest) error {
+			for _, s := range subscribers {
+				if s(req.Params.URI) {
+					return nil
+				}
+			}
+			return fmt.Errorf("cannot subscribe to %q", req.Params.URI)
+		},
+		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+	})
+	bg, cancel := context.WithCancel(ctx)
+	if cfg.Fixtures == "conformance" {
+		fixtures.Register(bg, server, sealer, notifier)
+	}
+
+	opts := &mcpserver.Options{
+		AllowedOrigins: cfg.AllowedOrigins,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Logger:         log.With("component", "mcpserver"),
+	}
+	if cfg.loopback() {
+		opts.AllowLoopbackOrigins = true
+		opts.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", cfg.PublicURL.Hostname()}
+	}
+	mcpHandler := mcpserver.NewHandler(server, stores, opts)
+
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", mcpHandler)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	return &app{
+		handler: mux,
+		close: func() {
+			cancel()
+			mcpHandler.Close()
+		},
+	}, nil
+}
+
+func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
+	log := newLogger(cfg, stdout)
+	a, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+
+	var draining atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("/", a.handler)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ready\n")
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// Request contexts derive from base; cancelling it ends long-lived SSE
+	// streams at shutdown so they don't hold the drain open.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           accessLog(log, mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second, // the request, not the (streamed) response
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("remotemcp listening", "addr", ln.Addr().String(), "endpoint", cfg.endpoint(), "auth", cfg.Auth, "fixtures", cfg.Fixtures)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	// Give ordinary requests half the budget, then end streams.
+	streamsEnd := time.AfterFunc(cfg.ShutdownTimeout/2, cancelBase)
+	defer streamsEnd.Stop()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// accessLog logs one line per request: never the query string, which could
+// carry a credential, nor any header.
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rw, r)
+		level := slog.LevelInfo
+		if rw.status >= 500 {
+			level = slog.LevelError
+		}
+		log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rw.status,
+			"duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,318 @@
+package mcpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Protocol revisions served by the one endpoint.
+const (
+	Version20260728 = "2026-07-28" // stateless
+	Version20251125 = "2025-11-25"
+	Version20250618 = "2025-06-18"
+	Version20250326 = "2025-03-26"
+)
+
+// LegacyVersions are the session-based revisions, newest first.
+var LegacyVersions = []string{Version20251125, Version20250618, Version20250326}
+
+// SupportedVersions is every revision the endpoint serves, newest first. Use it
+// for mcp.ServerOptions.SupportedProtocolVersions.
+var SupportedVersions = []string{Version20260728, Version20251125, Version20250618, Version20250326}
+
+// Anonymous is the subject of requests that carry no token (auth "none").
+const Anonymous = "anonymous"
+
+const (
+	headerProtocolVersion = "Mcp-Protocol-Version"
+	headerSessionID       = "Mcp-Session-Id"
+	headerLastEventID     = "Last-Event-Id"
+	metaProtocolVersion   = "io.modelcontextprotocol/protocolVersion"
+
+	// DefaultMaxBodyBytes is the default request body limit.
+	DefaultMaxBodyBytes = 4 << 20
+)
+
+// Options configures a Handler. Zero fields mean the documented defaults.
+type Options struct {
+	// AllowedOrigins lists exact origins ("https://app.example.com") whose
+	// browser requests are accepted. A request with any other Origin header
+	// gets 403. Requests without an Origin header (non-browser clients) pass.
+	AllowedOrigins []string
+	// AllowLoopbackOrigins also accepts any http(s) origin on localhost,
+	// 127.0.0.0/8 or [::1], on any port: the default for a loopback listener.
+	AllowLoopbackOrigins bool
+	// AllowedHosts, if not empty, lists the host names (without port) the
+	// Host header may carry; anything else gets 403. Set it for a loopback
+	// listener to stop DNS rebinding.
+	AllowedHosts []string
+	// MaxBodyBytes bounds a request body (413 beyond). Default 4 MiB.
+	MaxBodyBytes int64
+	// KeepAlive is the interval of SSE comment lines on idle streams.
+	// Default 15s.
+	KeepAlive time.Duration
+	// MaxRequestDuration bounds a legacy request that waits on the client (for
+	// example an unanswered elicitation). Default 10 minutes.
+	MaxRequestDuration time.Duration
+	// Logger receives request errors; nil discards.
+	Logger *slog.Logger
+}
+
+// A Handler is the one MCP endpoint. It serves the stateless 2026-07-28
+// revision through the go-sdk's stateless streamable handler and the legacy
+// session-based revisions through its own session layer, whose state lives
+// entirely in Stores so that any replica can serve any request.
+type Handler struct {
+	server *mcp.Server
+	stores Stores
+	opts   Options
+	modern http.Handler
+	log    *slog.Logger
+
+	listenMu     sync.Mutex
+	listenOwners map[*mcp.ServerSession]string // live subscriptions/listen streams → subject
+
+	getMu   sync.Mutex
+	getLive map[string]context.CancelFunc // session → the live standalone GET stream
+
+	stop     context.CancelFunc
+	done     chan struct{}
+	tapClose func()
+}
+
+// NewHandler returns the /mcp endpoint for server. The server should be
+// created with SupportedVersions. Close stops its background work.
+func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
+	if server == nil {
+		panic("mcpserver: nil server")
+	}
+	if stores.Sessions == nil || stores.Events == nil || stores.Inbox == nil || stores.Broadcaster == nil {
+		panic("mcpserver: incomplete Stores")
+	}
+	h := &Handler{
+		server:       server,
+		stores:       stores,
+		listenOwners: map[*mcp.ServerSession]string{},
+		getLive:      map[string]context.CancelFunc{},
+		done:         make(chan struct{}),
+	}
+	if opts != nil {
+		h.opts = *opts
+	}
+	if h.opts.MaxBodyBytes <= 0 {
+		h.opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if h.opts.KeepAlive <= 0 {
+		h.opts.KeepAlive = 15 * time.Second
+	}
+	if h.opts.MaxRequestDuration <= 0 {
+		h.opts.MaxRequestDuration = 10 * time.Minute
+	}
+	h.log = h.opts.Logger
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.modern = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
+		Stateless: true,
+		// Host and Origin are checked here, with this handler's allow-lists.
+		DisableLocalhostProtection:   true,
+		MaxRequestBodyBytes:          h.opts.MaxBodyBytes,
+		PropagateRequestCancellation: true,
+		Logger:                       h.opts.Logger,
+	})
+	server.AddReceivingMiddleware(h.trackListeners)
+	server.AddSendingMiddleware(h.filterOwnedNotifications)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stop = cancel
+	h.tapClose = h.startTap(ctx)
+	go h.relayBroadcasts(ctx)
+	return h
+}
+
+// Close stops the handler's background work. In-flight requests are not
+// interrupted; the http.Server's Shutdown drains them.
+func (h *Handler) Close() error {
+	h.stop()
+	<-h.done
+	h.tapClose()
+	h.getMu.Lock()
+	for _, cancel := range h.getLive {
+		cancel()
+	}
+	h.getMu.Unlock()
+	return nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.hostAllowed(r.Host) {
+		writeRPCError(w, http.StatusForbidden, jsonrpc.ID{}, -32000, "Forbidden: Host not allowed")
+		return
+	}
+	origin := r.Header.Get("Origin")
+	if origin != "" && !h.originAllowed(origin) {
+		writeRPCError(w, http.StatusForbidden, jsonrpc.ID{}, -32000, "Forbidden: Origin not allowed")
+		return
+	}
+	if origin != "" {
+		setCORS(w.Header(), origin)
+	}
+	switch r.Method {
+	case http.MethodOptions:
+		w.Header().Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+		w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, Mcp-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Param-*")
+		w.Header().Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodPost:
+		h.servePOST(w, r)
+	case http.MethodGet, http.MethodDelete:
+		if isModernVersion(r.Header.Get(headerProtocolVersion)) {
+			w.Header().Set("Allow", "POST")
+			writeRPCError(w, http.StatusMethodNotAllowed, jsonrpc.ID{}, -32000, "Method Not Allowed: "+Version20260728+" is POST only")
+			return
+		}
+		if r.Method == http.MethodGet {
+			h.legacyGET(w, r)
+		} else {
+			h.legacyDELETE(w, r)
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeRPCError(w, http.StatusMethodNotAllowed, jsonrpc.ID{}, -32000, "Method Not Allowed")
+	}
+}
+
+func setCORS(h http.Header, origin string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate, Mcp-Protocol-Version")
+}
+
+func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeRPCError(w, http.StatusRequestEntityTooLarge, jsonrpc.ID{}, jsonrpc.CodeInvalidRequest,
+				fmt.Sprintf("request body exceeds %d bytes", mbe.Limit))
+			return
+		}
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeParseError, "failed to read body")
+		return
+	}
+	if isModernRequest(r.Header.Get(headerProtocolVersion), body) {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		h.modern.ServeHTTP(w, r)
+		return
+	}
+	h.legacyPOST(w, r, body)
+}
+
+// isLegacyVersion reports whether v names a session-based revision we serve.
+func isLegacyVersion(v string) bool { return slices.Contains(LegacyVersions, v) }
+
+// isModernVersion reports whether the MCP-Protocol-Version header asks for the
+// stateless era: any value that is not a legacy revision. Unknown values are
+// answered by the stateless handler with -32022 and the supported list, the
+// error a dual-era client recognizes.
+func isModernVersion(header string) bool {
+	v := strings.TrimSpace(header)
+	return v != "" && !isLegacyVersion(v) && v != "2024-11-05"
+}
+
+// isModernRequest chooses the era of a POST (SPEC §2c): a modern header or a
+// request carrying the per-request _meta protocol version is stateless;
+// anything else (initialize, or a request in a session) is legacy.
+func isModernRequest(header string, body []byte) bool {
+	if strings.TrimSpace(header) != "" {
+		return isModernVersion(header)
+	}
+	var probe struct {
+		Params struct {
+			Meta map[string]json.RawMessage `json:"_meta"`
+		} `json:"params"`
+	}
+	if len(body) == 0 || body[0] == '[' || json.Unmarshal(body, &probe) != nil {
+		return false
+	}
+	_, ok := probe.Params.Meta[metaProtocolVersion]
+	return ok
+}
+
+func (h *Handler) hostAllowed(host string) bool {
+	if len(h.opts.AllowedHosts) == 0 {
+		return true
+	}
+	name := hostname(host)
+	for _, a := range h.opts.AllowedHosts {
+		if strings.EqualFold(a, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) originAllowed(origin string) bool {
+	if slices.Contains(h.opts.AllowedOrigins, origin) {
+		return true
+	}
+	if !h.opts.AllowLoopbackOrigins {
+		return false
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" {
+		return false
+	}
+	return IsLoopbackHost(u.Hostname())
+}
+
+// hostname strips the port from a Host header value.
+func hostname(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+}
+
+// IsLoopbackHost reports whether name is localhost or a loopback IP literal.
+func IsLoopbackHost(name string) bool {
+	if strings.EqualFold(name, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// subjectOf returns the authenticated subject, or Anonymous.
+func subjectOf(ctx context.Context) string {
+	if ti := auth.TokenInfoFromContext(ctx); ti != nil && ti.UserID != "" {
+		return ti.UserID
+	}
+	return Anonymous
+}
+
+// writeRPCError writes a JSON-RPC error response with the given status.
+func writeRPCError(w http.ResponseWriter, status int, id jsonrpc.ID, code int64, msg string) {
+	data, _ := jsonrpc.EncodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: code, Message: msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(data)
+}

@@ -1,0 +1,552 @@
+package mcpserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// standaloneStream is the stream ID of a session's GET stream. Request
+// streams use rand.Text IDs, which never contain '_'.
+const standaloneStream = "_"
+
+// codeSessionNotFound is the TS SDK's code for an unknown session (with 404).
+const codeSessionNotFound = -32001
+
+func (h *Handler) legacyPOST(w http.ResponseWriter, r *http.Request, body []byte) {
+	version := strings.TrimSpace(r.Header.Get(headerProtocolVersion))
+	if version == "" || version == "2024-11-05" {
+		version = Version20250326 // SPEC §2b: absent ⇒ 2025-03-26
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeRPCError(w, http.StatusUnsupportedMediaType, jsonrpc.ID{}, -32000, "Content-Type must be application/json")
+		return
+	}
+	if jsonOK, sseOK := accepts(r.Header.Values("Accept")); !jsonOK || !sseOK {
+		writeRPCError(w, http.StatusNotAcceptable, jsonrpc.ID{}, -32000, "Accept must list application/json and text/event-stream")
+		return
+	}
+	msgs, isBatch, err := decodeBody(body)
+	if err != nil {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeParseError, "Parse error: "+err.Error())
+		return
+	}
+	if isBatch && version != Version20250326 {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeInvalidRequest,
+			"JSON-RPC batches are only accepted for protocol version "+Version20250326)
+		return
+	}
+	var calls []*jsonrpc.Request
+	initialize := false
+	for _, m := range msgs {
+		if req, ok := m.(*jsonrpc.Request); ok && req.IsCall() {
+			calls = append(calls, req)
+			initialize = initialize || req.Method == "initialize"
+		}
+	}
+	sid := r.Header.Get(headerSessionID)
+	if sid == "" {
+		if !initialize {
+			writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, -32000, "Bad Request: Mcp-Session-Id header is required; send initialize first")
+			return
+		}
+		if len(msgs) != 1 {
+			writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeInvalidRequest, "initialize must be sent alone")
+			return
+		}
+		h.initialize(w, r, calls[0])
+		return
+	}
+	sess, ok := h.lookup(w, r, sid)
+	if !ok {
+		return
+	}
+	if initialize {
+		writeRPCError(w, http.StatusBadRequest, calls[0].ID, jsonrpc.CodeInvalidRequest, "session is already initialized")
+		return
+	}
+	ctx := r.Context()
+	for _, m := range msgs {
+		switch m := m.(type) {
+		case *jsonrpc.Response:
+			// A client's answer to a server-to-client request, wherever it waits.
+			data, _ := jsonrpc.EncodeMessage(m)
+			if err := h.stores.Inbox.Deliver(ctx, sid, "resp:"+idKey(m.ID), data); err != nil && !errors.Is(err, ErrNotFound) {
+				h.log.Warn("route response", "session", shortHash(sid), "error", err)
+			}
+		case *jsonrpc.Request:
+			if m.IsCall() {
+				continue
+			}
+			h.legacyNotification(ctx, sess, m)
+		}
+	}
+	if len(calls) == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	h.serveCalls(w, r, sess, calls, version)
+}
+
+func (h *Handler) legacyNotification(ctx context.Context, sess *Session, m *jsonrpc.Request) {
+	switch m.Method {
+	case "notifications/initialized":
+		if sess.State.InitializedParams == nil {
+			err := h.stores.Sessions.Update(ctx, sess.ID, func(s *Session) { s.State.InitializedParams = &mcp.InitializedParams{} })
+			if err != nil {
+				h.log.Warn("mark initialized", "session", shortHash(sess.ID), "error", err)
+			}
+		}
+	case "notifications/cancelled":
+		var p struct {
+			RequestID any `json:"requestId"`
+		}
+		if json.Unmarshal(m.Params, &p) != nil {
+			return
+		}
+		id, err := jsonrpc.MakeID(p.RequestID)
+		if err != nil {
+			return
+		}
+		data, _ := jsonrpc.EncodeMessage(m)
+		// Nobody listening means the request already finished: not an error.
+		_ = h.stores.Inbox.Deliver(ctx, sess.ID, "req:"+idKey(id), data)
+	}
+}
+
+// lookup loads the session named by the request and checks that the caller
+// owns it. A missing, expired or foreign session is 404 alike, so that a
+// session's existence is never revealed to another user.
+func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, sid string) (*Session, bool) {
+	if !validSessionID(sid) {
+		writeRPCError(w, http.StatusNotFound, jsonrpc.ID{}, codeSessionNotFound, "Session not found")
+		return nil, false
+	}
+	sess, err := h.stores.Sessions.Get(r.Context(), sid)
+	if errors.Is(err, ErrNotFound) || (err == nil && sess.Subject != subjectOf(r.Context())) {
+		writeRPCError(w, http.StatusNotFound, jsonrpc.ID{}, codeSessionNotFound, "Session not found")
+		return nil, false
+	}
+	if err != nil {
+		h.log.Error("load session", "session", shortHash(sid), "error", err)
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "session store unavailable")
+		return nil, false
+	}
+	return sess, true
+}
+
+func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, call *jsonrpc.Request) {
+	sess := &Session{ID: rand.Text(), Subject: subjectOf(r.Context()), CreatedAt: time.Now().UTC()}
+	if err := h.stores.Sessions.Create(r.Context(), sess); err != nil {
+		h.log.Error("create session", "error", err)
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusServiceUnavailable, call.ID, -32000, "session store unavailable")
+		return
+	}
+	w.Header().Set(headerSessionID, sess.ID)
+	h.serveCalls(w, r, sess, []*jsonrpc.Request{call}, "")
+}
+
+// serveCalls runs the calls of one POST through a go-sdk ServerSession rebuilt
+// from the session record, and streams what it writes back as SSE (or, for
+// initialize, as one JSON response).
+func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Session, calls []*jsonrpc.Request, version string) {
+	streamID := rand.Text()
+	extra := mcp.RequestExtra{TokenInfo: auth.TokenInfoFromContext(r.Context()), Header: r.Header}
+	c, err := newConn(h, sess.ID, streamID, calls, extra)
+	if err != nil {
+		h.log.Error("open request stream", "error", err)
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "session store unavailable")
+		return
+	}
+	var opts *mcp.ServerSessionOptions
+	isInit := len(calls) == 1 && calls[0].Method == "initialize"
+	if !isInit {
+		state := sess.State
+		if state.InitializeParams != nil && state.InitializedParams == nil {
+			// Tolerate clients that skip notifications/initialized.
+			state.InitializedParams = &mcp.InitializedParams{}
+		}
+		if state.LogLevel == "" {
+			state.LogLevel = "info"
+		}
+		opts = &mcp.ServerSessionOptions{State: &state}
+	}
+	ctx := context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, sess.ID)
+	ss, err := h.server.Connect(ctx, c, opts)
+	if err != nil {
+		c.Close()
+		h.log.Error("connect session", "error", err)
+		writeRPCError(w, http.StatusInternalServerError, jsonrpc.ID{}, jsonrpc.CodeInternalError, "internal error")
+		return
+	}
+	go func() {
+		t := time.NewTimer(h.opts.MaxRequestDuration)
+		defer t.Stop()
+		select {
+		case <-c.done:
+		case <-t.C:
+			h.log.Warn("legacy request timed out", "session", shortHash(sess.ID))
+		}
+		ss.Close()
+		c.finish(context.Background())
+	}()
+	if isInit {
+		h.writeJSON(w, r, sess.ID, streamID)
+		return
+	}
+	h.tail(w, r, sess.ID, streamID, 0, c.closeHTTP, primes(version))
+}
+
+// primes reports whether the revision expects SSE priming events (SEP-1699).
+func primes(version string) bool { return version >= Version20251125 }
+
+// writeJSON waits for the single response of a stream and writes it as JSON.
+func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, sessionID, streamID string) {
+	var last []byte
+	var after int64
+	for {
+		events, ended, err := h.stores.Events.Read(r.Context(), sessionID, streamID, after, h.opts.KeepAlive)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			if r.Context().Err() == nil {
+				writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "event log unavailable")
+			}
+			return
+		}
+		for _, e := range events {
+			last, after = e.Data, e.Seq
+		}
+		if ended {
+			break
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(last)
+}
+
+// tail writes the events of a stream after seq as SSE until the stream ends,
+// the client goes away, or the server closes the connection (SEP-1699).
+func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, streamID string, after int64, closeHTTP <-chan time.Duration, priming bool) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var retry time.Duration
+	closed := make(chan struct{})
+	if closeHTTP != nil {
+		go func() {
+			select {
+			case d := <-closeHTTP:
+				retry = d
+				close(closed)
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache, no-transform")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if priming {
+		fmt.Fprintf(w, "id: %s\ndata: \n\n", formatEventID(streamID, after))
+	}
+	rc.Flush()
+	for {
+		events, ended, err := h.stores.Events.Read(ctx, sessionID, streamID, after, h.opts.KeepAlive)
+		if err != nil {
+			select {
+			case <-closed:
+				if retry > 0 {
+					fmt.Fprintf(w, "retry: %d\n\n", retry.Milliseconds())
+					rc.Flush()
+				}
+			default:
+				if ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
+					h.log.Warn("read event log", "session", shortHash(sessionID), "error", err)
+				}
+			}
+			return
+		}
+		var buf []byte
+		for _, e := range events {
+			buf = fmt.Appendf(buf, "id: %s\nevent: message\ndata: %s\n\n", formatEventID(streamID, e.Seq), e.Data)
+			after = e.Seq
+		}
+		if len(events) == 0 && !ended {
+			buf = append(buf, ": keep-alive\n\n"...)
+		}
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil || ended {
+			return
+		}
+	}
+}
+
+func (h *Handler) legacyGET(w http.ResponseWriter, r *http.Request) {
+	if _, sseOK := accepts(r.Header.Values("Accept")); !sseOK {
+		writeRPCError(w, http.StatusNotAcceptable, jsonrpc.ID{}, -32000, "Accept must list text/event-stream")
+		return
+	}
+	sid := r.Header.Get(headerSessionID)
+	if sid == "" {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, -32000, "Bad Request: Mcp-Session-Id header is required")
+		return
+	}
+	sess, ok := h.lookup(w, r, sid)
+	if !ok {
+		return
+	}
+	version := r.Header.Get(headerProtocolVersion)
+	if version == "" {
+		version = sess.State.NegotiatedProtocolVersion
+	}
+	after := int64(-1)
+	if lei := r.Header.Get(headerLastEventID); lei != "" {
+		s, seq, ok := ParseEventID(lei)
+		if !ok {
+			writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, -32000, "Bad Request: malformed Last-Event-ID")
+			return
+		}
+		if s != standaloneStream {
+			if _, _, err := h.stores.Events.Read(r.Context(), sid, s, seq, 0); err == nil {
+				h.tail(w, r, sid, s, seq, nil, false) // resume a request stream
+				return
+			}
+			// The stream is gone (expired or never ours): open a fresh GET stream.
+		} else {
+			after = seq
+		}
+	}
+	if after < 0 {
+		// A new GET stream starts at the present, without replaying history.
+		after = 0
+		if events, _, err := h.stores.Events.Read(r.Context(), sid, standaloneStream, 0, 0); err == nil && len(events) > 0 {
+			after = events[len(events)-1].Seq
+		}
+	}
+	h.serveStandalone(w, r, sess, after, primes(version))
+}
+
+// serveStandalone serves a session's GET stream: broadcasts relevant to the
+// session are appended to its log and delivered from there, so that they
+// can be replayed. A newer GET for the same session replaces this one.
+func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *Session, after int64, priming bool) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	h.getMu.Lock()
+	if prev := h.getLive[sess.ID]; prev != nil {
+		prev()
+	}
+	h.getLive[sess.ID] = cancel
+	h.getMu.Unlock()
+	defer func() {
+		h.getMu.Lock()
+		// Only remove our own registration; compare via a fresh lookup.
+		if h.getLive[sess.ID] != nil && ctx.Err() == nil {
+			delete(h.getLive, sess.ID)
+		}
+		h.getMu.Unlock()
+	}()
+	msgs, stop, err := h.stores.Broadcaster.Subscribe(ctx)
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "broadcast unavailable")
+		return
+	}
+	defer stop()
+	if err := h.stores.Events.Open(ctx, sess.ID, standaloneStream); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "event log unavailable")
+		return
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case b, ok := <-msgs:
+				if !ok {
+					return
+				}
+				if note := h.relevant(ctx, sess, b); note != nil {
+					h.appendBroadcast(ctx, sess.ID, note)
+				}
+			}
+		}
+	}()
+	r = r.WithContext(ctx)
+	h.tail(w, r, sess.ID, standaloneStream, after, nil, priming)
+}
+
+func (h *Handler) appendBroadcast(ctx context.Context, sid string, note *jsonrpc.Request) {
+	data, err := jsonrpc.EncodeMessage(note)
+	if err != nil {
+		return
+	}
+	if _, err := h.stores.Events.Append(ctx, sid, standaloneStream, data); err != nil && ctx.Err() == nil {
+		h.log.Warn("append broadcast", "session", shortHash(sid), "error", err)
+	}
+}
+
+// relevant turns a broadcast into the notification this session should get,
+// or nil. A resource update reaches only the owner's sessions that subscribed
+// to the URI.
+func (h *Handler) relevant(ctx context.Context, sess *Session, b Broadcast) *jsonrpc.Request {
+	if b.Owner != "" && b.Owner != sess.Subject {
+		return nil
+	}
+	switch b.Method {
+	case "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed":
+		return &jsonrpc.Request{Method: b.Method, Params: json.RawMessage(`{}`)}
+	case "notifications/resources/updated":
+		cur, err := h.stores.Sessions.Get(ctx, sess.ID)
+		if err != nil || !slices.Contains(cur.Subscriptions, b.URI) {
+			return nil
+		}
+		params, _ := json.Marshal(map[string]string{"uri": b.URI})
+		return &jsonrpc.Request{Method: b.Method, Params: params}
+	}
+	return nil
+}
+
+func (h *Handler) legacyDELETE(w http.ResponseWriter, r *http.Request) {
+	sid := r.Header.Get(headerSessionID)
+	if sid == "" {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, -32000, "Bad Request: Mcp-Session-Id header is required")
+		return
+	}
+	if _, ok := h.lookup(w, r, sid); !ok {
+		return
+	}
+	if err := h.stores.Sessions.Delete(r.Context(), sid); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "session store unavailable")
+		return
+	}
+	if err := h.stores.Events.DeleteSession(r.Context(), sid); err != nil {
+		h.log.Warn("delete event log", "session", shortHash(sid), "error", err)
+	}
+	h.getMu.Lock()
+	if cancel := h.getLive[sid]; cancel != nil {
+		cancel()
+		delete(h.getLive, sid)
+	}
+	h.getMu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// decodeBody parses one JSON-RPC message or a batch.
+func decodeBody(body []byte) (msgs []jsonrpc.Message, isBatch bool, err error) {
+	trimmed := strings.TrimLeft(string(body), " \t\r\n")
+	if strings.HasPrefix(trimmed, "[") {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(body, &raws); err != nil {
+			return nil, true, err
+		}
+		if len(raws) == 0 {
+			return nil, true, errors.New("empty batch")
+		}
+		for _, raw := range raws {
+			m, err := jsonrpc.DecodeMessage(raw)
+			if err != nil {
+				return nil, true, err
+			}
+			msgs = append(msgs, m)
+		}
+		return msgs, true, nil
+	}
+	m, err := jsonrpc.DecodeMessage(body)
+	if err != nil {
+		return nil, false, err
+	}
+	return []jsonrpc.Message{m}, false, nil
+}
+
+// accepts reports whether an Accept header admits JSON and SSE.
+func accepts(values []string) (jsonOK, sseOK bool) {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+			switch strings.ToLower(strings.TrimSpace(mt)) {
+			case "application/json", "application/*":
+				jsonOK = true
+			case "text/event-stream", "text/*":
+				sseOK = true
+			case "*/*":
+				jsonOK, sseOK = true, true
+			}
+		}
+	}
+	return jsonOK, sseOK
+}
+
+// validSessionID reports whether id could be one we minted: visible ASCII
+// (0x21-0x7E), bounded length.
+func validSessionID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// formatEventID names event seq of a stream; the stream is encoded so that a
+// Last-Event-ID resumes the right one (2025-11-25 SHOULD).
+func formatEventID(streamID string, seq int64) string {
+	return streamID + "-" + strconv.FormatInt(seq, 10)
+}
+
+// ParseEventID splits a Last-Event-ID into stream and sequence number.
+func ParseEventID(id string) (streamID string, seq int64, ok bool) {
+	if len(id) > 200 {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(id, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	streamID = id[:i]
+	seq, err := strconv.ParseInt(id[i+1:], 10, 64)
+	if err != nil || seq < 0 || (streamID != standaloneStream && !validSessionID(streamID)) || strings.ContainsRune(streamID, '-') {
+		return "", 0, false
+	}
+	return streamID, seq, true
+}
+
+// idKey is a canonical string for a JSON-RPC ID: 1 and "1" differ.
+func idKey(id jsonrpc.ID) string {
+	b, _ := json.Marshal(id.Raw())
+	return string(b)
+}
+
+// sessionKey carries the legacy session ID in a request's context.
+type sessionKey struct{}
+
+// SessionIDFromContext returns the legacy session ID of the request being
+// served, if any.
+func SessionIDFromContext(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(sessionKey{}).(string)
+	return id, ok
+}

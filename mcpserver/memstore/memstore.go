@@ -1,0 +1,352 @@
+// Package memstore implements the mcpserver stores in process memory: the
+// embedded default for a single replica, and the reference for the contract
+// tests that every other implementation must pass.
+package memstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/remotemcp/remotemcp/mcpserver"
+)
+
+// Options configures the stores. Zero fields mean the documented defaults.
+type Options struct {
+	// SessionTTL is how long an unused session lives. Default 30 minutes.
+	SessionTTL time.Duration
+	// MaxEventsPerStream bounds each stream's log; older events are dropped.
+	// Default 1000.
+	MaxEventsPerStream int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// New returns in-process implementations of every mcpserver store.
+func New(opts *Options) mcpserver.Stores {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 30 * time.Minute
+	}
+	if o.MaxEventsPerStream <= 0 {
+		o.MaxEventsPerStream = 1000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return mcpserver.Stores{
+		Sessions:    &Sessions{ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionEntry{}},
+		Events:      &Events{max: o.MaxEventsPerStream, m: map[string]map[string]*streamLog{}},
+		Inbox:       &Inbox{m: map[string]chan []byte{}},
+		Broadcaster: &Broadcaster{subs: map[int]chan mcpserver.Broadcast{}},
+	}
+}
+
+// Sessions is an in-process mcpserver.SessionStore.
+type Sessions struct {
+	ttl time.Duration
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]*sessionEntry
+}
+
+type sessionEntry struct {
+	data    []byte // JSON, so callers never share memory with the store
+	expires time.Time
+}
+
+var _ mcpserver.SessionStore = (*Sessions)(nil)
+
+func (s *Sessions) gcLocked(now time.Time) {
+	for id, e := range s.m {
+		if now.After(e.expires) {
+			delete(s.m, id)
+		}
+	}
+}
+
+// Create implements mcpserver.SessionStore.
+func (s *Sessions) Create(_ context.Context, sess *mcpserver.Session) error {
+	data, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if len(s.m)%64 == 0 {
+		s.gcLocked(now)
+	}
+	if e, ok := s.m[sess.ID]; ok && now.Before(e.expires) {
+		return fmt.Errorf("memstore: session %s exists", sess.ID)
+	}
+	s.m[sess.ID] = &sessionEntry{data: data, expires: now.Add(s.ttl)}
+	return nil
+}
+
+func (s *Sessions) getLocked(id string) (*mcpserver.Session, *sessionEntry, error) {
+	e, ok := s.m[id]
+	now := s.now()
+	if !ok || now.After(e.expires) {
+		delete(s.m, id)
+		return nil, nil, mcpserver.ErrNotFound
+	}
+	var sess mcpserver.Session
+	if err := json.Unmarshal(e.data, &sess); err != nil {
+		return nil, nil, err
+	}
+	e.expires = now.Add(s.ttl)
+	return &sess, e, nil
+}
+
+// Get implements mcpserver.SessionStore.
+func (s *Sessions) Get(_ context.Context, id string) (*mcpserver.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, _, err := s.getLocked(id)
+	return sess, err
+}
+
+// Update implements mcpserver.SessionStore.
+func (s *Sessions) Update(_ context.Context, id string, fn func(*mcpserver.Session)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, e, err := s.getLocked(id)
+	if err != nil {
+		return err
+	}
+	fn(sess)
+	sess.ID = id
+	data, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	e.data = data
+	return nil
+}
+
+// Delete implements mcpserver.SessionStore.
+func (s *Sessions) Delete(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+	return nil
+}
+
+// Events is an in-process mcpserver.EventLog.
+type Events struct {
+	max int
+	mu  sync.Mutex
+	m   map[string]map[string]*streamLog // session → stream → log
+}
+
+type streamLog struct {
+	events []mcpserver.Event
+	next   int64
+	ended  bool
+	wake   chan struct{} // closed and replaced on every change
+}
+
+var _ mcpserver.EventLog = (*Events)(nil)
+
+func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLog {
+	ss := l.m[sessionID]
+	if ss == nil {
+		if !create {
+			return nil
+		}
+		ss = map[string]*streamLog{}
+		l.m[sessionID] = ss
+	}
+	st := ss[streamID]
+	if st == nil && create {
+		st = &streamLog{next: 1, wake: make(chan struct{})}
+		ss[streamID] = st
+	}
+	return st
+}
+
+func (st *streamLog) notify() {
+	close(st.wake)
+	st.wake = make(chan struct{})
+}
+
+// Open implements mcpserver.EventLog.
+func (l *Events) Open(_ context.Context, sessionID, streamID string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.streamLocked(sessionID, streamID, true)
+	return nil
+}
+
+// Append implements mcpserver.EventLog.
+func (l *Events) Append(_ context.Context, sessionID, streamID string, data []byte) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.streamLocked(sessionID, streamID, true)
+	if st.ended {
+		return 0, fmt.Errorf("memstore: append to ended stream %s", streamID)
+	}
+	seq := st.next
+	st.next++
+	st.events = append(st.events, mcpserver.Event{Seq: seq, Data: append([]byte(nil), data...)})
+	if len(st.events) > l.max {
+		st.events = append(st.events[:0:0], st.events[len(st.events)-l.max:]...)
+	}
+	st.notify()
+	return seq, nil
+}
+
+// End implements mcpserver.EventLog.
+func (l *Events) End(_ context.Context, sessionID, streamID string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.streamLocked(sessionID, streamID, true)
+	if !st.ended {
+		st.ended = true
+		st.notify()
+	}
+	return nil
+}
+
+// Read implements mcpserver.EventLog.
+func (l *Events) Read(ctx context.Context, sessionID, streamID string, after int64, wait time.Duration) ([]mcpserver.Event, bool, error) {
+	var timer <-chan time.Time
+	for {
+		l.mu.Lock()
+		st := l.streamLocked(sessionID, streamID, false)
+		if st == nil {
+			l.mu.Unlock()
+			return nil, false, mcpserver.ErrNotFound
+		}
+		var out []mcpserver.Event
+		for _, e := range st.events {
+			if e.Seq > after {
+				out = append(out, e)
+			}
+		}
+		ended, wake := st.ended, st.wake
+		l.mu.Unlock()
+		if len(out) > 0 || ended || wait <= 0 {
+			return out, ended, nil
+		}
+		if timer == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-wake:
+		case <-timer:
+			return nil, false, nil
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+}
+
+// DeleteSession implements mcpserver.EventLog.
+func (l *Events) DeleteSession(_ context.Context, sessionID string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, st := range l.m[sessionID] {
+		if !st.ended {
+			st.ended = true
+			st.notify()
+		}
+	}
+	delete(l.m, sessionID)
+	return nil
+}
+
+// Inbox is an in-process mcpserver.Inbox.
+type Inbox struct {
+	mu sync.Mutex
+	m  map[string]chan []byte
+}
+
+var _ mcpserver.Inbox = (*Inbox)(nil)
+
+func inboxKey(sessionID, key string) string { return sessionID + "\x00" + key }
+
+// Deliver implements mcpserver.Inbox.
+func (b *Inbox) Deliver(ctx context.Context, sessionID, key string, msg []byte) error {
+	b.mu.Lock()
+	ch := b.m[inboxKey(sessionID, key)]
+	b.mu.Unlock()
+	if ch == nil {
+		return mcpserver.ErrNotFound
+	}
+	select {
+	case ch <- append([]byte(nil), msg...):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Listen implements mcpserver.Inbox.
+func (b *Inbox) Listen(_ context.Context, sessionID, key string) (<-chan []byte, func(), error) {
+	k := inboxKey(sessionID, key)
+	ch := make(chan []byte, 8)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.m[k]; ok {
+		return nil, nil, fmt.Errorf("memstore: inbox %q already has a listener", key)
+	}
+	b.m[k] = ch
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			b.mu.Lock()
+			delete(b.m, k)
+			b.mu.Unlock()
+		})
+	}, nil
+}
+
+// Broadcaster is an in-process mcpserver.Broadcaster.
+type Broadcaster struct {
+	mu   sync.Mutex
+	next int
+	subs map[int]chan mcpserver.Broadcast
+}
+
+var _ mcpserver.Broadcaster = (*Broadcaster)(nil)
+
+// Publish implements mcpserver.Broadcaster. A subscriber that does not keep
+// up loses the broadcast rather than stalling the publisher.
+func (b *Broadcaster) Publish(_ context.Context, m mcpserver.Broadcast) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ch := range b.subs {
+		select {
+		case ch <- m:
+		default:
+		}
+	}
+	return nil
+}
+
+// Subscribe implements mcpserver.Broadcaster.
+func (b *Broadcaster) Subscribe(context.Context) (<-chan mcpserver.Broadcast, func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id := b.next
+	b.next++
+	ch := make(chan mcpserver.Broadcast, 64)
+	b.subs[id] = ch
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			b.mu.Lock()
+			delete(b.subs, id)
+			b.mu.Unlock()
+		})
+	}, nil
+}

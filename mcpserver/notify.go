@@ -1,0 +1,155 @@
+package mcpserver
+
+import (
+	"context"
+	"io"
+	"maps"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// ownerMetaKey tags a resource-updated notification with the subject allowed
+// to see it; filterOwnedNotifications strips it before it reaches the wire.
+const ownerMetaKey = "remotemcp/owner"
+
+// A Notifier tells clients that a user's resource changed. It satisfies the
+// consumer-side interfaces of the tools and resources packages.
+type Notifier struct{ b Broadcaster }
+
+// NewNotifier returns a Notifier publishing through b.
+func NewNotifier(b Broadcaster) *Notifier { return &Notifier{b: b} }
+
+// ResourceUpdated announces that owner's resource uri changed. Only owner's
+// subscribed sessions and subscriptions/listen streams receive it, on every
+// replica.
+func (n *Notifier) ResourceUpdated(ctx context.Context, owner, uri string) error {
+	return n.b.Publish(ctx, Broadcast{Method: "notifications/resources/updated", URI: uri, Owner: owner})
+}
+
+// relayBroadcasts hands resource updates published anywhere to the go-sdk,
+// which delivers them to this replica's 2026-07-28 listen streams.
+func (h *Handler) relayBroadcasts(ctx context.Context) {
+	defer close(h.done)
+	msgs, stop, err := h.stores.Broadcaster.Subscribe(ctx)
+	if err != nil {
+		h.log.Error("subscribe to broadcasts", "error", err)
+		return
+	}
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-msgs:
+			if b.Method != "notifications/resources/updated" {
+				continue
+			}
+			params := &mcp.ResourceUpdatedNotificationParams{URI: b.URI}
+			if b.Owner != "" {
+				params.Meta = mcp.Meta{ownerMetaKey: b.Owner}
+			}
+			h.server.ResourceUpdated(ctx, params)
+		}
+	}
+}
+
+// trackListeners remembers whose subscriptions/listen stream each session is.
+func (h *Handler) trackListeners(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method != "subscriptions/listen" {
+			return next(ctx, method, req)
+		}
+		ss, _ := req.GetSession().(*mcp.ServerSession)
+		sub := Anonymous
+		if extra := req.GetExtra(); extra != nil && extra.TokenInfo != nil && extra.TokenInfo.UserID != "" {
+			sub = extra.TokenInfo.UserID
+		}
+		h.listenMu.Lock()
+		h.listenOwners[ss] = sub
+		h.listenMu.Unlock()
+		defer func() {
+			h.listenMu.Lock()
+			delete(h.listenOwners, ss)
+			h.listenMu.Unlock()
+		}()
+		return next(ctx, method, req)
+	}
+}
+
+// filterOwnedNotifications drops an owner-tagged resource update on every
+// session but the owner's, and strips the tag.
+func (h *Handler) filterOwnedNotifications(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method != "notifications/resources/updated" {
+			return next(ctx, method, req)
+		}
+		p, ok := req.GetParams().(*mcp.ResourceUpdatedNotificationParams)
+		if !ok || p.Meta == nil {
+			return next(ctx, method, req)
+		}
+		owner, tagged := p.Meta[ownerMetaKey]
+		if !tagged {
+			return next(ctx, method, req)
+		}
+		ss, _ := req.GetSession().(*mcp.ServerSession)
+		h.listenMu.Lock()
+		sub, live := h.listenOwners[ss]
+		h.listenMu.Unlock()
+		if !live || sub != owner {
+			return nil, nil
+		}
+		meta := maps.Clone(p.Meta)
+		delete(meta, ownerMetaKey)
+		p.Meta = meta
+		return next(ctx, method, req)
+	}
+}
+
+// startTap connects an internal legacy-era session to the server. The go-sdk
+// sends it every list-changed notification, which it publishes to the
+// Broadcaster for the GET streams of legacy sessions on every replica.
+func (h *Handler) startTap(ctx context.Context) func() {
+	t := &tapConn{h: h, ctx: ctx, done: make(chan struct{})}
+	ss, err := h.server.Connect(ctx, t, &mcp.ServerSessionOptions{State: &mcp.ServerSessionState{
+		InitializeParams:  &mcp.InitializeParams{ProtocolVersion: Version20251125, Capabilities: &mcp.ClientCapabilities{}},
+		InitializedParams: &mcp.InitializedParams{},
+		LogLevel:          "emergency",
+	}})
+	if err != nil {
+		h.log.Error("connect list-change tap", "error", err)
+		return func() {}
+	}
+	return func() { ss.Close() }
+}
+
+type tapConn struct {
+	h    *Handler
+	ctx  context.Context
+	done chan struct{}
+	once bool
+}
+
+func (t *tapConn) Connect(context.Context) (mcp.Connection, error) { return t, nil }
+func (t *tapConn) SessionID() string                               { return "" }
+func (t *tapConn) Read(ctx context.Context) (jsonrpc.Message, error) {
+	select {
+	case <-t.done:
+		return nil, io.EOF
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+func (t *tapConn) Write(ctx context.Context, msg jsonrpc.Message) error {
+	if req, ok := msg.(*jsonrpc.Request); ok && !req.IsCall() && broadcastMethods[req.Method] && req.Method != "notifications/resources/updated" {
+		return t.h.stores.Broadcaster.Publish(t.ctx, Broadcast{Method: req.Method})
+	}
+	return nil
+}
+func (t *tapConn) Close() error {
+	if !t.once {
+		t.once = true
+		close(t.done)
+	}
+	return nil
+}

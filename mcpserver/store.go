@@ -1,0 +1,97 @@
+package mcpserver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// ErrNotFound is returned by stores for a missing or expired record.
+var ErrNotFound = errors.New("mcpserver: not found")
+
+// A Session is the durable record of one legacy (pre-2026-07-28) MCP session.
+// Everything a replica needs to serve any request of the session lives here,
+// so that no replica has to hold it in memory.
+type Session struct {
+	ID      string `json:"id"`
+	Subject string `json:"sub"` // the principal that created the session
+	// State is what the go-sdk needs to rebuild the session for a request:
+	// the initialize params, the negotiated version and the log level.
+	State mcp.ServerSessionState `json:"state"`
+	// Subscriptions holds the resource URIs the client subscribed to.
+	Subscriptions []string  `json:"subscriptions,omitempty"`
+	CreatedAt     time.Time `json:"createdAt"`
+}
+
+// A SessionStore keeps legacy session records. Records expire after the
+// store's idle TTL unless read or updated.
+type SessionStore interface {
+	// Create stores a new session; it fails if the ID exists.
+	Create(ctx context.Context, s *Session) error
+	// Get returns the session and extends its lifetime, or ErrNotFound.
+	Get(ctx context.Context, id string) (*Session, error)
+	// Update applies fn to the stored session atomically, or returns ErrNotFound.
+	Update(ctx context.Context, id string, fn func(*Session)) error
+	// Delete removes the session. Deleting a missing session is not an error.
+	Delete(ctx context.Context, id string) error
+}
+
+// An Event is one message in a stream's event log.
+type Event struct {
+	Seq  int64  // 1-based position in the stream
+	Data []byte // one JSON-RPC message
+}
+
+// An EventLog records the messages of every SSE stream of a legacy session so
+// that a client can resume a broken stream with Last-Event-ID (SEP-1699) on
+// any replica.
+type EventLog interface {
+	// Open creates the stream if it does not exist yet.
+	Open(ctx context.Context, sessionID, streamID string) error
+	// Append adds a message to the stream and returns its sequence number.
+	Append(ctx context.Context, sessionID, streamID string, data []byte) (int64, error)
+	// End marks the stream complete: no more events will be appended.
+	End(ctx context.Context, sessionID, streamID string) error
+	// Read returns the events after seq, waiting at most wait for one to arrive.
+	// ended reports that the stream is complete and every event was returned.
+	// A stream that was never written returns ErrNotFound.
+	Read(ctx context.Context, sessionID, streamID string, after int64, wait time.Duration) (events []Event, ended bool, err error)
+	// DeleteSession forgets every stream of the session.
+	DeleteSession(ctx context.Context, sessionID string) error
+}
+
+// An Inbox routes a message to whichever replica waits for it: a client's
+// response to a server-to-client request (elicitation), or a cancellation of
+// an in-flight request.
+type Inbox interface {
+	// Deliver hands msg to the listener of (sessionID, key); it returns
+	// ErrNotFound if nobody listens.
+	Deliver(ctx context.Context, sessionID, key string, msg []byte) error
+	// Listen receives messages for (sessionID, key) until stop is called.
+	Listen(ctx context.Context, sessionID, key string) (msgs <-chan []byte, stop func(), err error)
+}
+
+// A Broadcast is a server-initiated notification for every session that
+// cares: a list change (Owner empty) or a change to one user's resource.
+type Broadcast struct {
+	Method string `json:"method"`          // e.g. notifications/resources/updated
+	URI    string `json:"uri,omitempty"`   // for resource updates
+	Owner  string `json:"owner,omitempty"` // only this subject's sessions may see it
+}
+
+// A Broadcaster fans notifications out to every replica.
+type Broadcaster interface {
+	Publish(ctx context.Context, b Broadcast) error
+	// Subscribe receives every broadcast published after it returns.
+	Subscribe(ctx context.Context) (msgs <-chan Broadcast, stop func(), err error)
+}
+
+// Stores bundles the state a Handler keeps outside the process.
+type Stores struct {
+	Sessions    SessionStore
+	Events      EventLog
+	Inbox       Inbox
+	Broadcaster Broadcaster
+}
