@@ -288,7 +288,11 @@ func (h *Handler) afterResponse(ctx context.Context, sid string, call *jsonrpc.R
 			s.State.LogLevel = "info"
 		}
 	case "logging/setLevel":
-		var p mcp.SetLoggingLevelParams
+		// Legacy only: logging is deprecated in 2026-07-28 (SEP-2577).
+		var p struct {
+			//lint:ignore SA1019 legacy sessions still negotiate logging
+			Level mcp.LoggingLevel `json:"level"`
+		}
 		if json.Unmarshal(call.Params, &p) != nil {
 			return
 		}

@@ -1,0 +1,44 @@
+# remotemcp — see README.md. Every target installs what it needs itself.
+SHELL := /bin/bash
+GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: all build run test test-short conformance lint fuzz-short check golden-update clean
+
+all: build
+
+build:
+	$(GO) build -o bin/remotemcp ./cmd/remotemcp
+
+## run: start the server on 127.0.0.1:8080 with embedded defaults (no Redis).
+run:
+	$(GO) run ./cmd/remotemcp
+
+## test: every unit, end-to-end and architecture test, with the race detector.
+test:
+	$(GO) test -race -count=1 ./...
+
+test-short:
+	$(GO) test -count=1 ./...
+
+## conformance: the official MCP conformance suite (0.1.16 and 0.2.0-alpha.12).
+conformance:
+	./.ci/conformance.sh
+
+## lint: go vet, gofmt, and staticcheck.
+lint:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted: $$unformatted"; exit 1; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+## fuzz-short: run each fuzz target for a few seconds.
+fuzz-short:
+	./.ci/fuzz.sh 5s
+
+check: lint test fuzz-short
+
+golden-update:
+	$(GO) test ./... -run Golden -update
+
+clean:
+	rm -rf bin conformance-results
