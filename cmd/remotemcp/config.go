@@ -30,6 +30,9 @@ type config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	StateKey        []byte
+	// publicURLDerived is set when PublicURL comes from --listen, so that a
+	// listener on port 0 can fill in the port it got.
+	publicURLDerived bool
 }
 
 // envName is the environment twin of a flag: --public-url ⇒ REMOTEMCP_PUBLIC_URL.
@@ -98,6 +101,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	loopback := mcpserver.IsLoopbackHost(host)
 
 	if *publicURL == "" {
+		cfg.publicURLDerived = true
 		h := host
 		if h == "" || h == "0.0.0.0" || h == "::" {
 			h = "127.0.0.1"

@@ -101,8 +101,18 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 
 func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	log := newLogger(cfg, stdout)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if cfg.publicURLDerived {
+		// With --listen host:0 the port is known only now.
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		cfg.PublicURL.Host = net.JoinHostPort(cfg.PublicURL.Hostname(), port)
+	}
 	a, err := build(ctx, cfg, log)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer a.close()
@@ -119,10 +129,6 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		io.WriteString(w, "ready\n")
 	})
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	// Request contexts derive from base; cancelling it ends long-lived SSE
 	// streams at shutdown so they don't hold the drain open.
 	base, cancelBase := context.WithCancel(context.Background())
