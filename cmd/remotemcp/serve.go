@@ -16,6 +16,10 @@ import (
 	"github.com/remotemcp/remotemcp/cmd/remotemcp/fixtures"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/mcpserver/memstore"
+	"github.com/remotemcp/remotemcp/prompts"
+	"github.com/remotemcp/remotemcp/resources"
+	"github.com/remotemcp/remotemcp/tools"
+	notesmem "github.com/remotemcp/remotemcp/tools/notes/memstore"
 )
 
 // version is the server version reported in serverInfo.
@@ -37,37 +41,45 @@ type app struct {
 
 func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 	stores := memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL})
+	noteStore := notesmem.New(0)
 	sealer := mcpserver.NewStateSealer(cfg.StateKey, 0)
 	notifier := mcpserver.NewNotifier(stores.Broadcaster)
 
-	var completers []func(context.Context, *mcp.CompleteRequest) (*mcp.CompleteResult, bool)
-	var subscribers []func(string) bool
-	if cfg.Fixtures == "conformance" {
-		completers = append(completers, fixtures.Complete)
-		subscribers = append(subscribers, fixtures.Subscribe)
+	// Completions and subscriptions are server-wide handlers; each feature
+	// package answers for its own references and URIs.
+	var res *resources.Resources
+	var prm *prompts.Prompts
+	complete := func(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+		if r, ok, err := prm.Complete(ctx, req); ok {
+			return r, err
+		}
+		if cfg.Fixtures == "conformance" {
+			if r, ok := fixtures.Complete(ctx, req); ok {
+				return r, nil
+			}
+		}
+		return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
+	}
+	subscribe := func(ctx context.Context, req *mcp.SubscribeRequest) error {
+		if ok, err := res.Subscribe(ctx, req); ok {
+			return err
+		}
+		if cfg.Fixtures == "conformance" && fixtures.Subscribe(req.Params.URI) {
+			return nil
+		}
+		return mcp.ResourceNotFoundError(req.Params.URI)
 	}
 	server := mcp.NewServer(&mcp.Implementation{Name: "remotemcp", Title: "remotemcp", Version: version}, &mcp.ServerOptions{
 		Instructions:              "remotemcp: per-user notes with search, export and prompts.",
 		Logger:                    log.With("component", "mcp"),
 		SupportedProtocolVersions: mcpserver.SupportedVersions,
-		CompletionHandler: func(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
-			for _, c := range completers {
-				if res, ok := c(ctx, req); ok {
-					return res, nil
-				}
-			}
-			return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
-		},
-		SubscribeHandler: func(ctx context.Context, req *mcp.SubscribeRequest) error {
-			for _, s := range subscribers {
-				if s(req.Params.URI) {
-					return nil
-				}
-			}
-			return fmt.Errorf("cannot subscribe to %q", req.Params.URI)
-		},
-		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+		CompletionHandler:         complete,
+		SubscribeHandler:          subscribe,
+		UnsubscribeHandler:        func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
+	tools.Register(server, tools.Deps{Notes: noteStore, Exports: noteStore, Notifier: notifier, Sealer: sealer})
+	res = resources.Register(server, noteStore, noteStore)
+	prm = prompts.Register(server, noteStore)
 	bg, cancel := context.WithCancel(ctx)
 	if cfg.Fixtures == "conformance" {
 		fixtures.Register(bg, server, sealer, notifier)
