@@ -89,7 +89,7 @@ type Handler struct {
 	listenOwners map[*mcp.ServerSession]string // live subscriptions/listen streams → subject
 
 	getMu   sync.Mutex
-	getLive map[string]context.CancelFunc // session → the live standalone GET stream
+	getLive map[string]*liveStream // session → its GET stream on this replica
 
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -109,7 +109,7 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 		server:       server,
 		stores:       stores,
 		listenOwners: map[*mcp.ServerSession]string{},
-		getLive:      map[string]context.CancelFunc{},
+		getLive:      map[string]*liveStream{},
 		done:         make(chan struct{}),
 	}
 	if opts != nil {
@@ -153,8 +153,8 @@ func (h *Handler) Close() error {
 	<-h.done
 	h.tapClose()
 	h.getMu.Lock()
-	for _, cancel := range h.getLive {
-		cancel()
+	for _, live := range h.getLive {
+		live.cancel()
 	}
 	h.getMu.Unlock()
 	return nil

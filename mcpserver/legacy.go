@@ -351,16 +351,16 @@ func (h *Handler) legacyGET(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *Session, after int64, priming bool) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	me := &liveStream{cancel: cancel}
 	h.getMu.Lock()
 	if prev := h.getLive[sess.ID]; prev != nil {
-		prev()
+		prev.cancel()
 	}
-	h.getLive[sess.ID] = cancel
+	h.getLive[sess.ID] = me
 	h.getMu.Unlock()
 	defer func() {
 		h.getMu.Lock()
-		// Only remove our own registration; compare via a fresh lookup.
-		if h.getLive[sess.ID] != nil && ctx.Err() == nil {
+		if h.getLive[sess.ID] == me {
 			delete(h.getLive, sess.ID)
 		}
 		h.getMu.Unlock()
@@ -395,6 +395,9 @@ func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *
 	r = r.WithContext(ctx)
 	h.tail(w, r, sess.ID, standaloneStream, after, nil, priming)
 }
+
+// A liveStream is a session's GET stream being served by this replica.
+type liveStream struct{ cancel context.CancelFunc }
 
 func (h *Handler) appendBroadcast(ctx context.Context, sid string, note *jsonrpc.Request) {
 	data, err := jsonrpc.EncodeMessage(note)
@@ -445,8 +448,8 @@ func (h *Handler) legacyDELETE(w http.ResponseWriter, r *http.Request) {
 		h.log.Warn("delete event log", "session", shortHash(sid), "error", err)
 	}
 	h.getMu.Lock()
-	if cancel := h.getLive[sid]; cancel != nil {
-		cancel()
+	if live := h.getLive[sid]; live != nil {
+		live.cancel()
 		delete(h.getLive, sid)
 	}
 	h.getMu.Unlock()

@@ -41,7 +41,7 @@ func New(opts *Options) mcpserver.Stores {
 	}
 	return mcpserver.Stores{
 		Sessions:    &Sessions{ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionEntry{}},
-		Events:      &Events{max: o.MaxEventsPerStream, m: map[string]map[string]*streamLog{}},
+		Events:      &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionLog{}},
 		Inbox:       &Inbox{m: map[string]chan []byte{}},
 		Broadcaster: &Broadcaster{subs: map[int]chan mcpserver.Broadcast{}},
 	}
@@ -138,11 +138,22 @@ func (s *Sessions) Delete(_ context.Context, id string) error {
 	return nil
 }
 
-// Events is an in-process mcpserver.EventLog.
+// Events is an in-process mcpserver.EventLog. A session's streams are
+// forgotten when the session has been idle for the session TTL, so logs of
+// sessions that expire without a DELETE do not accumulate.
 type Events struct {
 	max int
-	mu  sync.Mutex
-	m   map[string]map[string]*streamLog // session → stream → log
+	ttl time.Duration
+	now func() time.Time
+
+	mu     sync.Mutex
+	m      map[string]*sessionLog
+	writes int
+}
+
+type sessionLog struct {
+	streams  map[string]*streamLog
+	lastUsed time.Time
 }
 
 type streamLog struct {
@@ -155,20 +166,41 @@ type streamLog struct {
 var _ mcpserver.EventLog = (*Events)(nil)
 
 func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLog {
-	ss := l.m[sessionID]
-	if ss == nil {
+	now := l.now()
+	if create {
+		if l.writes++; l.writes%256 == 0 {
+			l.gcLocked(now)
+		}
+	}
+	sl := l.m[sessionID]
+	if sl == nil {
 		if !create {
 			return nil
 		}
-		ss = map[string]*streamLog{}
-		l.m[sessionID] = ss
+		sl = &sessionLog{streams: map[string]*streamLog{}}
+		l.m[sessionID] = sl
 	}
-	st := ss[streamID]
+	sl.lastUsed = now
+	st := sl.streams[streamID]
 	if st == nil && create {
 		st = &streamLog{next: 1, wake: make(chan struct{})}
-		ss[streamID] = st
+		sl.streams[streamID] = st
 	}
 	return st
+}
+
+func (l *Events) gcLocked(now time.Time) {
+	for id, sl := range l.m {
+		if now.Sub(sl.lastUsed) > l.ttl {
+			for _, st := range sl.streams {
+				if !st.ended {
+					st.ended = true
+					st.notify()
+				}
+			}
+			delete(l.m, id)
+		}
+	}
 }
 
 func (st *streamLog) notify() {
@@ -254,10 +286,12 @@ func (l *Events) Read(ctx context.Context, sessionID, streamID string, after int
 func (l *Events) DeleteSession(_ context.Context, sessionID string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, st := range l.m[sessionID] {
-		if !st.ended {
-			st.ended = true
-			st.notify()
+	if sl := l.m[sessionID]; sl != nil {
+		for _, st := range sl.streams {
+			if !st.ended {
+				st.ended = true
+				st.notify()
+			}
 		}
 	}
 	delete(l.m, sessionID)
