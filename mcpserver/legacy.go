@@ -97,6 +97,11 @@ func (h *Handler) legacyPOST(w http.ResponseWriter, r *http.Request, body []byte
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
+	// The session's negotiated version decides the stream's features; the
+	// header is only a fallback (some clients send a stale one).
+	if v := sess.State.NegotiatedProtocolVersion; v != "" {
+		version = v
+	}
 	h.serveCalls(w, r, sess, calls, version)
 }
 
@@ -314,9 +319,9 @@ func (h *Handler) legacyGET(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	version := r.Header.Get(headerProtocolVersion)
+	version := sess.State.NegotiatedProtocolVersion
 	if version == "" {
-		version = sess.State.NegotiatedProtocolVersion
+		version = r.Header.Get(headerProtocolVersion)
 	}
 	after := int64(-1)
 	if lei := r.Header.Get(headerLastEventID); lei != "" {
