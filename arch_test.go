@@ -28,6 +28,11 @@ var allowed = map[string]struct{ project, external []string }{
 	"tools/notes/memstore":   {project: []string{"tools/notes"}},
 	"resources":              {project: []string{"tools/notes"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
 	"prompts":                {project: []string{"tools/notes"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
+	"wellknown":              {},
+	// httprc is jwx/v3's HTTP cache, which jwk.Cache is built on.
+	"authz": {external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2",
+		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",
+		"github.com/lestrrat-go/jwx/v3/jwt", "github.com/lestrrat-go/httprc/v3"}},
 }
 
 const sdk = "github.com/modelcontextprotocol/go-sdk"

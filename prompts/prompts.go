@@ -20,7 +20,12 @@ type Notes interface {
 }
 
 // Prompts serves the notes prompts and their completions.
-type Prompts struct{ notes Notes }
+type Prompts struct {
+	notes Notes
+	// Scopes maps prompt names to the scopes that getting or completing them
+	// needs.
+	Scopes map[string][]string
+}
 
 // Limits on what a prompt embeds, so a prompt stays a reasonable size.
 const (
@@ -29,12 +34,17 @@ const (
 	maxCompletions   = 100 // the spec's cap on completion values
 )
 
-// Register adds the prompts to s and returns them, for Complete.
-func Register(s *mcp.Server, n Notes) *Prompts {
+// Register adds the prompts to s and returns them, for Complete and Scopes.
+// readScope guards both prompts, which read the caller's notes (default
+// notes:read).
+func Register(s *mcp.Server, n Notes, readScope string) *Prompts {
 	if n == nil {
 		panic("prompts: nil store")
 	}
-	p := &Prompts{notes: n}
+	if readScope == "" {
+		readScope = "notes:read"
+	}
+	p := &Prompts{notes: n, Scopes: map[string][]string{"summarize_notes": {readScope}, "draft_note": {readScope}}}
 	s.AddPrompt(&mcp.Prompt{
 		Name:        "summarize_notes",
 		Title:       "Summarize my notes",

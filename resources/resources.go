@@ -33,14 +33,23 @@ var private = mcp.Cacheable{TTLMs: 0, CacheScope: "private"}
 type Resources struct {
 	notes   Notes
 	exports Exports
+	// Scopes maps URI patterns ("notes://*": a prefix) to the scopes that
+	// reading or subscribing needs.
+	Scopes map[string][]string
 }
 
-// Register adds the notes resources to s and returns them, for Subscribe.
-func Register(s *mcp.Server, n Notes, e Exports) *Resources {
+// Register adds the notes resources to s and returns them, for Subscribe
+// and Scopes. readScope guards reading and subscribing (default notes:read).
+func Register(s *mcp.Server, n Notes, e Exports, readScope string) *Resources {
 	if n == nil || e == nil {
 		panic("resources: nil store")
 	}
-	r := &Resources{notes: n, exports: e}
+	if readScope == "" {
+		readScope = "notes:read"
+	}
+	// Every notes:// resource is the caller's data: reading or subscribing
+	// needs the read scope.
+	r := &Resources{notes: n, exports: e, Scopes: map[string][]string{"notes://*": {readScope}}}
 	s.AddResource(&mcp.Resource{
 		URI:         notes.IndexURI,
 		Name:        "notes-index",

@@ -26,6 +26,7 @@ type ExportOutput struct {
 }
 
 func (t *toolset) addExportNotes(s *mcp.Server) {
+	t.need("export_notes", t.Scopes.Read)
 	mcp.AddTool(s, &mcp.Tool{
 		Name:  "export_notes",
 		Title: "Export notes",

@@ -28,6 +28,7 @@ type NoteOutput struct {
 func output(n *notes.Note) NoteOutput { return NoteOutput{Note: *n, URI: n.URI()} }
 
 func (t *toolset) addNotesCreate(s *mcp.Server) {
+	t.need("notes_create", t.Scopes.Write)
 	mcp.AddTool(s, &mcp.Tool{
 		Name:        "notes_create",
 		Title:       "Create note",
@@ -76,6 +77,7 @@ type SearchOutput struct {
 }
 
 func (t *toolset) addNotesSearch(s *mcp.Server) {
+	t.need("notes_search", t.Scopes.Read)
 	mcp.AddTool(s, &mcp.Tool{
 		Name:        "notes_search",
 		Title:       "Search notes",
@@ -126,6 +128,7 @@ type IDInput struct {
 }
 
 func (t *toolset) addNotesGet(s *mcp.Server) {
+	t.need("notes_get", t.Scopes.Read)
 	mcp.AddTool(s, &mcp.Tool{
 		Name:        "notes_get",
 		Title:       "Read note",

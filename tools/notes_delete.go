@@ -28,6 +28,7 @@ type DeleteOutput struct {
 const confirmKey = "confirm_delete"
 
 func (t *toolset) addNotesDelete(s *mcp.Server) {
+	t.need("notes_delete", t.Scopes.Write)
 	mcp.AddTool(s, &mcp.Tool{
 		Name:  "notes_delete",
 		Title: "Delete note",

@@ -40,11 +40,33 @@ type Deps struct {
 	ExportPace time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Scopes names the OAuth scopes the tools need; zero fields mean
+	// notes:read and notes:write.
+	Scopes Scopes
 }
 
-// Register adds every tool to s. It panics on a missing dependency, a wiring
-// mistake.
-func Register(s *mcp.Server, d Deps) {
+// Scopes are the names of the scopes that guard the notes, configurable for
+// authorization servers that use other names.
+type Scopes struct {
+	Read  string // reading notes, exports, prompts
+	Write string // creating and deleting notes
+}
+
+// WithDefaults fills empty names with notes:read and notes:write.
+func (s Scopes) WithDefaults() Scopes {
+	if s.Read == "" {
+		s.Read = "notes:read"
+	}
+	if s.Write == "" {
+		s.Write = "notes:write"
+	}
+	return s
+}
+
+// Register adds every tool to s and returns the scopes each one needs, by
+// tool name, for the bearer middleware to check before the tool runs. It
+// panics on a missing dependency, a wiring mistake.
+func Register(s *mcp.Server, d Deps) map[string][]string {
 	if d.Notes == nil || d.Exports == nil || d.Notifier == nil || d.Sealer == nil {
 		panic("tools: incomplete Deps")
 	}
@@ -54,16 +76,24 @@ func Register(s *mcp.Server, d Deps) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	t := &toolset{Deps: d}
+	d.Scopes = d.Scopes.WithDefaults()
+	t := &toolset{Deps: d, scopes: map[string][]string{}}
 	addWhoAmI(s)
 	t.addNotesCreate(s)
 	t.addNotesSearch(s)
 	t.addNotesGet(s)
 	t.addNotesDelete(s)
 	t.addExportNotes(s)
+	return t.scopes
 }
 
-type toolset struct{ Deps }
+type toolset struct {
+	Deps
+	scopes map[string][]string
+}
+
+// need records the scopes a tool requires.
+func (t *toolset) need(tool string, scopes ...string) { t.scopes[tool] = scopes }
 
 // newID returns a random identifier for a note or export.
 func newID() string { return strings.ToLower(rand.Text()[:20]) }

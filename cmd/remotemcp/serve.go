@@ -78,8 +78,8 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 		UnsubscribeHandler:        func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
 	tools.Register(server, tools.Deps{Notes: noteStore, Exports: noteStore, Notifier: notifier, Sealer: sealer})
-	res = resources.Register(server, noteStore, noteStore)
-	prm = prompts.Register(server, noteStore)
+	res = resources.Register(server, noteStore, noteStore, "")
+	prm = prompts.Register(server, noteStore, "")
 	bg, cancel := context.WithCancel(ctx)
 	if cfg.Fixtures == "conformance" {
 		fixtures.Register(bg, server, sealer, notifier)

@@ -1,0 +1,18 @@
+// Package authz is the OAuth side of remotemcp. This first half makes the
+// MCP endpoint an OAuth 2.1 resource server:
+//
+//   - bearer.go: the one middleware that authenticates every /mcp request,
+//     answers with RFC 6750 §3 challenges (401 invalid_token, 403
+//     insufficient_scope with every scope the operation needs, 400
+//     invalid_request) that point at the RFC 9728 metadata, and fills the
+//     go-sdk's TokenInfo by wrapping auth.RequireBearerToken;
+//   - scopes.go: which scopes each JSON-RPC operation needs (step-up);
+//   - jwt.go: JWT access tokens (RFC 9068) from an external authorization
+//     server, verified against its JWKS (RFC 7517) with jwx/v3;
+//   - introspect.go: opaque tokens through RFC 7662 introspection.
+//
+// [RFC 6750 §3]: https://www.rfc-editor.org/rfc/rfc6750#section-3
+// [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
+// [RFC 7662]: https://www.rfc-editor.org/rfc/rfc7662
+// [RFC 9728]: https://www.rfc-editor.org/rfc/rfc9728
+package authz

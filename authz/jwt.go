@@ -1,0 +1,275 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+)
+
+// JWTOptions configures a JWTVerifier.
+type JWTOptions struct {
+	// Issuer is the authorization server's issuer identifier; the iss claim
+	// must equal it exactly. REQUIRED.
+	Issuer string
+	// JWKSURL is the authorization server's JWK Set. REQUIRED (cmd discovers
+	// it from the issuer's metadata when not configured).
+	JWKSURL string
+	// Audience is the canonical MCP URL; aud must contain it, give or take a
+	// trailing slash. REQUIRED.
+	Audience string
+	// ClockSkew tolerated on exp, nbf and iat. Default 30s.
+	ClockSkew time.Duration
+	// RefreshInterval bounds how often an unknown kid forces a JWKS refresh.
+	// Default 30s.
+	RefreshInterval time.Duration
+	// HTTPClient fetches the JWKS; default a client with a 10s timeout.
+	HTTPClient *http.Client
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// A JWTVerifier verifies JWT access tokens (RFC 9068) issued by an external
+// authorization server, against its JWKS, kept fresh by a jwk.Cache.
+type JWTVerifier struct {
+	o     JWTOptions
+	cache *jwk.Cache
+
+	mu          sync.Mutex
+	lastRefresh time.Time
+}
+
+// asymmetric lists the signature algorithms accepted: never none or HMAC,
+// so a token "signed" with the public key as an HMAC secret cannot pass.
+var asymmetric = []jwa.SignatureAlgorithm{
+	jwa.RS256(), jwa.RS384(), jwa.RS512(), jwa.PS256(), jwa.PS384(), jwa.PS512(),
+	jwa.ES256(), jwa.ES384(), jwa.ES512(), jwa.EdDSA(),
+}
+
+// NewJWTVerifier starts the JWKS cache (it lives until ctx is done) and waits
+// for the first fetch, so that a misconfigured JWKS URL fails at start-up.
+func NewJWTVerifier(ctx context.Context, opts JWTOptions) (*JWTVerifier, error) {
+	if opts.Issuer == "" || opts.JWKSURL == "" || opts.Audience == "" {
+		return nil, errors.New("authz: JWT verification needs an issuer, a JWKS URL and an audience")
+	}
+	if opts.ClockSkew <= 0 {
+		opts.ClockSkew = 30 * time.Second
+	}
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = 30 * time.Second
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cache, err := jwk.NewCache(ctx, httprc.NewClient())
+	if err != nil {
+		return nil, fmt.Errorf("authz: JWKS cache: %w", err)
+	}
+	if err := cache.Register(ctx, opts.JWKSURL,
+		jwk.WithHTTPClient(opts.HTTPClient),
+		jwk.WithMinInterval(opts.RefreshInterval),
+		jwk.WithMaxInterval(time.Hour),
+	); err != nil {
+		return nil, fmt.Errorf("authz: fetch JWKS %s: %w", opts.JWKSURL, err)
+	}
+	return &JWTVerifier{o: opts, cache: cache}, nil
+}
+
+// Verify implements Verifier.
+func (v *JWTVerifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, error) {
+	if strings.Count(token, ".") != 2 {
+		return nil, invalid("not a JWT")
+	}
+	msg, err := jws.Parse([]byte(token))
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, invalid("malformed JWT")
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	alg, ok := hdr.Algorithm()
+	if !ok || !slices.Contains(asymmetric, alg) {
+		return nil, invalid("signature algorithm %q is not accepted", alg.String())
+	}
+	if typ, ok := hdr.Type(); ok && !acceptedType(typ) {
+		return nil, invalid("token type %q is not an access token", typ)
+	}
+	kid, _ := hdr.KeyID()
+	key, err := v.key(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	if keyAlg, ok := key.Algorithm(); ok && keyAlg.String() != alg.String() {
+		return nil, invalid("algorithm %s does not match the key's %s", alg, keyAlg)
+	}
+	if !compatible(key.KeyType(), alg) {
+		return nil, invalid("algorithm %s does not fit a %s key", alg, key.KeyType())
+	}
+	tok, err := jwt.Parse([]byte(token),
+		jwt.WithKey(alg, key),
+		jwt.WithValidate(true),
+		jwt.WithIssuer(v.o.Issuer),
+		jwt.WithRequiredClaim("exp"),
+		jwt.WithAcceptableSkew(v.o.ClockSkew),
+		jwt.WithClock(jwt.ClockFunc(v.o.Now)),
+	)
+	if err != nil {
+		return nil, invalid("%s", jwtReason(err))
+	}
+	aud, _ := tok.Audience()
+	if !slices.ContainsFunc(aud, func(a string) bool { return sameResource(a, v.o.Audience) }) {
+		return nil, invalid("the token was issued for another resource")
+	}
+	return tokenInfo(tok)
+}
+
+// key finds the verification key for kid, forcing a rate-limited JWKS
+// refresh when the kid is unknown (the authorization server rotated keys).
+func (v *JWTVerifier) key(ctx context.Context, kid string) (jwk.Key, error) {
+	set, err := v.cache.Lookup(ctx, v.o.JWKSURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: JWKS: %v", ErrUnavailable, err)
+	}
+	if k, ok := pick(set, kid); ok {
+		return k, nil
+	}
+	v.mu.Lock()
+	due := v.o.Now().Sub(v.lastRefresh) >= v.o.RefreshInterval
+	if due {
+		v.lastRefresh = v.o.Now()
+	}
+	v.mu.Unlock()
+	if due {
+		set, err = v.cache.Refresh(ctx, v.o.JWKSURL)
+		if err != nil {
+			return nil, fmt.Errorf("%w: JWKS refresh: %v", ErrUnavailable, err)
+		}
+		if k, ok := pick(set, kid); ok {
+			return k, nil
+		}
+	}
+	return nil, invalid("unknown signing key")
+}
+
+func pick(set jwk.Set, kid string) (jwk.Key, bool) {
+	if kid != "" {
+		return set.LookupKeyID(kid)
+	}
+	if set.Len() == 1 {
+		return set.Key(0)
+	}
+	return nil, false
+}
+
+func acceptedType(typ string) bool {
+	switch strings.ToLower(typ) {
+	case "jwt", "at+jwt", "application/at+jwt":
+		return true
+	}
+	return false
+}
+
+func compatible(kty jwa.KeyType, alg jwa.SignatureAlgorithm) bool {
+	name := alg.String()
+	switch kty {
+	case jwa.RSA():
+		return strings.HasPrefix(name, "RS") || strings.HasPrefix(name, "PS")
+	case jwa.EC():
+		return strings.HasPrefix(name, "ES")
+	case jwa.OKP():
+		return name == "EdDSA"
+	}
+	return false
+}
+
+// sameResource compares resource identifiers, tolerating a trailing slash.
+func sameResource(a, b string) bool {
+	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
+}
+
+// jwtReason turns a jwx validation error into a short description that never
+// quotes the token.
+func jwtReason(err error) string {
+	switch {
+	case errors.Is(err, jwt.TokenExpiredError()):
+		return "the token has expired"
+	case errors.Is(err, jwt.TokenNotYetValidError()):
+		return "the token is not valid yet"
+	case errors.Is(err, jwt.InvalidIssuedAtError()):
+		return "the token was issued in the future"
+	case errors.Is(err, jwt.InvalidIssuerError()):
+		return "the token was issued by another authorization server"
+	case strings.Contains(err.Error(), `"exp" not satisfied`), strings.Contains(err.Error(), "required claim"):
+		return "the token has no expiry"
+	case strings.Contains(err.Error(), "verif"):
+		return "the signature does not verify"
+	}
+	return "the token is not valid"
+}
+
+// tokenInfo extracts identity and scopes: scope (RFC 9068, a string) or scp
+// (a list or string, as Entra ID and Okta send it).
+func tokenInfo(tok jwt.Token) (*auth.TokenInfo, error) {
+	sub, _ := tok.Subject()
+	if sub == "" {
+		return nil, invalid("the token has no subject")
+	}
+	exp, _ := tok.Expiration()
+	info := &auth.TokenInfo{UserID: sub, Expiration: exp, Extra: map[string]any{}}
+	var scope string
+	if tok.Get("scope", &scope) == nil {
+		info.Scopes = ParseScope(scope)
+	} else {
+		var raw any
+		if tok.Get("scp", &raw) == nil {
+			info.Scopes = scopesOf(raw)
+		}
+	}
+	for _, claim := range []string{"client_id", "azp", "appid"} {
+		var cid string
+		if tok.Get(claim, &cid) == nil && cid != "" {
+			info.Extra["client_id"] = cid
+			break
+		}
+	}
+	if jti, ok := tok.JwtID(); ok {
+		info.Extra["jti"] = jti
+	}
+	return info, nil
+}
+
+func scopesOf(raw any) []string {
+	switch v := raw.(type) {
+	case string:
+		return ParseScope(v)
+	case []any:
+		var out []string
+		for _, s := range v {
+			if str, ok := s.(string); ok && !slices.Contains(out, str) {
+				out = append(out, str)
+			}
+		}
+		return out
+	case []string:
+		return slices.Compact(slices.Clone(v))
+	case json.RawMessage:
+		var list []string
+		if json.Unmarshal(v, &list) == nil {
+			return list
+		}
+	}
+	return nil
+}
