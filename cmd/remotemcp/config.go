@@ -30,6 +30,18 @@ type config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	StateKey        []byte
+
+	// OAuth resource server (--auth jwt | introspect).
+	Issuer              string
+	JWKSURL             string
+	Audience            string
+	AuthorizationServer string
+	IntrospectionURL    string
+	IntrospectClientID  string
+	IntrospectSecret    string
+	ClockSkew           time.Duration
+	ScopeRead           string
+	ScopeWrite          string
 	// publicURLDerived is set when PublicURL comes from --listen, so that a
 	// listener on port 0 can fill in the port it got.
 	publicURLDerived bool
@@ -46,7 +58,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	var (
 		listen          = fs.String("listen", "127.0.0.1:8080", "address to listen on (host:port)")
 		publicURL       = fs.String("public-url", "", "canonical base URL clients use, e.g. https://mcp.example.com; the MCP endpoint is <public-url>/mcp (default: http://<listen>)")
-		authMode        = fs.String("auth", "none", "how requests are authenticated: none (loopback only)")
+		authMode        = fs.String("auth", "none", "how requests are authenticated: none (one anonymous user, loopback only), jwt (JWT access tokens from --issuer), introspect (opaque tokens, RFC 7662)")
+		issuer          = fs.String("issuer", "", "the authorization server's issuer identifier (exact match with the token's iss)")
+		jwksURL         = fs.String("jwks-url", "", "the issuer's JWK Set URL (default: jwks_uri from the issuer's metadata)")
+		audience        = fs.String("audience", "", "the audience tokens must carry (default: the canonical MCP URL <public-url>/mcp)")
+		authServer      = fs.String("authorization-server", "", "issuer advertised to clients in the protected-resource metadata (default: --issuer)")
+		introspectURL   = fs.String("introspection-url", "", "RFC 7662 introspection endpoint (--auth introspect); credentials come from REMOTEMCP_INTROSPECTION_CLIENT_ID/_SECRET or --introspection-credentials-file")
+		introspectFile  = fs.String("introspection-credentials-file", "", "file with the introspection client id on the first line and its secret on the second")
+		clockSkew       = fs.Duration("clock-skew", 30*time.Second, "clock skew tolerated on token exp, nbf and iat")
+		scopeRead       = fs.String("scope-read", "notes:read", "scope name that allows reading notes")
+		scopeWrite      = fs.String("scope-write", "notes:write", "scope name that allows changing notes (implies --scope-read)")
 		fixtures        = fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback only)")
 		origins         = fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed on a loopback listener)")
 		sessionTTL      = fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session")
@@ -118,13 +139,53 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	cfg.PublicURL = u
 
+	cfg.Issuer, cfg.JWKSURL, cfg.Audience, cfg.AuthorizationServer = *issuer, *jwksURL, *audience, *authServer
+	cfg.IntrospectionURL, cfg.ClockSkew = *introspectURL, *clockSkew
+	cfg.ScopeRead, cfg.ScopeWrite = strings.TrimSpace(*scopeRead), strings.TrimSpace(*scopeWrite)
+	if cfg.AuthorizationServer == "" {
+		cfg.AuthorizationServer = cfg.Issuer
+	}
 	switch cfg.Auth {
 	case "none":
 		if !loopback {
 			return nil, fmt.Errorf("--auth none serves everyone as one anonymous user, so it is refused on the non-loopback listener %q", cfg.Listen)
 		}
+	case "jwt", "introspect":
+		if err := checkURL("--issuer", cfg.Issuer, true); err != nil {
+			return nil, err
+		}
+		if err := checkURL("--jwks-url", cfg.JWKSURL, false); err != nil {
+			return nil, err
+		}
+		if err := checkURL("--authorization-server", cfg.AuthorizationServer, true); err != nil {
+			return nil, err
+		}
+		if cfg.Auth == "introspect" {
+			if err := checkURL("--introspection-url", cfg.IntrospectionURL, true); err != nil {
+				return nil, err
+			}
+			cfg.IntrospectClientID = getenv("REMOTEMCP_INTROSPECTION_CLIENT_ID")
+			cfg.IntrospectSecret = getenv("REMOTEMCP_INTROSPECTION_CLIENT_SECRET")
+			if *introspectFile != "" {
+				b, err := os.ReadFile(*introspectFile)
+				if err != nil {
+					return nil, fmt.Errorf("--introspection-credentials-file: %v", err)
+				}
+				id, secret, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+				cfg.IntrospectClientID, cfg.IntrospectSecret = strings.TrimSpace(id), strings.TrimSpace(secret)
+			}
+			if cfg.IntrospectClientID == "" || cfg.IntrospectSecret == "" {
+				return nil, errors.New("--auth introspect needs client credentials: set REMOTEMCP_INTROSPECTION_CLIENT_ID and REMOTEMCP_INTROSPECTION_CLIENT_SECRET, or --introspection-credentials-file")
+			}
+		}
+		if cfg.ScopeRead == "" || cfg.ScopeWrite == "" || strings.ContainsAny(cfg.ScopeRead+cfg.ScopeWrite, " \"") {
+			return nil, errors.New("--scope-read and --scope-write must be single scope names")
+		}
+		if cfg.ClockSkew < 0 || cfg.ClockSkew > 5*time.Minute {
+			return nil, fmt.Errorf("--clock-skew %v: must be between 0 and 5m", cfg.ClockSkew)
+		}
 	default:
-		return nil, fmt.Errorf("--auth %q: unknown mode (supported: none)", cfg.Auth)
+		return nil, fmt.Errorf("--auth %q: unknown mode (supported: none, jwt, introspect)", cfg.Auth)
 	}
 	switch cfg.Fixtures {
 	case "":
@@ -180,6 +241,32 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		rand.Read(cfg.StateKey)
 	}
 	return cfg, nil
+}
+
+// checkURL validates a URL setting: https, or http on loopback only.
+func checkURL(name, v string, required bool) error {
+	if v == "" {
+		if required {
+			return fmt.Errorf("%s is required with this --auth mode", name)
+		}
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%s %q: want an absolute https URL", name, v)
+	}
+	if u.Scheme == "http" && !mcpserver.IsLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("%s %q: plain http is only allowed on loopback; use https", name, v)
+	}
+	return nil
+}
+
+// audience is what tokens must be issued for: --audience, or the endpoint.
+func (c *config) audience() string {
+	if c.Audience != "" {
+		return c.Audience
+	}
+	return c.endpoint()
 }
 
 // endpoint is the canonical MCP URL.

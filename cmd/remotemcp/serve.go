@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/cmd/remotemcp/fixtures"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/mcpserver/memstore"
@@ -20,6 +21,7 @@ import (
 	"github.com/remotemcp/remotemcp/resources"
 	"github.com/remotemcp/remotemcp/tools"
 	notesmem "github.com/remotemcp/remotemcp/tools/notes/memstore"
+	"github.com/remotemcp/remotemcp/wellknown"
 )
 
 // version is the server version reported in serverInfo.
@@ -77,9 +79,10 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 		SubscribeHandler:          subscribe,
 		UnsubscribeHandler:        func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
-	tools.Register(server, tools.Deps{Notes: noteStore, Exports: noteStore, Notifier: notifier, Sealer: sealer})
-	res = resources.Register(server, noteStore, noteStore, "")
-	prm = prompts.Register(server, noteStore, "")
+	scopes := tools.Scopes{Read: cfg.ScopeRead, Write: cfg.ScopeWrite}
+	toolScopes := tools.Register(server, tools.Deps{Notes: noteStore, Exports: noteStore, Notifier: notifier, Sealer: sealer, Scopes: scopes})
+	res = resources.Register(server, noteStore, noteStore, cfg.ScopeRead)
+	prm = prompts.Register(server, noteStore, cfg.ScopeRead)
 	bg, cancel := context.WithCancel(ctx)
 	if cfg.Fixtures == "conformance" {
 		fixtures.Register(bg, server, sealer, notifier)
@@ -97,7 +100,49 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 	mcpHandler := mcpserver.NewHandler(server, stores, opts)
 
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", mcpHandler)
+	var endpoint http.Handler = mcpHandler
+	if cfg.Auth != "none" {
+		verify, err := newVerifier(bg, cfg)
+		if err != nil {
+			cancel()
+			mcpHandler.Close()
+			return nil, err
+		}
+		read, write := cfg.ScopeRead, cfg.ScopeWrite
+		var rules []authz.Rule
+		for name, scopes := range toolScopes {
+			rules = append(rules, authz.Rule{Method: "tools/call", Name: name, Scopes: scopes})
+		}
+		for name, scopes := range prm.Scopes {
+			rules = append(rules, authz.Rule{Method: "prompts/get", Name: name, Scopes: scopes},
+				authz.Rule{Method: "completion/complete", Name: name, Scopes: scopes})
+		}
+		for pattern, scopes := range res.Scopes {
+			for _, m := range []string{"resources/read", "resources/subscribe", "resources/unsubscribe"} {
+				rules = append(rules, authz.Rule{Method: m, Name: pattern, Scopes: scopes})
+			}
+		}
+		// A listen stream may subscribe to notes; it needs the read scope.
+		rules = append(rules, authz.Rule{Method: "subscriptions/listen", Scopes: []string{read}})
+		metadataURL := wellknown.MetadataURL(cfg.endpoint())
+		endpoint = authz.RequireBearer(verify, &authz.BearerOptions{
+			ResourceMetadataURL: metadataURL,
+			Scopes:              []string{read},
+			Policy:              authz.NewScopePolicy(rules, map[string][]string{write: {read}}),
+			MaxBodyBytes:        cfg.MaxBodyBytes,
+			Logger:              log.With("component", "authz"),
+		})(mcpHandler)
+		metadata := wellknown.ProtectedResourceHandler(wellknown.ProtectedResource{
+			Resource:             cfg.endpoint(),
+			AuthorizationServers: []string{cfg.AuthorizationServer},
+			ScopesSupported:      []string{read},
+			ResourceName:         "remotemcp notes",
+		})
+		for _, p := range wellknown.MetadataPaths(cfg.endpoint()) {
+			mux.Handle(p, metadata)
+		}
+	}
+	mux.Handle("/mcp", endpoint)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
