@@ -66,21 +66,21 @@ func (p *Prompts) summarize(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 	if err != nil {
 		return nil, err
 	}
+	var selected []*notes.Note
+	for _, n := range all {
+		if tag == "" || slices.Contains(n.Tags, tag) {
+			selected = append(selected, n)
+		}
+	}
 	var b strings.Builder
 	b.WriteString("Summarize the following notes. Group related ones, list open questions and action items, and keep it short.\n")
-	count := 0
-	for _, n := range all {
-		if tag != "" && !slices.Contains(n.Tags, tag) {
-			continue
-		}
-		if count == maxNotesInPrompt {
-			fmt.Fprintf(&b, "\n(%d more notes omitted)\n", len(all)-count)
-			break
-		}
-		count++
+	for _, n := range selected[:min(len(selected), maxNotesInPrompt)] {
 		writeNote(&b, n)
 	}
-	if count == 0 {
+	if len(selected) > maxNotesInPrompt {
+		fmt.Fprintf(&b, "\n(%d more notes omitted)\n", len(selected)-maxNotesInPrompt)
+	}
+	if len(selected) == 0 {
 		b.WriteString("\n(There are no notes yet. Say so, and suggest creating one with notes_create.)\n")
 	}
 	desc := "Summary of your notes"

@@ -121,6 +121,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	loopback := mcpserver.IsLoopbackHost(host)
 
+	if cfg.Auth == "none" && !loopback {
+		return nil, fmt.Errorf("--auth none serves everyone as one anonymous user, so it is refused on the non-loopback listener %q", cfg.Listen)
+	}
+	if *publicURL == "" && !loopback {
+		return nil, fmt.Errorf("--public-url is required with the non-loopback listener %q: it is the URL clients connect to (e.g. https://mcp.example.com) and the audience of their tokens", cfg.Listen)
+	}
 	if *publicURL == "" {
 		cfg.publicURLDerived = true
 		h := host
@@ -146,10 +152,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		cfg.AuthorizationServer = cfg.Issuer
 	}
 	switch cfg.Auth {
-	case "none":
-		if !loopback {
-			return nil, fmt.Errorf("--auth none serves everyone as one anonymous user, so it is refused on the non-loopback listener %q", cfg.Listen)
-		}
+	case "none": // loopback checked above
 	case "jwt", "introspect":
 		if err := checkURL("--issuer", cfg.Issuer, true); err != nil {
 			return nil, err

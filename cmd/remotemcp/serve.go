@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -190,7 +191,9 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	// streams at shutdown so they don't hold the drain open.
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
+	conns := &connTracker{m: map[net.Conn]http.ConnState{}}
 	srv := &http.Server{
+		ConnState:         conns.track,
 		Handler:           accessLog(log, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second, // the request, not the (streamed) response
@@ -215,15 +218,57 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	// Give ordinary requests half the budget, then end streams.
 	streamsEnd := time.AfterFunc(cfg.ShutdownTimeout/2, cancelBase)
 	defer streamsEnd.Stop()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
+	// Shutdown waits up to 5s for connections that never sent a request
+	// (pre-connects, load-balancer TCP checks); they have nothing in flight,
+	// so close them while the drain runs.
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(sctx) }()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case err := <-shut:
+			if err != nil {
+				srv.Close()
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			done = true
+		case <-tick.C:
+			conns.closeIdleNew()
+		}
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// connTracker knows each connection's state, to close at shutdown those
+// that never sent a request.
+type connTracker struct {
+	mu sync.Mutex
+	m  map[net.Conn]http.ConnState
+}
+
+func (t *connTracker) track(c net.Conn, s http.ConnState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s == http.StateClosed || s == http.StateHijacked {
+		delete(t.m, c)
+	} else {
+		t.m[c] = s
+	}
+}
+
+func (t *connTracker) closeIdleNew() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c, s := range t.m {
+		if s == http.StateNew {
+			c.Close()
+		}
+	}
 }
 
 // accessLog logs one line per request: never the query string, which could
