@@ -80,7 +80,10 @@ func (p *Prompts) summarize(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 	if len(selected) > maxNotesInPrompt {
 		fmt.Fprintf(&b, "\n(%d more notes omitted)\n", len(selected)-maxNotesInPrompt)
 	}
-	if len(selected) == 0 {
+	switch {
+	case len(selected) == 0 && tag != "" && len(all) > 0:
+		fmt.Fprintf(&b, "\n(No note has the tag %q. Say so, and list the tags that exist instead.)\n", tag)
+	case len(selected) == 0:
 		b.WriteString("\n(There are no notes yet. Say so, and suggest creating one with notes_create.)\n")
 	}
 	desc := "Summary of your notes"

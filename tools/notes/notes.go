@@ -30,6 +30,9 @@ const (
 	MaxTags        = 16
 	MaxTag         = 32
 	MaxNotesPerOwn = 10000
+	// MaxExportsPerOwn bounds the exports a user holds at once; the
+	// oldest is dropped to make room.
+	MaxExportsPerOwn = 20
 )
 
 // A Note is one user's note.
@@ -116,7 +119,7 @@ func Validate(n *Note) error {
 		return fmt.Errorf("at most %d tags are allowed", MaxTags)
 	}
 	seen := map[string]bool{}
-	tags := n.Tags[:0]
+	var tags []string // a new slice: never rewrite the caller's
 	for _, t := range n.Tags {
 		t = strings.ToLower(strings.TrimSpace(t))
 		if t == "" || seen[t] {

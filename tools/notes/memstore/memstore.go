@@ -110,6 +110,18 @@ func (s *Store) PutExport(_ context.Context, e *notes.Export) error {
 			delete(s.exports, k)
 		}
 	}
+	var mine []string
+	for k, v := range s.exports {
+		if v.e.Owner == e.Owner {
+			mine = append(mine, k)
+		}
+	}
+	if len(mine) >= notes.MaxExportsPerOwn {
+		slices.SortFunc(mine, func(a, b string) int { return s.exports[a].e.CreatedAt.Compare(s.exports[b].e.CreatedAt) })
+		for _, k := range mine[:len(mine)-notes.MaxExportsPerOwn+1] {
+			delete(s.exports, k)
+		}
+	}
 	s.exports[e.Owner+"\x00"+e.ID] = exportEntry{e: *e, expires: now.Add(s.exportTTL)}
 	return nil
 }
