@@ -371,3 +371,54 @@ func TestOAuthForeignTokens(t *testing.T) {
 		t.Errorf("protected-resource metadata = %+v, want resource %s and server %s", prm, s.resource, issuer)
 	}
 }
+
+// TestOAuthTypeScriptClients: the TypeScript SDK clients (v1 legacy, v2
+// legacy and pinned 2026-07-28) run the whole OAuth flow against the real
+// provider, headless, including the step-up to notes:write.
+func TestOAuthTypeScriptClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Node processes; -short skips it (make test runs it)")
+	}
+	ln, base := reserve(t)
+	issuer := startProvider(t, "RESOURCE="+base+"/mcp")
+	s := startOAuthServer(t, ln, base, "--auth", "jwt", "--issuer", issuer)
+	node, dir := oauthNode(t)
+	script := oauthScript(t, dir, "testdata/clients/ts-oauth-client.mjs")
+	for _, tt := range []struct {
+		name        string
+		args        []string
+		wantVersion string
+	}{
+		{"v1 legacy", []string{"v1"}, "2025-11-25"},
+		{"v2 legacy", []string{"v2", "legacy"}, "2025-11-25"},
+		{"v2 2026-07-28", []string{"v2", "2026-07-28"}, "2026-07-28"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, append([]string{script, s.resource}, tt.args...)...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("client: %v\n%s", err, stderr.String())
+			}
+			var got struct {
+				Subject         string   `json:"subject"`
+				FirstScopes     []string `json:"firstScopes"`
+				FinalScopes     []string `json:"finalScopes"`
+				StepUps         int      `json:"stepUps"`
+				ProtocolVersion string   `json:"protocolVersion"`
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("output %q: %v", out, err)
+			}
+			if got.Subject != "alice" || got.ProtocolVersion != tt.wantVersion {
+				t.Errorf("subject %q version %q, want alice %s", got.Subject, got.ProtocolVersion, tt.wantVersion)
+			}
+			if !slices.Equal(got.FirstScopes, []string{"notes:read"}) || !slices.Contains(got.FinalScopes, "notes:write") || got.StepUps != 1 {
+				t.Errorf("scopes %v → %v after %d step-ups; want [notes:read] → +notes:write after 1", got.FirstScopes, got.FinalScopes, got.StepUps)
+			}
+		})
+	}
+}
