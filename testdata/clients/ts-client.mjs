@@ -65,3 +65,5 @@ out.deleted = true;
 
 await client.close();
 console.log(JSON.stringify(out));
+// Done: do not wait for pooled keep-alive sockets to time out.
+process.exit(0);

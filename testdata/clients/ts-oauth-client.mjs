@@ -114,3 +114,5 @@ out.stepUps = stepUps;
 out.protocolVersion = transport.protocolVersion ?? client.getNegotiatedProtocolVersion?.() ?? null;
 await client.close();
 console.log(JSON.stringify(out));
+// Done: do not wait for pooled keep-alive sockets to time out.
+process.exit(0);
