@@ -1,0 +1,93 @@
+package tools_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/remotemcp/remotemcp/tools"
+	"github.com/remotemcp/remotemcp/tools/notes"
+	"github.com/remotemcp/remotemcp/tools/notes/memstore"
+)
+
+func TestMatch(t *testing.T) {
+	all := []*notes.Note{
+		{ID: "a", Title: "Groceries", Body: "milk and eggs", Tags: []string{"home"}},
+		{ID: "b", Title: "Standup", Body: "release notes", Tags: []string{"work"}},
+		{ID: "c", Title: "Milk prices", Body: "", Tags: []string{"home", "money"}},
+	}
+	for _, tt := range []struct {
+		name, query, tag string
+		want             []string
+	}{
+		{"everything", "", "", []string{"a", "b", "c"}},
+		{"one word in body or title", "milk", "", []string{"a", "c"}},
+		{"case-insensitive, every word", "MILK eggs", "", []string{"a"}},
+		{"tag filter", "", "work", []string{"b"}},
+		{"tag is normalized", "", " HOME ", []string{"a", "c"}},
+		{"words match tags", "money", "", []string{"c"}},
+		{"nothing", "zebra", "", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, n := range tools.Match(all, tt.query, tt.tag) {
+				got = append(got, n.ID)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Match(%q, %q) (-want +got):\n%s", tt.query, tt.tag, diff)
+			}
+		})
+	}
+}
+
+type recordingNotifier struct{ uris []string }
+
+func (r *recordingNotifier) ResourceUpdated(_ context.Context, owner, uri string) error {
+	r.uris = append(r.uris, owner+" "+uri)
+	return nil
+}
+
+// TestScopesAndNotifications: every notes tool declares a scope, configured
+// names are used, and changes are announced on the right URIs.
+func TestScopesAndNotifications(t *testing.T) {
+	store := memstore.New(0)
+	n := &recordingNotifier{}
+	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil)
+	scopes := tools.Register(s, tools.Deps{Notes: store, Exports: store, Notifier: n, Sealer: plainSealer{},
+		Scopes: tools.Scopes{Read: "Notes.Read", Write: "Notes.Write"}, ExportPace: time.Millisecond})
+	want := map[string][]string{
+		"notes_create": {"Notes.Write"}, "notes_delete": {"Notes.Write"},
+		"notes_search": {"Notes.Read"}, "notes_get": {"Notes.Read"}, "export_notes": {"Notes.Read"},
+	}
+	if diff := cmp.Diff(want, scopes); diff != "" {
+		t.Errorf("scopes (-want +got):\n%s", diff)
+	}
+	cs, done, err := connect(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	ctx := context.Background()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "notes_create", Arguments: map[string]any{"title": "x"}})
+	if err != nil || res.IsError {
+		t.Fatalf("create: %v %v", err, res)
+	}
+	id := res.StructuredContent.(map[string]any)["id"].(string)
+	// No elicitation on this client: confirm: true is the way through.
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "notes_delete", Arguments: map[string]any{"id": id}})
+	if err != nil || !res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, `"confirm": true`) {
+		t.Fatalf("delete without confirmation: %v %+v", err, res)
+	}
+	if res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "notes_delete", Arguments: map[string]any{"id": id, "confirm": true}}); err != nil || res.IsError {
+		t.Fatalf("delete with confirm: %v %v", err, res)
+	}
+	wantURIs := []string{"anonymous notes://index", "anonymous notes://" + id, "anonymous notes://index"}
+	if !slices.Equal(n.uris, wantURIs) {
+		t.Errorf("notifications %v, want %v", n.uris, wantURIs)
+	}
+}
