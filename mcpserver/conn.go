@@ -109,7 +109,10 @@ func (c *conn) forwardCancel(k string, msgs <-chan []byte) {
 		select {
 		case <-c.done:
 			return
-		case data := <-msgs:
+		case data, ok := <-msgs:
+			if !ok {
+				return
+			}
 			m, err := jsonrpc.DecodeMessage(data)
 			if err != nil {
 				continue
@@ -138,16 +141,21 @@ func (c *conn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		k := idKey(m.ID)
 		c.mu.Lock()
 		call := c.pending[k]
-		delete(c.pending, k)
-		last := call != nil && len(c.pending) == 0
 		c.mu.Unlock()
 		if call == nil {
 			return nil // cancelled, or not ours: say nothing
 		}
 		c.h.afterResponse(ctx, c.sessionID, call, m)
+		// Append while the call is still pending, so that no other
+		// response can end the stream before this one is in the log.
 		if err := c.append(ctx, m); err != nil {
 			return err
 		}
+		c.mu.Lock()
+		_, still := c.pending[k]
+		delete(c.pending, k)
+		last := still && len(c.pending) == 0
+		c.mu.Unlock()
 		if last {
 			c.finish(ctx)
 		}
@@ -194,7 +202,10 @@ func (c *conn) call(ctx context.Context, m *jsonrpc.Request) error {
 		defer stop()
 		select {
 		case <-c.done:
-		case data := <-msgs:
+		case data, ok := <-msgs:
+			if !ok {
+				return
+			}
 			resp, err := jsonrpc.DecodeMessage(data)
 			r, ok := resp.(*jsonrpc.Response)
 			if err != nil || !ok {

@@ -226,8 +226,9 @@ func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, sessionID, s
 	var after int64
 	for {
 		events, ended, err := h.stores.Events.Read(r.Context(), sessionID, streamID, after, h.opts.KeepAlive)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil {
 			if r.Context().Err() == nil {
+				// ErrNotFound: the session was deleted under us.
 				writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "event log unavailable")
 			}
 			return

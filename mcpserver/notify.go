@@ -41,7 +41,11 @@ func (h *Handler) relayBroadcasts(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case b := <-msgs:
+		case b, ok := <-msgs:
+			if !ok {
+				h.log.Error("broadcast subscription ended")
+				return
+			}
 			if b.Method != "notifications/resources/updated" {
 				continue
 			}
@@ -61,6 +65,11 @@ func (h *Handler) trackListeners(next mcp.MethodHandler) mcp.MethodHandler {
 			return next(ctx, method, req)
 		}
 		ss, _ := req.GetSession().(*mcp.ServerSession)
+		if p := ss.InitializeParams(); p == nil || p.ProtocolVersion < Version20260728 {
+			// A legacy session has GET streams and resources/subscribe;
+			// listen is the stateless era's.
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "subscriptions/listen is a " + Version20260728 + " method; legacy sessions use resources/subscribe"}
+		}
 		sub := Anonymous
 		if extra := req.GetExtra(); extra != nil && extra.TokenInfo != nil && extra.TokenInfo.UserID != "" {
 			sub = extra.TokenInfo.UserID
@@ -99,10 +108,18 @@ func (h *Handler) filterOwnedNotifications(next mcp.MethodHandler) mcp.MethodHan
 		if !live || sub != owner {
 			return nil, nil
 		}
-		meta := maps.Clone(p.Meta)
-		delete(meta, ownerMetaKey)
-		p.Meta = meta
-		return next(ctx, method, req)
+		// The go-sdk shares p among sessions: send an untagged copy, never
+		// strip the tag in place (the next session's filter needs it).
+		untagged := *p
+		untagged.Meta = maps.Clone(p.Meta)
+		delete(untagged.Meta, ownerMetaKey)
+		switch r := req.(type) {
+		case *mcp.ServerRequest[*mcp.ResourceUpdatedNotificationParams]:
+			return next(ctx, method, &mcp.ServerRequest[*mcp.ResourceUpdatedNotificationParams]{Session: r.Session, Params: &untagged, Extra: r.Extra})
+		case *mcp.ServerRequest[mcp.Params]:
+			return next(ctx, method, &mcp.ServerRequest[mcp.Params]{Session: r.Session, Params: &untagged, Extra: r.Extra})
+		}
+		return nil, nil // an unknown shape: drop rather than leak
 	}
 }
 

@@ -74,10 +74,13 @@ func (s *StateSealer) Open(subject, purpose, state string) ([]byte, error) {
 func (s *StateSealer) mac(subject, purpose string, body []byte) []byte {
 	m := hmac.New(sha256.New, s.key)
 	m.Write([]byte("remotemcp/requestState\x00"))
-	m.Write([]byte(subject))
-	m.Write([]byte{0})
-	m.Write([]byte(purpose))
-	m.Write([]byte{0})
+	// Length-prefixed, so no (subject, purpose) pair can pose as another.
+	var n [8]byte
+	for _, field := range []string{subject, purpose} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(field)))
+		m.Write(n[:])
+		m.Write([]byte(field))
+	}
 	m.Write(body)
 	return m.Sum(nil)
 }

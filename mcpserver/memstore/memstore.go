@@ -82,7 +82,7 @@ func (s *Sessions) Create(_ context.Context, sess *mcpserver.Session) error {
 	if len(s.m)%64 == 0 {
 		s.gcLocked(now)
 	}
-	if e, ok := s.m[sess.ID]; ok && now.Before(e.expires) {
+	if e, ok := s.m[sess.ID]; ok && !now.After(e.expires) {
 		return fmt.Errorf("memstore: session %s exists", sess.ID)
 	}
 	s.m[sess.ID] = &sessionEntry{data: data, expires: now.Add(s.ttl)}
@@ -259,7 +259,7 @@ func (l *Events) Read(ctx context.Context, sessionID, streamID string, after int
 		var out []mcpserver.Event
 		for _, e := range st.events {
 			if e.Seq > after {
-				out = append(out, e)
+				out = append(out, mcpserver.Event{Seq: e.Seq, Data: append([]byte(nil), e.Data...)})
 			}
 		}
 		ended, wake := st.ended, st.wake

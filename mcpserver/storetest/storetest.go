@@ -1,0 +1,850 @@
+// Package storetest is the contract test suite that every implementation of
+// the mcpserver stores must pass: the in-process memstore and any shared
+// store (Redis) alike. It tests behaviour a Handler relies on, never an
+// implementation's internals.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/remotemcp/remotemcp/mcpserver"
+)
+
+// timeout bounds every wait of the suite for something that should happen.
+const timeout = 2 * time.Second
+
+// quiet is how long the suite waits to conclude that something did not
+// happen. It is short: a store that delivers late would be caught by the
+// positive tests' ordering checks instead.
+const quiet = 100 * time.Millisecond
+
+// Run runs the contract tests. newStores is called once per subtest and must
+// return stores that are ready to use; it should register its own cleanup
+// with t. Stores may be shared between calls (a Redis server): every subtest
+// uses fresh random session IDs.
+func Run(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	t.Helper()
+	t.Run("Complete", func(t *testing.T) {
+		s := newStores(t)
+		if s.Sessions == nil || s.Events == nil || s.Inbox == nil || s.Broadcaster == nil {
+			t.Fatalf("newStores returned incomplete Stores: %+v", s)
+		}
+	})
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStores) })
+	t.Run("Events", func(t *testing.T) { testEvents(t, newStores) })
+	t.Run("Inbox", func(t *testing.T) { testInbox(t, newStores) })
+	t.Run("Broadcaster", func(t *testing.T) { testBroadcaster(t, newStores) })
+}
+
+// newID returns a random ID, unique across subtests and runs, in the
+// alphabet the Handler uses for session and stream IDs.
+func newID() string { return rand.Text() }
+
+// ctxFor returns a context for one subtest, bounded so that a store that
+// hangs fails the test instead of stalling it.
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// session returns a fully populated record, so that a store that drops a
+// field is caught.
+func session(id string) *mcpserver.Session {
+	return &mcpserver.Session{
+		ID:      id,
+		Subject: "alice",
+		State: mcp.ServerSessionState{
+			InitializeParams: &mcp.InitializeParams{
+				ProtocolVersion: mcpserver.Version20251125,
+				ClientInfo:      &mcp.Implementation{Name: "client", Version: "1.0.0"},
+				Capabilities:    &mcp.ClientCapabilities{},
+			},
+			InitializedParams:         &mcp.InitializedParams{},
+			NegotiatedProtocolVersion: mcpserver.Version20251125,
+			LogLevel:                  "info",
+		},
+		Subscriptions: []string{"notes://alice/1", "notes://alice/2"},
+		CreatedAt:     time.Date(2026, 7, 28, 12, 30, 45, 0, time.UTC),
+	}
+}
+
+func testSessions(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	t.Run("CreateGet", func(t *testing.T) {
+		ctx, s := ctxFor(t), newStores(t).Sessions
+		want := session(newID())
+		if err := s.Create(ctx, session(want.ID)); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		got, err := s.Get(ctx, want.ID)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Get after Create (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("GetMissing", func(t *testing.T) {
+		ctx, s := ctxFor(t), newStores(t).Sessions
+		if _, err := s.Get(ctx, newID()); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Get(missing) error = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("CreateDuplicate", func(t *testing.T) {
+		ctx, s := ctxFor(t), newStores(t).Sessions
+		want := session(newID())
+		if err := s.Create(ctx, session(want.ID)); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		dup := session(want.ID)
+		dup.Subject = "mallory"
+		if err := s.Create(ctx, dup); err == nil {
+			t.Errorf("second Create of %s succeeded, want an error", want.ID)
+		}
+		got, err := s.Get(ctx, want.ID)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("a failed Create changed the record (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("Update", func(t *testing.T) {
+		ctx, s := ctxFor(t), newStores(t).Sessions
+		id := newID()
+		if err := s.Create(ctx, session(id)); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		calls, seen := 0, ""
+		err := s.Update(ctx, id, func(sess *mcpserver.Session) {
+			calls++
+			seen = cmp.Diff(session(id), sess)
+			sess.State.LogLevel = "debug"
+			sess.Subscriptions = append(sess.Subscriptions, "notes://alice/3")
+		})
+		if err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		if calls == 0 {
+			t.Fatalf("Update did not call fn")
+		}
+		if seen != "" {
+			t.Errorf("Update passed fn the wrong record (-want +got):\n%s", seen)
+		}
+		want := session(id)
+		want.State.LogLevel = "debug"
+		want.Subscriptions = append(want.Subscriptions, "notes://alice/3")
+		got, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Get after Update (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("UpdateMissing", func(t *testing.T) {
+		ctx, s := ctxFor(t), newStores(t).Sessions
+		called := false
+		err := s.Update(ctx, newID(), func(*mcpserver.Session) { called = true })
+		if !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Update(missing) error = %v, want ErrNotFound", err)
+		}
+		if called {
+			t.Errorf("Update(missing) called fn")
+		}
+	})
+
+	t.Run("UpdateIsAtomic", func(t *testing.T) {
+		ctx, s := ctxFor(t), newStores(t).Sessions
+		id := newID()
+		start := session(id)
+		start.Subscriptions = nil
+		if err := s.Create(ctx, start); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		const n = 16
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				uri := fmt.Sprintf("notes://alice/%d", i)
+				err := s.Update(ctx, id, func(sess *mcpserver.Session) { sess.Subscriptions = append(sess.Subscriptions, uri) })
+				if err != nil {
+					t.Errorf("Update %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		got, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		var want []string
+		for i := range n {
+			want = append(want, fmt.Sprintf("notes://alice/%d", i))
+		}
+		slices.Sort(want)
+		slices.Sort(got.Subscriptions)
+		if diff := cmp.Diff(want, got.Subscriptions); diff != "" {
+			t.Errorf("concurrent Updates lost writes (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		ctx, s := ctxFor(t), newStores(t).Sessions
+		id, other := newID(), newID()
+		for _, id := range []string{id, other} {
+			if err := s.Create(ctx, session(id)); err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+		}
+		if err := s.Delete(ctx, id); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		if _, err := s.Get(ctx, id); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Get after Delete error = %v, want ErrNotFound", err)
+		}
+		if err := s.Update(ctx, id, func(*mcpserver.Session) {}); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Update after Delete error = %v, want ErrNotFound", err)
+		}
+		if _, err := s.Get(ctx, other); err != nil {
+			t.Errorf("Delete(%s) removed another session: Get(other) = %v", id, err)
+		}
+		if err := s.Delete(ctx, id); err != nil {
+			t.Errorf("Delete of a deleted session = %v, want nil", err)
+		}
+		if err := s.Delete(ctx, newID()); err != nil {
+			t.Errorf("Delete of a missing session = %v, want nil", err)
+		}
+		if err := s.Create(ctx, session(id)); err != nil {
+			t.Errorf("Create after Delete: %v", err)
+		}
+	})
+
+	t.Run("NoAliasing", func(t *testing.T) {
+		ctx, s := ctxFor(t), newStores(t).Sessions
+		id := newID()
+		want := session(id)
+		created := session(id)
+		if err := s.Create(ctx, created); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		mutate := func(sess *mcpserver.Session) {
+			sess.Subject = "mallory"
+			sess.Subscriptions[0] = "notes://mallory/1"
+			sess.State.InitializeParams.ClientInfo.Name = "mallory"
+			sess.State.LogLevel = "emergency"
+		}
+		mutate(created) // the caller's record after Create
+
+		got, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		mutate(got) // a record returned by Get
+
+		var kept *mcpserver.Session
+		if err := s.Update(ctx, id, func(sess *mcpserver.Session) { kept = sess }); err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		mutate(kept) // the record fn saw, after Update returned
+
+		got, err = s.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("the stored record shares memory with a caller (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	open := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string) {
+		t.Helper()
+		if err := l.Open(ctx, sid, stream); err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+	}
+	// appendAll opens the stream, appends each message and checks the
+	// sequence numbers.
+	appendAll := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string, first int64, msgs ...string) []mcpserver.Event {
+		t.Helper()
+		open(t, ctx, l, sid, stream)
+		var out []mcpserver.Event
+		for i, m := range msgs {
+			seq, err := l.Append(ctx, sid, stream, []byte(m))
+			if err != nil {
+				t.Fatalf("Append(%q): %v", m, err)
+			}
+			if want := first + int64(i); seq != want {
+				t.Errorf("Append(%q) = seq %d, want %d", m, seq, want)
+			}
+			out = append(out, mcpserver.Event{Seq: seq, Data: []byte(m)})
+		}
+		return out
+	}
+	type readResult struct {
+		events []mcpserver.Event
+		ended  bool
+		err    error
+	}
+	// readAsync starts a Read in the background.
+	readAsync := func(ctx context.Context, l mcpserver.EventLog, sid, stream string, after int64, wait time.Duration) <-chan readResult {
+		ch := make(chan readResult, 1)
+		go func() {
+			events, ended, err := l.Read(ctx, sid, stream, after, wait)
+			ch <- readResult{events, ended, err}
+		}()
+		return ch
+	}
+	await := func(t *testing.T, ch <-chan readResult) readResult {
+		t.Helper()
+		select {
+		case r := <-ch:
+			return r
+		case <-time.After(timeout):
+			t.Fatalf("Read did not return within %v", timeout)
+			return readResult{}
+		}
+	}
+
+	t.Run("OpenEmpty", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, stream := newID(), newID()
+		open(t, ctx, l, sid, stream)
+		events, ended, err := l.Read(ctx, sid, stream, 0, 0)
+		if err != nil || ended || len(events) != 0 {
+			t.Errorf("Read of a new stream = %v, %v, %v; want no events, not ended, nil", events, ended, err)
+		}
+	})
+
+	t.Run("AppendRead", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, stream := newID(), newID()
+		open(t, ctx, l, sid, stream)
+		all := appendAll(t, ctx, l, sid, stream, 1, `{"n":1}`, `{"n":2}`, `{"n":3}`)
+		for _, tt := range []struct {
+			name  string
+			after int64
+			want  []mcpserver.Event
+		}{
+			{"from start", 0, all},
+			{"after first", 1, all[1:]},
+			{"after second", 2, all[2:]},
+			{"after last", 3, nil},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				got, ended, err := l.Read(ctx, sid, stream, tt.after, 0)
+				if err != nil {
+					t.Fatalf("Read: %v", err)
+				}
+				if ended {
+					t.Errorf("Read of an open stream: ended = true")
+				}
+				if diff := cmp.Diff(tt.want, got, cmp.Comparer(eventsEqual)); diff != "" {
+					t.Errorf("Read(after %d) (-want +got):\n%s", tt.after, diff)
+				}
+			})
+		}
+	})
+
+	t.Run("OpenKeepsEvents", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, stream := newID(), newID()
+		open(t, ctx, l, sid, stream)
+		want := appendAll(t, ctx, l, sid, stream, 1, `"a"`, `"b"`)
+		if err := l.Open(ctx, sid, stream); err != nil {
+			t.Fatalf("second Open: %v", err)
+		}
+		got, _, err := l.Read(ctx, sid, stream, 0, 0)
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if diff := cmp.Diff(want, got, cmp.Comparer(eventsEqual)); diff != "" {
+			t.Errorf("Read after a second Open (-want +got):\n%s", diff)
+		}
+		appendAll(t, ctx, l, sid, stream, 3, `"c"`)
+	})
+
+	t.Run("StreamsAreIndependent", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, other := newID(), newID()
+		s1, s2 := newID(), newID()
+		want1 := appendAll(t, ctx, l, sid, s1, 1, `"s1-a"`, `"s1-b"`)
+		want2 := appendAll(t, ctx, l, sid, s2, 1, `"s2-a"`)
+		// The same stream ID in another session is another stream.
+		wantOther := appendAll(t, ctx, l, other, s1, 1, `"other-a"`)
+		for _, tt := range []struct {
+			name        string
+			sid, stream string
+			want        []mcpserver.Event
+		}{
+			{"first", sid, s1, want1},
+			{"second", sid, s2, want2},
+			{"other session", other, s1, wantOther},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				got, _, err := l.Read(ctx, tt.sid, tt.stream, 0, 0)
+				if err != nil {
+					t.Fatalf("Read: %v", err)
+				}
+				if diff := cmp.Diff(tt.want, got, cmp.Comparer(eventsEqual)); diff != "" {
+					t.Errorf("Read (-want +got):\n%s", diff)
+				}
+			})
+		}
+	})
+
+	t.Run("ReadUnknown", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, stream := newID(), newID()
+		open(t, ctx, l, sid, stream)
+		for _, tt := range []struct {
+			name        string
+			sid, stream string
+			wait        time.Duration
+		}{
+			{"unknown stream", sid, newID(), 0},
+			{"unknown session", newID(), stream, 0},
+			// ErrNotFound is immediate: there is nothing to wait for.
+			{"unknown stream with wait", sid, newID(), time.Minute},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				r := await(t, readAsync(ctx, l, tt.sid, tt.stream, 0, tt.wait))
+				if !errors.Is(r.err, mcpserver.ErrNotFound) {
+					t.Errorf("Read error = %v, want ErrNotFound", r.err)
+				}
+			})
+		}
+	})
+
+	t.Run("ReadWaitsForAppend", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, stream := newID(), newID()
+		appendAll(t, ctx, l, sid, stream, 1, `"a"`)
+		ch := readAsync(ctx, l, sid, stream, 1, time.Minute)
+		time.Sleep(20 * time.Millisecond) // let Read start waiting; the result is the same if not
+		want := appendAll(t, ctx, l, sid, stream, 2, `"b"`)
+		r := await(t, ch)
+		if r.err != nil {
+			t.Fatalf("Read: %v", r.err)
+		}
+		if diff := cmp.Diff(want, r.events, cmp.Comparer(eventsEqual)); diff != "" {
+			t.Errorf("Read woken by Append (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("ReadWaitsForEnd", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, stream := newID(), newID()
+		appendAll(t, ctx, l, sid, stream, 1, `"a"`)
+		ch := readAsync(ctx, l, sid, stream, 1, time.Minute)
+		time.Sleep(20 * time.Millisecond)
+		if err := l.End(ctx, sid, stream); err != nil {
+			t.Fatalf("End: %v", err)
+		}
+		r := await(t, ch)
+		if r.err != nil || !r.ended || len(r.events) != 0 {
+			t.Errorf("Read woken by End = %v, %v, %v; want no events, ended, nil", r.events, r.ended, r.err)
+		}
+	})
+
+	t.Run("ReadWaitTimesOut", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, stream := newID(), newID()
+		appendAll(t, ctx, l, sid, stream, 1, `"a"`)
+		start := time.Now()
+		r := await(t, readAsync(ctx, l, sid, stream, 1, 50*time.Millisecond))
+		if r.err != nil || r.ended || len(r.events) != 0 {
+			t.Errorf("Read with nothing new = %v, %v, %v; want no events, not ended, nil", r.events, r.ended, r.err)
+		}
+		if d := time.Since(start); d < 40*time.Millisecond {
+			t.Errorf("Read returned after %v, before its wait of 50ms", d)
+		}
+	})
+
+	t.Run("ReadStopsOnCancel", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, stream := newID(), newID()
+		appendAll(t, ctx, l, sid, stream, 1, `"a"`)
+		rctx, cancel := context.WithCancel(ctx)
+		ch := readAsync(rctx, l, sid, stream, 1, time.Minute)
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+		if r := await(t, ch); len(r.events) != 0 {
+			t.Errorf("cancelled Read returned events %v", r.events)
+		}
+	})
+
+	t.Run("End", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, stream := newID(), newID()
+		all := appendAll(t, ctx, l, sid, stream, 1, `"a"`, `"b"`)
+		if err := l.End(ctx, sid, stream); err != nil {
+			t.Fatalf("End: %v", err)
+		}
+		if err := l.End(ctx, sid, stream); err != nil {
+			t.Errorf("second End: %v", err)
+		}
+		for _, tt := range []struct {
+			name  string
+			after int64
+			want  []mcpserver.Event
+		}{
+			{"from start", 0, all},
+			{"after first", 1, all[1:]},
+			{"after last", 2, nil},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				r := await(t, readAsync(ctx, l, sid, stream, tt.after, time.Minute))
+				if r.err != nil {
+					t.Fatalf("Read: %v", r.err)
+				}
+				if !r.ended {
+					t.Errorf("Read of an ended stream: ended = false")
+				}
+				if diff := cmp.Diff(tt.want, r.events, cmp.Comparer(eventsEqual)); diff != "" {
+					t.Errorf("Read (-want +got):\n%s", diff)
+				}
+			})
+		}
+		if seq, err := l.Append(ctx, sid, stream, []byte(`"late"`)); err == nil {
+			t.Errorf("Append after End = seq %d, nil; want an error", seq)
+		}
+		got, _, err := l.Read(ctx, sid, stream, 0, 0)
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if diff := cmp.Diff(all, got, cmp.Comparer(eventsEqual)); diff != "" {
+			t.Errorf("a failed Append changed the stream (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("DeleteSession", func(t *testing.T) {
+		ctx, l := ctxFor(t), newStores(t).Events
+		sid, other := newID(), newID()
+		s1, s2 := newID(), newID()
+		appendAll(t, ctx, l, sid, s1, 1, `"a"`)
+		open(t, ctx, l, sid, s2)
+		keep := appendAll(t, ctx, l, other, s1, 1, `"kept"`)
+		// A Read waiting on the session returns no events.
+		waiting := readAsync(ctx, l, sid, s2, 0, timeout/4)
+		time.Sleep(20 * time.Millisecond)
+		if err := l.DeleteSession(ctx, sid); err != nil {
+			t.Fatalf("DeleteSession: %v", err)
+		}
+		if r := await(t, waiting); len(r.events) != 0 {
+			t.Errorf("Read waiting across DeleteSession returned events %v", r.events)
+		}
+		for _, stream := range []string{s1, s2} {
+			if _, _, err := l.Read(ctx, sid, stream, 0, 0); !errors.Is(err, mcpserver.ErrNotFound) {
+				t.Errorf("Read after DeleteSession error = %v, want ErrNotFound", err)
+			}
+		}
+		got, _, err := l.Read(ctx, other, s1, 0, 0)
+		if err != nil {
+			t.Fatalf("Read(other session): %v", err)
+		}
+		if diff := cmp.Diff(keep, got, cmp.Comparer(eventsEqual)); diff != "" {
+			t.Errorf("DeleteSession changed another session (-want +got):\n%s", diff)
+		}
+		if err := l.DeleteSession(ctx, newID()); err != nil {
+			t.Errorf("DeleteSession of an unknown session = %v, want nil", err)
+		}
+	})
+
+	t.Run("NoAliasing", func(t *testing.T) {
+		// readOne returns the data of the stream's only event.
+		readOne := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string) []byte {
+			t.Helper()
+			got, _, err := l.Read(ctx, sid, stream, 0, 0)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("Read = %v, %v; want one event", got, err)
+			}
+			return got[0].Data
+		}
+		t.Run("Append", func(t *testing.T) {
+			ctx, l := ctxFor(t), newStores(t).Events
+			sid, stream := newID(), newID()
+			open(t, ctx, l, sid, stream)
+			data := []byte(`"original"`)
+			if _, err := l.Append(ctx, sid, stream, data); err != nil {
+				t.Fatalf("Append: %v", err)
+			}
+			copy(data, `"mutated!"`) // the caller reuses its buffer
+			if diff := cmp.Diff(`"original"`, string(readOne(t, ctx, l, sid, stream))); diff != "" {
+				t.Errorf("the stored event shares memory with Append's caller (-want +got):\n%s", diff)
+			}
+		})
+		t.Run("Read", func(t *testing.T) {
+			ctx, l := ctxFor(t), newStores(t).Events
+			sid, stream := newID(), newID()
+			open(t, ctx, l, sid, stream)
+			if _, err := l.Append(ctx, sid, stream, []byte(`"original"`)); err != nil {
+				t.Fatalf("Append: %v", err)
+			}
+			copy(readOne(t, ctx, l, sid, stream), `"mutated!"`) // a reader edits what it got
+			if diff := cmp.Diff(`"original"`, string(readOne(t, ctx, l, sid, stream))); diff != "" {
+				t.Errorf("the stored event shares memory with Read's caller (-want +got):\n%s", diff)
+			}
+		})
+	})
+}
+
+// eventsEqual compares event lists, treating nil and empty alike.
+func eventsEqual(a, b []mcpserver.Event) bool {
+	return slices.EqualFunc(a, b, func(x, y mcpserver.Event) bool {
+		return x.Seq == y.Seq && string(x.Data) == string(y.Data)
+	})
+}
+
+func testInbox(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	receive := func(t *testing.T, msgs <-chan []byte) string {
+		t.Helper()
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				t.Fatalf("Listen channel closed, want a message")
+			}
+			return string(m)
+		case <-time.After(timeout):
+			t.Fatalf("no message within %v", timeout)
+			return ""
+		}
+	}
+	listen := func(t *testing.T, ctx context.Context, in mcpserver.Inbox, sid, key string) (<-chan []byte, func()) {
+		t.Helper()
+		msgs, stop, err := in.Listen(ctx, sid, key)
+		if err != nil {
+			t.Fatalf("Listen(%s): %v", key, err)
+		}
+		t.Cleanup(stop)
+		return msgs, stop
+	}
+
+	t.Run("DeliverWithoutListener", func(t *testing.T) {
+		ctx, in := ctxFor(t), newStores(t).Inbox
+		if err := in.Deliver(ctx, newID(), "resp:1", []byte(`{}`)); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Deliver with no listener error = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("ListenDeliver", func(t *testing.T) {
+		ctx, in := ctxFor(t), newStores(t).Inbox
+		sid := newID()
+		msgs, _ := listen(t, ctx, in, sid, `resp:"a.1"`)
+		want := []string{`{"jsonrpc":"2.0","id":"a.1","result":{}}`, `{"second":true}`, `{"third":true}`}
+		for _, m := range want {
+			if err := in.Deliver(ctx, sid, `resp:"a.1"`, []byte(m)); err != nil {
+				t.Fatalf("Deliver: %v", err)
+			}
+		}
+		var got []string
+		for range want {
+			got = append(got, receive(t, msgs))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("messages received (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("KeysAreScoped", func(t *testing.T) {
+		ctx, in := ctxFor(t), newStores(t).Inbox
+		sid := newID()
+		listen(t, ctx, in, sid, "req:1")
+		for _, tt := range []struct {
+			name     string
+			sid, key string
+		}{
+			{"other key", sid, "req:2"},
+			{"same key, other session", newID(), "req:1"},
+			{"string and number IDs differ", sid, `req:"1"`},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				if err := in.Deliver(ctx, tt.sid, tt.key, []byte(`{}`)); !errors.Is(err, mcpserver.ErrNotFound) {
+					t.Errorf("Deliver(%s) error = %v, want ErrNotFound", tt.key, err)
+				}
+			})
+		}
+	})
+
+	t.Run("Stop", func(t *testing.T) {
+		ctx, in := ctxFor(t), newStores(t).Inbox
+		sid := newID()
+		_, stop := listen(t, ctx, in, sid, "req:1")
+		stop()
+		if err := in.Deliver(ctx, sid, "req:1", []byte(`{}`)); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Deliver after stop error = %v, want ErrNotFound", err)
+		}
+		stop() // idempotent
+		msgs, _ := listen(t, ctx, in, sid, "req:1")
+		if err := in.Deliver(ctx, sid, "req:1", []byte(`"again"`)); err != nil {
+			t.Fatalf("Deliver to a new listener: %v", err)
+		}
+		if got := receive(t, msgs); got != `"again"` {
+			t.Errorf("received %s, want \"again\"", got)
+		}
+	})
+
+	t.Run("SecondListen", func(t *testing.T) {
+		ctx, in := ctxFor(t), newStores(t).Inbox
+		sid := newID()
+		msgs, _ := listen(t, ctx, in, sid, "resp:7")
+		if _, stop, err := in.Listen(ctx, sid, "resp:7"); err == nil {
+			stop()
+			t.Fatalf("second Listen on the same key succeeded, want an error")
+		}
+		// The failed Listen must not have displaced the first listener.
+		if err := in.Deliver(ctx, sid, "resp:7", []byte(`"first"`)); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+		if got := receive(t, msgs); got != `"first"` {
+			t.Errorf("received %s, want \"first\"", got)
+		}
+	})
+
+	t.Run("NoAliasing", func(t *testing.T) {
+		ctx, in := ctxFor(t), newStores(t).Inbox
+		sid := newID()
+		msgs, _ := listen(t, ctx, in, sid, "req:1")
+		data := []byte(`"original"`)
+		if err := in.Deliver(ctx, sid, "req:1", data); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+		copy(data, `"mutated!"`)
+		if got := receive(t, msgs); got != `"original"` {
+			t.Errorf("received %s, want \"original\": the message shares memory with the sender", got)
+		}
+	})
+}
+
+func testBroadcaster(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	subscribe := func(t *testing.T, ctx context.Context, b mcpserver.Broadcaster) (<-chan mcpserver.Broadcast, func()) {
+		t.Helper()
+		msgs, stop, err := b.Subscribe(ctx)
+		if err != nil {
+			t.Fatalf("Subscribe: %v", err)
+		}
+		t.Cleanup(stop)
+		return msgs, stop
+	}
+	receive := func(t *testing.T, msgs <-chan mcpserver.Broadcast) mcpserver.Broadcast {
+		t.Helper()
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				t.Fatalf("Subscribe channel closed, want a broadcast")
+			}
+			return m
+		case <-time.After(timeout):
+			t.Fatalf("no broadcast within %v", timeout)
+			return mcpserver.Broadcast{}
+		}
+	}
+	// A shared store (Redis) sees broadcasts of other tests: each subtest
+	// tags its own with a fresh URI and ignores the rest.
+	tagged := func(t *testing.T, msgs <-chan mcpserver.Broadcast, tag string) mcpserver.Broadcast {
+		t.Helper()
+		for {
+			if m := receive(t, msgs); m.URI == tag || m.Owner == tag {
+				return m
+			}
+		}
+	}
+
+	t.Run("PublishWithoutSubscribers", func(t *testing.T) {
+		ctx, b := ctxFor(t), newStores(t).Broadcaster
+		if err := b.Publish(ctx, mcpserver.Broadcast{Method: "notifications/tools/list_changed"}); err != nil {
+			t.Errorf("Publish: %v", err)
+		}
+	})
+
+	t.Run("ReachesEverySubscriber", func(t *testing.T) {
+		ctx, b := ctxFor(t), newStores(t).Broadcaster
+		tag := "notes://" + newID()
+		subs := make([]<-chan mcpserver.Broadcast, 3)
+		for i := range subs {
+			subs[i], _ = subscribe(t, ctx, b)
+		}
+		want := []mcpserver.Broadcast{
+			{Method: "notifications/resources/updated", URI: tag, Owner: "alice"},
+			{Method: "notifications/resources/list_changed", URI: tag},
+			{Method: "notifications/resources/updated", URI: tag, Owner: "bob"},
+		}
+		for _, m := range want {
+			if err := b.Publish(ctx, m); err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+		}
+		for i, msgs := range subs {
+			var got []mcpserver.Broadcast
+			for range want {
+				got = append(got, tagged(t, msgs, tag))
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("subscriber %d received (-want +got):\n%s", i, diff)
+			}
+		}
+	})
+
+	t.Run("OnlyAfterSubscribe", func(t *testing.T) {
+		ctx, b := ctxFor(t), newStores(t).Broadcaster
+		tag := "notes://" + newID()
+		if err := b.Publish(ctx, mcpserver.Broadcast{Method: "before", URI: tag}); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		msgs, _ := subscribe(t, ctx, b)
+		want := mcpserver.Broadcast{Method: "after", URI: tag}
+		if err := b.Publish(ctx, want); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		if diff := cmp.Diff(want, tagged(t, msgs, tag)); diff != "" {
+			t.Errorf("first broadcast received (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("Stop", func(t *testing.T) {
+		ctx, b := ctxFor(t), newStores(t).Broadcaster
+		tag := "notes://" + newID()
+		stopped, stop := subscribe(t, ctx, b)
+		live, _ := subscribe(t, ctx, b)
+		stop()
+		stop() // idempotent
+		want := mcpserver.Broadcast{Method: "notifications/resources/list_changed", URI: tag}
+		if err := b.Publish(ctx, want); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		if diff := cmp.Diff(want, tagged(t, live, tag)); diff != "" {
+			t.Errorf("live subscriber received (-want +got):\n%s", diff)
+		}
+		// A stopped subscription may be closed, or silent; it must not
+		// deliver what was published after stop.
+		deadline := time.After(quiet)
+		for {
+			select {
+			case m, ok := <-stopped:
+				if !ok {
+					return
+				}
+				if m.URI == tag {
+					t.Fatalf("stopped subscriber received %+v", m)
+				}
+			case <-deadline:
+				return
+			}
+		}
+	})
+}
