@@ -69,7 +69,7 @@ func TestReadAndSubscribe(t *testing.T) {
 			got, err := read(tt.user, tt.uri)
 			var rpcErr *jsonrpc.Error
 			switch {
-			case tt.notFound && !(errors.As(err, &rpcErr) && rpcErr.Code == mcp.CodeResourceNotFound):
+			case tt.notFound && !(errors.As(err, &rpcErr) && rpcErr.Code == jsonrpc.CodeInvalidParams):
 				t.Fatalf("read %s as %s: %v, want resource not found", tt.uri, tt.user, err)
 			case !tt.notFound && err != nil:
 				t.Fatalf("read %s as %s: %v", tt.uri, tt.user, err)
