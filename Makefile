@@ -38,7 +38,7 @@ fuzz-short:
 check: lint test fuzz-short
 
 golden-update:
-	$(GO) test ./... -run Golden -update
+	$(GO) test ./mcpserver/ ./wellknown/ ./cmd/remotemcp/ -run Golden -update
 
 clean:
 	rm -rf bin conformance-results

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,9 +89,15 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 				w.Header().Set("Retry-After", "5")
 				http.Error(w, "authorization temporarily unavailable; retry shortly", http.StatusServiceUnavailable)
 				return
-			case err != nil:
+			case errors.Is(err, ErrInvalidToken) || errors.Is(err, auth.ErrInvalidToken):
 				o.Logger.Info("token refused", "reason", description(err), "token", Fingerprint(token))
 				c.write(http.StatusUnauthorized, InvalidToken, description(err), o.Scopes)
+				return
+			case err != nil:
+				// Not a verdict on the token: never show the cause.
+				o.Logger.Error("token verification failed", "error", err, "token", Fingerprint(token))
+				w.Header().Set("Cache-Control", "no-store")
+				http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
 				return
 			}
 			if o.Policy != nil && r.Method == http.MethodPost {
@@ -100,7 +107,12 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 					return
 				}
 				r.Body = io.NopCloser(bytes.NewReader(body))
-				if need := o.Policy.Required(operations(body)); len(need) > 0 && !o.Policy.Satisfied(info.Scopes, need) {
+				ops, err := operations(body)
+				if err != nil {
+					c.write(http.StatusBadRequest, InvalidRequest, err.Error(), nil)
+					return
+				}
+				if need := o.Policy.Required(ops); len(need) > 0 && !o.Policy.Satisfied(info.Scopes, need) {
 					c.write(http.StatusForbidden, InsufficientScope,
 						"this operation needs the scopes: "+strings.Join(need, " "), need)
 					return
@@ -187,48 +199,116 @@ func bearerToken(values []string) (string, error) {
 	return token, nil
 }
 
-// operations lists the (method, name) pairs of a JSON-RPC body: name is
-// params.name (tools/call, prompts/get), params.uri (resources/*) or
-// params.ref.name/uri (completion/complete).
-func operations(body []byte) [][2]string {
-	type msg struct {
-		Method string `json:"method"`
-		Params struct {
-			Name string `json:"name"`
-			URI  string `json:"uri"`
-			Ref  struct {
-				Name string `json:"name"`
-				URI  string `json:"uri"`
-			} `json:"ref"`
-		} `json:"params"`
-	}
-	var msgs []msg
+// operations lists the (method, name) pairs of a JSON-RPC body, reading it
+// exactly as the MCP layer will: keys are case-sensitive, and the name comes
+// from the field that the method defines — params.name for tools/call and
+// prompts/get, params.uri for resources/*, params.ref.name or .uri for
+// completion/complete. A body that is ambiguous (a duplicate key) or whose
+// name field has the wrong type is an error, never "no operation": the scope
+// check must not be bypassable by shaping the JSON.
+func operations(body []byte) ([][2]string, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, nil // no operation; the MCP layer refuses the empty body
+	}
+	var raws []json.RawMessage
 	if len(trimmed) > 0 && trimmed[0] == '[' {
-		if json.Unmarshal(body, &msgs) != nil {
-			return nil
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return nil, errMalformed
 		}
 	} else {
-		var m msg
-		if json.Unmarshal(body, &m) != nil {
-			return nil
-		}
-		msgs = []msg{m}
+		raws = []json.RawMessage{trimmed}
 	}
 	var ops [][2]string
-	for _, m := range msgs {
-		if m.Method == "" {
-			continue
+	for _, raw := range raws {
+		msg, err := fields(raw)
+		if err != nil {
+			return nil, err
 		}
-		name := m.Params.Name
-		for _, alt := range []string{m.Params.URI, m.Params.Ref.Name, m.Params.Ref.URI} {
-			if name == "" {
-				name = alt
+		mraw, ok := msg["method"]
+		if !ok {
+			continue // a response: no operation
+		}
+		var method string
+		if json.Unmarshal(mraw, &method) != nil {
+			return nil, errMalformed
+		}
+		var params map[string]json.RawMessage
+		if praw, ok := msg["params"]; ok && !bytes.Equal(bytes.TrimSpace(praw), []byte("null")) {
+			if params, err = fields(praw); err != nil {
+				return nil, err
 			}
 		}
-		if !slices.Contains(ops, [2]string{m.Method, name}) {
-			ops = append(ops, [2]string{m.Method, name})
+		var name string
+		switch method {
+		case "tools/call", "prompts/get":
+			name, err = stringField(params, "name")
+		case "resources/read", "resources/subscribe", "resources/unsubscribe":
+			name, err = stringField(params, "uri")
+		case "completion/complete":
+			if rraw, ok := params["ref"]; ok {
+				var ref map[string]json.RawMessage
+				if ref, err = fields(rraw); err == nil {
+					var typ string
+					if typ, err = stringField(ref, "type"); err == nil {
+						field := "name"
+						if typ == "ref/resource" {
+							field = "uri"
+						}
+						name, err = stringField(ref, field)
+					}
+				}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(ops, [2]string{method, name}) {
+			ops = append(ops, [2]string{method, name})
 		}
 	}
-	return ops
+	return ops, nil
+}
+
+var errMalformed = errors.New("the request body is not a well-formed JSON-RPC message")
+
+// fields decodes a JSON object, refusing duplicate keys.
+func fields(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errMalformed
+	}
+	out := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			return nil, errMalformed
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, errMalformed
+		}
+		if _, dup := out[key]; dup {
+			return nil, errors.New("the request body repeats the key " + strconv.Quote(key))
+		}
+		out[key] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, errMalformed
+	}
+	return out, nil
+}
+
+// stringField returns m[key] when it is a string, "" when absent.
+func stringField(m map[string]json.RawMessage, key string) (string, error) {
+	raw, ok := m[key]
+	if !ok {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", errMalformed
+	}
+	return s, nil
 }

@@ -35,6 +35,8 @@ type JWTOptions struct {
 	// RefreshInterval bounds how often an unknown kid forces a JWKS refresh.
 	// Default 30s.
 	RefreshInterval time.Duration
+	// StartupTimeout bounds the first JWKS fetch. Default 4s.
+	StartupTimeout time.Duration
 	// HTTPClient fetches the JWKS; default a client with a 10s timeout.
 	HTTPClient *http.Client
 	// Now is the clock; default time.Now.
@@ -47,8 +49,9 @@ type JWTVerifier struct {
 	o     JWTOptions
 	cache *jwk.Cache
 
-	mu          sync.Mutex
-	lastRefresh time.Time
+	mu            sync.Mutex
+	lastRefresh   time.Time
+	refreshFailed bool
 }
 
 // asymmetric lists the signature algorithms accepted: never none or HMAC,
@@ -73,6 +76,9 @@ func NewJWTVerifier(ctx context.Context, opts JWTOptions) (*JWTVerifier, error) 
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
+	if opts.StartupTimeout <= 0 {
+		opts.StartupTimeout = 4 * time.Second
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -80,7 +86,12 @@ func NewJWTVerifier(ctx context.Context, opts JWTOptions) (*JWTVerifier, error) 
 	if err != nil {
 		return nil, fmt.Errorf("authz: JWKS cache: %w", err)
 	}
-	if err := cache.Register(ctx, opts.JWKSURL,
+	// Register waits for the first fetch; bound that wait so that a JWKS
+	// that cannot be fetched fails start-up instead of hanging it. (ctx,
+	// the cache's lifetime, cannot carry the deadline.)
+	rctx, cancel := context.WithTimeout(ctx, opts.StartupTimeout)
+	defer cancel()
+	if err := cache.Register(rctx, opts.JWKSURL,
 		jwk.WithHTTPClient(opts.HTTPClient),
 		jwk.WithMinInterval(opts.RefreshInterval),
 		jwk.WithMaxInterval(time.Hour),
@@ -151,15 +162,25 @@ func (v *JWTVerifier) key(ctx context.Context, kid string) (jwk.Key, error) {
 	if due {
 		v.lastRefresh = v.o.Now()
 	}
+	failed := v.refreshFailed
 	v.mu.Unlock()
-	if due {
-		set, err = v.cache.Refresh(ctx, v.o.JWKSURL)
-		if err != nil {
-			return nil, fmt.Errorf("%w: JWKS refresh: %v", ErrUnavailable, err)
+	if !due {
+		if failed {
+			// The last refresh could not reach the JWKS: the key may well
+			// exist. Not a verdict on the token.
+			return nil, fmt.Errorf("%w: JWKS unreachable at the last refresh", ErrUnavailable)
 		}
-		if k, ok := pick(set, kid); ok {
-			return k, nil
-		}
+		return nil, invalid("unknown signing key")
+	}
+	set, err = v.cache.Refresh(ctx, v.o.JWKSURL)
+	v.mu.Lock()
+	v.refreshFailed = err != nil
+	v.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("%w: JWKS refresh: %v", ErrUnavailable, err)
+	}
+	if k, ok := pick(set, kid); ok {
+		return k, nil
 	}
 	return nil, invalid("unknown signing key")
 }

@@ -50,7 +50,8 @@ func MetadataURL(resource string) string {
 		return ""
 	}
 	paths := MetadataPaths(resource)
-	u.Path, u.RawQuery, u.Fragment = paths[len(paths)-1], "", ""
+	// RFC 9728 §3.1: the resource's query, if any, stays on the URL.
+	u.Path, u.Fragment = paths[len(paths)-1], ""
 	return u.String()
 }
 

@@ -119,7 +119,7 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 				authz.Rule{Method: "completion/complete", Name: name, Scopes: scopes})
 		}
 		for pattern, scopes := range res.Scopes {
-			for _, m := range []string{"resources/read", "resources/subscribe", "resources/unsubscribe"} {
+			for _, m := range []string{"resources/read", "resources/subscribe", "resources/unsubscribe", "completion/complete"} {
 				rules = append(rules, authz.Rule{Method: m, Name: pattern, Scopes: scopes})
 			}
 		}
