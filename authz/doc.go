@@ -11,8 +11,20 @@
 //     server, verified against its JWKS (RFC 7517) with jwx/v3;
 //   - introspect.go: opaque tokens through RFC 7662 introspection.
 //
+// The second half, the authorization-server facade, is being built from its
+// core up:
+//
+//   - pkce.go: RFC 7636 S256 (plain and missing challenges are refused);
+//   - keys.go: the ES256 signing key ring, kids by RFC 7638 thumbprint,
+//     retired keys published until their tokens expire (RFC 7517 JWKS);
+//   - tokens.go: our access tokens (RFC 9068 at+jwt), verified locally with
+//     a revocation hook; opaque refresh tokens and codes, stored as hashes;
+//   - vault.go: upstream tokens sealed with AES-256-GCM under a key ring.
+//
 // [RFC 6750 §3]: https://www.rfc-editor.org/rfc/rfc6750#section-3
 // [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 // [RFC 7662]: https://www.rfc-editor.org/rfc/rfc7662
 // [RFC 9728]: https://www.rfc-editor.org/rfc/rfc9728
+// [RFC 7636]: https://www.rfc-editor.org/rfc/rfc7636
+// [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
 package authz

@@ -1,0 +1,286 @@
+package authz
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+)
+
+// IssuerOptions configures an Issuer.
+type IssuerOptions struct {
+	// Issuer is our authorization server's issuer identifier: the public
+	// base URL, exactly as advertised in its metadata (RFC 8414 §2); iss
+	// must equal it. REQUIRED.
+	Issuer string
+	// Audience is the canonical MCP URL the tokens are for (RFC 8707); aud
+	// is exactly this, and Verify accepts it give or take a trailing slash.
+	// REQUIRED.
+	Audience string
+	// Ring holds the signing keys. REQUIRED.
+	Ring *KeyRing
+	// AccessTokenLifetime is how long an access token lives. Default 10
+	// minutes: short, because a JWT cannot be recalled once it leaves, and
+	// independent of the upstream token's lifetime. Rotate the ring with at
+	// least this lifetime.
+	AccessTokenLifetime time.Duration
+	// ClockSkew tolerated on exp, nbf and iat. Default 30s.
+	ClockSkew time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Rand is the source of jti values; default crypto/rand.Reader. (ECDSA
+	// signatures always draw from crypto/rand.)
+	Rand io.Reader
+	// Revoked, if set, is asked by Verify whether the grant gid or the token
+	// jti has been revoked, once everything else about the token has been
+	// checked. An error from it makes Verify return ErrUnavailable.
+	Revoked func(ctx context.Context, gid, jti string) (bool, error)
+}
+
+// An Issuer mints our JWT access tokens ([RFC 9068]) and verifies them
+// locally, with no network call: the MCP endpoint checks every request, and
+// must not pay a round trip for it.
+//
+// [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
+type Issuer struct {
+	o IssuerOptions
+}
+
+const (
+	// accessTokenType is the typ header of RFC 9068 §2.1.
+	accessTokenType = "at+jwt"
+	// grantIDClaim is the private claim naming the grant a token came from,
+	// so that revoking the grant revokes its access tokens.
+	grantIDClaim = "gid"
+	// maxAccessTokenLen bounds the tokens Verify parses; ours are well under
+	// 1 KiB.
+	maxAccessTokenLen = 4096
+)
+
+// NewIssuer checks opts and fills in the defaults.
+func NewIssuer(opts IssuerOptions) (*Issuer, error) {
+	if opts.Issuer == "" || opts.Audience == "" || opts.Ring == nil {
+		return nil, errors.New("authz: an issuer needs an issuer identifier, an audience and a key ring")
+	}
+	// RFC 8414 §2: an https URL (http for local development) with no query
+	// or fragment.
+	if u, err := url.Parse(opts.Issuer); err != nil || u.Host == "" ||
+		(u.Scheme != "https" && u.Scheme != "http") || strings.ContainsAny(opts.Issuer, "?#") {
+		return nil, fmt.Errorf("authz: issuer %q is not an https URL without query or fragment", opts.Issuer)
+	}
+	if opts.AccessTokenLifetime <= 0 {
+		opts.AccessTokenLifetime = 10 * time.Minute
+	}
+	if opts.ClockSkew <= 0 {
+		opts.ClockSkew = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	return &Issuer{o: opts}, nil
+}
+
+// MintAccessToken signs an access token for subject, obtained by clientID
+// through grant grantID, carrying scopes. The token is an ES256 JWT with
+// typ "at+jwt" and the active key's kid, and the claims of RFC 9068 §2.2:
+// iss, aud (the MCP resource), sub, client_id, scope (space-separated,
+// omitted when empty), jti, iat, nbf and exp, plus gid, the grant. It
+// returns the token with its jti and expiry, for the caller to record.
+func (i *Issuer) MintAccessToken(subject, clientID string, scopes []string, grantID string) (token, jti string, exp time.Time, err error) {
+	if subject == "" || clientID == "" || grantID == "" {
+		return "", "", time.Time{}, errors.New("authz: mint access token: subject, client and grant are required")
+	}
+	for _, s := range scopes {
+		if !validScopeToken(s) {
+			return "", "", time.Time{}, fmt.Errorf("authz: mint access token: invalid scope %q", s)
+		}
+	}
+	jti, err = randomToken(i.o.Rand, 16)
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("authz: mint access token: %w", err)
+	}
+	// NumericDate has whole seconds: truncate so that exp is what the
+	// token says.
+	now := i.o.Now().Truncate(time.Second)
+	exp = now.Add(i.o.AccessTokenLifetime)
+	b := jwt.NewBuilder().
+		Issuer(i.o.Issuer).
+		Audience([]string{i.o.Audience}).
+		Subject(subject).
+		Claim("client_id", clientID).
+		JwtID(jti).
+		IssuedAt(now).
+		NotBefore(now).
+		Expiration(exp).
+		Claim(grantIDClaim, grantID)
+	if s := ParseScope(strings.Join(scopes, " ")); len(s) > 0 {
+		b = b.Claim("scope", strings.Join(s, " "))
+	}
+	tok, err := b.Build()
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("authz: mint access token: %w", err)
+	}
+	key := i.o.Ring.signer()
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.TypeKey, accessTokenType); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("authz: mint access token: %w", err)
+	}
+	if err := hdr.Set(jws.KeyIDKey, key.kid); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("authz: mint access token: %w", err)
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256(), key.priv, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("authz: sign access token: %w", err)
+	}
+	return string(signed), jti, exp, nil
+}
+
+// Verify checks an access token minted by i, with the discipline of
+// JWTVerifier and stricter where only our own tokens can pass: typ must be
+// at+jwt, alg ES256, the kid one the ring publishes now, iss exactly ours,
+// aud our resource (give or take a trailing slash), exp present and not
+// past (with ClockSkew), and sub, client_id, jti and gid present. It then
+// asks the Revoked hook, if any. A refused token gives an error wrapping
+// ErrInvalidToken whose description is safe to send; a failing hook gives
+// ErrUnavailable. Verify has the type of a Verifier.
+func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, error) {
+	if len(token) > maxAccessTokenLen {
+		return nil, invalid("the token is too long")
+	}
+	if strings.Count(token, ".") != 2 {
+		return nil, invalid("not a JWT")
+	}
+	msg, err := jws.Parse([]byte(token))
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, invalid("malformed JWT")
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	if alg, ok := hdr.Algorithm(); !ok || alg.String() != jwa.ES256().String() {
+		return nil, invalid("signature algorithm %q is not accepted", alg.String())
+	}
+	if typ, _ := hdr.Type(); !strings.EqualFold(typ, accessTokenType) && !strings.EqualFold(typ, "application/"+accessTokenType) {
+		return nil, invalid("token type %q is not an access token", typ)
+	}
+	now := i.o.Now()
+	kid, _ := hdr.KeyID()
+	pub, ok := i.o.Ring.verificationKey(kid, now)
+	if !ok {
+		return nil, invalid("unknown signing key")
+	}
+	tok, err := jwt.Parse([]byte(token),
+		jwt.WithKey(jwa.ES256(), pub),
+		jwt.WithValidate(true),
+		jwt.WithIssuer(i.o.Issuer),
+		jwt.WithRequiredClaim("exp"),
+		jwt.WithAcceptableSkew(i.o.ClockSkew),
+		jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
+	)
+	if err != nil {
+		return nil, invalid("%s", jwtReason(err))
+	}
+	aud, _ := tok.Audience()
+	if !slices.ContainsFunc(aud, func(a string) bool { return sameResource(a, i.o.Audience) }) {
+		return nil, invalid("the token was issued for another resource")
+	}
+	sub, _ := tok.Subject()
+	jti, _ := tok.JwtID()
+	exp, _ := tok.Expiration()
+	var clientID, gid, scope string
+	_ = tok.Get("client_id", &clientID)
+	_ = tok.Get(grantIDClaim, &gid)
+	if err := tok.Get("scope", &scope); err != nil && tok.Has("scope") {
+		return nil, invalid("the scope claim is not a string")
+	}
+	if sub == "" || clientID == "" || jti == "" || gid == "" {
+		return nil, invalid("the token lacks a required claim")
+	}
+	if i.o.Revoked != nil {
+		revoked, err := i.o.Revoked(ctx, gid, jti)
+		if err != nil {
+			return nil, fmt.Errorf("%w: revocation check: %w", ErrUnavailable, err)
+		}
+		if revoked {
+			return nil, invalid("the token was revoked")
+		}
+	}
+	return &auth.TokenInfo{
+		UserID:     sub,
+		Scopes:     ParseScope(scope),
+		Expiration: exp,
+		Extra:      map[string]any{"client_id": clientID, "jti": jti, "gid": gid},
+	}, nil
+}
+
+// validScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
+// one or more of %x21 / %x23-5B / %x5D-7E.
+func validScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// opaqueTokenBytes is the entropy of refresh tokens and authorization codes:
+// 256 bits, past any guessing.
+const opaqueTokenBytes = 32
+
+// NewRefreshToken returns a new opaque refresh token, 32 bytes from r
+// (crypto/rand.Reader if nil) in base64url, and its HashToken. Store only
+// the hash: a leaked store then yields no usable token.
+func NewRefreshToken(r io.Reader) (token, hash string, err error) {
+	return newOpaqueToken(r)
+}
+
+// NewAuthorizationCode returns a new authorization code and its HashToken,
+// made like a refresh token.
+func NewAuthorizationCode(r io.Reader) (code, hash string, err error) {
+	return newOpaqueToken(r)
+}
+
+func newOpaqueToken(r io.Reader) (token, hash string, err error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	token, err = randomToken(r, opaqueTokenBytes)
+	if err != nil {
+		return "", "", err
+	}
+	return token, HashToken(token), nil
+}
+
+// HashToken is the storage key of an opaque token: the base64url SHA-256 of
+// the token. A plain hash suffices because the tokens carry 256 random
+// bits: there is nothing to brute-force.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// randomToken reads n bytes from r and encodes them in base64url.
+func randomToken(r io.Reader, n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
