@@ -19,7 +19,14 @@
 //     retired keys published until their tokens expire (RFC 7517 JWKS);
 //   - tokens.go: our access tokens (RFC 9068 at+jwt), verified locally with
 //     a revocation hook; opaque refresh tokens and codes, stored as hashes;
-//   - vault.go: upstream tokens sealed with AES-256-GCM under a key ring.
+//   - vault.go: upstream tokens sealed with AES-256-GCM under a key ring;
+//   - oautherror.go: the one OAuth error type and WriteError (RFC 6749 §5.2,
+//     RFC 7591 §3.2.2): no-store, and no cause ever serialized;
+//   - redirect.go: redirect-URI rules (RFC 8252: loopback on any port,
+//     private-use schemes for native clients, https for web) and exact
+//     matching with the loopback-port exception;
+//   - clientmeta.go: RFC 7591 registration metadata and Client ID Metadata
+//     Documents (client_id equals the document URL exactly).
 //
 // [RFC 6750 §3]: https://www.rfc-editor.org/rfc/rfc6750#section-3
 // [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
@@ -27,4 +34,6 @@
 // [RFC 9728]: https://www.rfc-editor.org/rfc/rfc9728
 // [RFC 7636]: https://www.rfc-editor.org/rfc/rfc7636
 // [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
+// [RFC 7591]: https://www.rfc-editor.org/rfc/rfc7591
+// [RFC 8252]: https://www.rfc-editor.org/rfc/rfc8252
 package authz
