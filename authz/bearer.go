@@ -230,7 +230,7 @@ func operations(body []byte) ([][2]string, error) {
 			continue // a response: no operation
 		}
 		var method string
-		if json.Unmarshal(mraw, &method) != nil {
+		if json.Unmarshal(mraw, &method) != nil || method == "" {
 			return nil, errMalformed
 		}
 		var params map[string]json.RawMessage
