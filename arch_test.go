@@ -21,6 +21,8 @@ var allowed = map[string]struct{ project, external []string }{
 	"cmd/remotemcp":          {project: []string{"*"}, external: []string{"*"}},
 	"cmd/remotemcp/fixtures": {external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/jsonschema-go/jsonschema", "github.com/yosida95/uritemplate/v3"}},
 	"mcpserver":              {external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
+	"authz/memstore":         {project: []string{"authz"}},
+	"authz/storetest":        {project: []string{"authz"}, external: []string{"github.com/google/go-cmp/cmp"}},
 	"mcpserver/memstore":     {project: []string{"mcpserver"}, external: []string{sdk + "/mcp"}},
 	"mcpserver/storetest":    {project: []string{"mcpserver"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/go-cmp/cmp"}},
 	"tools":                  {project: []string{"tools/notes"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
@@ -30,7 +32,7 @@ var allowed = map[string]struct{ project, external []string }{
 	"prompts":                {project: []string{"tools/notes"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
 	"wellknown":              {},
 	// httprc is jwx/v3's HTTP cache, which jwk.Cache is built on.
-	"authz": {external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2",
+	"authz": {external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/oauth2/endpoints",
 		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",
 		"github.com/lestrrat-go/jwx/v3/jwt", "github.com/lestrrat-go/httprc/v3"}},
 }

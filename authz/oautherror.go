@@ -27,6 +27,9 @@ const (
 	ServerError             Code = "server_error"
 	TemporarilyUnavailable  Code = "temporarily_unavailable"
 
+	// RFC 8707 §2 (a resource we do not issue tokens for).
+	InvalidTarget Code = "invalid_target"
+
 	// RFC 7591 §3.2.2 (registration endpoint).
 	InvalidRedirectURI    Code = "invalid_redirect_uri"
 	InvalidClientMetadata Code = "invalid_client_metadata"
@@ -121,6 +124,12 @@ func ErrTemporarilyUnavailable(desc string) *Error {
 // ErrInvalidRedirectURI is a 400 invalid_redirect_uri (RFC 7591 §3.2.2).
 func ErrInvalidRedirectURI(desc string) *Error {
 	return newError(InvalidRedirectURI, http.StatusBadRequest, desc)
+}
+
+// ErrInvalidTarget is a 400 invalid_target (RFC 8707 §2): the requested
+// resource is not one we issue tokens for.
+func ErrInvalidTarget(desc string) *Error {
+	return newError(InvalidTarget, 0, desc)
 }
 
 // ErrInvalidClientMetadata is a 400 invalid_client_metadata (RFC 7591

@@ -54,6 +54,9 @@ type PendingAuth struct {
 	// (or a remembered approval applied); only then are the upstream
 	// state and verifier set.
 	Approved bool `json:"approved,omitempty"`
+	// AutoApprovedFor is the subject whose remembered approval applied,
+	// if one did: the callback refuses an upstream login as anyone else.
+	AutoApprovedFor string `json:"auto_approved_for,omitempty"`
 	// UpstreamStateHash is HashToken of the secret part of the state we
 	// sent upstream.
 	UpstreamStateHash string `json:"upstream_state_hash,omitempty"`

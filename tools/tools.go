@@ -43,6 +43,9 @@ type Deps struct {
 	// Scopes names the OAuth scopes the tools need; zero fields mean
 	// notes:read and notes:write.
 	Scopes Scopes
+	// Upstream, if set, lets whoami show the caller's identity at the
+	// upstream identity provider (--auth proxy).
+	Upstream Upstream
 }
 
 // Scopes are the names of the scopes that guard the notes, configurable for
@@ -78,7 +81,7 @@ func Register(s *mcp.Server, d Deps) map[string][]string {
 	}
 	d.Scopes = d.Scopes.WithDefaults()
 	t := &toolset{Deps: d, scopes: map[string][]string{}}
-	addWhoAmI(s)
+	addWhoAmI(s, d.Upstream)
 	t.addNotesCreate(s)
 	t.addNotesSearch(s)
 	t.addNotesGet(s)

@@ -31,6 +31,9 @@ type config struct {
 	LogFormat       string
 	StateKey        []byte
 
+	// Proxy is the --auth proxy configuration, nil in other modes.
+	Proxy *proxyConfig
+
 	// OAuth resource server (--auth jwt | introspect).
 	Issuer              string
 	JWKSURL             string
@@ -58,7 +61,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	var (
 		listen          = fs.String("listen", "127.0.0.1:8080", "address to listen on (host:port)")
 		publicURL       = fs.String("public-url", "", "canonical base URL clients use, e.g. https://mcp.example.com; the MCP endpoint is <public-url>/mcp (default: http://<listen>)")
-		authMode        = fs.String("auth", "none", "how requests are authenticated: none (one anonymous user, loopback only), jwt (JWT access tokens from --issuer), introspect (opaque tokens, RFC 7662)")
+		authMode        = fs.String("auth", "none", "how requests are authenticated: none (one anonymous user, loopback only), jwt (JWT access tokens from --issuer), introspect (opaque tokens, RFC 7662), proxy (we are the authorization server, users sign in with --upstream)")
 		issuer          = fs.String("issuer", "", "the authorization server's issuer identifier (exact match with the token's iss)")
 		jwksURL         = fs.String("jwks-url", "", "the issuer's JWK Set URL (default: jwks_uri from the issuer's metadata)")
 		audience        = fs.String("audience", "", "the audience tokens must carry (default: the canonical MCP URL <public-url>/mcp)")
@@ -77,6 +80,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		logFormat       = fs.String("log-format", "text", "text or json")
 		stateKeyFile    = fs.String("state-key-file", "", "file holding the hex key (≥32 bytes) that protects MRTR requestState; env REMOTEMCP_STATE_KEY may hold the key itself (default: random per process)")
 	)
+	pf := addProxyFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: remotemcp [flags]\n\nServes a remote MCP server on <public-url>/mcp. Every flag can also be set\nthrough its environment twin, e.g. --listen as REMOTEMCP_LISTEN; a flag wins\nover the environment.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -187,8 +191,20 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		if cfg.ClockSkew < 0 || cfg.ClockSkew > 5*time.Minute {
 			return nil, fmt.Errorf("--clock-skew %v: must be between 0 and 5m", cfg.ClockSkew)
 		}
+	case "proxy":
+		if cfg.Issuer != "" || cfg.JWKSURL != "" || cfg.IntrospectionURL != "" || *authServer != "" {
+			return nil, errors.New("--auth proxy is its own authorization server: drop --issuer, --jwks-url, --authorization-server and --introspection-url")
+		}
+		if cfg.ScopeRead == "" || cfg.ScopeWrite == "" || strings.ContainsAny(cfg.ScopeRead+cfg.ScopeWrite, " \"") {
+			return nil, errors.New("--scope-read and --scope-write must be single scope names")
+		}
+		pc, err := parseProxy(pf, getenv, loopback)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Proxy = pc
 	default:
-		return nil, fmt.Errorf("--auth %q: unknown mode (supported: none, jwt, introspect)", cfg.Auth)
+		return nil, fmt.Errorf("--auth %q: unknown mode (supported: none, jwt, introspect, proxy)", cfg.Auth)
 	}
 	switch cfg.Fixtures {
 	case "":

@@ -81,7 +81,18 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 		UnsubscribeHandler:        func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
 	scopes := tools.Scopes{Read: cfg.ScopeRead, Write: cfg.ScopeWrite}
-	toolScopes := tools.Register(server, tools.Deps{Notes: noteStore, Exports: noteStore, Notifier: notifier, Sealer: sealer, Scopes: scopes})
+	var px *proxy
+	if cfg.Auth == "proxy" {
+		var err error
+		if px, err = newProxy(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	deps := tools.Deps{Notes: noteStore, Exports: noteStore, Notifier: notifier, Sealer: sealer, Scopes: scopes}
+	if px != nil {
+		deps.Upstream = px
+	}
+	toolScopes := tools.Register(server, deps)
 	res = resources.Register(server, noteStore, noteStore, cfg.ScopeRead)
 	prm = prompts.Register(server, noteStore, cfg.ScopeRead)
 	bg, cancel := context.WithCancel(ctx)
@@ -103,8 +114,13 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 	mux := http.NewServeMux()
 	var endpoint http.Handler = mcpHandler
 	if cfg.Auth != "none" {
-		verify, err := newVerifier(bg, cfg)
-		if err != nil {
+		var verify authz.Verifier
+		var err error
+		if px != nil {
+			verify = px.issuer.Verify
+			px.mount(mux)
+			cfg.AuthorizationServer = px.base
+		} else if verify, err = newVerifier(bg, cfg); err != nil {
 			cancel()
 			mcpHandler.Close()
 			return nil, err

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	authzmem "github.com/remotemcp/remotemcp/authz/memstore"
+	"github.com/remotemcp/remotemcp/cmd/remotemcp/devidp"
+	"github.com/remotemcp/remotemcp/tools"
+)
+
+// proxy is --auth proxy put together: our authorization server, the
+// upstream it signs users in with, the vault, and the verifier of our
+// own tokens for /mcp.
+type proxy struct {
+	server   *authz.Server
+	issuer   *authz.Issuer
+	vault    *authz.Vault
+	upstream *authz.Upstream
+	devIdP   *devidp.Provider // the built-in development provider, if used
+	base     string
+}
+
+// devIdPPath is where the development identity provider is mounted.
+const devIdPPath = "/dev-idp"
+
+// newProxy builds the authorization-server facade of cfg.
+func newProxy(ctx context.Context, cfg *config, log *slog.Logger) (*proxy, error) {
+	pc := cfg.Proxy
+	base := cfg.PublicURL.String()
+	p := &proxy{base: base}
+	stores := authzmem.New(nil)
+	callback := base + authz.PathCallback
+	ucfg := authz.UpstreamConfig{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, RedirectURL: callback}
+	var err error
+	var display, prefix string
+	switch pc.Upstream {
+	case "dev":
+		secret := make([]byte, 24)
+		rand.Read(secret)
+		ucfg.ClientID, ucfg.ClientSecret = "remotemcp-dev", hex.EncodeToString(secret)
+		iss := base + devIdPPath
+		p.devIdP, err = devidp.New(devidp.Options{
+			Issuer: iss, ClientID: ucfg.ClientID, ClientSecret: ucfg.ClientSecret,
+			RedirectURIs: []string{callback}, Logger: log.With("component", "dev-idp"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		// Endpoints as its discovery document names them (a test checks
+		// that they agree): the server cannot ask itself before it serves.
+		p.upstream = authz.NewOIDCUpstream("dev", iss, authz.OIDCEndpoints{
+			AuthorizationEndpoint: iss + "/authorize", TokenEndpoint: iss + "/token", UserInfoEndpoint: iss + "/userinfo",
+		}, ucfg)
+		display, prefix = "the development identity provider", "" // its subjects are "dev|<name>" already
+		log.Warn("using the built-in DEVELOPMENT identity provider: anyone who can reach this loopback listener can sign in as anyone; configure --upstream for real use", "issuer", iss)
+	case "oidc":
+		p.upstream, err = authz.DiscoverOIDC(ctx, pc.UpstreamIssuer, ucfg)
+		display, prefix = hostOf(pc.UpstreamIssuer), "oidc:"
+	case "github":
+		p.upstream, display, prefix = authz.GitHub(ucfg), "GitHub", "github:"
+	case "google":
+		p.upstream, err = authz.Google(ctx, ucfg)
+		display, prefix = "Google", "google:"
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", pc.Upstream, err)
+	}
+	if len(pc.Ephemeral) > 0 {
+		log.Warn("no "+strings.Join(pc.Ephemeral, ", ")+" configured: made up for this process; tokens and upstream sign-ins end with it, and replicas would not share them",
+			"see", "README: Running as the authorization server")
+	}
+	p.vault = authz.NewVault(stores, stores, pc.VaultKeys, p.upstream, &authz.VaultOptions{Logger: log.With("component", "vault")})
+	p.issuer, err = authz.NewIssuer(authz.IssuerOptions{
+		Issuer: base, Audience: cfg.endpoint(), Ring: pc.SigningKeys, AccessTokenLifetime: pc.AccessTokenLifetime,
+		ClockSkew: cfg.ClockSkew,
+		Revoked: func(ctx context.Context, gid, _ string) (bool, error) {
+			return stores.GrantRevoked(ctx, gid)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var fetcher *authz.MetadataFetcher
+	if pc.CIMD {
+		fetcher = authz.NewMetadataFetcher(&authz.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.loopback(), Logger: log.With("component", "cimd")})
+	}
+	p.server, err = authz.NewServer(authz.ServerOptions{
+		Issuer:   base,
+		Resource: cfg.endpoint(),
+		Scopes: []authz.ScopeInfo{
+			{Name: cfg.ScopeRead, Description: "Read your notes, search them and export them"},
+			{Name: cfg.ScopeWrite, Description: "Create and delete your notes"},
+		},
+		UpstreamName:  display,
+		SubjectPrefix: prefix,
+		Clients:       stores, Pending: stores, Codes: stores, Grants: stores, Refresh: stores, Consents: stores,
+		Tokens: p.issuer, Upstream: p.upstream, Vault: p.vault, Metadata: fetcher,
+		CookieKey:  pc.CookieKey,
+		RefreshTTL: pc.RefreshLifetime,
+		Logger:     log.With("component", "authz"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// mount puts the authorization server (and the development provider) on mux.
+func (p *proxy) mount(mux *http.ServeMux) {
+	h := p.server.Handler()
+	for _, path := range p.server.Paths() {
+		mux.Handle(path, h)
+	}
+	if p.devIdP != nil {
+		mux.Handle(devIdPPath+"/", p.devIdP.Handler())
+	}
+}
+
+// Identity implements tools.Upstream: whoami's live look-up at the
+// upstream, with the token kept for the caller's grant.
+func (p *proxy) Identity(ctx context.Context, info *auth.TokenInfo) (*tools.UpstreamIdentity, error) {
+	gid, _ := info.Extra["gid"].(string)
+	if gid == "" {
+		return nil, errors.New("this token has no upstream sign-in")
+	}
+	id, err := p.vault.Identity(ctx, gid)
+	switch {
+	case errors.Is(err, authz.ErrReauthorize):
+		return nil, errors.New("your sign-in with the identity provider ended; connect again to sign in")
+	case errors.Is(err, authz.ErrUpstreamUnavailable):
+		return nil, errors.New("the identity provider is not answering; try again shortly")
+	case err != nil:
+		return nil, errors.New("the identity provider could not be asked")
+	}
+	return &tools.UpstreamIdentity{Provider: p.upstream.Name, Subject: id.Subject, Login: id.Login, Name: id.Name, Email: id.Email}, nil
+}
+
+func hostOf(u string) string {
+	s := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

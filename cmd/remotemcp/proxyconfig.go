@@ -1,0 +1,174 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/remotemcp/remotemcp/authz"
+)
+
+// proxyConfig is the configuration of --auth proxy: our own authorization
+// server in front of an upstream identity provider.
+type proxyConfig struct {
+	Upstream       string // dev, oidc, github, google
+	UpstreamIssuer string
+	ClientID       string
+	ClientSecret   string
+	Scopes         []string
+	// SigningKeys is the access-token key ring (a MarshalKeyRing
+	// document); nil means a new key per process.
+	SigningKeys *authz.KeyRing
+	VaultKeys   *authz.EncryptionKeys
+	CookieKey   []byte
+	// Ephemeral lists the secrets made up at start because none was
+	// configured: fine for one replica in development, logged loudly.
+	Ephemeral []string
+
+	AccessTokenLifetime time.Duration
+	RefreshLifetime     time.Duration
+	CIMD                bool
+}
+
+type proxyFlags struct {
+	upstream, upstreamIssuer, credsFile, scopes  *string
+	signingKeyFile, vaultKeysFile, cookieKeyFile *string
+	accessTTL, refreshTTL                        *time.Duration
+	cimd                                         *bool
+}
+
+func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
+	return &proxyFlags{
+		upstream:       fs.String("upstream", "", "--auth proxy: the identity provider users sign in with: dev (built in, loopback only; the default when nothing else is configured), oidc (any OpenID provider, see --upstream-issuer), github or google"),
+		upstreamIssuer: fs.String("upstream-issuer", "", "--auth proxy: the upstream OpenID provider's issuer URL (discovery from <issuer>/.well-known/openid-configuration); implies --upstream oidc"),
+		credsFile:      fs.String("upstream-credentials-file", "", "--auth proxy: file with the upstream client id on the first line and its secret on the second (or set REMOTEMCP_UPSTREAM_CLIENT_ID and REMOTEMCP_UPSTREAM_CLIENT_SECRET)"),
+		scopes:         fs.String("upstream-scopes", "", "--auth proxy: space-separated scopes to ask the upstream for (default: per provider, e.g. openid profile email offline_access)"),
+		signingKeyFile: fs.String("signing-key-file", "", "--auth proxy: JSON key ring that signs our access tokens, shared by all replicas (default: a new key per process; tokens then die with it)"),
+		vaultKeysFile:  fs.String("vault-keys-file", "", "--auth proxy: file holding the upstream-token encryption keys as id:hex64[,id:hex64...], the first one sealing (or env REMOTEMCP_VAULT_KEYS; default: a new key per process)"),
+		cookieKeyFile:  fs.String("cookie-key-file", "", "--auth proxy: file holding the hex key (≥32 bytes) that signs consent cookies and CSRF tokens (or env REMOTEMCP_COOKIE_KEY; default: a new key per process)"),
+		accessTTL:      fs.Duration("access-token-lifetime", 10*time.Minute, "--auth proxy: lifetime of our access tokens"),
+		refreshTTL:     fs.Duration("refresh-token-lifetime", 30*24*time.Hour, "--auth proxy: lifetime of a grant and its refresh tokens since last use"),
+		cimd:           fs.Bool("client-id-metadata-documents", true, "--auth proxy: accept https client ids whose metadata document we fetch (CIMD)"),
+	}
+}
+
+// parseProxy reads the --auth proxy settings; secrets come from the
+// environment or files only, never from flags.
+func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*proxyConfig, error) {
+	pc := &proxyConfig{
+		Upstream: *pf.upstream, UpstreamIssuer: *pf.upstreamIssuer,
+		AccessTokenLifetime: *pf.accessTTL, RefreshLifetime: *pf.refreshTTL, CIMD: *pf.cimd,
+	}
+	if pc.Upstream == "" {
+		pc.Upstream = "dev"
+		if pc.UpstreamIssuer != "" {
+			pc.Upstream = "oidc"
+		}
+	}
+	pc.ClientID = getenv("REMOTEMCP_UPSTREAM_CLIENT_ID")
+	pc.ClientSecret = getenv("REMOTEMCP_UPSTREAM_CLIENT_SECRET")
+	if *pf.credsFile != "" {
+		b, err := os.ReadFile(*pf.credsFile)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream-credentials-file: %v", err)
+		}
+		id, secret, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		pc.ClientID, pc.ClientSecret = strings.TrimSpace(id), strings.TrimSpace(secret)
+	}
+	pc.Scopes = strings.Fields(*pf.scopes)
+	switch pc.Upstream {
+	case "dev":
+		if !loopback {
+			return nil, errors.New("--upstream dev is the built-in development identity provider: it is refused on a non-loopback listener; configure --upstream oidc, github or google")
+		}
+		if pc.UpstreamIssuer != "" || pc.ClientID != "" {
+			return nil, errors.New("--upstream dev takes no --upstream-issuer or upstream credentials")
+		}
+	case "oidc", "github", "google":
+		if pc.Upstream == "oidc" {
+			if err := checkURL("--upstream-issuer", pc.UpstreamIssuer, true); err != nil {
+				return nil, err
+			}
+		} else if pc.UpstreamIssuer != "" {
+			return nil, fmt.Errorf("--upstream %s has a fixed issuer; drop --upstream-issuer", pc.Upstream)
+		}
+		if pc.ClientID == "" || pc.ClientSecret == "" {
+			return nil, fmt.Errorf("--upstream %s needs the client registered with it: set REMOTEMCP_UPSTREAM_CLIENT_ID and REMOTEMCP_UPSTREAM_CLIENT_SECRET, or --upstream-credentials-file", pc.Upstream)
+		}
+	default:
+		return nil, fmt.Errorf("--upstream %q: unknown (supported: dev, oidc, github, google)", pc.Upstream)
+	}
+	if pc.AccessTokenLifetime < time.Minute || pc.AccessTokenLifetime > 24*time.Hour {
+		return nil, fmt.Errorf("--access-token-lifetime %v: must be between 1m and 24h", pc.AccessTokenLifetime)
+	}
+	if pc.RefreshLifetime < time.Hour {
+		return nil, fmt.Errorf("--refresh-token-lifetime %v: must be at least 1h", pc.RefreshLifetime)
+	}
+
+	if *pf.signingKeyFile != "" {
+		b, err := os.ReadFile(*pf.signingKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--signing-key-file: %v", err)
+		}
+		ring, err := authz.UnmarshalKeyRing(b)
+		if err != nil {
+			return nil, fmt.Errorf("--signing-key-file: %v", err)
+		}
+		pc.SigningKeys = ring
+	} else {
+		k, err := authz.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		if pc.SigningKeys, err = authz.NewKeyRing(k); err != nil {
+			return nil, err
+		}
+		pc.Ephemeral = append(pc.Ephemeral, "signing key")
+	}
+
+	vault := getenv("REMOTEMCP_VAULT_KEYS")
+	if *pf.vaultKeysFile != "" {
+		b, err := os.ReadFile(*pf.vaultKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("--vault-keys-file: %v", err)
+		}
+		vault = strings.TrimSpace(string(b))
+	}
+	if vault == "" {
+		k := make([]byte, 32)
+		rand.Read(k)
+		vault = "ephemeral:" + hex.EncodeToString(k)
+		pc.Ephemeral = append(pc.Ephemeral, "vault key")
+	}
+	keys, err := authz.ParseEncryptionKeys(vault)
+	if err != nil {
+		return nil, fmt.Errorf("vault keys: %v", err)
+	}
+	pc.VaultKeys = keys
+
+	cookie := getenv("REMOTEMCP_COOKIE_KEY")
+	if *pf.cookieKeyFile != "" {
+		b, err := os.ReadFile(*pf.cookieKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cookie-key-file: %v", err)
+		}
+		cookie = strings.TrimSpace(string(b))
+	}
+	if cookie != "" {
+		k, err := hex.DecodeString(cookie)
+		if err != nil || len(k) < 32 {
+			return nil, errors.New("cookie key: want at least 32 bytes, hex-encoded (e.g. `openssl rand -hex 32`)")
+		}
+		pc.CookieKey = k
+	} else {
+		pc.CookieKey = make([]byte, 32)
+		rand.Read(pc.CookieKey)
+		pc.Ephemeral = append(pc.Ephemeral, "cookie key")
+	}
+	return pc, nil
+}
