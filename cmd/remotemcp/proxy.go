@@ -105,9 +105,10 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger) (*proxy, error
 		SubjectPrefix: prefix,
 		Clients:       stores, Pending: stores, Codes: stores, Grants: stores, Refresh: stores, Consents: stores,
 		Tokens: p.issuer, Upstream: p.upstream, Vault: p.vault, Metadata: fetcher,
-		CookieKey:  pc.CookieKey,
-		RefreshTTL: pc.RefreshLifetime,
-		Logger:     log.With("component", "authz"),
+		CookieKey:    pc.CookieKey,
+		RefreshTTL:   pc.RefreshLifetime,
+		RefreshGrace: pc.RefreshGrace,
+		Logger:       log.With("component", "authz"),
 	})
 	if err != nil {
 		return nil, err

@@ -32,13 +32,14 @@ type proxyConfig struct {
 
 	AccessTokenLifetime time.Duration
 	RefreshLifetime     time.Duration
+	RefreshGrace        time.Duration
 	CIMD                bool
 }
 
 type proxyFlags struct {
 	upstream, upstreamIssuer, credsFile, scopes  *string
 	signingKeyFile, vaultKeysFile, cookieKeyFile *string
-	accessTTL, refreshTTL                        *time.Duration
+	accessTTL, refreshTTL, refreshGrace          *time.Duration
 	cimd                                         *bool
 }
 
@@ -53,6 +54,7 @@ func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
 		cookieKeyFile:  fs.String("cookie-key-file", "", "--auth proxy: file holding the hex key (≥32 bytes) that signs consent cookies and CSRF tokens (or env REMOTEMCP_COOKIE_KEY; default: a new key per process)"),
 		accessTTL:      fs.Duration("access-token-lifetime", 10*time.Minute, "--auth proxy: lifetime of our access tokens"),
 		refreshTTL:     fs.Duration("refresh-token-lifetime", 30*24*time.Hour, "--auth proxy: lifetime of a grant and its refresh tokens since last use"),
+		refreshGrace:   fs.Duration("refresh-grace", 30*time.Second, "--auth proxy: how long a rotated refresh token stays valid for a retry by the same client"),
 		cimd:           fs.Bool("client-id-metadata-documents", true, "--auth proxy: accept https client ids whose metadata document we fetch (CIMD)"),
 	}
 }
@@ -62,7 +64,7 @@ func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
 func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*proxyConfig, error) {
 	pc := &proxyConfig{
 		Upstream: *pf.upstream, UpstreamIssuer: *pf.upstreamIssuer,
-		AccessTokenLifetime: *pf.accessTTL, RefreshLifetime: *pf.refreshTTL, CIMD: *pf.cimd,
+		AccessTokenLifetime: *pf.accessTTL, RefreshLifetime: *pf.refreshTTL, RefreshGrace: *pf.refreshGrace, CIMD: *pf.cimd,
 	}
 	if pc.Upstream == "" {
 		pc.Upstream = "dev"
@@ -103,8 +105,11 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*pro
 	default:
 		return nil, fmt.Errorf("--upstream %q: unknown (supported: dev, oidc, github, google)", pc.Upstream)
 	}
-	if pc.AccessTokenLifetime < time.Minute || pc.AccessTokenLifetime > 24*time.Hour {
-		return nil, fmt.Errorf("--access-token-lifetime %v: must be between 1m and 24h", pc.AccessTokenLifetime)
+	if pc.AccessTokenLifetime < 5*time.Second || pc.AccessTokenLifetime > 24*time.Hour {
+		return nil, fmt.Errorf("--access-token-lifetime %v: must be between 5s and 24h", pc.AccessTokenLifetime)
+	}
+	if pc.RefreshGrace < time.Second || pc.RefreshGrace > 5*time.Minute {
+		return nil, fmt.Errorf("--refresh-grace %v: must be between 1s and 5m", pc.RefreshGrace)
 	}
 	if pc.RefreshLifetime < time.Hour {
 		return nil, fmt.Errorf("--refresh-token-lifetime %v: must be at least 1h", pc.RefreshLifetime)
