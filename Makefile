@@ -10,9 +10,10 @@ all: build
 build:
 	$(GO) build -o bin/remotemcp ./cmd/remotemcp
 
-## run: start the server on 127.0.0.1:8080 with embedded defaults (no Redis).
+## run: start the server on 127.0.0.1:8080 with embedded defaults (no Redis): our own
+## authorization server in front of the built-in development identity provider.
 run:
-	$(GO) run ./cmd/remotemcp
+	$(GO) run ./cmd/remotemcp --auth proxy
 
 ## test: every unit, end-to-end and architecture test, with the race detector.
 test:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -408,6 +409,17 @@ func TestParseConfigErrors(t *testing.T) {
 		{"auth introspect without credentials", []string{"--auth", "introspect", "--issuer", "https://as.example.com", "--introspection-url", "https://as.example.com/introspect"}, nil, []string{"REMOTEMCP_INTROSPECTION_CLIENT_ID", "--introspection-credentials-file"}},
 		{"fixtures conformance on non-loopback", []string{"--auth", "jwt", "--issuer", "https://as.example.com", "--listen", "0.0.0.0:8080", "--public-url", "https://mcp.example.com", "--fixtures", "conformance"}, nil, []string{"--fixtures conformance", "loopback only", "0.0.0.0:8080"}},
 		{"fixtures unknown", []string{"--fixtures", "bogus"}, nil, []string{"--fixtures", `"bogus"`, "unknown"}},
+		{"proxy dev upstream on non-loopback", []string{"--auth", "proxy", "--listen", "0.0.0.0:8080", "--public-url", "https://mcp.example.com"}, nil, []string{"--upstream dev", "non-loopback"}},
+		{"proxy unknown upstream", []string{"--auth", "proxy", "--upstream", "myspace"}, nil, []string{"--upstream", `"myspace"`, "unknown"}},
+		{"proxy github without credentials", []string{"--auth", "proxy", "--upstream", "github"}, nil, []string{"REMOTEMCP_UPSTREAM_CLIENT_ID", "--upstream-credentials-file"}},
+		{"proxy oidc plain http issuer", []string{"--auth", "proxy", "--upstream-issuer", "http://idp.example.com"}, map[string]string{"REMOTEMCP_UPSTREAM_CLIENT_ID": "a", "REMOTEMCP_UPSTREAM_CLIENT_SECRET": "b"}, []string{"--upstream-issuer", "plain http"}},
+		{"proxy google with an issuer", []string{"--auth", "proxy", "--upstream", "google", "--upstream-issuer", "https://idp.example.com"}, map[string]string{"REMOTEMCP_UPSTREAM_CLIENT_ID": "a", "REMOTEMCP_UPSTREAM_CLIENT_SECRET": "b"}, []string{"--upstream google", "fixed issuer"}},
+		{"proxy with an external issuer", []string{"--auth", "proxy", "--issuer", "https://as.example.com"}, nil, []string{"--auth proxy", "drop --issuer"}},
+		{"proxy access token lifetime too long", []string{"--auth", "proxy", "--access-token-lifetime", "48h"}, nil, []string{"--access-token-lifetime", "48h"}},
+		{"proxy refresh grace too long", []string{"--auth", "proxy", "--refresh-grace", "1h"}, nil, []string{"--refresh-grace", "1h"}},
+		{"proxy bad vault keys", []string{"--auth", "proxy"}, map[string]string{"REMOTEMCP_VAULT_KEYS": "k1:abcd"}, []string{"vault keys"}},
+		{"proxy short cookie key", []string{"--auth", "proxy"}, map[string]string{"REMOTEMCP_COOKIE_KEY": "abcd"}, []string{"cookie key", "32 bytes"}},
+		{"proxy missing signing key file", []string{"--auth", "proxy", "--signing-key-file", "/nonexistent/signing.json"}, nil, []string{"--signing-key-file", "/nonexistent/signing.json"}},
 		{"public url with query", []string{"--public-url", "https://mcp.example.com/?tenant=a"}, nil, []string{"--public-url", "without query"}},
 		{"public url with fragment", []string{"--public-url", "https://mcp.example.com/#x"}, nil, []string{"--public-url", "fragment"}},
 		{"public url with userinfo", []string{"--public-url", "https://user:pw@mcp.example.com"}, nil, []string{"--public-url"}},
@@ -474,5 +486,42 @@ func TestEnvName(t *testing.T) {
 		if got := envName(tt.flag); got != tt.want {
 			t.Errorf("envName(%q) = %q, want %q", tt.flag, got, tt.want)
 		}
+	}
+}
+
+// TestSigningKeyCommand: `remotemcp signing-key` prints a ring that
+// --signing-key-file loads, and --rotate keeps the old key published.
+func TestSigningKeyCommand(t *testing.T) {
+	var out, errOut strings.Builder
+	if err := run(t.Context(), []string{"signing-key"}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "signing.json")
+	if err := os.WriteFile(file, []byte(out.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseConfig([]string{"--auth", "proxy", "--signing-key-file", file}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cfg.Proxy.SigningKeys.JWKS(time.Now()).Len(); n != 1 {
+		t.Errorf("a new ring publishes %d keys, want 1", n)
+	}
+	var rotated strings.Builder
+	if err := run(t.Context(), []string{"signing-key", "--rotate", file}, func(string) string { return "" }, &rotated, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(rotated.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = parseConfig([]string{"--auth", "proxy", "--signing-key-file", file}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cfg.Proxy.SigningKeys.JWKS(time.Now()).Len(); n != 2 {
+		t.Errorf("a rotated ring publishes %d keys, want 2 (the new and the retired one)", n)
+	}
+	if strings.Contains(errOut.String(), `"d"`) {
+		t.Error("private key material on stderr")
 	}
 }

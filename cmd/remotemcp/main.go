@@ -29,6 +29,9 @@ var errHelp = errors.New("help requested")
 
 // run is main with its dependencies injected, for tests.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "signing-key" {
+		return signingKeyCommand(args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/remotemcp/remotemcp/authz"
+)
+
+// signingKeyCommand is `remotemcp signing-key [--rotate FILE]`: it prints a
+// new access-token signing key ring for --signing-key-file, or FILE's ring
+// rotated to a new key with the old one kept (public half only) until the
+// tokens it signed have expired.
+func signingKeyCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("remotemcp signing-key", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rotate := fs.String("rotate", "", "existing key ring to rotate (the new ring is printed; the file is not changed)")
+	lifetime := fs.Duration("access-token-lifetime", 10*time.Minute, "the servers' --access-token-lifetime: how long the retired key stays published")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: remotemcp signing-key [--rotate FILE] > signing.json\n\nPrints an ES256 key ring for --signing-key-file.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return errHelp
+		}
+		return err
+	}
+	key, err := authz.GenerateKey()
+	if err != nil {
+		return err
+	}
+	var ring *authz.KeyRing
+	if *rotate != "" {
+		b, err := os.ReadFile(*rotate)
+		if err != nil {
+			return fmt.Errorf("--rotate: %v", err)
+		}
+		if ring, err = authz.UnmarshalKeyRing(b); err != nil {
+			return fmt.Errorf("--rotate %s: %v", *rotate, err)
+		}
+		if err := ring.Rotate(key, *lifetime, time.Now()); err != nil {
+			return err
+		}
+	} else if ring, err = authz.NewKeyRing(key); err != nil {
+		return err
+	}
+	out, err := authz.MarshalKeyRing(ring)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", out)
+	return err
+}
