@@ -19,6 +19,7 @@ const module = "github.com/remotemcp/remotemcp"
 // so that they need not import each other.
 var allowed = map[string]struct{ project, external []string }{
 	"cmd/remotemcp":          {project: []string{"*"}, external: []string{"*"}},
+	"cmd/remotemcp/devidp":   {},
 	"cmd/remotemcp/fixtures": {external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/jsonschema-go/jsonschema", "github.com/yosida95/uritemplate/v3"}},
 	"mcpserver":              {external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
 	"authz/memstore":         {project: []string{"authz"}},

@@ -28,6 +28,10 @@ const (
 	defaultMetadataMaxCache      = 24 * time.Hour
 	defaultMetadataNegativeCache = 30 * time.Second
 	defaultMetadataMaxEntries    = 1000
+	// maxMetadataFetches bounds the fetches in flight, whatever their URLs:
+	// distinct URLs are not single-flighted, and each fetch holds a
+	// connection for up to Timeout.
+	maxMetadataFetches = 32
 )
 
 // MetadataFetcherOptions configures a MetadataFetcher. Zero fields mean the
@@ -81,8 +85,11 @@ type MetadataFetcherOptions struct {
 //     (see dialRefusal for the ranges refused);
 //   - ignores HTTP(S)_PROXY from the environment, and follows no redirect;
 //   - bounds the time of a fetch and the size of a document;
-//   - remembers failures for NegativeCache, and runs one fetch per URL at
-//     a time however many requests want it.
+//   - remembers failures for NegativeCache, runs one fetch per URL at a
+//     time however many requests want it, and at most 32 fetches at once.
+//
+// The cache is in memory, per replica: a client's document is fetched once
+// per replica and cache lifetime.
 //
 // [CIMD]: https://datatracker.ietf.org/doc/draft-ietf-oauth-client-id-metadata-document/
 type MetadataFetcher struct {
@@ -97,6 +104,7 @@ type MetadataFetcher struct {
 	log           *slog.Logger
 
 	client    *http.Client
+	slots     chan struct{} // one per fetch in flight
 	dialer    *net.Dialer
 	tlsConfig *tls.Config // the transport's; tests set RootCAs
 
@@ -151,6 +159,7 @@ func NewMetadataFetcher(opts *MetadataFetcherOptions) *MetadataFetcher {
 		cache:         map[string]*list.Element{},
 		order:         list.New(),
 		calls:         map[string]*metadataCall{},
+		slots:         make(chan struct{}, maxMetadataFetches),
 	}
 	if f.maxBytes <= 0 || f.maxBytes > MaxClientMetadataBytes {
 		f.maxBytes = MaxClientMetadataBytes
@@ -208,7 +217,9 @@ func orDefault(v, def time.Duration) time.Duration {
 // fetched (unreachable, refused address, redirect, status other than 200,
 // not JSON, too large); invalid_client_metadata or invalid_redirect_uri,
 // from ParseClientMetadata and ValidateMetadataDocument, when the document
-// is not valid. If ctx ends before the fetch does, Fetch returns ctx's
+// is not valid; temporarily_unavailable when too many documents were being
+// fetched at once for this one to start within Timeout (the only failure
+// not remembered for NegativeCache). If ctx ends before the fetch does, Fetch returns ctx's
 // error; the fetch itself goes on (bounded by Timeout) and its result is
 // cached for the next caller.
 func (f *MetadataFetcher) Fetch(ctx context.Context, clientID string) (*Client, error) {
@@ -268,6 +279,8 @@ func (f *MetadataFetcher) run(ctx context.Context, clientID string, c *metadataC
 	c.client, c.err = client, err
 	delete(f.calls, clientID)
 	switch {
+	case err != nil && err.Code == TemporarilyUnavailable:
+		// Our own load, not the URL's fault: not remembered.
 	case err != nil:
 		f.store(&metadataEntry{url: clientID, err: err, until: now.Add(f.negCache)})
 	case ttl > 0:
@@ -307,6 +320,13 @@ func (f *MetadataFetcher) fetch(ctx context.Context, clientID string) (*Client, 
 			d += ": " + why
 		}
 		return ErrInvalidClient(d)
+	}
+
+	select {
+	case f.slots <- struct{}{}:
+		defer func() { <-f.slots }()
+	case <-ctx.Done():
+		return fail(ErrTemporarilyUnavailable("too many client metadata documents are being fetched; try again later"), "busy", ctx.Err())
 	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
@@ -462,7 +482,7 @@ func (f *MetadataFetcher) control(_ context.Context, network, address string, _ 
 	if f.allowDial != nil && f.allowDial(ap) {
 		return nil
 	}
-	if why := dialRefusal(ap.Addr(), f.allowLoopback); why != "" && false {
+	if why := dialRefusal(ap.Addr(), f.allowLoopback); why != "" {
 		return fmt.Errorf("%w: %s is %s", errDialRefused, ap.Addr(), why)
 	}
 	return nil

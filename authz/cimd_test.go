@@ -1211,6 +1211,25 @@ func TestMetadataFetcherCallerGivesUp(t *testing.T) {
 	}
 }
 
+func TestMetadataFetcherBusy(t *testing.T) {
+	s := newDocServer(t, serveDoc(nil))
+	f := newTestFetcher(t, s, fetcherConfig{opts: MetadataFetcherOptions{Timeout: 100 * time.Millisecond}})
+	for range maxMetadataFetches {
+		f.slots <- struct{}{}
+	}
+	u := s.url("/client.json")
+	_, err := f.Fetch(t.Context(), u)
+	wantError(t, err, TemporarilyUnavailable, "too many client metadata documents")
+	<-f.slots
+	// Not remembered: the next call fetches.
+	if _, err := f.Fetch(t.Context(), u); err != nil {
+		t.Fatalf("Fetch with a free slot: %v", err)
+	}
+	if got := s.count("/client.json"); got != 1 {
+		t.Errorf("%d requests, want 1", got)
+	}
+}
+
 func TestMetadataFetcherEviction(t *testing.T) {
 	s := newDocServer(t, serveDoc(nil, "Cache-Control", "max-age=3600"))
 	f := newTestFetcher(t, s, fetcherConfig{opts: MetadataFetcherOptions{MaxEntries: 2}})

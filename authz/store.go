@@ -11,9 +11,10 @@ import (
 var (
 	// ErrNotFound: no such record, or it expired.
 	ErrNotFound = errors.New("authz: not found")
-	// ErrAlreadyUsed: a single-use record (authorization code, pending
-	// authorization) was taken before. TakeCode returns it together with
-	// the record, so that the caller can revoke what the first use issued.
+	// ErrAlreadyUsed: an authorization code was taken before. TakeCode
+	// returns it together with the record, so that the caller can revoke
+	// what the first use issued. TakePending never returns it: a pending
+	// authorization that was taken is ErrNotFound.
 	ErrAlreadyUsed = errors.New("authz: already used")
 )
 

@@ -38,7 +38,8 @@ type Identity struct {
 	// Email is the address the provider reports; empty when an OIDC
 	// provider says email_verified is false.
 	Email string
-	// Raw is the provider's whole answer, for display.
+	// Raw is the provider's whole answer, for display; numbers are
+	// json.Number.
 	Raw map[string]any
 }
 

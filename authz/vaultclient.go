@@ -21,9 +21,10 @@ var ErrReauthorize = errors.New("authz: the user must authorize again")
 
 // A Locker serializes the upstream refreshes of one grant across replicas
 // (a Redis lock), so that two replicas never redeem the same rotating
-// upstream refresh token. Lock blocks until the lock on key is held or ctx
-// is done; unlock releases it. The lock should expire by itself in case
-// the holder dies.
+// upstream refresh token. Lock blocks until the lock on key (a grant id;
+// namespace it) is held or ctx is done; unlock releases it. The lock should
+// expire by itself in case the holder dies, after longer than a refresh
+// takes (30s at most).
 type Locker interface {
 	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
@@ -258,7 +259,7 @@ func (v *Vault) usable(ctx context.Context, grantID string, tok *oauth2.Token) (
 // reauthorize revokes the grant, so that the client's next request is
 // refused and the user authorizes again, and returns ErrReauthorize.
 func (v *Vault) reauthorize(ctx context.Context, grantID, why string) error {
-	v.o.Logger.Info("authz: revoking grant: "+why, "grant", grantID)
+	v.o.Logger.Info("authz: revoking grant", "grant", grantID, "why", why)
 	if err := v.grants.RevokeGrant(ctx, grantID); err != nil && !errors.Is(err, ErrNotFound) {
 		v.o.Logger.Error("authz: revoke grant", "grant", grantID, "err", err)
 	}

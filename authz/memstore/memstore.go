@@ -352,8 +352,15 @@ type family struct {
 	previous  string    // empty before the first rotation
 	rotatedAt time.Time // when previous was replaced, on the caller's clock
 	// tokens holds every remembered hash of the family, current and
-	// previous included, with the time it expires.
-	tokens map[string]time.Time
+	// previous included.
+	tokens map[string]familyToken
+	issued int // how many tokens the family issued
+}
+
+// A familyToken is a remembered refresh token of a family.
+type familyToken struct {
+	seq     int // 0 for the first token of the family, then 1, 2…
+	expires time.Time
 }
 
 // IssueRefresh implements authz.RefreshStore. It starts the family of the
@@ -369,12 +376,12 @@ func (s *Store) IssueRefresh(_ context.Context, grantID, clientID, hash string, 
 	if _, ok := s.revoked.get(grantID, now); ok {
 		return nil
 	}
-	if err := s.claimHashLocked(hash, now); err != nil {
+	if err := s.claimHashLocked(hash); err != nil {
 		return err
 	}
 	s.deleteFamily(grantID)
 	exp := now.Add(ttl)
-	s.families.put(grantID, &family{clientID: clientID, current: hash, tokens: map[string]time.Time{hash: exp}}, exp)
+	s.families.put(grantID, &family{clientID: clientID, current: hash, tokens: map[string]familyToken{hash: {expires: exp}}, issued: 1}, exp)
 	s.refreshIndex[hash] = grantID
 	return nil
 }
@@ -407,7 +414,7 @@ func (s *Store) RotateRefresh(_ context.Context, r authz.RefreshRotation) (strin
 		s.deleteFamily(grantID)
 		return grantID, authz.Reused, nil
 	}
-	if err := s.claimHashLocked(r.NewHash, now); err != nil {
+	if err := s.claimHashLocked(r.NewHash); err != nil {
 		return "", 0, err
 	}
 	if res == authz.Rotated {
@@ -415,7 +422,8 @@ func (s *Store) RotateRefresh(_ context.Context, r authz.RefreshRotation) (strin
 	}
 	f.current = r.NewHash
 	exp := now.Add(r.TTL)
-	f.tokens[r.NewHash] = exp
+	f.tokens[r.NewHash] = familyToken{seq: f.issued, expires: exp}
+	f.issued++
 	s.refreshIndex[r.NewHash] = grantID
 	s.pruneFamilyLocked(f, now)
 	if exp.Before(s.families.expiry(grantID)) {
@@ -444,51 +452,40 @@ func (s *Store) lookupRefreshLocked(hash string, now time.Time) (string, *family
 		return "", nil, false
 	}
 	f, ok := s.families.get(grantID, now)
-	if !ok || !now.Before(f.tokens[hash]) {
+	if !ok || !now.Before(f.tokens[hash].expires) {
 		return "", nil, false
 	}
 	return grantID, f, true
 }
 
 // claimHashLocked makes sure that a new token hash is in no family. A
-// random token never collides; a hash that a live family holds is a bug of
-// the caller, while an expired one is forgotten.
-func (s *Store) claimHashLocked(hash string, now time.Time) error {
-	grantID, ok := s.refreshIndex[hash]
-	if !ok {
-		return nil
-	}
-	if _, _, live := s.lookupRefreshLocked(hash, now); live {
+// random token never collides: a hash the store remembers, even expired, is
+// a bug of the caller.
+func (s *Store) claimHashLocked(hash string) error {
+	if _, ok := s.refreshIndex[hash]; ok {
 		return errors.New("memstore: refresh token hash already issued")
 	}
-	if f, ok := s.families.peek(grantID); ok {
-		if f.current == hash || f.previous == hash {
-			s.deleteFamily(grantID) // its current token expired: so did the family
-		} else {
-			delete(f.tokens, hash)
-		}
-	}
-	delete(s.refreshIndex, hash)
 	return nil
 }
 
-// pruneFamilyLocked forgets the expired tokens of a family, and its oldest
-// ones beyond MaxFamilyTokens. The current and previous ones are kept.
+// pruneFamilyLocked forgets the expired tokens of a family, and the first
+// issued ones beyond MaxFamilyTokens. The current and previous ones are
+// kept.
 func (s *Store) pruneFamilyLocked(f *family, now time.Time) {
 	forget := func(h string) {
 		delete(f.tokens, h)
 		delete(s.refreshIndex, h)
 	}
-	for h, exp := range f.tokens {
-		if !now.Before(exp) && h != f.current && h != f.previous {
+	for h, tok := range f.tokens {
+		if !now.Before(tok.expires) && h != f.current && h != f.previous {
 			forget(h)
 		}
 	}
 	for len(f.tokens) > MaxFamilyTokens {
-		oldest, oldestExp := "", time.Time{}
-		for h, exp := range f.tokens {
-			if h != f.current && h != f.previous && (oldest == "" || exp.Before(oldestExp)) {
-				oldest, oldestExp = h, exp
+		oldest, oldestSeq := "", f.issued
+		for h, tok := range f.tokens {
+			if h != f.current && h != f.previous && tok.seq < oldestSeq {
+				oldest, oldestSeq = h, tok.seq
 			}
 		}
 		forget(oldest)

@@ -46,21 +46,6 @@ func TestContract(t *testing.T) {
 	})
 }
 
-// TestContractRealClock runs the suite as a store on a real clock (Redis)
-// would: short TTLs, and Advance sleeps.
-func TestContractRealClock(t *testing.T) {
-	if testing.Short() {
-		t.Skip("sleeps")
-	}
-	storetest.Run(t, func(*testing.T) storetest.Stores {
-		s := New(nil)
-		return storetest.Stores{
-			Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s,
-			Advance: time.Sleep, TTL: 200 * time.Millisecond,
-		}
-	})
-}
-
 func TestRevocationLifetime(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range []struct {

@@ -9,8 +9,12 @@
 //     PutUpstream for that grant store nothing (they may succeed), so that a
 //     write racing with the revocation cannot bring the grant back; and
 //     GetGrant no longer finds the grant.
+//   - A revocation outlives the grant's records, and RevokeGrant of an
+//     unknown grant is remembered too.
 //   - IssueRefresh replaces the family of the grant: the earlier tokens are
 //     unknown.
+//   - LookupRefresh finds every live token of a live family, not only the
+//     current one: only RotateRefresh says whether a token may be used.
 //   - A zero RefreshRotation.Grace means no grace window.
 //   - PutCode refuses a hash that is stored already, used or not.
 //   - Approve replaces the scopes of an earlier approval with the same key.
@@ -153,6 +157,7 @@ func pending(id string) *authz.PendingAuth {
 		Scopes:            []string{"notes:read", "notes:write"},
 		CreatedAt:         at,
 		Approved:          true,
+		AutoApprovedFor:   "alice",
 		UpstreamStateHash: "upstream-state-hash",
 		UpstreamVerifier:  "upstream-verifier",
 		Browser:           "browser-hash",

@@ -276,16 +276,17 @@ func (b *formBrowser) fillHost(rawURL string, fields map[string]string) {
 	b.hostFill[u.Host] = fields
 }
 
-// browserNav is one request of the browser and what its headers depend on.
+// browserNav is one request of a navigation and what its headers depend
+// on.
 type browserNav struct {
 	method string
 	url    *url.URL
 	body   string // application/x-www-form-urlencoded, for POST
-	// doc is the page that started the browserNav (a form's page), nil when
+	// doc is the page that started the navigation (a form's page), nil when
 	// the user "typed" the URL: it is the Origin, the Referer and the
 	// reference of Sec-Fetch-Site.
 	doc *url.URL
-	// chain is the URLs of the browserNav so far, redirects included, this
+	// chain is the URLs of the navigation so far, redirects included, this
 	// one last.
 	chain []*url.URL
 }
@@ -297,7 +298,7 @@ type browserNav struct {
 // submit button pressed. The form pressed is the first one having a submit
 // button whose name, value or label is press, else the first form, with its
 // first submit button (what pressing Enter does). run stops when a
-// browserNav would go to a URL starting with stopPrefix, and returns that URL
+// navigation would go to a URL starting with stopPrefix, and returns that URL
 // without requesting it.
 func (b *formBrowser) run(ctx context.Context, startURL, stopPrefix string, fill map[string]string, press string) (*url.URL, error) {
 	start, err := url.Parse(startURL)
@@ -401,7 +402,7 @@ func (b *formBrowser) run(ctx context.Context, startURL, stopPrefix string, fill
 	}
 }
 
-// do sends one browserNav request with a browser's headers and returns the
+// do sends one navigation request with a browser's headers and returns the
 // response (body closed) and up to 1 MiB of its body.
 func (b *formBrowser) do(ctx context.Context, nav *browserNav) (*http.Response, string, error) {
 	var body io.Reader
@@ -445,7 +446,7 @@ func (b *formBrowser) do(ctx context.Context, nav *browserNav) (*http.Response, 
 }
 
 // fetchSite is Sec-Fetch-Site as the Fetch Metadata spec computes it for a
-// browserNav: "none" when the user started it, else the loosest relation
+// navigation: "none" when the user started it, else the loosest relation
 // between the initiating page and every URL of the redirect chain.
 func fetchSite(nav *browserNav) string {
 	if nav.doc == nil {
@@ -689,9 +690,8 @@ func pageText(page string) string {
 	return s
 }
 
-// scanTags returns the tags of page in order, skipping comments, doctypes
-// and the content of <script>, <style>, <textarea> and <title> (raw text,
-// where '<' starts no tag).
+// scanTags returns the tags of page in order. The content of <script>,
+// <style>, <textarea> and <title> is raw text, where '<' starts no tag.
 func scanTags(page string) []htmlTag {
 	var tags []htmlTag
 	lower := asciiLower(page)
@@ -701,20 +701,25 @@ func scanTags(page string) []htmlTag {
 			break
 		}
 		i += j
+		// Comments, doctypes and processing instructions become tags named
+		// "!", which parseForms ignores and pageText removes.
+		var skip int
 		switch {
 		case strings.HasPrefix(page[i:], "<!--"):
-			k := strings.Index(page[i+4:], "-->")
-			if k < 0 {
-				return tags
+			if skip = strings.Index(page[i+4:], "-->"); skip >= 0 {
+				skip += 4 + 3
 			}
-			i += 4 + k + 3
-			continue
 		case strings.HasPrefix(page[i:], "<!"), strings.HasPrefix(page[i:], "<?"):
-			k := strings.IndexByte(page[i:], '>')
-			if k < 0 {
-				return tags
+			if skip = strings.IndexByte(page[i:], '>'); skip >= 0 {
+				skip++
 			}
-			i += k + 1
+		}
+		if skip < 0 {
+			return tags
+		}
+		if skip > 0 {
+			tags = append(tags, htmlTag{name: "!", at: i, after: i + skip})
+			i += skip
 			continue
 		}
 		t, n, ok := parseTag(page[i:])

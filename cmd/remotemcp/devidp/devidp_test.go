@@ -277,18 +277,18 @@ func TestNewOptions(t *testing.T) {
 func TestDiscovery(t *testing.T) {
 	e := newEnv(t, nil)
 	want := map[string]any{
-		"issuer":                 e.issuer,
-		"authorization_endpoint": e.issuer + "/authorize",
-		"token_endpoint":         e.issuer + "/token",
-		"userinfo_endpoint":      e.issuer + "/userinfo",
-		"response_types_supported":              []any{"code"},
-		"response_modes_supported":              []any{"query"},
-		"grant_types_supported":                 []any{"authorization_code", "refresh_token"},
-		"code_challenge_methods_supported":      []any{"S256"},
-		"token_endpoint_auth_methods_supported": []any{"client_secret_basic", "client_secret_post"},
-		"scopes_supported":                      []any{"openid", "profile", "email", "offline_access"},
-		"subject_types_supported":               []any{"public"},
-		"claims_supported":                      []any{"sub", "preferred_username", "name", "email"},
+		"issuer":                                         e.issuer,
+		"authorization_endpoint":                         e.issuer + "/authorize",
+		"token_endpoint":                                 e.issuer + "/token",
+		"userinfo_endpoint":                              e.issuer + "/userinfo",
+		"response_types_supported":                       []any{"code"},
+		"response_modes_supported":                       []any{"query"},
+		"grant_types_supported":                          []any{"authorization_code", "refresh_token"},
+		"code_challenge_methods_supported":               []any{"S256"},
+		"token_endpoint_auth_methods_supported":          []any{"client_secret_basic", "client_secret_post"},
+		"scopes_supported":                               []any{"openid", "profile", "email", "offline_access"},
+		"subject_types_supported":                        []any{"public"},
+		"claims_supported":                               []any{"sub", "preferred_username", "name", "email"},
 		"authorization_response_iss_parameter_supported": true,
 	}
 	if diff := cmp.Diff(want, e.meta); diff != "" {

@@ -55,18 +55,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		e := asOAuth(err)
-		p.log.Info("dev-idp: token request refused", "grant_type", req.grantTypeOrEmpty(), "error", e.Code, "description", e.Description)
+		p.log.Info("dev-idp: token request refused", "error", e.Code, "description", e.Description)
 		writeError(w, e)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
-}
-
-func (req *tokenRequest) grantTypeOrEmpty() string {
-	if req == nil {
-		return ""
-	}
-	return req.grantType
 }
 
 // decodeTokenRequest reads a token request: a form body with no repeated
