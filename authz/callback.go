@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -80,7 +81,15 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	if err := s.o.Vault.Put(ctx, grantID, tok); err != nil {
 		return nil, err
 	}
-	if err := s.o.Consents.Approve(ctx, subject, p.ClientID, p.RedirectURI, p.Scopes, s.o.ConsentTTL); err != nil {
+	approved := p.Scopes // remembered approvals grow with step-ups: union with what was approved before
+	if before, err := s.o.Consents.Approved(ctx, subject, p.ClientID, p.RedirectURI); err == nil {
+		for _, sc := range before {
+			if !slices.Contains(approved, sc) {
+				approved = append(slices.Clone(approved), sc)
+			}
+		}
+	}
+	if err := s.o.Consents.Approve(ctx, subject, p.ClientID, p.RedirectURI, approved, s.o.ConsentTTL); err != nil {
 		s.log.WarnContext(ctx, "authz: remembering the approval failed", "err", err)
 	}
 	ours, hash, err := NewAuthorizationCode(s.o.Rand)

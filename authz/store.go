@@ -117,7 +117,10 @@ type Grant struct {
 
 // GrantStore holds grants. GrantRevoked is on the hot path of every MCP
 // request (the access-token revocation check): implementations answer it
-// from memory where they can.
+// from memory where they can. Revocation is sticky: after RevokeGrant,
+// PutGrant, IssueRefresh and PutUpstream for that grant store nothing (a
+// replayed code may revoke a grant while its first exchange is still
+// issuing tokens), and GetGrant finds nothing.
 type GrantStore interface {
 	PutGrant(ctx context.Context, g *Grant, ttl time.Duration) error
 	GetGrant(ctx context.Context, id string) (*Grant, error)
@@ -153,6 +156,9 @@ type RefreshRotation struct {
 }
 
 // RefreshStore holds refresh-token families, one per grant, by token hash.
+// RotateRefresh does not check that the presented token belongs to the
+// client: callers call LookupRefresh first and compare. A Grace of zero
+// means no grace.
 // RotateRefresh is atomic: of two concurrent rotations of the same current
 // token, one gets Rotated and the other RotatedInGrace (or Reused past the
 // grace window). It returns ErrNotFound for a token it does not know.
