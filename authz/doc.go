@@ -11,8 +11,31 @@
 //     server, verified against its JWKS (RFC 7517) with jwx/v3;
 //   - introspect.go: opaque tokens through RFC 7662 introspection.
 //
-// The second half, the authorization-server facade, is being built from its
-// core up:
+// The second half is the authorization-server facade (--auth proxy): our
+// own OAuth 2.1 authorization server in front of an upstream identity
+// provider that has no dynamic registration. Server (server.go) serves it:
+//
+//   - asmetadata.go: RFC 8414 metadata (also at the OpenID paths);
+//   - register.go: RFC 7591 dynamic registration;
+//   - cimd.go: Client ID Metadata Documents, fetched with a connection-time
+//     SSRF guard, no redirects, size and time limits, HTTP caching;
+//   - authorize.go, consent.go: RFC 6749 §4.1 with PKCE and RFC 8707
+//     resource; the consent page shown before any upstream redirect (the
+//     MCP confused-deputy rule), CSRF tokens and signed __Host- cookies
+//     binding the flow to one browser; RFC 9207 iss on every response;
+//   - callback.go: the upstream's answer: single-use state, code exchange,
+//     identity, grant, vault, our code;
+//   - token.go: RFC 6749 §4.1.3 and §6: codes single-use (a replay
+//     revokes the grant), refresh rotation with a grace window and reuse
+//     detection;
+//   - revoke.go: RFC 7009 revocation and RFC 7662 introspection;
+//   - upstream.go, upstream_static.go: the upstream leg (OIDC discovery,
+//     GitHub, Google) with x/oauth2 and PKCE;
+//   - vaultclient.go: upstream tokens per grant, refreshed before expiry
+//     under single-flight; invalid_grant revokes, 5xx keeps;
+//   - store.go: the consumer-side store interfaces (memstore, storetest).
+//
+// Its building blocks:
 //
 //   - pkce.go: RFC 7636 S256 (plain and missing challenges are refused);
 //   - keys.go: the ES256 signing key ring, kids by RFC 7638 thumbprint,
@@ -36,4 +59,8 @@
 // [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
 // [RFC 7591]: https://www.rfc-editor.org/rfc/rfc7591
 // [RFC 8252]: https://www.rfc-editor.org/rfc/rfc8252
+// [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
+// [RFC 8707]: https://www.rfc-editor.org/rfc/rfc8707
+// [RFC 9207]: https://www.rfc-editor.org/rfc/rfc9207
+// [RFC 7009]: https://www.rfc-editor.org/rfc/rfc7009
 package authz
