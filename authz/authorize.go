@@ -312,10 +312,13 @@ func crossSite(r *http.Request) bool {
 }
 
 // crossSiteForm reports whether a form post came from another origin,
-// by Sec-Fetch-Site or, failing that, Origin.
+// by Sec-Fetch-Site or, failing that, Origin (where "null" is refused).
 func crossSiteForm(r *http.Request, issuer string) bool {
-	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" {
-		return true
+	// Sec-Fetch-Site, when present, is the browser's own verdict; Origin
+	// may then be "null" (a page with a strict referrer policy posts
+	// Origin: null), which says nothing.
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" {
+		return sfs != "same-origin"
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		iu, err := url.Parse(issuer)

@@ -98,8 +98,8 @@ func (s *Server) userFromCookie(r *http.Request) string {
 func hashEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }
 
 // pageHeaders are the headers of every HTML page: no framing anywhere
-// (clickjacking of the Allow button), no caching, no referrer (the URL
-// holds the request), and a CSP that allows only the page's own inline
+// (clickjacking of the Allow button), no caching, no referrer to other
+// origins (the URL holds the request), and a CSP that allows only the page's own inline
 // style.
 func pageHeaders(w http.ResponseWriter) {
 	h := w.Header()
@@ -107,7 +107,10 @@ func pageHeaders(w http.ResponseWriter) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer a browser posts the
+	// consent form with Origin: null. The URL (the authorization request)
+	// still never leaves for another origin.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 }
@@ -195,7 +198,7 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 <body>
 <main aria-labelledby="title">
 <h1 id="title">Allow {{if .Unnamed}}an unnamed app{{else}}“{{.ClientName}}”{{end}} to use {{.Service}}?</h1>
-<p class="sub">You will sign in with {{.Upstream}} next. {{.Service}} keeps your {{.Upstream}} sign-in to itself: the app never sees it.</p>
+<p class="sub">Next you sign in with {{.Upstream}}. {{.Service}} keeps that sign-in to itself: the app never sees it.</p>
 {{if .LocalRedirect}}<p class="warn" role="note">This app receives the result on this computer ({{.RedirectHost}}). Only continue if you just started connecting an app on this computer.</p>{{end}}
 <dl>
 <dt>App</dt><dd>{{.ClientName}}{{if .MetadataDocument}} <br><small>identified by <code>{{.ClientID}}</code></small>{{end}}</dd>

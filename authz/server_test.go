@@ -158,6 +158,11 @@ func (f *fixture) consentThenUpstream(t *testing.T) (cookies []*http.Cookie, sta
 		t.Fatalf("no consent form in %s", rec.Body)
 	}
 	r := httptest.NewRequest(http.MethodPost, "/authorize/consent", strings.NewReader(url.Values{"tx": {tx[1]}, "csrf": {csrf[1]}, "decision": {"approve"}}.Encode()))
+	// What Chromium sends for the consent form: its own verdict, and
+	// Origin: null when the page's referrer policy hides the origin (a
+	// first try with Referrer-Policy: no-referrer refused every approval).
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	r.Header.Set("Origin", "null")
 	for _, c := range cookies {
 		r.AddCookie(c)
 	}
