@@ -347,8 +347,3 @@ func errDescription(err error) string {
 	}
 	return "The request is not valid."
 }
-
-// timeUntil is the remaining lifetime of something created at t with ttl.
-func (s *Server) timeUntil(t time.Time, ttl time.Duration) time.Duration {
-	return ttl - s.o.Now().Sub(t)
-}

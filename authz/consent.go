@@ -71,10 +71,6 @@ func (s *Server) setUserCookie(w http.ResponseWriter, subject string) {
 	s.setCookie(w, userCookie, sub+"."+exp+"."+s.mac("user", sub, exp), userCookieAge)
 }
 
-func (s *Server) clearUserCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: userCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
-}
-
 func (s *Server) userFromCookie(r *http.Request) string {
 	c, err := r.Cookie(userCookie)
 	if err != nil {

@@ -227,13 +227,13 @@ func TestCallbackUpstreamFailures(t *testing.T) {
 // redeems once.
 func TestCallbackSuccess(t *testing.T) {
 	f := newFixture(t)
-	cookies, state := f.consentThenUpstream(t)
+	_, state := f.consentThenUpstream(t)
 	// Without the browser cookie: refused, and the state is gone.
 	cb := f.callback(nil, url.Values{"state": {state}, "code": {"c"}})
 	if cb.Code != http.StatusForbidden || cb.Header().Get("Location") != "" {
 		t.Fatalf("callback without the browser cookie: %d to %q", cb.Code, cb.Header().Get("Location"))
 	}
-	cookies, state = f.consentThenUpstream(t)
+	cookies, state := f.consentThenUpstream(t)
 	cb = f.callback(cookies, url.Values{"state": {state}, "code": {"c"}})
 	loc, _ := url.Parse(cb.Header().Get("Location"))
 	code := loc.Query().Get("code")

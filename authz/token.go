@@ -180,7 +180,7 @@ func (s *Server) accessToken(subject, clientID string, scopes []string, grantID,
 	return &TokenResponse{
 		AccessToken:  at,
 		TokenType:    "Bearer",
-		ExpiresIn:    int64(time.Until(exp).Round(time.Second) / time.Second),
+		ExpiresIn:    int64(exp.Sub(s.o.Now()).Round(time.Second) / time.Second),
 		RefreshToken: refresh,
 		Scope:        strings.Join(scopes, " "),
 	}, nil
