@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 )
 
 // AuthorizeRequest is an authorization request ([RFC 6749 §4.1.1] with
