@@ -381,7 +381,7 @@ func (b *formBrowser) run(ctx context.Context, startURL, stopPrefix string, fill
 
 		form.resolved = action
 		submitted = form
-		next := &browserNav{method: form.method, doc: nav.url}
+		next := &browserNav{method: form.method, doc: nav.url, noReferrer: strings.EqualFold(strings.TrimSpace(resp.Header.Get("Referrer-Policy")), "no-referrer")}
 		switch form.method {
 		case http.MethodGet:
 			u := *action
@@ -423,7 +423,7 @@ func (b *formBrowser) do(ctx context.Context, nav *browserNav) (*http.Response, 
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Origin", requestOrigin(nav))
 	}
-	if nav.doc != nil {
+	if nav.doc != nil && !nav.noReferrer {
 		// strict-origin-when-cross-origin, browsers' default policy.
 		if sameOrigin(nav.url, nav.doc) {
 			ref := *nav.doc
@@ -468,6 +468,9 @@ func fetchSite(nav *browserNav) string {
 // requestOrigin is the Origin header of a form POST: the page's origin, or
 // "null" once a redirect has taken the request through another origin.
 func requestOrigin(nav *browserNav) string {
+	if nav.noReferrer {
+		return "null"
+	}
 	for _, u := range nav.chain[:len(nav.chain)-1] {
 		if !sameOrigin(u, nav.doc) {
 			return "null"
