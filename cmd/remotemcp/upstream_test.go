@@ -289,6 +289,9 @@ type browserNav struct {
 	// chain is the URLs of the navigation so far, redirects included, this
 	// one last.
 	chain []*url.URL
+	// noReferrer: the page's Referrer-Policy is no-referrer, with which a
+	// browser sends no Referer and posts forms with Origin: null.
+	noReferrer bool
 }
 
 // run GETs startURL and goes on like a user who fills and submits every form
