@@ -30,7 +30,8 @@ type JWTOptions struct {
 	// Audience is the canonical MCP URL; aud must contain it, give or take a
 	// trailing slash. REQUIRED.
 	Audience string
-	// ClockSkew tolerated on exp, nbf and iat. Default 30s.
+	// ClockSkew tolerated on exp, nbf and iat. Zero means the default,
+	// 30s; a negative value means none.
 	ClockSkew time.Duration
 	// RefreshInterval bounds how often an unknown kid forces a JWKS refresh.
 	// Default 30s.
@@ -67,8 +68,11 @@ func NewJWTVerifier(ctx context.Context, opts JWTOptions) (*JWTVerifier, error) 
 	if opts.Issuer == "" || opts.JWKSURL == "" || opts.Audience == "" {
 		return nil, errors.New("authz: JWT verification needs an issuer, a JWKS URL and an audience")
 	}
-	if opts.ClockSkew <= 0 {
+	switch {
+	case opts.ClockSkew == 0:
 		opts.ClockSkew = 30 * time.Second
+	case opts.ClockSkew < 0:
+		opts.ClockSkew = 0
 	}
 	if opts.RefreshInterval <= 0 {
 		opts.RefreshInterval = 30 * time.Second

@@ -36,7 +36,8 @@ type IssuerOptions struct {
 	// independent of the upstream token's lifetime. Rotate the ring with at
 	// least this lifetime.
 	AccessTokenLifetime time.Duration
-	// ClockSkew tolerated on exp, nbf and iat. Default 30s.
+	// ClockSkew tolerated on exp, nbf and iat. Zero means the default,
+	// 30s; a negative value means none.
 	ClockSkew time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -83,8 +84,11 @@ func NewIssuer(opts IssuerOptions) (*Issuer, error) {
 	if opts.AccessTokenLifetime <= 0 {
 		opts.AccessTokenLifetime = 10 * time.Minute
 	}
-	if opts.ClockSkew <= 0 {
+	switch {
+	case opts.ClockSkew == 0:
 		opts.ClockSkew = 30 * time.Second
+	case opts.ClockSkew < 0:
+		opts.ClockSkew = 0
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

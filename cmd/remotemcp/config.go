@@ -280,6 +280,15 @@ func checkURL(name, v string, required bool) error {
 	return nil
 }
 
+// clockSkew is --clock-skew for authz, where zero means "the default":
+// --clock-skew 0s means no skew at all.
+func (c *config) clockSkew() time.Duration {
+	if c.ClockSkew == 0 {
+		return -1
+	}
+	return c.ClockSkew
+}
+
 // audience is what tokens must be issued for: --audience, or the endpoint.
 func (c *config) audience() string {
 	if c.Audience != "" {

@@ -82,7 +82,7 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger) (*proxy, error
 	p.vault = authz.NewVault(stores, stores, pc.VaultKeys, p.upstream, &authz.VaultOptions{Logger: log.With("component", "vault")})
 	p.issuer, err = authz.NewIssuer(authz.IssuerOptions{
 		Issuer: base, Audience: cfg.endpoint(), Ring: pc.SigningKeys, AccessTokenLifetime: pc.AccessTokenLifetime,
-		ClockSkew: cfg.ClockSkew,
+		ClockSkew: cfg.clockSkew(),
 		Revoked: func(ctx context.Context, gid, _ string) (bool, error) {
 			return stores.GrantRevoked(ctx, gid)
 		},

@@ -25,7 +25,7 @@ func newVerifier(ctx context.Context, cfg *config) (authz.Verifier, error) {
 				return nil, err
 			}
 		}
-		v, err := authz.NewJWTVerifier(ctx, authz.JWTOptions{Issuer: cfg.Issuer, JWKSURL: jwks, Audience: cfg.audience(), ClockSkew: cfg.ClockSkew})
+		v, err := authz.NewJWTVerifier(ctx, authz.JWTOptions{Issuer: cfg.Issuer, JWKSURL: jwks, Audience: cfg.audience(), ClockSkew: cfg.clockSkew()})
 		if err != nil {
 			return nil, err
 		}
