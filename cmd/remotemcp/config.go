@@ -30,6 +30,12 @@ type config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	StateKey        []byte
+	StateKeyRandom  bool // StateKey was made up for this process
+
+	// RedisURL, if set, puts every store in Redis (--redis-url), so that
+	// replicas share all state; RedisMode is single, sentinel or cluster.
+	RedisURL  string
+	RedisMode string
 
 	// Proxy is the --auth proxy configuration, nil in other modes.
 	Proxy *proxyConfig
@@ -80,6 +86,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		logFormat       = fs.String("log-format", "text", "text or json")
 		stateKeyFile    = fs.String("state-key-file", "", "file holding the hex key (≥32 bytes) that protects MRTR requestState; env REMOTEMCP_STATE_KEY may hold the key itself (default: random per process)")
 	)
+	redisURL := fs.String("redis-url", "", "keep all state in Redis so that replicas share it: redis://[user:password@]host:port[/db] or rediss://…; several hosts with ?addr=host:port (default: in-process stores, one replica); prefer the environment twin when it holds a password")
+	redisMode := fs.String("redis-mode", "single", "how --redis-url is read: single, sentinel (master_name=<name> in the URL; its hosts are the sentinels) or cluster")
 	pf := addProxyFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: remotemcp [flags]\n\nServes a remote MCP server on <public-url>/mcp. Every flag can also be set\nthrough its environment twin, e.g. --listen as REMOTEMCP_LISTEN; a flag wins\nover the environment.\n\nFlags:\n")
@@ -258,6 +266,24 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	} else {
 		cfg.StateKey = make([]byte, 32)
 		rand.Read(cfg.StateKey)
+		cfg.StateKeyRandom = true
+	}
+	cfg.RedisURL, cfg.RedisMode = *redisURL, *redisMode
+	if cfg.RedisURL != "" {
+		rdb, err := newRedis(cfg.RedisURL, cfg.RedisMode)
+		if err != nil {
+			return nil, err
+		}
+		rdb.Close() // only checking; build makes the real one
+		if cfg.Proxy != nil && len(cfg.Proxy.Ephemeral) > 0 {
+			return nil, fmt.Errorf("--redis-url shares state between replicas, so they must share keys too: configure the %s (see README: Keys for production)", strings.Join(cfg.Proxy.Ephemeral, ", "))
+		}
+		if cfg.Proxy != nil && cfg.Proxy.Upstream == "dev" {
+			return nil, errors.New("--upstream dev keeps its sign-ins in process memory, so it cannot serve several replicas: use a real --upstream with --redis-url")
+		}
+		if cfg.StateKeyRandom {
+			return nil, errors.New("--redis-url shares legacy sessions between replicas, so they must share the requestState key: set --state-key-file or REMOTEMCP_STATE_KEY")
+		}
 	}
 	return cfg, nil
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// newRedis builds the Redis client of --redis-url and --redis-mode:
+//
+//	single    redis://[user:password@]host:port[/db][?options] or rediss://…
+//	sentinel  redis://[user:password@]sentinel1:26379?master_name=mymaster&addr=sentinel2:26379
+//	cluster   redis://[user:password@]node1:6379?addr=node2:6379&addr=node3:6379
+//
+// (go-redis' ParseURL, ParseFailoverURL and ParseClusterURL: options such
+// as dial_timeout may be added as query parameters). Every command is
+// bounded by its context (ContextTimeoutEnabled) and by short default
+// timeouts, so that a Redis that hangs makes requests fail fast with 503
+// instead of piling up.
+func newRedis(rawURL, mode string) (redis.UniversalClient, error) {
+	switch mode {
+	case "", "single":
+		o, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, redisURLError(rawURL, err)
+		}
+		o.ContextTimeoutEnabled = true
+		defaultTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
+		return redis.NewClient(o), nil
+	case "sentinel":
+		o, err := redis.ParseFailoverURL(rawURL)
+		if err != nil {
+			return nil, redisURLError(rawURL, err)
+		}
+		if o.MasterName == "" {
+			return nil, errors.New("--redis-mode sentinel needs master_name=<name> in --redis-url")
+		}
+		o.ContextTimeoutEnabled = true
+		defaultTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
+		return redis.NewFailoverClient(o), nil
+	case "cluster":
+		o, err := redis.ParseClusterURL(rawURL)
+		if err != nil {
+			return nil, redisURLError(rawURL, err)
+		}
+		o.ContextTimeoutEnabled = true
+		defaultTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
+		return redis.NewClusterClient(o), nil
+	}
+	return nil, fmt.Errorf("--redis-mode %q: want single, sentinel or cluster", mode)
+}
+
+// defaultTimeouts sets timeouts the URL left at their zero value.
+func defaultTimeouts(dial, read, write *time.Duration) {
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{dial, 2 * time.Second}, {read, 2 * time.Second}, {write, 2 * time.Second}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+}
+
+// redisURLError names the URL without its password.
+func redisURLError(raw string, err error) error {
+	return fmt.Errorf("--redis-url %q: %v", redactURL(raw), err)
+}
+
+// redactURL hides the password of a URL, for errors and logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// redisHealth pings Redis in the background, so that readiness and the
+// request gate answer from memory: when Redis is unreachable the replica
+// reports not ready and answers 503 with Retry-After at once (never a 401
+// that would send clients into re-authorization), and it recovers by
+// itself when Redis is back.
+type redisHealth struct {
+	rdb redis.UniversalClient
+	up  atomic.Bool
+	// checked is set after the first check (only the pinger goroutine, or
+	// the constructor before it starts, touches it).
+	checked bool
+	log     *slog.Logger
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+func startRedisHealth(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger, every time.Duration) *redisHealth {
+	ctx, cancel := context.WithCancel(ctx)
+	h := &redisHealth{rdb: rdb, log: log, stop: cancel, done: make(chan struct{})}
+	h.check(ctx) // the first verdict before serving
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				h.check(ctx)
+			}
+		}
+	}()
+	return h
+}
+
+func (h *redisHealth) check(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	err := h.rdb.Ping(ctx).Err()
+	was := h.up.Swap(err == nil)
+	switch {
+	case err != nil && (was || !h.checked):
+		h.log.Error("redis unreachable: answering 503 until it is back", "err", err)
+	case err == nil && !was:
+		h.log.Info("redis reachable")
+	}
+	h.checked = true
+}
+
+// Close stops the pinger.
+func (h *redisHealth) Close() {
+	h.stop()
+	<-h.done
+}
+
+// gate answers 503 with Retry-After while Redis is down, for every path
+// that needs it (everything but health checks and static metadata).
+func (h *redisHealth) gate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.up.Load() && needsStore(r.URL.Path) {
+			w.Header().Set("Retry-After", "2")
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "temporarily unavailable: the shared store cannot be reached; retry shortly", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// needsStore reports whether a path's answer depends on the shared store.
+func needsStore(path string) bool {
+	return path != "/healthz" && path != "/readyz" && !strings.HasPrefix(path, "/.well-known/") && path != "/jwks"
+}
