@@ -183,9 +183,15 @@ func (s *Server) Approve(ctx context.Context, p *PendingAuth, autoFor string) (s
 }
 
 func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	if s.addressLimited(w, r, limitAuthorize) {
+		return
+	}
 	req, err := parseAuthorizeRequest(r.URL.Query())
 	if err != nil {
 		s.renderError(w, r, &errPage{http.StatusBadRequest, "Invalid request", errDescription(err)})
+		return
+	}
+	if s.clientLimited(w, r, limitAuthorize, req.ClientID) {
 		return
 	}
 	browser := s.browserNonce(w, r)

@@ -29,6 +29,9 @@
 //     revokes the grant), refresh rotation with a grace window and reuse
 //     detection;
 //   - revoke.go: RFC 7009 revocation and RFC 7662 introspection;
+//   - ratelimit.go: rate limits on /register, /authorize and /token per
+//     client address and client id (GCRA; 429 with Retry-After, RFC 6585
+//     §4), X-Forwarded-For believed only from trusted proxies;
 //   - upstream.go, upstream_static.go: the upstream leg (OIDC discovery,
 //     GitHub, Google) with x/oauth2 and PKCE;
 //   - vaultclient.go: upstream tokens per grant, refreshed before expiry

@@ -50,6 +50,9 @@ func (s *Server) Register(r *http.Request, md *ClientMetadata) (*RegistrationRes
 
 func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
+	if s.addressLimited(w, r, limitRegister) {
+		return
+	}
 	if !jsonContent(r) {
 		WriteError(w, ErrInvalidClientMetadata("the registration request must be application/json"))
 		return

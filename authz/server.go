@@ -91,6 +91,10 @@ type ServerOptions struct {
 	// ConsentTTL is how long a remembered approval lasts. Default 90 days.
 	ConsentTTL time.Duration
 
+	// RateLimits limits /register, /authorize and /token per client
+	// address and client id; the zero value (no Limiter) turns it off.
+	RateLimits RateLimits
+
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
@@ -164,6 +168,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	def(&opts.RefreshTTL, 30*24*time.Hour)
 	def(&opts.RefreshGrace, 30*time.Second)
 	def(&opts.ConsentTTL, 90*24*time.Hour)
+	opts.RateLimits.setDefaults()
 	if opts.ServiceName == "" {
 		opts.ServiceName = "remotemcp"
 	}

@@ -79,6 +79,12 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil)
+}
+
+// newFixtureWith is newFixture with options changed by configure.
+func newFixtureWith(t testing.TB, configure func(*authz.ServerOptions)) *fixture {
+	t.Helper()
 	st := memstore.New(nil)
 	k, err := authz.GenerateKey()
 	if err != nil {
@@ -94,13 +100,17 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	up := &faultyUpstream{subject: "u1"}
-	srv, err := authz.NewServer(authz.ServerOptions{
+	opts := authz.ServerOptions{
 		Issuer: testIssuer, Resource: testResource, UpstreamName: "Test IdP", SubjectPrefix: "test:",
 		Scopes:  []authz.ScopeInfo{{Name: "notes:read", Description: "read"}, {Name: "notes:write", Description: "write"}},
 		Clients: st, Pending: st, Codes: st, Grants: st, Refresh: st, Consents: st,
 		Tokens: iss, Upstream: up, Vault: &mapVault{m: map[string]*oauth2.Token{}},
 		CookieKey: []byte("0123456789abcdef0123456789abcdef"),
-	})
+	}
+	if configure != nil {
+		configure(&opts)
+	}
+	srv, err := authz.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -275,9 +275,15 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
+	if s.addressLimited(w, r, limitToken) {
+		return
+	}
 	form, err := parseForm(w, r)
 	if err != nil {
 		WriteError(w, err)
+		return
+	}
+	if s.clientLimited(w, r, limitToken, assertedClientID(r, form)) {
 		return
 	}
 	c, err := s.authenticateClient(r.Context(), r, form)

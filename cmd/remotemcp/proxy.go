@@ -12,8 +12,10 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/remotemcp/remotemcp/authz"
 	authzmem "github.com/remotemcp/remotemcp/authz/memstore"
+	authzredis "github.com/remotemcp/remotemcp/authz/redisstore"
 	"github.com/remotemcp/remotemcp/cmd/remotemcp/devidp"
 	"github.com/remotemcp/remotemcp/tools"
 )
@@ -28,17 +30,44 @@ type proxy struct {
 	upstream *authz.Upstream
 	devIdP   *devidp.Provider // the built-in development provider, if used
 	base     string
+	close    func()
+}
+
+// authzStores is every store the authorization server needs; memstore
+// and redisstore each provide all of them in one value.
+type authzStores interface {
+	authz.ClientStore
+	authz.PendingAuthStore
+	authz.CodeStore
+	authz.GrantStore
+	authz.RefreshStore
+	authz.UpstreamTokenStore
+	authz.ConsentStore
 }
 
 // devIdPPath is where the development identity provider is mounted.
 const devIdPPath = "/dev-idp"
 
 // newProxy builds the authorization-server facade of cfg.
-func newProxy(ctx context.Context, cfg *config, log *slog.Logger) (*proxy, error) {
+func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.UniversalClient) (*proxy, error) {
 	pc := cfg.Proxy
 	base := cfg.PublicURL.String()
-	p := &proxy{base: base}
-	stores := authzmem.New(nil)
+	p := &proxy{base: base, close: func() {}}
+	var stores authzStores = authzmem.New(nil)
+	var limiter authz.RateLimiter = authzmem.NewRateLimiter(nil)
+	if rdb != nil {
+		rs := authzredis.New(rdb, &authzredis.Options{Logger: log.With("component", "authzstore")})
+		stores = rs
+		limiter = authzredis.NewRateLimiter(rdb, nil)
+		p.close = func() { rs.Close() }
+	}
+	var limits authz.RateLimits
+	if pc.RateLimits {
+		limits.Limiter = limiter
+	}
+	if len(pc.TrustedProxies) > 0 {
+		limits.ClientAddress = authz.ForwardedFor(pc.TrustedProxies...)
+	}
 	callback := base + authz.PathCallback
 	ucfg := authz.UpstreamConfig{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, RedirectURL: callback}
 	var err error
@@ -106,6 +135,7 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger) (*proxy, error
 		Clients:       stores, Pending: stores, Codes: stores, Grants: stores, Refresh: stores, Consents: stores,
 		Tokens: p.issuer, Upstream: p.upstream, Vault: p.vault, Metadata: fetcher,
 		CookieKey:    pc.CookieKey,
+		RateLimits:   limits,
 		RefreshTTL:   pc.RefreshLifetime,
 		RefreshGrace: pc.RefreshGrace,
 		Logger:       log.With("component", "authz"),

@@ -32,7 +32,9 @@ type proxyServer struct {
 // startProxy starts remotemcp --auth proxy on ln; env is its environment.
 func startProxy(t *testing.T, ln net.Listener, base string, env map[string]string, args ...string) *proxyServer {
 	t.Helper()
-	cfg, err := parseConfig(append([]string{"--listen", ln.Addr().String(), "--public-url", base, "--auth", "proxy"}, args...),
+	// Rate limits off: these tests make many requests from one address on
+	// purpose; TestProxyRateLimits turns them on.
+	cfg, err := parseConfig(append([]string{"--listen", ln.Addr().String(), "--public-url", base, "--auth", "proxy", "--rate-limits", "off"}, args...),
 		func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -294,4 +296,41 @@ func (s *proxyServer) mcpStatus(t *testing.T, token string) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestProxyRateLimits: with the default limits, the 21st registration from
+// one address within a minute gets 429 with Retry-After and an OAuth error
+// body, and other endpoints keep their own budgets.
+func TestProxyRateLimits(t *testing.T) {
+	s := startDevProxy(t, "--rate-limits", "on")
+	body := `{"client_name":"rl","redirect_uris":["http://127.0.0.1:9/cb"],"token_endpoint_auth_method":"none"}`
+	var last *http.Response
+	n := 0
+	for ; n < 40; n++ {
+		resp, err := http.Post(s.base+"/register", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		last = resp
+		if resp.StatusCode != http.StatusCreated {
+			break
+		}
+	}
+	if n != 20 || last.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("registration %d answered %d; want 20 registrations, then 429", n+1, last.StatusCode)
+	}
+	if ra := last.Header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("429 without a usable Retry-After: %q", ra)
+	}
+	// The token endpoint has its own budget: a bad request there is a 400, not a 429.
+	resp, err := http.Post(s.base+"/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=authorization_code&client_id=x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests {
+		t.Error("/token shares /register's budget")
+	}
 }

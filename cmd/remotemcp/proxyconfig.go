@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -30,6 +31,12 @@ type proxyConfig struct {
 	// configured: fine for one replica in development, logged loudly.
 	Ephemeral []string
 
+	// TrustedProxies are the load balancers whose X-Forwarded-For is
+	// believed, for per-address rate limits.
+	TrustedProxies []netip.Prefix
+	// RateLimits turns the OAuth endpoints' rate limits on.
+	RateLimits bool
+
 	AccessTokenLifetime time.Duration
 	RefreshLifetime     time.Duration
 	RefreshGrace        time.Duration
@@ -41,6 +48,8 @@ type proxyFlags struct {
 	signingKeyFile, vaultKeysFile, cookieKeyFile *string
 	accessTTL, refreshTTL, refreshGrace          *time.Duration
 	cimd                                         *bool
+	trustedProxies                               *string
+	rateLimits                                   *string
 }
 
 func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
@@ -55,6 +64,8 @@ func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
 		accessTTL:      fs.Duration("access-token-lifetime", 10*time.Minute, "--auth proxy: lifetime of our access tokens"),
 		refreshTTL:     fs.Duration("refresh-token-lifetime", 30*24*time.Hour, "--auth proxy: lifetime of a grant and its refresh tokens since last use"),
 		refreshGrace:   fs.Duration("refresh-grace", 30*time.Second, "--auth proxy: how long a rotated refresh token stays valid for a retry by the same client"),
+		rateLimits:     fs.String("rate-limits", "on", "--auth proxy: on (per client address and client id on /register, /authorize and /token, shared through --redis-url; 429 with Retry-After) or off"),
+		trustedProxies: fs.String("trusted-proxies", "", "--auth proxy: comma-separated CIDRs of the load balancers whose X-Forwarded-For names the client address for rate limits (default: none; never include addresses the internet can reach you from)"),
 		cimd:           fs.Bool("client-id-metadata-documents", true, "--auth proxy: accept https client ids whose metadata document we fetch (CIMD)"),
 	}
 }
@@ -83,6 +94,27 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*pro
 		pc.ClientID, pc.ClientSecret = strings.TrimSpace(id), strings.TrimSpace(secret)
 	}
 	pc.Scopes = strings.Fields(*pf.scopes)
+	switch *pf.rateLimits {
+	case "on":
+		pc.RateLimits = true
+	case "off":
+	default:
+		return nil, fmt.Errorf("--rate-limits %q: want on or off", *pf.rateLimits)
+	}
+	for _, c := range strings.Split(*pf.trustedProxies, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(c); aerr == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR like 10.0.0.0/8", c)
+			}
+		}
+		pc.TrustedProxies = append(pc.TrustedProxies, p.Masked())
+	}
 	switch pc.Upstream {
 	case "dev":
 		if !loopback {

@@ -34,6 +34,9 @@ func newRedis(rawURL, mode string) (redis.UniversalClient, error) {
 		}
 		o.ContextTimeoutEnabled = true
 		defaultTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
+		if o.MaxRetries == 0 {
+			o.MaxRetries = 1 // fail fast: the health gate and clients retry
+		}
 		return redis.NewClient(o), nil
 	case "sentinel":
 		o, err := redis.ParseFailoverURL(rawURL)
@@ -45,6 +48,9 @@ func newRedis(rawURL, mode string) (redis.UniversalClient, error) {
 		}
 		o.ContextTimeoutEnabled = true
 		defaultTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
+		if o.MaxRetries == 0 {
+			o.MaxRetries = 1 // fail fast: the health gate and clients retry
+		}
 		return redis.NewFailoverClient(o), nil
 	case "cluster":
 		o, err := redis.ParseClusterURL(rawURL)
@@ -53,6 +59,9 @@ func newRedis(rawURL, mode string) (redis.UniversalClient, error) {
 		}
 		o.ContextTimeoutEnabled = true
 		defaultTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
+		if o.MaxRetries == 0 {
+			o.MaxRetries = 1 // fail fast: the health gate and clients retry
+		}
 		return redis.NewClusterClient(o), nil
 	}
 	return nil, fmt.Errorf("--redis-mode %q: want single, sentinel or cluster", mode)

@@ -14,14 +14,18 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/cmd/remotemcp/fixtures"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/mcpserver/memstore"
+	mcpredis "github.com/remotemcp/remotemcp/mcpserver/redisstore"
 	"github.com/remotemcp/remotemcp/prompts"
 	"github.com/remotemcp/remotemcp/resources"
 	"github.com/remotemcp/remotemcp/tools"
+	"github.com/remotemcp/remotemcp/tools/notes"
 	notesmem "github.com/remotemcp/remotemcp/tools/notes/memstore"
+	notesredis "github.com/remotemcp/remotemcp/tools/notes/redisstore"
 	"github.com/remotemcp/remotemcp/wellknown"
 )
 
@@ -40,11 +44,47 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 type app struct {
 	handler http.Handler
 	close   func()
+	// ready reports whether the shared store is reachable (always true
+	// with in-process stores).
+	ready func() bool
+}
+
+// noteStore is what the notes tools, resources and prompts keep notes in.
+type noteStore interface {
+	notes.Store
+	notes.ExportStore
 }
 
 func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
-	stores := memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL})
-	noteStore := notesmem.New(0)
+	var (
+		rdb       redis.UniversalClient
+		health    *redisHealth
+		closers   []func()
+		stores    mcpserver.Stores
+		noteStore noteStore
+	)
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if cfg.RedisURL != "" {
+		var err error
+		if rdb, err = newRedis(cfg.RedisURL, cfg.RedisMode); err != nil {
+			return nil, err
+		}
+		closers = append(closers, func() { rdb.Close() })
+		health = startRedisHealth(ctx, rdb, log.With("component", "redis"), time.Second)
+		closers = append(closers, health.Close)
+		st, stop := mcpredis.New(rdb, &mcpredis.Options{SessionTTL: cfg.SessionTTL, Logger: log.With("component", "mcpstore")})
+		closers = append(closers, func() { stop() })
+		stores = st
+		noteStore = notesredis.New(rdb, nil)
+		log.Info("state in Redis", "url", redactURL(cfg.RedisURL), "mode", cfg.RedisMode)
+	} else {
+		stores = memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL})
+		noteStore = notesmem.New(0)
+	}
 	sealer := mcpserver.NewStateSealer(cfg.StateKey, 0)
 	notifier := mcpserver.NewNotifier(stores.Broadcaster)
 
@@ -84,9 +124,11 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 	var px *proxy
 	if cfg.Auth == "proxy" {
 		var err error
-		if px, err = newProxy(ctx, cfg, log); err != nil {
+		if px, err = newProxy(ctx, cfg, log, rdb); err != nil {
+			closeAll()
 			return nil, err
 		}
+		closers = append(closers, px.close)
 	}
 	deps := tools.Deps{Notes: noteStore, Exports: noteStore, Notifier: notifier, Sealer: sealer, Scopes: scopes}
 	if px != nil {
@@ -123,6 +165,7 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 		} else if verify, err = newVerifier(bg, cfg); err != nil {
 			cancel()
 			mcpHandler.Close()
+			closeAll()
 			return nil, err
 		}
 		read, write := cfg.ScopeRead, cfg.ScopeWrite
@@ -164,13 +207,20 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	return &app{
+	a := &app{
 		handler: mux,
 		close: func() {
 			cancel()
 			mcpHandler.Close()
+			closeAll()
 		},
-	}, nil
+		ready: func() bool { return true },
+	}
+	if health != nil {
+		a.handler = health.gate(mux)
+		a.ready = health.up.Load
+	}
+	return a, nil
 }
 
 func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
@@ -197,6 +247,10 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		if !a.ready() {
+			http.Error(w, "the shared store is unreachable", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

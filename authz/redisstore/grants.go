@@ -1,0 +1,51 @@
+package redisstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/remotemcp/remotemcp/authz"
+)
+
+// PutGrant implements authz.GrantStore. It replaces a grant with the same
+// ID, and stores nothing for a revoked grant.
+func (s *Store) PutGrant(ctx context.Context, g *authz.Grant, ttl time.Duration) (err error) {
+	if g == nil {
+		return errNilRecord
+	}
+	defer wrapf(&err, "redisstore: put grant %s", g.ID)
+	k := s.grantKeys(g.ID)
+	return s.putUnlessRevoked(ctx, k.grant, k.revoked, g, ttl)
+}
+
+// GetGrant implements authz.GrantStore. A revoked grant is not found.
+func (s *Store) GetGrant(ctx context.Context, id string) (_ *authz.Grant, err error) {
+	defer wrapf(&err, "redisstore: get grant %s", id)
+	return get[authz.Grant](ctx, s.rdb, s.grantKeys(id).grant)
+}
+
+// RevokeGrant implements authz.GrantStore. In one script it deletes the
+// grant, its refresh family and its upstream tokens, marks it revoked for
+// at least RevocationTTL and at least as long as any of those would have
+// lived, and announces the revocation to every Store on the same Redis.
+// Revoking an unknown grant is not an error: it is remembered all the
+// same.
+func (s *Store) RevokeGrant(ctx context.Context, id string) (err error) {
+	defer wrapf(&err, "redisstore: revoke grant %s", id)
+	if err := revokeScript.Run(ctx, s.rdb, s.grantKeys(id).all(), millis(RevocationTTL), s.channel, id).Err(); err != nil {
+		return err
+	}
+	s.cache.revoked(id)
+	return nil
+}
+
+// GrantRevoked implements authz.GrantStore. It answers from memory while
+// the revocation subscription is up, and otherwise asks Redis (EXISTS). It
+// is false for a grant the store never heard of.
+func (s *Store) GrantRevoked(ctx context.Context, id string) (_ bool, err error) {
+	if revoked, ok := s.cache.get(id); ok {
+		return revoked, nil
+	}
+	defer wrapf(&err, "redisstore: check revocation of grant %s", id)
+	return s.checkRevoked(ctx, id)
+}

@@ -1,0 +1,253 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/remotemcp/remotemcp/mcpserver"
+)
+
+// Events is a Redis mcpserver.EventLog. Each stream is a Redis STREAM whose
+// entry IDs carry the sequence number and a kind: <seq>-0 is event seq (its
+// field "data" holds the message), 0-1 marks a stream opened before its
+// first event, and <last seq>-2 marks the end. The stream thus holds its
+// own counter (the last ID, which trimming keeps) and its ended flag in one
+// key, and every operation is one script on one key (plus the session's
+// index). A ZSET per session indexes its streams for DeleteSession.
+//
+// A Read that has to wait does not block a Redis connection: every change
+// is announced on the wake channel, which one shared pub/sub connection per
+// replica receives (see hub), and the Read looks again when its stream
+// changed, or when its wait is over.
+type Events struct {
+	rdb  redis.UniversalClient
+	keys keys
+	hub  *hub
+	ttl  time.Duration
+	max  int
+}
+
+var _ mcpserver.EventLog = (*Events)(nil)
+
+// eventsLib is the start of every events script. KEYS[1] is the stream,
+// KEYS[2] the session's index of streams; ARGV[1] is the stream ID, ARGV[2]
+// the TTL in ms, ARGV[3] the wake channel.
+const eventsLib = `
+-- last returns the sequence number and kind of the stream's last entry.
+local function last()
+  local e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+  if not e then return nil, nil end
+  local seq, kind = string.match(e[1], '^(%d+)%-(%d+)$')
+  return tonumber(seq), kind
+end
+-- touch indexes the stream, extends the lifetime of both keys and, for a
+-- new stream, forgets index entries older than the TTL.
+local function touch(created)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if created then
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%d', now - tonumber(ARGV[2])))
+  end
+  redis.call('ZADD', KEYS[2], string.format('%d', now), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+`
+
+var openScript = redis.NewScript(eventsLib + `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  touch(false)
+else
+  redis.call('XADD', KEYS[1], '0-1', 'open', '')
+  touch(true)
+end
+return 1
+`)
+
+// appendScript: ARGV[4] is the message, ARGV[5] the maximum stream length.
+var appendScript = redis.NewScript(eventsLib + `
+local seq, kind = last()
+if kind == '2' then return redis.error_reply('ENDED stream is complete') end
+local created = seq == nil
+seq = (seq or 0) + 1
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], string.format('%d-0', seq), 'data', ARGV[4])
+touch(created)
+redis.call('PUBLISH', ARGV[3], KEYS[1])
+return seq
+`)
+
+var endScript = redis.NewScript(eventsLib + `
+local seq, kind = last()
+if kind ~= '2' then
+  redis.call('XADD', KEYS[1], string.format('%d-2', seq or 0), 'end', '')
+  redis.call('PUBLISH', ARGV[3], KEYS[1])
+end
+touch(seq == nil)
+return 1
+`)
+
+// readScript: ARGV[4] is the sequence number to read after. It returns nil
+// for a missing stream, else the entries after it and whether the stream
+// ended.
+var readScript = redis.NewScript(eventsLib + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+touch(false)
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[4] .. '-0', '+')
+local _, kind = last()
+return {entries, kind == '2' and 1 or 0}
+`)
+
+// deleteScript deletes KEYS (the index and the streams) and announces the
+// change of each stream (KEYS[2:]) on the wake channel ARGV[1].
+var deleteScript = redis.NewScript(`
+redis.call('DEL', unpack(KEYS))
+for i = 2, #KEYS do redis.call('PUBLISH', ARGV[1], KEYS[i]) end
+return 1
+`)
+
+// errEnded is returned by Append on an ended stream.
+var errEnded = errors.New("stream has ended")
+
+// args returns the keys and leading arguments of an events script.
+func (l *Events) args(sessionID, streamID string) ([]string, []any) {
+	return []string{l.keys.events(sessionID, streamID), l.keys.streams(sessionID)},
+		[]any{streamID, ms(l.ttl), l.keys.wake()}
+}
+
+// Open implements mcpserver.EventLog: one round trip.
+func (l *Events) Open(ctx context.Context, sessionID, streamID string) (err error) {
+	defer wrapf(&err, "open stream")
+	k, a := l.args(sessionID, streamID)
+	return openScript.Run(ctx, l.rdb, k, a...).Err()
+}
+
+// Append implements mcpserver.EventLog: one round trip.
+func (l *Events) Append(ctx context.Context, sessionID, streamID string, data []byte) (seq int64, err error) {
+	defer wrapf(&err, "append event")
+	k, a := l.args(sessionID, streamID)
+	seq, err = appendScript.Run(ctx, l.rdb, k, append(a, data, l.max)...).Int64()
+	if redis.HasErrorPrefix(err, "ENDED") {
+		return 0, errEnded
+	}
+	if err != nil {
+		return 0, err
+	}
+	l.hub.changed(k[0])
+	return seq, nil
+}
+
+// End implements mcpserver.EventLog: one round trip.
+func (l *Events) End(ctx context.Context, sessionID, streamID string) (err error) {
+	defer wrapf(&err, "end stream")
+	k, a := l.args(sessionID, streamID)
+	if err := endScript.Run(ctx, l.rdb, k, a...).Err(); err != nil {
+		return err
+	}
+	l.hub.changed(k[0])
+	return nil
+}
+
+// Read implements mcpserver.EventLog: one round trip, plus one per change
+// of the stream while it waits.
+func (l *Events) Read(ctx context.Context, sessionID, streamID string, after int64, wait time.Duration) (events []mcpserver.Event, ended bool, err error) {
+	defer wrapf(&err, "read events")
+	deadline := time.Now().Add(wait)
+	k, a := l.args(sessionID, streamID)
+	a = append(a, max(after, 0))
+	var changed <-chan struct{}
+	if wait > 0 {
+		// Watch before reading, so that a change after the read is not missed.
+		c, unwatch, err := l.hub.watch(ctx, k[0])
+		if err != nil {
+			return nil, false, err
+		}
+		defer unwatch()
+		changed = c
+	}
+	var timer *time.Timer
+	for {
+		reply, err := readScript.Run(ctx, l.rdb, k, a...).Slice()
+		if err != nil {
+			return nil, false, err
+		}
+		events, ended, err := parseRead(reply)
+		if err != nil || len(events) > 0 || ended || wait <= 0 {
+			return events, ended, err
+		}
+		if timer == nil {
+			timer = time.NewTimer(time.Until(deadline))
+			defer timer.Stop()
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return nil, false, nil
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+}
+
+// parseRead decodes readScript's reply.
+func parseRead(reply []any) (events []mcpserver.Event, ended bool, err error) {
+	if len(reply) != 2 {
+		return nil, false, fmt.Errorf("unexpected reply %v", reply)
+	}
+	entries, _ := reply[0].([]any)
+	flag, _ := reply[1].(int64)
+	for _, e := range entries {
+		entry, _ := e.([]any)
+		if len(entry) != 2 {
+			return nil, false, fmt.Errorf("unexpected entry %v", e)
+		}
+		id, _ := entry[0].(string)
+		seq, kind, ok := strings.Cut(id, "-")
+		if !ok || kind != "0" {
+			continue // an open or end mark
+		}
+		n, err := strconv.ParseInt(seq, 10, 64)
+		if err != nil {
+			return nil, false, fmt.Errorf("unexpected entry ID %q", id)
+		}
+		fields, _ := entry[1].([]any)
+		var data string
+		for i := 0; i+1 < len(fields); i += 2 {
+			if fields[i] == "data" {
+				data, _ = fields[i+1].(string)
+			}
+		}
+		events = append(events, mcpserver.Event{Seq: n, Data: []byte(data)})
+	}
+	return events, flag == 1, nil
+}
+
+// DeleteSession implements mcpserver.EventLog: two round trips (read the
+// index, then delete everything it names in one script). Reads waiting on
+// the session's streams, on any replica, return ErrNotFound.
+func (l *Events) DeleteSession(ctx context.Context, sessionID string) (err error) {
+	defer wrapf(&err, "delete event streams")
+	index := l.keys.streams(sessionID)
+	streams, err := l.rdb.ZRange(ctx, index, 0, -1).Result()
+	if err != nil {
+		return err
+	}
+	k := []string{index}
+	for _, s := range streams {
+		k = append(k, l.keys.events(sessionID, s))
+	}
+	if err := deleteScript.Run(ctx, l.rdb, k, l.keys.wake()).Err(); err != nil {
+		return err
+	}
+	for _, key := range k[1:] {
+		l.hub.changed(key)
+	}
+	return nil
+}
+
+// ms is d in whole milliseconds, at least 1: what PX and PEXPIRE take.
+func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }

@@ -1,0 +1,673 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+	"github.com/remotemcp/remotemcp/internal/redistest"
+	"github.com/remotemcp/remotemcp/mcpserver"
+	"github.com/remotemcp/remotemcp/mcpserver/redisstore"
+	"github.com/remotemcp/remotemcp/mcpserver/storetest"
+)
+
+// newClient returns a client of srv as a replica should configure it:
+// request deadlines apply to Redis calls, and a dead server is noticed
+// fast. (go-redis' defaults, five dial attempts for each of four command
+// attempts, make the first call after Redis died take about 1.7s.)
+func newClient(t *testing.T, srv *redistest.Server) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{
+		Addr:                  srv.Addr,
+		ContextTimeoutEnabled: true,
+		DialTimeout:           time.Second,
+		DialerRetries:         2,
+	})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// newStores returns stores on rdb under prefix, closed when the test ends.
+func newStores(t *testing.T, rdb redis.UniversalClient, opts *redisstore.Options) mcpserver.Stores {
+	t.Helper()
+	s, stop := redisstore.New(rdb, opts)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return s
+}
+
+// uniquePrefix keeps the keys and channels of one test apart from every
+// other's on a shared server.
+func uniquePrefix() string { return "test:" + rand.Text()[:10] + ":" }
+
+func TestContract(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	storetest.Run(t, func(t *testing.T) mcpserver.Stores {
+		return newStores(t, rdb, &redisstore.Options{KeyPrefix: uniquePrefix()})
+	})
+}
+
+// TestCrossReplica runs two replicas, each with its own client (its own
+// connections) on one Redis, and checks that what one does the other sees.
+func TestCrossReplica(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := uniquePrefix()
+	a := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
+	b := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
+	ctx := t.Context()
+
+	t.Run("session", func(t *testing.T) {
+		id := rand.Text()
+		if err := a.Sessions.Create(ctx, &mcpserver.Session{ID: id, Subject: "alice"}); err != nil {
+			t.Fatalf("Create on A: %v", err)
+		}
+		if err := b.Sessions.Update(ctx, id, func(s *mcpserver.Session) { s.State.LogLevel = "debug" }); err != nil {
+			t.Fatalf("Update on B: %v", err)
+		}
+		got, err := a.Sessions.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("Get on A: %v", err)
+		}
+		if got.Subject != "alice" || got.State.LogLevel != "debug" {
+			t.Errorf("Get on A = %+v, want alice's session with B's update", got)
+		}
+	})
+
+	t.Run("resume on another replica", func(t *testing.T) {
+		sid, stream := rand.Text(), rand.Text()
+		if err := a.Events.Open(ctx, sid, stream); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []string{`"one"`, `"two"`} {
+			if _, err := a.Events.Append(ctx, sid, stream, []byte(m)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, ended, err := b.Events.Read(ctx, sid, stream, 1, 0)
+		if err != nil || ended {
+			t.Fatalf("Read on B = %v, %v, %v", got, ended, err)
+		}
+		if diff := cmp.Diff([]mcpserver.Event{{Seq: 2, Data: []byte(`"two"`)}}, got); diff != "" {
+			t.Errorf("Read on B after 1 (-want +got):\n%s", diff)
+		}
+	})
+
+	// A Read waiting on B wakes as soon as A appends or ends, through the
+	// wake channel, rather than when its wait is over.
+	t.Run("wait on another replica", func(t *testing.T) {
+		sid, stream := rand.Text(), rand.Text()
+		if err := a.Events.Open(ctx, sid, stream); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			events []mcpserver.Event
+			ended  bool
+			err    error
+			took   time.Duration
+		}
+		read := func(after int64) <-chan result {
+			ch := make(chan result, 1)
+			go func() {
+				start := time.Now()
+				ev, ended, err := b.Events.Read(ctx, sid, stream, after, time.Minute)
+				ch <- result{ev, ended, err, time.Since(start)}
+			}()
+			time.Sleep(50 * time.Millisecond)
+			return ch
+		}
+		ch := read(0)
+		if _, err := a.Events.Append(ctx, sid, stream, []byte(`"x"`)); err != nil {
+			t.Fatal(err)
+		}
+		r := <-ch
+		if r.err != nil || len(r.events) != 1 || r.took > 2*time.Second {
+			t.Errorf("Read on B woken by Append on A = %v, %v after %v", r.events, r.err, r.took)
+		}
+		ch = read(1)
+		if err := a.Events.End(ctx, sid, stream); err != nil {
+			t.Fatal(err)
+		}
+		r = <-ch
+		if r.err != nil || !r.ended || r.took > 2*time.Second {
+			t.Errorf("Read on B woken by End on A = ended %v, %v after %v", r.ended, r.err, r.took)
+		}
+		// DeleteSession on A ends a Read waiting on B.
+		stream2 := rand.Text()
+		if err := a.Events.Open(ctx, sid, stream2); err != nil {
+			t.Fatal(err)
+		}
+		ch2 := make(chan result, 1)
+		go func() {
+			start := time.Now()
+			ev, ended, err := b.Events.Read(ctx, sid, stream2, 0, time.Minute)
+			ch2 <- result{ev, ended, err, time.Since(start)}
+		}()
+		time.Sleep(50 * time.Millisecond)
+		if err := a.Events.DeleteSession(ctx, sid); err != nil {
+			t.Fatal(err)
+		}
+		r = <-ch2
+		if !errors.Is(r.err, mcpserver.ErrNotFound) || r.took > 2*time.Second {
+			t.Errorf("Read on B across DeleteSession on A = %v after %v, want ErrNotFound at once", r.err, r.took)
+		}
+	})
+
+	t.Run("inbox", func(t *testing.T) {
+		sid := rand.Text()
+		msgs, stop, err := a.Inbox.Listen(ctx, sid, `resp:"s.1"`)
+		if err != nil {
+			t.Fatalf("Listen on A: %v", err)
+		}
+		defer stop()
+		if err := b.Inbox.Deliver(ctx, sid, `resp:"s.1"`, []byte(`{"result":{}}`)); err != nil {
+			t.Fatalf("Deliver on B: %v", err)
+		}
+		select {
+		case m := <-msgs:
+			if string(m) != `{"result":{}}` {
+				t.Errorf("A received %s", m)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("Deliver on B did not reach the listener on A")
+		}
+		stop()
+		if err := b.Inbox.Deliver(ctx, sid, `resp:"s.1"`, []byte(`{}`)); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Deliver on B after stop on A = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("broadcast", func(t *testing.T) {
+		msgs, stop, err := b.Broadcaster.Subscribe(ctx)
+		if err != nil {
+			t.Fatalf("Subscribe on B: %v", err)
+		}
+		defer stop()
+		want := mcpserver.Broadcast{Method: "notifications/resources/updated", URI: "notes://alice/1", Owner: "alice"}
+		if err := a.Broadcaster.Publish(ctx, want); err != nil {
+			t.Fatalf("Publish on A: %v", err)
+		}
+		select {
+		case got := <-msgs:
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("B received (-want +got):\n%s", diff)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("Publish on A did not reach the subscriber on B")
+		}
+	})
+}
+
+// workload exercises every store of s with each session ID.
+func workload(t *testing.T, s mcpserver.Stores, ids ...string) {
+	t.Helper()
+	ctx := t.Context()
+	for _, id := range ids {
+		if err := s.Sessions.Create(ctx, &mcpserver.Session{ID: id, Subject: "alice"}); err != nil {
+			t.Fatalf("Create(%q): %v", id, err)
+		}
+		if err := s.Sessions.Update(ctx, id, func(s *mcpserver.Session) { s.Subscriptions = []string{"notes://alice/1"} }); err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		if err := s.Events.Open(ctx, id, "_GET"); err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		for _, stream := range []string{"r1", "r2", "r}{"} {
+			if _, err := s.Events.Append(ctx, id, stream, []byte(`{}`)); err != nil {
+				t.Fatalf("Append: %v", err)
+			}
+			if err := s.Events.End(ctx, id, stream); err != nil {
+				t.Fatalf("End: %v", err)
+			}
+		}
+		if _, _, err := s.Events.Read(ctx, id, "r1", 0, 10*time.Millisecond); err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		_, stop, err := s.Inbox.Listen(ctx, id, "req:1")
+		if err != nil {
+			t.Fatalf("Listen: %v", err)
+		}
+		if err := s.Inbox.Deliver(ctx, id, "req:1", []byte(`{}`)); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+		stop()
+	}
+	if err := s.Broadcaster.Publish(ctx, mcpserver.Broadcast{Method: "notifications/tools/list_changed"}); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+}
+
+// scan returns every key under prefix.
+func scan(t *testing.T, rdb redis.UniversalClient, prefix string) []string {
+	t.Helper()
+	var keys []string
+	iter := rdb.Scan(t.Context(), 0, prefix+"*", 100).Iterator()
+	for iter.Next(t.Context()) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	return keys
+}
+
+func TestEveryKeyHasTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	prefix := uniquePrefix()
+	const sessionTTL, eventTTL = 10 * time.Minute, 5 * time.Minute
+	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: prefix, SessionTTL: sessionTTL, EventTTL: eventTTL})
+	workload(t, s, rand.Text(), rand.Text())
+	keys := scan(t, rdb, prefix)
+	if len(keys) != 2*(1+1+4) { // per session: the record, the index, four streams
+		t.Errorf("the workload left %d keys, want 12: %q", len(keys), keys)
+	}
+	for _, k := range keys {
+		ttl, err := rdb.PTTL(t.Context(), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit := eventTTL
+		if strings.HasSuffix(k, ":session") {
+			limit = sessionTTL
+		}
+		if ttl <= 0 || ttl > limit {
+			t.Errorf("PTTL %s = %v, want in (0, %v]", k, ttl, limit)
+		}
+	}
+}
+
+// TestKeysShareSlot checks that every key of a session carries the same
+// hash tag, and so lives in one Cluster slot, whatever the session ID, and
+// that two sessions never share one.
+func TestKeysShareSlot(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	prefix := uniquePrefix()
+	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: prefix})
+	ids := []string{rand.Text(), "a}b", "a", "{x}", "%7D", "}"}
+	workload(t, s, ids...)
+	slots := map[string]map[int]bool{} // hash tag → slots of its keys
+	for _, k := range scan(t, rdb, prefix) {
+		tag, ok := hashTag(k)
+		if !ok {
+			t.Errorf("key %q has no hash tag", k)
+			continue
+		}
+		if slots[tag] == nil {
+			slots[tag] = map[int]bool{}
+		}
+		slots[tag][keySlot(k)] = true
+	}
+	if len(slots) != len(ids) {
+		t.Errorf("%d sessions used %d hash tags: %v", len(ids), len(slots), slots)
+	}
+	for tag, s := range slots {
+		if len(s) != 1 {
+			t.Errorf("the keys of %s are in slots %v", tag, s)
+		}
+	}
+}
+
+// hashTag returns the part of key that Redis Cluster hashes, if it is a tag.
+func hashTag(key string) (string, bool) {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j], true
+		}
+	}
+	return key, false
+}
+
+// keySlot is Redis Cluster's key → slot function (CRC16/XMODEM mod 16384).
+func keySlot(key string) int {
+	tag, _ := hashTag(key)
+	var crc uint16
+	for _, c := range []byte(tag) {
+		crc ^= uint16(c) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc % 16384)
+}
+
+func TestKeySlot(t *testing.T) {
+	// Values from the Redis documentation of CLUSTER KEYSLOT.
+	for key, want := range map[string]int{"somekey": 11058, "foo{hash_tag}": 2515, "{hash_tag}bar": 2515, "123456789": 0x31c3 % 16384} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+}
+
+func TestMaxEventsPerStream(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: uniquePrefix(), MaxEventsPerStream: 3})
+	ctx := t.Context()
+	if err := s.Events.Open(ctx, "s", "r"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		seq, err := s.Events.Append(ctx, "s", "r", fmt.Appendf(nil, "%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq != int64(i) {
+			t.Errorf("Append %d = seq %d", i, seq)
+		}
+	}
+	if err := s.Events.End(ctx, "s", "r"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		after int64
+		want  []mcpserver.Event
+	}{
+		{"oldest dropped", 0, []mcpserver.Event{{Seq: 3, Data: []byte("3")}, {Seq: 4, Data: []byte("4")}, {Seq: 5, Data: []byte("5")}}},
+		{"after a kept event", 4, []mcpserver.Event{{Seq: 5, Data: []byte("5")}}},
+		{"after the last", 5, nil},
+		{"beyond the last", 9, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ended, err := s.Events.Read(ctx, "s", "r", tt.after, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ended {
+				t.Errorf("ended = false")
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Read(after %d) (-want +got):\n%s", tt.after, diff)
+			}
+		})
+	}
+}
+
+// TestTTL checks the idle lifetimes on the real clock: Get extends a
+// session, and an unused stream is forgotten.
+func TestTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	const ttl = 400 * time.Millisecond
+	s := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: uniquePrefix(), SessionTTL: ttl, EventTTL: ttl})
+	ctx := t.Context()
+	if err := s.Sessions.Create(ctx, &mcpserver.Session{ID: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Events.Append(ctx, "s1", "r", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // 3 × 250ms > ttl: only the Gets keep it alive
+		time.Sleep(ttl * 5 / 8)
+		if _, err := s.Sessions.Get(ctx, "s1"); err != nil {
+			t.Fatalf("Get within the TTL of the last Get: %v", err)
+		}
+	}
+	if _, _, err := s.Events.Read(ctx, "s1", "r", 0, 0); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Read of a stream unused for longer than its TTL = %v, want ErrNotFound", err)
+	}
+	time.Sleep(ttl + 100*time.Millisecond)
+	if _, err := s.Sessions.Get(ctx, "s1"); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Get after the TTL = %v, want ErrNotFound", err)
+	}
+	if err := s.Sessions.Update(ctx, "s1", func(*mcpserver.Session) {}); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Update after the TTL = %v, want ErrNotFound", err)
+	}
+}
+
+// TestRedisDown checks that with Redis gone every call fails fast with an
+// error that is not ErrNotFound (which the Handler would turn into a 404
+// and a lost session), and that everything works again once Redis is back,
+// empty: sessions are then cleanly not found.
+func TestRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: uniquePrefix()})
+	ctx := context.Background() // no deadline: the stores must not hang by themselves
+	sid := rand.Text()
+	if err := s.Sessions.Create(ctx, &mcpserver.Session{ID: sid}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Events.Append(ctx, sid, "r", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	sub, stopSub, err := s.Broadcaster.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopSub()
+
+	srv.Kill()
+	for _, tt := range []struct {
+		name string
+		call func() error
+	}{
+		{"Create", func() error { return s.Sessions.Create(ctx, &mcpserver.Session{ID: rand.Text()}) }},
+		{"Get", func() error { _, err := s.Sessions.Get(ctx, sid); return err }},
+		{"Update", func() error { return s.Sessions.Update(ctx, sid, func(*mcpserver.Session) {}) }},
+		{"Delete", func() error { return s.Sessions.Delete(ctx, sid) }},
+		{"Open", func() error { return s.Events.Open(ctx, sid, "r2") }},
+		{"Append", func() error { _, err := s.Events.Append(ctx, sid, "r", []byte(`2`)); return err }},
+		{"End", func() error { return s.Events.End(ctx, sid, "r") }},
+		{"Read", func() error { _, _, err := s.Events.Read(ctx, sid, "r", 0, time.Minute); return err }},
+		{"DeleteSession", func() error { return s.Events.DeleteSession(ctx, sid) }},
+		{"Deliver", func() error { return s.Inbox.Deliver(ctx, sid, "req:1", []byte(`{}`)) }},
+		{"Listen", func() error {
+			_, stop, err := s.Inbox.Listen(ctx, sid, "req:2")
+			if err == nil {
+				stop()
+			}
+			return err
+		}},
+		{"Publish", func() error { return s.Broadcaster.Publish(ctx, mcpserver.Broadcast{Method: "m"}) }},
+		{"Subscribe", func() error {
+			_, stop, err := s.Broadcaster.Subscribe(ctx)
+			if err == nil {
+				stop()
+			}
+			return err
+		}},
+	} {
+		t.Run("down/"+tt.name, func(t *testing.T) {
+			start := time.Now()
+			err := tt.call()
+			took := time.Since(start)
+			if err == nil || errors.Is(err, mcpserver.ErrNotFound) || errors.Is(err, redis.Nil) {
+				t.Errorf("%s with Redis down = %v, want an error other than not found", tt.name, err)
+			}
+			if took > 2*time.Second {
+				t.Errorf("%s with Redis down took %v, want < 2s", tt.name, took)
+			}
+			if err != nil && !strings.HasPrefix(err.Error(), "redisstore: ") {
+				t.Errorf("%s error %q lacks context", tt.name, err)
+			}
+		})
+	}
+
+	srv.Restart()
+	// The pool's connections died with the server; go-redis replaces them.
+	eventually(t, "Get after a restart returns ErrNotFound", func() error {
+		if _, err := s.Sessions.Get(ctx, sid); !errors.Is(err, mcpserver.ErrNotFound) {
+			return fmt.Errorf("Get = %v", err)
+		}
+		return nil
+	})
+	for _, tt := range []struct {
+		name string
+		call func() error
+	}{
+		{"Update", func() error { return s.Sessions.Update(ctx, sid, func(*mcpserver.Session) {}) }},
+		{"Read", func() error { _, _, err := s.Events.Read(ctx, sid, "r", 0, time.Minute); return err }},
+		{"Deliver", func() error { return s.Inbox.Deliver(ctx, sid, "req:1", []byte(`{}`)) }},
+	} {
+		if err := tt.call(); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("%s after a restart = %v, want ErrNotFound", tt.name, err)
+		}
+	}
+	// A subscription made before the restart receives again, once the
+	// shared pub/sub connection is back.
+	eventually(t, "a subscription made before the restart receives", func() error {
+		if err := s.Broadcaster.Publish(ctx, mcpserver.Broadcast{Method: "after-restart"}); err != nil {
+			return err
+		}
+		for {
+			select {
+			case m, ok := <-sub:
+				if !ok {
+					return errors.New("the subscription was closed")
+				}
+				if m.Method == "after-restart" {
+					return nil
+				}
+			case <-time.After(200 * time.Millisecond):
+				return errors.New("nothing received")
+			}
+		}
+	})
+	// And new sessions work.
+	workload(t, s, rand.Text())
+}
+
+// TestRedisPaused checks that a hung Redis (SIGSTOP, as in a network
+// partition) costs a caller at most its context's deadline.
+func TestRedisPaused(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: uniquePrefix()})
+	sid := rand.Text()
+	if err := s.Sessions.Create(t.Context(), &mcpserver.Session{ID: sid}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	defer srv.Resume()
+	for _, tt := range []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Get", func(ctx context.Context) error { _, err := s.Sessions.Get(ctx, sid); return err }},
+		{"Listen", func(ctx context.Context) error {
+			_, stop, err := s.Inbox.Listen(ctx, sid, "req:1")
+			if err == nil {
+				stop()
+			}
+			return err
+		}},
+		{"Read", func(ctx context.Context) error { _, _, err := s.Events.Read(ctx, sid, "r", 0, time.Minute); return err }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err := tt.call(ctx)
+			if err == nil || errors.Is(err, mcpserver.ErrNotFound) {
+				t.Errorf("%s on a paused Redis = %v, want an error other than not found", tt.name, err)
+			}
+			if took := time.Since(start); took > 1500*time.Millisecond {
+				t.Errorf("%s on a paused Redis took %v, want about its deadline", tt.name, took)
+			}
+		})
+	}
+	srv.Resume()
+	eventually(t, "Get after Resume", func() error { _, err := s.Sessions.Get(t.Context(), sid); return err })
+}
+
+// eventually retries f for up to 10s.
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// countHook counts the round trips of a client: one per command or
+// pipeline sent (pub/sub traffic is not counted: it has its own connection).
+type countHook struct{ n atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// TestRoundTrips counts the Redis round trips of each operation, with the
+// scripts already cached (the first run of a script costs one more:
+// EVALSHA, NOSCRIPT, EVAL).
+func TestRoundTrips(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	hook := &countHook{}
+	rdb.AddHook(hook)
+	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: uniquePrefix()})
+	ctx := t.Context()
+	sid, stream := rand.Text(), rand.Text()
+	// Load the scripts.
+	warm := rand.Text()
+	workload(t, s, warm)
+	if err := s.Events.DeleteSession(ctx, warm); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tt := range []struct {
+		name string
+		want int64
+		call func() error
+	}{
+		{"Sessions.Create", 1, func() error { return s.Sessions.Create(ctx, &mcpserver.Session{ID: sid}) }},
+		{"Sessions.Get", 1, func() error { _, err := s.Sessions.Get(ctx, sid); return err }},
+		{"Sessions.Update", 2, func() error { return s.Sessions.Update(ctx, sid, func(*mcpserver.Session) {}) }},
+		{"Events.Open", 1, func() error { return s.Events.Open(ctx, sid, stream) }},
+		{"Events.Append", 1, func() error { _, err := s.Events.Append(ctx, sid, stream, []byte(`{}`)); return err }},
+		{"Events.Read (events ready)", 1, func() error { _, _, err := s.Events.Read(ctx, sid, stream, 0, time.Minute); return err }},
+		{"Events.End", 1, func() error { return s.Events.End(ctx, sid, stream) }},
+		{"Events.DeleteSession", 2, func() error { return s.Events.DeleteSession(ctx, sid) }},
+		{"Sessions.Delete", 1, func() error { return s.Sessions.Delete(ctx, sid) }},
+		{"Inbox.Deliver", 1, func() error {
+			if err := s.Inbox.Deliver(ctx, sid, "k", nil); !errors.Is(err, mcpserver.ErrNotFound) {
+				return err
+			}
+			return nil
+		}},
+		{"Broadcaster.Publish", 1, func() error { return s.Broadcaster.Publish(ctx, mcpserver.Broadcast{Method: "m"}) }},
+	} {
+		before := hook.n.Load()
+		if err := tt.call(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got := hook.n.Load() - before
+		t.Logf("%-28s %d round trip(s)", tt.name, got)
+		if got != tt.want {
+			t.Errorf("%s took %d round trips, want %d", tt.name, got, tt.want)
+		}
+	}
+}

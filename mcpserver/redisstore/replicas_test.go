@@ -1,0 +1,209 @@
+package redisstore_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/remotemcp/remotemcp/internal/redistest"
+	"github.com/remotemcp/remotemcp/mcpserver"
+	"github.com/remotemcp/remotemcp/mcpserver/redisstore"
+)
+
+// newMCPServer is one replica's MCP server: an echo tool, a tool that
+// elicits, a tool that closes its SSE stream before answering (so that the
+// client resumes it, with Last-Event-ID), and a subscribable resource.
+func newMCPServer() *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "replica", Version: "1.0.0"}, &mcp.ServerOptions{
+		SupportedProtocolVersions: mcpserver.SupportedVersions,
+		SubscribeHandler:          func(context.Context, *mcp.SubscribeRequest) error { return nil },
+		UnsubscribeHandler:        func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+	})
+	type echoIn struct {
+		Text string `json:"text"`
+	}
+	text := func(s string) *mcp.CallToolResult {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+		return text(in.Text), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "ask"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{
+			Message:         "Your name?",
+			RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}},
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return text(res.Action + ": " + res.Content["name"].(string)), nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "pause"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		req.Extra.CloseSSEStream(mcp.CloseSSEStreamArgs{RetryAfter: 10 * time.Millisecond})
+		time.Sleep(200 * time.Millisecond) // the client reconnects meanwhile, to the other replica
+		return text("resumed"), nil, nil
+	})
+	s.AddResource(&mcp.Resource{URI: "notes://anonymous/1", Name: "note"},
+		func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "hello"}}}, nil
+		})
+	return s
+}
+
+// TestTwoReplicas runs a go-sdk client on a legacy session through a
+// round-robin balancer in front of two replicas, each with its own Redis
+// client, so that consecutive requests of the session, the response to an
+// elicitation and a resumed stream land on alternating replicas.
+func TestTwoReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := uniquePrefix()
+	var replicas []http.Handler
+	var stores []mcpserver.Stores
+	for range 2 {
+		s := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
+		h := mcpserver.NewHandler(newMCPServer(), s, &mcpserver.Options{KeepAlive: time.Second})
+		t.Cleanup(func() { h.Close() })
+		replicas, stores = append(replicas, h), append(stores, s)
+	}
+	// The balancer alternates, and notes which replica served what.
+	var n atomic.Int64
+	var mu sync.Mutex
+	var log []routed
+	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := int(n.Add(1) % 2)
+		e := routed{replica: i, method: r.Method, resume: r.Header.Get("Last-Event-ID") != ""}
+		if r.Method == http.MethodPost {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var m struct {
+				Method string `json:"method"`
+				Params struct {
+					Name string `json:"name"`
+				} `json:"params"`
+			}
+			json.Unmarshal(body, &m)
+			e.rpc = cmp.Or(m.Params.Name, m.Method, "response")
+		}
+		mu.Lock()
+		log = append(log, e)
+		mu.Unlock()
+		replicas[i].ServeHTTP(w, r)
+	}))
+	t.Cleanup(lb.Close)
+
+	updated := make(chan string, 1)
+	client := mcp.NewClient(&mcp.Implementation{Name: "client", Version: "1.0.0"}, &mcp.ClientOptions{
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
+		},
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			select {
+			case updated <- req.Params.URI:
+			default:
+			}
+		},
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: lb.URL}, &mcp.ClientSessionOptions{ProtocolVersion: mcpserver.Version20251125})
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	defer cs.Close()
+	if cs.ID() == "" {
+		t.Fatal("no legacy session: the client negotiated the stateless revision")
+	}
+
+	call := func(name string, args any) string {
+		t.Helper()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if res.IsError || len(res.Content) != 1 {
+			t.Fatalf("%s = %+v", name, res)
+		}
+		return res.Content[0].(*mcp.TextContent).Text
+	}
+	for i := range 4 {
+		if got := call("echo", map[string]any{"text": "hi"}); got != "hi" {
+			t.Errorf("echo %d = %q", i, got)
+		}
+	}
+	for range 2 { // the response is POSTed to the other replica (checked below)
+		if got := call("ask", map[string]any{}); got != "accept: Ada" {
+			t.Errorf("ask = %q, want the elicitation's answer", got)
+		}
+	}
+	if got := call("pause", map[string]any{}); got != "resumed" {
+		t.Errorf("pause = %q, want the result after a resumed stream", got)
+	}
+
+	// A resource update published on either replica reaches the session's
+	// GET stream, wherever it is served.
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "notes://anonymous/1"}); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	for i, s := range stores {
+		deadline := time.After(5 * time.Second)
+	wait:
+		for {
+			// The GET stream may not be subscribed yet: publish until it arrives.
+			if err := mcpserver.NewNotifier(s.Broadcaster).ResourceUpdated(ctx, mcpserver.Anonymous, "notes://anonymous/1"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case uri := <-updated:
+				if uri != "notes://anonymous/1" {
+					t.Errorf("updated %q", uri)
+				}
+				break wait
+			case <-time.After(100 * time.Millisecond):
+			case <-deadline:
+				t.Fatalf("a resource update published on replica %d did not reach the client", i)
+			}
+		}
+	}
+
+	// Check that the interesting requests did cross replicas.
+	mu.Lock()
+	defer mu.Unlock()
+	var askOn, pauseOn = -1, -1
+	var crossAnswer, crossResume bool
+	for _, e := range log {
+		t.Logf("replica %d: %s %s resume=%v", e.replica, e.method, e.rpc, e.resume)
+		switch {
+		case e.rpc == "ask":
+			askOn = e.replica
+		case e.rpc == "pause":
+			pauseOn = e.replica
+		case e.rpc == "response" && askOn >= 0 && e.replica != askOn:
+			crossAnswer = true
+		case e.method == http.MethodGet && e.resume && pauseOn >= 0 && e.replica != pauseOn:
+			crossResume = true
+		}
+	}
+	if !crossAnswer {
+		t.Errorf("no elicitation response was served by another replica than its tool call")
+	}
+	if !crossResume {
+		t.Errorf("the paused stream was not resumed on another replica")
+	}
+}
+
+// A routed request: which replica served it.
+type routed struct {
+	replica int
+	method  string
+	rpc     string // the tool called, else the JSON-RPC method, else "response"
+	resume  bool   // it carried Last-Event-ID
+}
