@@ -175,6 +175,15 @@ type UpstreamTokenStore interface {
 	DeleteUpstream(ctx context.Context, grantID string) error
 }
 
+// UpstreamTokenSwapper is an optional capability of an UpstreamTokenStore
+// (found by type assertion): replace a grant's record only if it is still
+// old, byte for byte. The vault writes a refreshed upstream token this way,
+// so that a replica that stalled past its refresh lock's expiry cannot
+// overwrite the newer token another replica stored meanwhile (fencing).
+type UpstreamTokenSwapper interface {
+	SwapUpstream(ctx context.Context, grantID string, old, new *Sealed, ttl time.Duration) (swapped bool, err error)
+}
+
 // ConsentStore remembers a user's approval of a client with one redirect
 // URI, server-side (never in a cookie that grows). An approval covers the
 // scopes it lists.

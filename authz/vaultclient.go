@@ -191,7 +191,7 @@ func (v *Vault) renew(ctx context.Context, grantID string) (*oauth2.Token, error
 		return nil, err
 	}
 	if v.stale(tok) && tok.RefreshToken != "" {
-		return v.refresh(ctx, grantID, tok)
+		return v.refresh(ctx, grantID, tok, s)
 	}
 	if v.keys.NeedsRewrap(s) {
 		// Best effort: the record still opens under the old key.
@@ -204,7 +204,7 @@ func (v *Vault) renew(ctx context.Context, grantID string) (*oauth2.Token, error
 
 // refresh redeems tok's refresh token upstream and stores the result
 // (sealed under the primary key, which also rewraps it).
-func (v *Vault) refresh(ctx context.Context, grantID string, tok *oauth2.Token) (*oauth2.Token, error) {
+func (v *Vault) refresh(ctx context.Context, grantID string, tok *oauth2.Token, old *Sealed) (*oauth2.Token, error) {
 	fresh, err := v.up.refresh(ctx, tok.RefreshToken)
 	if err != nil {
 		if refused(err) {
@@ -222,6 +222,30 @@ func (v *Vault) refresh(ctx context.Context, grantID string, tok *oauth2.Token) 
 			return tok, nil
 		}
 		return nil, fmt.Errorf("%w: grant %s: %w", ErrUpstreamUnavailable, grantID, err)
+	}
+	if sw, ok := v.store.(UpstreamTokenSwapper); ok && old != nil {
+		// Fenced write: only over the record this refresh started from.
+		sealed, err := v.keys.SealToken(grantID, fresh)
+		if err != nil {
+			return nil, fmt.Errorf("authz: seal upstream token of grant %s: %w", grantID, err)
+		}
+		swapped, err := sw.SwapUpstream(ctx, grantID, old, sealed, v.o.TTL)
+		if err != nil {
+			v.o.Logger.Error("authz: store refreshed upstream token", "grant", grantID, "err", err)
+			return nil, fmt.Errorf("authz: store upstream token of grant %s: %w", grantID, err)
+		}
+		if !swapped {
+			// Someone refreshed after us (our lock expired while we
+			// waited on the upstream): theirs is newer; use it.
+			v.o.Logger.Warn("authz: a newer upstream token was stored meanwhile; keeping it", "grant", grantID)
+			cur, _, err := v.load(ctx, grantID)
+			if err != nil {
+				return nil, err
+			}
+			return v.usable(ctx, grantID, cur)
+		}
+		v.o.Logger.Debug("authz: upstream token refreshed", "grant", grantID, "expiry", fresh.Expiry)
+		return fresh, nil
 	}
 	if err := v.put(ctx, grantID, fresh); err != nil {
 		// The upstream may have rotated the refresh token we could not

@@ -730,3 +730,60 @@ func TestNewVaultPanics(t *testing.T) {
 		})
 	}
 }
+
+// swapStores adds the fence (UpstreamTokenSwapper) to fakeStores.
+type swapStores struct{ *fakeStores }
+
+func (f swapStores) SwapUpstream(_ context.Context, id string, old, s *Sealed, ttl time.Duration) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur, ok := f.sealed[id]
+	if !ok || f.revoked[id] || cur.KeyID != old.KeyID || !bytes.Equal(cur.Nonce, old.Nonce) || !bytes.Equal(cur.Ciphertext, old.Ciphertext) {
+		return false, nil
+	}
+	f.sealed[id], f.ttl[id] = cloneSealed(s), ttl
+	f.puts++
+	return true, nil
+}
+
+// TestVaultFencedRefresh: a replica whose refresh outlived its lock (the
+// upstream was slow) must not overwrite the newer token another replica
+// stored meanwhile: the compare-and-swap write refuses, and the vault
+// serves the newer token.
+func TestVaultFencedRefresh(t *testing.T) {
+	release := make(chan struct{})
+	fx := newVaultFixture(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		issue(true)(w, r)
+	}, nil)
+	stores := swapStores{fx.stores}
+	fx.vault = NewVault(stores, stores, fx.vault.keys, fx.up.up, &VaultOptions{Logger: slog.New(slog.NewTextHandler(fx.logs, nil))})
+	fx.put(t, "g1", 10*time.Second, oldRefresh)
+
+	done := make(chan error, 1)
+	var got *oauth2.Token
+	go func() {
+		var err error
+		got, err = fx.vault.Token(t.Context(), "g1")
+		done <- err
+	}()
+	// Wait until the slow refresh is at the upstream, then let "another
+	// replica" store its newer token, then let the slow one finish.
+	for fx.up.refreshes.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	other := &oauth2.Token{AccessToken: "other-replica-access", RefreshToken: "other-replica-refresh", Expiry: time.Now().Add(time.Hour)}
+	if err := fx.vault.Put(t.Context(), "g1", other); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got.AccessToken != other.AccessToken {
+		t.Errorf("Token = %q; want the newer token %q that the other replica stored", got.AccessToken, other.AccessToken)
+	}
+	if s := fx.stored(t, "g1"); s.AccessToken != other.AccessToken || s.RefreshToken != other.RefreshToken {
+		t.Errorf("stored %q/%q: the stalled refresh overwrote the newer token", s.AccessToken, s.RefreshToken)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"maps"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -31,20 +32,42 @@ func (n *Notifier) ResourceUpdated(ctx context.Context, owner, uri string) error
 // which delivers them to this replica's 2026-07-28 listen streams.
 func (h *Handler) relayBroadcasts(ctx context.Context) {
 	defer close(h.done)
+	// The subscription is kept for the Handler's life: if the store
+	// cannot subscribe (Redis down at start) or the subscription ends
+	// (Redis restarted), it is made again, with backoff.
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if h.relayOnce(ctx) {
+			backoff = 100 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// relayOnce relays broadcasts until the subscription ends; it reports
+// whether it subscribed at all.
+func (h *Handler) relayOnce(ctx context.Context) bool {
 	msgs, stop, err := h.stores.Broadcaster.Subscribe(ctx)
 	if err != nil {
-		h.log.Error("subscribe to broadcasts", "error", err)
-		return
+		h.log.Error("subscribe to broadcasts; retrying", "error", err)
+		return false
 	}
 	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return true
 		case b, ok := <-msgs:
 			if !ok {
-				h.log.Error("broadcast subscription ended")
-				return
+				if ctx.Err() == nil {
+					h.log.Warn("broadcast subscription ended; subscribing again")
+				}
+				return true
 			}
 			if b.Method != "notifications/resources/updated" {
 				continue

@@ -33,6 +33,7 @@
 package memstore
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
@@ -91,13 +92,14 @@ type Store struct {
 }
 
 var (
-	_ authz.ClientStore        = (*Store)(nil)
-	_ authz.PendingAuthStore   = (*Store)(nil)
-	_ authz.CodeStore          = (*Store)(nil)
-	_ authz.GrantStore         = (*Store)(nil)
-	_ authz.RefreshStore       = (*Store)(nil)
-	_ authz.UpstreamTokenStore = (*Store)(nil)
-	_ authz.ConsentStore       = (*Store)(nil)
+	_ authz.ClientStore          = (*Store)(nil)
+	_ authz.PendingAuthStore     = (*Store)(nil)
+	_ authz.CodeStore            = (*Store)(nil)
+	_ authz.GrantStore           = (*Store)(nil)
+	_ authz.RefreshStore         = (*Store)(nil)
+	_ authz.UpstreamTokenStore   = (*Store)(nil)
+	_ authz.UpstreamTokenSwapper = (*Store)(nil)
+	_ authz.ConsentStore         = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -540,6 +542,34 @@ func (s *Store) GetUpstream(_ context.Context, grantID string) (*authz.Sealed, e
 		return nil, authz.ErrNotFound
 	}
 	return cloneSealed(sealed), nil
+}
+
+// SwapUpstream implements authz.UpstreamTokenSwapper: it replaces the
+// record only if it is still old.
+func (s *Store) SwapUpstream(_ context.Context, grantID string, old, sealed *authz.Sealed, ttl time.Duration) (bool, error) {
+	if old == nil || sealed == nil {
+		return false, errNilRecord
+	}
+	if ttl <= 0 {
+		return false, errNoTTL
+	}
+	sealed = cloneSealed(sealed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.writeLocked()
+	if _, ok := s.revoked.get(grantID, now); ok {
+		return false, nil
+	}
+	cur, ok := s.upstream.get(grantID, now)
+	if !ok || !sameSealed(cur, old) {
+		return false, nil
+	}
+	s.upstream.put(grantID, sealed, now.Add(ttl))
+	return true, nil
+}
+
+func sameSealed(a, b *authz.Sealed) bool {
+	return a.KeyID == b.KeyID && bytes.Equal(a.Nonce, b.Nonce) && bytes.Equal(a.Ciphertext, b.Ciphertext)
 }
 
 // DeleteUpstream implements authz.UpstreamTokenStore. Deleting what is not

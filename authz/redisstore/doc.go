@@ -18,7 +18,7 @@
 //	p{grant:<grant_id>}          string      PutGrant's                            JSON authz.Grant
 //	p{grant:<grant_id>}:revoked  string      >= RevocationTTL and >= the grant's   "1": the grant is revoked (sticky)
 //	p{grant:<grant_id>}:family   hash        the longest of its tokens' TTLs       client, current, previous: token hashes; rs, rn: when previous was replaced; res
-//	p{grant:<grant_id>}:tokens   sorted set  as :family                            the family's token hashes, scored by expiry (ms)
+//	p{grant:<grant_id>}:tokens   sorted set  as :family                            the family's token hashes, scored by expiry (µs)
 //	p{grant:<grant_id>}:upstream string      PutUpstream's                         JSON authz.Sealed (AES-GCM sealed upstream tokens)
 //	p{rt:<refresh token hash>}   string      the token's TTL                       the grant ID: the index from a token to its family
 //	p{consent:<sha256>}          string      Approve's                             JSON array of approved scopes; the key hashes subject, client_id, redirect_uri

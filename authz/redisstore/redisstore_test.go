@@ -738,6 +738,62 @@ func TestFamilyBounded(t *testing.T) {
 	}
 }
 
+// TestRoundTrips checks the round trips of each operation that the package
+// documentation lists, once Redis knows the scripts.
+func TestRoundTrips(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv.Addr, nil)
+	counter := &commandCounter{}
+	rdb.AddHook(counter)
+	s := newStore(t, rdb, nil)
+	ctx := ctxFor(t)
+	waitFor(t, 5*time.Second, "subscribed", s.subscribed)
+	type op struct {
+		name string
+		call func(id string) error
+		want int64
+	}
+	ops := []op{
+		{"CreateClient", func(id string) error { return s.CreateClient(ctx, &authz.Client{ClientID: id}, time.Hour) }, 1},
+		{"GetClient", func(id string) error { _, err := s.GetClient(ctx, id); return err }, 1},
+		{"TouchClient", func(id string) error { return s.TouchClient(ctx, id, time.Hour) }, 1},
+		{"PutPending", func(id string) error { return s.PutPending(ctx, &authz.PendingAuth{ID: id}, time.Hour) }, 1},
+		{"GetPending", func(id string) error { _, err := s.GetPending(ctx, id); return err }, 1},
+		{"TakePending", func(id string) error { _, err := s.TakePending(ctx, id); return err }, 1},
+		{"PutCode", func(id string) error { return s.PutCode(ctx, &authz.AuthCode{Hash: id}, time.Hour) }, 1},
+		{"TakeCode", func(id string) error { _, err := s.TakeCode(ctx, id); return err }, 1},
+		{"PutGrant", func(id string) error { return s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour) }, 1},
+		{"GetGrant", func(id string) error { _, err := s.GetGrant(ctx, id); return err }, 1},
+		{"GrantRevoked (miss)", func(id string) error { _, err := s.GrantRevoked(ctx, id); return err }, 1},
+		{"GrantRevoked (cached)", func(id string) error { _, err := s.GrantRevoked(ctx, id); return err }, 0},
+		{"IssueRefresh", func(id string) error { return s.IssueRefresh(ctx, id, "c", id+"-0", time.Hour) }, 2},
+		{"LookupRefresh", func(id string) error { _, _, err := s.LookupRefresh(ctx, id+"-0"); return err }, 2},
+		{"RotateRefresh", func(id string) error {
+			_, _, err := s.RotateRefresh(ctx, authz.RefreshRotation{PresentedHash: id + "-0", NewHash: id + "-1", TTL: time.Hour})
+			return err
+		}, 3},
+		{"PutUpstream", func(id string) error { return s.PutUpstream(ctx, id, &authz.Sealed{}, time.Hour) }, 1},
+		{"GetUpstream", func(id string) error { _, err := s.GetUpstream(ctx, id); return err }, 1},
+		{"DeleteUpstream", func(id string) error { return s.DeleteUpstream(ctx, id) }, 1},
+		{"Approve", func(id string) error { return s.Approve(ctx, id, "c", "r", nil, time.Hour) }, 1},
+		{"Approved", func(id string) error { _, err := s.Approved(ctx, id, "c", "r"); return err }, 1},
+		{"RevokeGrant", func(id string) error { return s.RevokeGrant(ctx, id) }, 1},
+	}
+	for i := range 2 { // the first pass loads the scripts
+		id := newID()
+		for _, op := range ops {
+			n := counter.n.Load()
+			if err := op.call(id); err != nil {
+				t.Fatalf("%s: %v", op.name, err)
+			}
+			if got := counter.n.Load() - n; i == 1 && got != op.want {
+				t.Errorf("%s made %d round trips, want %d", op.name, got, op.want)
+			}
+		}
+	}
+}
+
 func TestRefreshHashCollision(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)

@@ -216,6 +216,12 @@ func (s *Store) receive(ps *redis.PubSub) (confirmed bool, err error) {
 			if m.Kind != "subscribe" {
 				return confirmed, errors.New("unsubscribed")
 			}
+			if confirmed {
+				// go-redis subscribed again on a new connection (a
+				// maintenance handoff): announcements may have been
+				// lost in between, so start a new epoch.
+				s.cache.setHealthy(false)
+			}
 			confirmed = true
 			if s.cache.setHealthy(true) {
 				s.log.Info("redisstore: revocation subscription confirmed")

@@ -11,13 +11,15 @@ import "github.com/redis/go-redis/v9"
 // even when the server ran it; the scripts that are not idempotent take a
 // random operation id (the "op" argument) and recognise their own retry.
 
-// luaNow is a prelude: now() is the server's time in milliseconds, and
-// int() formats a number for redis.call without the %.14g rounding of
-// Lua's own number-to-string conversion.
+// luaNow is a prelude: now() is the server's time in microseconds (exact
+// in a Lua number, and fine enough that the tokens of a family, rotated
+// one after another, are scored in the order they were issued), and int()
+// formats a number for redis.call without the %.14g rounding of Lua's own
+// number-to-string conversion.
 const luaNow = `
 local function now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local function int(n)
   return string.format('%.0f', n)
@@ -94,12 +96,12 @@ return 1
 // client, the current and previous token hashes, when the previous one
 // was replaced (Unix seconds and nanoseconds on the caller's clock) and
 // the result that installed the current one. Its tokens are a sorted set
-// of token hashes by expiry (ms, server clock).
+// of token hashes by expiry (µs, server clock).
 var issueScript = redis.NewScript(luaNow + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'current', ARGV[2])
-redis.call('ZADD', KEYS[3], int(now() + tonumber(ARGV[3])), ARGV[2])
+redis.call('ZADD', KEYS[3], int(now() + tonumber(ARGV[3]) * 1000), ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return 1
@@ -137,7 +139,7 @@ if res == 1 then
 end
 redis.call('HSET', g.family, 'current', ARGV[2], 'res', res)
 local ttl = tonumber(ARGV[9])
-redis.call('ZADD', g.tokens, int(t + ttl), ARGV[2])
+redis.call('ZADD', g.tokens, int(t + ttl * 1000), ARGV[2])
 redis.call('ZREMRANGEBYSCORE', g.tokens, '-inf', int(t))
 local excess = redis.call('ZCARD', g.tokens) - tonumber(ARGV[10])
 if excess > 0 then

@@ -1186,6 +1186,48 @@ func testUpstream(t *testing.T, newStores func(t *testing.T) Stores) {
 		}
 	}
 
+	t.Run("Swap", func(t *testing.T) {
+		// The fence of the vault's refresh: SwapUpstream replaces only
+		// the record it was given, never a newer one, and never revives a
+		// revoked grant's tokens.
+		st := newStores(t)
+		ctx, s := ctxFor(t), st.Upstream
+		sw, ok := s.(authz.UpstreamTokenSwapper)
+		if !ok {
+			t.Fatal("the UpstreamTokenStore does not implement authz.UpstreamTokenSwapper (the vault then writes refreshed tokens without a fence)")
+		}
+		id := newID()
+		put(t, ctx, s, id, sealed(), long)
+		newer := &authz.Sealed{KeyID: "k2", Nonce: []byte("newer nonce!"), Ciphertext: []byte("newer")}
+		stale := &authz.Sealed{KeyID: "k2", Nonce: []byte("stale nonce!"), Ciphertext: []byte("stale")}
+		if ok, err := sw.SwapUpstream(ctx, id, sealed(), newer, long); err != nil || !ok {
+			t.Fatalf("SwapUpstream over the current record = %v, %v; want true", ok, err)
+		}
+		// A stalled holder still believes the old record is current.
+		if ok, err := sw.SwapUpstream(ctx, id, sealed(), stale, long); err != nil || ok {
+			t.Fatalf("SwapUpstream over a replaced record = %v, %v; want false", ok, err)
+		}
+		got, err := s.GetUpstream(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(newer, got); diff != "" {
+			t.Errorf("after a refused swap (-want +got):\n%s", diff)
+		}
+		if ok, err := sw.SwapUpstream(ctx, newID(), sealed(), newer, long); err != nil || ok {
+			t.Errorf("SwapUpstream of a missing record = %v, %v; want false", ok, err)
+		}
+		if err := st.Grants.RevokeGrant(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := sw.SwapUpstream(ctx, id, newer, stale, long); err != nil || ok {
+			t.Errorf("SwapUpstream of a revoked grant = %v, %v; want false", ok, err)
+		}
+		if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("GetUpstream of a revoked grant after a swap: %v, want ErrNotFound", err)
+		}
+	})
+
 	t.Run("PutGetDelete", func(t *testing.T) {
 		ctx, s := ctxFor(t), newStores(t).Upstream
 		id, other := newID(), newID()

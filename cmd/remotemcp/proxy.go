@@ -108,7 +108,12 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 		log.Warn("no "+strings.Join(pc.Ephemeral, ", ")+" configured: made up for this process; tokens and upstream sign-ins end with it, and replicas would not share them",
 			"see", "README: Running as the authorization server")
 	}
-	p.vault = authz.NewVault(stores, stores, pc.VaultKeys, p.upstream, &authz.VaultOptions{Logger: log.With("component", "vault")})
+	vopts := &authz.VaultOptions{Logger: log.With("component", "vault")}
+	if rdb != nil {
+		// Upstream refreshes of one grant run on one replica at a time.
+		vopts.Locker = authzredis.NewLocker(rdb, nil)
+	}
+	p.vault = authz.NewVault(stores, stores, pc.VaultKeys, p.upstream, vopts)
 	p.issuer, err = authz.NewIssuer(authz.IssuerOptions{
 		Issuer: base, Audience: cfg.endpoint(), Ring: pc.SigningKeys, AccessTokenLifetime: pc.AccessTokenLifetime,
 		ClockSkew: cfg.clockSkew(),

@@ -236,6 +236,9 @@ var errBusy = errors.New("channel already has a listener")
 // ctx's, if it ends first. exclusive fails if the channel has a subscriber
 // here already.
 func (h *hub) subscribe(ctx context.Context, name string, s *sub, exclusive bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	if err := h.startLocked(); err != nil {
 		h.mu.Unlock()

@@ -45,13 +45,19 @@ const confirmTimeout = 5 * time.Second
 // EventLog reads share (it is opened on first use), closing every Listen
 // and Subscribe channel. stop does not close rdb.
 //
-// rdb should have ContextTimeoutEnabled set, so that a request's deadline
-// bounds its Redis calls. The stores need Redis 6.2 or later. On Cluster,
-// all keys of a session share one hash slot; pub/sub uses classic
-// (cluster-wide) channels.
+// rdb is a *redis.Client (one server, or Sentinel) or a
+// *redis.ClusterClient; it should have ContextTimeoutEnabled set, so that a
+// request's deadline bounds its Redis calls. The stores need Redis 6.2 or
+// later. On Cluster, all keys of a session share one hash slot; pub/sub
+// uses classic (cluster-wide) channels.
 func New(rdb redis.UniversalClient, opts *Options) (stores mcpserver.Stores, stop func() error) {
 	if rdb == nil {
 		panic("redisstore: nil redis client")
+	}
+	if _, ok := rdb.(*redis.Ring); ok {
+		// A Ring shards pub/sub channels over independent servers, so
+		// that replicas would not meet on them.
+		panic("redisstore: a redis.Ring is not supported; use one server, Sentinel or Cluster")
 	}
 	var o Options
 	if opts != nil {

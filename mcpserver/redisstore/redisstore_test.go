@@ -1,11 +1,14 @@
 package redisstore_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -602,20 +605,52 @@ func eventually(t *testing.T, what string, f func() error) {
 
 // countHook counts the round trips of a client: one per command or
 // pipeline sent (pub/sub traffic is not counted: it has its own connection).
-type countHook struct{ n atomic.Int64 }
+type countHook struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	names map[string]int // round trips by command (EVALSHA by script hash prefix)
+}
+
+func (h *countHook) count(name string) {
+	h.n.Add(1)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.names == nil {
+		h.names = map[string]int{}
+	}
+	h.names[name]++
+}
+
+// reset returns the counts by command so far and starts again.
+func (h *countHook) reset() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.names
+	h.names = nil
+	return m
+}
+
+func cmdName(cmd redis.Cmder) string {
+	if args := cmd.Args(); len(args) > 1 && cmd.Name() == "evalsha" {
+		if sha, ok := args[1].(string); ok && len(sha) > 8 {
+			return "evalsha " + sha[:8]
+		}
+	}
+	return cmd.Name()
+}
 
 func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
+		h.count(cmdName(cmd))
 		return next(ctx, cmd)
 	}
 }
 
 func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
+		h.count("pipeline")
 		return next(ctx, cmds)
 	}
 }
@@ -669,5 +704,202 @@ func TestRoundTrips(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s took %d round trips, want %d", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestConcurrentChurn drives the shared pub/sub connection from many
+// goroutines at once: listeners, subscribers and waiting reads come and go
+// on one replica while another delivers, publishes and appends.
+func TestConcurrentChurn(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := uniquePrefix()
+	a := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
+	b := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	sid := rand.Text()
+	var wg sync.WaitGroup
+	for g := range 20 {
+		wg.Go(func() { // an inbox key per round, listened on A, delivered from B
+			for i := range 10 {
+				key := fmt.Sprintf("resp:%d.%d", g, i)
+				msgs, stop, err := a.Inbox.Listen(ctx, sid, key)
+				if err != nil {
+					t.Errorf("Listen: %v", err)
+					return
+				}
+				if err := b.Inbox.Deliver(ctx, sid, key, []byte(key)); err != nil {
+					t.Errorf("Deliver(%s): %v", key, err)
+				}
+				select {
+				case m := <-msgs:
+					if string(m) != key {
+						t.Errorf("listener of %s received %s", key, m)
+					}
+				case <-ctx.Done():
+					t.Errorf("listener of %s received nothing", key)
+				}
+				stop()
+				if err := b.Inbox.Deliver(ctx, sid, key, []byte(key)); !errors.Is(err, mcpserver.ErrNotFound) {
+					t.Errorf("Deliver(%s) after stop = %v, want ErrNotFound", key, err)
+				}
+			}
+		})
+	}
+	for g := range 5 {
+		wg.Go(func() { // broadcast subscribers on A, each waiting for its own tag from B
+			for i := range 10 {
+				msgs, stop, err := a.Broadcaster.Subscribe(ctx)
+				if err != nil {
+					t.Errorf("Subscribe: %v", err)
+					return
+				}
+				tag := fmt.Sprintf("notes://%d/%d", g, i)
+				if err := b.Broadcaster.Publish(ctx, mcpserver.Broadcast{Method: "m", URI: tag}); err != nil {
+					t.Errorf("Publish: %v", err)
+				}
+				for got := false; !got; {
+					select {
+					case m := <-msgs:
+						got = m.URI == tag
+					case <-ctx.Done():
+						t.Errorf("subscriber %s received nothing", tag)
+						got = true
+					}
+				}
+				stop()
+			}
+		})
+	}
+	for g := range 5 {
+		wg.Go(func() { // reads waiting on A, woken by appends on B
+			stream := fmt.Sprintf("r%d", g)
+			if err := b.Events.Open(ctx, sid, stream); err != nil {
+				t.Errorf("Open: %v", err)
+				return
+			}
+			for i := range 10 {
+				done := make(chan error, 1)
+				go func() {
+					events, _, err := a.Events.Read(ctx, sid, stream, int64(i), time.Minute)
+					if err == nil && (len(events) != 1 || events[0].Seq != int64(i+1)) {
+						err = fmt.Errorf("read %v", events)
+					}
+					done <- err
+				}()
+				time.Sleep(time.Millisecond)
+				if _, err := b.Events.Append(ctx, sid, stream, []byte(`{}`)); err != nil {
+					t.Errorf("Append: %v", err)
+				}
+				if err := <-done; err != nil {
+					t.Errorf("Read: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestStop checks that stop ends every subscription and refuses new ones,
+// while the stores that need no subscription keep working.
+func TestStop(t *testing.T) {
+	srv := redistest.Start(t)
+	s, stop := redisstore.New(newClient(t, srv), &redisstore.Options{KeyPrefix: uniquePrefix()})
+	ctx := t.Context()
+	msgs, stopListen, err := s.Inbox.Listen(ctx, "s", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, stopSub, err := s.Broadcaster.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+	if _, ok := <-msgs; ok {
+		t.Errorf("Listen channel open after stop")
+	}
+	if _, ok := <-subs; ok {
+		t.Errorf("Subscribe channel open after stop")
+	}
+	stopListen()
+	stopSub()
+	if _, _, err := s.Inbox.Listen(ctx, "s", "k2"); err == nil {
+		t.Errorf("Listen after stop succeeded")
+	}
+	if err := s.Sessions.Create(ctx, &mcpserver.Session{ID: "s"}); err != nil {
+		t.Errorf("Create after stop: %v", err)
+	}
+	if _, _, err := s.Events.Read(ctx, "s", "r", 0, 0); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Read without wait after stop = %v, want ErrNotFound", err)
+	}
+}
+
+// TestIdleSubscription checks that the shared pub/sub connection outlives
+// the client's ReadTimeout while nothing is published: it waits without a
+// deadline, and is not taken for dead.
+func TestIdleSubscription(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, ReadTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: uniquePrefix(), Logger: logger})
+	msgs, stop, err := s.Broadcaster.Subscribe(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	time.Sleep(time.Second)
+	if err := s.Broadcaster.Publish(t.Context(), mcpserver.Broadcast{Method: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-msgs:
+	case <-time.After(2 * time.Second):
+		t.Fatal("an idle subscription received nothing")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logs.Len() > 0 {
+		t.Errorf("an idle subscription logged:\n%s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestNewWiringMistakes(t *testing.T) {
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
+	t.Cleanup(func() { ring.Close() })
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { client.Close() })
+	for _, tt := range []struct {
+		name string
+		rdb  redis.UniversalClient
+		opts *redisstore.Options
+	}{
+		{"nil client", nil, nil},
+		{"ring", ring, nil},
+		{"brace in prefix", client, &redisstore.Options{KeyPrefix: "app{1}:"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "redisstore: ") {
+					t.Errorf("New = panic %v, want a redisstore: panic", r)
+				}
+			}()
+			redisstore.New(tt.rdb, tt.opts)
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/redis/go-redis/v9"
 	"github.com/remotemcp/remotemcp/internal/redistest"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/mcpserver/redisstore"
@@ -206,4 +207,50 @@ type routed struct {
 	method  string
 	rpc     string // the tool called, else the JSON-RPC method, else "response"
 	resume  bool   // it carried Last-Event-ID
+}
+
+// TestToolCallRoundTrips reports the Redis round trips of one legacy
+// tools/call through a Handler (issue 6 measures them). Pub/sub
+// subscriptions are not counted: see the package documentation.
+func TestToolCallRoundTrips(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	hook := &countHook{}
+	rdb.AddHook(hook)
+	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: uniquePrefix()})
+	h := mcpserver.NewHandler(newMCPServer(), s, nil)
+	t.Cleanup(func() { h.Close() })
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+
+	client := mcp.NewClient(&mcp.Implementation{Name: "client", Version: "1.0.0"}, nil)
+	ctx := t.Context()
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: hs.URL, DisableStandaloneSSE: true},
+		&mcp.ClientSessionOptions{ProtocolVersion: mcpserver.Version20251125})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	call := func() {
+		if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call() // scripts loaded
+	const n = 20
+	before := hook.n.Load()
+	hook.reset()
+	for range n {
+		call()
+	}
+	t.Logf("a legacy tools/call takes %.1f Redis round trips (plus a SUBSCRIBE and an UNSUBSCRIBE on the pub/sub connection)",
+		float64(hook.n.Load()-before)/n)
+	scripts := map[string]string{}
+	for name, sc := range map[string]*redis.Script{"open": redisstore.OpenScript, "append": redisstore.AppendScript,
+		"end": redisstore.EndScript, "read": redisstore.ReadScript} {
+		scripts["evalsha "+sc.Hash()[:8]] = name
+	}
+	for name, k := range hook.reset() {
+		t.Logf("  %-20s %.1f", cmp.Or(scripts[name], name), float64(k)/n)
+	}
 }

@@ -1,0 +1,53 @@
+// Package redisstore implements the mcpserver stores on Redis, so that any
+// replica can serve any request of a legacy session: the session records,
+// the SSE event logs that Last-Event-ID resumes, the routing of a client's
+// response to the replica whose tool waits for it, and the notifications
+// every replica must see. It passes the same contract tests
+// (mcpserver/storetest) as the in-process memstore.
+//
+// # Keys and channels
+//
+// Every key has a TTL, and every key of a session carries the hash tag
+// {s:<session ID>}, so that they share one Cluster slot ('{', '}' and '%'
+// in an ID are %-escaped). <p> is Options.KeyPrefix, "remotemcp:" by
+// default.
+//
+//	key or channel                   type     TTL          holds
+//	<p>{s:<id>}:session              STRING   SessionTTL   the Session as JSON; GETEX extends the TTL on every Get and Update
+//	<p>{s:<id>}:events:<stream>      STREAM   EventTTL     one SSE stream: entry <seq>-0 is event seq (field "data": the
+//	                                                       JSON-RPC message); 0-1 marks a stream opened before its first
+//	                                                       event, <last seq>-2 its end; at most MaxEventsPerStream events
+//	<p>{s:<id>}:streams              ZSET     EventTTL     the session's streams (score: last use, ms), for DeleteSession
+//	<p>inbox:{s:<id>}:<key>          channel  -            Inbox messages for one waiting request (key "resp:<id>", "req:<id>")
+//	<p>broadcast                     channel  -            every Broadcast, as JSON
+//	<p>wake                          channel  -            the key of every event stream that changed, so that waiting
+//	                                                       reads on every replica look again
+//
+// The TTL of a stream and of the index is extended by every operation on
+// the stream, reads included, so the logs of a session that expires
+// without a DELETE are gone EventTTL after their last use.
+//
+// # Round trips
+//
+// Sessions.Get, Create and Delete, and Events.Open, Append, End and Read
+// (when events are ready) take one round trip each; Sessions.Update two (a
+// GETEX, then a compare-and-set script; more under contention);
+// Events.DeleteSession two; Inbox.Deliver and Broadcaster.Publish one
+// PUBLISH. Inbox.Listen and Broadcaster.Subscribe take one round trip on
+// the shared pub/sub connection, and so does stopping the last listener of
+// a key. Scripts run with EVALSHA; the first run on a server adds one round
+// trip (NOSCRIPT, then EVAL).
+//
+// # Waiting without blocking Redis
+//
+// A Read that waits for events does not issue a blocking XREAD, which would
+// hold a pooled connection per open SSE stream: each replica keeps one
+// pub/sub connection (opened on first use, closed by the stop function New
+// returns) on which it receives the wake channel, the broadcasts and the
+// inbox channels it listens on. Pub/sub delivers at most once: what is
+// published while that connection reconnects is lost, except that waiting
+// reads look again once it is back. A silently dead connection is noticed
+// by go-redis' TCP keep-alive (about 45s).
+//
+// The stores need Redis 6.2 or later (GETEX, exclusive XRANGE bounds).
+package redisstore
