@@ -665,6 +665,11 @@ func TestProxyAttackTokenPassthrough(t *testing.T) {
 		t.Fatalf("our own token: %d", st)
 	}
 
+	_, realClaims, _ := atkJWT(t, real)
+	realGrant, _ := realClaims["gid"].(string)
+	if realGrant == "" {
+		t.Fatal("our token has no gid claim")
+	}
 	otherKey, _ := authz.GenerateKey()
 	otherRing, _ := authz.NewKeyRing(otherKey)
 	mint := func(iss, aud string, r *authz.KeyRing, now func() time.Time) string {
@@ -673,9 +678,10 @@ func TestProxyAttackTokenPassthrough(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// A fresh grant id each: whoami of the control revokes its (unknown)
-		// grant, which must not be why the others are refused.
-		tok, _, _, err := is.MintAccessToken("dev|mallory", c.id, []string{atkRead}, "forged-"+rand.Text())
+		// The real token's grant: a token whose grant the server does not
+		// know is refused for that alone (a Redis restarted empty), which
+		// must not be why the forged ones below are refused.
+		tok, _, _, err := is.MintAccessToken("dev|mallory", c.id, []string{atkRead}, realGrant)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -721,6 +727,17 @@ func TestProxyAttackTokenPassthrough(t *testing.T) {
 		{"HS256 with our kid", hs256(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": hdr["kid"]})},
 		{"upstream-style opaque token", base64.RawURLEncoding.EncodeToString(opaque)},
 		{"a refresh-token-shaped value", "rt_" + base64.RawURLEncoding.EncodeToString(opaque)},
+		{"our key, a grant the server does not know", func() string {
+			is, err := authz.NewIssuer(authz.IssuerOptions{Issuer: s.base, Audience: s.resource, Ring: ring, AccessTokenLifetime: 5 * time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, _, _, err := is.MintAccessToken("dev|mallory", c.id, []string{atkRead}, "unknown-"+rand.Text())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) { atkWantInvalidToken(t, s, tc.name, tc.token) })
 	}
