@@ -140,7 +140,7 @@ func fill(t *testing.T, s notes.Store, owner, prefix string, n int) {
 				if err != nil {
 					mu.Lock()
 					if first == nil {
-						first = fmt.Errorf("Put #%d = %w", i, err)
+						first = fmt.Errorf("put #%d = %w", i, err)
 					}
 					mu.Unlock()
 					return
