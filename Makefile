@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build run test test-short conformance lint fuzz-short check golden-update clean
+.PHONY: all build run test test-short test-cluster conformance lint fuzz-short check golden-update clean
 
 all: build
 
@@ -19,6 +19,12 @@ run:
 test:
 	$(GO) test -race -count=1 -timeout 30m ./...
 
+## test-cluster: three replicas on one Redis behind HAProxy (round robin, no stickiness),
+## real clients in both eras while a replica is killed and another drained, then Redis faults.
+test-cluster:
+	./.ci/haproxy.sh >/dev/null
+	$(GO) test -tags cluster -race -count=1 -timeout 20m -run TestCluster -v ./cmd/remotemcp/
+
 test-short:
 	$(GO) test -count=1 ./...
 
@@ -31,6 +37,8 @@ lint:
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted: $$unformatted"; exit 1; fi
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(GO) vet -tags cluster ./cmd/remotemcp/
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags cluster ./cmd/remotemcp/
 
 ## fuzz-short: run each fuzz target for a few seconds.
 fuzz-short:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -324,4 +325,23 @@ func TestMetadataURLKeepsQuery(t *testing.T) {
 	if got, want := MetadataURL("https://h/mcp?tenant=a"), "https://h"+root+"/mcp?tenant=a"; got != want {
 		t.Errorf("MetadataURL = %q, want %q", got, want)
 	}
+}
+
+// TestProtectedResourceHandlerConcurrent: concurrent requests get the same
+// document (run with -race: the handler once appended to a shared slice).
+func TestProtectedResourceHandlerConcurrent(t *testing.T) {
+	h := ProtectedResourceHandler(ProtectedResource{Resource: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://as.example.com"}})
+	want := httptest.NewRecorder()
+	h.ServeHTTP(want, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-protected-resource", nil))
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-protected-resource", nil))
+			if rec.Body.String() != want.Body.String() {
+				t.Errorf("concurrent answer differs:\n%s\nwant\n%s", rec.Body, want.Body)
+			}
+		})
+	}
+	wg.Wait()
 }
