@@ -65,11 +65,23 @@ type MetadataFetcherOptions struct {
 	// MaxEntries bounds the cache; the oldest entry goes first. Default
 	// 1000.
 	MaxEntries int
+	// Shared, if set, is a cache shared by every replica (Redis): a
+	// document fetched by one replica serves all of them for its cache
+	// lifetime. The in-memory cache stays in front of it.
+	Shared MetadataCache
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives the details of failures at debug level (the wire
 	// error never holds them); nil discards.
 	Logger *slog.Logger
+}
+
+// MetadataCache is a cache of fetched and validated metadata documents
+// shared across replicas. GetMetadata returns ErrNotFound for a document
+// it does not hold. Only documents that passed validation are put.
+type MetadataCache interface {
+	GetMetadata(ctx context.Context, clientID string) (*Client, error)
+	PutMetadata(ctx context.Context, c *Client, ttl time.Duration) error
 }
 
 // A MetadataFetcher fetches, validates and caches Client ID Metadata
@@ -88,8 +100,9 @@ type MetadataFetcherOptions struct {
 //   - remembers failures for NegativeCache, runs one fetch per URL at a
 //     time however many requests want it, and at most 32 fetches at once.
 //
-// The cache is in memory, per replica: a client's document is fetched once
-// per replica and cache lifetime.
+// The cache is in memory, per replica, in front of an optional cache shared
+// by the replicas (MetadataFetcherOptions.Shared): a client's document is
+// then fetched once per deployment and cache lifetime.
 //
 // [CIMD]: https://datatracker.ietf.org/doc/draft-ietf-oauth-client-id-metadata-document/
 type MetadataFetcher struct {
@@ -102,6 +115,7 @@ type MetadataFetcher struct {
 	maxEntries    int
 	now           func() time.Time
 	log           *slog.Logger
+	shared        MetadataCache
 
 	client    *http.Client
 	slots     chan struct{} // one per fetch in flight
@@ -156,6 +170,7 @@ func NewMetadataFetcher(opts *MetadataFetcherOptions) *MetadataFetcher {
 		maxEntries:    o.MaxEntries,
 		now:           o.Now,
 		log:           o.Logger,
+		shared:        o.Shared,
 		cache:         map[string]*list.Element{},
 		order:         list.New(),
 		calls:         map[string]*metadataCall{},
@@ -273,7 +288,7 @@ func metadataResult(c *Client, e *Error) (*Client, error) {
 
 // run fetches clientID for call c, caches the result and wakes the callers.
 func (f *MetadataFetcher) run(ctx context.Context, clientID string, c *metadataCall) {
-	client, ttl, err := f.fetch(ctx, clientID)
+	client, ttl, err := f.fetchShared(ctx, clientID)
 	now := f.now()
 	f.mu.Lock()
 	c.client, c.err = client, err
@@ -288,6 +303,34 @@ func (f *MetadataFetcher) run(ctx context.Context, clientID string, c *metadataC
 	}
 	f.mu.Unlock()
 	close(c.done)
+}
+
+// fetchShared is fetch behind the shared cache: a document another replica
+// fetched is used as it is (kept locally for MinCache, the shared entry
+// keeps its own lifetime); one this replica fetches is shared. A shared
+// cache that fails is only logged: the fetch goes on without it.
+func (f *MetadataFetcher) fetchShared(ctx context.Context, clientID string) (*Client, time.Duration, *Error) {
+	if f.shared == nil {
+		return f.fetch(ctx, clientID)
+	}
+	sctx, cancel := context.WithTimeout(ctx, f.timeout)
+	cached, err := f.shared.GetMetadata(sctx, clientID)
+	cancel()
+	if err == nil && cached != nil && cached.ClientID == clientID {
+		return cached, f.minCache, nil
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		f.log.Debug("cimd: shared cache read failed", "err", err)
+	}
+	client, ttl, ferr := f.fetch(ctx, clientID)
+	if ferr == nil && ttl > 0 {
+		sctx, cancel := context.WithTimeout(ctx, f.timeout)
+		if err := f.shared.PutMetadata(sctx, client, ttl); err != nil {
+			f.log.Debug("cimd: shared cache write failed", "err", err)
+		}
+		cancel()
+	}
+	return client, ttl, ferr
 }
 
 // store caches e, dropping the oldest entries beyond maxEntries. f.mu is

@@ -1307,3 +1307,54 @@ func ExampleMetadataFetcher_Fetch() {
 	// invalid_client
 	// client_id 'https://client.example.com/' is not a valid client metadata document URL: must have a path
 }
+
+// mapMetadataCache is a shared cache in a map: the fetcher's side of
+// MetadataFetcherOptions.Shared (redisstore tests the Redis side).
+type mapMetadataCache struct {
+	mu   sync.Mutex
+	m    map[string]*Client
+	gets int
+}
+
+func (c *mapMetadataCache) GetMetadata(_ context.Context, id string) (*Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gets++
+	if v, ok := c.m[id]; ok {
+		v2 := *v
+		return &v2, nil
+	}
+	return nil, ErrNotFound
+}
+
+func (c *mapMetadataCache) PutMetadata(_ context.Context, v *Client, _ time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v2 := *v
+	c.m[v.ClientID] = &v2
+	return nil
+}
+
+// TestMetadataFetcherShared: two replicas' fetchers with one shared cache
+// fetch a document once between them.
+func TestMetadataFetcherShared(t *testing.T) {
+	s := newDocServer(t, serveDoc(nil, "Cache-Control", "max-age=600"))
+	shared := &mapMetadataCache{m: map[string]*Client{}}
+	a := newTestFetcher(t, s, fetcherConfig{opts: MetadataFetcherOptions{Shared: shared}})
+	b := newTestFetcher(t, s, fetcherConfig{opts: MetadataFetcherOptions{Shared: shared}})
+	u := s.url("/client.json")
+	ca, err := a.Fetch(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := b.Fetch(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.count("/client.json"); n != 1 {
+		t.Errorf("%d fetches of the document by two replicas sharing a cache, want 1", n)
+	}
+	if ca.ClientID != u || cb.ClientID != u || len(cb.Metadata.RedirectURIs) == 0 {
+		t.Errorf("clients %+v and %+v", ca, cb)
+	}
+}

@@ -58,9 +58,11 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 	p := &proxy{base: base, close: func() {}}
 	var stores authzStores = authzmem.New(nil)
 	var limiter authz.RateLimiter = authzmem.NewRateLimiter(nil)
+	var sharedMetadata authz.MetadataCache
 	if rdb != nil {
 		rs := authzredis.New(rdb, &authzredis.Options{Logger: log.With("component", "authzstore")})
 		stores = rs
+		sharedMetadata = rs
 		limiter = authzredis.NewRateLimiter(rdb, nil)
 		p.close = func() { rs.Close() }
 	}
@@ -127,7 +129,7 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 	}
 	var fetcher *authz.MetadataFetcher
 	if pc.CIMD {
-		fetcher = authz.NewMetadataFetcher(&authz.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.loopback(), Logger: log.With("component", "cimd")})
+		fetcher = authz.NewMetadataFetcher(&authz.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.loopback(), Shared: sharedMetadata, Logger: log.With("component", "cimd")})
 	}
 	p.server, err = authz.NewServer(authz.ServerOptions{
 		Issuer:   base,
