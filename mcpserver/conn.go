@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -44,7 +45,7 @@ var (
 	_ mcp.Connection = (*conn)(nil)
 )
 
-func newConn(h *Handler, sessionID, streamID string, calls []*jsonrpc.Request, extra mcp.RequestExtra) (*conn, error) {
+func newConn(h *Handler, sessionID, streamID string, calls []*jsonrpc.Request, extra mcp.RequestExtra) (_ *conn, err error) {
 	c := &conn{
 		h:         h,
 		sessionID: sessionID,
@@ -57,6 +58,30 @@ func newConn(h *Handler, sessionID, streamID string, calls []*jsonrpc.Request, e
 		outgoing:  map[string]jsonrpc.ID{},
 	}
 	ctx := context.Background()
+	// Lease the stream (a request stream of a StreamLeaser), concurrently
+	// with opening it, but before its ID can reach the client.
+	var leased chan struct{}
+	leaser, _ := h.stores.Events.(StreamLeaser)
+	if isInit := len(calls) == 1 && calls[0].Method == "initialize"; leaser != nil && !isInit {
+		owner := rand.Text()
+		ids := make([]json.RawMessage, len(calls))
+		for i, call := range calls {
+			ids[i] = json.RawMessage(idKey(call.ID))
+		}
+		leased = make(chan struct{})
+		go func() {
+			defer close(leased)
+			if _, err := leaser.Lease(ctx, sessionID, streamID, owner, ids, h.opts.LeaseTTL); err != nil {
+				h.log.Warn("lease stream", "session", shortHash(sessionID), "error", err)
+			}
+		}()
+		defer func() {
+			if err == nil {
+				<-leased
+				go c.renewLease(leaser, owner, ids)
+			}
+		}()
+	}
 	if err := h.stores.Events.Open(ctx, sessionID, streamID); err != nil {
 		return nil, err
 	}
@@ -236,6 +261,36 @@ func (c *conn) append(ctx context.Context, m jsonrpc.Message) error {
 	}
 	_, err = c.h.stores.Events.Append(context.WithoutCancel(ctx), c.sessionID, c.streamID, data)
 	return err
+}
+
+// renewLease renews the stream's lease every LeaseTTL/3 until the request
+// is over. If another replica took the lease over (it answered the requests
+// with an error and ended the stream), the request is abandoned.
+func (c *conn) renewLease(l StreamLeaser, owner string, ids []json.RawMessage) {
+	ttl := c.h.opts.LeaseTTL
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		if c.h.stopRenewals.Load() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
+		ok, err := l.Lease(ctx, c.sessionID, c.streamID, owner, ids, ttl)
+		cancel()
+		switch {
+		case err != nil:
+			c.h.log.Warn("renew stream lease", "session", shortHash(c.sessionID), "error", err)
+		case !ok:
+			c.h.log.Warn("stream lease taken over; abandoning the request", "session", shortHash(c.sessionID))
+			c.finish(context.Background())
+			return
+		}
+	}
 }
 
 // finish ends the stream and releases the connection. It is idempotent.

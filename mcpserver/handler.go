@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -70,6 +71,13 @@ type Options struct {
 	// MaxRequestDuration bounds a legacy request that waits on the client (for
 	// example an unanswered elicitation). Default 10 minutes.
 	MaxRequestDuration time.Duration
+	// LeaseTTL is how long a legacy request's stream stays leased to the
+	// replica running the request without a renewal (renewals come every
+	// LeaseTTL/3). When a client resumes the stream of a replica that died
+	// (if the EventLog is a StreamLeaser), the unanswered requests get an
+	// error response LeaseTTL to 1.5×LeaseTTL after the replica's last
+	// renewal. Default 10s.
+	LeaseTTL time.Duration
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
 }
@@ -90,6 +98,10 @@ type Handler struct {
 
 	getMu   sync.Mutex
 	getLive map[string]*liveStream // session → its GET stream on this replica
+
+	// stopRenewals makes the replica stop renewing its stream leases, as
+	// if it had died (tests).
+	stopRenewals atomic.Bool
 
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -123,6 +135,9 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	}
 	if h.opts.MaxRequestDuration <= 0 {
 		h.opts.MaxRequestDuration = 10 * time.Minute
+	}
+	if h.opts.LeaseTTL <= 0 {
+		h.opts.LeaseTTL = 10 * time.Second
 	}
 	h.log = h.opts.Logger
 	if h.log == nil {

@@ -214,7 +214,7 @@ func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Sessi
 		h.writeJSON(w, r, sess.ID, streamID)
 		return
 	}
-	h.tail(w, r, sess.ID, streamID, 0, c.closeHTTP, primes(version))
+	h.tail(w, r, sess.ID, streamID, 0, c.closeHTTP, primes(version), false)
 }
 
 // primes reports whether the revision expects SSE priming events (SEP-1699).
@@ -247,7 +247,9 @@ func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, sessionID, s
 
 // tail writes the events of a stream after seq as SSE until the stream ends,
 // the client goes away, or the server closes the connection (SEP-1699).
-func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, streamID string, after int64, closeHTTP <-chan time.Duration, priming bool) {
+// A resumed request stream is watched: if the replica running the request
+// stopped renewing its lease, its unanswered requests are answered here.
+func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, streamID string, after int64, closeHTTP <-chan time.Duration, priming, resumed bool) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var retry time.Duration
@@ -263,6 +265,8 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, stream
 			}
 		}()
 	}
+	leaser, watch := h.stores.Events.(StreamLeaser)
+	watch = watch && resumed
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache, no-transform")
@@ -273,8 +277,14 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, stream
 		fmt.Fprintf(w, "id: %s\ndata: \n\n", formatEventID(streamID, after))
 	}
 	rc.Flush()
+	lastWrite := time.Now()
+	var nextCheck time.Time // of the lease; the first idle read checks it
 	for {
-		events, ended, err := h.stores.Events.Read(ctx, sessionID, streamID, after, h.opts.KeepAlive)
+		wait := h.opts.KeepAlive - time.Since(lastWrite)
+		if watch {
+			wait = min(wait, time.Until(nextCheck))
+		}
+		events, ended, err := h.stores.Events.Read(ctx, sessionID, streamID, after, wait)
 		if err != nil {
 			select {
 			case <-closed:
@@ -295,6 +305,15 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, stream
 			after = e.Seq
 		}
 		if len(events) == 0 && !ended {
+			if watch && !time.Now().Before(nextCheck) {
+				nextCheck = time.Now().Add(h.opts.LeaseTTL / 2)
+				if h.rescue(ctx, leaser, sessionID, streamID) {
+					continue // read what it appended
+				}
+			}
+			if time.Since(lastWrite) < h.opts.KeepAlive {
+				continue
+			}
 			buf = append(buf, ": keep-alive\n\n"...)
 		}
 		if _, err := w.Write(buf); err != nil {
@@ -303,7 +322,77 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, stream
 		if err := rc.Flush(); err != nil || ended {
 			return
 		}
+		lastWrite = time.Now()
 	}
+}
+
+// errAbandoned is the message of the error response to a request whose
+// replica stopped (died) before answering it.
+const errAbandoned = "the server running this request stopped before answering; retry it"
+
+// rescue finishes a request stream whose writer lease lapsed: the replica
+// running its requests stopped without ending it. If this replica wins the
+// lease, it answers every request of the stream that has no response yet
+// with an error, and ends the stream. It reports whether it did. A stream
+// without a lease (written by a replica that does not lease) is left alone.
+func (h *Handler) rescue(ctx context.Context, l StreamLeaser, sessionID, streamID string) bool {
+	_, ids, live, err := l.LeaseHolder(ctx, sessionID, streamID)
+	if err != nil || live {
+		if err != nil && !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
+			h.log.Warn("read stream lease", "session", shortHash(sessionID), "error", err)
+		}
+		return false
+	}
+	won, err := l.Lease(ctx, sessionID, streamID, rand.Text(), ids, h.opts.LeaseTTL)
+	if err != nil || !won {
+		return false
+	}
+	// The lease is ours: finish the job even if our client goes away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.LeaseTTL)
+	defer cancel()
+	events, ended, err := h.stores.Events.Read(ctx, sessionID, streamID, 0, 0)
+	if err != nil || ended {
+		return err == nil
+	}
+	answered := map[string]bool{}
+	for _, e := range events {
+		if resp, ok := decodeResponse(e.Data); ok {
+			answered[idKey(resp.ID)] = true
+		}
+	}
+	h.log.Warn("answering the requests of an abandoned stream", "session", shortHash(sessionID))
+	for _, raw := range ids {
+		var v any
+		if json.Unmarshal(raw, &v) != nil {
+			continue
+		}
+		id, err := jsonrpc.MakeID(v)
+		if err != nil || answered[idKey(id)] {
+			continue
+		}
+		data, _ := jsonrpc.EncodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: errAbandoned}})
+		if _, err := h.stores.Events.Append(ctx, sessionID, streamID, data); err != nil {
+			// Ended meanwhile (the writer was alive after all), or the
+			// store failed: the next lapse check tries again if needed.
+			h.log.Warn("answer abandoned request", "session", shortHash(sessionID), "error", err)
+			return false
+		}
+	}
+	if err := h.stores.Events.End(ctx, sessionID, streamID); err != nil {
+		h.log.Warn("end abandoned stream", "session", shortHash(sessionID), "error", err)
+		return false
+	}
+	return true
+}
+
+// decodeResponse decodes data if it is a JSON-RPC response.
+func decodeResponse(data []byte) (*jsonrpc.Response, bool) {
+	m, err := jsonrpc.DecodeMessage(data)
+	if err != nil {
+		return nil, false
+	}
+	resp, ok := m.(*jsonrpc.Response)
+	return resp, ok
 }
 
 func (h *Handler) legacyGET(w http.ResponseWriter, r *http.Request) {
@@ -333,7 +422,7 @@ func (h *Handler) legacyGET(w http.ResponseWriter, r *http.Request) {
 		}
 		if s != standaloneStream {
 			if _, _, err := h.stores.Events.Read(r.Context(), sid, s, seq, 0); err == nil {
-				h.tail(w, r, sid, s, seq, nil, false) // resume a request stream
+				h.tail(w, r, sid, s, seq, nil, false, true) // resume a request stream
 				return
 			}
 			// The stream is gone (expired or never ours): open a fresh GET stream.
@@ -399,7 +488,7 @@ func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *
 		}
 	}()
 	r = r.WithContext(ctx)
-	h.tail(w, r, sess.ID, standaloneStream, after, nil, priming)
+	h.tail(w, r, sess.ID, standaloneStream, after, nil, priming, false)
 }
 
 // A liveStream is a session's GET stream being served by this replica.

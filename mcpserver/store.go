@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -60,6 +61,29 @@ type EventLog interface {
 	Read(ctx context.Context, sessionID, streamID string, after int64, wait time.Duration) (events []Event, ended bool, err error)
 	// DeleteSession forgets every stream of the session.
 	DeleteSession(ctx context.Context, sessionID string) error
+}
+
+// A StreamLeaser is an optional EventLog capability, found by type
+// assertion: the replica running a request holds a lease on the request's
+// stream and renews it while the request runs. A replica serving a resumed
+// stream (Last-Event-ID) that finds the lease lapsed and the stream not
+// ended takes the lease over, answers the stream's unanswered requests with
+// an error and ends the stream, so that a client whose replica died does
+// not wait forever.
+//
+// A lease record outlives the lease itself as long as its stream's log, so
+// that whoever takes it over learns the request IDs. Expiry is judged by
+// one clock (the store's), not by each replica's.
+type StreamLeaser interface {
+	// Lease takes or renews the lease of (sessionID, streamID) for owner
+	// until ttl from now, recording ids, the JSON-encoded JSON-RPC IDs of
+	// the requests the stream answers. It returns false, and changes
+	// nothing, if another owner holds a live lease.
+	Lease(ctx context.Context, sessionID, streamID, owner string, ids []json.RawMessage, ttl time.Duration) (bool, error)
+	// LeaseHolder returns the stream's lease: its owner, its ids, and
+	// whether it is live. It returns ErrNotFound if the stream was never
+	// leased (or its session was deleted).
+	LeaseHolder(ctx context.Context, sessionID, streamID string) (owner string, ids []json.RawMessage, live bool, err error)
 }
 
 // An Inbox routes a message to whichever replica waits for it: a client's

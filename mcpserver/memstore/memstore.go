@@ -153,7 +153,15 @@ type Events struct {
 
 type sessionLog struct {
 	streams  map[string]*streamLog
+	leases   map[string]*lease // by stream ID
 	lastUsed time.Time
+}
+
+// A lease is a stream's writer lease (mcpserver.StreamLeaser).
+type lease struct {
+	owner string
+	ids   []json.RawMessage
+	until time.Time
 }
 
 type streamLog struct {
@@ -163,7 +171,10 @@ type streamLog struct {
 	wake   chan struct{} // closed and replaced on every change
 }
 
-var _ mcpserver.EventLog = (*Events)(nil)
+var (
+	_ mcpserver.EventLog     = (*Events)(nil)
+	_ mcpserver.StreamLeaser = (*Events)(nil)
+)
 
 func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLog {
 	now := l.now()
@@ -177,7 +188,7 @@ func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLo
 		if !create {
 			return nil
 		}
-		sl = &sessionLog{streams: map[string]*streamLog{}}
+		sl = &sessionLog{streams: map[string]*streamLog{}, leases: map[string]*lease{}}
 		l.m[sessionID] = sl
 	}
 	sl.lastUsed = now
@@ -280,6 +291,44 @@ func (l *Events) Read(ctx context.Context, sessionID, streamID string, after int
 			return nil, false, ctx.Err()
 		}
 	}
+}
+
+// Lease implements mcpserver.StreamLeaser.
+func (l *Events) Lease(_ context.Context, sessionID, streamID, owner string, ids []json.RawMessage, ttl time.Duration) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	sl := l.m[sessionID]
+	if sl == nil {
+		sl = &sessionLog{streams: map[string]*streamLog{}, leases: map[string]*lease{}}
+		l.m[sessionID] = sl
+	}
+	sl.lastUsed = now
+	if cur := sl.leases[streamID]; cur != nil && cur.owner != owner && !now.After(cur.until) {
+		return false, nil
+	}
+	sl.leases[streamID] = &lease{owner: owner, ids: cloneIDs(ids), until: now.Add(ttl)}
+	return true, nil
+}
+
+// LeaseHolder implements mcpserver.StreamLeaser.
+func (l *Events) LeaseHolder(_ context.Context, sessionID, streamID string) (string, []json.RawMessage, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sl := l.m[sessionID]
+	if sl == nil || sl.leases[streamID] == nil {
+		return "", nil, false, mcpserver.ErrNotFound
+	}
+	cur := sl.leases[streamID]
+	return cur.owner, cloneIDs(cur.ids), !l.now().After(cur.until), nil
+}
+
+func cloneIDs(ids []json.RawMessage) []json.RawMessage {
+	out := make([]json.RawMessage, len(ids))
+	for i, id := range ids {
+		out[i] = append(json.RawMessage(nil), id...)
+	}
+	return out
 }
 
 // DeleteSession implements mcpserver.EventLog.

@@ -18,6 +18,8 @@
 //	                                                       JSON-RPC message); 0-1 marks a stream opened before its first
 //	                                                       event, <last seq>-2 its end; at most MaxEventsPerStream events
 //	<p>{s:<id>}:streams              ZSET     EventTTL     the session's streams (score: last use, ms), for DeleteSession
+//	<p>{s:<id>}:lease:<stream>       HASH     EventTTL     a request stream's writer lease (mcpserver.StreamLeaser): fields
+//	                                                       owner, until (server clock, ms) and ids (JSON array)
 //	<p>inbox:{s:<id>}:<key>          channel  -            Inbox messages for one waiting request (key "resp:<id>", "req:<id>")
 //	<p>broadcast                     channel  -            every Broadcast, as JSON
 //	<p>wake                          channel  -            the key of every event stream that changed, so that waiting
@@ -32,7 +34,8 @@
 // Sessions.Get, Create and Delete, and Events.Open, Append, End and Read
 // (when events are ready) take one round trip each; Sessions.Update two (a
 // GETEX, then a compare-and-set script; more under contention);
-// Events.DeleteSession two; Inbox.Deliver and Broadcaster.Publish one
+// Events.DeleteSession two; Events.Lease and LeaseHolder one each;
+// Inbox.Deliver and Broadcaster.Publish one
 // PUBLISH. Inbox.Listen and Broadcaster.Subscribe take one round trip on
 // the shared pub/sub connection, and so does stopping the last listener of
 // a key. Scripts run with EVALSHA; the first run on a server adds one round

@@ -102,11 +102,12 @@ local _, kind = last()
 return {entries, kind == '2' and 1 or 0}
 `)
 
-// deleteScript deletes KEYS (the index and the streams) and announces the
-// change of each stream (KEYS[2:]) on the wake channel ARGV[1].
+// deleteScript deletes KEYS (the index, the streams, then their leases)
+// and announces the change of each stream (KEYS[2:ARGV[2]]) on the wake
+// channel ARGV[1].
 var deleteScript = redis.NewScript(`
 redis.call('DEL', unpack(KEYS))
-for i = 2, #KEYS do redis.call('PUBLISH', ARGV[1], KEYS[i]) end
+for i = 2, tonumber(ARGV[2]) do redis.call('PUBLISH', ARGV[1], KEYS[i]) end
 return 1
 `)
 
@@ -240,10 +241,14 @@ func (l *Events) DeleteSession(ctx context.Context, sessionID string) (err error
 	for _, s := range streams {
 		k = append(k, l.keys.events(sessionID, s))
 	}
-	if err := deleteScript.Run(ctx, l.rdb, k, l.keys.wake()).Err(); err != nil {
+	n := len(k)
+	for _, s := range streams {
+		k = append(k, l.keys.lease(sessionID, s))
+	}
+	if err := deleteScript.Run(ctx, l.rdb, k, l.keys.wake(), n).Err(); err != nil {
 		return err
 	}
-	for _, key := range k[1:] {
+	for _, key := range k[1:n] {
 		l.hub.changed(key)
 	}
 	return nil

@@ -111,6 +111,10 @@ func (k keys) streams(id string) string { return k.tag(id) + ":streams" }
 // events is the STREAM holding one event stream of a session.
 func (k keys) events(id, stream string) string { return k.tag(id) + ":events:" + stream }
 
+// lease is the HASH holding the writer lease of one event stream
+// (mcpserver.StreamLeaser).
+func (k keys) lease(id, stream string) string { return k.tag(id) + ":lease:" + stream }
+
 // inbox is the channel of one Inbox key of a session.
 func (k keys) inbox(id, key string) string { return k.prefix + "inbox:" + hashTag(id) + ":" + key }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -669,6 +670,13 @@ func TestRoundTrips(t *testing.T) {
 	// Load the scripts.
 	warm := rand.Text()
 	workload(t, s, warm)
+	leaser := s.Events.(mcpserver.StreamLeaser)
+	if _, err := leaser.Lease(ctx, warm, warm, "me", nil, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := leaser.LeaseHolder(ctx, warm, warm); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Events.DeleteSession(ctx, warm); err != nil {
 		t.Fatal(err)
 	}
@@ -684,6 +692,14 @@ func TestRoundTrips(t *testing.T) {
 		{"Events.Open", 1, func() error { return s.Events.Open(ctx, sid, stream) }},
 		{"Events.Append", 1, func() error { _, err := s.Events.Append(ctx, sid, stream, []byte(`{}`)); return err }},
 		{"Events.Read (events ready)", 1, func() error { _, _, err := s.Events.Read(ctx, sid, stream, 0, time.Minute); return err }},
+		{"Events.Lease", 1, func() error {
+			_, err := leaser.Lease(ctx, sid, stream, "me", []json.RawMessage{json.RawMessage(`1`)}, time.Minute)
+			return err
+		}},
+		{"Events.LeaseHolder", 1, func() error {
+			_, _, _, err := leaser.LeaseHolder(ctx, sid, stream)
+			return err
+		}},
 		{"Events.End", 1, func() error { return s.Events.End(ctx, sid, stream) }},
 		{"Events.DeleteSession", 2, func() error { return s.Events.DeleteSession(ctx, sid) }},
 		{"Sessions.Delete", 1, func() error { return s.Sessions.Delete(ctx, sid) }},

@@ -7,6 +7,7 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -41,6 +42,7 @@ func Run(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 	})
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStores) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, newStores) })
+	t.Run("StreamLeaser", func(t *testing.T) { testStreamLeaser(t, newStores) })
 	t.Run("Inbox", func(t *testing.T) { testInbox(t, newStores) })
 	t.Run("Broadcaster", func(t *testing.T) { testBroadcaster(t, newStores) })
 }
@@ -602,6 +604,184 @@ func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 			}
 		})
 	})
+}
+
+// leaseTTL is the lease of the StreamLeaser tests: long enough that a few
+// store operations fit in it, short enough to wait for its lapse.
+const leaseTTL = 400 * time.Millisecond
+
+// lapse is how long the StreamLeaser tests wait for a lease to lapse.
+const lapse = leaseTTL + 200*time.Millisecond
+
+// testStreamLeaser tests the optional mcpserver.StreamLeaser capability of
+// the EventLog, with the store's own clock.
+func testStreamLeaser(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	leaser := func(t *testing.T) mcpserver.StreamLeaser {
+		t.Helper()
+		l, ok := newStores(t).Events.(mcpserver.StreamLeaser)
+		if !ok {
+			t.Skip("the EventLog is not a StreamLeaser")
+		}
+		return l
+	}
+	ids := []json.RawMessage{json.RawMessage(`1`), json.RawMessage(`"two"`)}
+	lease := func(t *testing.T, ctx context.Context, l mcpserver.StreamLeaser, sid, stream, owner string, ids []json.RawMessage, want bool) {
+		t.Helper()
+		got, err := l.Lease(ctx, sid, stream, owner, ids, leaseTTL)
+		if err != nil {
+			t.Fatalf("Lease(%s): %v", owner, err)
+		}
+		if got != want {
+			t.Fatalf("Lease(%s) = %v, want %v", owner, got, want)
+		}
+	}
+	holder := func(t *testing.T, ctx context.Context, l mcpserver.StreamLeaser, sid, stream, wantOwner string, wantIDs []json.RawMessage, wantLive bool) {
+		t.Helper()
+		owner, ids, live, err := l.LeaseHolder(ctx, sid, stream)
+		if err != nil {
+			t.Fatalf("LeaseHolder: %v", err)
+		}
+		if owner != wantOwner || live != wantLive {
+			t.Errorf("LeaseHolder = owner %q, live %v; want %q, %v", owner, live, wantOwner, wantLive)
+		}
+		if diff := cmp.Diff(idStrings(wantIDs), idStrings(ids)); diff != "" {
+			t.Errorf("LeaseHolder ids (-want +got):\n%s", diff)
+		}
+	}
+
+	t.Run("Take", func(t *testing.T) {
+		ctx, l := ctxFor(t), leaser(t)
+		sid, stream := newID(), newID()
+		lease(t, ctx, l, sid, stream, "a", ids, true)
+		holder(t, ctx, l, sid, stream, "a", ids, true)
+	})
+
+	t.Run("Missing", func(t *testing.T) {
+		ctx, l := ctxFor(t), leaser(t)
+		sid, stream := newID(), newID()
+		if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("LeaseHolder(never leased) error = %v, want ErrNotFound", err)
+		}
+		lease(t, ctx, l, sid, stream, "a", ids, true)
+		if _, _, _, err := l.LeaseHolder(ctx, sid, newID()); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("LeaseHolder(another stream) error = %v, want ErrNotFound", err)
+		}
+		if _, _, _, err := l.LeaseHolder(ctx, newID(), stream); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("LeaseHolder(another session) error = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("RefusedWhileLive", func(t *testing.T) {
+		ctx, l := ctxFor(t), leaser(t)
+		sid, stream := newID(), newID()
+		lease(t, ctx, l, sid, stream, "a", ids, true)
+		lease(t, ctx, l, sid, stream, "b", []json.RawMessage{json.RawMessage(`3`)}, false)
+		holder(t, ctx, l, sid, stream, "a", ids, true)
+	})
+
+	t.Run("RenewByOwner", func(t *testing.T) {
+		ctx, l := ctxFor(t), leaser(t)
+		sid, stream := newID(), newID()
+		lease(t, ctx, l, sid, stream, "a", ids, true)
+		// Renewed before it lapses, the lease lives past its first term.
+		for range 3 {
+			time.Sleep(leaseTTL / 2)
+			lease(t, ctx, l, sid, stream, "a", ids, true)
+		}
+		lease(t, ctx, l, sid, stream, "b", ids, false)
+		holder(t, ctx, l, sid, stream, "a", ids, true)
+	})
+
+	t.Run("TakeoverAfterLapse", func(t *testing.T) {
+		ctx, l := ctxFor(t), leaser(t)
+		sid, stream := newID(), newID()
+		lease(t, ctx, l, sid, stream, "a", ids, true)
+		time.Sleep(lapse)
+		// A lapsed lease still tells its ids, so that a taker learns them.
+		holder(t, ctx, l, sid, stream, "a", ids, false)
+		lease(t, ctx, l, sid, stream, "b", ids, true)
+		holder(t, ctx, l, sid, stream, "b", ids, true)
+		lease(t, ctx, l, sid, stream, "c", ids, false)
+		lease(t, ctx, l, sid, stream, "a", ids, false) // the old owner lost it
+	})
+
+	t.Run("OneTaker", func(t *testing.T) {
+		ctx, l := ctxFor(t), leaser(t)
+		sid, stream := newID(), newID()
+		lease(t, ctx, l, sid, stream, "a", ids, true)
+		time.Sleep(lapse)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var won []string
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				owner := fmt.Sprint("taker", i)
+				ok, err := l.Lease(ctx, sid, stream, owner, ids, leaseTTL)
+				if err != nil {
+					t.Errorf("Lease: %v", err)
+				}
+				if ok {
+					mu.Lock()
+					won = append(won, owner)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(won) != 1 {
+			t.Errorf("%d of 8 concurrent takers won the lapsed lease (%v), want 1", len(won), won)
+		}
+	})
+
+	t.Run("StreamsAreIndependent", func(t *testing.T) {
+		ctx, l := ctxFor(t), leaser(t)
+		sid, s1, s2 := newID(), newID(), newID()
+		lease(t, ctx, l, sid, s1, "a", ids, true)
+		lease(t, ctx, l, sid, s2, "b", ids[:1], true)
+		lease(t, ctx, l, newID(), s1, "c", ids, true)
+		holder(t, ctx, l, sid, s1, "a", ids, true)
+		holder(t, ctx, l, sid, s2, "b", ids[:1], true)
+	})
+
+	t.Run("DeleteSession", func(t *testing.T) {
+		ctx, l := ctxFor(t), leaser(t)
+		sid, stream := newID(), newID()
+		if err := l.(mcpserver.EventLog).Open(ctx, sid, stream); err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		lease(t, ctx, l, sid, stream, "a", ids, true)
+		if err := l.(mcpserver.EventLog).DeleteSession(ctx, sid); err != nil {
+			t.Fatalf("DeleteSession: %v", err)
+		}
+		if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("LeaseHolder after DeleteSession error = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("NoAliasing", func(t *testing.T) {
+		ctx, l := ctxFor(t), leaser(t)
+		sid, stream := newID(), newID()
+		mine := []json.RawMessage{json.RawMessage(`11`)}
+		lease(t, ctx, l, sid, stream, "a", mine, true)
+		copy(mine[0], `99`) // the caller reuses its buffer
+		_, got, _, err := l.LeaseHolder(ctx, sid, stream)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("LeaseHolder = %v, %v; want one id", got, err)
+		}
+		copy(got[0], `77`) // a reader edits what it got
+		holder(t, ctx, l, sid, stream, "a", []json.RawMessage{json.RawMessage(`11`)}, true)
+	})
+}
+
+// idStrings makes request ids comparable.
+func idStrings(ids []json.RawMessage) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = string(id)
+	}
+	return out
 }
 
 // eventsEqual compares event lists, treating nil and empty alike.
