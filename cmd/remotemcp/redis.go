@@ -32,11 +32,7 @@ func newRedis(rawURL, mode string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, redisURLError(rawURL, err)
 		}
-		o.ContextTimeoutEnabled = true
-		defaultTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
-		if o.MaxRetries == 0 {
-			o.MaxRetries = 1 // fail fast: the health gate and clients retry
-		}
+		failFast(&o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
 		return redis.NewClient(o), nil
 	case "sentinel":
 		o, err := redis.ParseFailoverURL(rawURL)
@@ -46,35 +42,30 @@ func newRedis(rawURL, mode string) (redis.UniversalClient, error) {
 		if o.MasterName == "" {
 			return nil, errors.New("--redis-mode sentinel needs master_name=<name> in --redis-url")
 		}
-		o.ContextTimeoutEnabled = true
-		defaultTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
-		if o.MaxRetries == 0 {
-			o.MaxRetries = 1 // fail fast: the health gate and clients retry
-		}
+		failFast(&o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
 		return redis.NewFailoverClient(o), nil
 	case "cluster":
 		o, err := redis.ParseClusterURL(rawURL)
 		if err != nil {
 			return nil, redisURLError(rawURL, err)
 		}
-		o.ContextTimeoutEnabled = true
-		defaultTimeouts(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
-		if o.MaxRetries == 0 {
-			o.MaxRetries = 1 // fail fast: the health gate and clients retry
-		}
+		failFast(&o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
 		return redis.NewClusterClient(o), nil
 	}
 	return nil, fmt.Errorf("--redis-mode %q: want single, sentinel or cluster", mode)
 }
 
-// defaultTimeouts sets timeouts the URL left at their zero value.
-func defaultTimeouts(dial, read, write *time.Duration) {
-	for _, d := range []struct {
-		p *time.Duration
-		v time.Duration
-	}{{dial, 2 * time.Second}, {read, 2 * time.Second}, {write, 2 * time.Second}} {
-		if *d.p == 0 {
-			*d.p = d.v
+// failFast bounds every command by its context, retries once (the health
+// gate and the clients retry), and gives 2s timeouts where the URL left
+// them at zero: the same for the option types of each --redis-mode.
+func failFast(ctxTimeout *bool, retries *int, timeouts ...*time.Duration) {
+	*ctxTimeout = true
+	if *retries == 0 {
+		*retries = 1
+	}
+	for _, t := range timeouts {
+		if *t == 0 {
+			*t = 2 * time.Second
 		}
 	}
 }
