@@ -39,6 +39,8 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(GO) vet -tags cluster ./cmd/remotemcp/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags cluster ./cmd/remotemcp/
+	$(GO) vet -tags bench ./cmd/remotemcp/
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags bench ./cmd/remotemcp/
 
 ## fuzz-short: run each fuzz target for a few seconds.
 fuzz-short:
@@ -51,3 +53,15 @@ golden-update:
 
 clean:
 	rm -rf bin conformance-results
+
+## ---- benchmarks (issue 6) ----
+## bench: throughput, latency, memory and Redis round trips of remotemcp side by
+## side with the go-sdk's stateless handler and a bare net/http handler, in one
+## run (about 20 minutes, 10 of them two 5-minute soaks); writes
+## bench/results/<date>/report.md and report.json and prints the table.
+## BENCHFLAGS passes flags to bench/cmd/mcpbench, e.g. BENCHFLAGS=-soak=1m for a
+## quicker run; `go run ./bench/cmd/mcpbench -h` lists them.
+.PHONY: bench
+bench:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	$(GO) run ./bench/cmd/mcpbench $(BENCHFLAGS)

@@ -40,6 +40,9 @@ var allowed = map[string]struct{ project, external []string }{
 	"resources":              {project: []string{"tools/notes"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
 	"prompts":                {project: []string{"tools/notes"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
 	"wellknown":              {},
+	// The benchmark harness (make bench): a program like cmd/remotemcp, which
+	// mints tokens and writes grants with authz's own code.
+	"bench/cmd/mcpbench": {project: []string{"*"}, external: []string{"*"}},
 	// httprc is jwx/v3's HTTP cache, which jwk.Cache is built on.
 	"authz": {external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/oauth2/endpoints",
 		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",

@@ -561,3 +561,101 @@ func BenchmarkVerifyAccessToken(b *testing.B) {
 		}
 	}
 }
+
+// TestIssuerVerifiedCache: a token verified once is answered from memory
+// afterwards, with the same TokenInfo, while expiry, the signing key and
+// revocation are still decided on every call; a different token string
+// (even one character of the signature) is verified in full.
+func TestIssuerVerifiedCache(t *testing.T) {
+	f := newTestIssuer(t, func(o *IssuerOptions) { o.VerifiedCacheSize = 2 })
+	token := f.mint(t, "notes:read")
+	first, err := f.iss.Verify(t.Context(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Scopes[0] = "changed by a caller"
+	second, err := f.iss.Verify(t.Context(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &auth.TokenInfo{UserID: "user-1", Scopes: []string{"notes:read"}, Expiration: first.Expiration,
+		Extra: map[string]any{"client_id": "client-1", "jti": first.Extra["jti"], "gid": "grant-1"}}
+	if diff := cmp.Diff(want, second); diff != "" {
+		t.Errorf("second Verify (-want +got):\n%s", diff)
+	}
+
+	i := len(token) - 10 // inside the signature, away from its padding bits
+	repl := "A"
+	if token[i] == 'A' {
+		repl = "B"
+	}
+	tampered := token[:i] + repl + token[i+1:]
+	if _, err := f.iss.Verify(t.Context(), tampered); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("tampered signature of a cached token: %v, want invalid", err)
+	}
+
+	// More tokens than the cache holds: every one still verifies.
+	var tokens []string
+	for range 5 {
+		tokens = append(tokens, f.mint(t))
+	}
+	for range 2 {
+		for _, tok := range tokens {
+			if _, err := f.iss.Verify(t.Context(), tok); err != nil {
+				t.Fatalf("over the cache size: %v", err)
+			}
+		}
+	}
+	if n := len(f.iss.verified.m); n > 2 {
+		t.Errorf("the cache holds %d tokens, want at most 2", n)
+	}
+
+	f.clock.Advance(10*time.Minute + 30*time.Second) // the lifetime and the default skew
+	if _, err := f.iss.Verify(t.Context(), tokens[4]); description(err) != "the token has expired" {
+		t.Errorf("a cached token past its expiry: %v, want the token has expired", err)
+	}
+
+	// Revocation is asked on every call, cached or not.
+	var revoked bool
+	rf := newTestIssuer(t, func(o *IssuerOptions) {
+		o.Revoked = func(context.Context, string, string) (bool, error) { return revoked, nil }
+	})
+	rtok := rf.mint(t)
+	for range 2 {
+		if _, err := rf.iss.Verify(t.Context(), rtok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoked = true
+	if _, err := rf.iss.Verify(t.Context(), rtok); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("a cached token, revoked since: %v, want invalid", err)
+	}
+
+	off := newTestIssuer(t, func(o *IssuerOptions) { o.VerifiedCacheSize = -1 })
+	if off.iss.verified != nil {
+		t.Error("VerifiedCacheSize -1 keeps a cache")
+	}
+	if _, err := off.iss.Verify(t.Context(), off.mint(t)); err != nil {
+		t.Errorf("without a cache: %v", err)
+	}
+}
+
+// BenchmarkIssuerVerify is the cost of Verify per request: the first
+// verification of a token (signature and claims), and later ones.
+func BenchmarkIssuerVerify(b *testing.B) {
+	for _, bb := range []struct {
+		name string
+		size int
+	}{{"signature", -1}, {"cached", 0}} {
+		b.Run(bb.name, func(b *testing.B) {
+			f := newTestIssuer(b, func(o *IssuerOptions) { o.VerifiedCacheSize = bb.size })
+			token := f.mint(b, "notes:read")
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.iss.Verify(b.Context(), token); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -36,5 +36,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if getenv("GOGC") == "" {
+		gcCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go gcFloor(gcCtx, gcHeadroom)
+	}
 	return serve(ctx, cfg, stdout)
 }
