@@ -511,6 +511,9 @@ type soakResult struct {
 	HeapGrowth      float64     `json:"heap_growth_bytes"`
 	GoroutineGrowth float64     `json:"goroutine_growth"`
 	RSSGrowth       float64     `json:"rss_growth_bytes"`
+	// GrownStacks are the goroutine stacks that had more goroutines at
+	// the last sample than at the second (profiles/goroutines-*.txt).
+	GrownStacks []string `json:"grown_stacks,omitempty"`
 }
 
 func soak(ctx context.Context, e *env, o *options, key string, rate float64) (*soakResult, error) {
@@ -539,7 +542,9 @@ func soak(ctx context.Context, e *env, o *options, key string, rate float64) (*s
 	res.Samples = append(res.Samples, *first)
 	const points = 10
 	res.Load = &loadResult{Conns: o.conns, RateLimit: rate}
-	for range points {
+	dir := filepath.Join(o.out, "profiles")
+	var early goroutineDump
+	for i := range points {
 		r := loadPlan{round: o.soak / points, rounds: 1, rate: rate}.run(ctx, steps)
 		res.Load.Rounds = append(res.Load.Rounds, r.Rounds...)
 		res.Load.Errors += r.Errors
@@ -552,6 +557,18 @@ func soak(ctx context.Context, e *env, o *options, key string, rate float64) (*s
 			return nil, err
 		}
 		res.Samples = append(res.Samples, *st)
+		switch i {
+		case 0: // the second sample: pools have reached their working size
+			if early, err = s.goroutines(dir, "goroutines-soak-"+key+"-early.txt"); err != nil {
+				return nil, err
+			}
+		case points - 1:
+			last, err := s.goroutines(dir, "goroutines-soak-"+key+"-last.txt")
+			if err != nil {
+				return nil, err
+			}
+			res.GrownStacks = goroutineGrowth(early, last, 8)
+		}
 	}
 	res.Load.RPS = median(res.Load.Rounds, func(r roundResult) float64 { return r.RPS })
 	res.Load.P50us = median(res.Load.Rounds, func(r roundResult) float64 { return r.P50us })

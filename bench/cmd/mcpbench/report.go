@@ -179,6 +179,12 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %s | %.0f s | %.0f/s | %s | %s | %d | %s → %s | %.0f → %.0f | %s → %s |\n", s.Key, s.Seconds, s.Rate,
 				us(s.Load.P50us), us(s.Load.P99us), s.Load.Errors, kib(f.HeapAlloc), kib(l.HeapAlloc), f.Goroutines, l.Goroutines, kib(f.RSS), kib(l.RSS))
 		}
+		for _, s := range r.Soak {
+			if len(s.GrownStacks) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "\nGoroutine stacks that grew in soak %s, from the second sample to the last (profiles/goroutines-soak-%s-*.txt):\n\n```\n%s\n```\n", s.Key, s.Key, strings.Join(s.GrownStacks, "\n"))
+		}
 	}
 	if len(r.Profiles) > 0 {
 		b.WriteString("\n## CPU profiles\n\nUnder the throughput load; raw profiles in profiles/ (`go tool pprof -top FILE`).\n")
