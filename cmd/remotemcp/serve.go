@@ -242,20 +242,6 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	defer a.close()
 
 	var draining atomic.Bool
-	mux := http.NewServeMux()
-	mux.Handle("/", a.handler)
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if draining.Load() {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-			return
-		}
-		if !a.ready() {
-			http.Error(w, "the shared store is unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ready\n")
-	})
 
 	// Request contexts derive from base; cancelling it ends long-lived SSE
 	// streams at shutdown so they don't hold the drain open.
@@ -264,7 +250,7 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	conns := &connTracker{m: map[net.Conn]http.ConnState{}}
 	srv := &http.Server{
 		ConnState:         conns.track,
-		Handler:           accessLog(log, mux),
+		Handler:           a.front(log, &draining),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second, // the request, not the (streamed) response
 		IdleTimeout:       120 * time.Second,
@@ -312,6 +298,26 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// front is the handler serve puts on the listener: a's routes plus
+// /readyz (503 once draining is set), behind the access log.
+func (a *app) front(log *slog.Logger, draining *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", a.handler)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		if !a.ready() {
+			http.Error(w, "the shared store is unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ready\n")
+	})
+	return accessLog(log, mux)
 }
 
 // connTracker knows each connection's state, to close at shutdown those
