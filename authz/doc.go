@@ -6,6 +6,8 @@
 //     insufficient_scope with every scope the operation needs, 400
 //     invalid_request) that point at the RFC 9728 metadata, and fills the
 //     go-sdk's TokenInfo by wrapping auth.RequireBearerToken;
+//   - operations.go: the (method, name) operations of a request body, read
+//     the way the MCP layer reads them, for the scope check;
 //   - scopes.go: which scopes each JSON-RPC operation needs (step-up);
 //   - jwt.go: JWT access tokens (RFC 9068) from an external authorization
 //     server, verified against its JWKS (RFC 7517) with jwx/v3;
