@@ -196,7 +196,7 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 		if v, ok := i.verified.get(key); ok {
 			if pub, ok := i.o.Ring.verificationKey(v.kid, now); !ok {
 				return nil, invalid("unknown signing key")
-			} else if pub.Equal(v.pub) {
+			} else if pub == v.pub || pub.Equal(v.pub) { // the same ring entry, or an equal key
 				return i.checkVerified(ctx, v, now)
 			}
 			// The kid now names another key: verify in full (and fail).
@@ -245,7 +245,8 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 	if sub == "" || clientID == "" || jti == "" || gid == "" {
 		return nil, invalid("the token lacks a required claim")
 	}
-	v := &verifiedToken{pub: pub, kid: kid, sub: sub, clientID: clientID, jti: jti, gid: gid, scopes: ParseScope(scope), exp: exp}
+	v := &verifiedToken{pub: pub, kid: kid, sub: sub, clientID: clientID, jti: jti, gid: gid, scopes: ParseScope(scope), exp: exp,
+		extra: [3]any{clientID, jti, gid}}
 	if i.verified != nil {
 		i.verified.put(key, v, now)
 	}
@@ -273,7 +274,7 @@ func (i *Issuer) checkVerified(ctx context.Context, v *verifiedToken, now time.T
 		UserID:     v.sub,
 		Scopes:     slices.Clone(v.scopes),
 		Expiration: v.exp,
-		Extra:      map[string]any{"client_id": v.clientID, "jti": v.jti, "gid": v.gid},
+		Extra:      map[string]any{"client_id": v.extra[0], "jti": v.extra[1], "gid": v.extra[2]},
 	}, nil
 }
 

@@ -17,6 +17,9 @@ type verifiedToken struct {
 	kid, sub, clientID, jti, gid string
 	scopes                       []string
 	exp                          time.Time
+	// extra is clientID, jti and gid as the values of TokenInfo.Extra,
+	// boxed once here rather than on every request.
+	extra [3]any
 }
 
 // verifiedCache remembers verified tokens by the SHA-256 of the token, up
