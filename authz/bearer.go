@@ -67,7 +67,7 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 				return
 			}
 			c := challenge{w: w, o: &o}
-			if r.URL.Query().Has("access_token") {
+			if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
 				c.write(http.StatusBadRequest, InvalidRequest, "send the access token in the Authorization header, not the URL", nil)
 				return
 			}
