@@ -1020,6 +1020,56 @@ func TestModern(t *testing.T) {
 	}
 }
 
+// TestModernResponseType: a stateless request that can get no message
+// before its result (no progressToken, no log level) is answered in JSON;
+// one that can is answered with an SSE stream that carries them.
+func TestModernResponseType(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tt := range []struct {
+		name  string
+		meta  string // more _meta members
+		want  string // Content-Type
+		kinds []string
+	}{
+		{"no progress token", "", "application/json", []string{"2"}},
+		{"progress token", `,"progressToken":"p"`, "text/event-stream", []string{"notifications/progress", "notifications/progress", "2"}},
+		{"escaped progress token", `,"progress\u0054oken":"p"`, "text/event-stream", []string{"notifications/progress", "notifications/progress", "2"}},
+		{"log level", `,"io.modelcontextprotocol/logLevel":"debug"`, "text/event-stream", []string{"2"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"steps","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"` +
+				mcpserver.Version20260728 + `","io.modelcontextprotocol/clientCapabilities":{}` + tt.meta + `}}}`
+			resp := e.do(t, request{version: mcpserver.Version20260728, body: body, edit: func(r *http.Request) {
+				r.Header.Set("Mcp-Method", "tools/call")
+				r.Header.Set("Mcp-Name", "steps")
+			}})
+			if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != tt.want {
+				t.Fatalf("status %d, Content-Type %q, want 200 and %q: %s", resp.StatusCode, ct, tt.want, readBody(t, resp))
+			}
+			var msgs []message
+			if tt.want == "text/event-stream" {
+				msgs = messages(t, readEvents(t, resp))
+			} else {
+				msgs = []message{decodeMessage(t, readBody(t, resp))}
+			}
+			var kinds []string
+			for _, m := range msgs {
+				if m.Method != "" {
+					kinds = append(kinds, m.Method)
+				} else {
+					kinds = append(kinds, string(m.ID))
+				}
+			}
+			if diff := cmp.Diff(tt.kinds, kinds); diff != "" {
+				t.Errorf("messages (-want +got):\n%s", diff)
+			}
+			if got := toolText(t, msgs[len(msgs)-1]); got != "done" {
+				t.Errorf("result = %q, want done", got)
+			}
+		})
+	}
+}
+
 // TestElicitation checks that a tool's server-to-client request on a legacy
 // session is answered by a separate POST carrying the client's response,
 // routed through the Inbox to the replica running the tool.
