@@ -103,6 +103,9 @@ type Handler struct {
 	getMu   sync.Mutex
 	getLive map[string]*liveStream // session → its GET stream on this replica
 
+	subMu    sync.Mutex
+	subReady chan struct{} // closed while relayBroadcasts is subscribed
+
 	// stopRenewals makes the replica stop renewing its stream leases, as
 	// if it had died (tests).
 	stopRenewals atomic.Bool
@@ -126,6 +129,7 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 		stores:       stores,
 		listenOwners: map[*mcp.ServerSession]string{},
 		getLive:      map[string]*liveStream{},
+		subReady:     make(chan struct{}),
 		done:         make(chan struct{}),
 	}
 	if opts != nil {
@@ -172,13 +176,13 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 // interrupted; the http.Server's Shutdown drains them.
 func (h *Handler) Close() error {
 	h.stop()
-	<-h.done
-	h.tapClose()
 	h.getMu.Lock()
 	for _, live := range h.getLive {
 		live.cancel()
 	}
 	h.getMu.Unlock()
+	<-h.done
+	h.tapClose()
 	return nil
 }
 

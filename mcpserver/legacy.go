@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -438,91 +437,6 @@ func (h *Handler) legacyGET(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.serveStandalone(w, r, sess, after, primes(version))
-}
-
-// serveStandalone serves a session's GET stream: broadcasts relevant to the
-// session are appended to its log and delivered from there, so that they
-// can be replayed. A newer GET for the same session replaces this one.
-func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *Session, after int64, priming bool) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	me := &liveStream{cancel: cancel}
-	h.getMu.Lock()
-	if prev := h.getLive[sess.ID]; prev != nil {
-		prev.cancel()
-	}
-	h.getLive[sess.ID] = me
-	h.getMu.Unlock()
-	defer func() {
-		h.getMu.Lock()
-		if h.getLive[sess.ID] == me {
-			delete(h.getLive, sess.ID)
-		}
-		h.getMu.Unlock()
-	}()
-	msgs, stop, err := h.stores.Broadcaster.Subscribe(ctx)
-	if err != nil {
-		w.Header().Set("Retry-After", "1")
-		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "broadcast unavailable")
-		return
-	}
-	defer stop()
-	if err := h.stores.Events.Open(ctx, sess.ID, standaloneStream); err != nil {
-		w.Header().Set("Retry-After", "1")
-		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "event log unavailable")
-		return
-	}
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case b, ok := <-msgs:
-				if !ok {
-					return
-				}
-				if note := h.relevant(ctx, sess, b); note != nil {
-					h.appendBroadcast(ctx, sess.ID, note)
-				}
-			}
-		}
-	}()
-	r = r.WithContext(ctx)
-	h.tail(w, r, sess.ID, standaloneStream, after, nil, priming, false)
-}
-
-// A liveStream is a session's GET stream being served by this replica.
-type liveStream struct{ cancel context.CancelFunc }
-
-func (h *Handler) appendBroadcast(ctx context.Context, sid string, note *jsonrpc.Request) {
-	data, err := jsonrpc.EncodeMessage(note)
-	if err != nil {
-		return
-	}
-	if _, err := h.stores.Events.Append(ctx, sid, standaloneStream, data); err != nil && ctx.Err() == nil {
-		h.log.Warn("append broadcast", "session", shortHash(sid), "error", err)
-	}
-}
-
-// relevant turns a broadcast into the notification this session should get,
-// or nil. A resource update reaches only the owner's sessions that subscribed
-// to the URI.
-func (h *Handler) relevant(ctx context.Context, sess *Session, b Broadcast) *jsonrpc.Request {
-	if b.Owner != "" && b.Owner != sess.Subject {
-		return nil
-	}
-	switch b.Method {
-	case "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed":
-		return &jsonrpc.Request{Method: b.Method, Params: json.RawMessage(`{}`)}
-	case "notifications/resources/updated":
-		cur, err := h.stores.Sessions.Get(ctx, sess.ID)
-		if err != nil || !slices.Contains(cur.Subscriptions, b.URI) {
-			return nil
-		}
-		params, _ := json.Marshal(map[string]string{"uri": b.URI})
-		return &jsonrpc.Request{Method: b.Method, Params: params}
-	}
-	return nil
 }
 
 func (h *Handler) legacyDELETE(w http.ResponseWriter, r *http.Request) {

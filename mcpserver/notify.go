@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -28,16 +29,23 @@ func (n *Notifier) ResourceUpdated(ctx context.Context, owner, uri string) error
 	return n.b.Publish(ctx, Broadcast{Method: "notifications/resources/updated", URI: uri, Owner: owner})
 }
 
-// relayBroadcasts hands resource updates published anywhere to the go-sdk,
-// which delivers them to this replica's 2026-07-28 listen streams.
+// relayBroadcasts receives what is published anywhere: resource updates go
+// to the go-sdk, which delivers them to this replica's 2026-07-28 listen
+// streams, and every broadcast goes to deliverBroadcasts, for the legacy GET
+// streams this replica serves.
 func (h *Handler) relayBroadcasts(ctx context.Context) {
 	defer close(h.done)
+	queue := make(chan Broadcast, fanOutQueue)
+	var wg sync.WaitGroup
+	wg.Go(func() { h.deliverBroadcasts(ctx, queue) })
+	defer wg.Wait()
+	defer close(queue)
 	// The subscription is kept for the Handler's life: if the store
 	// cannot subscribe (Redis down at start) or the subscription ends
 	// (Redis restarted), it is made again, with backoff.
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		if h.relayOnce(ctx) {
+		if h.relayOnce(ctx, queue) {
 			backoff = 100 * time.Millisecond
 		}
 		select {
@@ -51,13 +59,15 @@ func (h *Handler) relayBroadcasts(ctx context.Context) {
 
 // relayOnce relays broadcasts until the subscription ends; it reports
 // whether it subscribed at all.
-func (h *Handler) relayOnce(ctx context.Context) bool {
+func (h *Handler) relayOnce(ctx context.Context, queue chan<- Broadcast) bool {
 	msgs, stop, err := h.stores.Broadcaster.Subscribe(ctx)
 	if err != nil {
 		h.log.Error("subscribe to broadcasts; retrying", "error", err)
 		return false
 	}
 	defer stop()
+	h.setSubscribed(true)
+	defer h.setSubscribed(false)
 	for {
 		select {
 		case <-ctx.Done():
@@ -68,6 +78,11 @@ func (h *Handler) relayOnce(ctx context.Context) bool {
 					h.log.Warn("broadcast subscription ended; subscribing again")
 				}
 				return true
+			}
+			select {
+			case queue <- b:
+			default:
+				h.log.Warn("broadcast dropped: the GET streams' fan-out is behind", "method", b.Method)
 			}
 			if b.Method != "notifications/resources/updated" {
 				continue

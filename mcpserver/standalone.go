@@ -1,0 +1,296 @@
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+)
+
+// A replica serves its sessions' GET streams from one subscription to the
+// Broadcaster: relayBroadcasts hands each broadcast to deliverBroadcast,
+// which appends it to the log of every GET stream it concerns, and each
+// stream's tail reads it from there. An idle GET stream thus costs its
+// HTTP request and a registry entry, not a subscription and a goroutine.
+
+// serveStandalone serves a session's GET stream: broadcasts relevant to the
+// session are appended to its log (by deliverBroadcast) and delivered from
+// there, so that they can be replayed. A newer GET for the same session
+// replaces this one.
+//
+// The frames of an idle stream's goroutine are kept small (the setup, the
+// writes and the logging are in functions of their own), so that the stack
+// it grew while handling the request shrinks back at the next GC.
+func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *Session, after int64, priming bool) {
+	s := h.openStandalone(w, r, sess)
+	if s == nil {
+		return
+	}
+	defer h.unregister(s)
+	h.tailStandalone(s, w, after, priming)
+}
+
+// openStandalone registers and opens the GET stream of sess, or answers 503
+// and returns nil.
+func (h *Handler) openStandalone(w http.ResponseWriter, r *http.Request, sess *Session) *liveStream {
+	if !h.awaitBroadcasts(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "broadcast unavailable")
+		return nil
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	s := &liveStream{id: sess.ID, subject: sess.Subject, ctx: ctx, cancel: cancel}
+	h.register(s)
+	if err := h.stores.Events.Open(ctx, s.id, standaloneStream); err != nil {
+		h.unregister(s)
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "event log unavailable")
+		return nil
+	}
+	return s
+}
+
+// tailStandalone writes the events of the GET stream s after seq as SSE,
+// and a keep-alive comment when it has been idle for KeepAlive, until the
+// client goes away, the stream is replaced or its session deleted, or the
+// server stops.
+func (h *Handler) tailStandalone(s *liveStream, w http.ResponseWriter, after int64, priming bool) {
+	rc := startSSE(w, after, priming)
+	lastWrite := time.Now()
+	for {
+		events, ended, err := h.stores.Events.Read(s.ctx, s.id, standaloneStream, after, h.opts.KeepAlive-time.Since(lastWrite))
+		if err != nil {
+			if s.ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
+				h.log.Warn("read event log", "session", shortHash(s.id), "error", err)
+			}
+			return
+		}
+		if len(events) == 0 && !ended && time.Since(lastWrite) < h.opts.KeepAlive {
+			continue
+		}
+		if len(events) == 0 && ended {
+			return
+		}
+		if len(events) > 0 {
+			after = events[len(events)-1].Seq
+		}
+		if writeEvents(rc, w, standaloneStream, events) != nil || ended {
+			return
+		}
+		lastWrite = time.Now()
+	}
+}
+
+// startSSE writes the headers of an SSE response and, if priming, the
+// priming event (SEP-1699), and flushes them. (Not inlined: its frame is not
+// to stay on the idle stream's stack.)
+//
+//go:noinline
+func startSSE(w http.ResponseWriter, after int64, priming bool) *http.ResponseController {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache, no-transform")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if priming {
+		io.WriteString(w, "id: "+formatEventID(standaloneStream, after)+"\ndata: \n\n")
+	}
+	rc.Flush()
+	return rc
+}
+
+// writeEvents writes events as SSE, or a keep-alive comment if there are
+// none, and flushes them. (Not inlined, like startSSE.)
+//
+//go:noinline
+func writeEvents(rc *http.ResponseController, w http.ResponseWriter, streamID string, events []Event) error {
+	var buf []byte
+	for _, e := range events {
+		buf = append(buf, "id: "...)
+		buf = append(buf, formatEventID(streamID, e.Seq)...)
+		buf = append(buf, "\nevent: message\ndata: "...)
+		buf = append(buf, e.Data...)
+		buf = append(buf, "\n\n"...)
+	}
+	if len(events) == 0 {
+		buf = append(buf, ": keep-alive\n\n"...)
+	}
+	if _, err := w.Write(buf); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+// A liveStream is a session's GET stream being served by this replica.
+type liveStream struct {
+	id      string // the session
+	subject string // its owner
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// register makes s the session's GET stream on this replica, ending the
+// one it replaces.
+func (h *Handler) register(s *liveStream) {
+	h.getMu.Lock()
+	defer h.getMu.Unlock()
+	if prev := h.getLive[s.id]; prev != nil {
+		prev.cancel()
+	}
+	h.getLive[s.id] = s
+}
+
+// unregister ends s and forgets it unless a newer stream replaced it.
+func (h *Handler) unregister(s *liveStream) {
+	s.cancel()
+	h.getMu.Lock()
+	defer h.getMu.Unlock()
+	if h.getLive[s.id] == s {
+		delete(h.getLive, s.id)
+	}
+}
+
+// broadcastWait bounds how long a GET waits for this replica's broadcast
+// subscription (made at start, and again after it ends) before it is
+// answered 503.
+const broadcastWait = 2 * time.Second
+
+// awaitBroadcasts reports whether this replica receives broadcasts, waiting
+// up to broadcastWait for its subscription. A stream registered once it
+// does receives every broadcast published after it registered.
+func (h *Handler) awaitBroadcasts(ctx context.Context) bool {
+	h.subMu.Lock()
+	ready := h.subReady
+	h.subMu.Unlock()
+	select {
+	case <-ready:
+		return true
+	default:
+	}
+	t := time.NewTimer(broadcastWait)
+	defer t.Stop()
+	select {
+	case <-ready:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// setSubscribed records whether relayBroadcasts holds a subscription.
+func (h *Handler) setSubscribed(on bool) {
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	select {
+	case <-h.subReady:
+		if !on {
+			h.subReady = make(chan struct{})
+		}
+	default:
+		if on {
+			close(h.subReady)
+		}
+	}
+}
+
+// fanOutQueue is how many broadcasts wait for deliverBroadcasts before
+// further ones are dropped (and logged) rather than stalling the relay.
+const fanOutQueue = 256
+
+// fanOutWorkers bounds the store calls one broadcast makes at once: one
+// append per concerned GET stream (and one session read per stream for a
+// resource update).
+const fanOutWorkers = 16
+
+// deliverBroadcasts delivers the broadcasts of queue one after another, so
+// that each stream logs them in the order they were received, until queue
+// is closed. Once ctx ends (the Handler is closing) the rest is dropped.
+func (h *Handler) deliverBroadcasts(ctx context.Context, queue <-chan Broadcast) {
+	for b := range queue {
+		if ctx.Err() == nil {
+			h.deliverBroadcast(b)
+		}
+	}
+}
+
+// deliverBroadcast appends b to the log of each GET stream of this replica
+// whose session it concerns.
+func (h *Handler) deliverBroadcast(b Broadcast) {
+	data := broadcastMessage(b)
+	if data == nil {
+		return
+	}
+	h.getMu.Lock()
+	targets := make([]*liveStream, 0, len(h.getLive))
+	for _, s := range h.getLive {
+		if b.Owner == "" || b.Owner == s.subject {
+			targets = append(targets, s)
+		}
+	}
+	h.getMu.Unlock()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(fanOutWorkers, len(targets)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(targets) {
+					return
+				}
+				if s := targets[i]; h.wants(s, b) {
+					h.appendBroadcast(s.ctx, s.id, data)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// broadcastMessage encodes the notification a broadcast becomes, or returns
+// nil for a method GET streams do not carry.
+func broadcastMessage(b Broadcast) []byte {
+	var note *jsonrpc.Request
+	switch b.Method {
+	case "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed":
+		note = &jsonrpc.Request{Method: b.Method, Params: json.RawMessage(`{}`)}
+	case "notifications/resources/updated":
+		params, _ := json.Marshal(map[string]string{"uri": b.URI})
+		note = &jsonrpc.Request{Method: b.Method, Params: params}
+	default:
+		return nil
+	}
+	data, err := jsonrpc.EncodeMessage(note)
+	if err != nil {
+		return nil
+	}
+	return data
+}
+
+// wants reports whether the session of s should get b, whose owner (if
+// any) matched already. A resource update reaches only the sessions that
+// subscribed to the URI.
+func (h *Handler) wants(s *liveStream, b Broadcast) bool {
+	if s.ctx.Err() != nil {
+		return false // ended or replaced meanwhile
+	}
+	if b.Method != "notifications/resources/updated" {
+		return true
+	}
+	cur, err := h.stores.Sessions.Get(s.ctx, s.id)
+	return err == nil && slices.Contains(cur.Subscriptions, b.URI)
+}
+
+func (h *Handler) appendBroadcast(ctx context.Context, sid string, data []byte) {
+	if _, err := h.stores.Events.Append(ctx, sid, standaloneStream, data); err != nil && ctx.Err() == nil {
+		h.log.Warn("append broadcast", "session", shortHash(sid), "error", err)
+	}
+}
