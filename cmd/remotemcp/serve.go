@@ -354,18 +354,27 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		start := time.Now()
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rw, r)
-		level := slog.LevelInfo
-		if rw.status >= 500 {
-			level = slog.LevelError
-		}
-		// Asked first: the attributes cost allocations even when the level
-		// drops the line (--log-level warn).
-		if log.Enabled(r.Context(), level) {
-			log.LogAttrs(r.Context(), level, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", rw.status), slog.Duration("duration", time.Since(start).Round(time.Microsecond)),
-				slog.String("remote", r.RemoteAddr))
-		}
+		logRequest(log, r, rw.status, start)
 	})
+}
+
+// logRequest writes the access-log line of r. It is a function of its own,
+// not inlined, so that the frame of its many arguments is not on the stack
+// of a long-lived request (an idle SSE stream) while the request runs.
+//
+//go:noinline
+func logRequest(log *slog.Logger, r *http.Request, status int, start time.Time) {
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	// Asked first: the attributes cost allocations even when the level
+	// drops the line (--log-level warn).
+	if log.Enabled(r.Context(), level) {
+		log.LogAttrs(r.Context(), level, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", status), slog.Duration("duration", time.Since(start).Round(time.Microsecond)),
+			slog.String("remote", r.RemoteAddr))
+	}
 }
 
 type statusWriter struct {
