@@ -100,8 +100,10 @@ type Handler struct {
 	listenMu     sync.Mutex
 	listenOwners map[*mcp.ServerSession]string // live subscriptions/listen streams → subject
 
-	getMu   sync.Mutex
-	getLive map[string]*liveStream // session → its GET stream on this replica
+	getMu    sync.Mutex
+	getLive  map[string]*liveStream // session → its GET stream on this replica
+	closing  bool                   // Close was called: no more GET streams
+	detached sync.WaitGroup         // detached GET streams (see detach)
 
 	subMu    sync.Mutex
 	subReady chan struct{} // closed while relayBroadcasts is subscribed
@@ -177,12 +179,14 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 func (h *Handler) Close() error {
 	h.stop()
 	h.getMu.Lock()
+	h.closing = true
 	for _, live := range h.getLive {
 		live.cancel()
 	}
 	h.getMu.Unlock()
 	<-h.done
 	h.tapClose()
+	h.detached.Wait()
 	return nil
 }
 

@@ -25,27 +25,33 @@ import (
 // there, so that they can be replayed. A newer GET for the same session
 // replaces this one.
 //
-// The frames of an idle stream's goroutine are kept small (the setup, the
-// writes and the logging are in functions of their own), so that the stack
-// it grew while handling the request shrinks back at the next GC.
+// An HTTP/1.1 stream is detached from net/http (see detach), so that an
+// idle one costs two small goroutines and no buffers. Otherwise (HTTP/2, a
+// ResponseWriter that cannot hijack) the request's goroutine serves it; its
+// frames are kept small (the setup, the writes and the logging are in
+// functions of their own), so that the stack it grew while handling the
+// request shrinks back at the next GC.
 func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *Session, after int64, priming bool) {
 	s := h.openStandalone(w, r, sess)
-	if s == nil {
+	if s == nil || h.detach(w, r, s, after, priming) {
 		return
 	}
+	stop := context.AfterFunc(r.Context(), s.cancel) // the client went away
+	defer stop()
 	defer h.unregister(s)
 	h.tailStandalone(s, w, after, priming)
 }
 
 // openStandalone registers and opens the GET stream of sess, or answers 503
-// and returns nil.
+// and returns nil. The stream's context is not the request's, which ends
+// when a detached stream's handler returns.
 func (h *Handler) openStandalone(w http.ResponseWriter, r *http.Request, sess *Session) *liveStream {
 	if !h.awaitBroadcasts(r.Context()) {
 		w.Header().Set("Retry-After", "1")
 		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "broadcast unavailable")
 		return nil
 	}
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(context.Background())
 	s := &liveStream{id: sess.ID, subject: sess.Subject, ctx: ctx, cancel: cancel}
 	h.register(s)
 	if err := h.stores.Events.Open(ctx, s.id, standaloneStream); err != nil {
@@ -112,7 +118,15 @@ func startSSE(w http.ResponseWriter, after int64, priming bool) *http.ResponseCo
 //
 //go:noinline
 func writeEvents(rc *http.ResponseController, w http.ResponseWriter, streamID string, events []Event) error {
-	var buf []byte
+	if _, err := w.Write(appendEvents(nil, streamID, events)); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+// appendEvents appends events as SSE to buf, or a keep-alive comment if
+// there are none.
+func appendEvents(buf []byte, streamID string, events []Event) []byte {
 	for _, e := range events {
 		buf = append(buf, "id: "...)
 		buf = append(buf, formatEventID(streamID, e.Seq)...)
@@ -123,10 +137,7 @@ func writeEvents(rc *http.ResponseController, w http.ResponseWriter, streamID st
 	if len(events) == 0 {
 		buf = append(buf, ": keep-alive\n\n"...)
 	}
-	if _, err := w.Write(buf); err != nil {
-		return err
-	}
-	return rc.Flush()
+	return buf
 }
 
 // A liveStream is a session's GET stream being served by this replica.
@@ -134,7 +145,9 @@ type liveStream struct {
 	id      string // the session
 	subject string // its owner
 	ctx     context.Context
-	cancel  context.CancelFunc
+	// cancel ends the stream. It is read and (by detach) replaced under
+	// Handler.getMu.
+	cancel context.CancelFunc
 }
 
 // register makes s the session's GET stream on this replica, ending the
@@ -142,6 +155,10 @@ type liveStream struct {
 func (h *Handler) register(s *liveStream) {
 	h.getMu.Lock()
 	defer h.getMu.Unlock()
+	if h.closing {
+		s.cancel()
+		return
+	}
 	if prev := h.getLive[s.id]; prev != nil {
 		prev.cancel()
 	}
@@ -150,9 +167,9 @@ func (h *Handler) register(s *liveStream) {
 
 // unregister ends s and forgets it unless a newer stream replaced it.
 func (h *Handler) unregister(s *liveStream) {
-	s.cancel()
 	h.getMu.Lock()
 	defer h.getMu.Unlock()
+	s.cancel()
 	if h.getLive[s.id] == s {
 		delete(h.getLive, s.id)
 	}

@@ -2,21 +2,27 @@ package mcpserver_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/remotemcp/remotemcp/mcpserver"
+	"github.com/remotemcp/remotemcp/mcpserver/memstore"
 )
 
 // TestGETStreamGoroutines checks what an idle GET stream costs in
-// goroutines: net/http's two (the connection's, and its background read
-// that notices the client leaving), and none of the Handler's own: the
-// replica fans broadcasts out to its streams from one subscription.
+// goroutines: two, one that reads its log and one that notices the client
+// leaving (the stream is detached from net/http, whose own two end), and no
+// subscription relay: the replica fans broadcasts out to its streams from
+// one subscription.
 //
 // The streams are opened over raw connections, so that the client holds no
 // goroutines in this process, and counted once each has delivered its
@@ -25,7 +31,7 @@ func TestGETStreamGoroutines(t *testing.T) {
 	const (
 		n       = 200
 		version = mcpserver.Version20251125
-		// perStream is net/http's: the connection and its background read.
+		// perStream: the stream's pump and its watch of the client.
 		perStream = 2
 		// slack absorbs goroutines that come and go by themselves (the
 		// runtime's, the test server's).
@@ -75,4 +81,108 @@ func settle() {
 		runtime.Gosched()
 	}
 	runtime.GC()
+}
+
+// TestGETStreamTransports checks a GET stream both ways it is served:
+// detached from net/http (HTTP/1.1) and by its handler (HTTP/2, which
+// cannot hijack). Either sends keep-alives while idle, delivers broadcasts,
+// and ends cleanly (no truncated body) when a newer GET replaces it or the
+// session is deleted.
+func TestGETStreamTransports(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		http2 bool
+	}{
+		{"HTTP/1.1, detached", false},
+		{"HTTP/2, served by the handler", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const version = mcpserver.Version20251125
+			stores := memstore.New(nil)
+			h := mcpserver.NewHandler(newServer(), stores, &mcpserver.Options{KeepAlive: 20 * time.Millisecond})
+			srv := httptest.NewUnstartedServer(h)
+			srv.EnableHTTP2 = tt.http2
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			t.Cleanup(func() { h.Close() })
+			client := srv.Client()
+			send := func(method, sid, body string) *http.Response {
+				t.Helper()
+				var rd io.Reader
+				if body != "" {
+					rd = strings.NewReader(body)
+				}
+				req, err := http.NewRequestWithContext(t.Context(), method, srv.URL, rd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json, text/event-stream")
+				req.Header.Set("MCP-Protocol-Version", version)
+				if sid != "" {
+					req.Header.Set("Mcp-Session-Id", sid)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", method, err)
+				}
+				t.Cleanup(func() { resp.Body.Close() })
+				if want := map[bool]int{false: 1, true: 2}[tt.http2]; resp.ProtoMajor != want {
+					t.Fatalf("%s went over %s, want HTTP/%d", method, resp.Proto, want)
+				}
+				return resp
+			}
+			init := send(http.MethodPost, "", initializeBody(version, "{}"))
+			readBody(t, init)
+			sid := init.Header.Get("Mcp-Session-Id")
+			if resp := send(http.MethodPost, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("notifications/initialized: status %d", resp.StatusCode)
+			}
+			open := func() *bufio.Reader {
+				t.Helper()
+				resp := send(http.MethodGet, sid, "")
+				if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+					t.Fatalf("GET: status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+				}
+				return bufio.NewReader(resp.Body)
+			}
+			// readUntil reads lines up to one that starts with prefix.
+			readUntil := func(br *bufio.Reader, prefix string) {
+				t.Helper()
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						t.Fatalf("reading up to %q: %v", prefix, err)
+					}
+					if strings.HasPrefix(line, prefix) {
+						return
+					}
+				}
+			}
+			// ends checks that the stream ends without an error (a
+			// complete body).
+			ends := func(br *bufio.Reader) {
+				t.Helper()
+				_, err := io.Copy(io.Discard, br)
+				if err != nil && !errors.Is(err, io.EOF) {
+					t.Errorf("the stream ended with %v, want a complete body", err)
+				}
+			}
+
+			first := open()
+			readUntil(first, "id: _-0") // priming
+			readUntil(first, ": keep-alive")
+			if err := stores.Broadcaster.Publish(t.Context(), mcpserver.Broadcast{Method: "notifications/tools/list_changed"}); err != nil {
+				t.Fatal(err)
+			}
+			readUntil(first, `data: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"`)
+			second := open()
+			ends(first)
+			readUntil(second, "id: _-1") // priming, after the broadcast
+			if resp := send(http.MethodDelete, sid, ""); resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("DELETE: status %d", resp.StatusCode)
+			}
+			ends(second)
+		})
+	}
 }

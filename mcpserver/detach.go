@@ -1,0 +1,133 @@
+package mcpserver
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// endGrace is how long a detached stream that ends may take to write its
+// last chunk to a client that does not read.
+const endGrace = time.Second
+
+// detach serves the GET stream s over its own connection, taken over from
+// net/http, and reports whether it did: only an HTTP/1.1 request whose
+// ResponseWriter can hijack is detached. net/http keeps a goroutine with
+// a grown stack, 10 KiB of buffers and the request for the life of a
+// response; a detached stream keeps the connection, a goroutine that reads
+// its log (pump) and one that notices the client leaving (watchClient).
+//
+// The response is what net/http would have written (chunked, the headers
+// set so far, Date), with "Connection: close": the connection ends with
+// the stream. Handler.Close ends detached streams and waits for them,
+// since http.Server.Shutdown no longer sees their connections.
+func (h *Handler) detach(w http.ResponseWriter, r *http.Request, s *liveStream, after int64, priming bool) bool {
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
+		return false
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache, no-transform")
+	hdr.Set("X-Accel-Buffering", "no")
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false // not supported: served by the handler
+	}
+	// Whatever the client sends after its GET (it should send nothing)
+	// is left unread, in net/http's buffer and on the connection.
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	hdr.Write(&head)
+	head.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\n")
+	head.WriteString("Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
+	if priming {
+		head.Write(appendChunk(nil, []byte("id: "+formatEventID(standaloneStream, after)+"\ndata: \n\n")))
+	}
+	if _, err := conn.Write(head.Bytes()); err != nil {
+		conn.Close()
+		h.unregister(s)
+		return true
+	}
+	cancel := s.cancel
+	end := func() {
+		cancel()
+		// Unblock a write to a client that does not read.
+		conn.SetWriteDeadline(time.Now().Add(endGrace))
+	}
+	h.getMu.Lock()
+	if h.closing {
+		h.getMu.Unlock()
+		cancel()
+		conn.Close()
+		return true
+	}
+	s.cancel = end
+	if h.getLive[s.id] != s { // replaced or deleted meanwhile
+		end()
+	}
+	h.detached.Add(1)
+	h.getMu.Unlock()
+	go h.pump(conn, s, after)
+	go watchClient(conn, end)
+	return true
+}
+
+// pump writes the events of the detached stream s after seq, and keep-alive
+// comments, until the stream ends; then it ends the response and closes
+// the connection.
+func (h *Handler) pump(conn net.Conn, s *liveStream, after int64) {
+	defer h.detached.Done()
+	defer conn.Close()
+	defer h.unregister(s)
+	lastWrite := time.Now()
+	for {
+		events, ended, err := h.stores.Events.Read(s.ctx, s.id, standaloneStream, after, h.opts.KeepAlive-time.Since(lastWrite))
+		if err != nil {
+			if s.ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
+				h.log.Warn("read event log", "session", shortHash(s.id), "error", err)
+			}
+			break
+		}
+		if len(events) == 0 && !ended && time.Since(lastWrite) < h.opts.KeepAlive {
+			continue
+		}
+		if len(events) == 0 && ended {
+			break
+		}
+		if len(events) > 0 {
+			after = events[len(events)-1].Seq
+		}
+		if _, err := conn.Write(appendChunk(nil, appendEvents(nil, standaloneStream, events))); err != nil {
+			return
+		}
+		if ended {
+			break
+		}
+		lastWrite = time.Now()
+	}
+	conn.SetWriteDeadline(time.Now().Add(endGrace))
+	conn.Write([]byte("0\r\n\r\n"))
+}
+
+// watchClient reads the connection of a detached stream until it fails:
+// the client went away, or pump closed it. Then it ends the stream.
+func watchClient(conn net.Conn, end func()) {
+	var b [1]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			end()
+			return
+		}
+	}
+}
+
+// appendChunk appends p to dst as one chunk of a chunked HTTP/1.1 body.
+func appendChunk(dst, p []byte) []byte {
+	dst = strconv.AppendInt(dst, int64(len(p)), 16)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, p...)
+	return append(dst, "\r\n"...)
+}
