@@ -2,7 +2,6 @@ package mcpserver
 
 import (
 	"bytes"
-	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -75,39 +74,16 @@ func (h *Handler) detach(w http.ResponseWriter, r *http.Request, s *liveStream, 
 	return true
 }
 
-// pump writes the events of the detached stream s after seq, and keep-alive
-// comments, until the stream ends; then it ends the response and closes
-// the connection.
+// pump serves the detached stream s: its events after seq and keep-alives,
+// one chunk per write, then the final chunk, and it closes the connection.
 func (h *Handler) pump(conn net.Conn, s *liveStream, after int64) {
 	defer h.detached.Done()
 	defer conn.Close()
 	defer h.unregister(s)
-	lastWrite := time.Now()
-	for {
-		events, ended, err := h.stores.Events.Read(s.ctx, s.id, standaloneStream, after, h.opts.KeepAlive-time.Since(lastWrite))
-		if err != nil {
-			if s.ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
-				h.log.Warn("read event log", "session", shortHash(s.id), "error", err)
-			}
-			break
-		}
-		if len(events) == 0 && !ended && time.Since(lastWrite) < h.opts.KeepAlive {
-			continue
-		}
-		if len(events) == 0 && ended {
-			break
-		}
-		if len(events) > 0 {
-			after = events[len(events)-1].Seq
-		}
-		if _, err := conn.Write(appendChunk(nil, appendEvents(nil, standaloneStream, events))); err != nil {
-			return
-		}
-		if ended {
-			break
-		}
-		lastWrite = time.Now()
-	}
+	h.stream(s, after, func(sse []byte) error {
+		_, err := conn.Write(appendChunk(nil, sse))
+		return err
+	})
 	conn.SetWriteDeadline(time.Now().Add(endGrace))
 	conn.Write([]byte("0\r\n\r\n"))
 }

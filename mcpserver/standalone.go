@@ -17,8 +17,8 @@ import (
 // A replica serves its sessions' GET streams from one subscription to the
 // Broadcaster: relayBroadcasts hands each broadcast to deliverBroadcast,
 // which appends it to the log of every GET stream it concerns, and each
-// stream's tail reads it from there. An idle GET stream thus costs its
-// HTTP request and a registry entry, not a subscription and a goroutine.
+// stream reads it from there. An idle GET stream thus costs a registry
+// entry and its connection (see detach), not a subscription of its own.
 
 // serveStandalone serves a session's GET stream: broadcasts relevant to the
 // session are appended to its log (by deliverBroadcast) and delivered from
@@ -28,9 +28,9 @@ import (
 // An HTTP/1.1 stream is detached from net/http (see detach), so that an
 // idle one costs two small goroutines and no buffers. Otherwise (HTTP/2, a
 // ResponseWriter that cannot hijack) the request's goroutine serves it; its
-// frames are kept small (the setup, the writes and the logging are in
-// functions of their own), so that the stack it grew while handling the
-// request shrinks back at the next GC.
+// frames are kept small (the setup and the logging are in functions of
+// their own), so that the stack it grew while handling the request shrinks
+// back at the next GC.
 func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *Session, after int64, priming bool) {
 	s := h.openStandalone(w, r, sess)
 	if s == nil || h.detach(w, r, s, after, priming) {
@@ -63,12 +63,22 @@ func (h *Handler) openStandalone(w http.ResponseWriter, r *http.Request, sess *S
 	return s
 }
 
-// tailStandalone writes the events of the GET stream s after seq as SSE,
-// and a keep-alive comment when it has been idle for KeepAlive, until the
-// client goes away, the stream is replaced or its session deleted, or the
-// server stops.
+// tailStandalone serves the GET stream s from the request's goroutine.
 func (h *Handler) tailStandalone(s *liveStream, w http.ResponseWriter, after int64, priming bool) {
 	rc := startSSE(w, after, priming)
+	h.stream(s, after, func(sse []byte) error {
+		if _, err := w.Write(sse); err != nil {
+			return err
+		}
+		return rc.Flush()
+	})
+}
+
+// stream writes the events of the GET stream s after seq as SSE through
+// write, and a keep-alive comment when it has been idle for KeepAlive,
+// until the stream ends (the client goes away, a newer GET replaces it, its
+// session is deleted, the server stops) or write fails.
+func (h *Handler) stream(s *liveStream, after int64, write func(sse []byte) error) {
 	lastWrite := time.Now()
 	for {
 		events, ended, err := h.stores.Events.Read(s.ctx, s.id, standaloneStream, after, h.opts.KeepAlive-time.Since(lastWrite))
@@ -87,7 +97,7 @@ func (h *Handler) tailStandalone(s *liveStream, w http.ResponseWriter, after int
 		if len(events) > 0 {
 			after = events[len(events)-1].Seq
 		}
-		if writeEvents(rc, w, standaloneStream, events) != nil || ended {
+		if write(appendEvents(nil, standaloneStream, events)) != nil || ended {
 			return
 		}
 		lastWrite = time.Now()
@@ -111,17 +121,6 @@ func startSSE(w http.ResponseWriter, after int64, priming bool) *http.ResponseCo
 	}
 	rc.Flush()
 	return rc
-}
-
-// writeEvents writes events as SSE, or a keep-alive comment if there are
-// none, and flushes them. (Not inlined, like startSSE.)
-//
-//go:noinline
-func writeEvents(rc *http.ResponseController, w http.ResponseWriter, streamID string, events []Event) error {
-	if _, err := w.Write(appendEvents(nil, streamID, events)); err != nil {
-		return err
-	}
-	return rc.Flush()
 }
 
 // appendEvents appends events as SSE to buf, or a keep-alive comment if

@@ -348,7 +348,9 @@ func (t *connTracker) closeIdleNew() {
 }
 
 // accessLog logs one line per request: never the query string, which could
-// carry a credential, nor any header.
+// carry a credential, nor any header. A legacy GET stream that mcpserver
+// detaches from net/http (HTTP/1.1) is logged when it is detached, with
+// status 200, not when it ends.
 func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
