@@ -57,9 +57,11 @@ func (h *Handler) detach(w http.ResponseWriter, r *http.Request, s *liveStream, 
 		conn.SetWriteDeadline(time.Now().Add(endGrace))
 	}
 	h.getMu.Lock()
-	if h.closing {
+	if h.closing { // since openStandalone: end the response at once
 		h.getMu.Unlock()
-		cancel()
+		h.unregister(s)
+		conn.SetWriteDeadline(time.Now().Add(endGrace))
+		conn.Write([]byte("0\r\n\r\n"))
 		conn.Close()
 		return true
 	}

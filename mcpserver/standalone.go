@@ -46,14 +46,19 @@ func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *
 // and returns nil. The stream's context is not the request's, which ends
 // when a detached stream's handler returns.
 func (h *Handler) openStandalone(w http.ResponseWriter, r *http.Request, sess *Session) *liveStream {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &liveStream{id: sess.ID, subject: sess.Subject, ctx: ctx, cancel: cancel}
+	if !h.register(s) {
+		w.Header().Set("Retry-After", "1")
+		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "server shutting down")
+		return nil
+	}
 	if !h.awaitBroadcasts(r.Context()) {
+		h.unregister(s)
 		w.Header().Set("Retry-After", "1")
 		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "broadcast unavailable")
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &liveStream{id: sess.ID, subject: sess.Subject, ctx: ctx, cancel: cancel}
-	h.register(s)
 	if err := h.stores.Events.Open(ctx, s.id, standaloneStream); err != nil {
 		h.unregister(s)
 		w.Header().Set("Retry-After", "1")
@@ -150,18 +155,19 @@ type liveStream struct {
 }
 
 // register makes s the session's GET stream on this replica, ending the
-// one it replaces.
-func (h *Handler) register(s *liveStream) {
+// one it replaces. It returns false, and ends s, if the Handler is closing.
+func (h *Handler) register(s *liveStream) bool {
 	h.getMu.Lock()
 	defer h.getMu.Unlock()
 	if h.closing {
 		s.cancel()
-		return
+		return false
 	}
 	if prev := h.getLive[s.id]; prev != nil {
 		prev.cancel()
 	}
 	h.getLive[s.id] = s
+	return true
 }
 
 // unregister ends s and forgets it unless a newer stream replaced it.

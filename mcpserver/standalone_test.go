@@ -186,3 +186,20 @@ func TestGETStreamTransports(t *testing.T) {
 		})
 	}
 }
+
+// TestGETAfterClose checks that a Handler that was closed opens no GET
+// stream: the GET gets 503 (nothing would end the stream, since Close has
+// ended those it knew).
+func TestGETAfterClose(t *testing.T) {
+	const version = mcpserver.Version20251125
+	h := mcpserver.NewHandler(newServer(), memstore.New(nil), nil)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	sid := initialize(t, srv.URL, "", version, "{}")
+	h.Close()
+	resp := do(t, srv.URL, request{method: http.MethodGet, version: version, session: sid})
+	body := readBody(t, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
+		t.Errorf("GET after Close: status %d %s, want 503 shutting down", resp.StatusCode, body)
+	}
+}
