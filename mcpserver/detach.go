@@ -60,8 +60,7 @@ func (h *Handler) detach(w http.ResponseWriter, r *http.Request, s *liveStream, 
 	if h.closing { // since openStandalone: end the response at once
 		h.getMu.Unlock()
 		h.unregister(s)
-		conn.SetWriteDeadline(time.Now().Add(endGrace))
-		conn.Write([]byte("0\r\n\r\n"))
+		endChunked(conn)
 		conn.Close()
 		return true
 	}
@@ -78,14 +77,21 @@ func (h *Handler) detach(w http.ResponseWriter, r *http.Request, s *liveStream, 
 
 // pump serves the detached stream s: its events after seq and keep-alives,
 // one chunk per write, then the final chunk, and it closes the connection.
+// (No defers: a panic ends the process anyway, and its frame stays small
+// for the idle stream's stack.)
 func (h *Handler) pump(conn net.Conn, s *liveStream, after int64) {
-	defer h.detached.Done()
-	defer conn.Close()
-	defer h.unregister(s)
 	h.stream(s, after, func(sse []byte) error {
 		_, err := conn.Write(appendChunk(nil, sse))
 		return err
 	})
+	h.unregister(s)
+	endChunked(conn)
+	conn.Close()
+	h.detached.Done()
+}
+
+// endChunked writes the final chunk, giving the client endGrace to take it.
+func endChunked(conn net.Conn) {
 	conn.SetWriteDeadline(time.Now().Add(endGrace))
 	conn.Write([]byte("0\r\n\r\n"))
 }

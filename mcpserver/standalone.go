@@ -89,7 +89,7 @@ func (h *Handler) stream(s *liveStream, after int64, write func(sse []byte) erro
 		events, ended, err := h.stores.Events.Read(s.ctx, s.id, standaloneStream, after, h.opts.KeepAlive-time.Since(lastWrite))
 		if err != nil {
 			if s.ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
-				h.log.Warn("read event log", "session", shortHash(s.id), "error", err)
+				h.warnRead(s.id, err)
 			}
 			return
 		}
@@ -107,6 +107,14 @@ func (h *Handler) stream(s *liveStream, after int64, write func(sse []byte) erro
 		}
 		lastWrite = time.Now()
 	}
+}
+
+// warnRead logs a failed read of a GET stream's log. (Not inlined: the
+// frame of its arguments is not to stay on an idle stream's stack.)
+//
+//go:noinline
+func (h *Handler) warnRead(sid string, err error) {
+	h.log.Warn("read event log", "session", shortHash(sid), "error", err)
 }
 
 // startSSE writes the headers of an SSE response and, if priming, the

@@ -157,32 +157,40 @@ func (l *Events) End(ctx context.Context, sessionID, streamID string) (err error
 // of the stream while it waits.
 func (l *Events) Read(ctx context.Context, sessionID, streamID string, after int64, wait time.Duration) (events []mcpserver.Event, ended bool, err error) {
 	defer wrapf(&err, "read events")
-	deadline := time.Now().Add(wait)
 	k, a := l.args(sessionID, streamID)
 	a = append(a, max(after, 0))
-	var changed <-chan struct{}
-	if wait > 0 {
-		// Watch before reading, so that a change after the read is not missed.
-		c, unwatch, err := l.hub.watch(ctx, k[0])
-		if err != nil {
-			return nil, false, err
-		}
-		defer unwatch()
-		changed = c
+	if wait <= 0 {
+		return l.read(ctx, k, a)
 	}
-	var timer *time.Timer
+	return l.readWait(ctx, k, a, wait)
+}
+
+// read runs readScript once.
+func (l *Events) read(ctx context.Context, k []string, a []any) ([]mcpserver.Event, bool, error) {
+	reply, err := readScript.Run(ctx, l.rdb, k, a...).Slice()
+	if err != nil {
+		return nil, false, err
+	}
+	return parseRead(reply)
+}
+
+// readWait reads until there are events, the stream ended, or wait is
+// over. It is apart from Read, and has no defer in its loop, so that the
+// frames of an idle SSE stream's wait stay small (see
+// mcpserver.Handler.serveStandalone).
+func (l *Events) readWait(ctx context.Context, k []string, a []any, wait time.Duration) ([]mcpserver.Event, bool, error) {
+	// Watch before reading, so that a change after the read is not missed.
+	changed, unwatch, err := l.hub.watch(ctx, k[0])
+	if err != nil {
+		return nil, false, err
+	}
+	defer unwatch()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
-		reply, err := readScript.Run(ctx, l.rdb, k, a...).Slice()
-		if err != nil {
-			return nil, false, err
-		}
-		events, ended, err := parseRead(reply)
-		if err != nil || len(events) > 0 || ended || wait <= 0 {
+		events, ended, err := l.read(ctx, k, a)
+		if err != nil || len(events) > 0 || ended {
 			return events, ended, err
-		}
-		if timer == nil {
-			timer = time.NewTimer(time.Until(deadline))
-			defer timer.Stop()
 		}
 		select {
 		case <-changed:
