@@ -27,5 +27,5 @@ echo "installing haproxy from Debian's packages" >&2
 timeout 300 apt-get update -qq >&2
 timeout 600 apt-get install -y -qq --no-install-recommends haproxy >&2
 path=$(command -v haproxy)
-"$path" -v | head -n 1 >&2
+"$path" -v 2>&1 | sed -n 1p >&2  # sed reads it all: no SIGPIPE under pipefail
 echo "$path"

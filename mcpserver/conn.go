@@ -142,15 +142,17 @@ func (c *conn) forwardCancel(k string, msgs <-chan []byte) {
 			if err != nil {
 				continue
 			}
+			// Forgotten before the go-sdk hears of it, so that the result
+			// of the cancelled handler (an error) is not written.
+			c.mu.Lock()
+			delete(c.pending, k)
+			last := len(c.pending) == 0
+			c.mu.Unlock()
 			select {
 			case c.incoming <- m:
 			case <-c.done:
 				return
 			}
-			c.mu.Lock()
-			delete(c.pending, k)
-			last := len(c.pending) == 0
-			c.mu.Unlock()
 			if last {
 				c.finish(context.Background())
 			}

@@ -111,6 +111,9 @@ func newServer() *mcp.Server {
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "block", Description: "Wait to be cancelled."},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in gateIn) (*mcp.CallToolResult, any, error) {
+			if ch := gate(in.Key + "/started"); ch != nil {
+				close(ch)
+			}
 			<-ctx.Done()
 			if ch := gate(in.Key); ch != nil {
 				close(ch)
@@ -1272,6 +1275,9 @@ func TestCancel(t *testing.T) {
 			const version = mcpserver.Version20251125
 			sid := initialize(t, urls["a"], "alice", version, "{}")
 			key, cancelled := newGate(t)
+			started := make(chan struct{})
+			gates.Store(key+"/started", started)
+			t.Cleanup(func() { gates.Delete(key + "/started") })
 			resp := do(t, urls["a"], request{token: "alice", version: version, session: sid,
 				body: callBody(9, "tools/call", `{"name":"block","arguments":{"key":"`+key+`"}}`)})
 			if resp.StatusCode != http.StatusOK {
@@ -1280,6 +1286,13 @@ func TestCancel(t *testing.T) {
 			r := newSSEReader(resp.Body)
 			if ev, err := r.next(); err != nil || ev.Data != "" {
 				t.Fatalf("first event = %+v, %v; want priming", ev, err)
+			}
+			// A running tool is what is cancelled here (one cancelled before
+			// the go-sdk read it never runs, which is right too).
+			select {
+			case <-started:
+			case <-time.After(timeout):
+				t.Fatalf("tool not started within %v", timeout)
 			}
 			c := do(t, urls[tt.cancel], request{token: "alice", version: version, session: sid,
 				body: `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":9,"reason":"test"}}`})

@@ -32,10 +32,7 @@ func gcFloor(ctx context.Context, headroom uint64) {
 	defer tick.Stop()
 	for {
 		metrics.Read(sample)
-		base := max(sample[0].Value.Uint64()+sample[1].Value.Uint64()+sample[2].Value.Uint64(), 1<<20)
-		// Capped so that the runtime's minimum heap goal (4 MiB at GOGC
-		// 100, before the first collection) stays within the headroom.
-		percent := int(max(100, min(headroom*100/base, headroom*100/(4<<20))))
+		percent := gcPercent(sample[0].Value.Uint64()+sample[1].Value.Uint64()+sample[2].Value.Uint64(), headroom)
 		// Only a real change: SetGCPercent recomputes the pacer.
 		if current < 0 || percent > current*11/10 || percent < current*9/10 {
 			debug.SetGCPercent(percent)
@@ -47,4 +44,14 @@ func gcFloor(ctx context.Context, headroom uint64) {
 		case <-tick.C:
 		}
 	}
+}
+
+// gcPercent is the GOGC that lets a heap whose GC roots (live heap, stacks,
+// globals) are base bytes grow by about headroom before a collection, and
+// never less than the default 100.
+func gcPercent(base, headroom uint64) int {
+	base = max(base, 1<<20)
+	// Capped so that the runtime's minimum heap goal (4 MiB at GOGC 100,
+	// before the first collection) stays within the headroom.
+	return int(max(100, min(headroom*100/base, headroom*100/(4<<20))))
 }

@@ -8,20 +8,40 @@ import (
 	"time"
 )
 
-// TestGCFloor: with a small live heap, gcFloor raises GOGC so that the
-// heap may grow by about the headroom before a collection, never so far
-// that the runtime's 4 MiB minimum heap goal would exceed the headroom;
-// with no headroom to give, it leaves the default 100.
+// TestGCPercent: the heap may grow by about the headroom past its roots,
+// never so far that the runtime's 4 MiB minimum heap goal would exceed the
+// headroom, and never below the default 100.
+func TestGCPercent(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		base, headroom uint64
+		want           int
+	}{
+		{"small heap: the cap", 2 << 20, 32 << 20, 800},
+		{"tiny heap: counted as 1 MiB, capped", 100 << 10, 32 << 20, 800},
+		{"8 MiB heap", 8 << 20, 32 << 20, 400},
+		{"heap as large as the headroom", 32 << 20, 32 << 20, 100},
+		{"larger heap: the default", 1 << 30, 32 << 20, 100},
+		{"no headroom", 2 << 20, 0, 100},
+	} {
+		if got := gcPercent(tt.base, tt.headroom); got != tt.want {
+			t.Errorf("%s: gcPercent(%d, %d) = %d, want %d", tt.name, tt.base, tt.headroom, got, tt.want)
+		}
+	}
+}
+
+// TestGCFloor: the loop applies gcPercent of the process's own heap: with
+// a headroom far above any test binary's heap, GOGC rises above the
+// default, and it goes back to 100 with none.
 func TestGCFloor(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	for _, tt := range []struct {
 		name     string
 		headroom uint64
-		min, max int64
+		above100 bool
 	}{
-		{"small heap", 64 << 20, 101, 1600},
-		{"cap", 1 << 40, 1<<40*100/(4<<20) - 1, 1<<40*100/(4<<20) + 1},
-		{"no headroom", 0, 100, 100},
+		{"headroom", 1 << 40, true},
+		{"no headroom", 0, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			debug.SetGCPercent(100)
@@ -33,12 +53,18 @@ func TestGCFloor(t *testing.T) {
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				metrics.Read(s)
-				got := int64(s[0].Value.Uint64())
-				if got >= tt.min && got <= tt.max && (tt.min != 100 || time.Now().After(deadline.Add(-4*time.Second))) {
+				got := s[0].Value.Uint64()
+				if tt.above100 && got > 100 {
+					return
+				}
+				if !tt.above100 && time.Now().After(deadline.Add(-4*time.Second)) {
+					if got != 100 {
+						t.Fatalf("GOGC = %d with no headroom, want 100", got)
+					}
 					return
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("GOGC = %d, want %d to %d", got, tt.min, tt.max)
+					t.Fatalf("GOGC = %d, want above 100", got)
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
