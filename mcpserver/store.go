@@ -90,10 +90,15 @@ type StreamLeaser interface {
 // response to a server-to-client request (elicitation), or a cancellation of
 // an in-flight request.
 type Inbox interface {
-	// Deliver hands msg to the listener of (sessionID, key); it returns
-	// ErrNotFound if nobody listens.
+	// Deliver hands msg to the listener of (sessionID, key), if any: at
+	// most once, and only if it listened before Deliver was called. It
+	// returns ErrNotFound if it knows that nobody listens; a store that
+	// routes through a channel every replica receives may not know, and
+	// returns nil.
 	Deliver(ctx context.Context, sessionID, key string, msg []byte) error
 	// Listen receives messages for (sessionID, key) until stop is called.
+	// A message delivered shortly before Listen may be received too: keys
+	// are not reused (JSON-RPC IDs are unique within a session).
 	Listen(ctx context.Context, sessionID, key string) (msgs <-chan []byte, stop func(), err error)
 }
 

@@ -20,7 +20,8 @@
 //	<p>{s:<id>}:streams              ZSET     EventTTL     the session's streams (score: last use, ms), for DeleteSession
 //	<p>{s:<id>}:lease:<stream>       HASH     EventTTL     a request stream's writer lease (mcpserver.StreamLeaser): fields
 //	                                                       owner, until (server clock, ms) and ids (JSON array)
-//	<p>inbox:{s:<id>}:<key>          channel  -            Inbox messages for one waiting request (key "resp:<id>", "req:<id>")
+//	<p>inbox:{s:<id>}:<key>          channel  -            Inbox messages for one waiting request (key "resp:<id>", "req:<id>");
+//	                                                       every replica receives them all (PSUBSCRIBE <p>inbox:*)
 //	<p>broadcast                     channel  -            every Broadcast, as JSON
 //	<p>wake                          channel  -            the key of every event stream that changed, so that waiting
 //	                                                       reads on every replica look again
@@ -36,9 +37,9 @@
 // GETEX, then a compare-and-set script; more under contention);
 // Events.DeleteSession two; Events.Lease and LeaseHolder one each;
 // Inbox.Deliver and Broadcaster.Publish one
-// PUBLISH. Inbox.Listen and Broadcaster.Subscribe take one round trip on
-// the shared pub/sub connection, and so does stopping the last listener of
-// a key. Scripts run with EVALSHA; the first run on a server adds one round
+// PUBLISH. Broadcaster.Subscribe takes one round trip on the shared pub/sub
+// connection, and so does stopping the last subscriber. Inbox.Listen and
+// its stop take none, but for the first Listen of a replica (PSUBSCRIBE). Scripts run with EVALSHA; the first run on a server adds one round
 // trip (NOSCRIPT, then EVAL).
 //
 // # Waiting without blocking Redis

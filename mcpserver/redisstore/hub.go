@@ -31,14 +31,23 @@ import (
 // while a caller whose context ends can leave: an abandoned subscription
 // undoes itself when its confirmation arrives.
 //
-// go-redis reconnects the connection and resubscribes its channels by
-// itself; what is published meanwhile is lost (pub/sub is at most once),
-// which is why every waiting event read looks again when the wake channel
-// is resubscribed.
+// Two subscriptions are kept for good once made: the wake channel, and the
+// inbox pattern (PSUBSCRIBE <p>inbox:*), which receives the message of
+// every Inbox key of every session; the hub hands each to the listener of
+// its channel on this replica, if any. An Inbox listener thus costs no
+// round trip (but the first on the replica), at the price of every replica
+// receiving every inbox message: they are rare (a client's answer to a
+// server-to-client request, a cancellation).
+//
+// go-redis reconnects the connection and resubscribes its channels and
+// patterns by itself; what is published meanwhile is lost (pub/sub is at
+// most once), which is why every waiting event read looks again when the
+// wake channel is resubscribed.
 type hub struct {
-	rdb  redis.UniversalClient
-	log  *slog.Logger
-	wake string // the channel announcing event stream changes
+	rdb   redis.UniversalClient
+	log   *slog.Logger
+	wake  string // the channel announcing event stream changes
+	inbox string // the pattern of every inbox channel
 
 	ctx    context.Context // ends with close
 	cancel context.CancelFunc
@@ -51,12 +60,14 @@ type hub struct {
 	pings       map[string]*pending
 	nextPing    uint64
 	watchers    map[string]map[chan struct{}]struct{} // event reads waiting, by stream key
-	wakeJoining chan struct{}                         // closed when the pending wake subscription settles
+	listeners   map[string]*sub                       // inbox listeners, by channel
+	joining     map[string]chan struct{}              // closed when the pending permanent subscription settles
 }
 
-// A hubChan is the state of one channel.
+// A hubChan is the state of one channel, or pattern.
 type hubChan struct {
-	name string
+	name    string
+	pattern bool // PSUBSCRIBE name
 	op   sync.Mutex // held from a SUBSCRIBE or UNSUBSCRIBE to its confirmation
 
 	// Guarded by hub.mu.
@@ -85,7 +96,7 @@ const (
 
 // A pending operation waits for Redis to confirm it.
 type pending struct {
-	kind     string // the confirmation: "subscribe", "unsubscribe" or "pong"
+	kind     string // the confirmation: "subscribe", "psubscribe", "unsubscribe" or "pong"
 	activate func() // run with hub.mu held when the confirmation arrives
 	done     chan error
 }
@@ -94,11 +105,12 @@ func newPending(kind string, activate func()) *pending {
 	return &pending{kind: kind, activate: activate, done: make(chan error, 1)}
 }
 
-func newHub(rdb redis.UniversalClient, log *slog.Logger, wake string) *hub {
+func newHub(rdb redis.UniversalClient, log *slog.Logger, wake, inbox string) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &hub{
-		rdb: rdb, log: log, wake: wake, ctx: ctx, cancel: cancel,
+		rdb: rdb, log: log, wake: wake, inbox: inbox, ctx: ctx, cancel: cancel,
 		chans: map[string]*hubChan{}, pings: map[string]*pending{}, watchers: map[string]map[chan struct{}]struct{}{},
+		listeners: map[string]*sub{}, joining: map[string]chan struct{}{},
 	}
 }
 
@@ -149,19 +161,23 @@ func (h *hub) read(ps *redis.PubSub, done chan struct{}) {
 		case *redis.Pong:
 			h.confirmed("pong", m.Payload)
 		case *redis.Message:
-			h.dispatch(m.Channel, m.Payload)
+			if m.Pattern != "" {
+				h.dispatchInbox(m.Pattern, m.Channel, m.Payload)
+			} else {
+				h.dispatch(m.Channel, m.Payload)
+			}
 		}
 	}
 }
 
-// lost settles what a broken connection will never confirm. A SUBSCRIBE
+// lost settles what a broken connection will never confirm. A (P)SUBSCRIBE
 // still pending is confirmed by go-redis' resubscription; an UNSUBSCRIBE is
 // done, since the new connection does not have the channel; a PING is lost.
 func (h *hub) lost(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, c := range h.chans {
-		if p := c.pending; p != nil && p.kind == "unsubscribe" {
+		if p := c.pending; p != nil && (p.kind == "unsubscribe" || p.kind == "punsubscribe") {
 			c.pending = nil
 			p.done <- nil
 		}
@@ -220,6 +236,19 @@ func (h *hub) dispatch(name, payload string) {
 	}
 }
 
+// dispatchInbox hands a message received through the inbox pattern to the
+// listener of its channel on this replica, if any.
+func (h *hub) dispatchInbox(pattern, name, payload string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if pattern != h.inbox {
+		return
+	}
+	if s := h.listeners[name]; s != nil {
+		s.deliver(payload)
+	}
+}
+
 func notify(w chan struct{}) {
 	select {
 	case w <- struct{}{}:
@@ -236,6 +265,11 @@ var errBusy = errors.New("channel already has a listener")
 // ctx's, if it ends first. exclusive fails if the channel has a subscriber
 // here already.
 func (h *hub) subscribe(ctx context.Context, name string, s *sub, exclusive bool) error {
+	return h.subscribeAny(ctx, name, false, s, exclusive)
+}
+
+// subscribeAny is subscribe for a channel or, if pattern, a pattern.
+func (h *hub) subscribeAny(ctx context.Context, name string, pattern bool, s *sub, exclusive bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -246,7 +280,7 @@ func (h *hub) subscribe(ctx context.Context, name string, s *sub, exclusive bool
 	}
 	c := h.chans[name]
 	if c == nil {
-		c = &hubChan{name: name, subs: map[*sub]struct{}{}}
+		c = &hubChan{name: name, pattern: pattern, subs: map[*sub]struct{}{}}
 		h.chans[name] = c
 	}
 	if exclusive && c.users > 0 {
@@ -333,6 +367,10 @@ func (h *hub) barrier(c *hubChan, add func()) error {
 			delete(h.pings, tok)
 			h.mu.Unlock()
 		}()
+	} else if c.pattern {
+		p = newPending("psubscribe", func() { c.live = true; add() })
+		c.pending = p
+		send = func(ctx context.Context) error { return ps.PSubscribe(ctx, c.name) }
 	} else {
 		p = newPending("subscribe", func() { c.live = true; add() })
 		c.pending = p
@@ -411,13 +449,16 @@ func (h *hub) unsubscribe(s *sub) {
 // confirmation. The caller holds c.op and h.mu, which is released.
 func (h *hub) unsubscribeLocked(c *hubChan) {
 	c.live = false
-	p := newPending("unsubscribe", nil)
+	kind, send := "unsubscribe", h.ps.Unsubscribe
+	if c.pattern {
+		kind, send = "punsubscribe", h.ps.PUnsubscribe
+	}
+	p := newPending(kind, nil)
 	c.pending = p
-	ps := h.ps
 	h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(h.ctx, confirmTimeout)
 	defer cancel()
-	if err := ps.Unsubscribe(ctx, c.name); err == nil {
+	if err := send(ctx, c.name); err == nil {
 		select {
 		case <-p.done:
 		case <-ctx.Done():
@@ -441,7 +482,7 @@ func (h *hub) releaseLocked(c *hubChan) {
 // watch returns a channel that receives a value whenever the event stream
 // key may have changed, on any replica, until unwatch is called.
 func (h *hub) watch(ctx context.Context, key string) (changed <-chan struct{}, unwatch func(), err error) {
-	if err := h.subscribeWake(ctx); err != nil {
+	if err := h.keep(ctx, h.wake, false); err != nil {
 		return nil, nil, err
 	}
 	w := make(chan struct{}, 1)
@@ -463,13 +504,45 @@ func (h *hub) watch(ctx context.Context, key string) (changed <-chan struct{}, u
 	}, nil
 }
 
-// subscribeWake makes sure that the connection has the wake channel. The
-// first caller subscribes it, for good: go-redis resubscribes it after a
-// reconnect. Concurrent callers wait for that, each until its ctx ends.
-func (h *hub) subscribeWake(ctx context.Context) error {
+// listen makes s the listener of the inbox channel name on this replica,
+// once the connection has the inbox pattern: from then on it receives what
+// is published on name. It fails if the channel has a listener here.
+func (h *hub) listen(ctx context.Context, name string, s *sub) error {
+	if err := h.keep(ctx, h.inbox, true); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return errClosed
+	}
+	if h.listeners[name] != nil {
+		return errBusy
+	}
+	h.listeners[name] = s
+	s.state = subActive
+	return nil
+}
+
+// unlisten removes the listener s of the inbox channel name.
+func (h *hub) unlisten(name string, s *sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.listeners[name] != s || s.state != subActive {
+		return
+	}
+	delete(h.listeners, name)
+	s.state = subEnded
+	s.end()
+}
+
+// keep makes sure that the connection has the channel (or pattern) name.
+// The first caller subscribes it, for good: go-redis resubscribes it after
+// a reconnect. Concurrent callers wait for that, each until its ctx ends.
+func (h *hub) keep(ctx context.Context, name string, pattern bool) error {
 	for {
 		h.mu.Lock()
-		if c := h.chans[h.wake]; c != nil && c.live {
+		if c := h.chans[name]; c != nil && c.live {
 			h.mu.Unlock()
 			return nil
 		}
@@ -477,19 +550,19 @@ func (h *hub) subscribeWake(ctx context.Context) error {
 			h.mu.Unlock()
 			return errClosed
 		}
-		joining := h.wakeJoining
+		joining := h.joining[name]
 		if joining == nil {
 			joining = make(chan struct{})
-			h.wakeJoining = joining
+			h.joining[name] = joining
 			go func() {
 				// Bounded by confirmTimeout, not by any caller's context.
-				err := h.subscribe(context.Background(), h.wake, &sub{deliver: func(string) {}, end: func() {}}, false)
+				err := h.subscribeAny(context.Background(), name, pattern, &sub{deliver: func(string) {}, end: func() {}}, false)
 				h.mu.Lock()
-				h.wakeJoining = nil
+				delete(h.joining, name)
 				h.mu.Unlock()
 				close(joining)
 				if err != nil {
-					h.log.Warn("redisstore: subscribe to the wake channel", "error", err)
+					h.log.Warn("redisstore: subscribe for good", "channel", name, "error", err)
 				}
 			}()
 		}
@@ -497,11 +570,11 @@ func (h *hub) subscribeWake(ctx context.Context) error {
 		select {
 		case <-joining:
 			h.mu.Lock()
-			c := h.chans[h.wake]
+			c := h.chans[name]
 			ok := c != nil && c.live
 			h.mu.Unlock()
 			if !ok {
-				return errors.New("cannot subscribe to the wake channel")
+				return errors.New("cannot subscribe to " + name)
 			}
 			return nil
 		case <-ctx.Done():
@@ -543,6 +616,11 @@ func (h *hub) close() error {
 	for tok, p := range h.pings {
 		delete(h.pings, tok)
 		p.done <- errClosed
+	}
+	for name, s := range h.listeners {
+		delete(h.listeners, name)
+		s.state = subEnded
+		s.end()
 	}
 	for _, ws := range h.watchers {
 		for w := range ws {

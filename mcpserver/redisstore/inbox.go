@@ -9,8 +9,11 @@ import (
 	"github.com/remotemcp/remotemcp/mcpserver"
 )
 
-// Inbox is a Redis mcpserver.Inbox: one pub/sub channel per (session, key),
-// so that a message reaches the listener on whichever replica it waits.
+// Inbox is a Redis mcpserver.Inbox: one pub/sub channel per (session, key).
+// Every replica receives every inbox channel through one pattern
+// subscription (see hub) and hands a message to its listener there, if it
+// has one, so that a message reaches the listener on whichever replica it
+// waits, and listening costs no round trip.
 type Inbox struct {
 	rdb  redis.UniversalClient
 	keys keys
@@ -24,10 +27,10 @@ var _ mcpserver.Inbox = (*Inbox)(nil)
 // further ones are dropped; a listener expects one.
 const inboxBuffer = 8
 
-// Deliver implements mcpserver.Inbox with one PUBLISH, whose receiver count
-// tells whether anybody listens. On Redis Cluster that count covers only
-// the node that took the PUBLISH, so Deliver may report ErrNotFound for a
-// message that did reach a listener connected to another node.
+// Deliver implements mcpserver.Inbox with one PUBLISH. Every replica that
+// ever listened receives it, so its receiver count tells only whether no
+// replica listens at all (ErrNotFound): a message for a key nobody listens
+// to is otherwise dropped by the replicas, and Deliver returns nil.
 func (b *Inbox) Deliver(ctx context.Context, sessionID, key string, msg []byte) (err error) {
 	defer wrapf(&err, "deliver")
 	n, err := b.rdb.Publish(ctx, b.keys.inbox(sessionID, key), msg).Result()
@@ -40,9 +43,9 @@ func (b *Inbox) Deliver(ctx context.Context, sessionID, key string, msg []byte) 
 	return nil
 }
 
-// Listen implements mcpserver.Inbox. It returns once Redis has confirmed
-// the subscription, so that a Deliver after it, from any replica, is
-// received; stop returns once Redis has confirmed the unsubscription and
+// Listen implements mcpserver.Inbox. It returns once this replica receives
+// the inbox pattern (a round trip for the first Listen of the replica, none
+// after), so that a Deliver after it, from any replica, is received; stop
 // closes msgs. A second Listen on the same key fails on the same replica
 // only: two replicas listening on one key both receive its messages.
 func (b *Inbox) Listen(ctx context.Context, sessionID, key string) (msgs <-chan []byte, stop func(), err error) {
@@ -58,9 +61,10 @@ func (b *Inbox) Listen(ctx context.Context, sessionID, key string) (msgs <-chan 
 		},
 		end: func() { close(ch) },
 	}
-	if err := b.hub.subscribe(ctx, b.keys.inbox(sessionID, key), s, true); err != nil {
+	name := b.keys.inbox(sessionID, key)
+	if err := b.hub.listen(ctx, name, s); err != nil {
 		return nil, nil, err
 	}
 	var once sync.Once
-	return ch, func() { once.Do(func() { b.hub.unsubscribe(s) }) }, nil
+	return ch, func() { once.Do(func() { b.hub.unlisten(name, s) }) }, nil
 }

@@ -82,7 +82,7 @@ func New(rdb redis.UniversalClient, opts *Options) (stores mcpserver.Stores, sto
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	k := keys{prefix: o.KeyPrefix}
-	h := newHub(rdb, o.Logger, k.wake())
+	h := newHub(rdb, o.Logger, k.wake(), k.inboxPattern())
 	return mcpserver.Stores{
 		Sessions:    &Sessions{rdb: rdb, keys: k, ttl: o.SessionTTL},
 		Events:      &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, max: o.MaxEventsPerStream},
@@ -117,6 +117,17 @@ func (k keys) lease(id, stream string) string { return k.tag(id) + ":lease:" + s
 
 // inbox is the channel of one Inbox key of a session.
 func (k keys) inbox(id, key string) string { return k.prefix + "inbox:" + hashTag(id) + ":" + key }
+
+// inboxPattern matches every inbox channel (the prefix's glob characters
+// escaped).
+func (k keys) inboxPattern() string {
+	return globEscape(k.prefix) + "inbox:*"
+}
+
+// globEscape escapes the characters special in a Redis glob pattern.
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`).Replace(s)
+}
 
 // broadcast is the channel of every Broadcast.
 func (k keys) broadcast() string { return k.prefix + "broadcast" }

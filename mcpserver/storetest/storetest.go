@@ -815,11 +815,33 @@ func testInbox(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 		return msgs, stop
 	}
 
+	// nobody checks that msgs receives nothing for a while.
+	nothing := func(t *testing.T, msgs <-chan []byte) {
+		t.Helper()
+		select {
+		case m, ok := <-msgs:
+			if ok {
+				t.Errorf("received %s, want nothing", m)
+			}
+		case <-time.After(quiet):
+		}
+	}
+	// unheard checks Deliver's answer for a key nobody listens to.
+	unheard := func(t *testing.T, err error) {
+		t.Helper()
+		if err != nil && !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Deliver with no listener error = %v, want nil or ErrNotFound", err)
+		}
+	}
+
 	t.Run("DeliverWithoutListener", func(t *testing.T) {
 		ctx, in := ctxFor(t), newStores(t).Inbox
-		if err := in.Deliver(ctx, newID(), "resp:1", []byte(`{}`)); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("Deliver with no listener error = %v, want ErrNotFound", err)
-		}
+		unheard(t, in.Deliver(ctx, newID(), "resp:1", []byte(`{}`)))
+		// Also once the store has had listeners.
+		sid := newID()
+		_, stop := listen(t, ctx, in, sid, "resp:1")
+		stop()
+		unheard(t, in.Deliver(ctx, sid, "resp:2", []byte(`{}`)))
 	})
 
 	t.Run("ListenDeliver", func(t *testing.T) {
@@ -844,7 +866,7 @@ func testInbox(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 	t.Run("KeysAreScoped", func(t *testing.T) {
 		ctx, in := ctxFor(t), newStores(t).Inbox
 		sid := newID()
-		listen(t, ctx, in, sid, "req:1")
+		msgs, _ := listen(t, ctx, in, sid, "req:1")
 		for _, tt := range []struct {
 			name     string
 			sid, key string
@@ -854,22 +876,31 @@ func testInbox(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 			{"string and number IDs differ", sid, `req:"1"`},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				if err := in.Deliver(ctx, tt.sid, tt.key, []byte(`{}`)); !errors.Is(err, mcpserver.ErrNotFound) {
-					t.Errorf("Deliver(%s) error = %v, want ErrNotFound", tt.key, err)
-				}
+				unheard(t, in.Deliver(ctx, tt.sid, tt.key, []byte(`"`+tt.name+`"`)))
 			})
 		}
+		// Deliveries reach a listener in order: if any of the above had
+		// reached it, it would come first.
+		if err := in.Deliver(ctx, sid, "req:1", []byte(`"mine"`)); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+		if got := receive(t, msgs); got != `"mine"` {
+			t.Errorf("received %s, want only \"mine\"", got)
+		}
+		nothing(t, msgs)
 	})
 
 	t.Run("Stop", func(t *testing.T) {
 		ctx, in := ctxFor(t), newStores(t).Inbox
 		sid := newID()
-		_, stop := listen(t, ctx, in, sid, "req:1")
+		stopped, stop := listen(t, ctx, in, sid, "req:2")
 		stop()
-		if err := in.Deliver(ctx, sid, "req:1", []byte(`{}`)); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("Deliver after stop error = %v, want ErrNotFound", err)
-		}
+		unheard(t, in.Deliver(ctx, sid, "req:2", []byte(`{}`)))
+		nothing(t, stopped)
 		stop() // idempotent
+		// The key is free again.
+		_, stop = listen(t, ctx, in, sid, "req:1")
+		stop()
 		msgs, _ := listen(t, ctx, in, sid, "req:1")
 		if err := in.Deliver(ctx, sid, "req:1", []byte(`"again"`)); err != nil {
 			t.Fatalf("Deliver to a new listener: %v", err)
