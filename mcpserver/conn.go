@@ -17,20 +17,40 @@ import (
 )
 
 // A conn is the mcp.Connection of one legacy POST: the go-sdk ServerSession
-// rebuilt for that request reads the POST's calls from it, and everything it
-// writes goes to the stream's event log, from which the HTTP response (or a
-// resumed GET on any replica) reads. Client responses to server-to-client
-// requests and cancellations arrive through the Inbox, so they may be POSTed
-// to any replica.
+// rebuilt for that request reads the POST's calls from it. What it writes
+// goes to the POST's HTTP response from memory, and to the stream's event
+// log, from which a client that resumes the stream (Last-Event-ID) is
+// served, on any replica. Client responses to server-to-client requests and
+// cancellations arrive through the Inbox, so they may be POSTed to any
+// replica.
+//
+// The log is written as seldom as it can be. While the request is young
+// (Options.StreamDelay), what it writes is held in memory and nothing is
+// sent: a request that is over by then is logged with one write (the
+// session check, every message and the end of the stream) before its
+// response is sent. Otherwise (also as soon as it sends a server-to-client
+// request or asks to close the SSE connection) the stream is opened: one
+// write checks the session, takes the stream's lease and logs what was
+// held; from then on, each message is logged before it is sent, the last
+// one with the end of the stream. Every event a client sees is in the log,
+// so that it can resume after any of them.
 type conn struct {
 	h         *Handler
 	sessionID string
 	streamID  string
 	extra     mcp.RequestExtra
+	unlogged  bool // initialize: answered as JSON, never logged
+	owner     string
+	ids       []json.RawMessage // the JSON-RPC IDs of the calls, for the lease
 
 	incoming  chan jsonrpc.Message
 	done      chan struct{}
 	closeHTTP chan time.Duration
+	ready     chan struct{} // closed when the stream is open or the request over
+
+	// wmu serializes writes to the log (and the changes of state), so that
+	// the log and the HTTP response see the messages in one order.
+	wmu sync.Mutex
 
 	mu       sync.Mutex
 	pending  map[string]*jsonrpc.Request // incoming calls awaiting a response, by idKey
@@ -38,56 +58,53 @@ type conn struct {
 	nextOut  int
 	stops    []func()
 	isDone   bool
+	state    streamState
+	held     [][]byte      // messages not yet logged (streamHeld)
+	sent     []Event       // logged messages the HTTP response has not taken yet
+	detached bool          // the HTTP response is gone: sent is not kept
+	err      error         // the write that opened or ended the stream failed
+	lost     bool          // a later write failed: the HTTP response reads the log instead
+	changed  chan struct{} // closed and replaced when sent, state or lost change
 }
+
+// A streamState is where a request's stream is in its life.
+type streamState int
+
+const (
+	streamHeld  streamState = iota // nothing logged nor sent yet
+	streamOpen                     // logged and leased; each message is logged, then sent
+	streamEnded                    // ended in the log (or given up): later messages are dropped
+)
 
 var (
 	_ mcp.Transport  = (*conn)(nil)
 	_ mcp.Connection = (*conn)(nil)
 )
 
+// newConn returns the connection of a request with calls. It listens for
+// their cancellations, which costs no store round trip with the Inbox
+// implementations of this module.
 func newConn(h *Handler, sessionID, streamID string, calls []*jsonrpc.Request, extra mcp.RequestExtra) (_ *conn, err error) {
 	c := &conn{
 		h:         h,
 		sessionID: sessionID,
 		streamID:  streamID,
 		extra:     extra,
+		unlogged:  len(calls) == 1 && calls[0].Method == "initialize",
+		owner:     rand.Text(),
 		incoming:  make(chan jsonrpc.Message, len(calls)+8),
 		done:      make(chan struct{}),
 		closeHTTP: make(chan time.Duration, 1),
+		ready:     make(chan struct{}),
 		pending:   map[string]*jsonrpc.Request{},
 		outgoing:  map[string]jsonrpc.ID{},
+		changed:   make(chan struct{}),
 	}
 	ctx := context.Background()
-	// Lease the stream (a request stream of a StreamLeaser), concurrently
-	// with opening it, but before its ID can reach the client.
-	var leased chan struct{}
-	leaser, _ := h.stores.Events.(StreamLeaser)
-	if isInit := len(calls) == 1 && calls[0].Method == "initialize"; leaser != nil && !isInit {
-		owner := rand.Text()
-		ids := make([]json.RawMessage, len(calls))
-		for i, call := range calls {
-			ids[i] = json.RawMessage(idKey(call.ID))
-		}
-		leased = make(chan struct{})
-		go func() {
-			defer close(leased)
-			if _, err := leaser.Lease(ctx, sessionID, streamID, owner, ids, h.opts.LeaseTTL); err != nil {
-				h.log.Warn("lease stream", "session", shortHash(sessionID), "error", err)
-			}
-		}()
-		defer func() {
-			if err == nil {
-				<-leased
-				go c.renewLease(leaser, owner, ids)
-			}
-		}()
-	}
-	if err := h.stores.Events.Open(ctx, sessionID, streamID); err != nil {
-		return nil, err
-	}
 	for _, call := range calls {
 		k := idKey(call.ID)
 		c.pending[k] = call
+		c.ids = append(c.ids, json.RawMessage(k))
 		msgs, stop, err := h.stores.Inbox.Listen(ctx, sessionID, "req:"+k)
 		if err != nil {
 			c.stopAll()
@@ -97,6 +114,8 @@ func newConn(h *Handler, sessionID, streamID string, calls []*jsonrpc.Request, e
 		go c.forwardCancel(k, msgs)
 		extra := c.extra
 		extra.CloseSSEStream = func(args mcp.CloseSSEStreamArgs) {
+			// The client will resume the stream: it must be in the log.
+			c.open()
 			select {
 			case c.closeHTTP <- args.RetryAfter:
 			default:
@@ -144,17 +163,21 @@ func (c *conn) forwardCancel(k string, msgs <-chan []byte) {
 			}
 			// Forgotten before the go-sdk hears of it, so that the result
 			// of the cancelled handler (an error) is not written.
+			c.wmu.Lock()
 			c.mu.Lock()
 			delete(c.pending, k)
 			last := len(c.pending) == 0
 			c.mu.Unlock()
+			c.wmu.Unlock()
 			select {
 			case c.incoming <- m:
 			case <-c.done:
 				return
 			}
 			if last {
-				c.finish(context.Background())
+				c.wmu.Lock()
+				c.finishLocked()
+				c.wmu.Unlock()
 			}
 			return
 		}
@@ -173,29 +196,42 @@ func (c *conn) Write(ctx context.Context, msg jsonrpc.Message) error {
 			return nil // cancelled, or not ours: say nothing
 		}
 		c.h.afterResponse(ctx, c.sessionID, call, m)
-		// Append while the call is still pending, so that no other
-		// response can end the stream before this one is in the log.
-		if err := c.append(ctx, m); err != nil {
+		data, err := jsonrpc.EncodeMessage(m)
+		if err != nil {
 			return err
 		}
+		// Under wmu, so that no other response can end the stream before
+		// this one is written.
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
 		c.mu.Lock()
 		_, still := c.pending[k]
 		delete(c.pending, k)
 		last := still && len(c.pending) == 0
 		c.mu.Unlock()
-		if last {
-			c.finish(ctx)
+		if !still {
+			return nil // cancelled meanwhile
 		}
-		return nil
+		err = c.emitLocked(data, last)
+		if last {
+			c.closeLocked()
+		}
+		return err
 	case *jsonrpc.Request:
 		if !m.IsCall() {
 			if broadcastMethods[m.Method] {
 				// Delivered to GET streams through the Broadcaster instead.
 				return nil
 			}
-			return c.append(ctx, m)
+			data, err := jsonrpc.EncodeMessage(m)
+			if err != nil {
+				return err
+			}
+			c.wmu.Lock()
+			defer c.wmu.Unlock()
+			return c.emitLocked(data, false)
 		}
-		return c.call(ctx, m)
+		return c.call(m)
 	}
 	return nil
 }
@@ -211,14 +247,15 @@ var broadcastMethods = map[string]bool{
 
 // call sends a server-to-client request on this stream. Its ID is rewritten
 // to one unique in the session, since many rebuilt ServerSessions of one
-// session each count their IDs from 1.
-func (c *conn) call(ctx context.Context, m *jsonrpc.Request) error {
+// session each count their IDs from 1. The client must see it at once, so
+// the stream is opened.
+func (c *conn) call(m *jsonrpc.Request) error {
 	c.mu.Lock()
 	c.nextOut++
 	wireID, _ := jsonrpc.MakeID(c.streamID + "." + strconv.Itoa(c.nextOut))
 	c.outgoing[idKey(wireID)] = m.ID
 	c.mu.Unlock()
-	msgs, stop, err := c.h.stores.Inbox.Listen(ctx, c.sessionID, "resp:"+idKey(wireID))
+	msgs, stop, err := c.h.stores.Inbox.Listen(context.Background(), c.sessionID, "resp:"+idKey(wireID))
 	if err != nil {
 		return err
 	}
@@ -247,28 +284,150 @@ func (c *conn) call(ctx context.Context, m *jsonrpc.Request) error {
 	}()
 	out := *m
 	out.ID = wireID
-	return c.append(ctx, &out)
-}
-
-func (c *conn) append(ctx context.Context, m jsonrpc.Message) error {
-	data, err := jsonrpc.EncodeMessage(m)
+	data, err := jsonrpc.EncodeMessage(&out)
 	if err != nil {
 		return err
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.mu.Lock()
-	ended := c.isDone
-	c.mu.Unlock()
-	if ended {
-		return nil // the request is over; late notifications are dropped
+	held := c.state == streamHeld
+	if held {
+		c.held = append(c.held, data)
 	}
-	_, err = c.h.stores.Events.Append(context.WithoutCancel(ctx), c.sessionID, c.streamID, data)
+	c.mu.Unlock()
+	if held {
+		return c.openLocked()
+	}
+	return c.emitLocked(data, false)
+}
+
+// emitLocked writes one message: held, or logged and then sent. last ends
+// the stream after it. The caller holds wmu.
+func (c *conn) emitLocked(data []byte, last bool) error {
+	c.mu.Lock()
+	state := c.state
+	if state == streamHeld {
+		c.held = append(c.held, data)
+	}
+	c.mu.Unlock()
+	switch state {
+	case streamHeld:
+		if last {
+			return c.flushLocked(true)
+		}
+		return nil
+	case streamOpen:
+		return c.logLocked([][]byte{data}, last)
+	}
+	return nil // the request is over; late notifications are dropped
+}
+
+// open opens the stream, if it is still held.
+func (c *conn) open() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	held := c.state == streamHeld
+	c.mu.Unlock()
+	if held {
+		if err := c.openLocked(); err != nil {
+			c.h.log.Warn("open request stream", "session", shortHash(c.sessionID), "error", err)
+		}
+	}
+}
+
+// openLocked logs the held messages, checking the session and taking the
+// stream's lease, and starts renewing the lease. If the write fails, the
+// request is given up (the HTTP response answers with the error).
+func (c *conn) openLocked() error {
+	if err := c.flushLocked(false); err != nil {
+		c.closeLocked()
+		return err
+	}
+	if l, ok := c.h.stores.Events.(StreamLeaser); ok {
+		go c.renewLease(l)
+	}
+	return nil
+}
+
+// flushLocked writes the held messages: all of them and the end of the
+// stream (end), or opens it. The session must still exist: a request of a
+// session deleted meanwhile (on any replica) is answered with 404.
+func (c *conn) flushLocked(end bool) error {
+	c.mu.Lock()
+	held := c.held
+	c.held = nil
+	c.mu.Unlock()
+	var last int64
+	var err error
+	if c.unlogged {
+		last = int64(len(held))
+	} else {
+		w := &StreamWrite{Session: true, Events: held, End: end}
+		if !end {
+			w.Owner, w.IDs, w.LeaseTTL = c.owner, c.ids, c.h.opts.LeaseTTL
+		}
+		last, err = c.h.writeStream(context.Background(), c.sessionID, c.streamID, w)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.err = err
+		c.state = streamEnded
+	} else {
+		c.addSentLocked(held, last)
+		c.state = streamOpen
+		if end {
+			c.state = streamEnded
+		}
+	}
+	close(c.ready)
+	c.notifyLocked()
 	return err
+}
+
+// logLocked logs messages of the open stream (and ends it), then hands
+// them to the HTTP response. If the write fails, the HTTP response goes on
+// from the log: whatever makes it there (a rescuer's answers, if this
+// replica lost its lease) reaches the client.
+func (c *conn) logLocked(msgs [][]byte, end bool) error {
+	last, err := c.h.writeStream(context.Background(), c.sessionID, c.streamID, &StreamWrite{Events: msgs, End: end})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.lost = true
+	} else {
+		c.addSentLocked(msgs, last)
+		if end {
+			c.state = streamEnded
+		}
+	}
+	c.notifyLocked()
+	return err
+}
+
+// addSentLocked hands msgs, the last of which has sequence number last, to
+// the HTTP response.
+func (c *conn) addSentLocked(msgs [][]byte, last int64) {
+	if c.detached {
+		return
+	}
+	first := last - int64(len(msgs)) + 1
+	for i, data := range msgs {
+		c.sent = append(c.sent, Event{Seq: first + int64(i), Data: data})
+	}
+}
+
+func (c *conn) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // renewLease renews the stream's lease every LeaseTTL/3 until the request
 // is over. If another replica took the lease over (it answered the requests
 // with an error and ended the stream), the request is abandoned.
-func (c *conn) renewLease(l StreamLeaser, owner string, ids []json.RawMessage) {
+func (c *conn) renewLease(l StreamLeaser) {
 	ttl := c.h.opts.LeaseTTL
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
@@ -282,21 +441,50 @@ func (c *conn) renewLease(l StreamLeaser, owner string, ids []json.RawMessage) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
-		ok, err := l.Lease(ctx, c.sessionID, c.streamID, owner, ids, ttl)
+		ok, err := l.Lease(ctx, c.sessionID, c.streamID, c.owner, c.ids, ttl)
 		cancel()
 		switch {
 		case err != nil:
 			c.h.log.Warn("renew stream lease", "session", shortHash(c.sessionID), "error", err)
 		case !ok:
 			c.h.log.Warn("stream lease taken over; abandoning the request", "session", shortHash(c.sessionID))
-			c.finish(context.Background())
+			c.finish()
 			return
 		}
 	}
 }
 
 // finish ends the stream and releases the connection. It is idempotent.
-func (c *conn) finish(ctx context.Context) {
+func (c *conn) finish() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.finishLocked()
+}
+
+// finishLocked ends the stream, with whatever was held, and releases the
+// connection. The caller holds wmu.
+func (c *conn) finishLocked() {
+	c.mu.Lock()
+	done, state := c.isDone, c.state
+	c.mu.Unlock()
+	if done {
+		return
+	}
+	var err error
+	switch state {
+	case streamHeld:
+		err = c.flushLocked(true)
+	case streamOpen:
+		err = c.logLocked(nil, true)
+	}
+	if err != nil {
+		c.h.log.Warn("end stream", "session", shortHash(c.sessionID), "error", err)
+	}
+	c.closeLocked()
+}
+
+// closeLocked releases the connection: the go-sdk session reads EOF.
+func (c *conn) closeLocked() {
 	c.mu.Lock()
 	if c.isDone {
 		c.mu.Unlock()
@@ -304,9 +492,6 @@ func (c *conn) finish(ctx context.Context) {
 	}
 	c.isDone = true
 	c.mu.Unlock()
-	if err := c.h.stores.Events.End(context.WithoutCancel(ctx), c.sessionID, c.streamID); err != nil {
-		c.h.log.Warn("end stream", "session", shortHash(c.sessionID), "error", err)
-	}
 	close(c.done)
 	c.stopAll()
 }
@@ -323,8 +508,78 @@ func (c *conn) stopAll() {
 
 // Close implements mcp.Connection.
 func (c *conn) Close() error {
-	c.finish(context.Background())
+	c.finish()
 	return nil
+}
+
+// take returns the messages logged since the last take, whether the
+// stream is over (ended, or given up with err), whether the HTTP response
+// must read on from the log, and a channel closed on the next change.
+func (c *conn) take() (events []Event, ended, lost bool, err error, changed <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	events, c.sent = c.sent, nil
+	return events, c.state == streamEnded, c.lost, c.err, c.changed
+}
+
+// detach tells the conn that the HTTP response is gone.
+func (c *conn) detach() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.detached = true
+	c.sent = nil
+}
+
+// writeStream applies w to a stream in one call if the EventLog is a
+// StreamWriter, else through the EventLog's single operations (and the
+// SessionStore, for the session check).
+func (h *Handler) writeStream(ctx context.Context, sessionID, streamID string, w *StreamWrite) (int64, error) {
+	if sw, ok := h.stores.Events.(StreamWriter); ok {
+		return sw.WriteStream(ctx, sessionID, streamID, w)
+	}
+	if w.Session {
+		if _, err := h.stores.Sessions.Get(ctx, sessionID); err != nil {
+			return 0, err
+		}
+	}
+	if w.Owner != "" {
+		if l, ok := h.stores.Events.(StreamLeaser); ok {
+			won, err := l.Lease(ctx, sessionID, streamID, w.Owner, w.IDs, w.LeaseTTL)
+			if err != nil {
+				return 0, err
+			}
+			if !won {
+				return 0, ErrLeased
+			}
+		}
+	}
+	if err := h.stores.Events.Open(ctx, sessionID, streamID); err != nil {
+		return 0, err
+	}
+	var last int64
+	for _, data := range w.Events {
+		seq, err := h.stores.Events.Append(ctx, sessionID, streamID, data)
+		if err != nil {
+			return 0, err
+		}
+		last = seq
+	}
+	if len(w.Events) == 0 {
+		// The last sequence number of a stream that gained no events.
+		events, _, err := h.stores.Events.Read(ctx, sessionID, streamID, 0, 0)
+		if err != nil {
+			return 0, err
+		}
+		if n := len(events); n > 0 {
+			last = events[n-1].Seq
+		}
+	}
+	if w.End {
+		if err := h.stores.Events.End(ctx, sessionID, streamID); err != nil {
+			return 0, err
+		}
+	}
+	return last, nil
 }
 
 // afterResponse persists what a successful call changed in the session

@@ -78,6 +78,15 @@ type Options struct {
 	// error response LeaseTTL to 1.5×LeaseTTL after the replica's last
 	// renewal. Default 10s.
 	LeaseTTL time.Duration
+	// StreamDelay is how long a legacy request may run before its SSE
+	// stream is opened: until then, what it writes is held in memory and
+	// nothing is sent. A request over by then (most are) costs one store
+	// write: its messages and the end of its stream, logged at once for a
+	// client that resumes it, then sent. A longer one opens its stream,
+	// taking a lease on it, and sends and logs each message from then on.
+	// A request that sends a server-to-client request opens its stream at
+	// once. Default 100ms; it is capped at KeepAlive.
+	StreamDelay time.Duration
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
 }
@@ -149,6 +158,10 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	if h.opts.LeaseTTL <= 0 {
 		h.opts.LeaseTTL = 10 * time.Second
 	}
+	if h.opts.StreamDelay <= 0 {
+		h.opts.StreamDelay = 100 * time.Millisecond
+	}
+	h.opts.StreamDelay = min(h.opts.StreamDelay, h.opts.KeepAlive)
 	h.log = h.opts.Logger
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

@@ -769,6 +769,37 @@ func TestDelete(t *testing.T) {
 	}
 }
 
+// TestDeleteDuringRequest checks that a request whose session is deleted
+// while it runs gets 404 rather than its response: its stream is written
+// (and the session checked) only once it is over, or once it has run for
+// StreamDelay.
+func TestDeleteDuringRequest(t *testing.T) {
+	e := newEnv(t, &mcpserver.Options{StreamDelay: 5 * time.Second})
+	const version = mcpserver.Version20251125
+	sid := e.initialize(t, "", version, "{}")
+	key, release := newGate(t)
+	type result struct {
+		status int
+		body   []byte
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp := e.do(t, request{version: version, session: sid,
+			body: callBody(2, "tools/call", `{"name":"wait","arguments":{"key":"`+key+`"}}`)})
+		body, _ := io.ReadAll(resp.Body)
+		done <- result{resp.StatusCode, body}
+	}()
+	time.Sleep(100 * time.Millisecond) // the call is running
+	if resp := e.do(t, request{method: http.MethodDelete, version: version, session: sid}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE status = %d: %s", resp.StatusCode, readBody(t, resp))
+	}
+	close(release)
+	r := <-done
+	if r.status != http.StatusNotFound || errorCode(t, r.body) != codeSessionNotFound {
+		t.Errorf("the call of a deleted session = %d %s, want 404 Session not found", r.status, r.body)
+	}
+}
+
 func TestDeleteEndsGETStream(t *testing.T) {
 	e := newEnv(t, nil)
 	sid := e.initialize(t, "", mcpserver.Version20251125, "{}")

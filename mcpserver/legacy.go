@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -207,36 +208,41 @@ func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Sessi
 			h.log.Warn("legacy request timed out", "session", shortHash(sess.ID))
 		}
 		ss.Close()
-		c.finish(context.Background())
+		c.finish()
 	}()
+	defer c.detach()
 	if isInit {
-		h.writeJSON(w, r, sess.ID, streamID)
+		h.writeJSON(w, r, c)
 		return
 	}
-	h.tail(w, r, sess.ID, streamID, 0, c.closeHTTP, primes(version), false)
+	delay := time.AfterFunc(h.opts.StreamDelay, c.open)
+	defer delay.Stop()
+	h.writeStream200(w, r, c, primes(version))
 }
 
 // primes reports whether the revision expects SSE priming events (SEP-1699).
 func primes(version string) bool { return version >= Version20251125 }
 
-// writeJSON waits for the single response of a stream and writes it as JSON.
-func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, sessionID, streamID string) {
+// writeJSON waits for the end of an unlogged request (initialize) and
+// writes its last message, the response, as JSON.
+func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, c *conn) {
 	var last []byte
-	var after int64
 	for {
-		events, ended, err := h.stores.Events.Read(r.Context(), sessionID, streamID, after, h.opts.KeepAlive)
-		if err != nil {
-			if r.Context().Err() == nil {
-				// ErrNotFound: the session was deleted under us.
-				writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "event log unavailable")
-			}
-			return
-		}
+		events, ended, _, err, changed := c.take()
 		for _, e := range events {
-			last, after = e.Data, e.Seq
+			last = e.Data
+		}
+		if err != nil {
+			h.writeStreamError(w, err)
+			return
 		}
 		if ended {
 			break
+		}
+		select {
+		case <-changed:
+		case <-r.Context().Done():
+			return
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -244,11 +250,119 @@ func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, sessionID, s
 	w.Write(last)
 }
 
-// tail writes the events of a stream after seq as SSE until the stream ends,
-// the client goes away, or the server closes the connection (SEP-1699).
-// A resumed request stream is watched: if the replica running the request
-// stopped renewing its lease, its unanswered requests are answered here.
-func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, streamID string, after int64, closeHTTP <-chan time.Duration, priming, resumed bool) {
+// writeStreamError answers a request whose stream could not be written:
+// 404 if its session is gone, else 503.
+func (h *Handler) writeStreamError(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrNotFound) {
+		writeRPCError(w, http.StatusNotFound, jsonrpc.ID{}, codeSessionNotFound, "Session not found")
+		return
+	}
+	h.log.Error("write request stream", "error", err)
+	w.Header().Set("Retry-After", "1")
+	writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "session store unavailable")
+}
+
+// writeStream200 writes the SSE response of a request from memory: once its
+// stream is open (or the request over), every message as it is logged,
+// until the stream ends, the client goes away, or the request closes the
+// connection (SEP-1699). The request runs on if the client goes away.
+func (h *Handler) writeStream200(w http.ResponseWriter, r *http.Request, c *conn, priming bool) {
+	ctx := r.Context()
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return
+	}
+	events, ended, lost, err, changed := c.take()
+	if err != nil {
+		h.writeStreamError(w, err)
+		return
+	}
+	rc := sseHeaders(w)
+	if priming {
+		fmt.Fprintf(w, "id: %s\ndata: \n\n", formatEventID(c.streamID, 0))
+	}
+	var after int64
+	keepAlive := time.NewTimer(h.opts.KeepAlive)
+	defer keepAlive.Stop()
+	for {
+		var buf []byte
+		for _, e := range events {
+			buf = fmt.Appendf(buf, "id: %s\nevent: message\ndata: %s\n\n", formatEventID(c.streamID, e.Seq), e.Data)
+			after = e.Seq
+		}
+		if len(buf) > 0 || after == 0 {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+			keepAlive.Reset(h.opts.KeepAlive)
+		}
+		if ended {
+			return
+		}
+		if lost {
+			// A write to the log failed: go on from the log.
+			h.follow(w, r, rc, c.sessionID, c.streamID, after, c.closeHTTP, true)
+			return
+		}
+		select {
+		case <-changed:
+		case <-keepAlive.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+			keepAlive.Reset(h.opts.KeepAlive)
+		case d := <-c.closeHTTP:
+			writeRetry(w, rc, d)
+			return
+		case <-ctx.Done():
+			return
+		}
+		events, ended, lost, _, changed = c.take()
+	}
+}
+
+// sseHeaders starts an SSE response.
+func sseHeaders(w http.ResponseWriter) *http.ResponseController {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache, no-transform")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return http.NewResponseController(w)
+}
+
+// writeRetry tells the client when to reconnect (SEP-1699), before the
+// server closes the connection.
+func writeRetry(w http.ResponseWriter, rc *http.ResponseController, d time.Duration) {
+	if d > 0 {
+		fmt.Fprintf(w, "retry: %d\n\n", d.Milliseconds())
+		rc.Flush()
+	}
+}
+
+// tail writes the events of a stream after seq as SSE from the log until
+// the stream ends, the client goes away, or the server closes the
+// connection (SEP-1699). A resumed request stream is watched: if the
+// replica running the request stopped renewing its lease, its unanswered
+// requests are answered here.
+func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, streamID string, after int64, priming, resumed bool) {
+	rc := sseHeaders(w)
+	if priming {
+		fmt.Fprintf(w, "id: %s\ndata: \n\n", formatEventID(streamID, after))
+	}
+	rc.Flush()
+	h.follow(w, r, rc, sessionID, streamID, after, nil, resumed)
+}
+
+// follow is tail once the response has started.
+func (h *Handler) follow(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, sessionID, streamID string, after int64, closeHTTP <-chan time.Duration, resumed bool) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var retry time.Duration
@@ -266,16 +380,6 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, stream
 	}
 	leaser, watch := h.stores.Events.(StreamLeaser)
 	watch = watch && resumed
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	if priming {
-		fmt.Fprintf(w, "id: %s\ndata: \n\n", formatEventID(streamID, after))
-	}
-	rc.Flush()
 	lastWrite := time.Now()
 	var nextCheck time.Time // of the lease; the first idle read checks it
 	for {
@@ -287,10 +391,7 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, stream
 		if err != nil {
 			select {
 			case <-closed:
-				if retry > 0 {
-					fmt.Fprintf(w, "retry: %d\n\n", retry.Milliseconds())
-					rc.Flush()
-				}
+				writeRetry(w, rc, retry)
 			default:
 				if ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
 					h.log.Warn("read event log", "session", shortHash(sessionID), "error", err)
@@ -421,7 +522,7 @@ func (h *Handler) legacyGET(w http.ResponseWriter, r *http.Request) {
 		}
 		if s != standaloneStream {
 			if _, _, err := h.stores.Events.Read(r.Context(), sid, s, seq, 0); err == nil {
-				h.tail(w, r, sid, s, seq, nil, false, true) // resume a request stream
+				h.tail(w, r, sid, s, seq, false, true) // resume a request stream
 				return
 			}
 			// The stream is gone (expired or never ours): open a fresh GET stream.

@@ -86,6 +86,42 @@ type StreamLeaser interface {
 	LeaseHolder(ctx context.Context, sessionID, streamID string) (owner string, ids []json.RawMessage, live bool, err error)
 }
 
+// A StreamWriter is an optional EventLog capability, found by type
+// assertion: it makes several changes to one stream in one call (one round
+// trip for a shared store), so that a legacy request that finishes quickly
+// costs one store write, and one that runs long opens, leases and fills
+// its stream in one.
+type StreamWriter interface {
+	// WriteStream creates the stream if it does not exist yet and applies
+	// w in order: the session check, the lease, the events, the end. It
+	// returns the sequence number of the stream's last event (0 if none).
+	// If a check fails (ErrNotFound for a missing session, ErrLeased, or
+	// an error for events on an ended stream), nothing is changed.
+	WriteStream(ctx context.Context, sessionID, streamID string, w *StreamWrite) (last int64, err error)
+}
+
+// ErrLeased is returned by StreamWriter.WriteStream when another owner
+// holds a live lease on the stream.
+var ErrLeased = errors.New("mcpserver: stream leased by another owner")
+
+// A StreamWrite is what StreamWriter.WriteStream does to a stream.
+type StreamWrite struct {
+	// Session requires the session's record (in the SessionStore of the
+	// same Stores) to exist, and extends its lifetime as
+	// SessionStore.Get does.
+	Session bool
+	// Owner, if not empty, takes or renews the stream's lease for Owner
+	// until LeaseTTL from now, recording IDs, as StreamLeaser.Lease does.
+	Owner    string
+	IDs      []json.RawMessage
+	LeaseTTL time.Duration
+	// Events are appended in order.
+	Events [][]byte
+	// End marks the stream complete after Events. Ending an ended stream
+	// is not an error.
+	End bool
+}
+
 // An Inbox routes a message to whichever replica waits for it: a client's
 // response to a server-to-client request (elicitation), or a cancellation of
 // an in-flight request.

@@ -39,9 +39,10 @@ func New(opts *Options) mcpserver.Stores {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	sessions := &Sessions{ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionEntry{}}
 	return mcpserver.Stores{
-		Sessions:    &Sessions{ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionEntry{}},
-		Events:      &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionLog{}},
+		Sessions:    sessions,
+		Events:      &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionLog{}, sessions: sessions},
 		Inbox:       &Inbox{m: map[string]chan []byte{}},
 		Broadcaster: &Broadcaster{subs: map[int]chan mcpserver.Broadcast{}},
 	}
@@ -130,6 +131,21 @@ func (s *Sessions) Update(_ context.Context, id string, fn func(*mcpserver.Sessi
 	return nil
 }
 
+// touch extends the lifetime of a live session, as Get does, and reports
+// whether there is one.
+func (s *Sessions) touch(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[id]
+	now := s.now()
+	if !ok || now.After(e.expires) {
+		delete(s.m, id)
+		return false
+	}
+	e.expires = now.Add(s.ttl)
+	return true
+}
+
 // Delete implements mcpserver.SessionStore.
 func (s *Sessions) Delete(_ context.Context, id string) error {
 	s.mu.Lock()
@@ -142,9 +158,10 @@ func (s *Sessions) Delete(_ context.Context, id string) error {
 // forgotten when the session has been idle for the session TTL, so logs of
 // sessions that expire without a DELETE do not accumulate.
 type Events struct {
-	max int
-	ttl time.Duration
-	now func() time.Time
+	max      int
+	ttl      time.Duration
+	now      func() time.Time
+	sessions *Sessions // for StreamWrite.Session
 
 	mu     sync.Mutex
 	m      map[string]*sessionLog
@@ -174,6 +191,7 @@ type streamLog struct {
 var (
 	_ mcpserver.EventLog     = (*Events)(nil)
 	_ mcpserver.StreamLeaser = (*Events)(nil)
+	_ mcpserver.StreamWriter = (*Events)(nil)
 )
 
 func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLog {
@@ -255,6 +273,43 @@ func (l *Events) End(_ context.Context, sessionID, streamID string) error {
 		st.notify()
 	}
 	return nil
+}
+
+// WriteStream implements mcpserver.StreamWriter.
+func (l *Events) WriteStream(_ context.Context, sessionID, streamID string, w *mcpserver.StreamWrite) (int64, error) {
+	if w.Session && !l.sessions.touch(sessionID) {
+		return 0, mcpserver.ErrNotFound
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if sl := l.m[sessionID]; sl != nil {
+		if cur := sl.leases[streamID]; w.Owner != "" && cur != nil && cur.owner != w.Owner && !now.After(cur.until) {
+			return 0, mcpserver.ErrLeased
+		}
+		if st := sl.streams[streamID]; st != nil && st.ended && len(w.Events) > 0 {
+			return 0, fmt.Errorf("memstore: append to ended stream %s", streamID)
+		}
+	}
+	st := l.streamLocked(sessionID, streamID, true)
+	if w.Owner != "" {
+		l.m[sessionID].leases[streamID] = &lease{owner: w.Owner, ids: cloneIDs(w.IDs), until: now.Add(w.LeaseTTL)}
+	}
+	for _, data := range w.Events {
+		st.events = append(st.events, mcpserver.Event{Seq: st.next, Data: append([]byte(nil), data...)})
+		st.next++
+	}
+	if len(st.events) > l.max {
+		st.events = append(st.events[:0:0], st.events[len(st.events)-l.max:]...)
+	}
+	changed := len(w.Events) > 0
+	if w.End && !st.ended {
+		st.ended, changed = true, true
+	}
+	if changed {
+		st.notify()
+	}
+	return st.next - 1, nil
 }
 
 // Read implements mcpserver.EventLog.

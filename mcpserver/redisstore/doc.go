@@ -32,8 +32,10 @@
 //
 // # Round trips
 //
-// Sessions.Get, Create and Delete, and Events.Open, Append, End and Read
-// (when events are ready) take one round trip each; Sessions.Update two (a
+// Sessions.Get, Create and Delete, and Events.Open, Append, End, Read
+// (when events are ready) and WriteStream (mcpserver.StreamWriter: the
+// session check, the lease, any number of events and the end, in one
+// script) take one round trip each; Sessions.Update two (a
 // GETEX, then a compare-and-set script; more under contention);
 // Events.DeleteSession two; Events.Lease and LeaseHolder one each;
 // Inbox.Deliver and Broadcaster.Publish one

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -25,14 +26,18 @@ import (
 // replica receives (see hub), and the Read looks again when its stream
 // changed, or when its wait is over.
 type Events struct {
-	rdb  redis.UniversalClient
-	keys keys
-	hub  *hub
-	ttl  time.Duration
-	max  int
+	rdb        redis.UniversalClient
+	keys       keys
+	hub        *hub
+	ttl        time.Duration
+	max        int
+	sessionTTL time.Duration // for StreamWrite.Session
 }
 
-var _ mcpserver.EventLog = (*Events)(nil)
+var (
+	_ mcpserver.EventLog     = (*Events)(nil)
+	_ mcpserver.StreamWriter = (*Events)(nil)
+)
 
 // eventsLib is the start of every events script. KEYS[1] is the stream,
 // KEYS[2] the session's index of streams; ARGV[1] is the stream ID, ARGV[2]
@@ -45,11 +50,15 @@ local function last()
   local seq, kind = string.match(e[1], '^(%d+)%-(%d+)$')
   return tonumber(seq), kind
 end
--- touch indexes the stream, extends the lifetime of both keys and, for a
--- new stream, forgets index entries older than the TTL.
-local function touch(created)
+-- clock is the server's time in ms.
+local function clock()
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- touch indexes the stream, extends the lifetime of both keys and, for a
+-- new stream, forgets index entries older than the TTL. now is optional.
+local function touch(created, now)
+  now = now or clock()
   if created then
     redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%d', now - tonumber(ARGV[2])))
   end
@@ -111,6 +120,50 @@ for i = 2, tonumber(ARGV[2]) do redis.call('PUBLISH', ARGV[1], KEYS[i]) end
 return 1
 `)
 
+// writeScript implements WriteStream. KEYS[3] is the session's record,
+// KEYS[4] the stream's lease. ARGV[4] is the session TTL in ms, or '' to
+// leave the session alone; ARGV[5] the maximum stream length; ARGV[6] '1'
+// to end the stream; ARGV[7] the lease owner, or '' for no lease; ARGV[8]
+// the lease TTL in ms; ARGV[9] the lease key's TTL in ms; ARGV[10] the
+// request IDs as a JSON array; ARGV[11:] the events. Every check comes
+// before the first change. Waiting reads are woken only on a stream that
+// existed: nobody can wait on one that did not.
+var writeScript = redis.NewScript(eventsLib + `
+if ARGV[4] ~= '' and redis.call('PEXPIRE', KEYS[3], ARGV[4]) == 0 then
+  return redis.error_reply('NOSESSION session not found')
+end
+local now = clock()
+local owner = ARGV[7]
+if owner ~= '' then
+  local cur = redis.call('HMGET', KEYS[4], 'owner', 'until')
+  if cur[1] and cur[1] ~= owner and tonumber(cur[2]) >= now then
+    return redis.error_reply('LEASED stream leased by another owner')
+  end
+end
+local seq, kind = last()
+local n = #ARGV - 10
+if kind == '2' and n > 0 then return redis.error_reply('ENDED stream is complete') end
+local created = seq == nil
+seq = seq or 0
+if owner ~= '' then
+  redis.call('HSET', KEYS[4], 'owner', owner, 'until', string.format('%d', now + tonumber(ARGV[8])), 'ids', ARGV[10])
+  redis.call('PEXPIRE', KEYS[4], ARGV[9])
+end
+for i = 1, n do
+  seq = seq + 1
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], string.format('%d-0', seq), 'data', ARGV[10 + i])
+end
+local ended = ARGV[6] == '1' and kind ~= '2'
+if ended then
+  redis.call('XADD', KEYS[1], string.format('%d-2', seq), 'end', '')
+elseif created and n == 0 then
+  redis.call('XADD', KEYS[1], '0-1', 'open', '')
+end
+touch(created, now)
+if not created and (n > 0 or ended) then redis.call('PUBLISH', ARGV[3], KEYS[1]) end
+return seq
+`)
+
 // errEnded is returned by Append on an ended stream.
 var errEnded = errors.New("stream has ended")
 
@@ -151,6 +204,47 @@ func (l *Events) End(ctx context.Context, sessionID, streamID string) (err error
 	}
 	l.hub.changed(k[0])
 	return nil
+}
+
+// WriteStream implements mcpserver.StreamWriter: one round trip (a
+// script on the keys of one session).
+func (l *Events) WriteStream(ctx context.Context, sessionID, streamID string, w *mcpserver.StreamWrite) (last int64, err error) {
+	defer wrapf(&err, "write stream")
+	k, a := l.args(sessionID, streamID)
+	k = append(k, l.keys.session(sessionID), l.keys.lease(sessionID, streamID))
+	sessionTTL := ""
+	if w.Session {
+		sessionTTL = strconv.FormatInt(ms(l.sessionTTL), 10)
+	}
+	end := "0"
+	if w.End {
+		end = "1"
+	}
+	ids := []byte("[]")
+	if w.Owner != "" && len(w.IDs) > 0 {
+		if ids, err = json.Marshal(w.IDs); err != nil {
+			return 0, err
+		}
+	}
+	a = append(a, sessionTTL, l.max, end, w.Owner, ms(w.LeaseTTL), ms(max(l.ttl, w.LeaseTTL)), ids)
+	for _, e := range w.Events {
+		a = append(a, e)
+	}
+	last, err = writeScript.Run(ctx, l.rdb, k, a...).Int64()
+	switch {
+	case redis.HasErrorPrefix(err, "NOSESSION"):
+		return 0, mcpserver.ErrNotFound
+	case redis.HasErrorPrefix(err, "LEASED"):
+		return 0, mcpserver.ErrLeased
+	case redis.HasErrorPrefix(err, "ENDED"):
+		return 0, errEnded
+	case err != nil:
+		return 0, err
+	}
+	if len(w.Events) > 0 || w.End {
+		l.hub.changed(k[0])
+	}
+	return last, nil
 }
 
 // Read implements mcpserver.EventLog: one round trip, plus one per change

@@ -85,7 +85,7 @@ func New(rdb redis.UniversalClient, opts *Options) (stores mcpserver.Stores, sto
 	h := newHub(rdb, o.Logger, k.wake(), k.inboxPattern())
 	return mcpserver.Stores{
 		Sessions:    &Sessions{rdb: rdb, keys: k, ttl: o.SessionTTL},
-		Events:      &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, max: o.MaxEventsPerStream},
+		Events:      &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, max: o.MaxEventsPerStream, sessionTTL: o.SessionTTL},
 		Inbox:       &Inbox{rdb: rdb, keys: k, hub: h, log: o.Logger},
 		Broadcaster: &Broadcaster{rdb: rdb, keys: k, hub: h},
 	}, h.close

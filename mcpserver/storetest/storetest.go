@@ -43,6 +43,7 @@ func Run(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStores) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, newStores) })
 	t.Run("StreamLeaser", func(t *testing.T) { testStreamLeaser(t, newStores) })
+	t.Run("StreamWriter", func(t *testing.T) { testStreamWriter(t, newStores) })
 	t.Run("Inbox", func(t *testing.T) { testInbox(t, newStores) })
 	t.Run("Broadcaster", func(t *testing.T) { testBroadcaster(t, newStores) })
 }
@@ -776,6 +777,181 @@ func testStreamLeaser(t *testing.T, newStores func(t *testing.T) mcpserver.Store
 }
 
 // idStrings makes request ids comparable.
+func testStreamWriter(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	writer := func(t *testing.T) (mcpserver.Stores, mcpserver.StreamWriter) {
+		t.Helper()
+		s := newStores(t)
+		w, ok := s.Events.(mcpserver.StreamWriter)
+		if !ok {
+			t.Skip("the EventLog is not a StreamWriter")
+		}
+		return s, w
+	}
+	write := func(t *testing.T, ctx context.Context, w mcpserver.StreamWriter, sid, stream string, sw *mcpserver.StreamWrite, want int64) {
+		t.Helper()
+		last, err := w.WriteStream(ctx, sid, stream, sw)
+		if err != nil {
+			t.Fatalf("WriteStream: %v", err)
+		}
+		if last != want {
+			t.Errorf("WriteStream = last %d, want %d", last, want)
+		}
+	}
+	read := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string, want []mcpserver.Event, wantEnded bool) {
+		t.Helper()
+		events, ended, err := l.Read(ctx, sid, stream, 0, 0)
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if !eventsEqual(want, events) || ended != wantEnded {
+			t.Errorf("Read = %v, ended %v; want %v, ended %v", events, ended, want, wantEnded)
+		}
+	}
+	msgs := func(ms ...string) [][]byte {
+		var out [][]byte
+		for _, m := range ms {
+			out = append(out, []byte(m))
+		}
+		return out
+	}
+	ev := func(seq int64, m string) mcpserver.Event { return mcpserver.Event{Seq: seq, Data: []byte(m)} }
+
+	t.Run("WholeStream", func(t *testing.T) {
+		ctx := ctxFor(t)
+		s, w := writer(t)
+		sid, stream := newID(), newID()
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`"a"`, `"b"`), End: true}, 2)
+		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `"a"`), ev(2, `"b"`)}, true)
+	})
+
+	t.Run("OpenOnly", func(t *testing.T) {
+		ctx := ctxFor(t)
+		s, w := writer(t)
+		sid, stream := newID(), newID()
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{}, 0)
+		read(t, ctx, s.Events, sid, stream, nil, false)
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{End: true}, 0)
+		read(t, ctx, s.Events, sid, stream, nil, true)
+	})
+
+	t.Run("MixesWithAppend", func(t *testing.T) {
+		ctx := ctxFor(t)
+		s, w := writer(t)
+		sid, stream := newID(), newID()
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`1`)}, 1)
+		if seq, err := s.Events.Append(ctx, sid, stream, []byte(`2`)); err != nil || seq != 2 {
+			t.Fatalf("Append = %d, %v; want 2", seq, err)
+		}
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`3`, `4`)}, 4)
+		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `1`), ev(2, `2`), ev(3, `3`), ev(4, `4`)}, false)
+	})
+
+	t.Run("EndedStream", func(t *testing.T) {
+		ctx := ctxFor(t)
+		s, w := writer(t)
+		sid, stream := newID(), newID()
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`1`), End: true}, 1)
+		if _, err := w.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: msgs(`2`)}); err == nil {
+			t.Errorf("WriteStream of events to an ended stream succeeded, want an error")
+		}
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{End: true}, 1)
+		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `1`)}, true)
+	})
+
+	t.Run("Session", func(t *testing.T) {
+		ctx := ctxFor(t)
+		s, w := writer(t)
+		sid, stream := newID(), newID()
+		_, err := w.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Session: true, Events: msgs(`1`), End: true})
+		if !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Fatalf("WriteStream for a missing session error = %v, want ErrNotFound", err)
+		}
+		if _, _, err := s.Events.Read(ctx, sid, stream, 0, 0); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Read after a refused WriteStream error = %v, want ErrNotFound: nothing written", err)
+		}
+		if err := s.Sessions.Create(ctx, session(sid)); err != nil {
+			t.Fatal(err)
+		}
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Session: true, Events: msgs(`1`), End: true}, 1)
+		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `1`)}, true)
+		if err := s.Sessions.Delete(ctx, sid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WriteStream(ctx, sid, newID(), &mcpserver.StreamWrite{Session: true}); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("WriteStream after Delete error = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("Lease", func(t *testing.T) {
+		ctx := ctxFor(t)
+		s, w := writer(t)
+		l, ok := s.Events.(mcpserver.StreamLeaser)
+		if !ok {
+			t.Skip("the EventLog is not a StreamLeaser")
+		}
+		sid, stream := newID(), newID()
+		ids := []json.RawMessage{json.RawMessage(`7`)}
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "a", IDs: ids, LeaseTTL: leaseTTL, Events: msgs(`1`)}, 1)
+		owner, got, live, err := l.LeaseHolder(ctx, sid, stream)
+		if err != nil || owner != "a" || !live || !slices.Equal(idStrings(got), idStrings(ids)) {
+			t.Errorf("LeaseHolder = %q, %v, live %v, %v; want a's live lease of [7]", owner, idStrings(got), live, err)
+		}
+		if _, err := w.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Owner: "b", LeaseTTL: leaseTTL, Events: msgs(`2`)}); !errors.Is(err, mcpserver.ErrLeased) {
+			t.Errorf("WriteStream by another owner error = %v, want ErrLeased", err)
+		}
+		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `1`)}, false)
+		if ok, err := l.Lease(ctx, sid, stream, "b", nil, leaseTTL); err != nil || ok {
+			t.Errorf("Lease by b = %v, %v; want refused", ok, err)
+		}
+		// The owner renews; without an owner, the lease is not checked.
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "a", IDs: ids, LeaseTTL: leaseTTL, Events: msgs(`2`)}, 2)
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`3`)}, 3)
+		time.Sleep(lapse)
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "b", LeaseTTL: leaseTTL, End: true}, 3)
+		if owner, _, live, err := l.LeaseHolder(ctx, sid, stream); err != nil || owner != "b" || !live {
+			t.Errorf("LeaseHolder after the lapse = %q, live %v, %v; want b's live lease", owner, live, err)
+		}
+		if err := s.Events.DeleteSession(ctx, sid); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("LeaseHolder after DeleteSession error = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("WakesReads", func(t *testing.T) {
+		ctx := ctxFor(t)
+		s, w := writer(t)
+		sid, stream := newID(), newID()
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{}, 0)
+		done := make(chan []mcpserver.Event, 1)
+		go func() {
+			events, _, _ := s.Events.Read(ctx, sid, stream, 0, 10*timeout)
+			done <- events
+		}()
+		time.Sleep(quiet)
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`1`), End: true}, 1)
+		select {
+		case events := <-done:
+			if !eventsEqual([]mcpserver.Event{ev(1, `1`)}, events) {
+				t.Errorf("waiting Read = %v", events)
+			}
+		case <-time.After(timeout):
+			t.Fatalf("a waiting Read was not woken by WriteStream")
+		}
+	})
+
+	t.Run("NoAliasing", func(t *testing.T) {
+		ctx := ctxFor(t)
+		s, w := writer(t)
+		sid, stream := newID(), newID()
+		data := []byte(`"original"`)
+		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{data}}, 1)
+		copy(data, `"mutated!"`)
+		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `"original"`)}, false)
+	})
+}
+
 func idStrings(ids []json.RawMessage) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
