@@ -121,9 +121,9 @@ return 1
 `)
 
 // writeScript implements WriteStream. KEYS[3] is the session's record,
-// KEYS[4] the stream's lease. ARGV[4] is the session TTL in ms, or '' to
+// KEYS[4] the stream's lease. ARGV[4] is the session TTL in ms, or empty to
 // leave the session alone; ARGV[5] the maximum stream length; ARGV[6] '1'
-// to end the stream; ARGV[7] the lease owner, or '' for no lease; ARGV[8]
+// to end the stream; ARGV[7] the lease owner, or empty for no lease; ARGV[8]
 // the lease TTL in ms; ARGV[9] the lease key's TTL in ms; ARGV[10] the
 // request IDs as a JSON array; ARGV[11:] the events. Every check comes
 // before the first change. Waiting reads are woken only on a stream that

@@ -52,23 +52,23 @@ type hub struct {
 	ctx    context.Context // ends with close
 	cancel context.CancelFunc
 
-	mu          sync.Mutex
-	closed      bool
-	ps          *redis.PubSub // nil until first use
-	done        chan struct{} // closed when the reader goroutine ends
-	chans       map[string]*hubChan
-	pings       map[string]*pending
-	nextPing    uint64
-	watchers    map[string]map[chan struct{}]struct{} // event reads waiting, by stream key
-	listeners   map[string]*sub                       // inbox listeners, by channel
-	joining     map[string]chan struct{}              // closed when the pending permanent subscription settles
+	mu        sync.Mutex
+	closed    bool
+	ps        *redis.PubSub // nil until first use
+	done      chan struct{} // closed when the reader goroutine ends
+	chans     map[string]*hubChan
+	pings     map[string]*pending
+	nextPing  uint64
+	watchers  map[string]map[chan struct{}]struct{} // event reads waiting, by stream key
+	listeners map[string]*sub                       // inbox listeners, by channel
+	joining   map[string]chan struct{}              // closed when the pending permanent subscription settles
 }
 
 // A hubChan is the state of one channel, or pattern.
 type hubChan struct {
 	name    string
-	pattern bool // PSUBSCRIBE name
-	op   sync.Mutex // held from a SUBSCRIBE or UNSUBSCRIBE to its confirmation
+	pattern bool       // PSUBSCRIBE name
+	op      sync.Mutex // held from a SUBSCRIBE or UNSUBSCRIBE to its confirmation
 
 	// Guarded by hub.mu.
 	users   int  // subscribers, pending or active; the entry goes at 0
