@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"slices"
 	"strconv"
@@ -534,6 +535,20 @@ func (c *conn) detach() {
 // StreamWriter, else through the EventLog's single operations (and the
 // SessionStore, for the session check).
 func (h *Handler) writeStream(ctx context.Context, sessionID, streamID string, w *StreamWrite) (int64, error) {
+	last, err := h.writeStreamOnce(ctx, sessionID, streamID, w)
+	if w.Session {
+		// What the session cache learns.
+		switch {
+		case err == nil:
+			h.cache.checked(sessionID)
+		case errors.Is(err, ErrNotFound):
+			h.cache.forget(sessionHash(sessionID))
+		}
+	}
+	return last, err
+}
+
+func (h *Handler) writeStreamOnce(ctx context.Context, sessionID, streamID string, w *StreamWrite) (int64, error) {
 	if sw, ok := h.stores.Events.(StreamWriter); ok {
 		return sw.WriteStream(ctx, sessionID, streamID, w)
 	}
@@ -637,7 +652,13 @@ func (h *Handler) afterResponse(ctx context.Context, sid string, call *jsonrpc.R
 	default:
 		return
 	}
-	if err := h.stores.Sessions.Update(ctx, sid, update); err != nil {
+	err := h.stores.Sessions.Update(ctx, sid, update)
+	if call.Method == "initialize" {
+		h.cache.forget(sessionHash(sid)) // no other replica knows the session yet
+	} else {
+		h.sessionChanged(ctx, sid)
+	}
+	if err != nil {
 		h.log.Warn("update session", "session", shortHash(sid), "method", call.Method, "error", err)
 	}
 }

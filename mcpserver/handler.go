@@ -117,6 +117,8 @@ type Handler struct {
 	subMu    sync.Mutex
 	subReady chan struct{} // closed while relayBroadcasts is subscribed
 
+	cache *sessionCache
+
 	// stopRenewals makes the replica stop renewing its stream leases, as
 	// if it had died (tests).
 	stopRenewals atomic.Bool
@@ -141,6 +143,7 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 		listenOwners: map[*mcp.ServerSession]string{},
 		getLive:      map[string]*liveStream{},
 		subReady:     make(chan struct{}),
+		cache:        newSessionCache(),
 		done:         make(chan struct{}),
 	}
 	if opts != nil {

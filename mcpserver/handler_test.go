@@ -54,6 +54,9 @@ type gateIn struct {
 // test to let the tool finish ("pause").
 var gates sync.Map
 
+// tallies counts the calls of the tally tool, by key (an *atomic.Int64).
+var tallies sync.Map
+
 func newGate(t *testing.T) (key string, ch chan struct{}) {
 	key, ch = t.Name(), make(chan struct{})
 	gates.Store(key, ch)
@@ -128,6 +131,12 @@ func newServer() *mcp.Server {
 				return nil, nil, ctx.Err()
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "waited"}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "tally", Description: "Count the calls of a key."},
+		func(_ context.Context, _ *mcp.CallToolRequest, in gateIn) (*mcp.CallToolResult, any, error) {
+			n, _ := tallies.LoadOrStore(in.Key, new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "counted"}}}, nil, nil
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "pause", Description: "Close the SSE stream, then finish when the gate opens."},
 		func(ctx context.Context, req *mcp.CallToolRequest, in gateIn) (*mcp.CallToolResult, any, error) {

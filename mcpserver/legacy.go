@@ -110,6 +110,9 @@ func (h *Handler) legacyNotification(ctx context.Context, sess *Session, m *json
 	case "notifications/initialized":
 		if sess.State.InitializedParams == nil {
 			err := h.stores.Sessions.Update(ctx, sess.ID, func(s *Session) { s.State.InitializedParams = &mcp.InitializedParams{} })
+			// Other replicas may keep a record without it for a while:
+			// serveCalls tolerates that.
+			h.cache.forget(sessionHash(sess.ID))
 			if err != nil {
 				h.log.Warn("mark initialized", "session", shortHash(sess.ID), "error", err)
 			}
@@ -139,7 +142,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, sid string) (*S
 		writeRPCError(w, http.StatusNotFound, jsonrpc.ID{}, codeSessionNotFound, "Session not found")
 		return nil, false
 	}
-	sess, err := h.stores.Sessions.Get(r.Context(), sid)
+	sess, err := h.session(r.Context(), sid)
 	if errors.Is(err, ErrNotFound) || (err == nil && sess.Subject != subjectOf(r.Context())) {
 		writeRPCError(w, http.StatusNotFound, jsonrpc.ID{}, codeSessionNotFound, "Session not found")
 		return nil, false
@@ -554,6 +557,7 @@ func (h *Handler) legacyDELETE(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "session store unavailable")
 		return
 	}
+	h.sessionChanged(r.Context(), sid)
 	if err := h.stores.Events.DeleteSession(r.Context(), sid); err != nil {
 		h.log.Warn("delete event log", "session", shortHash(sid), "error", err)
 	}

@@ -68,6 +68,9 @@ func (h *Handler) relayOnce(ctx context.Context, queue chan<- Broadcast) bool {
 	defer stop()
 	h.setSubscribed(true)
 	defer h.setSubscribed(false)
+	// The session cache is used only while its invalidations arrive.
+	h.cache.setLive(true)
+	defer h.cache.setLive(false)
 	for {
 		select {
 		case <-ctx.Done():
@@ -78,6 +81,10 @@ func (h *Handler) relayOnce(ctx context.Context, queue chan<- Broadcast) bool {
 					h.log.Warn("broadcast subscription ended; subscribing again")
 				}
 				return true
+			}
+			if b.Method == methodSessionChanged {
+				h.cache.forget(b.Session)
+				continue
 			}
 			select {
 			case queue <- b:

@@ -144,6 +144,10 @@ type Broadcast struct {
 	Method string `json:"method"`          // e.g. notifications/resources/updated
 	URI    string `json:"uri,omitempty"`   // for resource updates
 	Owner  string `json:"owner,omitempty"` // only this subject's sessions may see it
+	// Session is set by the Handler on the broadcasts that tell every
+	// replica that a session's record changed (or is gone): the SHA-256,
+	// in hex, of the session's ID.
+	Session string `json:"session,omitempty"`
 }
 
 // A Broadcaster fans notifications out to every replica.

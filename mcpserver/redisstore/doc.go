@@ -13,7 +13,8 @@
 // default.
 //
 //	key or channel                   type     TTL          holds
-//	<p>{s:<id>}:session              STRING   SessionTTL   the Session as JSON; GETEX extends the TTL on every Get and Update
+//	<p>{s:<id>}:session              STRING   SessionTTL   the Session as JSON; GETEX extends the TTL on every Get and Update,
+//	                                                       and so does a WriteStream that checks the session (PEXPIRE)
 //	<p>{s:<id>}:events:<stream>      STREAM   EventTTL     one SSE stream: entry <seq>-0 is event seq (field "data": the
 //	                                                       JSON-RPC message); 0-1 marks a stream opened before its first
 //	                                                       event, <last seq>-2 its end; at most MaxEventsPerStream events

@@ -6,4 +6,5 @@ var (
 	AppendScript = appendScript
 	EndScript    = endScript
 	ReadScript   = readScript
+	WriteScript  = writeScript
 )

@@ -240,6 +240,14 @@ func workload(t *testing.T, s mcpserver.Stores, ids ...string) {
 		if _, _, err := s.Events.Read(ctx, id, "r1", 0, 10*time.Millisecond); err != nil {
 			t.Fatalf("Read: %v", err)
 		}
+		for _, w := range []*mcpserver.StreamWrite{
+			{Session: true, Owner: "me", IDs: []json.RawMessage{json.RawMessage(`1`)}, LeaseTTL: time.Minute, Events: [][]byte{[]byte(`{}`)}},
+			{Session: true, Events: [][]byte{[]byte(`{}`)}, End: true},
+		} {
+			if _, err := s.Events.(mcpserver.StreamWriter).WriteStream(ctx, id, "w1", w); err != nil {
+				t.Fatalf("WriteStream: %v", err)
+			}
+		}
 		_, stop, err := s.Inbox.Listen(ctx, id, "req:1")
 		if err != nil {
 			t.Fatalf("Listen: %v", err)
@@ -276,8 +284,8 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: prefix, SessionTTL: sessionTTL, EventTTL: eventTTL})
 	workload(t, s, rand.Text(), rand.Text())
 	keys := scan(t, rdb, prefix)
-	if len(keys) != 2*(1+1+4) { // per session: the record, the index, four streams
-		t.Errorf("the workload left %d keys, want 12: %q", len(keys), keys)
+	if len(keys) != 2*(1+1+5+1) { // per session: the record, the index, five streams, a lease
+		t.Errorf("the workload left %d keys, want 16: %q", len(keys), keys)
 	}
 	for _, k := range keys {
 		ttl, err := rdb.PTTL(t.Context(), k).Result()
@@ -680,6 +688,9 @@ func TestRoundTrips(t *testing.T) {
 	if _, _, _, err := leaser.LeaseHolder(ctx, warm, warm); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Events.(mcpserver.StreamWriter).WriteStream(ctx, warm, warm, &mcpserver.StreamWrite{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Events.DeleteSession(ctx, warm); err != nil {
 		t.Fatal(err)
 	}
@@ -704,6 +715,11 @@ func TestRoundTrips(t *testing.T) {
 			return err
 		}},
 		{"Events.End", 1, func() error { return s.Events.End(ctx, sid, stream) }},
+		{"Events.WriteStream", 1, func() error {
+			_, err := s.Events.(mcpserver.StreamWriter).WriteStream(ctx, sid, rand.Text(), &mcpserver.StreamWrite{Session: true,
+				Owner: "me", IDs: []json.RawMessage{json.RawMessage(`1`)}, LeaseTTL: time.Minute, Events: [][]byte{[]byte(`{}`), []byte(`{}`)}, End: true})
+			return err
+		}},
 		{"Events.DeleteSession", 2, func() error { return s.Events.DeleteSession(ctx, sid) }},
 		{"Sessions.Delete", 1, func() error { return s.Sessions.Delete(ctx, sid) }},
 		{"Inbox.Deliver", 1, func() error {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -209,16 +210,67 @@ type routed struct {
 	resume  bool   // it carried Last-Event-ID
 }
 
-// TestToolCallRoundTrips reports the Redis round trips of one legacy
-// tools/call through a Handler (issue 6 measures them). Pub/sub
-// subscriptions are not counted: see the package documentation.
+// tripCounter counts the round trips of every connection it dials, as the
+// benchmark's proxy does (bench/cmd/mcpbench): a round trip starts when the
+// client sends after having received (or for the first time), so that a
+// pipeline or a script is one, pub/sub commands count, and messages Redis
+// pushes to a subscriber do not.
+type tripCounter struct{ n atomic.Int64 }
+
+func (tc *tripCounter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &tripConn{Conn: c, tc: tc}, nil
+}
+
+type tripConn struct {
+	net.Conn
+	tc   *tripCounter
+	mu   sync.Mutex
+	turn bool // the client has the floor: what it sends belongs to the round trip counted
+}
+
+func (c *tripConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if !c.turn {
+		c.turn = true
+		c.tc.n.Add(1)
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *tripConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		c.turn = false
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// TestToolCallRoundTrips counts the Redis round trips of legacy tools/calls
+// through a Handler, on every connection of its client (pub/sub included),
+// and fails if they grow (issue 6): one per call that finishes within
+// StreamDelay, in the steady state of a session (its record cached), and
+// two for one that runs longer (open and lease its stream; end it).
 func TestToolCallRoundTrips(t *testing.T) {
 	srv := redistest.Start(t)
-	rdb := newClient(t, srv)
+	trips := &tripCounter{}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, Dialer: trips.dial})
+	t.Cleanup(func() { rdb.Close() })
 	hook := &countHook{}
 	rdb.AddHook(hook)
 	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: uniquePrefix()})
-	h := mcpserver.NewHandler(newMCPServer(), s, nil)
+	mcps := newMCPServer()
+	mcp.AddTool(mcps, &mcp.Tool{Name: "slow"}, func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		time.Sleep(150 * time.Millisecond)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "slow"}}}, nil, nil
+	})
+	h := mcpserver.NewHandler(mcps, s, &mcpserver.Options{StreamDelay: 100 * time.Millisecond})
 	t.Cleanup(func() { h.Close() })
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
@@ -231,26 +283,46 @@ func TestToolCallRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	call := func() {
-		if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+	call := func(tool string) {
+		t.Helper()
+		var args any
+		if tool == "echo" {
+			args = map[string]any{"text": "hi"}
+		}
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+		if err != nil {
 			t.Fatal(err)
 		}
+		if res.IsError {
+			t.Fatalf("%s: %+v", tool, res.Content[0])
+		}
 	}
-	call() // scripts loaded
-	const n = 20
-	before := hook.n.Load()
-	hook.reset()
-	for range n {
-		call()
-	}
-	t.Logf("a legacy tools/call takes %.1f Redis round trips (plus a SUBSCRIBE and an UNSUBSCRIBE on the pub/sub connection)",
-		float64(hook.n.Load()-before)/n)
 	scripts := map[string]string{}
 	for name, sc := range map[string]*redis.Script{"open": redisstore.OpenScript, "append": redisstore.AppendScript,
-		"end": redisstore.EndScript, "read": redisstore.ReadScript} {
+		"end": redisstore.EndScript, "read": redisstore.ReadScript, "write": redisstore.WriteScript} {
 		scripts["evalsha "+sc.Hash()[:8]] = name
 	}
-	for name, k := range hook.reset() {
-		t.Logf("  %-20s %.1f", cmp.Or(scripts[name], name), float64(k)/n)
+	for _, tt := range []struct {
+		tool string
+		n    int
+		want float64 // round trips per call, at most
+	}{
+		{"echo", 50, 1},
+		{"slow", 5, 2},
+	} {
+		call(tt.tool) // scripts loaded, session cached
+		before := trips.n.Load()
+		hook.reset()
+		for range tt.n {
+			call(tt.tool)
+		}
+		got := float64(trips.n.Load()-before) / float64(tt.n)
+		t.Logf("a legacy tools/call of %s takes %.2f Redis round trips:", tt.tool, got)
+		for name, k := range hook.reset() {
+			t.Logf("  %-20s %.2f", cmp.Or(scripts[name], name), float64(k)/float64(tt.n))
+		}
+		if got > tt.want {
+			t.Errorf("a legacy tools/call of %s takes %.2f Redis round trips, want at most %v", tt.tool, got, tt.want)
+		}
 	}
 }

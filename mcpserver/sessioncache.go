@@ -1,0 +1,178 @@
+package mcpserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// Bounds of the session cache: see sessionCache.
+const (
+	// sessionChecked is how recently a session must have been seen to
+	// exist (and had its lifetime extended) for its cached record to be
+	// used.
+	sessionChecked = 2 * time.Second
+	// sessionFetched is how old a cached record may be.
+	sessionFetched = 30 * time.Second
+	// maxCachedSessions bounds the cache.
+	maxCachedSessions = 10000
+)
+
+// methodSessionChanged is the Broadcast that invalidates a session's cached
+// record on every replica: its Session field is sessionHash of the ID.
+const methodSessionChanged = "remotemcp/session-changed"
+
+// A sessionCache holds the session records this replica served recently, so
+// that a legacy request costs no read of its session, only the write of
+// its stream, which checks that the session still exists and extends its
+// lifetime (StreamWrite.Session).
+//
+// What may be stale, and for how long:
+//   - The subject, against which every request is checked, never changes.
+//   - A session deleted (or expired) is noticed by the write of the next
+//     request's stream, which then answers 404 instead of the response
+//     (but the request did run). Sooner, usually: a DELETE evicts the
+//     record here and, through the Broadcaster, on every replica, within
+//     pub/sub latency; and a record is used only if the session was seen
+//     to exist less than sessionChecked (2s) ago. So a deleted session
+//     runs at most the requests that reach a replica within 2s of the
+//     DELETE while that replica missed the invalidation (the pub/sub
+//     connection was being re-established).
+//   - The rest of the record (the log level, the subscriptions) changes by
+//     requests that evict it in the same way, and is read again at least
+//     every sessionFetched (30s).
+//
+// The cache is used only while the Handler's broadcast subscription, which
+// carries the invalidations, is up; it is emptied whenever that
+// subscription starts or ends. Entries are keyed by the SHA-256 of the
+// session ID, which is also what invalidations carry.
+type sessionCache struct {
+	now func() time.Time
+
+	mu   sync.Mutex
+	live bool // the invalidations are received
+	gen  uint64
+	m    map[string]*cachedSession
+}
+
+// A cachedSession is a session record and what is known of its freshness.
+type cachedSession struct {
+	sess    *Session
+	checked time.Time // the session was last seen to exist
+	fetched time.Time // the record was read
+}
+
+func newSessionCache() *sessionCache {
+	return &sessionCache{now: time.Now, m: map[string]*cachedSession{}}
+}
+
+// sessionHash names a session in the cache and in invalidations.
+func sessionHash(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+// get returns a shallow copy of the cached record of id, if it is fresh.
+// Its pointer fields are shared: read-only.
+func (c *sessionCache) get(id string) (*Session, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[sessionHash(id)]
+	if !c.live || e == nil {
+		return nil, false
+	}
+	now := c.now()
+	if now.Sub(e.checked) >= sessionChecked || now.Sub(e.fetched) >= sessionFetched {
+		return nil, false
+	}
+	s := *e.sess
+	return &s, true
+}
+
+// begin returns the generation to pass to put: a record read after begin
+// is cached only if no invalidation came in between.
+func (c *sessionCache) begin() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put caches a record just read from the store (which extended the
+// session's lifetime), unless an invalidation came since gen.
+func (c *sessionCache) put(sess *Session, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live || c.gen != gen {
+		return
+	}
+	now := c.now()
+	if len(c.m) >= maxCachedSessions {
+		for k, e := range c.m {
+			if now.Sub(e.checked) >= sessionChecked || now.Sub(e.fetched) >= sessionFetched {
+				delete(c.m, k)
+			}
+		}
+		for k := range c.m {
+			if len(c.m) < maxCachedSessions {
+				break
+			}
+			delete(c.m, k)
+		}
+	}
+	s := *sess
+	c.m[sessionHash(sess.ID)] = &cachedSession{sess: &s, checked: now, fetched: now}
+}
+
+// checked records that the session was just seen to exist.
+func (c *sessionCache) checked(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[sessionHash(id)]; e != nil {
+		e.checked = c.now()
+	}
+}
+
+// forget evicts the record of the session whose sessionHash is hash.
+func (c *sessionCache) forget(hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.m, hash)
+}
+
+// setLive empties the cache, and uses it from now on only if live: the
+// invalidations are received.
+func (c *sessionCache) setLive(live bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.live = live
+	clear(c.m)
+}
+
+// session returns the session id, from the cache if it is fresh there,
+// else from the store (which extends its lifetime).
+func (h *Handler) session(ctx context.Context, id string) (*Session, error) {
+	if s, ok := h.cache.get(id); ok {
+		return s, nil
+	}
+	gen := h.cache.begin()
+	s, err := h.stores.Sessions.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	h.cache.put(s, gen)
+	return s, nil
+}
+
+// sessionChanged evicts the cached record of session id here and, through
+// the Broadcaster, on every replica.
+func (h *Handler) sessionChanged(ctx context.Context, id string) {
+	hash := sessionHash(id)
+	h.cache.forget(hash)
+	if err := h.stores.Broadcaster.Publish(ctx, Broadcast{Method: methodSessionChanged, Session: hash}); err != nil {
+		h.log.Warn("publish session change", "session", shortHash(id), "error", err)
+	}
+}
