@@ -220,7 +220,7 @@ func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Sessi
 	}
 	delay := time.AfterFunc(h.opts.StreamDelay, c.open)
 	defer delay.Stop()
-	h.writeStream200(w, r, c, primes(version))
+	h.sendStream(w, r, c, primes(version))
 }
 
 // primes reports whether the revision expects SSE priming events (SEP-1699).
@@ -265,11 +265,11 @@ func (h *Handler) writeStreamError(w http.ResponseWriter, err error) {
 	writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "session store unavailable")
 }
 
-// writeStream200 writes the SSE response of a request from memory: once its
+// sendStream writes the SSE response of a request from memory: once its
 // stream is open (or the request over), every message as it is logged,
 // until the stream ends, the client goes away, or the request closes the
 // connection (SEP-1699). The request runs on if the client goes away.
-func (h *Handler) writeStream200(w http.ResponseWriter, r *http.Request, c *conn, priming bool) {
+func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, priming bool) {
 	ctx := r.Context()
 	select {
 	case <-c.ready:
@@ -288,13 +288,13 @@ func (h *Handler) writeStream200(w http.ResponseWriter, r *http.Request, c *conn
 	var after int64
 	keepAlive := time.NewTimer(h.opts.KeepAlive)
 	defer keepAlive.Stop()
-	for {
+	for first := true; ; first = false {
 		var buf []byte
 		for _, e := range events {
 			buf = fmt.Appendf(buf, "id: %s\nevent: message\ndata: %s\n\n", formatEventID(c.streamID, e.Seq), e.Data)
 			after = e.Seq
 		}
-		if len(buf) > 0 || after == 0 {
+		if len(buf) > 0 || first {
 			if _, err := w.Write(buf); err != nil {
 				return
 			}
