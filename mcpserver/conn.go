@@ -516,11 +516,11 @@ func (c *conn) Close() error {
 // take returns the messages logged since the last take, whether the
 // stream is over (ended, or given up with err), whether the HTTP response
 // must read on from the log, and a channel closed on the next change.
-func (c *conn) take() (events []Event, ended, lost bool, err error, changed <-chan struct{}) {
+func (c *conn) take() (events []Event, ended, lost bool, changed <-chan struct{}, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	events, c.sent = c.sent, nil
-	return events, c.state == streamEnded, c.lost, c.err, c.changed
+	return events, c.state == streamEnded, c.lost, c.changed, c.err
 }
 
 // detach tells the conn that the HTTP response is gone.

@@ -231,7 +231,7 @@ func primes(version string) bool { return version >= Version20251125 }
 func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, c *conn) {
 	var last []byte
 	for {
-		events, ended, _, err, changed := c.take()
+		events, ended, _, changed, err := c.take()
 		for _, e := range events {
 			last = e.Data
 		}
@@ -276,7 +276,7 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 	case <-ctx.Done():
 		return
 	}
-	events, ended, lost, err, changed := c.take()
+	events, ended, lost, changed, err := c.take()
 	if err != nil {
 		h.writeStreamError(w, err)
 		return
@@ -327,7 +327,7 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 		case <-ctx.Done():
 			return
 		}
-		events, ended, lost, _, changed = c.take()
+		events, ended, lost, changed, _ = c.take()
 	}
 }
 
