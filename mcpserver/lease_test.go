@@ -2,9 +2,11 @@ package mcpserver_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,5 +127,47 @@ func TestResumeLiveStream(t *testing.T) {
 	}
 	if got := toolText(t, msgs[0]); got != "waited" {
 		t.Errorf("tools/call = %q, want %q", got, "waited")
+	}
+}
+
+// failingLog is memstore's EventLog whose appends to an open stream fail,
+// once armed, as a store that fails in the middle of a request would.
+type failingLog struct {
+	*memstore.Events
+	armed atomic.Bool
+}
+
+func (l *failingLog) WriteStream(ctx context.Context, sid, stream string, w *mcpserver.StreamWrite) (int64, error) {
+	if l.armed.Load() && w.Owner == "" && len(w.Events) > 0 {
+		return 0, errors.New("append failed")
+	}
+	return l.Events.WriteStream(ctx, sid, stream, w)
+}
+
+// TestResponseNotLogged checks that a client whose request's response
+// could not be logged is not kept waiting: its POST stream goes on from
+// the log, where the request is answered with an error once the lease of
+// its stream lapses.
+func TestResponseNotLogged(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	stores := memstore.New(nil)
+	log := &failingLog{Events: stores.Events.(*memstore.Events)}
+	stores.Events = log
+	_, url := replica(t, stores, &mcpserver.Options{LeaseTTL: ttl, StreamDelay: 10 * time.Millisecond, KeepAlive: ttl / 5})
+	const version = mcpserver.Version20251125
+	sid := initialize(t, url, "", version, `{}`)
+	key, release := newGate(t)
+	time.AfterFunc(200*time.Millisecond, func() {
+		log.armed.Store(true) // the stream is open by now
+		close(release)
+	})
+	resp := do(t, url, request{version: version, session: sid,
+		body: callBody(7, "tools/call", `{"name":"wait","arguments":{"key":"`+key+`"}}`)})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d: %s", resp.StatusCode, readBody(t, resp))
+	}
+	msgs := messages(t, readEvents(t, resp))
+	if len(msgs) != 1 || string(msgs[0].ID) != "7" || msgs[0].Error == nil || !strings.Contains(msgs[0].Error.Message, "retry") {
+		t.Fatalf("POST stream = %+v, want an error response asking to retry", msgs)
 	}
 }

@@ -2,6 +2,7 @@ package mcpserver_test
 
 import (
 	"context"
+	"crypto/rand"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -63,7 +64,7 @@ func TestSessionCacheDelete(t *testing.T) {
 	_, urlB := replica(t, stores, nil)
 	const version = mcpserver.Version20251125
 	sid := initialize(t, urlA, "", version, `{}`)
-	key := t.Name()
+	key := rand.Text() // unique across runs (-count)
 	if got := callTally(t, urlA, sid, key); got != http.StatusOK {
 		t.Fatalf("call on A = %d, want 200", got)
 	}
@@ -99,7 +100,7 @@ func TestSessionCacheMissedInvalidation(t *testing.T) {
 
 	t.Run("next request", func(t *testing.T) {
 		sid := initialize(t, urlA, "", version, `{}`)
-		key := t.Name()
+		key := rand.Text() // unique across runs (-count)
 		if got := callTally(t, urlA, sid, key); got != http.StatusOK {
 			t.Fatalf("call on A = %d, want 200", got)
 		}
@@ -118,7 +119,7 @@ func TestSessionCacheMissedInvalidation(t *testing.T) {
 
 	t.Run("time bound", func(t *testing.T) {
 		sid := initialize(t, urlA, "", version, `{}`)
-		key := t.Name()
+		key := rand.Text() // unique across runs (-count)
 		if got := callTally(t, urlA, sid, key); got != http.StatusOK {
 			t.Fatalf("call on A = %d, want 200", got)
 		}
