@@ -36,14 +36,19 @@
 // Sessions.Get, Create and Delete, and Events.Open, Append, End, Read
 // (when events are ready) and WriteStream (mcpserver.StreamWriter: the
 // session check, the lease, any number of events and the end, in one
-// script) take one round trip each; Sessions.Update two (a
-// GETEX, then a compare-and-set script; more under contention);
-// Events.DeleteSession two; Events.Lease and LeaseHolder one each;
-// Inbox.Deliver and Broadcaster.Publish one
-// PUBLISH. Broadcaster.Subscribe takes one round trip on the shared pub/sub
-// connection, and so does stopping the last subscriber. Inbox.Listen and
-// its stop take none, but for the first Listen of a replica (PSUBSCRIBE). Scripts run with EVALSHA; the first run on a server adds one round
-// trip (NOSCRIPT, then EVAL).
+// script) take one round trip each; Sessions.Update two (a GETEX, then a
+// compare-and-set script; more under contention); Events.DeleteSession
+// two; Events.Lease and LeaseHolder one each; Inbox.Deliver and
+// Broadcaster.Publish one PUBLISH. Broadcaster.Subscribe takes one round
+// trip on the shared pub/sub connection, and so does stopping the last
+// subscriber. Inbox.Listen and its stop take none, but for the first
+// Listen of a replica (PSUBSCRIBE). Scripts run with EVALSHA; the first run
+// on a server adds one round trip (NOSCRIPT, then EVAL).
+//
+// A legacy tools/call through an mcpserver.Handler thus costs one round
+// trip once its session's record is cached on the replica (one
+// WriteStream), and two or more if it runs longer than the Handler's
+// StreamDelay; TestToolCallRoundTrips holds it to that.
 //
 // # Waiting without blocking Redis
 //
