@@ -455,7 +455,14 @@ type Broadcaster struct {
 	subs map[int]chan mcpserver.Broadcast
 }
 
-var _ mcpserver.Broadcaster = (*Broadcaster)(nil)
+var (
+	_ mcpserver.Broadcaster      = (*Broadcaster)(nil)
+	_ mcpserver.HeardBroadcaster = (*Broadcaster)(nil)
+)
+
+// Heard implements mcpserver.HeardBroadcaster: Publish hands a broadcast to
+// every subscription before it returns.
+func (b *Broadcaster) Heard() time.Time { return time.Now() }
 
 // Publish implements mcpserver.Broadcaster. A subscriber that does not keep
 // up loses the broadcast rather than stalling the publisher.

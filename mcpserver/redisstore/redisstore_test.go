@@ -941,3 +941,41 @@ func TestNewWiringMistakes(t *testing.T) {
 		})
 	}
 }
+
+// TestHeard checks the Broadcaster's proof of a live pub/sub connection:
+// it advances every second while Redis answers, not while Redis is
+// paused, and again once Redis continues.
+func TestHeard(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: uniquePrefix()})
+	b := s.Broadcaster.(mcpserver.HeardBroadcaster)
+	if got := b.Heard(); !got.IsZero() {
+		t.Errorf("Heard before any subscription = %v, want zero", got)
+	}
+	_, stop, err := s.Broadcaster.Subscribe(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	start := time.Now()
+	eventually(t, "Heard advances", func() error {
+		if !b.Heard().After(start) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	srv.Pause()
+	paused := time.Now()
+	time.Sleep(2500 * time.Millisecond)
+	if got := b.Heard(); got.After(paused) {
+		t.Errorf("Heard = %v while Redis was paused since %v", got, paused)
+	}
+	srv.Resume()
+	resumed := time.Now()
+	eventually(t, "Heard advances after Resume", func() error {
+		if !b.Heard().After(resumed) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+}
