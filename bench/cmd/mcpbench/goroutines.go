@@ -96,3 +96,22 @@ func goroutineGrowth(first, last goroutineDump, n int) []string {
 	}
 	return out
 }
+
+// idleConn reports whether stack is net/http's goroutine of a keep-alive
+// connection waiting for its next request: there is one per connection the
+// load generator keeps open, however many that is at the moment.
+func idleConn(stack string) bool {
+	return strings.HasSuffix(stack, "net/http.(*conn).serve") && strings.Contains(stack, "net/http.(*connReader).Read")
+}
+
+// count is the number of goroutines in d, less those of idle keep-alive
+// connections if serverOnly.
+func (d goroutineDump) count(serverOnly bool) int {
+	n := 0
+	for stack, c := range d {
+		if !serverOnly || !idleConn(stack) {
+			n += c
+		}
+	}
+	return n
+}

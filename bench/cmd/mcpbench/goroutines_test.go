@@ -40,3 +40,21 @@ func TestGoroutineGrowth(t *testing.T) {
 		t.Errorf("a profile against itself grew: %q", got)
 	}
 }
+
+// TestGoroutineCountServerOnly: idle keep-alive connections of net/http
+// are told apart from the server's other goroutines.
+func TestGoroutineCountServerOnly(t *testing.T) {
+	d := parseGoroutines(`goroutine profile: total 5
+3 @ 0x1 0x2
+#	0x1	internal/poll.runtime_pollWait+0x1	x.go:1
+#	0x2	net/http.(*connReader).Read+0x1	x.go:2
+#	0x3	net/http.(*conn).serve+0x1	x.go:3
+
+2 @ 0x1 0x2
+#	0x1	runtime.gopark+0x1	x.go:1
+#	0x2	github.com/x/y.worker+0x1	y.go:2
+`)
+	if all, server := d.count(false), d.count(true); all != 5 || server != 2 {
+		t.Errorf("count = %d all, %d server only; want 5 and 2", all, server)
+	}
+}

@@ -514,6 +514,10 @@ type soakResult struct {
 	// GrownStacks are the goroutine stacks that had more goroutines at
 	// the last sample than at the second (profiles/goroutines-*.txt).
 	GrownStacks []string `json:"grown_stacks,omitempty"`
+	// ServerGoroutineGrowth is the growth from the second sample to the
+	// last of the goroutines other than idle keep-alive connections (whose
+	// number is the load generator's, up to its connections).
+	ServerGoroutineGrowth int `json:"server_goroutine_growth"`
 }
 
 func soak(ctx context.Context, e *env, o *options, key string, rate float64) (*soakResult, error) {
@@ -568,6 +572,7 @@ func soak(ctx context.Context, e *env, o *options, key string, rate float64) (*s
 				return nil, err
 			}
 			res.GrownStacks = goroutineGrowth(early, last, 8)
+			res.ServerGoroutineGrowth = last.count(true) - early.count(true)
 		}
 	}
 	res.Load.RPS = median(res.Load.Rounds, func(r roundResult) float64 { return r.RPS })
