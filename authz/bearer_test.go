@@ -771,7 +771,7 @@ func FuzzOperations(f *testing.F) {
 		// with more than one JSON value is refused (the decoder read the
 		// first only).
 		want, wantErr := decodedOperations(body)
-		if trimmed := bytes.TrimSpace(body); wantErr == nil && len(trimmed) > 0 && !json.Valid(trimmed) {
+		if trimmed := bytes.Trim(body, " \t\r\n"); wantErr == nil && len(trimmed) > 0 && !json.Valid(trimmed) {
 			want, wantErr = nil, errMalformed
 		}
 		if (err != nil) != (wantErr != nil) {

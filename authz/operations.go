@@ -31,9 +31,24 @@ func operations(body []byte) ([][2]string, error) {
 		return nil, errMalformed
 	}
 	var ops [][2]string
+	var seen map[[2]string]bool // once there are too many to compare pairwise
 	add := func(msg []byte) error {
 		op, ok, err := operation(msg)
-		if ok && !slices.Contains(ops, op) {
+		if !ok {
+			return err
+		}
+		if seen == nil && len(ops) >= 16 {
+			seen = make(map[[2]string]bool, 2*len(ops))
+			for _, o := range ops {
+				seen[o] = true
+			}
+		}
+		if seen != nil {
+			if !seen[op] {
+				seen[op] = true
+				ops = append(ops, op)
+			}
+		} else if !slices.Contains(ops, op) {
 			ops = append(ops, op)
 		}
 		return err

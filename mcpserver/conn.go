@@ -230,7 +230,13 @@ func (c *conn) Write(ctx context.Context, msg jsonrpc.Message) error {
 			}
 			c.wmu.Lock()
 			defer c.wmu.Unlock()
-			return c.emitLocked(data, false)
+			if err := c.emitLocked(data, false); err != nil {
+				// A notification the log refused is dropped; an error here
+				// would make the go-sdk close the connection and cancel
+				// every call of the request.
+				c.h.log.Warn("log notification", "session", shortHash(c.sessionID), "error", err)
+			}
+			return nil
 		}
 		return c.call(m)
 	}
@@ -466,17 +472,19 @@ func (c *conn) finish() {
 // connection. The caller holds wmu.
 func (c *conn) finishLocked() {
 	c.mu.Lock()
-	done, state := c.isDone, c.state
+	done, state, lost := c.isDone, c.state, c.lost
 	c.mu.Unlock()
 	if done {
 		return
 	}
 	var err error
-	switch state {
-	case streamHeld:
+	switch {
+	case state == streamHeld:
 		err = c.flushLocked(true)
-	case streamOpen:
+	case state == streamOpen && !lost:
 		err = c.logLocked(nil, true)
+		// If a write failed (lost), the stream is left open: once its lease
+		// lapses, the client's follow answers what the log lacks (rescue).
 	}
 	if err != nil {
 		c.h.log.Warn("end stream", "session", shortHash(c.sessionID), "error", err)

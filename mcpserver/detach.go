@@ -81,6 +81,13 @@ func (h *Handler) detach(w http.ResponseWriter, r *http.Request, s *liveStream, 
 // for the idle stream's stack.)
 func (h *Handler) pump(conn net.Conn, s *liveStream, after int64) {
 	h.stream(s, after, func(sse []byte) error {
+		// A client that takes no chunk for two keep-alive intervals is
+		// gone or stuck. Set before checking s.ctx: once end has run (it
+		// cancels, then sets a shorter deadline), its deadline stays.
+		conn.SetWriteDeadline(time.Now().Add(2 * h.opts.KeepAlive))
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
 		_, err := conn.Write(appendChunk(nil, sse))
 		return err
 	})
@@ -96,16 +103,14 @@ func endChunked(conn net.Conn) {
 	conn.Write([]byte("0\r\n\r\n"))
 }
 
-// watchClient reads the connection of a detached stream until it fails:
-// the client went away, or pump closed it. Then it ends the stream.
+// watchClient waits until the client of a detached stream goes away, or
+// pump closes the connection, and ends the stream. A client that sends
+// anything after its GET (the response is "Connection: close") ends it
+// too: reading on, a byte at a time, would cost a system call per byte.
 func watchClient(conn net.Conn, end func()) {
 	var b [1]byte
-	for {
-		if _, err := conn.Read(b[:]); err != nil {
-			end()
-			return
-		}
-	}
+	conn.Read(b[:])
+	end()
 }
 
 // appendChunk appends p to dst as one chunk of a chunked HTTP/1.1 body.

@@ -59,8 +59,14 @@ func (h *Handler) openStandalone(w http.ResponseWriter, r *http.Request, sess *S
 		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "broadcast unavailable")
 		return nil
 	}
-	if err := h.stores.Events.Open(ctx, s.id, standaloneStream); err != nil {
+	// Opened with a check that the session still exists: its record may
+	// come from the session cache, stale by up to sessionChecked or more.
+	if _, err := h.writeStream(ctx, s.id, standaloneStream, &StreamWrite{Session: true}); err != nil {
 		h.unregister(s)
+		if errors.Is(err, ErrNotFound) {
+			writeRPCError(w, http.StatusNotFound, jsonrpc.ID{}, codeSessionNotFound, "Session not found")
+			return nil
+		}
 		w.Header().Set("Retry-After", "1")
 		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "event log unavailable")
 		return nil
