@@ -165,9 +165,6 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 		h.opts.StreamDelay = 100 * time.Millisecond
 	}
 	h.opts.StreamDelay = min(h.opts.StreamDelay, h.opts.KeepAlive)
-	if hb, ok := stores.Broadcaster.(HeardBroadcaster); ok {
-		h.cache.heard = hb.Heard
-	}
 	h.log = h.opts.Logger
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

@@ -11,8 +11,8 @@ import (
 // Bounds of the session cache: see sessionCache.
 const (
 	// sessionChecked is how recently a session must have been seen to
-	// exist (and had its lifetime extended), or the replica known to have
-	// received every invalidation, for its cached record to be used.
+	// exist (and had its lifetime extended) for its cached record to be
+	// used.
 	sessionChecked = 2 * time.Second
 	// sessionFetched is how old a cached record may be.
 	sessionFetched = 30 * time.Second
@@ -35,14 +35,20 @@ const methodSessionChanged = "remotemcp/session-changed"
 //     request's stream, which then answers 404 instead of the response
 //     (but the request did run). Sooner, usually: a DELETE evicts the
 //     record here and, through the Broadcaster, on every replica, within
-//     pub/sub latency; and a record is used only if, less than
-//     sessionChecked (2s) ago, the session was seen to exist or the
-//     replica was known to have received every broadcast published until
-//     then (HeardBroadcaster; a Redis replica proves it every second). So
-//     a deleted session runs at most the requests that reach a replica
-//     within 2s of the DELETE while that replica missed the invalidation
-//     (its pub/sub connection broke), or while the invalidation waits in
-//     the replica's queue of broadcasts (which drops what overflows it).
+//     pub/sub latency; and a record is used only if the session was seen
+//     to exist less than sessionChecked (2s) ago. So a deleted session
+//     runs at most the requests that reach a replica within 2s of the
+//     DELETE while that replica missed the invalidation (the pub/sub
+//     connection was being re-established, or the replica's queue of
+//     broadcasts overflowed or lagged).
+//
+// Nothing but a read or write of the session itself renews the 2s: a
+// Broadcaster's claim that it received every invalidation is not trusted,
+// since it cannot prove what its reconnects and full buffers dropped, nor
+// that the Handler applied what it received (and on a Redis Cluster a PONG
+// from one node says nothing of messages published on another). So the
+// first request of a session idle for 2s or more costs one more round
+// trip (the read of its record).
 //   - The rest of the record (the log level, the subscriptions) changes by
 //     requests that evict it in the same way, and is read again at least
 //     every sessionFetched (30s).
@@ -52,8 +58,7 @@ const methodSessionChanged = "remotemcp/session-changed"
 // subscription starts or ends. Entries are keyed by the SHA-256 of the
 // session ID, which is also what invalidations carry.
 type sessionCache struct {
-	now   func() time.Time
-	heard func() time.Time // HeardBroadcaster.Heard, or nil
+	now func() time.Time
 
 	mu   sync.Mutex
 	live bool // the invalidations are received
@@ -88,13 +93,7 @@ func (c *sessionCache) get(id string) (*Session, bool) {
 		return nil, false
 	}
 	now := c.now()
-	proof := e.checked
-	if c.heard != nil {
-		if t := c.heard(); t.After(proof) {
-			proof = t
-		}
-	}
-	if now.Sub(proof) >= sessionChecked || now.Sub(e.fetched) >= sessionFetched {
+	if now.Sub(e.checked) >= sessionChecked || now.Sub(e.fetched) >= sessionFetched {
 		return nil, false
 	}
 	s := *e.sess

@@ -157,16 +157,6 @@ type Broadcaster interface {
 	Subscribe(ctx context.Context) (msgs <-chan Broadcast, stop func(), err error)
 }
 
-// A HeardBroadcaster is an optional Broadcaster capability, found by type
-// assertion: it tells how recently this replica was known to receive
-// every broadcast, so that a Handler can trust the session invalidations
-// it did not receive.
-type HeardBroadcaster interface {
-	// Heard returns a time before which every broadcast published had
-	// reached this replica's subscriptions (the zero time if unknown).
-	Heard() time.Time
-}
-
 // Stores bundles the state a Handler keeps outside the process.
 type Stores struct {
 	Sessions    SessionStore

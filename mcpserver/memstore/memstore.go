@@ -455,14 +455,7 @@ type Broadcaster struct {
 	subs map[int]chan mcpserver.Broadcast
 }
 
-var (
-	_ mcpserver.Broadcaster      = (*Broadcaster)(nil)
-	_ mcpserver.HeardBroadcaster = (*Broadcaster)(nil)
-)
-
-// Heard implements mcpserver.HeardBroadcaster: Publish hands a broadcast to
-// every subscription before it returns.
-func (b *Broadcaster) Heard() time.Time { return time.Now() }
+var _ mcpserver.Broadcaster = (*Broadcaster)(nil)
 
 // Publish implements mcpserver.Broadcaster. A subscriber that does not keep
 // up loses the broadcast rather than stalling the publisher.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/remotemcp/remotemcp/mcpserver"
@@ -19,17 +18,7 @@ type Broadcaster struct {
 	hub  *hub
 }
 
-var (
-	_ mcpserver.Broadcaster      = (*Broadcaster)(nil)
-	_ mcpserver.HeardBroadcaster = (*Broadcaster)(nil)
-)
-
-// Heard implements mcpserver.HeardBroadcaster. Once it has been called,
-// the replica proves its pub/sub connection alive every second with a PING
-// (a round trip), whose PONG Redis sends after every message published
-// before; Heard is when the last answered PING was sent. It is the zero
-// time until then, and stops advancing while the connection is down.
-func (b *Broadcaster) Heard() time.Time { return b.hub.heardAt() }
+var _ mcpserver.Broadcaster = (*Broadcaster)(nil)
 
 // broadcastBuffer is how many broadcasts a subscriber holds before further
 // ones are dropped rather than stalling every other subscriber.

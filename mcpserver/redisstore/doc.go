@@ -43,9 +43,7 @@
 // trip on the shared pub/sub connection, and so does stopping the last
 // subscriber. Inbox.Listen and its stop take none, but for the first
 // Listen of a replica (PSUBSCRIBE). Scripts run with EVALSHA; the first run
-// on a server adds one round trip (NOSCRIPT, then EVAL). Once
-// Broadcaster.Heard has been called (a Handler does, for its session
-// cache), each replica sends a PING on its pub/sub connection every second.
+// on a server adds one round trip (NOSCRIPT, then EVAL).
 //
 // A legacy tools/call through an mcpserver.Handler thus costs one round
 // trip once its session's record is cached on the replica (one

@@ -62,12 +62,7 @@ type hub struct {
 	watchers  map[string]map[chan struct{}]struct{} // event reads waiting, by stream key
 	listeners map[string]*sub                       // inbox listeners, by channel
 	joining   map[string]chan struct{}              // closed when the pending permanent subscription settles
-	beating   bool                                  // heartbeats run (see heardAt)
-	heard     time.Time                             // when the last answered heartbeat was sent
 }
-
-// heardEvery is the interval of the heartbeats (see heardAt).
-const heardEvery = time.Second
 
 // A hubChan is the state of one channel, or pattern.
 type hubChan struct {
@@ -258,72 +253,6 @@ func notify(w chan struct{}) {
 	select {
 	case w <- struct{}{}:
 	default:
-	}
-}
-
-// heardAt returns when the last heartbeat answered was sent: every message
-// published before then has been received. The first call starts the
-// heartbeats, a PING on the connection every heardEvery, if the connection
-// is open.
-func (h *hub) heardAt() time.Time {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.beating && !h.closed && h.ps != nil {
-		h.beating = true
-		go h.beat()
-	}
-	return h.heard
-}
-
-func (h *hub) beat() {
-	t := time.NewTicker(heardEvery)
-	defer t.Stop()
-	for {
-		sent := time.Now()
-		if h.ping() == nil {
-			h.mu.Lock()
-			if sent.After(h.heard) {
-				h.heard = sent
-			}
-			h.mu.Unlock()
-		}
-		select {
-		case <-h.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// ping sends a PING on the connection and waits for its PONG, which Redis
-// sends after everything published before it ran the PING.
-func (h *hub) ping() error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return errClosed
-	}
-	ps := h.ps
-	h.nextPing++
-	tok := "redisstore:" + strconv.FormatUint(h.nextPing, 10)
-	p := newPending("pong", func() {})
-	h.pings[tok] = p
-	h.mu.Unlock()
-	defer func() {
-		h.mu.Lock()
-		delete(h.pings, tok)
-		h.mu.Unlock()
-	}()
-	ctx, cancel := context.WithTimeout(h.ctx, confirmTimeout)
-	defer cancel()
-	if err := ps.Ping(ctx, tok); err != nil {
-		return err
-	}
-	select {
-	case err := <-p.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
