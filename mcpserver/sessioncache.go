@@ -109,7 +109,8 @@ func (c *sessionCache) begin() uint64 {
 }
 
 // put caches a record just read from the store (which extended the
-// session's lifetime), unless an invalidation came since gen.
+// session's lifetime), unless an invalidation came since gen. When the
+// cache is full it first drops what is stale, then an arbitrary half.
 func (c *sessionCache) put(sess *Session, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -118,13 +119,16 @@ func (c *sessionCache) put(sess *Session, gen uint64) {
 	}
 	now := c.now()
 	if len(c.m) >= maxCachedSessions {
+		// Drop what is stale, then, if still full, an arbitrary half: not
+		// just one entry, or every later put would scan the whole cache
+		// under the lock. A session dropped pays one more read.
 		for k, e := range c.m {
 			if now.Sub(e.checked) >= sessionChecked || now.Sub(e.fetched) >= sessionFetched {
 				delete(c.m, k)
 			}
 		}
 		for k := range c.m {
-			if len(c.m) < maxCachedSessions {
+			if len(c.m) < maxCachedSessions/2 {
 				break
 			}
 			delete(c.m, k)
