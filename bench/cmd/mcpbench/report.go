@@ -93,7 +93,7 @@ func (r *report) targets() []string {
 		case "c-redis":
 			out = append(out, fmt.Sprintf("0 Redis round trips per 2026-07-28 tools/call with our tokens: %s: %.3f", verdict(x.TripsPerCall < 0.01), x.TripsPerCall))
 		case "d":
-			out = append(out, fmt.Sprintf("≤ 1 Redis round trip per legacy-session tools/call: %s: %.2f", verdict(x.TripsPerCall <= 1), x.TripsPerCall))
+			out = append(out, fmt.Sprintf("≤ 1 Redis round trip per legacy-session tools/call: %s: %.3f", verdict(x.TripsPerCall <= 1), x.TripsPerCall))
 		}
 	}
 	for _, m := range r.Memory {
