@@ -2,9 +2,11 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -42,13 +44,29 @@ type JWTOptions struct {
 	HTTPClient *http.Client
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// VerifiedCacheSize bounds how many verified tokens Verify remembers
+	// (by SHA-256), so that a client's next request with the same token
+	// skips parsing and the signature check while the JWKS still serves
+	// the very key that verified it; expiry is checked on every request.
+	// Zero means 10 000; negative, none.
+	VerifiedCacheSize int
+}
+
+// A jwtVerified is what JWTVerifier.Verify learned from a token it
+// verified in full.
+type jwtVerified struct {
+	kid  string
+	key  jwk.Key // the key of the JWKS that verified it
+	info *auth.TokenInfo
+	exp  time.Time
 }
 
 // A JWTVerifier verifies JWT access tokens (RFC 9068) issued by an external
 // authorization server, against its JWKS, kept fresh by a jwk.Cache.
 type JWTVerifier struct {
-	o     JWTOptions
-	cache *jwk.Cache
+	o        JWTOptions
+	cache    *jwk.Cache
+	verified *verifiedCache[*jwtVerified]
 
 	mu            sync.Mutex
 	lastRefresh   time.Time
@@ -102,13 +120,33 @@ func NewJWTVerifier(ctx context.Context, opts JWTOptions) (*JWTVerifier, error) 
 	); err != nil {
 		return nil, fmt.Errorf("authz: fetch JWKS %s: %w", opts.JWKSURL, err)
 	}
-	return &JWTVerifier{o: opts, cache: cache}, nil
+	return &JWTVerifier{o: opts, cache: cache, verified: newVerifiedCache[*jwtVerified](opts.VerifiedCacheSize)}, nil
 }
 
 // Verify implements Verifier.
 func (v *JWTVerifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, error) {
 	if strings.Count(token, ".") != 2 {
 		return nil, invalid("not a JWT")
+	}
+	var hash [sha256.Size]byte
+	if v.verified != nil {
+		hash = sha256.Sum256([]byte(token))
+		if e, ok := v.verified.get(hash); ok {
+			key, err := v.key(ctx, e.kid)
+			if err != nil {
+				return nil, err
+			}
+			if key == e.key { // the JWKS still serves the key that verified it
+				if !v.o.Now().Before(e.exp.Add(v.o.ClockSkew)) {
+					return nil, invalid("the token has expired")
+				}
+				info := *e.info
+				info.Scopes = slices.Clone(info.Scopes)
+				info.Extra = maps.Clone(info.Extra)
+				return &info, nil
+			}
+			// The JWKS was fetched again since: verify in full.
+		}
 	}
 	msg, err := jws.Parse([]byte(token))
 	if err != nil || len(msg.Signatures()) != 1 {
@@ -148,7 +186,16 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*auth.TokenInfo
 	if !slices.ContainsFunc(aud, func(a string) bool { return sameResource(a, v.o.Audience) }) {
 		return nil, invalid("the token was issued for another resource")
 	}
-	return tokenInfo(tok)
+	info, err := tokenInfo(tok)
+	if err != nil || v.verified == nil {
+		return info, err
+	}
+	// Remembered as verified, a copy: the caller may change what it gets.
+	kept := *info
+	kept.Scopes = slices.Clone(info.Scopes)
+	kept.Extra = maps.Clone(info.Extra)
+	v.verified.put(hash, &jwtVerified{kid: kid, key: key, info: &kept, exp: info.Expiration}, info.Expiration, v.o.Now())
+	return info, nil
 }
 
 // key finds the verification key for kid, forcing a rate-limited JWKS

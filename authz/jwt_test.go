@@ -708,3 +708,64 @@ func TestJWTVerifierJWKSDownWithinRefreshInterval(t *testing.T) {
 		clock.Advance(time.Second)
 	}
 }
+
+// TestJWTVerifierVerifiedCache: a token verified once is answered from
+// memory afterwards (far fewer allocations than a full verification),
+// with a TokenInfo the caller may change; it is refused once expired, and
+// once the JWKS no longer serves the key that verified it.
+func TestJWTVerifierVerifiedCache(t *testing.T) {
+	clock := newFakeClock()
+	old := newECKey(t, "2025-01")
+	jwks := newJWKSServer(t, old)
+	v := newTestJWTVerifier(t, jwks, clock)
+	off := newTestJWTVerifier(t, jwks, clock)
+	off.verified = nil
+	token := signAT(t, old, baseClaims(clock.Now()))
+
+	first, err := v.Verify(t.Context(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(v.verified.m); n != 1 {
+		t.Fatalf("after one Verify the cache holds %d tokens, want 1", n)
+	}
+	first.Scopes = append(first.Scopes[:0], "changed by a caller")
+	first.Extra["jti"] = "changed by a caller"
+	second, err := v.Verify(t.Context(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := off.Verify(t.Context(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, second); diff != "" {
+		t.Errorf("cached Verify (-full +cached):\n%s", diff)
+	}
+	cached := testing.AllocsPerRun(20, func() { v.Verify(t.Context(), token) })
+	full := testing.AllocsPerRun(20, func() { off.Verify(t.Context(), token) })
+	if cached*2 > full {
+		t.Errorf("a cached Verify allocates %.0f times, a full one %.0f: the cache is not used", cached, full)
+	}
+
+	// The authorization server drops the key; the verifier learns of it
+	// at its next refresh (forced here by a token with a new kid).
+	fresh := newECKey(t, "2025-02")
+	jwks.setKeys(fresh)
+	clock.Advance(30 * time.Second)
+	if _, err := v.Verify(t.Context(), signAT(t, fresh, baseClaims(clock.Now()))); err != nil {
+		t.Fatalf("Verify(token with the new kid): %v", err)
+	}
+	if _, err := v.Verify(t.Context(), token); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("a cached token whose key left the JWKS: %v, want invalid", err)
+	}
+
+	freshToken := signAT(t, fresh, baseClaims(clock.Now()))
+	if _, err := v.Verify(t.Context(), freshToken); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour + time.Minute) // the lifetime and the default skew
+	if _, err := v.Verify(t.Context(), freshToken); description(err) != "the token has expired" {
+		t.Errorf("a cached token past its expiry: %v, want the token has expired", err)
+	}
+}

@@ -63,7 +63,7 @@ type IssuerOptions struct {
 // [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 type Issuer struct {
 	o        IssuerOptions
-	verified *verifiedCache
+	verified *verifiedCache[*verifiedToken]
 }
 
 const (
@@ -103,14 +103,7 @@ func NewIssuer(opts IssuerOptions) (*Issuer, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	i := &Issuer{o: opts}
-	switch {
-	case opts.VerifiedCacheSize == 0:
-		i.verified = newVerifiedCache(10000)
-	case opts.VerifiedCacheSize > 0:
-		i.verified = newVerifiedCache(opts.VerifiedCacheSize)
-	}
-	return i, nil
+	return &Issuer{o: opts, verified: newVerifiedCache[*verifiedToken](opts.VerifiedCacheSize)}, nil
 }
 
 // MintAccessToken signs an access token for subject, obtained by clientID
@@ -248,7 +241,7 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 	v := &verifiedToken{pub: pub, kid: kid, sub: sub, clientID: clientID, jti: jti, gid: gid, scopes: ParseScope(scope), exp: exp,
 		extra: [3]any{clientID, jti, gid}}
 	if i.verified != nil {
-		i.verified.put(key, v, now)
+		i.verified.put(key, v, exp, now)
 	}
 	return i.checkVerified(ctx, v, now)
 }

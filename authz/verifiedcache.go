@@ -22,30 +22,44 @@ type verifiedToken struct {
 	extra [3]any
 }
 
-// verifiedCache remembers verified tokens by the SHA-256 of the token, up
-// to a number of them, each until it expires. It holds no token, only its
-// hash: a heap dump yields nothing usable.
-type verifiedCache struct {
+// verifiedCache remembers what a verifier learned from the tokens it
+// verified, by the SHA-256 of the token, up to a number of them, each until
+// it expires. It holds no token, only its hash: a heap dump yields nothing
+// usable.
+type verifiedCache[V any] struct {
 	mu  sync.Mutex
 	max int
-	m   map[[sha256.Size]byte]*verifiedToken
+	m   map[[sha256.Size]byte]verifiedEntry[V]
 }
 
-func newVerifiedCache(max int) *verifiedCache {
-	return &verifiedCache{max: max, m: map[[sha256.Size]byte]*verifiedToken{}}
+type verifiedEntry[V any] struct {
+	v   V
+	exp time.Time
 }
 
-func (c *verifiedCache) get(key [sha256.Size]byte) (*verifiedToken, bool) {
+// newVerifiedCache returns a cache of size entries: 0 means 10 000, and a
+// negative size none (nil).
+func newVerifiedCache[V any](size int) *verifiedCache[V] {
+	switch {
+	case size == 0:
+		size = 10000
+	case size < 0:
+		return nil
+	}
+	return &verifiedCache[V]{max: size, m: map[[sha256.Size]byte]verifiedEntry[V]{}}
+}
+
+func (c *verifiedCache[V]) get(key [sha256.Size]byte) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v, ok := c.m[key]
-	return v, ok
+	e, ok := c.m[key]
+	return e.v, ok
 }
 
-// put remembers v. When the cache is full it first drops what has
-// expired, then, if still full, an arbitrary half: a client whose token
-// is dropped pays one more signature check.
-func (c *verifiedCache) put(key [sha256.Size]byte, v *verifiedToken, now time.Time) {
+// put remembers v until exp. When the cache is full it first drops what
+// has expired, then, if still full, an arbitrary half: a client whose
+// token is dropped pays one more signature check.
+func (c *verifiedCache[V]) put(key [sha256.Size]byte, v V, exp, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
@@ -61,5 +75,5 @@ func (c *verifiedCache) put(key [sha256.Size]byte, v *verifiedToken, now time.Ti
 			delete(c.m, k)
 		}
 	}
-	c.m[key] = v
+	c.m[key] = verifiedEntry[V]{v, exp}
 }
