@@ -238,7 +238,7 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 	if sub == "" || clientID == "" || jti == "" || gid == "" {
 		return nil, invalid("the token lacks a required claim")
 	}
-	v := &verifiedToken{pub: pub, kid: kid, sub: sub, clientID: clientID, jti: jti, gid: gid, scopes: ParseScope(scope), exp: exp,
+	v := &verifiedToken{pub: pub, kid: kid, sub: sub, jti: jti, gid: gid, scopes: ParseScope(scope), exp: exp,
 		extra: [3]any{clientID, jti, gid}}
 	if i.verified != nil {
 		i.verified.put(key, v, exp, now)

@@ -13,10 +13,10 @@ type verifiedToken struct {
 	// pub is the key that verified the signature: a later request is
 	// answered from the cache only while the ring still maps kid to this
 	// very key, so that a kid reused for another key re-verifies.
-	pub                          *ecdsa.PublicKey
-	kid, sub, clientID, jti, gid string
-	scopes                       []string
-	exp                          time.Time
+	pub                *ecdsa.PublicKey
+	kid, sub, jti, gid string
+	scopes             []string
+	exp                time.Time
 	// extra is clientID, jti and gid as the values of TokenInfo.Extra,
 	// boxed once here rather than on every request.
 	extra [3]any

@@ -5,10 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -197,7 +193,7 @@ func newID() string { return opID() }
 // slot, and the test checks each script's keys with CLUSTER KEYSLOT too.
 func TestContractCluster(t *testing.T) {
 	t.Parallel()
-	addr := startCluster(t)
+	addr := redistest.StartCluster(t).Addr
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs: []string{addr}, ContextTimeoutEnabled: true,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
@@ -236,47 +232,6 @@ func TestContractCluster(t *testing.T) {
 		}
 		t.Logf("%d script calls, %d of them with several keys, each in one slot", len(calls), multi)
 	})
-}
-
-// startCluster starts a cluster-enabled redis-server that serves every
-// slot, and stops it (by its PID) when the test ends.
-func startCluster(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	port, bus := freePort(t), freePort(t)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
-		"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "no", "--loglevel", "warning")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	rdb := newClient(t, addr, nil)
-	ctx := ctxFor(t)
-	waitFor(t, 10*time.Second, "redis-server answers", func() bool { return rdb.Ping(ctx).Err() == nil })
-	if err := rdb.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
-		t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
-	}
-	waitFor(t, 10*time.Second, "cluster_state:ok", func() bool {
-		info, err := rdb.ClusterInfo(ctx).Result()
-		return err == nil && strings.Contains(info, "cluster_state:ok")
-	})
-	return addr
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // hashTag returns what Redis Cluster hashes of a key.

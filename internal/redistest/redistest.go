@@ -8,9 +8,11 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,15 +26,42 @@ type Server struct {
 	// Addr is host:port; URL is redis://Addr.
 	Addr, URL string
 
-	t    testing.TB
-	port int
-	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
+	t     testing.TB
+	port  int
+	dir   string
+	extra []string // more redis-server arguments (StartCluster)
+	mu    sync.Mutex
+	cmd   *exec.Cmd
 }
 
 // Start starts a redis-server and stops it (by its PID) when the test ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return startServer(t, false)
+}
+
+// StartCluster starts a cluster-enabled redis-server that serves every
+// slot (a one-node Redis Cluster), and stops it when the test ends.
+func StartCluster(t testing.TB) *Server {
+	t.Helper()
+	s := startServer(t, true)
+	if reply, err := command(s.Addr, "CLUSTER ADDSLOTSRANGE 0 16383"); err != nil || reply != "OK" {
+		t.Fatalf("redistest: CLUSTER ADDSLOTSRANGE: %q, %v", reply, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := command(s.Addr, "CLUSTER INFO")
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: the cluster is not ok within 10s: %q, %v", info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startServer(t testing.TB, cluster bool) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redistest: redis-server is not installed (apt-get install redis-server): %v", err)
@@ -43,6 +72,10 @@ func Start(t testing.TB) *Server {
 		s.port = freePort(t)
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 		s.URL = "redis://" + s.Addr
+		if cluster {
+			s.extra = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(freePort(t)),
+				"--cluster-config-file", filepath.Join(s.dir, "nodes.conf")}
+		}
 		if lastErr = s.start(); lastErr == nil {
 			t.Cleanup(s.Kill)
 			return s
@@ -62,10 +95,10 @@ func freePort(t testing.TB) int {
 }
 
 func (s *Server) start() error {
-	cmd := exec.Command("redis-server",
+	cmd := exec.Command("redis-server", append([]string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port),
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--protected-mode", "no", "--loglevel", "warning")
+		"--protected-mode", "no", "--loglevel", "warning"}, s.extra...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err
@@ -87,23 +120,46 @@ func (s *Server) start() error {
 
 // ping sends PING and wants +PONG.
 func ping(addr string) error {
+	reply, err := command(addr, "PING")
+	if err == nil && reply != "PONG" {
+		err = fmt.Errorf("PING answered %q", reply)
+	}
+	return err
+}
+
+// command sends one inline command and returns its reply: a simple
+// string or a bulk string; an error reply is an error.
+func command(addr, cmd string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
 	if err != nil {
-		return err
+		return "", err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("PING answered %q", line)
+	line = strings.TrimSuffix(line, "\r\n")
+	switch {
+	case strings.HasPrefix(line, "+"):
+		return line[1:], nil
+	case strings.HasPrefix(line, "$"):
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("%s answered %q", cmd, line)
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
 	}
-	return nil
+	return "", fmt.Errorf("%s answered %q", cmd, line)
 }
 
 // Kill ends the server with SIGKILL (its PID, nothing else) and waits.

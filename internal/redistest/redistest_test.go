@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -24,5 +25,14 @@ func TestStartKillRestart(t *testing.T) {
 	s.Resume()
 	if err := ping(s.Addr); err != nil {
 		t.Fatalf("resumed server: %v", err)
+	}
+}
+
+// TestStartCluster: the one-node cluster serves every slot.
+func TestStartCluster(t *testing.T) {
+	s := StartCluster(t)
+	info, err := command(s.Addr, "CLUSTER INFO")
+	if err != nil || !strings.Contains(info, "cluster_slots_assigned:16384") {
+		t.Fatalf("CLUSTER INFO = %q, %v; want every slot assigned", info, err)
 	}
 }

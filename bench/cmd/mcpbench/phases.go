@@ -452,20 +452,31 @@ type profileResult struct {
 	Top  string `json:"top"`
 }
 
+// startInstrumented starts the instrumented build of configuration key
+// with its callers on o.conns connections; stop ends both.
+func startInstrumented(ctx context.Context, e *env, o *options, key string) (*server, []step, func(), error) {
+	s, err := startConfig(ctx, e, key, true, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hc := &http.Client{Transport: newTransport(o.conns), Timeout: 30 * time.Second}
+	stop := func() { hc.CloseIdleConnections(); s.stop() }
+	steps, err := s.callers(ctx, hc, o.conns)
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return s, steps, stop, nil
+}
+
 // profile takes a CPU profile of configuration key (the instrumented
 // build, for remotemcp) under the throughput load.
 func profile(ctx context.Context, e *env, o *options, key string) (*profileResult, error) {
-	s, err := startConfig(ctx, e, key, true, nil)
+	s, steps, stop, err := startInstrumented(ctx, e, o, key)
 	if err != nil {
 		return nil, err
 	}
-	defer s.stop()
-	hc := &http.Client{Transport: newTransport(o.conns), Timeout: 30 * time.Second}
-	defer hc.CloseIdleConnections()
-	steps, err := s.callers(ctx, hc, o.conns)
-	if err != nil {
-		return nil, err
-	}
+	defer stop()
 	done := make(chan *loadResult)
 	go func() {
 		done <- loadPlan{warmup: time.Second, round: o.profile + 2*time.Second, rounds: 1}.run(ctx, steps)
@@ -521,17 +532,11 @@ type soakResult struct {
 }
 
 func soak(ctx context.Context, e *env, o *options, key string, rate float64) (*soakResult, error) {
-	s, err := startConfig(ctx, e, key, true, nil)
+	s, steps, stop, err := startInstrumented(ctx, e, o, key)
 	if err != nil {
 		return nil, err
 	}
-	defer s.stop()
-	hc := &http.Client{Transport: newTransport(o.conns), Timeout: 30 * time.Second}
-	defer hc.CloseIdleConnections()
-	steps, err := s.callers(ctx, hc, o.conns)
-	if err != nil {
-		return nil, err
-	}
+	defer stop()
 	// Warm up at the soak rate, then sample at 10 points.
 	loadPlan{round: 10 * time.Second, rounds: 1, rate: rate}.run(ctx, steps)
 	res := &soakResult{Key: key, Seconds: o.soak.Seconds(), Rate: rate}
