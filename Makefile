@@ -54,10 +54,10 @@ golden-update:
 clean:
 	rm -rf bin conformance-results
 
-## ---- benchmarks (issue 6) ----
+## ---- benchmarks (bench/README.md) ----
 ## bench: throughput, latency, memory and Redis round trips of remotemcp side by
 ## side with the go-sdk's stateless handler and a bare net/http handler, in one
-## run (about 20 minutes, 10 of them two 5-minute soaks); writes
+## run (about 17 minutes, 10 of them two 5-minute soaks); writes
 ## bench/results/<date>/report.md and report.json and prints the table.
 ## BENCHFLAGS passes flags to bench/cmd/mcpbench, e.g. BENCHFLAGS=-soak=1m for a
 ## quicker run; `go run ./bench/cmd/mcpbench -h` lists them.

@@ -2,7 +2,7 @@
 
 package main
 
-// TestCluster is issue 5's deployment, with real parts, on loopback: one
+// TestCluster is the production deployment, with real parts, on loopback: one
 // redis-server (internal/redistest), the zitadel example OP as the upstream
 // identity provider, THREE remotemcp replicas (the binary, built once, as
 // subprocesses sharing --redis-url and the keys) and HAProxy in front of them
@@ -90,7 +90,8 @@ import (
 )
 
 const (
-	// clusterBudget bounds the whole test (the issue: under 10 minutes).
+	// clusterBudget bounds the whole test, so that make test-cluster stays under
+	// 10 minutes.
 	clusterBudget = 9 * time.Minute
 	// clusterShutdownTimeout is each replica's --shutdown-timeout.
 	clusterShutdownTimeout = 4 * time.Second
@@ -1318,8 +1319,9 @@ func (c *cluster) statelessBurst(t *testing.T, clients []*clusterClient, n int) 
 // refreshAcrossReplicas: a manual client logs in through the load balancer,
 // then rotates its refresh token four times (each /token on the next
 // replica), and replays the previous one within --refresh-grace (a client's
-// retry, PITFALLS 3), which must succeed too. It returns the client with
-// its current refresh and access tokens.
+// retry, which strict one-time rotation would turn into a logout), which
+// must succeed too. It returns the client with its current refresh and
+// access tokens.
 func (c *cluster) refreshAcrossReplicas(t *testing.T) (*manualClient, string, string) {
 	t.Helper()
 	mc := c.srv.register(t, nil)
@@ -1350,7 +1352,8 @@ func (c *cluster) refreshAcrossReplicas(t *testing.T) (*manualClient, string, st
 
 // concurrentRefresh: one refresh token presented at the same moment to two
 // replicas (a client retrying, two tabs): both succeed, one rotating and the
-// other within the grace window, never an invalid_grant storm (PITFALLS 3).
+// other within the grace window, never an invalid_grant storm that would log
+// the user out.
 func (c *cluster) concurrentRefresh(t *testing.T) {
 	t.Helper()
 	mc := c.srv.register(t, nil)
@@ -1693,7 +1696,7 @@ func (c *cluster) checkVisits(t *testing.T, clients []*clusterClient) {
 	t.Helper()
 	for _, cc := range clients {
 		if n := cc.u.visits.Load(); n != 2 {
-			t.Errorf("%s: the user authorized %d times, want 2 (notes:read, then the step-up): re-authorization is what PITFALLS 1 and 5 forbid", cc.name, n)
+			t.Errorf("%s: the user authorized %d times, want 2 (notes:read, then the step-up): a lost replica or a moved session must never send the user back to the browser", cc.name, n)
 		}
 	}
 	if n := c.stats.count("http-401/403"); n > 0 {
@@ -1708,8 +1711,8 @@ func (c *cluster) checkVisits(t *testing.T, clients []*clusterClient) {
 var keyFamilyRE = regexp.MustCompile(`\{([a-z]+):[^}]*\}`)
 
 // redisUsage looks at every key the workload left in Redis: each must have
-// a TTL (issue 5), and the count and memory per key family are logged, for
-// sizing (deploy/README.md).
+// a TTL (so that nothing outlives its use), and the count and memory per
+// key family are logged, for sizing (deploy/README.md).
 func (c *cluster) redisUsage(t *testing.T) {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: c.redis.Addr})

@@ -1,7 +1,7 @@
 package main
 
-// The attacks that have hit MCP OAuth implementations (shared/PITFALLS.md,
-// "Attacks that have hit MCP OAuth implementations"; SPEC §4), each played
+// The attacks that have hit MCP OAuth implementations (the MCP
+// specification's security best practices name most of them), each played
 // end to end against remotemcp --auth proxy with the development provider.
 // Every test asserts that the attack fails AND that the legitimate path next
 // to it still works, so that a server refusing everything fails too.

@@ -4,9 +4,9 @@ package main
 // .ci/npm/package.json and installed by .ci/npm-tools.sh:
 //
 //   - MCP Inspector v2 CLI (@modelcontextprotocol/inspector), both eras, with
-//     and without OAuth (SPEC §7b);
+//     and without OAuth;
 //   - mcp-remote (mcp-remote-client, and the mcp-remote stdio proxy with its
-//     2026-07-28 bridge, --protocol auto) with and without OAuth (SPEC §7c).
+//     2026-07-28 bridge, --protocol auto) with and without OAuth.
 //
 // OAuth runs against the real authorization server of oauth_e2e_test.go
 // (oidc-provider, whose interaction page logs alice in with plain 303s). The
@@ -415,9 +415,9 @@ func TestInspectorCLI(t *testing.T) {
 	}
 }
 
-// TestInspectorCLIOAuth: the Inspector CLI logs in headlessly (SPEC §7b:
-// discovery from the 401, dynamic registration, PKCE, token through its
-// loopback callback listener) against --auth jwt and the real provider, in
+// TestInspectorCLIOAuth: the Inspector CLI logs in headlessly (discovery
+// from the 401, dynamic registration, PKCE, token through its loopback
+// callback listener) against --auth jwt and the real provider, in
 // both eras, then calls whoami with the stored token only.
 //
 // Step-up (notes:read → notes:write) does not complete with Inspector 2.12.0

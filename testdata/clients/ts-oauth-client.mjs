@@ -1,4 +1,4 @@
-// The TypeScript SDK client through OAuth, headless (SPEC §7a): discovery
+// The TypeScript SDK client through OAuth, headless: discovery
 // from the 401, dynamic registration, PKCE, token (with resource=), tool
 // calls, and a step-up from notes:read to notes:write on 403.
 //
@@ -61,7 +61,7 @@ async function connect() {
   await client.connect(transport);
 }
 // Runs op; when the server asks for authorization (401) or more scope (403
-// insufficient_scope), does what a host does (SPEC §7a, the conformance
+// insufficient_scope), does what a host does (like the conformance
 // suite's withOAuthRetry): authorize again for the union of the scopes held
 // and challenged, finish with the code the browser brought back, and retry
 // once on a fresh connection.

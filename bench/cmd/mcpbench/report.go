@@ -72,7 +72,8 @@ func (r *report) table() string {
 	return b.String()
 }
 
-// targets are the issue's targets with what this run measured.
+// targets are the project's performance targets (bench/README.md) with
+// what this run measured.
 func (r *report) targets() []string {
 	verdict := func(ok bool) string {
 		if ok {
@@ -137,7 +138,7 @@ func (r *report) markdown() string {
 		"on a noisy machine it is steadier than calls/s. Other load is the share of the machine's CPU that other processes took meanwhile.\n\n",
 		r.Options["conns"], r.Options["warmup"], r.Options["rounds"], r.Options["round"], toolName)
 	b.WriteString(r.table())
-	b.WriteString("\n## Targets (issue 6)\n\n")
+	b.WriteString("\n## Targets\n\n")
 	for _, t := range r.targets() {
 		fmt.Fprintf(&b, "- %s\n", t)
 	}
