@@ -20,15 +20,19 @@ const module = "github.com/remotemcp/remotemcp"
 var allowed = map[string]struct{ project, external []string }{
 	"cmd/remotemcp":          {project: []string{"*"}, external: []string{"*"}},
 	"cmd/remotemcp/devidp":   {},
-	"cmd/remotemcp/fixtures": {external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/jsonschema-go/jsonschema", "github.com/yosida95/uritemplate/v3"}},
-	"mcpserver":              {external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
-	"authz/memstore":         {project: []string{"authz"}},
-	"authz/storetest":        {project: []string{"authz"}, external: []string{"github.com/google/go-cmp/cmp"}},
-	"mcpserver/memstore":     {project: []string{"mcpserver"}, external: []string{sdk + "/mcp"}},
-	"mcpserver/storetest":    {project: []string{"mcpserver"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/go-cmp/cmp"}},
-	"tools":                  {project: []string{"tools/notes"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
-	"tools/notes":            {external: []string{sdk + "/mcp", sdk + "/auth"}},
-	"tools/notes/memstore":   {project: []string{"tools/notes"}},
+	"cmd/remotemcp/fixtures": {project: []string{"policy"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/jsonschema-go/jsonschema", "github.com/yosida95/uritemplate/v3"}},
+	"mcpserver":              {project: []string{"policy"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
+	// policy: what each tool, prompt and resource needs, declared as it is
+	// registered; the product packages register through it and mcpserver
+	// asks it, so it imports neither.
+	"policy":               {external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/yosida95/uritemplate/v3"}},
+	"authz/memstore":       {project: []string{"authz"}},
+	"authz/storetest":      {project: []string{"authz"}, external: []string{"github.com/google/go-cmp/cmp"}},
+	"mcpserver/memstore":   {project: []string{"mcpserver"}, external: []string{sdk + "/mcp"}},
+	"mcpserver/storetest":  {project: []string{"mcpserver"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/go-cmp/cmp"}},
+	"tools":                {project: []string{"tools/notes", "policy"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
+	"tools/notes":          {external: []string{sdk + "/mcp", sdk + "/auth"}},
+	"tools/notes/memstore": {project: []string{"tools/notes"}},
 	// Redis implementations of the stores (issue: stateless replicas), and
 	// the test helper that starts a real redis-server; internal/ is outside
 	// STYLE.md's table because it is test infrastructure only.
@@ -37,8 +41,8 @@ var allowed = map[string]struct{ project, external []string }{
 	"authz/redisstore":       {project: []string{"authz"}, external: []string{redis}},
 	"mcpserver/redisstore":   {project: []string{"mcpserver"}, external: []string{redis, sdk + "/mcp"}},
 	"internal/redistest":     {},
-	"resources":              {project: []string{"tools/notes"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
-	"prompts":                {project: []string{"tools/notes"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
+	"resources":              {project: []string{"tools/notes", "policy"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
+	"prompts":                {project: []string{"tools/notes", "policy"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
 	"wellknown":              {},
 	// The benchmark harness (make bench): a program like cmd/remotemcp, which
 	// mints tokens and writes grants with authz's own code.

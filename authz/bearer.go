@@ -1,11 +1,9 @@
 package authz
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -26,10 +24,14 @@ type BearerOptions struct {
 	ResourceMetadataURL string
 	// Scopes is the scope= of a 401 challenge: what basic use needs.
 	Scopes []string
-	// Policy names the scopes each operation needs; nil means none.
-	Policy *ScopePolicy
-	// MaxBodyBytes bounds the body read to find the operation. Default 4 MiB.
-	MaxBodyBytes int64
+	// CheckScopes, if set, is asked about each request whose token is
+	// valid: it returns the scopes the request needs when the token does
+	// not grant them all (nil when it does), which get a 403
+	// insufficient_scope challenge, or an error for a request it cannot
+	// read (400 invalid_request). It may read the body, and returns the
+	// request to pass on, which carries what it read. The MCP endpoint's
+	// (*mcpserver.Handler).CheckScopes is one.
+	CheckScopes func(r *http.Request, granted []string) (*http.Request, []string, error)
 	// Logger receives refused requests (never the token); nil discards.
 	Logger *slog.Logger
 }
@@ -44,9 +46,6 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 		panic("authz: RequireBearer needs a verifier and ResourceMetadataURL")
 	}
 	o := *opts
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 4 << 20
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -98,19 +97,13 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 				http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
 				return
 			}
-			if o.Policy != nil && r.Method == http.MethodPost {
-				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.MaxBodyBytes))
-				if err != nil {
-					http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
-					return
-				}
-				r.Body = io.NopCloser(bytes.NewReader(body))
-				ops, err := operations(body)
-				if err != nil {
+			if o.CheckScopes != nil {
+				var need []string
+				if r, need, err = o.CheckScopes(r, info.Scopes); err != nil {
 					c.write(http.StatusBadRequest, InvalidRequest, err.Error(), nil)
 					return
 				}
-				if need := o.Policy.Required(ops); len(need) > 0 && !o.Policy.Satisfied(info.Scopes, need) {
+				if len(need) > 0 {
 					c.write(http.StatusForbidden, InsufficientScope,
 						"this operation needs the scopes: "+strings.Join(need, " "), need)
 					return

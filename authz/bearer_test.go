@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -461,68 +460,54 @@ func TestRequireBearerPanics(t *testing.T) {
 	}
 }
 
-// stepUpPolicy is the brief's example: writing needs notes:write, reading
-// notes needs notes:read, and notes:write includes notes:read.
-func stepUpPolicy() *ScopePolicy {
-	return NewScopePolicy([]Rule{
-		{Method: "tools/call", Name: "notes_create", Scopes: []string{"notes:write"}},
-		{Method: "resources/read", Name: "notes://*", Scopes: []string{"notes:read"}},
-		{Method: "completion/complete", Name: "notes://*", Scopes: []string{"notes:read"}},
-	}, map[string][]string{"notes:write": {"notes:read"}})
-}
-
-const (
-	createBody = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_create","arguments":{"title":"t"}}}`
-	readBody   = `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"notes://x"}}`
-	batchBody  = `[` + createBody + `,` + readBody + `]`
-)
-
-func TestRequireBearerStepUp(t *testing.T) {
+// TestRequireBearerCheckScopes: the MCP layer's verdict on a request's
+// scopes becomes a 403 insufficient_scope challenge naming what it needs, or
+// a 400 for a body it cannot read; on success the request it returns (which
+// carries the body it read) goes on, with the token's TokenInfo.
+func TestRequireBearerCheckScopes(t *testing.T) {
+	type ctxKey struct{}
 	for _, tt := range []struct {
 		name       string
-		method     string
-		scopes     []string
-		body       string
-		maxBody    int64
+		need       []string
+		err        error
 		wantStatus int
-		wantScope  string // scope= of a 403
+		wantScope  string
 	}{
-		{name: "create with a read-only token", scopes: []string{"notes:read"}, body: createBody, wantStatus: http.StatusForbidden, wantScope: "notes:write"},
-		{name: "create with no scope", body: createBody, wantStatus: http.StatusForbidden, wantScope: "notes:write"},
-		{name: "create with notes:write", scopes: []string{"notes:write"}, body: createBody, wantStatus: http.StatusOK},
-		{name: "read with notes:read", scopes: []string{"notes:read"}, body: readBody, wantStatus: http.StatusOK},
-		{name: "read with only notes:write (hierarchy)", scopes: []string{"notes:write"}, body: readBody, wantStatus: http.StatusOK},
-		{name: "read with another scope", scopes: []string{"files:read"}, body: readBody, wantStatus: http.StatusForbidden, wantScope: "notes:read"},
-		{name: "batch with no scope needs both", body: batchBody, wantStatus: http.StatusForbidden, wantScope: "notes:read notes:write"},
-		{name: "batch with read-only still needs both", scopes: []string{"notes:read"}, body: batchBody, wantStatus: http.StatusForbidden, wantScope: "notes:read notes:write"},
-		{name: "batch with notes:write", scopes: []string{"notes:write"}, body: batchBody, wantStatus: http.StatusOK},
-		{name: "batch with both", scopes: []string{"notes:read", "notes:write"}, body: batchBody, wantStatus: http.StatusOK},
-		{name: "batch with leading white space", body: " \n\t" + batchBody, wantStatus: http.StatusForbidden, wantScope: "notes:read notes:write"},
-		{name: "operation without a rule", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"}}`, wantStatus: http.StatusOK},
-		{name: "resource outside the pattern", body: `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"files://x"}}`, wantStatus: http.StatusOK},
-		{name: "notification", body: `{"jsonrpc":"2.0","method":"notifications/initialized"}`, wantStatus: http.StatusOK},
-		{name: "response", body: `{"jsonrpc":"2.0","id":1,"result":{}}`, wantStatus: http.StatusOK},
-		{name: "empty body", body: ``, wantStatus: http.StatusOK},
-		{name: "GET is not checked", method: http.MethodGet, body: ``, wantStatus: http.StatusOK},
-		{name: "body over the limit", scopes: []string{"notes:write"}, body: createBody, maxBody: 16, wantStatus: http.StatusRequestEntityTooLarge},
-		{name: "body at the limit", scopes: []string{"notes:write"}, body: createBody, maxBody: int64(len(createBody)), wantStatus: http.StatusOK},
+		{name: "covered", wantStatus: http.StatusOK},
+		{name: "one scope missing", need: []string{"notes:write"}, wantStatus: http.StatusForbidden, wantScope: "notes:write"},
+		{name: "several", need: []string{"notes:read", "notes:write"}, wantStatus: http.StatusForbidden, wantScope: "notes:read notes:write"},
+		{name: "unreadable body", err: errors.New("the request body is not a well-formed JSON-RPC message"), wantStatus: http.StatusBadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			var granted []string
 			next := &nextRecorder{}
-			info := &auth.TokenInfo{UserID: "user-1", Scopes: tt.scopes, Expiration: time.Now().Add(time.Hour)}
+			info := &auth.TokenInfo{UserID: "user-1", Scopes: []string{"notes:read"}, Expiration: time.Now().Add(time.Hour)}
 			h := RequireBearer(staticVerifier(info, nil), &BearerOptions{
 				ResourceMetadataURL: testMetadataURL,
 				Scopes:              []string{"notes:read"},
-				Policy:              stepUpPolicy(),
-				MaxBodyBytes:        tt.maxBody,
-			})(next)
-			req := httptest.NewRequest(or(tt.method, http.MethodPost), "/mcp", strings.NewReader(tt.body))
+				CheckScopes: func(r *http.Request, g []string) (*http.Request, []string, error) {
+					granted = g
+					io.ReadAll(r.Body) // read once, here
+					r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, "checked"))
+					r.Body = io.NopCloser(strings.NewReader("body passed on"))
+					return r, tt.need, tt.err
+				},
+			})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Context().Value(ctxKey{}) != "checked" {
+					t.Error("the next handler did not get the request CheckScopes returned")
+				}
+				next.ServeHTTP(w, r)
+			}))
+			req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
 			req.Header.Set("Authorization", "Bearer "+testToken)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d (body %q)", rec.Code, tt.wantStatus, rec.Body)
+			}
+			if diff := cmp.Diff(info.Scopes, granted); diff != "" {
+				t.Errorf("scopes given to CheckScopes (-want +got):\n%s", diff)
 			}
 			switch tt.wantStatus {
 			case http.StatusForbidden:
@@ -536,54 +521,21 @@ func TestRequireBearerStepUp(t *testing.T) {
 					t.Errorf("next handler ran %d times", n)
 				}
 			case http.StatusOK:
-				if n := next.calls.Load(); n != 1 {
-					t.Fatalf("next handler ran %d times, want 1", n)
-				}
-				if diff := cmp.Diff(tt.body, string(next.body)); diff != "" {
-					t.Errorf("body read by the next handler (-want +got):\n%s", diff)
+				if n := next.calls.Load(); n != 1 || string(next.body) != "body passed on" || next.info == nil || next.info.UserID != "user-1" {
+					t.Errorf("next handler ran %d times with body %q and token info %v", n, next.body, next.info)
 				}
 			default:
 				if n := next.calls.Load(); n != 0 {
 					t.Errorf("next handler ran %d times", n)
 				}
+				checkChallenge(t, rec.Header().Get("WWW-Authenticate"), map[string]string{
+					"resource_metadata": testMetadataURL,
+					"error":             "invalid_request",
+					"error_description": "*",
+				})
 			}
 			if strings.Contains(rec.Body.String(), testToken) {
 				t.Errorf("the body contains the token: %q", rec.Body)
-			}
-		})
-	}
-}
-
-// TestRequireBearerStepUpParsesLikeTheSDK sends bodies that the go-sdk's MCP
-// layer reads as a notes_create call or a notes:// read (it decodes JSON
-// case-sensitively, ignores unknown fields, and takes a resource from
-// params.uri), with a token that has no scope. Each must be refused; the
-// scope check must not be bypassable by shaping the JSON.
-func TestRequireBearerStepUpParsesLikeTheSDK(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		body string
-	}{
-		{name: "case-variant duplicate of params.name", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_create","NAME":"whoami","arguments":{"title":"t"}}}`},
-		{name: "case-variant duplicate of method", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","METHOD":"ping","params":{"name":"notes_create","arguments":{"title":"t"}}}`},
-		{name: "mistyped unknown sibling field", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_create","uri":1,"arguments":{"title":"t"}}}`},
-		{name: "mistyped ref beside the name", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_create","ref":"x","arguments":{"title":"t"}}}`},
-		{name: "params.name beside the resource uri", body: `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"x","uri":"notes://x"}}`},
-		{name: "params.name beside the completion ref", body: `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"name":"x","ref":{"type":"ref/resource","uri":"notes://{id}"},"argument":{"name":"id","value":"1"}}}`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			next := &nextRecorder{}
-			info := &auth.TokenInfo{UserID: "user-1", Expiration: time.Now().Add(time.Hour)}
-			h := RequireBearer(staticVerifier(info, nil), &BearerOptions{
-				ResourceMetadataURL: testMetadataURL,
-				Policy:              stepUpPolicy(),
-			})(next)
-			req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(tt.body))
-			req.Header.Set("Authorization", "Bearer "+testToken)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if rec.Code != http.StatusForbidden || next.calls.Load() != 0 {
-				t.Errorf("status = %d and next ran %d times, want 403 and 0", rec.Code, next.calls.Load())
 			}
 		})
 	}
@@ -684,221 +636,3 @@ func FuzzBearerToken(f *testing.F) {
 	})
 }
 
-func TestOperations(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		body    string
-		want    [][2]string
-		wantErr bool
-	}{
-		{name: "tool call", body: createBody, want: [][2]string{{"tools/call", "notes_create"}}},
-		{name: "resource read", body: readBody, want: [][2]string{{"resources/read", "notes://x"}}},
-		{name: "prompt", body: `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summarize"}}`, want: [][2]string{{"prompts/get", "summarize"}}},
-		{
-			name: "completion of a prompt argument",
-			body: `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"summarize"},"argument":{"name":"tag","value":"w"}}}`,
-			want: [][2]string{{"completion/complete", "summarize"}},
-		},
-		{
-			name: "completion of a resource template",
-			body: `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"notes://{id}"},"argument":{"name":"id","value":"1"}}}`,
-			want: [][2]string{{"completion/complete", "notes://{id}"}},
-		},
-		{name: "no params", body: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, want: [][2]string{{"tools/list", ""}}},
-		{name: "batch", body: batchBody, want: [][2]string{{"tools/call", "notes_create"}, {"resources/read", "notes://x"}}},
-		{name: "batch duplicates dropped", body: `[` + createBody + `,` + createBody + `]`, want: [][2]string{{"tools/call", "notes_create"}}},
-		{name: "batch skips responses", body: `[{"jsonrpc":"2.0","id":9,"result":{}},` + readBody + `]`, want: [][2]string{{"resources/read", "notes://x"}}},
-		{name: "batch after white space", body: "\r\n [" + readBody + "]", want: [][2]string{{"resources/read", "notes://x"}}},
-		{name: "response", body: `{"jsonrpc":"2.0","id":1,"result":{}}`, want: nil},
-		{name: "empty batch", body: `[]`, want: nil},
-		{name: "keys are case-sensitive", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","METHOD":"ping","params":{"name":"notes_create","NAME":"whoami"}}`, want: [][2]string{{"tools/call", "notes_create"}}},
-		{name: "the method decides the field", body: `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"x","uri":"notes://x"}}`, want: [][2]string{{"resources/read", "notes://x"}}},
-		{name: "other fields may have any type", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_create","uri":1,"ref":"x"}}`, want: [][2]string{{"tools/call", "notes_create"}}},
-		{name: "empty", body: ``, want: nil},
-		{name: "not JSON", body: `hello`, wantErr: true},
-		{name: "duplicate key", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"notes_create"}}`, wantErr: true},
-		{name: "duplicate method", body: `{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call","params":{"name":"notes_create"}}`, wantErr: true},
-		{name: "name of the wrong type", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["notes_create"]}}`, wantErr: true},
-		{name: "method of the wrong type", body: `{"jsonrpc":"2.0","id":1,"method":1}`, wantErr: true},
-		{name: "null name", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":null}}`, want: [][2]string{{"tools/call", ""}}},
-		{name: "escaped keys and values", body: `{"jsonrpc":"2.0","id":1,"m\u0065thod":"tools\/call","params":{"n\u0061me":"notes_\u0063reate"}}`, want: [][2]string{{"tools/call", "notes_create"}}},
-		{name: "escaped duplicate key", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","n\u0061me":"notes_create"}}`, wantErr: true},
-		{name: "invalid UTF-8 is replaced", body: "{\"method\":\"tools/call\",\"params\":{\"name\":\"notes_\xff\"}}", want: [][2]string{{"tools/call", "notes_\ufffd"}}},
-		{name: "white space everywhere", body: " { \"method\" : \"prompts/get\" , \"params\" : { \"name\" : \"summarize\" } } \n", want: [][2]string{{"prompts/get", "summarize"}}},
-		{name: "duplicate key among many", body: `{"method":"tools/call","params":{` + manyKeys(40) + `,"name":"a","k7":1}}`, wantErr: true},
-		{name: "many keys", body: `{"method":"tools/call","params":{` + manyKeys(40) + `,"name":"a"}}`, want: [][2]string{{"tools/call", "a"}}},
-		{name: "null params", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":null}`, want: [][2]string{{"tools/call", ""}}},
-		{name: "params not an object", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[]}`, wantErr: true},
-		{name: "ref not an object", body: `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":null}}`, wantErr: true},
-		{name: "batch element not an object", body: `[` + createBody + `,null]`, wantErr: true},
-		{name: "a second message after the first", body: readBody + createBody, wantErr: true},
-		{name: "trailing data", body: createBody + ` x`, wantErr: true},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := operations([]byte(tt.body))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("operations(%s) error = %v, want error: %v", tt.body, err, tt.wantErr)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("operations(%s) (-want +got):\n%s", tt.body, diff)
-			}
-		})
-	}
-}
-
-// manyKeys is n members "k0":0, "k1":1, … of a JSON object.
-func manyKeys(n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%q:%d", "k"+strconv.Itoa(i), i)
-	}
-	return b.String()
-}
-
-func FuzzOperations(f *testing.F) {
-	for _, s := range []string{createBody, readBody, batchBody, ``, `[`, `{`, `[1,2]`, `null`, `[null]`, `{"method":1}`,
-		`{"method":"m","params":{"ref":{"name":"n"}}}`, `{"method":"m","params":[]}`, " [" + readBody + "]",
-		`{"m\u0065thod":"tools/call","params":{"name":"a","n\u0061me":"b"}}`, `{"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"x\"y"}}}`,
-		readBody + createBody} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		ops, err := operations(body)
-		// The same reading as encoding/json's decoder, except that a body
-		// with more than one JSON value is refused (the decoder read the
-		// first only).
-		want, wantErr := decodedOperations(body)
-		if trimmed := bytes.Trim(body, " \t\r\n"); wantErr == nil && len(trimmed) > 0 && !json.Valid(trimmed) {
-			want, wantErr = nil, errMalformed
-		}
-		if (err != nil) != (wantErr != nil) {
-			t.Fatalf("operations(%q) error = %v, decodedOperations: %v", body, err, wantErr)
-		}
-		if diff := cmp.Diff(want, ops); diff != "" {
-			t.Fatalf("operations(%q) (-decodedOperations +operations):\n%s", body, diff)
-		}
-		if err != nil {
-			return
-		}
-		for i, op := range ops {
-			if op[0] == "" {
-				t.Fatalf("operations(%q) has an operation without a method: %q", body, ops)
-			}
-			if slices.Contains(ops[:i], op) {
-				t.Fatalf("operations(%q) has a duplicate: %q", body, ops)
-			}
-		}
-		NewScopePolicy([]Rule{{Method: "tools/call", Name: "x*", Scopes: []string{"s"}}}, nil).Required(ops)
-	})
-}
-
-// decodedOperations is what operations was before it walked the bytes:
-// the same reading with encoding/json's decoder (a map per object). The
-// fuzz test holds operations to it.
-func decodedOperations(body []byte) ([][2]string, error) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return nil, nil // no operation; the MCP layer refuses the empty body
-	}
-	var raws []json.RawMessage
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		if err := json.Unmarshal(trimmed, &raws); err != nil {
-			return nil, errMalformed
-		}
-	} else {
-		raws = []json.RawMessage{trimmed}
-	}
-	var ops [][2]string
-	for _, raw := range raws {
-		msg, err := decodedFields(raw)
-		if err != nil {
-			return nil, err
-		}
-		mraw, ok := msg["method"]
-		if !ok {
-			continue // a response: no operation
-		}
-		var method string
-		if json.Unmarshal(mraw, &method) != nil || method == "" {
-			return nil, errMalformed
-		}
-		var params map[string]json.RawMessage
-		if praw, ok := msg["params"]; ok && !bytes.Equal(bytes.TrimSpace(praw), []byte("null")) {
-			if params, err = decodedFields(praw); err != nil {
-				return nil, err
-			}
-		}
-		var name string
-		switch method {
-		case "tools/call", "prompts/get":
-			name, err = decodedStringField(params, "name")
-		case "resources/read", "resources/subscribe", "resources/unsubscribe":
-			name, err = decodedStringField(params, "uri")
-		case "completion/complete":
-			if rraw, ok := params["ref"]; ok {
-				var ref map[string]json.RawMessage
-				if ref, err = decodedFields(rraw); err == nil {
-					var typ string
-					if typ, err = decodedStringField(ref, "type"); err == nil {
-						field := "name"
-						if typ == "ref/resource" {
-							field = "uri"
-						}
-						name, err = decodedStringField(ref, field)
-					}
-				}
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !slices.Contains(ops, [2]string{method, name}) {
-			ops = append(ops, [2]string{method, name})
-		}
-	}
-	return ops, nil
-}
-
-// decodedFields decodes a JSON object, refusing duplicate keys.
-func decodedFields(raw json.RawMessage) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errMalformed
-	}
-	out := map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		key, ok := tok.(string)
-		if err != nil || !ok {
-			return nil, errMalformed
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, errMalformed
-		}
-		if _, dup := out[key]; dup {
-			return nil, errors.New("the request body repeats the key " + strconv.Quote(key))
-		}
-		out[key] = v
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, errMalformed
-	}
-	return out, nil
-}
-
-// decodedStringField returns m[key] when it is a string, "" when absent.
-func decodedStringField(m map[string]json.RawMessage, key string) (string, error) {
-	raw, ok := m[key]
-	if !ok {
-		return "", nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", errMalformed
-	}
-	return s, nil
-}

@@ -1,10 +1,13 @@
 package authz_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,10 +24,17 @@ func ExampleRequireBearer() {
 		}
 		return &auth.TokenInfo{UserID: "alice", Scopes: []string{"notes:read"}, Expiration: time.Now().Add(time.Hour)}, nil
 	}
-	policy := authz.NewScopePolicy([]authz.Rule{
-		{Method: "tools/call", Name: "notes_create", Scopes: []string{"notes:write"}},
-		{Method: "resources/read", Name: "notes://*", Scopes: []string{"notes:read"}},
-	}, map[string][]string{"notes:write": {"notes:read"}})
+	// In production CheckScopes is the MCP endpoint's
+	// (*mcpserver.Handler).CheckScopes, which reads the JSON-RPC body once
+	// and asks each item's policy; here creating needs notes:write.
+	checkScopes := func(r *http.Request, granted []string) (*http.Request, []string, error) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if bytes.Contains(body, []byte(`"notes_create"`)) && !slices.Contains(granted, "notes:write") {
+			return r, []string{"notes:write"}, nil
+		}
+		return r, nil, nil
+	}
 
 	mcp := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The MCP layer reads identity from the go-sdk's TokenInfo.
@@ -33,7 +43,7 @@ func ExampleRequireBearer() {
 	h := authz.RequireBearer(verify, &authz.BearerOptions{
 		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
 		Scopes:              []string{"notes:read"},
-		Policy:              policy,
+		CheckScopes:         checkScopes,
 	})(mcp)
 
 	send := func(token, body string) {

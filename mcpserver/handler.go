@@ -20,6 +20,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/remotemcp/remotemcp/policy"
 )
 
 // Protocol revisions served by the one endpoint.
@@ -87,6 +89,9 @@ type Options struct {
 	// A request that sends a server-to-client request opens its stream at
 	// once. Default 100ms; it is capped at KeepAlive.
 	StreamDelay time.Duration
+	// Policy, if set, is what each tool, prompt and resource needs:
+	// CheckScopes asks it.
+	Policy *policy.Registry
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
 }
@@ -252,7 +257,7 @@ func setCORS(h http.Header, origin string) {
 }
 
 func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	body, err := readBody(w, r, h.opts.MaxBodyBytes)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

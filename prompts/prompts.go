@@ -11,6 +11,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/policy"
+
 	"github.com/remotemcp/remotemcp/tools/notes"
 )
 
@@ -22,9 +24,6 @@ type Notes interface {
 // Prompts serves the notes prompts and their completions.
 type Prompts struct {
 	notes Notes
-	// Scopes maps prompt names to the scopes that getting or completing them
-	// needs.
-	Scopes map[string][]string
 }
 
 // Limits on what a prompt embeds, so a prompt stays a reasonable size.
@@ -34,29 +33,29 @@ const (
 	maxCompletions   = 100 // the spec's cap on completion values
 )
 
-// Register adds the prompts to s and returns them, for Complete and Scopes.
-// readScope guards both prompts, which read the caller's notes (default
-// notes:read).
-func Register(s *mcp.Server, n Notes, readScope string) *Prompts {
+// Register adds the prompts to r and returns them, for Complete. readScope
+// guards both prompts, which read the caller's notes (default notes:read).
+func Register(r *policy.Registry, n Notes, readScope string) *Prompts {
 	if n == nil {
 		panic("prompts: nil store")
 	}
 	if readScope == "" {
 		readScope = "notes:read"
 	}
-	p := &Prompts{notes: n, Scopes: map[string][]string{"summarize_notes": {readScope}, "draft_note": {readScope}}}
-	s.AddPrompt(&mcp.Prompt{
+	read := policy.Need(readScope)
+	p := &Prompts{notes: n}
+	r.AddPrompt(&mcp.Prompt{
 		Name:        "summarize_notes",
 		Title:       "Summarize my notes",
 		Description: "Ask the model for a summary of your notes, optionally only those with one tag.",
 		Arguments:   []*mcp.PromptArgument{{Name: "tag", Title: "Tag", Description: "only notes with this tag"}},
-	}, p.summarize)
-	s.AddPrompt(&mcp.Prompt{
+	}, p.summarize, read)
+	r.AddPrompt(&mcp.Prompt{
 		Name:        "draft_note",
 		Title:       "Draft a note",
 		Description: "Ask the model to draft a new note on a topic, building on your related notes.",
 		Arguments:   []*mcp.PromptArgument{{Name: "topic", Title: "Topic", Description: "what the note is about (completes from your note titles)", Required: true}},
-	}, p.draft)
+	}, p.draft, read)
 	return p
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/policy"
+
 	"github.com/remotemcp/remotemcp/tools/notes"
 )
 
@@ -33,14 +35,12 @@ var private = mcp.Cacheable{TTLMs: 0, CacheScope: "private"}
 type Resources struct {
 	notes   Notes
 	exports Exports
-	// Scopes maps URI patterns ("notes://*": a prefix) to the scopes that
-	// reading or subscribing needs.
-	Scopes map[string][]string
 }
 
-// Register adds the notes resources to s and returns them, for Subscribe
-// and Scopes. readScope guards reading and subscribing (default notes:read).
-func Register(s *mcp.Server, n Notes, e Exports, readScope string) *Resources {
+// Register adds the notes resources to r and returns them, for Subscribe.
+// readScope guards reading, subscribing and completing (default
+// notes:read).
+func Register(r *policy.Registry, n Notes, e Exports, readScope string) *Resources {
 	if n == nil || e == nil {
 		panic("resources: nil store")
 	}
@@ -49,28 +49,29 @@ func Register(s *mcp.Server, n Notes, e Exports, readScope string) *Resources {
 	}
 	// Every notes:// resource is the caller's data: reading or subscribing
 	// needs the read scope.
-	r := &Resources{notes: n, exports: e, Scopes: map[string][]string{"notes://*": {readScope}}}
-	s.AddResource(&mcp.Resource{
+	read := policy.Need(readScope)
+	res := &Resources{notes: n, exports: e}
+	r.AddResource(&mcp.Resource{
 		URI:         notes.IndexURI,
 		Name:        "notes-index",
 		Title:       "Your notes",
 		Description: "A Markdown list of your notes, most recently updated first. Subscribe to hear when it changes.",
 		MIMEType:    "text/markdown",
-	}, r.readIndex)
-	s.AddResourceTemplate(&mcp.ResourceTemplate{
+	}, res.readIndex, read)
+	r.AddResourceTemplate(&mcp.ResourceTemplate{
 		URITemplate: "notes://{id}",
 		Name:        "note",
 		Title:       "Note",
 		Description: "One of your notes, as Markdown. Subscribe to hear when it changes or is deleted.",
 		MIMEType:    "text/markdown",
-	}, r.readNote)
-	s.AddResourceTemplate(&mcp.ResourceTemplate{
+	}, res.readNote, read)
+	r.AddResourceTemplate(&mcp.ResourceTemplate{
 		URITemplate: "notes://exports/{id}",
 		Name:        "notes-export",
 		Title:       "Notes export",
 		Description: "An export made by the export_notes tool, kept for an hour.",
-	}, r.readExport)
-	return r
+	}, res.readExport, read)
+	return res
 }
 
 func (r *Resources) readIndex(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {

@@ -3,6 +3,7 @@ package resources_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/remotemcp/remotemcp/policy"
 
 	"github.com/remotemcp/remotemcp/resources"
 	"github.com/remotemcp/remotemcp/tools/notes"
@@ -30,9 +33,12 @@ func TestReadAndSubscribe(t *testing.T) {
 	store.PutExport(ctx, &notes.Export{ID: "e1", Owner: "alice", MIMEType: "text/markdown", Content: "# Notes export", CreatedAt: now})
 
 	s := mcp.NewServer(&mcp.Implementation{Name: "r", Version: "1"}, nil)
-	r := resources.Register(s, store, store, "")
-	if got := r.Scopes["notes://*"]; len(got) != 1 || got[0] != "notes:read" {
-		t.Errorf("scopes = %v, want notes:read for notes://*", r.Scopes)
+	reg := policy.New(s, nil)
+	r := resources.Register(reg, store, store, "")
+	for _, uri := range []string{"notes://index", "notes://n1", "notes://exports/e1", "notes://{id}", "notes://exports/{id}"} {
+		if a, ok := reg.Lookup("resources/read", uri); !ok || !slices.Equal(a.Scopes, []string{"notes:read"}) {
+			t.Errorf("%s needs %v (known %v), want notes:read", uri, a, ok)
+		}
 	}
 	read := func(user, uri string) (string, error) {
 		st, ct := mcp.NewInMemoryTransports()

@@ -7,6 +7,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/policy"
+
 	"github.com/remotemcp/remotemcp/tools"
 	"github.com/remotemcp/remotemcp/tools/notes/memstore"
 )
@@ -32,14 +34,18 @@ func connect(s *mcp.Server) (*mcp.ClientSession, func(), error) {
 	return cs, func() { cs.Close(); ss.Close() }, nil
 }
 
-// Register adds the toolset to a server and reports the scopes each tool
-// needs, which the bearer middleware checks before the tool runs.
+// Register adds the toolset to a server's policy.Registry, each tool with
+// the scopes it needs, which the bearer middleware checks before the tool
+// runs.
 func ExampleRegister() {
 	store := memstore.New(0)
 	s := mcp.NewServer(&mcp.Implementation{Name: "notes", Version: "1"}, nil)
-	scopes := tools.Register(s, tools.Deps{Notes: store, Exports: store, Notifier: nopNotifier{}, Sealer: plainSealer{}})
-	fmt.Println("notes_create needs", scopes["notes_create"])
-	fmt.Println("notes_search needs", scopes["notes_search"])
+	reg := policy.New(s, nil)
+	tools.Register(reg, tools.Deps{Notes: store, Exports: store, Notifier: nopNotifier{}, Sealer: plainSealer{}})
+	create, _ := reg.Lookup("tools/call", "notes_create")
+	search, _ := reg.Lookup("tools/call", "notes_search")
+	fmt.Println("notes_create needs", create.Scopes)
+	fmt.Println("notes_search needs", search.Scopes)
 
 	cs, done, err := connect(s)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/policy"
+
 	"github.com/remotemcp/remotemcp/tools/notes"
 )
 
@@ -25,15 +27,14 @@ type ExportOutput struct {
 	MIMEType string `json:"mimeType"`
 }
 
-func (t *toolset) addExportNotes(s *mcp.Server) {
-	t.need("export_notes", t.Scopes.Read)
-	mcp.AddTool(s, &mcp.Tool{
+func (t *toolset) addExportNotes(r *policy.Registry) {
+	policy.AddTool(r, &mcp.Tool{
 		Name:  "export_notes",
 		Title: "Export notes",
 		Description: "Export the current user's notes as one Markdown or JSON document. Long-running: reports progress " +
 			"and can be cancelled. Returns a link to the export resource.",
 		Annotations: &mcp.ToolAnnotations{Title: "Export notes", ReadOnlyHint: true, OpenWorldHint: &no},
-	}, t.export)
+	}, t.export, policy.Need(t.Scopes.Read))
 }
 
 func (t *toolset) export(ctx context.Context, req *mcp.CallToolRequest, in ExportInput) (*mcp.CallToolResult, ExportOutput, error) {

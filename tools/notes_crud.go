@@ -9,6 +9,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/policy"
+
 	"github.com/remotemcp/remotemcp/tools/notes"
 )
 
@@ -27,14 +29,13 @@ type NoteOutput struct {
 
 func output(n *notes.Note) NoteOutput { return NoteOutput{Note: *n, URI: n.URI()} }
 
-func (t *toolset) addNotesCreate(s *mcp.Server) {
-	t.need("notes_create", t.Scopes.Write)
-	mcp.AddTool(s, &mcp.Tool{
+func (t *toolset) addNotesCreate(r *policy.Registry) {
+	policy.AddTool(r, &mcp.Tool{
 		Name:        "notes_create",
 		Title:       "Create note",
 		Description: "Save a new note for the current user. Returns the note with its id and resource URI.",
 		Annotations: &mcp.ToolAnnotations{Title: "Create note", DestructiveHint: &no, OpenWorldHint: &no},
-	}, t.create)
+	}, t.create, policy.Need(t.Scopes.Write))
 }
 
 func (t *toolset) create(ctx context.Context, req *mcp.CallToolRequest, in NoteInput) (*mcp.CallToolResult, NoteOutput, error) {
@@ -76,14 +77,13 @@ type SearchOutput struct {
 	Total int           `json:"total" jsonschema:"how many notes matched, before the limit"`
 }
 
-func (t *toolset) addNotesSearch(s *mcp.Server) {
-	t.need("notes_search", t.Scopes.Read)
-	mcp.AddTool(s, &mcp.Tool{
+func (t *toolset) addNotesSearch(r *policy.Registry) {
+	policy.AddTool(r, &mcp.Tool{
 		Name:        "notes_search",
 		Title:       "Search notes",
 		Description: "Find the current user's notes by words and tag, most recently updated first.",
 		Annotations: &mcp.ToolAnnotations{Title: "Search notes", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
-	}, t.search)
+	}, t.search, policy.Need(t.Scopes.Read))
 }
 
 func (t *toolset) search(ctx context.Context, req *mcp.CallToolRequest, in SearchInput) (*mcp.CallToolResult, SearchOutput, error) {
@@ -127,14 +127,13 @@ type IDInput struct {
 	ID string `json:"id" jsonschema:"the note id, as returned by notes_create or notes_search"`
 }
 
-func (t *toolset) addNotesGet(s *mcp.Server) {
-	t.need("notes_get", t.Scopes.Read)
-	mcp.AddTool(s, &mcp.Tool{
+func (t *toolset) addNotesGet(r *policy.Registry) {
+	policy.AddTool(r, &mcp.Tool{
 		Name:        "notes_get",
 		Title:       "Read note",
 		Description: "Read one of the current user's notes by id.",
 		Annotations: &mcp.ToolAnnotations{Title: "Read note", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
-	}, t.get)
+	}, t.get, policy.Need(t.Scopes.Read))
 }
 
 func (t *toolset) get(ctx context.Context, req *mcp.CallToolRequest, in IDInput) (*mcp.CallToolResult, NoteOutput, error) {

@@ -8,6 +8,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/policy"
+
 	"github.com/remotemcp/remotemcp/tools/notes"
 )
 
@@ -27,15 +29,14 @@ type DeleteOutput struct {
 // confirmKey names the MRTR input request that asks for confirmation.
 const confirmKey = "confirm_delete"
 
-func (t *toolset) addNotesDelete(s *mcp.Server) {
-	t.need("notes_delete", t.Scopes.Write)
-	mcp.AddTool(s, &mcp.Tool{
+func (t *toolset) addNotesDelete(r *policy.Registry) {
+	policy.AddTool(r, &mcp.Tool{
 		Name:  "notes_delete",
 		Title: "Delete note",
 		Description: "Delete one of the current user's notes. This cannot be undone, so the user is asked to confirm first " +
 			"(through the client's confirmation prompt when it has one).",
 		Annotations: &mcp.ToolAnnotations{Title: "Delete note", DestructiveHint: &yes, IdempotentHint: true, OpenWorldHint: &no},
-	}, t.delete)
+	}, t.delete, policy.Need(t.Scopes.Write))
 }
 
 // delete asks the user to confirm in the way the client supports: an MRTR

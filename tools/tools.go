@@ -13,6 +13,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/policy"
+
 	"github.com/remotemcp/remotemcp/tools/notes"
 )
 
@@ -66,10 +68,10 @@ func (s Scopes) WithDefaults() Scopes {
 	return s
 }
 
-// Register adds every tool to s and returns the scopes each one needs, by
-// tool name, for the bearer middleware to check before the tool runs. It
-// panics on a missing dependency, a wiring mistake.
-func Register(s *mcp.Server, d Deps) map[string][]string {
+// Register adds every tool to r, each with the scopes it needs, which the
+// bearer middleware checks before the tool runs. It panics on a missing
+// dependency, a wiring mistake.
+func Register(r *policy.Registry, d Deps) {
 	if d.Notes == nil || d.Exports == nil || d.Notifier == nil || d.Sealer == nil {
 		panic("tools: incomplete Deps")
 	}
@@ -80,23 +82,16 @@ func Register(s *mcp.Server, d Deps) map[string][]string {
 		d.Now = time.Now
 	}
 	d.Scopes = d.Scopes.WithDefaults()
-	t := &toolset{Deps: d, scopes: map[string][]string{}}
-	addWhoAmI(s, d.Upstream)
-	t.addNotesCreate(s)
-	t.addNotesSearch(s)
-	t.addNotesGet(s)
-	t.addNotesDelete(s)
-	t.addExportNotes(s)
-	return t.scopes
+	t := &toolset{Deps: d}
+	addWhoAmI(r, d.Upstream)
+	t.addNotesCreate(r)
+	t.addNotesSearch(r)
+	t.addNotesGet(r)
+	t.addNotesDelete(r)
+	t.addExportNotes(r)
 }
 
-type toolset struct {
-	Deps
-	scopes map[string][]string
-}
-
-// need records the scopes a tool requires.
-func (t *toolset) need(tool string, scopes ...string) { t.scopes[tool] = scopes }
+type toolset struct{ Deps }
 
 // newID returns a random identifier for a note or export.
 func newID() string { return strings.ToLower(rand.Text()[:20]) }

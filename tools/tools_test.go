@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/policy"
+
 	"github.com/remotemcp/remotemcp/tools"
 	"github.com/remotemcp/remotemcp/tools/notes"
 	"github.com/remotemcp/remotemcp/tools/notes/memstore"
@@ -58,11 +60,19 @@ func TestScopesAndNotifications(t *testing.T) {
 	store := memstore.New(0)
 	n := &recordingNotifier{}
 	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil)
-	scopes := tools.Register(s, tools.Deps{Notes: store, Exports: store, Notifier: n, Sealer: plainSealer{},
+	reg := policy.New(s, nil)
+	tools.Register(reg, tools.Deps{Notes: store, Exports: store, Notifier: n, Sealer: plainSealer{},
 		Scopes: tools.Scopes{Read: "Notes.Read", Write: "Notes.Write"}, ExportPace: time.Millisecond})
-	want := map[string][]string{
-		"notes_create": {"Notes.Write"}, "notes_delete": {"Notes.Write"},
-		"notes_search": {"Notes.Read"}, "notes_get": {"Notes.Read"}, "export_notes": {"Notes.Read"},
+	want := map[string]policy.Access{
+		"notes_create": policy.Need("Notes.Write"), "notes_delete": policy.Need("Notes.Write"),
+		"notes_search": policy.Need("Notes.Read"), "notes_get": policy.Need("Notes.Read"), "export_notes": policy.Need("Notes.Read"),
+		"whoami": policy.Open,
+	}
+	scopes := map[string]policy.Access{}
+	for name := range want {
+		if a, ok := reg.Lookup("tools/call", name); ok {
+			scopes[name] = a
+		}
 	}
 	if diff := cmp.Diff(want, scopes); diff != "" {
 		t.Errorf("scopes (-want +got):\n%s", diff)

@@ -8,6 +8,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/policy"
+
 	"github.com/remotemcp/remotemcp/tools/notes"
 )
 
@@ -42,15 +44,17 @@ type Upstream interface {
 	Identity(ctx context.Context, info *auth.TokenInfo) (*UpstreamIdentity, error)
 }
 
-func addWhoAmI(s *mcp.Server, up Upstream) {
-	mcp.AddTool(s, &mcp.Tool{
+// addWhoAmI adds whoami, which any signed-in caller may use: it shows
+// only what the caller's own token says.
+func addWhoAmI(r *policy.Registry, up Upstream) {
+	policy.AddTool(r, &mcp.Tool{
 		Name:        "whoami",
 		Title:       "Who am I",
 		Description: "Show who you are to this server: your subject, the client you connected with, your scopes and when your access expires.",
 		Annotations: &mcp.ToolAnnotations{Title: "Who am I", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, WhoAmI, error) {
 		return whoami(ctx, req, up)
-	})
+	}, policy.Open)
 }
 
 func whoami(ctx context.Context, req *mcp.CallToolRequest, up Upstream) (*mcp.CallToolResult, WhoAmI, error) {

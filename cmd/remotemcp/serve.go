@@ -20,6 +20,7 @@ import (
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/mcpserver/memstore"
 	mcpredis "github.com/remotemcp/remotemcp/mcpserver/redisstore"
+	"github.com/remotemcp/remotemcp/policy"
 	"github.com/remotemcp/remotemcp/prompts"
 	"github.com/remotemcp/remotemcp/resources"
 	"github.com/remotemcp/remotemcp/tools"
@@ -134,17 +135,28 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 	if px != nil {
 		deps.Upstream = px
 	}
-	toolScopes := tools.Register(server, deps)
-	res = resources.Register(server, noteStore, noteStore, cfg.ScopeRead)
-	prm = prompts.Register(server, noteStore, cfg.ScopeRead)
+	// Each item declares what it needs as it is registered; what has no
+	// rule is never served.
+	reg := policy.New(server, &policy.Options{Implies: map[string][]string{cfg.ScopeWrite: {cfg.ScopeRead}}})
+	tools.Register(reg, deps)
+	res = resources.Register(reg, noteStore, noteStore, cfg.ScopeRead)
+	prm = prompts.Register(reg, noteStore, cfg.ScopeRead)
+	// A listen stream may subscribe to notes; it needs the read scope.
+	reg.Method("subscriptions/listen", policy.Need(cfg.ScopeRead))
 	bg, cancel := context.WithCancel(ctx)
 	if cfg.Fixtures == "conformance" {
-		fixtures.Register(bg, server, sealer, notifier)
+		fixtures.Register(bg, reg, sealer, notifier)
+	}
+	if err := reg.Verify(ctx); err != nil {
+		cancel()
+		closeAll()
+		return nil, err
 	}
 
 	opts := &mcpserver.Options{
 		AllowedOrigins: cfg.AllowedOrigins,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Policy:         reg,
 		Logger:         log.With("component", "mcpserver"),
 	}
 	if cfg.loopback() {
@@ -168,28 +180,12 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 			closeAll()
 			return nil, err
 		}
-		read, write := cfg.ScopeRead, cfg.ScopeWrite
-		var rules []authz.Rule
-		for name, scopes := range toolScopes {
-			rules = append(rules, authz.Rule{Method: "tools/call", Name: name, Scopes: scopes})
-		}
-		for name, scopes := range prm.Scopes {
-			rules = append(rules, authz.Rule{Method: "prompts/get", Name: name, Scopes: scopes},
-				authz.Rule{Method: "completion/complete", Name: name, Scopes: scopes})
-		}
-		for pattern, scopes := range res.Scopes {
-			for _, m := range []string{"resources/read", "resources/subscribe", "resources/unsubscribe", "completion/complete"} {
-				rules = append(rules, authz.Rule{Method: m, Name: pattern, Scopes: scopes})
-			}
-		}
-		// A listen stream may subscribe to notes; it needs the read scope.
-		rules = append(rules, authz.Rule{Method: "subscriptions/listen", Scopes: []string{read}})
+		read := cfg.ScopeRead
 		metadataURL := wellknown.MetadataURL(cfg.endpoint())
 		endpoint = authz.RequireBearer(verify, &authz.BearerOptions{
 			ResourceMetadataURL: metadataURL,
 			Scopes:              []string{read},
-			Policy:              authz.NewScopePolicy(rules, map[string][]string{write: {read}}),
-			MaxBodyBytes:        cfg.MaxBodyBytes,
+			CheckScopes:         mcpHandler.CheckScopes,
 			Logger:              log.With("component", "authz"),
 		})(mcpHandler)
 		metadata := wellknown.ProtectedResourceHandler(wellknown.ProtectedResource{

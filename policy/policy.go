@@ -1,0 +1,391 @@
+// Package policy says who may use each tool, prompt and resource of an MCP
+// server, in the same call that registers the item, and denies everything
+// else.
+//
+// A Registry wraps a go-sdk *mcp.Server. Items are added through it
+// (AddTool, AddPrompt, AddResource, AddResourceTemplate), each with the
+// Access it needs; an Access that names no scope and is not Open is a
+// wiring mistake and panics at registration. The Registry installs a
+// receiving middleware on the server that makes an item without a rule
+// invisible and uncallable: it is left out of tools/list, prompts/list,
+// resources/list and resources/templates/list, and tools/call, prompts/get,
+// resources/read and resources/subscribe answer as for an unknown item.
+// So an item added to the server directly, bypassing the Registry, is never
+// served.
+//
+// The scopes themselves are checked before the request reaches the MCP
+// layer, by the bearer middleware, which asks the MCP endpoint what a
+// request needs (Lookup), so that a missing scope gets an HTTP 403
+// insufficient_scope challenge that clients answer with a step-up.
+//
+// Matching is deterministic: tools and prompts by exact name; a resource URI
+// by an exact registered resource URI, then an exact template string (a
+// completion/complete reference names the template itself), then the
+// matching template whose literal prefix (the text before its first "{") is
+// longest, ties broken by the template string. Methods that name no item
+// (initialize, the lists, ping, …) need only what the bearer middleware asks
+// of every request, unless Method gives them a rule.
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/yosida95/uritemplate/v3"
+)
+
+// An Access is what using one item needs.
+type Access struct {
+	// Scopes are the OAuth scopes the caller's token must grant, all of
+	// them (a scope may imply others: Options.Implies).
+	Scopes []string
+	// Open lets any caller use the item with no particular scope: one that
+	// passed authentication when the endpoint requires it, anyone when it
+	// does not. Open and Scopes are exclusive.
+	Open bool
+}
+
+// Need is the Access that requires every one of scopes.
+func Need(scopes ...string) Access { return Access{Scopes: scopes} }
+
+// Open is the Access of an item any caller may use.
+var Open = Access{Open: true}
+
+func (a Access) check(kind, name string) Access {
+	if a.Open == (len(a.Scopes) > 0) {
+		panic(fmt.Sprintf("policy: %s %q: give it the scopes it needs or mark it Open (exactly one)", kind, name))
+	}
+	if slices.Contains(a.Scopes, "") {
+		panic(fmt.Sprintf("policy: %s %q: empty scope name", kind, name))
+	}
+	a.Scopes = slices.Clone(a.Scopes)
+	return a
+}
+
+// Options configures a Registry.
+type Options struct {
+	// Implies maps a scope to the scopes it includes: with
+	// {"notes:write": {"notes:read"}}, a token granting notes:write may use
+	// what needs notes:read.
+	Implies map[string][]string
+}
+
+// A Registry holds the items of one server and what each needs.
+type Registry struct {
+	server  *mcp.Server
+	implies map[string][]string
+
+	verifying atomic.Bool // Verify is listing what the server has
+
+	mu        sync.RWMutex
+	tools     map[string]Access
+	prompts   map[string]Access
+	resources map[string]Access // exact URI
+	templates []templateRule    // sorted by precedence
+	methods   map[string]Access // methods that name no item
+}
+
+type templateRule struct {
+	text   string
+	prefix string
+	tmpl   *uritemplate.Template
+	access Access
+}
+
+// New returns a Registry for s and installs its receiving middleware, which
+// hides and refuses the items that have no rule.
+func New(s *mcp.Server, opts *Options) *Registry {
+	if s == nil {
+		panic("policy: nil server")
+	}
+	r := &Registry{
+		server:    s,
+		tools:     map[string]Access{},
+		prompts:   map[string]Access{},
+		resources: map[string]Access{},
+		methods:   map[string]Access{},
+	}
+	if opts != nil {
+		r.implies = opts.Implies
+	}
+	s.AddReceivingMiddleware(r.middleware)
+	return r
+}
+
+// Server returns the server the Registry adds items to.
+func (r *Registry) Server() *mcp.Server { return r.server }
+
+// AddTool adds a typed tool to the Registry's server (the go-sdk's
+// mcp.AddTool) with the Access it needs.
+func AddTool[In, Out any](r *Registry, t *mcp.Tool, h mcp.ToolHandlerFor[In, Out], a Access) {
+	r.setTool(t.Name, a)
+	mcp.AddTool(r.server, t, h)
+}
+
+// AddTool adds a tool with a raw handler and the Access it needs.
+func (r *Registry) AddTool(t *mcp.Tool, h mcp.ToolHandler, a Access) {
+	r.setTool(t.Name, a)
+	r.server.AddTool(t, h)
+}
+
+func (r *Registry) setTool(name string, a Access) {
+	a = a.check("tool", name)
+	r.mu.Lock()
+	r.tools[name] = a
+	r.mu.Unlock()
+}
+
+// AddPrompt adds a prompt with the Access that getting or completing it
+// needs.
+func (r *Registry) AddPrompt(p *mcp.Prompt, h mcp.PromptHandler, a Access) {
+	a = a.check("prompt", p.Name)
+	r.mu.Lock()
+	r.prompts[p.Name] = a
+	r.mu.Unlock()
+	r.server.AddPrompt(p, h)
+}
+
+// AddResource adds a resource with the Access that reading, subscribing to
+// or completing it needs.
+func (r *Registry) AddResource(res *mcp.Resource, h mcp.ResourceHandler, a Access) {
+	a = a.check("resource", res.URI)
+	r.mu.Lock()
+	r.resources[res.URI] = a
+	r.mu.Unlock()
+	r.server.AddResource(res, h)
+}
+
+// AddResourceTemplate adds a resource template with the Access that
+// reading, subscribing to or completing the resources it matches needs.
+func (r *Registry) AddResourceTemplate(t *mcp.ResourceTemplate, h mcp.ResourceHandler, a Access) {
+	a = a.check("resource template", t.URITemplate)
+	tmpl, err := uritemplate.New(t.URITemplate)
+	if err != nil {
+		panic(fmt.Sprintf("policy: resource template %q: %v", t.URITemplate, err))
+	}
+	prefix, _, _ := strings.Cut(t.URITemplate, "{")
+	r.mu.Lock()
+	r.templates = slices.DeleteFunc(r.templates, func(x templateRule) bool { return x.text == t.URITemplate })
+	r.templates = append(r.templates, templateRule{text: t.URITemplate, prefix: prefix, tmpl: tmpl, access: a})
+	slices.SortFunc(r.templates, func(x, y templateRule) int {
+		if len(x.prefix) != len(y.prefix) {
+			return len(y.prefix) - len(x.prefix) // longest literal prefix first
+		}
+		return strings.Compare(x.text, y.text)
+	})
+	r.mu.Unlock()
+	r.server.AddResourceTemplate(t, h)
+}
+
+// Method gives a method that names no item (for example
+// "subscriptions/listen") the Access it needs.
+func (r *Registry) Method(method string, a Access) {
+	a = a.check("method", method)
+	r.mu.Lock()
+	r.methods[method] = a
+	r.mu.Unlock()
+}
+
+// Lookup returns the Access that the operation (method, name) needs, where
+// name is what the method names: the tool or prompt name, the resource URI,
+// or a completion reference's name or URI ("ref/prompt:NAME" is not used;
+// give the bare name or URI). known is false for an operation that names an
+// item without a rule: it is refused. A method that names no item and has no
+// rule is known and Open.
+func (r *Registry) Lookup(method, name string) (a Access, known bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	switch method {
+	case "tools/call":
+		a, known = r.tools[name]
+	case "prompts/get":
+		a, known = r.prompts[name]
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		a, known = r.resource(name)
+	case "completion/complete":
+		if a, known = r.prompts[name]; !known {
+			a, known = r.resource(name)
+		}
+	default:
+		if a, known = r.methods[method]; !known {
+			return Open, true
+		}
+	}
+	return a, known
+}
+
+// resource finds the rule of a URI, with r.mu held.
+func (r *Registry) resource(uri string) (Access, bool) {
+	if a, ok := r.resources[uri]; ok {
+		return a, true
+	}
+	for _, t := range r.templates {
+		if t.text == uri {
+			return t.access, true
+		}
+	}
+	for _, t := range r.templates {
+		if strings.HasPrefix(uri, t.prefix) && t.tmpl.Match(uri) != nil {
+			return t.access, true
+		}
+	}
+	return Access{}, false
+}
+
+// Satisfied reports whether a token granting granted may use what a needs,
+// following Options.Implies transitively (a cycle is harmless).
+func (r *Registry) Satisfied(granted []string, a Access) bool {
+	if len(a.Scopes) == 0 {
+		return true
+	}
+	have := map[string]bool{}
+	var add func(s string)
+	add = func(s string) {
+		if have[s] {
+			return
+		}
+		have[s] = true
+		for _, t := range r.implies[s] {
+			add(t)
+		}
+	}
+	for _, s := range granted {
+		add(s)
+	}
+	for _, s := range a.Scopes {
+		if !have[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// middleware hides the items that have no rule and refuses their use with
+// the errors the go-sdk gives for an unknown item.
+func (r *Registry) middleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		switch p := req.GetParams().(type) {
+		case *mcp.CallToolParamsRaw: // what a server receives
+			if _, ok := r.Lookup(method, p.Name); !ok {
+				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", p.Name)}
+			}
+		case *mcp.CallToolParams:
+			if _, ok := r.Lookup(method, p.Name); !ok {
+				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", p.Name)}
+			}
+		case *mcp.GetPromptParams:
+			if _, ok := r.Lookup(method, p.Name); !ok {
+				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown prompt %q", p.Name)}
+			}
+		case *mcp.ReadResourceParams:
+			if _, ok := r.Lookup(method, p.URI); !ok {
+				return nil, mcp.ResourceNotFoundError(p.URI)
+			}
+		case *mcp.SubscribeParams:
+			if _, ok := r.Lookup(method, p.URI); !ok {
+				return nil, mcp.ResourceNotFoundError(p.URI)
+			}
+		case *mcp.CompleteParams:
+			if p.Ref != nil {
+				if _, ok := r.Lookup(method, refName(p.Ref)); !ok {
+					return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
+				}
+			}
+		}
+		res, err := next(ctx, method, req)
+		if err != nil || res == nil || r.verifying.Load() {
+			return res, err
+		}
+		switch res := res.(type) {
+		case *mcp.ListToolsResult:
+			res.Tools = slices.DeleteFunc(res.Tools, func(t *mcp.Tool) bool { _, ok := r.Lookup("tools/call", t.Name); return !ok })
+		case *mcp.ListPromptsResult:
+			res.Prompts = slices.DeleteFunc(res.Prompts, func(p *mcp.Prompt) bool { _, ok := r.Lookup("prompts/get", p.Name); return !ok })
+		case *mcp.ListResourcesResult:
+			res.Resources = slices.DeleteFunc(res.Resources, func(x *mcp.Resource) bool { _, ok := r.Lookup("resources/read", x.URI); return !ok })
+		case *mcp.ListResourceTemplatesResult:
+			res.ResourceTemplates = slices.DeleteFunc(res.ResourceTemplates, func(x *mcp.ResourceTemplate) bool {
+				_, ok := r.Lookup("resources/read", x.URITemplate)
+				return !ok
+			})
+		}
+		return res, nil
+	}
+}
+
+// refName is what a completion reference names: a prompt's name or a
+// resource's URI (template).
+func refName(ref *mcp.CompleteReference) string {
+	if ref.Type == "ref/prompt" {
+		return ref.Name
+	}
+	return ref.URI
+}
+
+// Verify lists every tool, prompt, resource and resource template of the
+// server and returns an error naming those without a rule: items added to
+// the server directly rather than through the Registry, which are never
+// served. Call it once the items are registered and before serving (while
+// it runs, lists are not filtered).
+func (r *Registry) Verify(ctx context.Context) error {
+	r.verifying.Store(true)
+	defer r.verifying.Store(false)
+	st, ct := mcp.NewInMemoryTransports()
+	ss, err := r.server.Connect(ctx, st, nil)
+	if err != nil {
+		return fmt.Errorf("policy: verify: %w", err)
+	}
+	defer ss.Close()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "policy-verify", Version: "1"}, nil).Connect(ctx, ct, nil)
+	if err != nil {
+		return fmt.Errorf("policy: verify: %w", err)
+	}
+	defer cs.Close()
+	var missing []string
+	check := func(kind, method, name string) {
+		if _, ok := r.Lookup(method, name); !ok {
+			missing = append(missing, fmt.Sprintf("%s %q", kind, name))
+		}
+	}
+	caps := cs.InitializeResult().Capabilities
+	if caps.Tools != nil {
+		for t, err := range cs.Tools(ctx, nil) {
+			if err != nil {
+				return fmt.Errorf("policy: verify: list tools: %w", err)
+			}
+			check("tool", "tools/call", t.Name)
+		}
+	}
+	if caps.Prompts != nil {
+		for p, err := range cs.Prompts(ctx, nil) {
+			if err != nil {
+				return fmt.Errorf("policy: verify: list prompts: %w", err)
+			}
+			check("prompt", "prompts/get", p.Name)
+		}
+	}
+	if caps.Resources != nil {
+		for res, err := range cs.Resources(ctx, nil) {
+			if err != nil {
+				return fmt.Errorf("policy: verify: list resources: %w", err)
+			}
+			check("resource", "resources/read", res.URI)
+		}
+		for t, err := range cs.ResourceTemplates(ctx, nil) {
+			if err != nil {
+				return fmt.Errorf("policy: verify: list resource templates: %w", err)
+			}
+			check("resource template", "resources/read", t.URITemplate)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("policy: registered without a rule, so never served: %s; add them through the Registry with their Access", strings.Join(missing, ", "))
+	}
+	return nil
+}
