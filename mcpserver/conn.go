@@ -352,9 +352,7 @@ func (c *conn) openLocked() error {
 		c.closeLocked()
 		return err
 	}
-	if l, ok := c.h.stores.Events.(StreamLeaser); ok {
-		go c.renewLease(l)
-	}
+	go c.renewLease()
 	return nil
 }
 
@@ -434,7 +432,7 @@ func (c *conn) notifyLocked() {
 // renewLease renews the stream's lease every LeaseTTL/3 until the request
 // is over. If another replica took the lease over (it answered the requests
 // with an error and ended the stream), the request is abandoned.
-func (c *conn) renewLease(l StreamLeaser) {
+func (c *conn) renewLease() {
 	ttl := c.h.opts.LeaseTTL
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
@@ -448,7 +446,7 @@ func (c *conn) renewLease(l StreamLeaser) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
-		ok, err := l.Lease(ctx, c.sessionID, c.streamID, c.owner, c.ids, ttl)
+		ok, err := c.h.stores.Leases.Lease(ctx, c.sessionID, c.streamID, c.owner, c.ids, ttl)
 		cancel()
 		switch {
 		case err != nil:
@@ -539,11 +537,10 @@ func (c *conn) detach() {
 	c.sent = nil
 }
 
-// writeStream applies w to a stream in one call if the EventLog is a
-// StreamWriter, else through the EventLog's single operations (and the
-// SessionStore, for the session check).
+// writeStream applies w to a stream, and tells the session cache what it
+// learned of the session.
 func (h *Handler) writeStream(ctx context.Context, sessionID, streamID string, w *StreamWrite) (int64, error) {
-	last, err := h.writeStreamOnce(ctx, sessionID, streamID, w)
+	last, err := h.stores.Events.WriteStream(ctx, sessionID, streamID, w)
 	if w.Session {
 		// What the session cache learns.
 		switch {
@@ -554,55 +551,6 @@ func (h *Handler) writeStream(ctx context.Context, sessionID, streamID string, w
 		}
 	}
 	return last, err
-}
-
-func (h *Handler) writeStreamOnce(ctx context.Context, sessionID, streamID string, w *StreamWrite) (int64, error) {
-	if sw, ok := h.stores.Events.(StreamWriter); ok {
-		return sw.WriteStream(ctx, sessionID, streamID, w)
-	}
-	if w.Session {
-		if _, err := h.stores.Sessions.Get(ctx, sessionID); err != nil {
-			return 0, err
-		}
-	}
-	if w.Owner != "" {
-		if l, ok := h.stores.Events.(StreamLeaser); ok {
-			won, err := l.Lease(ctx, sessionID, streamID, w.Owner, w.IDs, w.LeaseTTL)
-			if err != nil {
-				return 0, err
-			}
-			if !won {
-				return 0, ErrLeased
-			}
-		}
-	}
-	if err := h.stores.Events.Open(ctx, sessionID, streamID); err != nil {
-		return 0, err
-	}
-	var last int64
-	for _, data := range w.Events {
-		seq, err := h.stores.Events.Append(ctx, sessionID, streamID, data)
-		if err != nil {
-			return 0, err
-		}
-		last = seq
-	}
-	if len(w.Events) == 0 {
-		// The last sequence number of a stream that gained no events.
-		events, _, err := h.stores.Events.Read(ctx, sessionID, streamID, 0, 0)
-		if err != nil {
-			return 0, err
-		}
-		if n := len(events); n > 0 {
-			last = events[n-1].Seq
-		}
-	}
-	if w.End {
-		if err := h.stores.Events.End(ctx, sessionID, streamID); err != nil {
-			return 0, err
-		}
-	}
-	return last, nil
 }
 
 // afterResponse persists what a successful call changed in the session

@@ -73,10 +73,9 @@ type Options struct {
 	MaxRequestDuration time.Duration
 	// LeaseTTL is how long a legacy request's stream stays leased to the
 	// replica running the request without a renewal (renewals come every
-	// LeaseTTL/3). When a client resumes the stream of a replica that died
-	// (if the EventLog is a StreamLeaser), the unanswered requests get an
-	// error response LeaseTTL to 1.5×LeaseTTL after the replica's last
-	// renewal. Default 10s.
+	// LeaseTTL/3). When a client resumes the stream of a replica that died,
+	// the unanswered requests get an error response LeaseTTL to
+	// 1.5×LeaseTTL after the replica's last renewal. Default 10s.
 	LeaseTTL time.Duration
 	// StreamDelay is how long a legacy request may run before its SSE
 	// stream is opened: until then, what it writes is held in memory and
@@ -134,7 +133,7 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	if server == nil {
 		panic("mcpserver: nil server")
 	}
-	if stores.Sessions == nil || stores.Events == nil || stores.Inbox == nil || stores.Broadcaster == nil {
+	if stores.Sessions == nil || stores.Events == nil || stores.Leases == nil || stores.Inbox == nil || stores.Broadcaster == nil {
 		panic("mcpserver: incomplete Stores")
 	}
 	h := &Handler{

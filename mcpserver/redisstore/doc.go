@@ -19,7 +19,7 @@
 //	                                                       JSON-RPC message); 0-1 marks a stream opened before its first
 //	                                                       event, <last seq>-2 its end; at most MaxEventsPerStream events
 //	<p>{s:<id>}:streams              ZSET     EventTTL     the session's streams (score: last use, ms), for DeleteSession
-//	<p>{s:<id>}:lease:<stream>       HASH     EventTTL     a request stream's writer lease (mcpserver.StreamLeaser): fields
+//	<p>{s:<id>}:lease:<stream>       HASH     EventTTL     a request stream's writer lease (mcpserver.LeaseStore): fields
 //	                                                       owner, until (server clock, ms) and ids (JSON array)
 //	<p>inbox:{s:<id>}:<key>          channel  -            Inbox messages for one waiting request (key "resp:<id>", "req:<id>");
 //	                                                       every replica receives them all (PSUBSCRIBE <p>inbox:*)
@@ -33,10 +33,9 @@
 //
 // # Round trips
 //
-// Sessions.Get, Create and Delete, and Events.Open, Append, End, Read
-// (when events are ready) and WriteStream (mcpserver.StreamWriter: the
-// session check, the lease, any number of events and the end, in one
-// script) take one round trip each; Sessions.Update two (a GETEX, then a
+// Sessions.Get, Create and Delete, and Events.Read (when events are ready)
+// and WriteStream (the session check, the lease, any number of events and
+// the end, in one script) take one round trip each; Sessions.Update two (a GETEX, then a
 // compare-and-set script; more under contention); Events.DeleteSession
 // two; Events.Lease and LeaseHolder one each; Inbox.Deliver and
 // Broadcaster.Publish one PUBLISH. Broadcaster.Subscribe takes one round

@@ -83,9 +83,11 @@ func New(rdb redis.UniversalClient, opts *Options) (stores mcpserver.Stores, sto
 	}
 	k := keys{prefix: o.KeyPrefix}
 	h := newHub(rdb, o.Logger, k.wake(), k.inboxPattern())
+	events := &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, max: o.MaxEventsPerStream, sessionTTL: o.SessionTTL}
 	return mcpserver.Stores{
 		Sessions:    &Sessions{rdb: rdb, keys: k, ttl: o.SessionTTL},
-		Events:      &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, max: o.MaxEventsPerStream, sessionTTL: o.SessionTTL},
+		Events:      events,
+		Leases:      events,
 		Inbox:       &Inbox{rdb: rdb, keys: k, hub: h, log: o.Logger},
 		Broadcaster: &Broadcaster{rdb: rdb, keys: k, hub: h},
 	}, h.close
@@ -112,7 +114,7 @@ func (k keys) streams(id string) string { return k.tag(id) + ":streams" }
 func (k keys) events(id, stream string) string { return k.tag(id) + ":events:" + stream }
 
 // lease is the HASH holding the writer lease of one event stream
-// (mcpserver.StreamLeaser).
+// (mcpserver.LeaseStore).
 func (k keys) lease(id, stream string) string { return k.tag(id) + ":lease:" + stream }
 
 // inbox is the channel of one Inbox key of a session.

@@ -298,8 +298,7 @@ func TestToolCallRoundTrips(t *testing.T) {
 		}
 	}
 	scripts := map[string]string{}
-	for name, sc := range map[string]*redis.Script{"open": redisstore.OpenScript, "append": redisstore.AppendScript,
-		"end": redisstore.EndScript, "read": redisstore.ReadScript, "write": redisstore.WriteScript} {
+	for name, sc := range map[string]*redis.Script{"read": redisstore.ReadScript, "write": redisstore.WriteScript} {
 		scripts["evalsha "+sc.Hash()[:8]] = name
 	}
 	for _, tt := range []struct {
