@@ -209,7 +209,7 @@ func (l *Events) read(ctx context.Context, k []string, a []any) ([]mcpserver.Eve
 // mcpserver.Handler.serveStandalone).
 func (l *Events) readWait(ctx context.Context, k []string, a []any, wait time.Duration) ([]mcpserver.Event, bool, error) {
 	// Watch before reading, so that a change after the read is not missed.
-	changed, unwatch, err := l.hub.watch(ctx, k[0])
+	changed, unwatch, err := l.hub.watch(k[0])
 	if err != nil {
 		return nil, false, err
 	}
