@@ -231,15 +231,15 @@ func primes(version string) bool { return version >= Version20251125 }
 func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, c *conn) {
 	var last []byte
 	for {
-		events, ended, _, changed, err := c.take()
+		events, phase, changed := c.take()
 		for _, e := range events {
 			last = e.Data
 		}
-		if err != nil {
-			h.writeStreamError(w, err)
+		if phase == streamFailed {
+			h.writeStreamError(w, c.failure())
 			return
 		}
-		if ended {
+		if phase == streamEnded {
 			break
 		}
 		select {
@@ -271,14 +271,12 @@ func (h *Handler) writeStreamError(w http.ResponseWriter, err error) {
 // connection (SEP-1699). The request runs on if the client goes away.
 func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, priming bool) {
 	ctx := r.Context()
-	select {
-	case <-c.ready:
-	case <-ctx.Done():
+	if !c.opened(ctx) {
 		return
 	}
-	events, ended, lost, changed, err := c.take()
-	if err != nil {
-		h.writeStreamError(w, err)
+	events, phase, changed := c.take()
+	if phase == streamFailed {
+		h.writeStreamError(w, c.failure())
 		return
 	}
 	rc := sseHeaders(w)
@@ -303,10 +301,10 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 			}
 			keepAlive.Reset(h.opts.KeepAlive)
 		}
-		if ended {
+		if phase == streamEnded {
 			return
 		}
-		if lost {
+		if phase == streamLost {
 			// A write to the log failed: go on from the log.
 			h.follow(w, r, rc, c.sessionID, c.streamID, after, c.closeHTTP, true)
 			return
@@ -327,7 +325,7 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 		case <-ctx.Done():
 			return
 		}
-		events, ended, lost, changed, _ = c.take()
+		events, phase, changed = c.take()
 	}
 }
 
