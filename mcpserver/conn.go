@@ -67,14 +67,13 @@ type conn struct {
 	h         *Handler
 	sessionID string
 	streamID  string
-	extra     mcp.RequestExtra
 	unlogged  bool // initialize: answered as JSON, never logged
 	owner     string
 	ids       []json.RawMessage // the JSON-RPC IDs of the calls, for the lease
 
 	incoming  chan jsonrpc.Message
-	done      chan struct{} // closed when the request is over: the go-sdk reads EOF
-	closeHTTP chan time.Duration
+	done      chan struct{}      // closed when the request is over: the go-sdk reads EOF
+	closeHTTP chan time.Duration // the request asks to close the SSE connection: retry after
 
 	mu       sync.Mutex
 	pending  map[string]*jsonrpc.Request // incoming calls awaiting a response, by idKey
@@ -82,8 +81,7 @@ type conn struct {
 	stops    []func()                    // stop the Inbox listeners
 	phase    streamPhase
 	queue    [][]byte      // messages not yet logged
-	opening  bool          // open was asked while held
-	ending   bool          // the end of the stream is queued
+	want     streamPhase   // what was asked: open (if held), or ended (the end is queued)
 	writing  bool          // a write is in flight
 	sent     []Event       // logged messages the HTTP response has not taken yet
 	detached bool          // the HTTP response is gone: sent is not kept
@@ -92,6 +90,7 @@ type conn struct {
 }
 
 // A streamPhase is where a request's stream is in its life (see conn).
+// The first three are in the order of that life (conn.want relies on it).
 type streamPhase int
 
 const (
@@ -121,7 +120,6 @@ func newConn(h *Handler, sessionID, streamID string, calls []*jsonrpc.Request, e
 		h:         h,
 		sessionID: sessionID,
 		streamID:  streamID,
-		extra:     extra,
 		unlogged:  len(calls) == 1 && calls[0].Method == "initialize",
 		owner:     rand.Text(),
 		incoming:  make(chan jsonrpc.Message, len(calls)+8),
@@ -143,7 +141,7 @@ func newConn(h *Handler, sessionID, streamID string, calls []*jsonrpc.Request, e
 		}
 		c.stops = append(c.stops, stop)
 		go c.forwardCancel(k, msgs)
-		extra := c.extra
+		extra := extra
 		extra.CloseSSEStream = func(args mcp.CloseSSEStreamArgs) {
 			// The client will resume the stream: it must be in the log.
 			c.open()
@@ -328,7 +326,7 @@ func (c *conn) call(m *jsonrpc.Request) error {
 		return err
 	}
 	c.mu.Lock()
-	c.opening = true
+	c.want = max(c.want, streamOpen)
 	c.mu.Unlock()
 	return c.send(data, false)
 }
@@ -336,7 +334,7 @@ func (c *conn) call(m *jsonrpc.Request) error {
 // open opens the stream, if it is still held.
 func (c *conn) open() {
 	c.mu.Lock()
-	c.opening = true
+	c.want = max(c.want, streamOpen)
 	c.mu.Unlock()
 	if err := c.send(nil, false); err != nil {
 		c.h.log.Warn("open request stream", "session", shortHash(c.sessionID), "error", err)
@@ -377,11 +375,13 @@ func (c *conn) queueLocked(data []byte, end bool) {
 	if data != nil {
 		c.queue = append(c.queue, data)
 	}
-	c.ending = c.ending || end
+	if end {
+		c.want = streamEnded
+	}
 }
 
 // flushLocked writes what is queued, unless the stream is held (and
-// neither opening nor ending) or another write is in flight (which then
+// neither its opening nor its end was asked) or another write is in flight (which then
 // writes it too). The caller holds mu, which is released during each store
 // call. It returns the error of the writes it made.
 func (c *conn) flushLocked() error {
@@ -446,20 +446,22 @@ func (c *conn) flushLocked() error {
 func (c *conn) nextWriteLocked() *StreamWrite {
 	switch c.phase {
 	case streamHeld:
-		if !c.opening && !c.ending {
+		if c.want == streamHeld {
 			return nil
 		}
-		w := &StreamWrite{Session: true, Events: c.queue, End: c.ending}
-		if !c.ending {
+		end := c.want == streamEnded
+		w := &StreamWrite{Session: true, Events: c.queue, End: end}
+		if !end {
 			w.Owner, w.IDs, w.LeaseTTL = c.owner, c.ids, c.h.opts.LeaseTTL
 		}
 		c.queue = nil
 		return w
 	case streamOpen:
-		if len(c.queue) == 0 && !c.ending {
+		end := c.want == streamEnded
+		if len(c.queue) == 0 && !end {
 			return nil
 		}
-		w := &StreamWrite{Events: c.queue, End: c.ending}
+		w := &StreamWrite{Events: c.queue, End: end}
 		c.queue = nil
 		return w
 	}
