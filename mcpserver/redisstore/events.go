@@ -32,6 +32,9 @@ type Events struct {
 	ttl        time.Duration
 	max        int
 	sessionTTL time.Duration // for StreamWrite.Session
+	// waiting, if set (tests), is called with the stream ID whenever a
+	// Read starts waiting for the stream to change.
+	waiting func(streamID string)
 }
 
 var (
@@ -220,6 +223,9 @@ func (l *Events) readWait(ctx context.Context, k []string, a []any, wait time.Du
 		events, ended, err := l.read(ctx, k, a)
 		if err != nil || len(events) > 0 || ended {
 			return events, ended, err
+		}
+		if l.waiting != nil {
+			l.waiting(a[0].(string))
 		}
 		select {
 		case <-changed:

@@ -70,6 +70,22 @@ func TestCrossReplica(t *testing.T) {
 	a := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
 	b := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
 	ctx := t.Context()
+	// waiting receives the stream of each Read on B that starts waiting.
+	waiting := make(chan string, 16)
+	redisstore.OnWait(b.Events, func(stream string) { waiting <- stream })
+	awaitWaiting := func(t *testing.T, stream string) {
+		t.Helper()
+		for {
+			select {
+			case s := <-waiting:
+				if s == stream {
+					return
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the Read on B did not start waiting")
+			}
+		}
+	}
 
 	t.Run("session", func(t *testing.T) {
 		id := rand.Text()
@@ -127,7 +143,7 @@ func TestCrossReplica(t *testing.T) {
 				ev, ended, err := b.Events.Read(ctx, sid, stream, after, time.Minute)
 				ch <- result{ev, ended, err, time.Since(start)}
 			}()
-			time.Sleep(50 * time.Millisecond)
+			awaitWaiting(t, stream)
 			return ch
 		}
 		ch := read(0)
@@ -157,7 +173,7 @@ func TestCrossReplica(t *testing.T) {
 			ev, ended, err := b.Events.Read(ctx, sid, stream2, 0, time.Minute)
 			ch2 <- result{ev, ended, err, time.Since(start)}
 		}()
-		time.Sleep(50 * time.Millisecond)
+		awaitWaiting(t, stream2)
 		if err := a.Events.DeleteSession(ctx, sid); err != nil {
 			t.Fatal(err)
 		}
@@ -835,6 +851,16 @@ func TestConcurrentChurn(t *testing.T) {
 			}
 		})
 	}
+	waiting := map[string]chan struct{}{} // by stream: a Read on A waits
+	for g := range 5 {
+		waiting[fmt.Sprintf("r%d", g)] = make(chan struct{}, 1)
+	}
+	redisstore.OnWait(a.Events, func(stream string) {
+		select {
+		case waiting[stream] <- struct{}{}:
+		default:
+		}
+	})
 	for g := range 5 {
 		wg.Go(func() { // reads waiting on A, woken by appends on B
 			stream := fmt.Sprintf("r%d", g)
@@ -851,7 +877,10 @@ func TestConcurrentChurn(t *testing.T) {
 					}
 					done <- err
 				}()
-				time.Sleep(time.Millisecond)
+				select {
+				case <-waiting[stream]:
+				case <-ctx.Done():
+				}
 				if _, err := b.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`{}`)}}); err != nil {
 					t.Errorf("Append: %v", err)
 				}
