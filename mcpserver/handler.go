@@ -308,7 +308,7 @@ func isModernVersion(header string) bool {
 	return v != "" && !isLegacyVersion(v) && v != "2024-11-05"
 }
 
-// isModernRequest chooses the era of a POST (SPEC §2c): a modern header or a
+// isModernRequest chooses the era of a POST: a modern header or a
 // request carrying the per-request _meta protocol version is stateless;
 // anything else (initialize, or a request in a session) is legacy.
 func isModernRequest(header string, body []byte) bool {

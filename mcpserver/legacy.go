@@ -28,7 +28,7 @@ const codeSessionNotFound = -32001
 func (h *Handler) legacyPOST(w http.ResponseWriter, r *http.Request, body []byte) {
 	version := strings.TrimSpace(r.Header.Get(headerProtocolVersion))
 	if version == "" || version == "2024-11-05" {
-		version = Version20250326 // SPEC §2b: absent ⇒ 2025-03-26
+		version = Version20250326 // a client that sends no version speaks 2025-03-26
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		writeRPCError(w, http.StatusUnsupportedMediaType, jsonrpc.ID{}, -32000, "Content-Type must be application/json")

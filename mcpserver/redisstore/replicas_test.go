@@ -254,7 +254,7 @@ func (c *tripConn) Read(p []byte) (int, error) {
 
 // TestToolCallRoundTrips counts the Redis round trips of legacy tools/calls
 // through a Handler, on every connection of its client (pub/sub included),
-// and fails if they grow (issue 6): one per call that finishes within
+// and fails if they grow: one per call that finishes within
 // StreamDelay, in the steady state of a session (its record cached), and
 // two for one that runs longer (open and lease its stream; end it).
 func TestToolCallRoundTrips(t *testing.T) {
