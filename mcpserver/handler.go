@@ -88,6 +88,9 @@ type Options struct {
 	StreamDelay time.Duration
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
+	// Now is the clock that bounds how long a cached session record is
+	// trusted; default time.Now.
+	Now func() time.Time
 }
 
 // A Handler is the one MCP endpoint. It serves the stateless 2026-07-28
@@ -147,6 +150,9 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	}
 	if opts != nil {
 		h.opts = *opts
+	}
+	if h.opts.Now != nil {
+		h.cache.now = h.opts.Now
 	}
 	if h.opts.MaxBodyBytes <= 0 {
 		h.opts.MaxBodyBytes = DefaultMaxBodyBytes

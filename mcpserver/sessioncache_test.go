@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,6 +56,24 @@ func (d deafBroadcaster) Subscribe(ctx context.Context) (<-chan mcpserver.Broadc
 		}
 	}()
 	return out, stop, nil
+}
+
+// A fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // A syncBroadcaster tells when the Handler subscribed to it has dealt with
@@ -158,7 +177,8 @@ func TestSessionCacheMissedInvalidation(t *testing.T) {
 	stores := memstore.New(nil)
 	deaf := stores
 	deaf.Broadcaster = deafBroadcaster{stores.Broadcaster}
-	a, urlA := replica(t, deaf, nil)
+	clock := &fakeClock{t: time.Now()}
+	_, urlA := replica(t, deaf, &mcpserver.Options{Now: clock.Now})
 	_, urlB := replica(t, stores, nil)
 	const version = mcpserver.Version20251125
 	del := func(sid string) {
@@ -194,7 +214,7 @@ func TestSessionCacheMissedInvalidation(t *testing.T) {
 			t.Fatalf("call on A = %d, want 200", got)
 		}
 		del(sid)
-		mcpserver.AdvanceSessionCache(a, 2*time.Second+100*time.Millisecond)
+		clock.Advance(2*time.Second + 100*time.Millisecond)
 		if got := callTally(t, urlA, sid, key); got != http.StatusNotFound {
 			t.Errorf("call on A 2s after DELETE on B = %d, want 404", got)
 		}

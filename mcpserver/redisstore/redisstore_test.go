@@ -657,10 +657,16 @@ type countHook struct {
 	n     atomic.Int64
 	mu    sync.Mutex
 	names map[string]int // round trips by command (EVALSHA by script hash prefix)
+	// sent, if set before the client's first command, is called with the
+	// name of each command.
+	sent func(name string)
 }
 
 func (h *countHook) count(name string) {
 	h.n.Add(1)
+	if h.sent != nil {
+		h.sent(name)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.names == nil {
