@@ -27,28 +27,31 @@ import (
 //
 // The stream goes through these phases (conn.phase):
 //
-//		held ──open──▶ open ──end──▶ ended
-//		  │              │
-//		  │              └──a write fails──▶ lost
-//		  ├──end──▶ ended
-//		  └──the opening write fails──▶ failed
+//	held ──open──▶ open ──end──▶ ended
+//	  │              └──a write fails, or the lease is taken over──▶ lost
+//	  ├──end──▶ ended
+//	  └──the opening write fails──▶ failed
 //
-//	  - held: while the request is young (Options.StreamDelay), what it
-//	    writes is queued in memory and nothing is logged nor sent. A request
-//	    over by then is logged with one write (the session check, every
-//	    message and the end) before its response is sent: held → ended.
-//	  - open: when the delay is over, the request sends a server-to-client
-//	    request, or it asks to close the SSE connection, one write checks
-//	    the session, takes the stream's lease and logs what was queued. From
-//	    then on each message is logged, then handed to the HTTP response; the
-//	    last response is logged with the end of the stream: open → ended.
-//	    Every event a client sees is in the log, so that it can resume after
-//	    any of them.
-//	  - failed: the opening write failed (the session is gone, or the store
-//	    is): the request is given up, and its HTTP response is an error.
-//	  - lost: a later write failed. Nothing more is logged, and the stream is
-//	    left open: the HTTP response reads on from the log instead.
-//	  - ended: later messages are dropped.
+// Held: while the request is young (Options.StreamDelay), what it writes is
+// queued in memory and nothing is logged nor sent. A request over by then
+// is logged with one write (the session check, every message and the end)
+// before its response is sent.
+//
+// Open: when the delay is over, the request sends a server-to-client
+// request, or it asks to close the SSE connection, one write checks the
+// session, takes the stream's lease and logs what was queued. From then on
+// each message is logged, then handed to the HTTP response; the last
+// response is logged with the end of the stream. Every event a client sees
+// is in the log, so that it can resume after any of them.
+//
+// Failed: the opening write failed (the session is gone, or the store is):
+// the request is given up, and its HTTP response is an error.
+//
+// Lost: a later write failed, or another replica took the lease over.
+// Nothing more is logged, and the stream is left open, to a rescuer: the
+// HTTP response reads on from the log instead.
+//
+// Ended: later messages are dropped.
 //
 // The lease and its rescue: while the stream is open, the conn renews its
 // lease every LeaseTTL/3 until the request is over. If this replica dies,
@@ -381,9 +384,10 @@ func (c *conn) queueLocked(data []byte, end bool) {
 }
 
 // flushLocked writes what is queued, unless the stream is held (and
-// neither its opening nor its end was asked) or another write is in flight (which then
-// writes it too). The caller holds mu, which is released during each store
-// call. It returns the error of the writes it made.
+// neither its opening nor its end was asked) or another write is in
+// flight (which then writes it too). The caller holds mu, which is
+// released during each store call. It returns the error of the writes it
+// made.
 func (c *conn) flushLocked() error {
 	if c.writing {
 		return nil
@@ -511,7 +515,9 @@ func (c *conn) renewLease() {
 			c.h.log.Warn("stream lease taken over; abandoning the request", "session", shortHash(c.sessionID))
 			c.mu.Lock()
 			if c.phase == streamOpen {
-				c.phase, c.queue = streamEnded, nil // the stream is the rescuer's
+				// The stream is the rescuer's: the HTTP response reads
+				// its answers from the log.
+				c.phase, c.queue = streamLost, nil
 				c.notifyLocked()
 			}
 			c.mu.Unlock()
