@@ -618,7 +618,9 @@ func (h *Handler) writeStream(ctx context.Context, sessionID, streamID string, w
 // subscriptions. It runs before the response is visible to the client, so
 // the client's next request sees the new state on any replica.
 func (h *Handler) afterResponse(ctx context.Context, sid string, call *jsonrpc.Request, resp *jsonrpc.Response) {
-	ctx = context.WithoutCancel(ctx)
+	// The request runs on whether or not its client is still there.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.LeaseTTL)
+	defer cancel()
 	if resp.Error != nil {
 		if call.Method == "initialize" {
 			h.forget(ctx, sid)
