@@ -25,62 +25,95 @@ import (
 // cancellations arrive through the Inbox, so they may be POSTed to any
 // replica.
 //
-// The log is written as seldom as it can be. While the request is young
-// (Options.StreamDelay), what it writes is held in memory and nothing is
-// sent: a request that is over by then is logged with one write (the
-// session check, every message and the end of the stream) before its
-// response is sent. Otherwise (also as soon as it sends a server-to-client
-// request or asks to close the SSE connection) the stream is opened: one
-// write checks the session, takes the stream's lease and logs what was
-// held; from then on, each message is logged before it is sent, the last
-// one with the end of the stream. Every event a client sees is in the log,
-// so that it can resume after any of them.
+// The stream goes through these phases (conn.phase):
+//
+//	held ──open──▶ open ──end──▶ ended
+//	  │              └──a write fails, or the lease is taken over──▶ lost
+//	  ├──end──▶ ended
+//	  └──the opening write fails──▶ failed
+//
+// Held: while the request is young (Options.StreamDelay), what it writes is
+// queued in memory and nothing is logged nor sent. A request over by then
+// is logged with one write (the session check, every message and the end)
+// before its response is sent.
+//
+// Open: when the delay is over, the request sends a server-to-client
+// request, or it asks to close the SSE connection, one write checks the
+// session, takes the stream's lease and logs what was queued. From then on
+// each message is logged, then handed to the HTTP response; the last
+// response is logged with the end of the stream. Every event a client sees
+// is in the log, so that it can resume after any of them.
+//
+// Failed: the opening write failed (the session is gone, or the store is):
+// the request is given up, and its HTTP response is an error.
+//
+// Lost: a later write failed, or another replica took the lease over.
+// Nothing more is logged, and the stream is left open, to a rescuer: the
+// HTTP response reads on from the log instead.
+//
+// Ended: later messages are dropped.
+//
+// The lease and its rescue: while the stream is open, the conn renews its
+// lease every LeaseTTL/3 until the request is over. If this replica dies,
+// or the stream is lost, the renewals stop; once the lease has lapsed,
+// whoever follows the stream (a resumed GET on any replica, or this POST's
+// response, if lost) takes the lease over, answers the requests the log
+// does not answer with an error and ends the stream (Handler.rescue). A
+// conn that finds its lease taken over gives the request up without
+// writing anything more: the stream is the rescuer's.
+//
+// Writes are made one at a time, in the order of the messages: a message
+// is queued under mu, and whoever finds no write in flight writes the
+// queue, as one StreamWrite, until it is empty. No lock is held during a
+// store call, and every store call has a deadline.
 type conn struct {
 	h         *Handler
 	sessionID string
 	streamID  string
-	extra     mcp.RequestExtra
 	unlogged  bool // initialize: answered as JSON, never logged
 	owner     string
 	ids       []json.RawMessage // the JSON-RPC IDs of the calls, for the lease
 
 	incoming  chan jsonrpc.Message
-	done      chan struct{}
-	closeHTTP chan time.Duration
-	ready     chan struct{} // closed when the stream is open or the request over
-
-	// wmu serializes writes to the log (and the changes of state), so that
-	// the log and the HTTP response see the messages in one order.
-	wmu sync.Mutex
+	done      chan struct{}      // closed when the request is over: the go-sdk reads EOF
+	closeHTTP chan time.Duration // the request asks to close the SSE connection: retry after
 
 	mu       sync.Mutex
 	pending  map[string]*jsonrpc.Request // incoming calls awaiting a response, by idKey
-	outgoing map[string]jsonrpc.ID       // our rewritten server→client IDs → the go-sdk's IDs
-	nextOut  int
-	stops    []func()
-	isDone   bool
-	state    streamState
-	held     [][]byte      // messages not yet logged (streamHeld)
+	nextOut  int                         // the last server-to-client request ID's counter
+	stops    []func()                    // stop the Inbox listeners
+	phase    streamPhase
+	queue    [][]byte      // messages not yet logged
+	want     streamPhase   // what was asked: open (if held), or ended (the end is queued)
+	writing  bool          // a write is in flight
 	sent     []Event       // logged messages the HTTP response has not taken yet
 	detached bool          // the HTTP response is gone: sent is not kept
-	err      error         // the write that opened or ended the stream failed
-	lost     bool          // a later write failed: the HTTP response reads the log instead
-	changed  chan struct{} // closed and replaced when sent, state or lost change
+	err      error         // why the opening write failed
+	changed  chan struct{} // closed and replaced when sent or phase change
 }
 
-// A streamState is where a request's stream is in its life.
-type streamState int
+// A streamPhase is where a request's stream is in its life (see conn).
+// The first three are in the order of that life (conn.want relies on it).
+type streamPhase int
 
 const (
-	streamHeld  streamState = iota // nothing logged nor sent yet
-	streamOpen                     // logged and leased; each message is logged, then sent
-	streamEnded                    // ended in the log (or given up): later messages are dropped
+	streamHeld streamPhase = iota
+	streamOpen
+	streamEnded
+	streamFailed
+	streamLost
 )
 
 var (
 	_ mcp.Transport  = (*conn)(nil)
 	_ mcp.Connection = (*conn)(nil)
 )
+
+// storeCtx bounds a store call made for the request, which runs on
+// whether or not its client is still there.
+func (c *conn) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.h.opts.LeaseTTL)
+}
 
 // newConn returns the connection of a request with calls. It listens for
 // their cancellations, which costs no store round trip with the Inbox
@@ -90,30 +123,28 @@ func newConn(h *Handler, sessionID, streamID string, calls []*jsonrpc.Request, e
 		h:         h,
 		sessionID: sessionID,
 		streamID:  streamID,
-		extra:     extra,
 		unlogged:  len(calls) == 1 && calls[0].Method == "initialize",
 		owner:     rand.Text(),
 		incoming:  make(chan jsonrpc.Message, len(calls)+8),
 		done:      make(chan struct{}),
 		closeHTTP: make(chan time.Duration, 1),
-		ready:     make(chan struct{}),
 		pending:   map[string]*jsonrpc.Request{},
-		outgoing:  map[string]jsonrpc.ID{},
 		changed:   make(chan struct{}),
 	}
-	ctx := context.Background()
+	ctx, cancel := c.storeCtx()
+	defer cancel()
 	for _, call := range calls {
 		k := idKey(call.ID)
 		c.pending[k] = call
 		c.ids = append(c.ids, json.RawMessage(k))
 		msgs, stop, err := h.stores.Inbox.Listen(ctx, sessionID, "req:"+k)
 		if err != nil {
-			c.stopAll()
+			c.close()
 			return nil, err
 		}
 		c.stops = append(c.stops, stop)
 		go c.forwardCancel(k, msgs)
-		extra := c.extra
+		extra := extra
 		extra.CloseSSEStream = func(args mcp.CloseSSEStreamArgs) {
 			// The client will resume the stream: it must be in the log.
 			c.open()
@@ -147,8 +178,8 @@ func (c *conn) Read(ctx context.Context) (jsonrpc.Message, error) {
 }
 
 // forwardCancel passes a client's notifications/cancelled for call k to the
-// go-sdk, which cancels the handler, and ends the call: per the spec no
-// response is sent for a cancelled request.
+// go-sdk, which cancels the handler, and ends the call: no response is sent
+// for a cancelled request.
 func (c *conn) forwardCancel(k string, msgs <-chan []byte) {
 	for {
 		select {
@@ -164,21 +195,17 @@ func (c *conn) forwardCancel(k string, msgs <-chan []byte) {
 			}
 			// Forgotten before the go-sdk hears of it, so that the result
 			// of the cancelled handler (an error) is not written.
-			c.wmu.Lock()
 			c.mu.Lock()
 			delete(c.pending, k)
 			last := len(c.pending) == 0
 			c.mu.Unlock()
-			c.wmu.Unlock()
 			select {
 			case c.incoming <- m:
 			case <-c.done:
 				return
 			}
 			if last {
-				c.wmu.Lock()
-				c.finishLocked()
-				c.wmu.Unlock()
+				c.finish()
 			}
 			return
 		}
@@ -201,21 +228,21 @@ func (c *conn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		if err != nil {
 			return err
 		}
-		// Under wmu, so that no other response can end the stream before
-		// this one is written.
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
 		c.mu.Lock()
-		_, still := c.pending[k]
-		delete(c.pending, k)
-		last := still && len(c.pending) == 0
-		c.mu.Unlock()
-		if !still {
+		if c.pending[k] == nil {
+			c.mu.Unlock()
 			return nil // cancelled meanwhile
 		}
-		err = c.emitLocked(data, last)
-		if last {
-			c.closeLocked()
+		// Queued in the same critical section, so that no other response
+		// can queue the end of the stream before this one.
+		delete(c.pending, k)
+		last := len(c.pending) == 0
+		c.queueLocked(data, last)
+		err = c.flushLocked()
+		failed := c.phase == streamFailed
+		c.mu.Unlock()
+		if last || failed {
+			c.close()
 		}
 		return err
 	case *jsonrpc.Request:
@@ -228,9 +255,7 @@ func (c *conn) Write(ctx context.Context, msg jsonrpc.Message) error {
 			if err != nil {
 				return err
 			}
-			c.wmu.Lock()
-			defer c.wmu.Unlock()
-			if err := c.emitLocked(data, false); err != nil {
+			if err := c.send(data, false); err != nil {
 				// A notification the log refused is dropped; an error here
 				// would make the go-sdk close the connection and cancel
 				// every call of the request.
@@ -260,13 +285,21 @@ func (c *conn) call(m *jsonrpc.Request) error {
 	c.mu.Lock()
 	c.nextOut++
 	wireID, _ := jsonrpc.MakeID(c.streamID + "." + strconv.Itoa(c.nextOut))
-	c.outgoing[idKey(wireID)] = m.ID
 	c.mu.Unlock()
-	msgs, stop, err := c.h.stores.Inbox.Listen(context.Background(), c.sessionID, "resp:"+idKey(wireID))
+	ctx, cancel := c.storeCtx()
+	msgs, stop, err := c.h.stores.Inbox.Listen(ctx, c.sessionID, "resp:"+idKey(wireID))
+	cancel()
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
+	select {
+	case <-c.done:
+		c.mu.Unlock()
+		stop()
+		return nil // the request is over
+	default:
+	}
 	c.stops = append(c.stops, stop)
 	c.mu.Unlock()
 	go func() {
@@ -295,123 +328,148 @@ func (c *conn) call(m *jsonrpc.Request) error {
 	if err != nil {
 		return err
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	c.mu.Lock()
-	held := c.state == streamHeld
-	if held {
-		c.held = append(c.held, data)
-	}
+	c.want = max(c.want, streamOpen)
 	c.mu.Unlock()
-	if held {
-		return c.openLocked()
-	}
-	return c.emitLocked(data, false)
-}
-
-// emitLocked writes one message: held, or logged and then sent. last ends
-// the stream after it. The caller holds wmu.
-func (c *conn) emitLocked(data []byte, last bool) error {
-	c.mu.Lock()
-	state := c.state
-	if state == streamHeld {
-		c.held = append(c.held, data)
-	}
-	c.mu.Unlock()
-	switch state {
-	case streamHeld:
-		if last {
-			return c.flushLocked(true)
-		}
-		return nil
-	case streamOpen:
-		return c.logLocked([][]byte{data}, last)
-	}
-	return nil // the request is over; late notifications are dropped
+	return c.send(data, false)
 }
 
 // open opens the stream, if it is still held.
 func (c *conn) open() {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	c.mu.Lock()
-	held := c.state == streamHeld
+	c.want = max(c.want, streamOpen)
 	c.mu.Unlock()
-	if held {
-		if err := c.openLocked(); err != nil {
-			c.h.log.Warn("open request stream", "session", shortHash(c.sessionID), "error", err)
-		}
+	if err := c.send(nil, false); err != nil {
+		c.h.log.Warn("open request stream", "session", shortHash(c.sessionID), "error", err)
 	}
 }
 
-// openLocked logs the held messages, checking the session and taking the
-// stream's lease, and starts renewing the lease. If the write fails, the
-// request is given up (the HTTP response answers with the error).
-func (c *conn) openLocked() error {
-	if err := c.flushLocked(false); err != nil {
-		c.closeLocked()
-		return err
+// finish ends the stream, with whatever was queued, and releases the
+// connection. It is idempotent. A lost stream is left open: once its
+// lease lapses, whoever follows it answers what the log lacks.
+func (c *conn) finish() {
+	if err := c.send(nil, true); err != nil {
+		c.h.log.Warn("end stream", "session", shortHash(c.sessionID), "error", err)
 	}
-	if l, ok := c.h.stores.Events.(StreamLeaser); ok {
-		go c.renewLease(l)
-	}
-	return nil
+	c.close()
 }
 
-// flushLocked writes the held messages: all of them and the end of the
-// stream (end), or opens it. The session must still exist: a request of a
-// session deleted meanwhile (on any replica) is answered with 404.
-func (c *conn) flushLocked(end bool) error {
+// send queues data (if not nil) and, if end, the end of the stream, and
+// writes the queue unless the stream is held. If the stream could not be
+// opened, the connection is released.
+func (c *conn) send(data []byte, end bool) error {
 	c.mu.Lock()
-	held := c.held
-	c.held = nil
+	c.queueLocked(data, end)
+	err := c.flushLocked()
+	failed := c.phase == streamFailed
 	c.mu.Unlock()
-	var last int64
+	if failed {
+		c.close()
+	}
+	return err
+}
+
+// queueLocked queues data (if not nil) and, if end, the end of the
+// stream. Once the stream is ended, failed or lost, nothing is queued.
+func (c *conn) queueLocked(data []byte, end bool) {
+	if c.phase != streamHeld && c.phase != streamOpen {
+		return
+	}
+	if data != nil {
+		c.queue = append(c.queue, data)
+	}
+	if end {
+		c.want = streamEnded
+	}
+}
+
+// flushLocked writes what is queued, unless the stream is held (and
+// neither its opening nor its end was asked) or another write is in
+// flight (which then writes it too). The caller holds mu, which is
+// released during each store call. It returns the error of the writes it
+// made.
+func (c *conn) flushLocked() error {
+	if c.writing {
+		return nil
+	}
+	c.writing = true
+	defer func() { c.writing = false }()
 	var err error
-	if c.unlogged {
-		last = int64(len(held))
-	} else {
-		w := &StreamWrite{Session: true, Events: held, End: end}
+	for {
+		w := c.nextWriteLocked()
+		if w == nil {
+			return err
+		}
+		from := c.phase
+		var last int64
+		var werr error
+		c.mu.Unlock()
+		if c.unlogged {
+			last = int64(len(w.Events))
+		} else {
+			ctx, cancel := c.storeCtx()
+			last, werr = c.h.writeStream(ctx, c.sessionID, c.streamID, w)
+			cancel()
+		}
+		c.mu.Lock()
+		switch {
+		case werr != nil && from == streamHeld:
+			c.phase, c.err, c.queue = streamFailed, werr, nil
+		case werr != nil:
+			c.phase, c.queue = streamLost, nil
+		default:
+			c.addSentLocked(w.Events, last)
+			switch {
+			case w.End:
+				c.phase = streamEnded
+			case from == streamHeld:
+				c.phase = streamOpen
+				go c.renewLease()
+			}
+		}
+		if werr != nil {
+			err = werr
+		}
+		if c.phase == streamEnded || c.phase == streamFailed {
+			// No call is left to cancel nor answer. The listeners stop
+			// before the HTTP response learns it, so that the client's
+			// next request may reuse the JSON-RPC IDs of this one.
+			stops := c.stops
+			c.stops = nil
+			c.mu.Unlock()
+			for _, stop := range stops {
+				stop()
+			}
+			c.mu.Lock()
+		}
+		c.notifyLocked()
+	}
+}
+
+// nextWriteLocked returns the next write to make, or nil.
+func (c *conn) nextWriteLocked() *StreamWrite {
+	switch c.phase {
+	case streamHeld:
+		if c.want == streamHeld {
+			return nil
+		}
+		end := c.want == streamEnded
+		w := &StreamWrite{Session: true, Events: c.queue, End: end}
 		if !end {
 			w.Owner, w.IDs, w.LeaseTTL = c.owner, c.ids, c.h.opts.LeaseTTL
 		}
-		last, err = c.h.writeStream(context.Background(), c.sessionID, c.streamID, w)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err != nil {
-		c.err = err
-		c.state = streamEnded
-	} else {
-		c.addSentLocked(held, last)
-		c.state = streamOpen
-		if end {
-			c.state = streamEnded
+		c.queue = nil
+		return w
+	case streamOpen:
+		end := c.want == streamEnded
+		if len(c.queue) == 0 && !end {
+			return nil
 		}
+		w := &StreamWrite{Events: c.queue, End: end}
+		c.queue = nil
+		return w
 	}
-	close(c.ready)
-	c.notifyLocked()
-	return err
-}
-
-// logLocked logs messages of the open stream (and ends it), then hands
-// them to the HTTP response. If the write fails, the HTTP response goes on
-// from the log: whatever makes it there (a rescuer's answers, if this
-// replica lost its lease) reaches the client.
-func (c *conn) logLocked(msgs [][]byte, end bool) error {
-	last, err := c.h.writeStream(context.Background(), c.sessionID, c.streamID, &StreamWrite{Events: msgs, End: end})
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err != nil {
-		c.lost = true
-	} else {
-		c.addSentLocked(msgs, last)
-		if end {
-			c.state = streamEnded
-		}
-	}
-	c.notifyLocked()
-	return err
+	return nil
 }
 
 // addSentLocked hands msgs, the last of which has sequence number last, to
@@ -434,7 +492,7 @@ func (c *conn) notifyLocked() {
 // renewLease renews the stream's lease every LeaseTTL/3 until the request
 // is over. If another replica took the lease over (it answered the requests
 // with an error and ended the stream), the request is abandoned.
-func (c *conn) renewLease(l StreamLeaser) {
+func (c *conn) renewLease() {
 	ttl := c.h.opts.LeaseTTL
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
@@ -448,65 +506,38 @@ func (c *conn) renewLease(l StreamLeaser) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
-		ok, err := l.Lease(ctx, c.sessionID, c.streamID, c.owner, c.ids, ttl)
+		ok, err := c.h.stores.Leases.Lease(ctx, c.sessionID, c.streamID, c.owner, c.ids, ttl)
 		cancel()
 		switch {
 		case err != nil:
 			c.h.log.Warn("renew stream lease", "session", shortHash(c.sessionID), "error", err)
 		case !ok:
 			c.h.log.Warn("stream lease taken over; abandoning the request", "session", shortHash(c.sessionID))
-			c.finish()
+			c.mu.Lock()
+			if c.phase == streamOpen {
+				// The stream is the rescuer's: the HTTP response reads
+				// its answers from the log.
+				c.phase, c.queue = streamLost, nil
+				c.notifyLocked()
+			}
+			c.mu.Unlock()
+			c.close()
 			return
 		}
 	}
 }
 
-// finish ends the stream and releases the connection. It is idempotent.
-func (c *conn) finish() {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.finishLocked()
-}
-
-// finishLocked ends the stream, with whatever was held, and releases the
-// connection. The caller holds wmu.
-func (c *conn) finishLocked() {
+// close releases the connection: the go-sdk session reads EOF, and the
+// Inbox listeners stop. It is idempotent.
+func (c *conn) close() {
 	c.mu.Lock()
-	done, state, lost := c.isDone, c.state, c.lost
-	c.mu.Unlock()
-	if done {
-		return
-	}
-	var err error
-	switch {
-	case state == streamHeld:
-		err = c.flushLocked(true)
-	case state == streamOpen && !lost:
-		err = c.logLocked(nil, true)
-		// If a write failed (lost), the stream is left open: once its lease
-		// lapses, the client's follow answers what the log lacks (rescue).
-	}
-	if err != nil {
-		c.h.log.Warn("end stream", "session", shortHash(c.sessionID), "error", err)
-	}
-	c.closeLocked()
-}
-
-// closeLocked releases the connection: the go-sdk session reads EOF.
-func (c *conn) closeLocked() {
-	c.mu.Lock()
-	if c.isDone {
+	select {
+	case <-c.done:
 		c.mu.Unlock()
 		return
+	default:
 	}
-	c.isDone = true
-	c.mu.Unlock()
 	close(c.done)
-	c.stopAll()
-}
-
-func (c *conn) stopAll() {
-	c.mu.Lock()
 	stops := c.stops
 	c.stops = nil
 	c.mu.Unlock()
@@ -521,14 +552,40 @@ func (c *conn) Close() error {
 	return nil
 }
 
-// take returns the messages logged since the last take, whether the
-// stream is over (ended, or given up with err), whether the HTTP response
-// must read on from the log, and a channel closed on the next change.
-func (c *conn) take() (events []Event, ended, lost bool, changed <-chan struct{}, err error) {
+// opened waits until the stream is no longer held, and reports whether it
+// is, or ctx ended first.
+func (c *conn) opened(ctx context.Context) bool {
+	for {
+		c.mu.Lock()
+		phase, changed := c.phase, c.changed
+		c.mu.Unlock()
+		if phase != streamHeld {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// take returns the messages logged since the last take, the stream's
+// phase, and a channel closed on the next change. While the phase is held
+// or open, more may come; if lost, the HTTP response must read on from the
+// log; if failed, c.failure tells why.
+func (c *conn) take() (events []Event, phase streamPhase, changed <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	events, c.sent = c.sent, nil
-	return events, c.state == streamEnded, c.lost, c.changed, c.err
+	return events, c.phase, c.changed
+}
+
+// failure returns why the stream could not be opened.
+func (c *conn) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // detach tells the conn that the HTTP response is gone.
@@ -539,11 +596,10 @@ func (c *conn) detach() {
 	c.sent = nil
 }
 
-// writeStream applies w to a stream in one call if the EventLog is a
-// StreamWriter, else through the EventLog's single operations (and the
-// SessionStore, for the session check).
+// writeStream applies w to a stream, and tells the session cache what it
+// learned of the session.
 func (h *Handler) writeStream(ctx context.Context, sessionID, streamID string, w *StreamWrite) (int64, error) {
-	last, err := h.writeStreamOnce(ctx, sessionID, streamID, w)
+	last, err := h.stores.Events.WriteStream(ctx, sessionID, streamID, w)
 	if w.Session {
 		// What the session cache learns.
 		switch {
@@ -556,61 +612,15 @@ func (h *Handler) writeStream(ctx context.Context, sessionID, streamID string, w
 	return last, err
 }
 
-func (h *Handler) writeStreamOnce(ctx context.Context, sessionID, streamID string, w *StreamWrite) (int64, error) {
-	if sw, ok := h.stores.Events.(StreamWriter); ok {
-		return sw.WriteStream(ctx, sessionID, streamID, w)
-	}
-	if w.Session {
-		if _, err := h.stores.Sessions.Get(ctx, sessionID); err != nil {
-			return 0, err
-		}
-	}
-	if w.Owner != "" {
-		if l, ok := h.stores.Events.(StreamLeaser); ok {
-			won, err := l.Lease(ctx, sessionID, streamID, w.Owner, w.IDs, w.LeaseTTL)
-			if err != nil {
-				return 0, err
-			}
-			if !won {
-				return 0, ErrLeased
-			}
-		}
-	}
-	if err := h.stores.Events.Open(ctx, sessionID, streamID); err != nil {
-		return 0, err
-	}
-	var last int64
-	for _, data := range w.Events {
-		seq, err := h.stores.Events.Append(ctx, sessionID, streamID, data)
-		if err != nil {
-			return 0, err
-		}
-		last = seq
-	}
-	if len(w.Events) == 0 {
-		// The last sequence number of a stream that gained no events.
-		events, _, err := h.stores.Events.Read(ctx, sessionID, streamID, 0, 0)
-		if err != nil {
-			return 0, err
-		}
-		if n := len(events); n > 0 {
-			last = events[n-1].Seq
-		}
-	}
-	if w.End {
-		if err := h.stores.Events.End(ctx, sessionID, streamID); err != nil {
-			return 0, err
-		}
-	}
-	return last, nil
-}
-
+// afterResponse persists what a successful call changed in the session
 // afterResponse persists what a successful call changed in the session
 // record: the negotiated state after initialize, the log level, and resource
 // subscriptions. It runs before the response is visible to the client, so
 // the client's next request sees the new state on any replica.
 func (h *Handler) afterResponse(ctx context.Context, sid string, call *jsonrpc.Request, resp *jsonrpc.Response) {
-	ctx = context.WithoutCancel(ctx)
+	// The request runs on whether or not its client is still there.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.LeaseTTL)
+	defer cancel()
 	if resp.Error != nil {
 		if call.Method == "initialize" {
 			h.forget(ctx, sid)

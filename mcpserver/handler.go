@@ -75,10 +75,9 @@ type Options struct {
 	MaxRequestDuration time.Duration
 	// LeaseTTL is how long a legacy request's stream stays leased to the
 	// replica running the request without a renewal (renewals come every
-	// LeaseTTL/3). When a client resumes the stream of a replica that died
-	// (if the EventLog is a StreamLeaser), the unanswered requests get an
-	// error response LeaseTTL to 1.5×LeaseTTL after the replica's last
-	// renewal. Default 10s.
+	// LeaseTTL/3). When a client resumes the stream of a replica that died,
+	// the unanswered requests get an error response LeaseTTL to
+	// 1.5×LeaseTTL after the replica's last renewal. Default 10s.
 	LeaseTTL time.Duration
 	// StreamDelay is how long a legacy request may run before its SSE
 	// stream is opened: until then, what it writes is held in memory and
@@ -94,6 +93,9 @@ type Options struct {
 	Policy *policy.Registry
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
+	// Now is the clock that bounds how long a cached session record is
+	// trusted; default time.Now.
+	Now func() time.Time
 }
 
 // A Handler is the one MCP endpoint. It serves the stateless 2026-07-28
@@ -139,7 +141,7 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	if server == nil {
 		panic("mcpserver: nil server")
 	}
-	if stores.Sessions == nil || stores.Events == nil || stores.Inbox == nil || stores.Broadcaster == nil {
+	if stores.Sessions == nil || stores.Events == nil || stores.Leases == nil || stores.Inbox == nil || stores.Broadcaster == nil {
 		panic("mcpserver: incomplete Stores")
 	}
 	h := &Handler{
@@ -153,6 +155,9 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	}
 	if opts != nil {
 		h.opts = *opts
+	}
+	if h.opts.Now != nil {
+		h.cache.now = h.opts.Now
 	}
 	if h.opts.MaxBodyBytes <= 0 {
 		h.opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -314,7 +319,7 @@ func isModernVersion(header string) bool {
 	return v != "" && !isLegacyVersion(v) && v != "2024-11-05"
 }
 
-// isModernRequest chooses the era of a POST (SPEC §2c): a modern header or a
+// isModernRequest chooses the era of a POST: a modern header or a
 // request carrying the per-request _meta protocol version is stateless;
 // anything else (initialize, or a request in a session) is legacy.
 func isModernRequest(header string, body []byte) bool {

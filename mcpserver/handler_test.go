@@ -668,11 +668,12 @@ type slowEnd struct {
 	once sync.Once
 }
 
-func (l *slowEnd) End(ctx context.Context, sid, stream string) error {
-	if l.s.armed.Load() {
+func (l *slowEnd) WriteStream(ctx context.Context, sid, stream string, w *mcpserver.StreamWrite) (int64, error) {
+	last, err := l.EventLog.WriteStream(ctx, sid, stream, w)
+	if w.End && l.s.armed.Load() {
 		l.once.Do(func() { close(l.s.ended) })
 	}
-	return l.EventLog.End(ctx, sid, stream)
+	return last, err
 }
 
 // TestBatchResponsesNotLost checks that every call of a batch is answered,

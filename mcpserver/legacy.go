@@ -28,7 +28,7 @@ const codeSessionNotFound = -32001
 func (h *Handler) legacyPOST(w http.ResponseWriter, r *http.Request, body []byte) {
 	version := strings.TrimSpace(r.Header.Get(headerProtocolVersion))
 	if version == "" || version == "2024-11-05" {
-		version = Version20250326 // SPEC §2b: absent ⇒ 2025-03-26
+		version = Version20250326 // a client that sends no version speaks 2025-03-26
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		writeRPCError(w, http.StatusUnsupportedMediaType, jsonrpc.ID{}, -32000, "Content-Type must be application/json")
@@ -231,15 +231,15 @@ func primes(version string) bool { return version >= Version20251125 }
 func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, c *conn) {
 	var last []byte
 	for {
-		events, ended, _, changed, err := c.take()
+		events, phase, changed := c.take()
 		for _, e := range events {
 			last = e.Data
 		}
-		if err != nil {
-			h.writeStreamError(w, err)
+		if phase == streamFailed {
+			h.writeStreamError(w, c.failure())
 			return
 		}
-		if ended {
+		if phase == streamEnded {
 			break
 		}
 		select {
@@ -271,14 +271,12 @@ func (h *Handler) writeStreamError(w http.ResponseWriter, err error) {
 // connection (SEP-1699). The request runs on if the client goes away.
 func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, priming bool) {
 	ctx := r.Context()
-	select {
-	case <-c.ready:
-	case <-ctx.Done():
+	if !c.opened(ctx) {
 		return
 	}
-	events, ended, lost, changed, err := c.take()
-	if err != nil {
-		h.writeStreamError(w, err)
+	events, phase, changed := c.take()
+	if phase == streamFailed {
+		h.writeStreamError(w, c.failure())
 		return
 	}
 	rc := sseHeaders(w)
@@ -303,10 +301,10 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 			}
 			keepAlive.Reset(h.opts.KeepAlive)
 		}
-		if ended {
+		if phase == streamEnded {
 			return
 		}
-		if lost {
+		if phase == streamLost {
 			// A write to the log failed: go on from the log.
 			h.follow(w, r, rc, c.sessionID, c.streamID, after, c.closeHTTP, true)
 			return
@@ -327,7 +325,7 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 		case <-ctx.Done():
 			return
 		}
-		events, ended, lost, changed, _ = c.take()
+		events, phase, changed = c.take()
 	}
 }
 
@@ -381,8 +379,7 @@ func (h *Handler) follow(w http.ResponseWriter, r *http.Request, rc *http.Respon
 			}
 		}()
 	}
-	leaser, watch := h.stores.Events.(StreamLeaser)
-	watch = watch && resumed
+	watch := resumed
 	lastWrite := time.Now()
 	var nextCheck time.Time // of the lease; the first idle read checks it
 	for {
@@ -410,7 +407,7 @@ func (h *Handler) follow(w http.ResponseWriter, r *http.Request, rc *http.Respon
 		if len(events) == 0 && !ended {
 			if watch && !time.Now().Before(nextCheck) {
 				nextCheck = time.Now().Add(h.opts.LeaseTTL / 2)
-				if h.rescue(ctx, leaser, sessionID, streamID) {
+				if h.rescue(ctx, sessionID, streamID) {
 					continue // read what it appended
 				}
 			}
@@ -437,16 +434,17 @@ const errAbandoned = "the server running this request stopped before answering; 
 // running its requests stopped without ending it. If this replica wins the
 // lease, it answers every request of the stream that has no response yet
 // with an error, and ends the stream. It reports whether it did. A stream
-// without a lease (written by a replica that does not lease) is left alone.
-func (h *Handler) rescue(ctx context.Context, l StreamLeaser, sessionID, streamID string) bool {
-	_, ids, live, err := l.LeaseHolder(ctx, sessionID, streamID)
+// without a lease is left alone.
+func (h *Handler) rescue(ctx context.Context, sessionID, streamID string) bool {
+	_, ids, live, err := h.stores.Leases.LeaseHolder(ctx, sessionID, streamID)
 	if err != nil || live {
 		if err != nil && !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
 			h.log.Warn("read stream lease", "session", shortHash(sessionID), "error", err)
 		}
 		return false
 	}
-	won, err := l.Lease(ctx, sessionID, streamID, rand.Text(), ids, h.opts.LeaseTTL)
+	owner := rand.Text()
+	won, err := h.stores.Leases.Lease(ctx, sessionID, streamID, owner, ids, h.opts.LeaseTTL)
 	if err != nil || !won {
 		return false
 	}
@@ -464,6 +462,7 @@ func (h *Handler) rescue(ctx context.Context, l StreamLeaser, sessionID, streamI
 		}
 	}
 	h.log.Warn("answering the requests of an abandoned stream", "session", shortHash(sessionID))
+	w := &StreamWrite{Owner: owner, IDs: ids, LeaseTTL: h.opts.LeaseTTL, End: true}
 	for _, raw := range ids {
 		var v any
 		if json.Unmarshal(raw, &v) != nil {
@@ -474,15 +473,13 @@ func (h *Handler) rescue(ctx context.Context, l StreamLeaser, sessionID, streamI
 			continue
 		}
 		data, _ := jsonrpc.EncodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: errAbandoned}})
-		if _, err := h.stores.Events.Append(ctx, sessionID, streamID, data); err != nil {
-			// Ended meanwhile (the writer was alive after all), or the
-			// store failed: the next lapse check tries again if needed.
-			h.log.Warn("answer abandoned request", "session", shortHash(sessionID), "error", err)
-			return false
-		}
+		w.Events = append(w.Events, data)
 	}
-	if err := h.stores.Events.End(ctx, sessionID, streamID); err != nil {
-		h.log.Warn("end abandoned stream", "session", shortHash(sessionID), "error", err)
+	// One write, under the lease just won: the answers and the end.
+	if _, err := h.stores.Events.WriteStream(ctx, sessionID, streamID, w); err != nil {
+		// Ended meanwhile (the writer was alive after all), or the store
+		// failed: the next lapse check tries again if needed.
+		h.log.Warn("answer abandoned requests", "session", shortHash(sessionID), "error", err)
 		return false
 	}
 	return true

@@ -326,7 +326,7 @@ func (h *Handler) wants(s *liveStream, b Broadcast) bool {
 }
 
 func (h *Handler) appendBroadcast(ctx context.Context, sid string, data []byte) {
-	if _, err := h.stores.Events.Append(ctx, sid, standaloneStream, data); err != nil && ctx.Err() == nil {
+	if _, err := h.stores.Events.WriteStream(ctx, sid, standaloneStream, &StreamWrite{Events: [][]byte{data}}); err != nil && ctx.Err() == nil {
 		h.log.Warn("append broadcast", "session", shortHash(sid), "error", err)
 	}
 }

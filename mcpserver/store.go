@@ -46,35 +46,58 @@ type Event struct {
 }
 
 // An EventLog records the messages of every SSE stream of a legacy session so
-// that a client can resume a broken stream with Last-Event-ID (SEP-1699) on
-// any replica.
+// that a client can resume a broken stream with Last-Event-ID on any
+// replica.
 type EventLog interface {
-	// Open creates the stream if it does not exist yet.
-	Open(ctx context.Context, sessionID, streamID string) error
-	// Append adds a message to the stream and returns its sequence number.
-	Append(ctx context.Context, sessionID, streamID string, data []byte) (int64, error)
-	// End marks the stream complete: no more events will be appended.
-	End(ctx context.Context, sessionID, streamID string) error
+	// WriteStream creates the stream if it does not exist yet and applies
+	// w in order: the session check, the lease, the events, the end, in
+	// one call (one round trip for a shared store). It returns the
+	// sequence number of the stream's last event (0 if none). If a check
+	// fails (ErrNotFound for a missing session, ErrLeased, or an error for
+	// events on an ended stream), nothing is changed.
+	WriteStream(ctx context.Context, sessionID, streamID string, w *StreamWrite) (last int64, err error)
 	// Read returns the events after seq, waiting at most wait for one to arrive.
 	// ended reports that the stream is complete and every event was returned.
 	// A stream that was never written returns ErrNotFound.
 	Read(ctx context.Context, sessionID, streamID string, after int64, wait time.Duration) (events []Event, ended bool, err error)
-	// DeleteSession forgets every stream of the session.
+	// DeleteSession forgets every stream of the session, and their leases.
 	DeleteSession(ctx context.Context, sessionID string) error
 }
 
-// A StreamLeaser is an optional EventLog capability, found by type
-// assertion: the replica running a request holds a lease on the request's
-// stream and renews it while the request runs. A replica serving a resumed
-// stream (Last-Event-ID) that finds the lease lapsed and the stream not
-// ended takes the lease over, answers the stream's unanswered requests with
-// an error and ends the stream, so that a client whose replica died does
-// not wait forever.
+// ErrLeased is returned by EventLog.WriteStream when another owner holds a
+// live lease on the stream.
+var ErrLeased = errors.New("mcpserver: stream leased by another owner")
+
+// A StreamWrite is what EventLog.WriteStream does to a stream.
+type StreamWrite struct {
+	// Session requires the session's record (in the SessionStore of the
+	// same Stores) to exist, and extends its lifetime as
+	// SessionStore.Get does.
+	Session bool
+	// Owner, if not empty, takes or renews the stream's lease for Owner
+	// until LeaseTTL from now, recording IDs, as LeaseStore.Lease does.
+	Owner    string
+	IDs      []json.RawMessage
+	LeaseTTL time.Duration
+	// Events are appended in order.
+	Events [][]byte
+	// End marks the stream complete after Events. Ending an ended stream
+	// is not an error.
+	End bool
+}
+
+// A LeaseStore keeps the writer leases of request streams: the replica
+// running a request holds a lease on the request's stream and renews it
+// while the request runs. A replica serving a resumed stream (Last-Event-ID)
+// that finds the lease lapsed and the stream not ended takes the lease
+// over, answers the stream's unanswered requests with an error and ends
+// the stream, so that a client whose replica died does not wait forever.
 //
 // A lease record outlives the lease itself as long as its stream's log, so
-// that whoever takes it over learns the request IDs. Expiry is judged by
-// one clock (the store's), not by each replica's.
-type StreamLeaser interface {
+// that whoever takes it over learns the request IDs; EventLog.DeleteSession
+// forgets it. Expiry is judged by one clock (the store's), not by each
+// replica's. EventLog.WriteStream takes leases of the same store too.
+type LeaseStore interface {
 	// Lease takes or renews the lease of (sessionID, streamID) for owner
 	// until ttl from now, recording ids, the JSON-encoded JSON-RPC IDs of
 	// the requests the stream answers. It returns false, and changes
@@ -84,42 +107,6 @@ type StreamLeaser interface {
 	// whether it is live. It returns ErrNotFound if the stream was never
 	// leased (or its session was deleted).
 	LeaseHolder(ctx context.Context, sessionID, streamID string) (owner string, ids []json.RawMessage, live bool, err error)
-}
-
-// A StreamWriter is an optional EventLog capability, found by type
-// assertion: it makes several changes to one stream in one call (one round
-// trip for a shared store), so that a legacy request that finishes quickly
-// costs one store write, and one that runs long opens, leases and fills
-// its stream in one.
-type StreamWriter interface {
-	// WriteStream creates the stream if it does not exist yet and applies
-	// w in order: the session check, the lease, the events, the end. It
-	// returns the sequence number of the stream's last event (0 if none).
-	// If a check fails (ErrNotFound for a missing session, ErrLeased, or
-	// an error for events on an ended stream), nothing is changed.
-	WriteStream(ctx context.Context, sessionID, streamID string, w *StreamWrite) (last int64, err error)
-}
-
-// ErrLeased is returned by StreamWriter.WriteStream when another owner
-// holds a live lease on the stream.
-var ErrLeased = errors.New("mcpserver: stream leased by another owner")
-
-// A StreamWrite is what StreamWriter.WriteStream does to a stream.
-type StreamWrite struct {
-	// Session requires the session's record (in the SessionStore of the
-	// same Stores) to exist, and extends its lifetime as
-	// SessionStore.Get does.
-	Session bool
-	// Owner, if not empty, takes or renews the stream's lease for Owner
-	// until LeaseTTL from now, recording IDs, as StreamLeaser.Lease does.
-	Owner    string
-	IDs      []json.RawMessage
-	LeaseTTL time.Duration
-	// Events are appended in order.
-	Events [][]byte
-	// End marks the stream complete after Events. Ending an ended stream
-	// is not an error.
-	End bool
 }
 
 // An Inbox routes a message to whichever replica waits for it: a client's
@@ -161,6 +148,7 @@ type Broadcaster interface {
 type Stores struct {
 	Sessions    SessionStore
 	Events      EventLog
+	Leases      LeaseStore // the leases of Events' streams
 	Inbox       Inbox
 	Broadcaster Broadcaster
 }

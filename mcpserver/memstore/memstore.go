@@ -40,9 +40,11 @@ func New(opts *Options) mcpserver.Stores {
 		o.Now = time.Now
 	}
 	sessions := &Sessions{ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionEntry{}}
+	events := &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionLog{}, sessions: sessions}
 	return mcpserver.Stores{
 		Sessions:    sessions,
-		Events:      &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionLog{}, sessions: sessions},
+		Events:      events,
+		Leases:      events,
 		Inbox:       &Inbox{m: map[string]chan []byte{}},
 		Broadcaster: &Broadcaster{subs: map[int]chan mcpserver.Broadcast{}},
 	}
@@ -154,7 +156,7 @@ func (s *Sessions) Delete(_ context.Context, id string) error {
 	return nil
 }
 
-// Events is an in-process mcpserver.EventLog. A session's streams are
+// Events is an in-process mcpserver.EventLog and mcpserver.LeaseStore. A session's streams are
 // forgotten when the session has been idle for the session TTL, so logs of
 // sessions that expire without a DELETE do not accumulate.
 type Events struct {
@@ -174,7 +176,7 @@ type sessionLog struct {
 	lastUsed time.Time
 }
 
-// A lease is a stream's writer lease (mcpserver.StreamLeaser).
+// A lease is a stream's writer lease (mcpserver.LeaseStore).
 type lease struct {
 	owner string
 	ids   []json.RawMessage
@@ -189,9 +191,8 @@ type streamLog struct {
 }
 
 var (
-	_ mcpserver.EventLog     = (*Events)(nil)
-	_ mcpserver.StreamLeaser = (*Events)(nil)
-	_ mcpserver.StreamWriter = (*Events)(nil)
+	_ mcpserver.EventLog   = (*Events)(nil)
+	_ mcpserver.LeaseStore = (*Events)(nil)
 )
 
 func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLog {
@@ -237,45 +238,7 @@ func (st *streamLog) notify() {
 	st.wake = make(chan struct{})
 }
 
-// Open implements mcpserver.EventLog.
-func (l *Events) Open(_ context.Context, sessionID, streamID string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.streamLocked(sessionID, streamID, true)
-	return nil
-}
-
-// Append implements mcpserver.EventLog.
-func (l *Events) Append(_ context.Context, sessionID, streamID string, data []byte) (int64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st := l.streamLocked(sessionID, streamID, true)
-	if st.ended {
-		return 0, fmt.Errorf("memstore: append to ended stream %s", streamID)
-	}
-	seq := st.next
-	st.next++
-	st.events = append(st.events, mcpserver.Event{Seq: seq, Data: append([]byte(nil), data...)})
-	if len(st.events) > l.max {
-		st.events = append(st.events[:0:0], st.events[len(st.events)-l.max:]...)
-	}
-	st.notify()
-	return seq, nil
-}
-
-// End implements mcpserver.EventLog.
-func (l *Events) End(_ context.Context, sessionID, streamID string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	st := l.streamLocked(sessionID, streamID, true)
-	if !st.ended {
-		st.ended = true
-		st.notify()
-	}
-	return nil
-}
-
-// WriteStream implements mcpserver.StreamWriter.
+// WriteStream implements mcpserver.EventLog.
 func (l *Events) WriteStream(_ context.Context, sessionID, streamID string, w *mcpserver.StreamWrite) (int64, error) {
 	if w.Session && !l.sessions.touch(sessionID) {
 		return 0, mcpserver.ErrNotFound
@@ -348,7 +311,7 @@ func (l *Events) Read(ctx context.Context, sessionID, streamID string, after int
 	}
 }
 
-// Lease implements mcpserver.StreamLeaser.
+// Lease implements mcpserver.LeaseStore.
 func (l *Events) Lease(_ context.Context, sessionID, streamID, owner string, ids []json.RawMessage, ttl time.Duration) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -366,7 +329,7 @@ func (l *Events) Lease(_ context.Context, sessionID, streamID, owner string, ids
 	return true, nil
 }
 
-// LeaseHolder implements mcpserver.StreamLeaser.
+// LeaseHolder implements mcpserver.LeaseStore.
 func (l *Events) LeaseHolder(_ context.Context, sessionID, streamID string) (string, []json.RawMessage, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -130,11 +130,11 @@ func TestSessionTTLDuplicateCreate(t *testing.T) {
 func TestMaxEventsPerStream(t *testing.T) {
 	ctx := context.Background()
 	l := memstore.New(&memstore.Options{MaxEventsPerStream: 3}).Events
-	if err := l.Open(ctx, "s", "r"); err != nil {
+	if _, err := l.WriteStream(ctx, "s", "r", &mcpserver.StreamWrite{}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 5; i++ {
-		seq, err := l.Append(ctx, "s", "r", fmt.Appendf(nil, "%d", i))
+		seq, err := l.WriteStream(ctx, "s", "r", &mcpserver.StreamWrite{Events: [][]byte{fmt.Appendf(nil, "%d", i)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,13 +171,13 @@ func TestIdleEventLogsForgotten(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 7, 28, 0, 0, 0, 0, time.UTC)}
 	l := memstore.New(&memstore.Options{SessionTTL: ttl, Now: clock.Now}).Events
-	if _, err := l.Append(ctx, "idle", "r", []byte(`1`)); err != nil {
+	if _, err := l.WriteStream(ctx, "idle", "r", &mcpserver.StreamWrite{Events: [][]byte{[]byte(`1`)}}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(ttl + time.Second)
 	// Collection is amortized over writes; a few hundred always trigger it.
 	for i := range 1024 {
-		if _, err := l.Append(ctx, "busy", "r", fmt.Appendf(nil, "%d", i)); err != nil {
+		if _, err := l.WriteStream(ctx, "busy", "r", &mcpserver.StreamWrite{Events: [][]byte{fmt.Appendf(nil, "%d", i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -36,7 +36,8 @@ func (b *Broadcaster) Publish(ctx context.Context, m mcpserver.Broadcast) (err e
 
 // Subscribe implements mcpserver.Broadcaster. It returns once Redis has
 // confirmed that this replica receives what is published from then on (a
-// round trip); stop closes msgs. Broadcasts published while the pub/sub
+// PING on the shared pub/sub connection, which always has the broadcast
+// channel); stop closes msgs. Broadcasts published while the pub/sub
 // connection reconnects are lost.
 func (b *Broadcaster) Subscribe(ctx context.Context) (msgs <-chan mcpserver.Broadcast, stop func(), err error) {
 	defer wrapf(&err, "subscribe")
@@ -54,7 +55,7 @@ func (b *Broadcaster) Subscribe(ctx context.Context) (msgs <-chan mcpserver.Broa
 		},
 		end: func() { close(ch) },
 	}
-	if err := b.hub.subscribe(ctx, b.keys.broadcast(), s, false); err != nil {
+	if err := b.hub.subscribe(ctx, s); err != nil {
 		return nil, nil, err
 	}
 	var once sync.Once

@@ -19,7 +19,7 @@
 //	                                                       JSON-RPC message); 0-1 marks a stream opened before its first
 //	                                                       event, <last seq>-2 its end; at most MaxEventsPerStream events
 //	<p>{s:<id>}:streams              ZSET     EventTTL     the session's streams (score: last use, ms), for DeleteSession
-//	<p>{s:<id>}:lease:<stream>       HASH     EventTTL     a request stream's writer lease (mcpserver.StreamLeaser): fields
+//	<p>{s:<id>}:lease:<stream>       HASH     EventTTL     a request stream's writer lease (mcpserver.LeaseStore): fields
 //	                                                       owner, until (server clock, ms) and ids (JSON array)
 //	<p>inbox:{s:<id>}:<key>          channel  -            Inbox messages for one waiting request (key "resp:<id>", "req:<id>");
 //	                                                       every replica receives them all (PSUBSCRIBE <p>inbox:*)
@@ -33,16 +33,14 @@
 //
 // # Round trips
 //
-// Sessions.Get, Create and Delete, and Events.Open, Append, End, Read
-// (when events are ready) and WriteStream (mcpserver.StreamWriter: the
-// session check, the lease, any number of events and the end, in one
-// script) take one round trip each; Sessions.Update two (a GETEX, then a
+// Sessions.Get, Create and Delete, and Events.Read (when events are ready)
+// and WriteStream (the session check, the lease, any number of events and
+// the end, in one script) take one round trip each; Sessions.Update two (a GETEX, then a
 // compare-and-set script; more under contention); Events.DeleteSession
 // two; Events.Lease and LeaseHolder one each; Inbox.Deliver and
 // Broadcaster.Publish one PUBLISH. Broadcaster.Subscribe takes one round
-// trip on the shared pub/sub connection, and so does stopping the last
-// subscriber. Inbox.Listen and its stop take none, but for the first
-// Listen of a replica (PSUBSCRIBE). Scripts run with EVALSHA; the first run
+// trip (a PING) on the shared pub/sub connection; its stop, Inbox.Listen
+// and its stop take none. Scripts run with EVALSHA; the first run
 // on a server adds one round trip (NOSCRIPT, then EVAL).
 //
 // A legacy tools/call through an mcpserver.Handler thus costs one round
@@ -54,9 +52,10 @@
 //
 // A Read that waits for events does not issue a blocking XREAD, which would
 // hold a pooled connection per open SSE stream: each replica keeps one
-// pub/sub connection (opened on first use, closed by the stop function New
-// returns) on which it receives the wake channel, the broadcasts and the
-// inbox channels it listens on. Pub/sub delivers at most once: what is
+// pub/sub connection (opened and subscribed by New, closed by the stop
+// function it returns) on which it receives the wake channel, the
+// broadcasts and every inbox channel, and hands each message to whoever
+// waits for it on the replica. Pub/sub delivers at most once: what is
 // published while that connection reconnects is lost, except that waiting
 // reads look again once it is back. A silently dead connection is noticed
 // by go-redis' TCP keep-alive (about 45s).

@@ -13,7 +13,7 @@ import (
 	"github.com/remotemcp/remotemcp/mcpserver"
 )
 
-// Events is a Redis mcpserver.EventLog. Each stream is a Redis STREAM whose
+// Events is a Redis mcpserver.EventLog and mcpserver.LeaseStore. Each stream is a Redis STREAM whose
 // entry IDs carry the sequence number and a kind: <seq>-0 is event seq (its
 // field "data" holds the message), 0-1 marks a stream opened before its
 // first event, and <last seq>-2 marks the end. The stream thus holds its
@@ -32,11 +32,14 @@ type Events struct {
 	ttl        time.Duration
 	max        int
 	sessionTTL time.Duration // for StreamWrite.Session
+	// waiting, if set (tests), is called with the stream ID whenever a
+	// Read starts waiting for the stream to change.
+	waiting func(streamID string)
 }
 
 var (
-	_ mcpserver.EventLog     = (*Events)(nil)
-	_ mcpserver.StreamWriter = (*Events)(nil)
+	_ mcpserver.EventLog   = (*Events)(nil)
+	_ mcpserver.LeaseStore = (*Events)(nil)
 )
 
 // eventsLib is the start of every events script. KEYS[1] is the stream,
@@ -67,38 +70,6 @@ local function touch(created, now)
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 `
-
-var openScript = redis.NewScript(eventsLib + `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  touch(false)
-else
-  redis.call('XADD', KEYS[1], '0-1', 'open', '')
-  touch(true)
-end
-return 1
-`)
-
-// appendScript: ARGV[4] is the message, ARGV[5] the maximum stream length.
-var appendScript = redis.NewScript(eventsLib + `
-local seq, kind = last()
-if kind == '2' then return redis.error_reply('ENDED stream is complete') end
-local created = seq == nil
-seq = (seq or 0) + 1
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], string.format('%d-0', seq), 'data', ARGV[4])
-touch(created)
-redis.call('PUBLISH', ARGV[3], KEYS[1])
-return seq
-`)
-
-var endScript = redis.NewScript(eventsLib + `
-local seq, kind = last()
-if kind ~= '2' then
-  redis.call('XADD', KEYS[1], string.format('%d-2', seq or 0), 'end', '')
-  redis.call('PUBLISH', ARGV[3], KEYS[1])
-end
-touch(seq == nil)
-return 1
-`)
 
 // readScript: ARGV[4] is the sequence number to read after. It returns nil
 // for a missing stream, else the entries after it and whether the stream
@@ -164,7 +135,7 @@ if not created and (n > 0 or ended) then redis.call('PUBLISH', ARGV[3], KEYS[1])
 return seq
 `)
 
-// errEnded is returned by Append on an ended stream.
+// errEnded is returned by WriteStream for events on an ended stream.
 var errEnded = errors.New("stream has ended")
 
 // args returns the keys and leading arguments of an events script.
@@ -173,40 +144,7 @@ func (l *Events) args(sessionID, streamID string) ([]string, []any) {
 		[]any{streamID, ms(l.ttl), l.keys.wake()}
 }
 
-// Open implements mcpserver.EventLog: one round trip.
-func (l *Events) Open(ctx context.Context, sessionID, streamID string) (err error) {
-	defer wrapf(&err, "open stream")
-	k, a := l.args(sessionID, streamID)
-	return openScript.Run(ctx, l.rdb, k, a...).Err()
-}
-
-// Append implements mcpserver.EventLog: one round trip.
-func (l *Events) Append(ctx context.Context, sessionID, streamID string, data []byte) (seq int64, err error) {
-	defer wrapf(&err, "append event")
-	k, a := l.args(sessionID, streamID)
-	seq, err = appendScript.Run(ctx, l.rdb, k, append(a, data, l.max)...).Int64()
-	if redis.HasErrorPrefix(err, "ENDED") {
-		return 0, errEnded
-	}
-	if err != nil {
-		return 0, err
-	}
-	l.hub.changed(k[0])
-	return seq, nil
-}
-
-// End implements mcpserver.EventLog: one round trip.
-func (l *Events) End(ctx context.Context, sessionID, streamID string) (err error) {
-	defer wrapf(&err, "end stream")
-	k, a := l.args(sessionID, streamID)
-	if err := endScript.Run(ctx, l.rdb, k, a...).Err(); err != nil {
-		return err
-	}
-	l.hub.changed(k[0])
-	return nil
-}
-
-// WriteStream implements mcpserver.StreamWriter: one round trip (a
+// WriteStream implements mcpserver.EventLog: one round trip (a
 // script on the keys of one session).
 func (l *Events) WriteStream(ctx context.Context, sessionID, streamID string, w *mcpserver.StreamWrite) (last int64, err error) {
 	defer wrapf(&err, "write stream")
@@ -274,7 +212,7 @@ func (l *Events) read(ctx context.Context, k []string, a []any) ([]mcpserver.Eve
 // mcpserver.Handler.serveStandalone).
 func (l *Events) readWait(ctx context.Context, k []string, a []any, wait time.Duration) ([]mcpserver.Event, bool, error) {
 	// Watch before reading, so that a change after the read is not missed.
-	changed, unwatch, err := l.hub.watch(ctx, k[0])
+	changed, unwatch, err := l.hub.watch(k[0])
 	if err != nil {
 		return nil, false, err
 	}
@@ -285,6 +223,9 @@ func (l *Events) readWait(ctx context.Context, k []string, a []any, wait time.Du
 		events, ended, err := l.read(ctx, k, a)
 		if err != nil || len(events) > 0 || ended {
 			return events, ended, err
+		}
+		if l.waiting != nil {
+			l.waiting(a[0].(string))
 		}
 		select {
 		case <-changed:

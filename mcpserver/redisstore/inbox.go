@@ -27,10 +27,10 @@ var _ mcpserver.Inbox = (*Inbox)(nil)
 // further ones are dropped; a listener expects one.
 const inboxBuffer = 8
 
-// Deliver implements mcpserver.Inbox with one PUBLISH. Every replica that
-// ever listened receives it, so its receiver count tells only whether no
-// replica listens at all (ErrNotFound): a message for a key nobody listens
-// to is otherwise dropped by the replicas, and Deliver returns nil.
+// Deliver implements mcpserver.Inbox with one PUBLISH. Every replica
+// receives it, so its receiver count tells only whether no replica is
+// subscribed at all (ErrNotFound): a message for a key nobody listens to is
+// otherwise dropped by the replicas, and Deliver returns nil.
 func (b *Inbox) Deliver(ctx context.Context, sessionID, key string, msg []byte) (err error) {
 	defer wrapf(&err, "deliver")
 	n, err := b.rdb.Publish(ctx, b.keys.inbox(sessionID, key), msg).Result()
@@ -43,10 +43,11 @@ func (b *Inbox) Deliver(ctx context.Context, sessionID, key string, msg []byte) 
 	return nil
 }
 
-// Listen implements mcpserver.Inbox. It returns once this replica receives
-// the inbox pattern (a round trip for the first Listen of the replica, none
-// after), so that a Deliver after it, from any replica, is received; stop
-// closes msgs. A second Listen on the same key fails on the same replica
+// Listen implements mcpserver.Inbox, without a round trip: this replica
+// receives the inbox pattern from the start (Listen waits for that only
+// while the stores start, and fails while the pub/sub connection is down),
+// so that a Deliver after it, from any replica, is received; stop closes
+// msgs. A second Listen on the same key fails on the same replica
 // only: two replicas listening on one key both receive its messages.
 func (b *Inbox) Listen(ctx context.Context, sessionID, key string) (msgs <-chan []byte, stop func(), err error) {
 	defer wrapf(&err, "listen")

@@ -7,10 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/remotemcp/remotemcp/mcpserver"
 )
-
-var _ mcpserver.StreamLeaser = (*Events)(nil)
 
 // leaseLib is the start of every lease script. KEYS[1] is the lease,
 // KEYS[2] the session's index of streams; now() is the server's clock, so
@@ -45,7 +42,7 @@ if not v[1] then return false end
 return {v[1], v[3] or '[]', tonumber(v[2]) >= now() and 1 or 0}
 `)
 
-// Lease implements mcpserver.StreamLeaser: one round trip. The lease is a
+// Lease implements mcpserver.LeaseStore: one round trip. The lease is a
 // HASH (owner, until in server ms, ids) that lives as long as the stream,
 // so that it outlives its lapse; DeleteSession deletes it.
 func (l *Events) Lease(ctx context.Context, sessionID, streamID, owner string, ids []json.RawMessage, ttl time.Duration) (ok bool, err error) {
@@ -62,7 +59,7 @@ func (l *Events) Lease(ctx context.Context, sessionID, streamID, owner string, i
 	return n == 1, err
 }
 
-// LeaseHolder implements mcpserver.StreamLeaser: one round trip.
+// LeaseHolder implements mcpserver.LeaseStore: one round trip.
 func (l *Events) LeaseHolder(ctx context.Context, sessionID, streamID string) (owner string, ids []json.RawMessage, live bool, err error) {
 	defer wrapf(&err, "read stream lease")
 	reply, err := holderScript.Run(ctx, l.rdb, []string{l.keys.lease(sessionID, streamID)}).Slice()

@@ -3,9 +3,11 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -55,16 +57,67 @@ func (s *severer) heal() {
 	s.cut = false
 }
 
+// A logSignal is a slog.Handler that sends the message of every record to
+// msgs, so that a test can wait for what a store logs.
+type logSignal struct{ msgs chan string }
+
+func (h logSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (h logSignal) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case h.msgs <- r.Message:
+	default:
+	}
+	return nil
+}
+func (h logSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logSignal) WithGroup(string) slog.Handler      { return h }
+
+// awaitLog waits until msgs receives a message that contains want.
+func awaitLog(t *testing.T, msgs <-chan string, want string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-msgs:
+			if strings.Contains(m, want) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no log %q", want)
+		}
+	}
+}
+
+// A fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 // TestMissedInvalidationAfterReconnect deletes a session on replica B
 // while replica A, which has its record cached, is cut off from Redis, so
-// that A misses the invalidation; A's pub/sub connection then reconnects
-// (and would again answer the PINGs that HeardBroadcaster, removed, took
-// as proof). 3s after the DELETE, past the cache's 2s bound, a call of the
-// session on A must not run its tool.
+// that A misses the invalidation; A's pub/sub connection then reconnects.
+// 3s after the DELETE on A's clock, past the cache's 2s bound, a call of
+// the session on A must not run its tool: a reconnect proves nothing of
+// what was missed.
 func TestMissedInvalidationAfterReconnect(t *testing.T) {
 	srv := redistest.Start(t)
 	prefix := uniquePrefix()
 	cut := &severer{}
+	logsA := make(chan string, 64)
+	clockA := &fakeClock{t: time.Now()}
 	rdbA := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, Dialer: cut.dial,
 		DialTimeout: time.Second, DialerRetries: 2})
 	t.Cleanup(func() { rdbA.Close() })
@@ -78,8 +131,13 @@ func TestMissedInvalidationAfterReconnect(t *testing.T) {
 	for _, p := range []struct {
 		rdb  redis.UniversalClient
 		mcps *mcp.Server
-	}{{rdbA, mcpsA}, {newClient(t, srv), newMCPServer()}} {
-		h := mcpserver.NewHandler(p.mcps, newStores(t, p.rdb, &redisstore.Options{KeyPrefix: prefix}), nil)
+		log  *slog.Logger
+		opts *mcpserver.Options
+	}{
+		{rdbA, mcpsA, slog.New(logSignal{logsA}), &mcpserver.Options{Now: clockA.Now}},
+		{newClient(t, srv), newMCPServer(), nil, nil},
+	} {
+		h := mcpserver.NewHandler(p.mcps, newStores(t, p.rdb, &redisstore.Options{KeyPrefix: prefix, Logger: p.log}), p.opts)
 		t.Cleanup(func() { h.Close() })
 		hs := httptest.NewServer(h)
 		t.Cleanup(hs.Close)
@@ -113,10 +171,10 @@ func TestMissedInvalidationAfterReconnect(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE on B = %d", resp.StatusCode)
 	}
-	deleted := time.Now()
-	time.Sleep(300 * time.Millisecond)
+	awaitLog(t, logsA, "pub/sub connection lost")
 	cut.heal()
-	time.Sleep(time.Until(deleted.Add(3 * time.Second)))
+	awaitLog(t, logsA, "pub/sub connection restored")
+	clockA.Advance(3 * time.Second)
 
 	_, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "count"})
 	if err == nil {

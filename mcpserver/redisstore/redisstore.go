@@ -34,16 +34,16 @@ type Options struct {
 // DefaultKeyPrefix is the KeyPrefix used when Options leaves it empty.
 const DefaultKeyPrefix = "remotemcp:"
 
-// confirmTimeout bounds the wait for Redis to confirm a subscription, an
-// unsubscription or a ping on the shared pub/sub connection, for callers
-// whose context has no deadline (a paused or partitioned Redis must not
-// hang them).
+// confirmTimeout bounds the wait for Redis to confirm the subscriptions
+// or a ping on the shared pub/sub connection, for callers whose context
+// has no deadline (a paused or partitioned Redis must not hang them).
 const confirmTimeout = 5 * time.Second
 
 // New returns Redis implementations of every mcpserver store, and stop,
 // which ends the pub/sub connection that Inbox, Broadcaster and waiting
-// EventLog reads share (it is opened on first use), closing every Listen
-// and Subscribe channel. stop does not close rdb.
+// EventLog reads share (it is opened and subscribed at once, in the
+// background), closing every Listen and Subscribe channel. stop does not
+// close rdb.
 //
 // rdb is a *redis.Client (one server, or Sentinel) or a
 // *redis.ClusterClient; it should have ContextTimeoutEnabled set, so that a
@@ -82,10 +82,12 @@ func New(rdb redis.UniversalClient, opts *Options) (stores mcpserver.Stores, sto
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	k := keys{prefix: o.KeyPrefix}
-	h := newHub(rdb, o.Logger, k.wake(), k.inboxPattern())
+	h := newHub(rdb, o.Logger, k.wake(), k.broadcast(), k.inboxPattern())
+	events := &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, max: o.MaxEventsPerStream, sessionTTL: o.SessionTTL}
 	return mcpserver.Stores{
 		Sessions:    &Sessions{rdb: rdb, keys: k, ttl: o.SessionTTL},
-		Events:      &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, max: o.MaxEventsPerStream, sessionTTL: o.SessionTTL},
+		Events:      events,
+		Leases:      events,
 		Inbox:       &Inbox{rdb: rdb, keys: k, hub: h, log: o.Logger},
 		Broadcaster: &Broadcaster{rdb: rdb, keys: k, hub: h},
 	}, h.close
@@ -112,7 +114,7 @@ func (k keys) streams(id string) string { return k.tag(id) + ":streams" }
 func (k keys) events(id, stream string) string { return k.tag(id) + ":events:" + stream }
 
 // lease is the HASH holding the writer lease of one event stream
-// (mcpserver.StreamLeaser).
+// (mcpserver.LeaseStore).
 func (k keys) lease(id, stream string) string { return k.tag(id) + ":lease:" + stream }
 
 // inbox is the channel of one Inbox key of a session.

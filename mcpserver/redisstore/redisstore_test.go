@@ -70,6 +70,22 @@ func TestCrossReplica(t *testing.T) {
 	a := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
 	b := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
 	ctx := t.Context()
+	// waiting receives the stream of each Read on B that starts waiting.
+	waiting := make(chan string, 16)
+	redisstore.OnWait(b.Events, func(stream string) { waiting <- stream })
+	awaitWaiting := func(t *testing.T, stream string) {
+		t.Helper()
+		for {
+			select {
+			case s := <-waiting:
+				if s == stream {
+					return
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the Read on B did not start waiting")
+			}
+		}
+	}
 
 	t.Run("session", func(t *testing.T) {
 		id := rand.Text()
@@ -90,11 +106,11 @@ func TestCrossReplica(t *testing.T) {
 
 	t.Run("resume on another replica", func(t *testing.T) {
 		sid, stream := rand.Text(), rand.Text()
-		if err := a.Events.Open(ctx, sid, stream); err != nil {
+		if _, err := a.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range []string{`"one"`, `"two"`} {
-			if _, err := a.Events.Append(ctx, sid, stream, []byte(m)); err != nil {
+			if _, err := a.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(m)}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -111,7 +127,7 @@ func TestCrossReplica(t *testing.T) {
 	// wake channel, rather than when its wait is over.
 	t.Run("wait on another replica", func(t *testing.T) {
 		sid, stream := rand.Text(), rand.Text()
-		if err := a.Events.Open(ctx, sid, stream); err != nil {
+		if _, err := a.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
 			t.Fatal(err)
 		}
 		type result struct {
@@ -127,11 +143,11 @@ func TestCrossReplica(t *testing.T) {
 				ev, ended, err := b.Events.Read(ctx, sid, stream, after, time.Minute)
 				ch <- result{ev, ended, err, time.Since(start)}
 			}()
-			time.Sleep(50 * time.Millisecond)
+			awaitWaiting(t, stream)
 			return ch
 		}
 		ch := read(0)
-		if _, err := a.Events.Append(ctx, sid, stream, []byte(`"x"`)); err != nil {
+		if _, err := a.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`"x"`)}}); err != nil {
 			t.Fatal(err)
 		}
 		r := <-ch
@@ -139,7 +155,7 @@ func TestCrossReplica(t *testing.T) {
 			t.Errorf("Read on B woken by Append on A = %v, %v after %v", r.events, r.err, r.took)
 		}
 		ch = read(1)
-		if err := a.Events.End(ctx, sid, stream); err != nil {
+		if _, err := a.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
 			t.Fatal(err)
 		}
 		r = <-ch
@@ -148,7 +164,7 @@ func TestCrossReplica(t *testing.T) {
 		}
 		// DeleteSession on A ends a Read waiting on B.
 		stream2 := rand.Text()
-		if err := a.Events.Open(ctx, sid, stream2); err != nil {
+		if _, err := a.Events.WriteStream(ctx, sid, stream2, &mcpserver.StreamWrite{}); err != nil {
 			t.Fatal(err)
 		}
 		ch2 := make(chan result, 1)
@@ -157,7 +173,7 @@ func TestCrossReplica(t *testing.T) {
 			ev, ended, err := b.Events.Read(ctx, sid, stream2, 0, time.Minute)
 			ch2 <- result{ev, ended, err, time.Since(start)}
 		}()
-		time.Sleep(50 * time.Millisecond)
+		awaitWaiting(t, stream2)
 		if err := a.Events.DeleteSession(ctx, sid); err != nil {
 			t.Fatal(err)
 		}
@@ -226,14 +242,14 @@ func workload(t *testing.T, s mcpserver.Stores, ids ...string) {
 		if err := s.Sessions.Update(ctx, id, func(s *mcpserver.Session) { s.Subscriptions = []string{"notes://alice/1"} }); err != nil {
 			t.Fatalf("Update: %v", err)
 		}
-		if err := s.Events.Open(ctx, id, "_GET"); err != nil {
+		if _, err := s.Events.WriteStream(ctx, id, "_GET", &mcpserver.StreamWrite{}); err != nil {
 			t.Fatalf("Open: %v", err)
 		}
 		for _, stream := range []string{"r1", "r2", "r}{"} {
-			if _, err := s.Events.Append(ctx, id, stream, []byte(`{}`)); err != nil {
+			if _, err := s.Events.WriteStream(ctx, id, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`{}`)}}); err != nil {
 				t.Fatalf("Append: %v", err)
 			}
-			if err := s.Events.End(ctx, id, stream); err != nil {
+			if _, err := s.Events.WriteStream(ctx, id, stream, &mcpserver.StreamWrite{End: true}); err != nil {
 				t.Fatalf("End: %v", err)
 			}
 		}
@@ -244,7 +260,7 @@ func workload(t *testing.T, s mcpserver.Stores, ids ...string) {
 			{Session: true, Owner: "me", IDs: []json.RawMessage{json.RawMessage(`1`)}, LeaseTTL: time.Minute, Events: [][]byte{[]byte(`{}`)}},
 			{Session: true, Events: [][]byte{[]byte(`{}`)}, End: true},
 		} {
-			if _, err := s.Events.(mcpserver.StreamWriter).WriteStream(ctx, id, "w1", w); err != nil {
+			if _, err := s.Events.WriteStream(ctx, id, "w1", w); err != nil {
 				t.Fatalf("WriteStream: %v", err)
 			}
 		}
@@ -374,11 +390,11 @@ func TestMaxEventsPerStream(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: uniquePrefix(), MaxEventsPerStream: 3})
 	ctx := t.Context()
-	if err := s.Events.Open(ctx, "s", "r"); err != nil {
+	if _, err := s.Events.WriteStream(ctx, "s", "r", &mcpserver.StreamWrite{}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 5; i++ {
-		seq, err := s.Events.Append(ctx, "s", "r", fmt.Appendf(nil, "%d", i))
+		seq, err := s.Events.WriteStream(ctx, "s", "r", &mcpserver.StreamWrite{Events: [][]byte{fmt.Appendf(nil, "%d", i)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -386,7 +402,7 @@ func TestMaxEventsPerStream(t *testing.T) {
 			t.Errorf("Append %d = seq %d", i, seq)
 		}
 	}
-	if err := s.Events.End(ctx, "s", "r"); err != nil {
+	if _, err := s.Events.WriteStream(ctx, "s", "r", &mcpserver.StreamWrite{End: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -424,7 +440,7 @@ func TestTTL(t *testing.T) {
 	if err := s.Sessions.Create(ctx, &mcpserver.Session{ID: "s1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Events.Append(ctx, "s1", "r", []byte(`1`)); err != nil {
+	if _, err := s.Events.WriteStream(ctx, "s1", "r", &mcpserver.StreamWrite{Events: [][]byte{[]byte(`1`)}}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 { // 3 × 250ms > ttl: only the Gets keep it alive
@@ -457,7 +473,7 @@ func TestRedisDown(t *testing.T) {
 	if err := s.Sessions.Create(ctx, &mcpserver.Session{ID: sid}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Events.Append(ctx, sid, "r", []byte(`1`)); err != nil {
+	if _, err := s.Events.WriteStream(ctx, sid, "r", &mcpserver.StreamWrite{Events: [][]byte{[]byte(`1`)}}); err != nil {
 		t.Fatal(err)
 	}
 	sub, stopSub, err := s.Broadcaster.Subscribe(ctx)
@@ -475,9 +491,15 @@ func TestRedisDown(t *testing.T) {
 		{"Get", func() error { _, err := s.Sessions.Get(ctx, sid); return err }},
 		{"Update", func() error { return s.Sessions.Update(ctx, sid, func(*mcpserver.Session) {}) }},
 		{"Delete", func() error { return s.Sessions.Delete(ctx, sid) }},
-		{"Open", func() error { return s.Events.Open(ctx, sid, "r2") }},
-		{"Append", func() error { _, err := s.Events.Append(ctx, sid, "r", []byte(`2`)); return err }},
-		{"End", func() error { return s.Events.End(ctx, sid, "r") }},
+		{"WriteStream (open)", func() error { _, err := s.Events.WriteStream(ctx, sid, "r2", &mcpserver.StreamWrite{}); return err }},
+		{"WriteStream (event)", func() error {
+			_, err := s.Events.WriteStream(ctx, sid, "r", &mcpserver.StreamWrite{Events: [][]byte{[]byte(`2`)}})
+			return err
+		}},
+		{"WriteStream (end)", func() error {
+			_, err := s.Events.WriteStream(ctx, sid, "r", &mcpserver.StreamWrite{End: true})
+			return err
+		}},
 		{"Read", func() error { _, _, err := s.Events.Read(ctx, sid, "r", 0, time.Minute); return err }},
 		{"DeleteSession", func() error { return s.Events.DeleteSession(ctx, sid) }},
 		{"Deliver", func() error { return s.Inbox.Deliver(ctx, sid, "req:1", []byte(`{}`)) }},
@@ -527,11 +549,15 @@ func TestRedisDown(t *testing.T) {
 	}{
 		{"Update", func() error { return s.Sessions.Update(ctx, sid, func(*mcpserver.Session) {}) }},
 		{"Read", func() error { _, _, err := s.Events.Read(ctx, sid, "r", 0, time.Minute); return err }},
-		{"Deliver", func() error { return s.Inbox.Deliver(ctx, sid, "req:1", []byte(`{}`)) }},
 	} {
 		if err := tt.call(); !errors.Is(err, mcpserver.ErrNotFound) {
 			t.Errorf("%s after a restart = %v, want ErrNotFound", tt.name, err)
 		}
+	}
+	// Nobody listens: Deliver says so, or, once the replica's pub/sub
+	// connection is subscribed again, cannot know.
+	if err := s.Inbox.Deliver(ctx, sid, "req:1", []byte(`{}`)); err != nil && !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Deliver after a restart = %v, want nil or ErrNotFound", err)
 	}
 	// A subscription made before the restart receives again, once the
 	// shared pub/sub connection is back.
@@ -571,23 +597,33 @@ func TestRedisPaused(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		call func(ctx context.Context) error
+		// local: the call needs no round trip once the stores are
+		// subscribed, and may succeed.
+		local bool
 	}{
-		{"Get", func(ctx context.Context) error { _, err := s.Sessions.Get(ctx, sid); return err }},
+		{"Get", func(ctx context.Context) error { _, err := s.Sessions.Get(ctx, sid); return err }, false},
 		{"Listen", func(ctx context.Context) error {
 			_, stop, err := s.Inbox.Listen(ctx, sid, "req:1")
 			if err == nil {
 				stop()
 			}
 			return err
-		}},
-		{"Read", func(ctx context.Context) error { _, _, err := s.Events.Read(ctx, sid, "r", 0, time.Minute); return err }},
+		}, true},
+		{"Subscribe", func(ctx context.Context) error {
+			_, stop, err := s.Broadcaster.Subscribe(ctx)
+			if err == nil {
+				stop()
+			}
+			return err
+		}, false},
+		{"Read", func(ctx context.Context) error { _, _, err := s.Events.Read(ctx, sid, "r", 0, time.Minute); return err }, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 			defer cancel()
 			start := time.Now()
 			err := tt.call(ctx)
-			if err == nil || errors.Is(err, mcpserver.ErrNotFound) {
+			if (err == nil && !tt.local) || errors.Is(err, mcpserver.ErrNotFound) {
 				t.Errorf("%s on a paused Redis = %v, want an error other than not found", tt.name, err)
 			}
 			if took := time.Since(start); took > 1500*time.Millisecond {
@@ -621,10 +657,16 @@ type countHook struct {
 	n     atomic.Int64
 	mu    sync.Mutex
 	names map[string]int // round trips by command (EVALSHA by script hash prefix)
+	// sent, if set before the client's first command, is called with the
+	// name of each command.
+	sent func(name string)
 }
 
 func (h *countHook) count(name string) {
 	h.n.Add(1)
+	if h.sent != nil {
+		h.sent(name)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.names == nil {
@@ -681,14 +723,14 @@ func TestRoundTrips(t *testing.T) {
 	// Load the scripts.
 	warm := rand.Text()
 	workload(t, s, warm)
-	leaser := s.Events.(mcpserver.StreamLeaser)
+	leaser := s.Leases
 	if _, err := leaser.Lease(ctx, warm, warm, "me", nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := leaser.LeaseHolder(ctx, warm, warm); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Events.(mcpserver.StreamWriter).WriteStream(ctx, warm, warm, &mcpserver.StreamWrite{}); err != nil {
+	if _, err := s.Events.WriteStream(ctx, warm, warm, &mcpserver.StreamWrite{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Events.DeleteSession(ctx, warm); err != nil {
@@ -703,20 +745,26 @@ func TestRoundTrips(t *testing.T) {
 		{"Sessions.Create", 1, func() error { return s.Sessions.Create(ctx, &mcpserver.Session{ID: sid}) }},
 		{"Sessions.Get", 1, func() error { _, err := s.Sessions.Get(ctx, sid); return err }},
 		{"Sessions.Update", 2, func() error { return s.Sessions.Update(ctx, sid, func(*mcpserver.Session) {}) }},
-		{"Events.Open", 1, func() error { return s.Events.Open(ctx, sid, stream) }},
-		{"Events.Append", 1, func() error { _, err := s.Events.Append(ctx, sid, stream, []byte(`{}`)); return err }},
+		{"Events.WriteStream (open)", 1, func() error { _, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); return err }},
+		{"Events.WriteStream (one event)", 1, func() error {
+			_, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`{}`)}})
+			return err
+		}},
 		{"Events.Read (events ready)", 1, func() error { _, _, err := s.Events.Read(ctx, sid, stream, 0, time.Minute); return err }},
-		{"Events.Lease", 1, func() error {
+		{"Leases.Lease", 1, func() error {
 			_, err := leaser.Lease(ctx, sid, stream, "me", []json.RawMessage{json.RawMessage(`1`)}, time.Minute)
 			return err
 		}},
-		{"Events.LeaseHolder", 1, func() error {
+		{"Leases.LeaseHolder", 1, func() error {
 			_, _, _, err := leaser.LeaseHolder(ctx, sid, stream)
 			return err
 		}},
-		{"Events.End", 1, func() error { return s.Events.End(ctx, sid, stream) }},
-		{"Events.WriteStream", 1, func() error {
-			_, err := s.Events.(mcpserver.StreamWriter).WriteStream(ctx, sid, rand.Text(), &mcpserver.StreamWrite{Session: true,
+		{"Events.WriteStream (end)", 1, func() error {
+			_, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true})
+			return err
+		}},
+		{"Events.WriteStream (whole request)", 1, func() error {
+			_, err := s.Events.WriteStream(ctx, sid, rand.Text(), &mcpserver.StreamWrite{Session: true,
 				Owner: "me", IDs: []json.RawMessage{json.RawMessage(`1`)}, LeaseTTL: time.Minute, Events: [][]byte{[]byte(`{}`), []byte(`{}`)}, End: true})
 			return err
 		}},
@@ -809,10 +857,20 @@ func TestConcurrentChurn(t *testing.T) {
 			}
 		})
 	}
+	waiting := map[string]chan struct{}{} // by stream: a Read on A waits
+	for g := range 5 {
+		waiting[fmt.Sprintf("r%d", g)] = make(chan struct{}, 1)
+	}
+	redisstore.OnWait(a.Events, func(stream string) {
+		select {
+		case waiting[stream] <- struct{}{}:
+		default:
+		}
+	})
 	for g := range 5 {
 		wg.Go(func() { // reads waiting on A, woken by appends on B
 			stream := fmt.Sprintf("r%d", g)
-			if err := b.Events.Open(ctx, sid, stream); err != nil {
+			if _, err := b.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
 				t.Errorf("Open: %v", err)
 				return
 			}
@@ -825,8 +883,11 @@ func TestConcurrentChurn(t *testing.T) {
 					}
 					done <- err
 				}()
-				time.Sleep(time.Millisecond)
-				if _, err := b.Events.Append(ctx, sid, stream, []byte(`{}`)); err != nil {
+				select {
+				case <-waiting[stream]:
+				case <-ctx.Done():
+				}
+				if _, err := b.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`{}`)}}); err != nil {
 					t.Errorf("Append: %v", err)
 				}
 				if err := <-done; err != nil {

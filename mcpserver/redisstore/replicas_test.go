@@ -22,8 +22,7 @@ import (
 )
 
 // newMCPServer is one replica's MCP server: an echo tool, a tool that
-// elicits, a tool that closes its SSE stream before answering (so that the
-// client resumes it, with Last-Event-ID), and a subscribable resource.
+// elicits, and a subscribable resource.
 func newMCPServer() *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "replica", Version: "1.0.0"}, &mcp.ServerOptions{
 		SupportedProtocolVersions: mcpserver.SupportedVersions,
@@ -49,11 +48,6 @@ func newMCPServer() *mcp.Server {
 		}
 		return text(res.Action + ": " + res.Content["name"].(string)), nil, nil
 	})
-	mcp.AddTool(s, &mcp.Tool{Name: "pause"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-		req.Extra.CloseSSEStream(mcp.CloseSSEStreamArgs{RetryAfter: 10 * time.Millisecond})
-		time.Sleep(200 * time.Millisecond) // the client reconnects meanwhile, to the other replica
-		return text("resumed"), nil, nil
-	})
 	s.AddResource(&mcp.Resource{URI: "notes://anonymous/1", Name: "note"},
 		func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "hello"}}}, nil
@@ -70,9 +64,22 @@ func TestTwoReplicas(t *testing.T) {
 	prefix := uniquePrefix()
 	var replicas []http.Handler
 	var stores []mcpserver.Stores
+	resumed := make(chan struct{}, 1) // a GET resuming a stream reached the balancer
 	for range 2 {
 		s := newStores(t, newClient(t, srv), &redisstore.Options{KeyPrefix: prefix})
-		h := mcpserver.NewHandler(newMCPServer(), s, &mcpserver.Options{KeepAlive: time.Second})
+		mcps := newMCPServer()
+		// pause closes its SSE stream before answering, and answers once
+		// the client resumed it (with Last-Event-ID), on the other replica.
+		mcp.AddTool(mcps, &mcp.Tool{Name: "pause"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			req.Extra.CloseSSEStream(mcp.CloseSSEStreamArgs{RetryAfter: 10 * time.Millisecond})
+			select {
+			case <-resumed:
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "resumed"}}}, nil, nil
+		})
+		h := mcpserver.NewHandler(mcps, s, &mcpserver.Options{KeepAlive: time.Second})
 		t.Cleanup(func() { h.Close() })
 		replicas, stores = append(replicas, h), append(stores, s)
 	}
@@ -98,6 +105,12 @@ func TestTwoReplicas(t *testing.T) {
 		mu.Lock()
 		log = append(log, e)
 		mu.Unlock()
+		if e.resume {
+			select {
+			case resumed <- struct{}{}:
+			default:
+			}
+		}
 		replicas[i].ServeHTTP(w, r)
 	}))
 	t.Cleanup(lb.Close)
@@ -254,7 +267,7 @@ func (c *tripConn) Read(p []byte) (int, error) {
 
 // TestToolCallRoundTrips counts the Redis round trips of legacy tools/calls
 // through a Handler, on every connection of its client (pub/sub included),
-// and fails if they grow (issue 6): one per call that finishes within
+// and fails if they grow: one per call that finishes within
 // StreamDelay, in the steady state of a session (its record cached), and
 // two for one that runs longer (open and lease its stream; end it).
 func TestToolCallRoundTrips(t *testing.T) {
@@ -262,15 +275,30 @@ func TestToolCallRoundTrips(t *testing.T) {
 	trips := &tripCounter{}
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, Dialer: trips.dial})
 	t.Cleanup(func() { rdb.Close() })
-	hook := &countHook{}
+	// slow answers once its stream is opened (StreamDelay passed): the
+	// hook tells when the write script runs while a slow call waits.
+	var slowWaits atomic.Bool
+	opened := make(chan struct{}, 1)
+	write := "evalsha " + redisstore.WriteScript.Hash()[:8]
+	hook := &countHook{sent: func(name string) {
+		if name == write && slowWaits.CompareAndSwap(true, false) {
+			opened <- struct{}{}
+		}
+	}}
 	rdb.AddHook(hook)
 	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: uniquePrefix()})
 	mcps := newMCPServer()
 	mcp.AddTool(mcps, &mcp.Tool{Name: "slow"}, func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-		time.Sleep(150 * time.Millisecond)
+		slowWaits.Store(true)
+		select {
+		case <-opened:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "slow"}}}, nil, nil
 	})
-	h := mcpserver.NewHandler(mcps, s, &mcpserver.Options{StreamDelay: 100 * time.Millisecond})
+	clock := &fakeClock{t: time.Now()}
+	h := mcpserver.NewHandler(mcps, s, &mcpserver.Options{StreamDelay: 100 * time.Millisecond, Now: clock.Now})
 	t.Cleanup(func() { h.Close() })
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
@@ -298,14 +326,13 @@ func TestToolCallRoundTrips(t *testing.T) {
 		}
 	}
 	scripts := map[string]string{}
-	for name, sc := range map[string]*redis.Script{"open": redisstore.OpenScript, "append": redisstore.AppendScript,
-		"end": redisstore.EndScript, "read": redisstore.ReadScript, "write": redisstore.WriteScript} {
+	for name, sc := range map[string]*redis.Script{"read": redisstore.ReadScript, "write": redisstore.WriteScript} {
 		scripts["evalsha "+sc.Hash()[:8]] = name
 	}
 	for _, tt := range []struct {
 		tool  string
 		n     int
-		pause time.Duration // before each call
+		pause time.Duration // of the Handler's clock, before each call
 		want  float64       // round trips per call, at most
 	}{
 		{"echo", 50, 0, 1},
@@ -317,7 +344,7 @@ func TestToolCallRoundTrips(t *testing.T) {
 		before := trips.n.Load()
 		hook.reset()
 		for range tt.n {
-			time.Sleep(tt.pause)
+			clock.Advance(tt.pause)
 			call(tt.tool)
 		}
 		got := float64(trips.n.Load()-before) / float64(tt.n)

@@ -36,14 +36,14 @@ func Run(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 	t.Helper()
 	t.Run("Complete", func(t *testing.T) {
 		s := newStores(t)
-		if s.Sessions == nil || s.Events == nil || s.Inbox == nil || s.Broadcaster == nil {
+		if s.Sessions == nil || s.Events == nil || s.Leases == nil || s.Inbox == nil || s.Broadcaster == nil {
 			t.Fatalf("newStores returned incomplete Stores: %+v", s)
 		}
 	})
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStores) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, newStores) })
-	t.Run("StreamLeaser", func(t *testing.T) { testStreamLeaser(t, newStores) })
-	t.Run("StreamWriter", func(t *testing.T) { testStreamWriter(t, newStores) })
+	t.Run("Leases", func(t *testing.T) { testLeases(t, newStores) })
+	t.Run("WriteStream", func(t *testing.T) { testWriteStream(t, newStores) })
 	t.Run("Inbox", func(t *testing.T) { testInbox(t, newStores) })
 	t.Run("Broadcaster", func(t *testing.T) { testBroadcaster(t, newStores) })
 }
@@ -277,7 +277,7 @@ func testSessions(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 	open := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string) {
 		t.Helper()
-		if err := l.Open(ctx, sid, stream); err != nil {
+		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
 			t.Fatalf("Open: %v", err)
 		}
 	}
@@ -288,7 +288,7 @@ func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 		open(t, ctx, l, sid, stream)
 		var out []mcpserver.Event
 		for i, m := range msgs {
-			seq, err := l.Append(ctx, sid, stream, []byte(m))
+			seq, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(m)}})
 			if err != nil {
 				t.Fatalf("Append(%q): %v", m, err)
 			}
@@ -369,7 +369,7 @@ func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 		sid, stream := newID(), newID()
 		open(t, ctx, l, sid, stream)
 		want := appendAll(t, ctx, l, sid, stream, 1, `"a"`, `"b"`)
-		if err := l.Open(ctx, sid, stream); err != nil {
+		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
 			t.Fatalf("second Open: %v", err)
 		}
 		got, _, err := l.Read(ctx, sid, stream, 0, 0)
@@ -456,7 +456,7 @@ func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 		appendAll(t, ctx, l, sid, stream, 1, `"a"`)
 		ch := readAsync(ctx, l, sid, stream, 1, time.Minute)
 		time.Sleep(20 * time.Millisecond)
-		if err := l.End(ctx, sid, stream); err != nil {
+		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
 			t.Fatalf("End: %v", err)
 		}
 		r := await(t, ch)
@@ -496,10 +496,10 @@ func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 		ctx, l := ctxFor(t), newStores(t).Events
 		sid, stream := newID(), newID()
 		all := appendAll(t, ctx, l, sid, stream, 1, `"a"`, `"b"`)
-		if err := l.End(ctx, sid, stream); err != nil {
+		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
 			t.Fatalf("End: %v", err)
 		}
-		if err := l.End(ctx, sid, stream); err != nil {
+		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
 			t.Errorf("second End: %v", err)
 		}
 		for _, tt := range []struct {
@@ -524,7 +524,7 @@ func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 				}
 			})
 		}
-		if seq, err := l.Append(ctx, sid, stream, []byte(`"late"`)); err == nil {
+		if seq, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`"late"`)}}); err == nil {
 			t.Errorf("Append after End = seq %d, nil; want an error", seq)
 		}
 		got, _, err := l.Read(ctx, sid, stream, 0, 0)
@@ -584,7 +584,7 @@ func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 			sid, stream := newID(), newID()
 			open(t, ctx, l, sid, stream)
 			data := []byte(`"original"`)
-			if _, err := l.Append(ctx, sid, stream, data); err != nil {
+			if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{data}}); err != nil {
 				t.Fatalf("Append: %v", err)
 			}
 			copy(data, `"mutated!"`) // the caller reuses its buffer
@@ -596,7 +596,7 @@ func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 			ctx, l := ctxFor(t), newStores(t).Events
 			sid, stream := newID(), newID()
 			open(t, ctx, l, sid, stream)
-			if _, err := l.Append(ctx, sid, stream, []byte(`"original"`)); err != nil {
+			if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`"original"`)}}); err != nil {
 				t.Fatalf("Append: %v", err)
 			}
 			copy(readOne(t, ctx, l, sid, stream), `"mutated!"`) // a reader edits what it got
@@ -607,26 +607,21 @@ func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 	})
 }
 
-// leaseTTL is the lease of the StreamLeaser tests: long enough that a few
+// leaseTTL is the lease of the LeaseStore tests: long enough that a few
 // store operations fit in it, short enough to wait for its lapse.
 const leaseTTL = 400 * time.Millisecond
 
-// lapse is how long the StreamLeaser tests wait for a lease to lapse.
+// lapse is how long the LeaseStore tests wait for a lease to lapse.
 const lapse = leaseTTL + 200*time.Millisecond
 
-// testStreamLeaser tests the optional mcpserver.StreamLeaser capability of
-// the EventLog, with the store's own clock.
-func testStreamLeaser(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
-	leaser := func(t *testing.T) mcpserver.StreamLeaser {
+// testLeases tests the LeaseStore, with the store's own clock.
+func testLeases(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	leaser := func(t *testing.T) mcpserver.LeaseStore {
 		t.Helper()
-		l, ok := newStores(t).Events.(mcpserver.StreamLeaser)
-		if !ok {
-			t.Skip("the EventLog is not a StreamLeaser")
-		}
-		return l
+		return newStores(t).Leases
 	}
 	ids := []json.RawMessage{json.RawMessage(`1`), json.RawMessage(`"two"`)}
-	lease := func(t *testing.T, ctx context.Context, l mcpserver.StreamLeaser, sid, stream, owner string, ids []json.RawMessage, want bool) {
+	lease := func(t *testing.T, ctx context.Context, l mcpserver.LeaseStore, sid, stream, owner string, ids []json.RawMessage, want bool) {
 		t.Helper()
 		got, err := l.Lease(ctx, sid, stream, owner, ids, leaseTTL)
 		if err != nil {
@@ -636,7 +631,7 @@ func testStreamLeaser(t *testing.T, newStores func(t *testing.T) mcpserver.Store
 			t.Fatalf("Lease(%s) = %v, want %v", owner, got, want)
 		}
 	}
-	holder := func(t *testing.T, ctx context.Context, l mcpserver.StreamLeaser, sid, stream, wantOwner string, wantIDs []json.RawMessage, wantLive bool) {
+	holder := func(t *testing.T, ctx context.Context, l mcpserver.LeaseStore, sid, stream, wantOwner string, wantIDs []json.RawMessage, wantLive bool) {
 		t.Helper()
 		owner, ids, live, err := l.LeaseHolder(ctx, sid, stream)
 		if err != nil {
@@ -747,13 +742,14 @@ func testStreamLeaser(t *testing.T, newStores func(t *testing.T) mcpserver.Store
 	})
 
 	t.Run("DeleteSession", func(t *testing.T) {
-		ctx, l := ctxFor(t), leaser(t)
+		ctx, s := ctxFor(t), newStores(t)
+		l := s.Leases
 		sid, stream := newID(), newID()
-		if err := l.(mcpserver.EventLog).Open(ctx, sid, stream); err != nil {
+		if _, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
 			t.Fatalf("Open: %v", err)
 		}
 		lease(t, ctx, l, sid, stream, "a", ids, true)
-		if err := l.(mcpserver.EventLog).DeleteSession(ctx, sid); err != nil {
+		if err := s.Events.DeleteSession(ctx, sid); err != nil {
 			t.Fatalf("DeleteSession: %v", err)
 		}
 		if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
@@ -776,18 +772,14 @@ func testStreamLeaser(t *testing.T, newStores func(t *testing.T) mcpserver.Store
 	})
 }
 
-// idStrings makes request ids comparable.
-func testStreamWriter(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
-	writer := func(t *testing.T) (mcpserver.Stores, mcpserver.StreamWriter) {
+// testWriteStream tests EventLog.WriteStream's combined writes.
+func testWriteStream(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	writer := func(t *testing.T) (mcpserver.Stores, mcpserver.EventLog) {
 		t.Helper()
 		s := newStores(t)
-		w, ok := s.Events.(mcpserver.StreamWriter)
-		if !ok {
-			t.Skip("the EventLog is not a StreamWriter")
-		}
-		return s, w
+		return s, s.Events
 	}
-	write := func(t *testing.T, ctx context.Context, w mcpserver.StreamWriter, sid, stream string, sw *mcpserver.StreamWrite, want int64) {
+	write := func(t *testing.T, ctx context.Context, w mcpserver.EventLog, sid, stream string, sw *mcpserver.StreamWrite, want int64) {
 		t.Helper()
 		last, err := w.WriteStream(ctx, sid, stream, sw)
 		if err != nil {
@@ -834,12 +826,12 @@ func testStreamWriter(t *testing.T, newStores func(t *testing.T) mcpserver.Store
 		read(t, ctx, s.Events, sid, stream, nil, true)
 	})
 
-	t.Run("MixesWithAppend", func(t *testing.T) {
+	t.Run("Successive", func(t *testing.T) {
 		ctx := ctxFor(t)
 		s, w := writer(t)
 		sid, stream := newID(), newID()
 		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`1`)}, 1)
-		if seq, err := s.Events.Append(ctx, sid, stream, []byte(`2`)); err != nil || seq != 2 {
+		if seq, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`2`)}}); err != nil || seq != 2 {
 			t.Fatalf("Append = %d, %v; want 2", seq, err)
 		}
 		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`3`, `4`)}, 4)
@@ -885,10 +877,7 @@ func testStreamWriter(t *testing.T, newStores func(t *testing.T) mcpserver.Store
 	t.Run("Lease", func(t *testing.T) {
 		ctx := ctxFor(t)
 		s, w := writer(t)
-		l, ok := s.Events.(mcpserver.StreamLeaser)
-		if !ok {
-			t.Skip("the EventLog is not a StreamLeaser")
-		}
+		l := s.Leases
 		sid, stream := newID(), newID()
 		ids := []json.RawMessage{json.RawMessage(`7`)}
 		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "a", IDs: ids, LeaseTTL: leaseTTL, Events: msgs(`1`)}, 1)
@@ -952,6 +941,7 @@ func testStreamWriter(t *testing.T, newStores func(t *testing.T) mcpserver.Store
 	})
 }
 
+// idStrings makes request ids comparable.
 func idStrings(ids []json.RawMessage) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
