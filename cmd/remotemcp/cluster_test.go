@@ -47,9 +47,10 @@ package main
 //
 //	go test -tags cluster -race -count=1 -timeout 20m -run TestCluster -v ./cmd/remotemcp/
 //
-// It needs redis-server (Debian's redis-server package) and haproxy
-// (.ci/haproxy.sh installs Debian's if missing), Node (.ci/npm-tools.sh) and
-// builds the zitadel OP (testdata/upstream/zitadel). Every process it starts
+// It needs redis-server, Node and the zitadel OP's Go modules (.ci/deps.sh
+// installs them) and haproxy (.ci/haproxy.sh installs Debian's); make
+// test-cluster runs both scripts first. It builds the zitadel OP
+// (testdata/upstream/zitadel). Every process it starts
 // is stopped by its PID when the test ends; the replicas' and HAProxy's logs
 // go to a folder that is kept, and printed, when the test fails.
 
@@ -424,23 +425,15 @@ func clusterEnviron() []string {
 	return env
 }
 
-// clusterHAProxyPath runs .ci/haproxy.sh, which installs Debian's haproxy
-// if it is missing and prints its path.
+// clusterHAProxyPath returns haproxy's path, and fails the test if it is
+// missing: .ci/haproxy.sh installs Debian's (make test-cluster runs it).
 func clusterHAProxyPath(t *testing.T) string {
 	t.Helper()
-	script, err := filepath.Abs("../../.ci/haproxy.sh")
+	path, err := exec.LookPath("haproxy")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("haproxy is not installed (%v): run .ci/haproxy.sh (make test-cluster runs it)", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, script)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf(".ci/haproxy.sh: %v", err)
-	}
-	return strings.TrimSpace(string(out))
+	return path
 }
 
 // clusterBuild builds remotemcp into a temporary folder, with the race

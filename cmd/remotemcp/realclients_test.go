@@ -1,12 +1,12 @@
 package main
 
 // Black-box checks with the real MCP clients people run, pinned in
-// .ci/npm/package.json and installed by .ci/npm-tools.sh:
+// .ci/npm/package.json and installed by .ci/deps.sh (make test runs it):
 //
 //   - MCP Inspector v2 CLI (@modelcontextprotocol/inspector), both eras, with
-//     and without OAuth (SPEC §7b);
+//     and without OAuth;
 //   - mcp-remote (mcp-remote-client, and the mcp-remote stdio proxy with its
-//     2026-07-28 bridge, --protocol auto) with and without OAuth (SPEC §7c).
+//     2026-07-28 bridge, --protocol auto) with and without OAuth.
 //
 // OAuth runs against the real authorization server of oauth_e2e_test.go
 // (oidc-provider, whose interaction page logs alice in with plain 303s). The

@@ -53,11 +53,13 @@ var zitadelBuild struct {
 	err  error
 }
 
-// zitadelBinary builds testdata/upstream/zitadel. The binary goes to
-// .cache/zitadelop (ignored by git, like .cache/npm) rather than a fresh
-// temporary folder: nothing would remove a temporary folder at the end of the
-// test binary, and with a stable output path `go build` finds the binary up
-// to date and does not even relink it, so reruns cost well under a second.
+// zitadelBinary builds testdata/upstream/zitadel offline, from the Go
+// modules .ci/deps.sh downloaded. The binary goes to .cache/zitadelop
+// (ignored by git, like .cache/npm), where .ci/deps.sh built it already,
+// rather than a fresh temporary folder: nothing would remove a temporary
+// folder at the end of the test binary, and with a stable output path
+// `go build` finds the binary up to date and does not even relink it, so
+// this costs well under a second unless the OP's source changed.
 func zitadelBinary(t *testing.T) string {
 	t.Helper()
 	zitadelBuild.once.Do(func() {
@@ -77,10 +79,11 @@ func zitadelBinary(t *testing.T) string {
 		cmd.Dir = filepath.Join(root, "testdata", "upstream", "zitadel")
 		// Its own go.mod and go.sum, never a go.work of the caller's;
 		// -mod=readonly so a stale go.sum fails instead of being rewritten,
-		// and no VCS stamping, which would look at our repository.
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
+		// no VCS stamping, which would look at our repository; and
+		// GOPROXY=off: a test downloads nothing, .ci/deps.sh does.
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false", "GOPROXY=off")
 		if b, err := cmd.CombinedOutput(); err != nil {
-			zitadelBuild.err = fmt.Errorf("go build in %s: %v\n%s", cmd.Dir, err, b)
+			zitadelBuild.err = fmt.Errorf("go build in %s: %v\n%s\nits Go modules are missing? %s", cmd.Dir, err, b, depsHint)
 			return
 		}
 		zitadelBuild.path = bin
