@@ -181,25 +181,25 @@ func startZitadel(t *testing.T, redirectURIs ...string) (issuer, clientID, clien
 
 	// It prints the issuer once it accepts connections; the discovery
 	// document is the proof that the whole provider answers.
-	deadline := time.Now().Add(e2eTimeout)
-	for {
+	err = waitFor(t, e2eTimeout, func() error {
 		var doc struct {
 			Issuer string `json:"issuer"`
 		}
 		resp, err := http.Get(issuer + "/.well-known/openid-configuration")
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&doc)
-			resp.Body.Close()
-			if err == nil && resp.StatusCode == http.StatusOK && doc.Issuer == issuer {
-				return issuer, clientID, clientSecret
-			}
-			err = fmt.Errorf("status %d, issuer %q, %v", resp.StatusCode, doc.Issuer, err)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zitadel OP discovery at %s: %v", issuer, err)
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK && doc.Issuer == issuer {
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		return fmt.Errorf("status %d, issuer %q, %v", resp.StatusCode, doc.Issuer, err)
+	})
+	if err != nil {
+		t.Fatalf("zitadel OP discovery at %s: %v", issuer, err)
 	}
+	return issuer, clientID, clientSecret
 }
 
 // loopbackJar is a cookie jar that treats http://127.0.0.1 and
