@@ -16,12 +16,17 @@ run:
 	$(GO) run ./cmd/remotemcp --auth proxy
 
 ## test: every unit, end-to-end and architecture test, with the race detector.
+## .ci/deps.sh first installs what the tests use (Debian's chromium and
+## redis-server, the Node tools of .ci/npm, the zitadel OP's Go modules), each
+## only if missing: go test itself installs nothing.
 test:
+	./.ci/deps.sh
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## test-cluster: three replicas on one Redis behind HAProxy (round robin, no stickiness),
 ## real clients in both eras while a replica is killed and another drained, then Redis faults.
 test-cluster:
+	./.ci/deps.sh
 	./.ci/haproxy.sh >/dev/null
 	$(GO) test -tags cluster -race -count=1 -timeout 20m -run TestCluster -v ./cmd/remotemcp/
 

@@ -47,9 +47,10 @@ package main
 //
 //	go test -tags cluster -race -count=1 -timeout 20m -run TestCluster -v ./cmd/remotemcp/
 //
-// It needs redis-server (Debian's redis-server package) and haproxy
-// (.ci/haproxy.sh installs Debian's if missing), Node (.ci/npm-tools.sh) and
-// builds the zitadel OP (testdata/upstream/zitadel). Every process it starts
+// It needs redis-server, Node and the zitadel OP's Go modules (.ci/deps.sh
+// installs them) and haproxy (.ci/haproxy.sh installs Debian's); make
+// test-cluster runs both scripts first. It builds the zitadel OP
+// (testdata/upstream/zitadel). Every process it starts
 // is stopped by its PID when the test ends; the replicas' and HAProxy's logs
 // go to a folder that is kept, and printed, when the test fails.
 
@@ -139,7 +140,7 @@ func TestCluster(t *testing.T) {
 	mc, refresh, access := c.refreshAcrossReplicas(t)
 	c.concurrentRefresh(t)
 	c.waitNotes(t, clients, 5)
-	time.Sleep(2 * time.Second) // steady state on three replicas
+	c.waitWork(t, clients, 5) // steady state on three replicas
 	c.checkTS(t, tsWarm)
 	if t.Failed() {
 		t.FailNow()
@@ -164,10 +165,10 @@ func TestCluster(t *testing.T) {
 		t.Errorf("HAProxy retried no request that met the killed replica %s: the burst went elsewhere?", victim.name)
 	}
 	st.lbRetried(retried)
-	time.Sleep(2 * time.Second) // the workers go on with two replicas
+	c.waitWork(t, clients, 5) // the workers go on with two replicas
 	c.startReplica(t, victim)
 	c.waitLB(t, victim, "UP")
-	time.Sleep(3 * time.Second) // and with the restarted one
+	c.waitWork(t, clients, 8) // and with the restarted one
 
 	// ---- SIGTERM another one: a graceful drain, then restart it.
 	st.setPhase("sigterm")
@@ -187,10 +188,10 @@ func TestCluster(t *testing.T) {
 		t.Errorf("%s's log does not say it drained (\"shutting down\")", drained.name)
 	}
 	c.waitLB(t, drained, "DOWN")
-	time.Sleep(time.Second)
+	c.waitWork(t, clients, 3)
 	c.startReplica(t, drained)
 	c.waitLB(t, drained, "UP")
-	time.Sleep(3 * time.Second)
+	c.waitWork(t, clients, 8)
 
 	// ---- Stop the workers; every client's current session must work.
 	st.setPhase("after")
@@ -425,23 +426,15 @@ func clusterEnviron() []string {
 	return env
 }
 
-// clusterHAProxyPath runs .ci/haproxy.sh, which installs Debian's haproxy
-// if it is missing and prints its path.
+// clusterHAProxyPath returns haproxy's path, and fails the test if it is
+// missing: .ci/haproxy.sh installs Debian's (make test-cluster runs it).
 func clusterHAProxyPath(t *testing.T) string {
 	t.Helper()
-	script, err := filepath.Abs("../../.ci/haproxy.sh")
+	path, err := exec.LookPath("haproxy")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("haproxy is not installed (%v): run .ci/haproxy.sh (make test-cluster runs it)", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, script)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf(".ci/haproxy.sh: %v", err)
-	}
-	return strings.TrimSpace(string(out))
+	return path
 }
 
 // clusterBuild builds remotemcp into a temporary folder, with the race
@@ -540,11 +533,18 @@ func (c *cluster) startReplica(t *testing.T, r *replica) {
 		r.mu.Lock()
 		r.p = p
 		r.mu.Unlock()
-		err = c.waitReady(r, p)
+		err = c.waitReady(t, r, p)
 		if err == nil || try == 2 || !strings.Contains(readFile(r.log), "address already in use") {
 			break
 		}
-		time.Sleep(500 * time.Millisecond)
+		// Start again once the port is free (binding it is the test).
+		waitFor(t, clusterWait, func() error {
+			ln, err := net.Listen("tcp", r.addr)
+			if err != nil {
+				return err
+			}
+			return ln.Close()
+		})
 	}
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", r.name, err, tailLines(readFile(r.log), 60))
@@ -552,23 +552,29 @@ func (c *cluster) startReplica(t *testing.T, r *replica) {
 	t.Logf("%s ready on %s (pid %d, start %d)", r.name, r.addr, p.pid(), n)
 }
 
-func (c *cluster) waitReady(r *replica, p *clusterProc) error {
-	deadline := time.Now().Add(clusterWait)
-	for {
+func (c *cluster) waitReady(t *testing.T, r *replica, p *clusterProc) error {
+	t.Helper()
+	var exited error // stops the wait
+	err := waitFor(t, clusterWait, func() error {
 		st, _, err := c.get(r.base + "/readyz")
 		if err == nil && st == http.StatusOK {
 			return nil
 		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("exited (%v) before it was ready", p.cmd.ProcessState)
+			exited = fmt.Errorf("exited (%v) before it was ready", p.cmd.ProcessState)
+			return nil
 		default:
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready within %v: %d %v", clusterWait, st, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return fmt.Errorf("%d %v", st, err)
+	})
+	if exited != nil {
+		return exited
 	}
+	if err != nil {
+		return fmt.Errorf("not ready within %v: %v", clusterWait, err)
+	}
+	return nil
 }
 
 // get GETs u with the test's own client: status and body.
@@ -637,22 +643,21 @@ func (c *cluster) lbCounters(t *testing.T) map[string]lbServer {
 // which is going down) or DOWN.
 func (c *cluster) waitLB(t *testing.T, r *replica, want string) {
 	t.Helper()
-	deadline := time.Now().Add(clusterWait)
 	var last string
-	for {
+	err := waitFor(t, clusterWait, func() error {
 		s, err := c.lbServers()
-		if err == nil {
-			last = s[r.name].status
-			if last == want || (want == "DOWN" && strings.HasPrefix(last, "DOWN")) {
-				return
-			}
-		} else {
+		if err != nil {
 			last = err.Error()
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("HAProxy reports %s as %q after %v, want %s\n%s", r.name, last, clusterWait, want, tailLines(readFile(c.lbLog), 20))
+		last = s[r.name].status
+		if last == want || (want == "DOWN" && strings.HasPrefix(last, "DOWN")) {
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		return fmt.Errorf("%s is %q", r.name, last)
+	})
+	if err != nil {
+		t.Fatalf("HAProxy reports %s as %q after %v, want %s\n%s", r.name, last, clusterWait, want, tailLines(readFile(c.lbLog), 20))
 	}
 }
 
@@ -1151,8 +1156,7 @@ func (cc *clusterClient) close() {
 // waitNotes waits until every client has created n notes.
 func (c *cluster) waitNotes(t *testing.T, clients []*clusterClient, n int) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	err := waitFor(t, 2*time.Minute, func() error {
 		short := ""
 		for _, cc := range clients {
 			cc.mu.Lock()
@@ -1163,17 +1167,48 @@ func (c *cluster) waitNotes(t *testing.T, clients []*clusterClient, n int) {
 			cc.mu.Unlock()
 			if len(probs) > 0 {
 				t.Errorf("%s during the warm-up: %s", cc.name, strings.Join(probs, "; "))
-				return
+				return nil // no use waiting on
 			}
 		}
-		if short == "" {
-			return
+		if short != "" {
+			return fmt.Errorf("clients with fewer than %d notes after 2 minutes:%s", n, short)
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("clients with fewer than %d notes after 2 minutes:%s", n, short)
-			return
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// waitWork lets the workers go on in the current phase until every client
+// has created n more notes: a phase lasts as long as that takes on this
+// machine, and it is sure to have seen work from every client.
+func (c *cluster) waitWork(t *testing.T, clients []*clusterClient, n int) {
+	t.Helper()
+	from := map[*clusterClient]int{}
+	for _, cc := range clients {
+		cc.mu.Lock()
+		from[cc] = cc.notes
+		cc.mu.Unlock()
+	}
+	err := waitFor(t, clusterWait, func() error {
+		short := ""
+		for _, cc := range clients {
+			cc.mu.Lock()
+			if d := cc.notes - from[cc]; d < n {
+				short += fmt.Sprintf(" %s:%d", cc.name, d)
+			}
+			cc.mu.Unlock()
 		}
-		time.Sleep(200 * time.Millisecond)
+		if short != "" {
+			return fmt.Errorf("clients with fewer than %d new notes after %v:%s", n, clusterWait, short)
+		}
+		return nil
+	})
+	if err != nil {
+		var phase string
+		c.stats.add(func(s *clusterStats) { phase = s.phase })
+		t.Errorf("phase %s: %v", phase, err)
 	}
 }
 
@@ -2007,8 +2042,9 @@ func (c *cluster) faultRestartedEmpty(t *testing.T, mc *manualClient, refresh, a
 	// replica may still say 200; after that every replica says 401 with a
 	// Bearer challenge, and clients re-authorize. Anything else is wrong.
 	restarted := time.Now()
-	for {
-		var statuses []string
+	var statuses []string
+	err = waitFor(t, 40*time.Second, func() error {
+		statuses = nil
 		all401 := true
 		for _, base := range append(c.bases(), c.lb) {
 			for _, tok := range []string{access, token} {
@@ -2029,15 +2065,15 @@ func (c *cluster) faultRestartedEmpty(t *testing.T, mc *manualClient, refresh, a
 				statuses = append(statuses, strconv.Itoa(a.status))
 			}
 		}
-		if all401 {
-			record("old access tokens at /mcp (each replica, LB)", fmt.Sprintf("401 with a Bearer challenge everywhere %v after the restart", time.Since(restarted).Round(100*time.Millisecond)))
-			break
+		if !all401 {
+			return errors.New("an old access token is still accepted")
 		}
-		if time.Since(restarted) > 40*time.Second {
-			t.Errorf("old access tokens still accepted 40s after Redis restarted empty (replicas, LB: %v); want 401 within the 30s a grant's existence is remembered", statuses)
-			break
-		}
-		time.Sleep(time.Second)
+		return nil
+	})
+	if err != nil {
+		t.Errorf("old access tokens still accepted 40s after Redis restarted empty (replicas, LB: %v); want 401 within the 30s a grant's existence is remembered", statuses)
+	} else {
+		record("old access tokens at /mcp (each replica, LB)", fmt.Sprintf("401 with a Bearer challenge everywhere %v after the restart", time.Since(restarted).Round(100*time.Millisecond)))
 	}
 
 	// The old registration: /authorize shows an error page, never a 500 nor a redirect.
@@ -2091,15 +2127,15 @@ func (c *cluster) waitAll(t *testing.T, path string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(clusterWait)
 	for _, r := range c.replicas {
-		for {
+		err := waitFor(t, time.Until(deadline), func() error {
 			st, _, err := c.get(r.base + path)
 			if err == nil && st == want {
-				break
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s %s: %d %v after %v, want %d\n%s", r.name, path, st, err, clusterWait, want, tailLines(readFile(r.log), 30))
-			}
-			time.Sleep(100 * time.Millisecond)
+			return fmt.Errorf("%d %v", st, err)
+		})
+		if err != nil {
+			t.Fatalf("%s %s: %v after %v, want %d\n%s", r.name, path, err, clusterWait, want, tailLines(readFile(r.log), 30))
 		}
 	}
 }

@@ -54,6 +54,10 @@ type config struct {
 	// publicURLDerived is set when PublicURL comes from --listen, so that a
 	// listener on port 0 can fill in the port it got.
 	publicURLDerived bool
+	// now is the --auth proxy authorization server's clock (nil: time.Now);
+	// no flag sets it: tests do, to be past a time window (the refresh
+	// grace) without waiting for it.
+	now func() time.Time
 }
 
 // envName is the environment twin of a flag: --public-url ⇒ REMOTEMCP_PUBLIC_URL.

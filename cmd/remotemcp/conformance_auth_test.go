@@ -97,7 +97,7 @@ func TestConformanceAuthorization(t *testing.T) {
 	node, dir := oauthNode(t)
 	cli := filepath.Join(dir, "node_modules/conformance-alpha/dist/index.js")
 	if _, err := os.Stat(cli); err != nil {
-		t.Fatalf("conformance alpha is not installed by .ci/npm-tools.sh: %v", err)
+		t.Fatalf("conformance alpha is not installed in %s (%v): %s", dir, err, depsHint)
 	}
 
 	s := startDevProxy(t)

@@ -27,48 +27,13 @@ import (
 // chromiumBin is Debian's Chromium (package chromium).
 const chromiumBin = "/usr/bin/chromium"
 
-var chromiumInstall struct {
-	sync.Mutex
-	err error
-}
-
-// needChromium returns Debian's Chromium, installing the package if this
-// machine lacks it (.ci/run installs it before the tests; this is for a
-// developer's fresh machine). The install is bounded in time.
+// needChromium returns Debian's Chromium, and fails the test if this
+// machine lacks it: .ci/deps.sh installs it (make test runs the script
+// first); no test installs packages.
 func needChromium(t *testing.T) string {
 	t.Helper()
-	chromiumInstall.Lock()
-	defer chromiumInstall.Unlock()
-	if _, err := os.Stat(chromiumBin); err == nil {
-		return chromiumBin
-	}
-	if chromiumInstall.err != nil {
-		t.Fatalf("%s is missing and installing it failed earlier: %v", chromiumBin, chromiumInstall.err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
-	defer cancel()
-	apt := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("apt-get %s: %v\n%s", strings.Join(args, " "), err, tail(out, 2000))
-		}
-		return nil
-	}
-	t.Logf("%s is missing: installing Debian's chromium", chromiumBin)
-	err := apt("install", "-y", "-q", "chromium")
-	if err != nil { // the package lists may be missing or stale
-		if err = apt("update", "-q"); err == nil {
-			err = apt("install", "-y", "-q", "chromium")
-		}
-	}
-	if err == nil {
-		_, err = os.Stat(chromiumBin)
-	}
-	if err != nil {
-		chromiumInstall.err = err
-		t.Fatalf("installing chromium: %v", err)
+	if _, err := os.Stat(chromiumBin); err != nil {
+		t.Fatalf("Debian's chromium is missing (%v): %s", err, depsHint)
 	}
 	return chromiumBin
 }

@@ -192,18 +192,25 @@ func TestEndToEndEras(t *testing.T) {
 		t.Run(tt.version, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), e2eTimeout)
 			defer cancel()
+			// The progress subtest's second call is a barrier (see there):
+			// barrierDone closes when its third notification is handled.
+			barrierToken := "barrier-" + tt.version
 			var (
-				mu       sync.Mutex
-				progress []*mcp.ProgressNotificationParams
-				gotAll   = make(chan struct{})
+				mu          sync.Mutex
+				progress    []*mcp.ProgressNotificationParams
+				barrier     int
+				barrierDone = make(chan struct{})
 			)
 			cs := s.connect(t, ctx, tt.version, &mcp.ClientOptions{
 				ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
 					mu.Lock()
 					defer mu.Unlock()
-					progress = append(progress, req.Params)
-					if len(progress) == 3 {
-						close(gotAll)
+					if req.Params.ProgressToken != barrierToken {
+						progress = append(progress, req.Params)
+						return
+					}
+					if barrier++; barrier == 3 {
+						close(barrierDone)
 					}
 				},
 			})
@@ -247,22 +254,29 @@ func TestEndToEndEras(t *testing.T) {
 			})
 
 			t.Run("progress", func(t *testing.T) {
+				call := func(token string) {
+					t.Helper()
+					params := &mcp.CallToolParams{Name: "test_tool_with_progress"}
+					params.SetProgressToken(token)
+					res, err := cs.CallTool(ctx, params)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := textOf(t, res.Content); got != token {
+						t.Errorf("result text = %q, want the token %q", got, token)
+					}
+				}
 				token := "progress-" + tt.version
-				params := &mcp.CallToolParams{Name: "test_tool_with_progress"}
-				params.SetProgressToken(token)
-				res, err := cs.CallTool(ctx, params)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := textOf(t, res.Content); got != token {
-					t.Errorf("result text = %q, want the token %q", got, token)
-				}
+				call(token)
+				// The client hands notifications to its handler one at a
+				// time, in the order they arrived, and a call's come before
+				// its result: once the second call's three are handled, the
+				// first call's, a stray fourth included, have been too.
+				call(barrierToken)
 				select {
-				case <-gotAll:
+				case <-barrierDone:
 				case <-ctx.Done():
 				}
-				// Let a stray fourth notification show up before counting.
-				time.Sleep(50 * time.Millisecond)
 				mu.Lock()
 				defer mu.Unlock()
 				type step struct {

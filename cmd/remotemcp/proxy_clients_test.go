@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -54,8 +55,8 @@ import (
 // run found --clock-skew 0s taken as "the default", 30s).
 var pcTokenArgs = []string{"--access-token-lifetime", "5s", "--clock-skew", "0s"}
 
-// pcExpiry is how long a flow waits for its access token to expire: the
-// lifetime and the skew, plus a margin (JWT times are whole seconds).
+// pcExpiry bounds the wait for the access tokens a client holds to expire:
+// the lifetime and the skew, plus a margin (JWT times are whole seconds).
 const pcExpiry = 6500 * time.Millisecond
 
 // pcServeEnv, set in the environment of this test binary, makes it run
@@ -99,9 +100,10 @@ type pcEvent struct {
 // (registration, consent, callback, token grants) and the era markers of
 // /mcp requests.
 type pcRecorder struct {
-	next http.Handler
-	mu   sync.Mutex
-	seen []*pcEvent
+	next    http.Handler
+	mu      sync.Mutex
+	seen    []*pcEvent
+	bearers map[string]bool // the access tokens presented at /mcp
 }
 
 func (r *pcRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -115,6 +117,12 @@ func (r *pcRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.seen = append(r.seen, ev)
+	if tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok && req.URL.Path == "/mcp" {
+		if r.bearers == nil {
+			r.bearers = map[string]bool{}
+		}
+		r.bearers[tok] = true
+	}
 	r.mu.Unlock()
 	r.next.ServeHTTP(&pcStatusWriter{ResponseWriter: w, set: func(code int) {
 		r.mu.Lock()
@@ -163,6 +171,39 @@ func (r *pcRecorder) mark() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.seen)
+}
+
+// waitExpired waits until the server refuses, with 401, every access token
+// a client presented at /mcp so far: the clients then find theirs expired.
+// Its probes go past the recorder, so the events stay the clients' own.
+func (r *pcRecorder) waitExpired(t *testing.T, resource string) {
+	t.Helper()
+	r.mu.Lock()
+	tokens := slices.Collect(maps.Keys(r.bearers))
+	r.mu.Unlock()
+	if len(tokens) == 0 {
+		t.Fatal("no client presented an access token at /mcp")
+	}
+	err := waitFor(t, pcExpiry, func() error {
+		for len(tokens) > 0 {
+			// Not an MCP message: a token the server takes is answered
+			// with a 4xx of the transport, nothing is called.
+			req := httptest.NewRequest(http.MethodPost, resource, strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Authorization", "Bearer "+tokens[0])
+			w := httptest.NewRecorder()
+			r.next.ServeHTTP(w, req)
+			if w.Code != http.StatusUnauthorized {
+				return fmt.Errorf("an access token is still taken: %d %s", w.Code, w.Body)
+			}
+			tokens = tokens[1:]
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v after %v (lifetime and skew: %v)", err, pcExpiry, pcTokenArgs)
+	}
 }
 
 // since returns copies of the events from mark on.
@@ -410,32 +451,31 @@ func pcStartCIMD(t *testing.T) *pcServer {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	deadline := time.Now().Add(e2eTimeout)
-	for {
-		resp, err := http.Get(base + "/.well-known/oauth-authorization-server")
-		if err == nil {
-			var md struct {
-				CIMD bool `json:"client_id_metadata_document_supported"`
-			}
-			err = json.NewDecoder(resp.Body).Decode(&md)
-			resp.Body.Close()
-			if err == nil && resp.StatusCode == http.StatusOK {
-				if !md.CIMD {
-					t.Fatal("the authorization server metadata does not announce client_id_metadata_document_supported")
-				}
-				break
-			}
-			err = fmt.Errorf("status %d: %v", resp.StatusCode, err)
-		}
+	err = waitFor(t, e2eTimeout, func() error {
 		select {
 		case <-exited:
 			t.Fatalf("remotemcp (child) exited:\n%s", stderr.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("remotemcp (child) not ready at %s: %v\n%s", base, err, stderr.String())
+		resp, err := http.Get(base + "/.well-known/oauth-authorization-server")
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
+		var md struct {
+			CIMD bool `json:"client_id_metadata_document_supported"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&md)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d: %v", resp.StatusCode, err)
+		}
+		if !md.CIMD {
+			t.Fatal("the authorization server metadata does not announce client_id_metadata_document_supported")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("remotemcp (child) not ready at %s: %v\n%s", base, err, stderr.String())
 	}
 	return &pcServer{proxyServer: &proxyServer{base: base, resource: base + "/mcp", upstreamFill: map[string]string{"username": "alice"}, upstreamHost: base},
 		rec: rec, docs: docs}
@@ -533,7 +573,7 @@ func pcRunTS(t *testing.T, node, script string, s *pcServer, u *user, env []stri
 			reply(map[string]string{"redirect": final.String()})
 		case msg.Phase == "expire":
 			expired = s.rec.mark()
-			time.Sleep(pcExpiry)
+			s.rec.waitExpired(t, s.resource)
 			reply(map[string]bool{"continue": true})
 		case msg.Result != nil:
 			got = msg.Result
@@ -804,7 +844,7 @@ func TestProxyClientsInspector(t *testing.T) {
 			}
 			whoami()
 
-			time.Sleep(pcExpiry)
+			s.rec.waitExpired(t, s.resource)
 			expired := s.rec.mark()
 			whoami()
 			if n := browser.visits(); n != 1 {
@@ -882,7 +922,7 @@ func TestProxyClientsMCPRemote(t *testing.T) {
 				t.Errorf("the server never fetched the metadata document %s", id)
 			}
 
-			time.Sleep(pcExpiry)
+			s.rec.waitExpired(t, s.resource)
 			expired := s.rec.mark()
 			runClient(t, s, port, env, extra...)
 			if n := browser.visits(); n != 1 {
@@ -933,7 +973,7 @@ func TestProxyClientsMCPRemote(t *testing.T) {
 		login := s.rec.since(start)
 		pcCheckLogin(t, login, true)
 
-		time.Sleep(pcExpiry)
+		s.rec.waitExpired(t, s.resource)
 		expired := s.rec.mark()
 		whoami()
 		if n := browser.visits(); n != 1 {

@@ -32,6 +32,13 @@ type proxyServer struct {
 // startProxy starts remotemcp --auth proxy on ln; env is its environment.
 func startProxy(t *testing.T, ln net.Listener, base string, env map[string]string, args ...string) *proxyServer {
 	t.Helper()
+	return startProxyClock(t, ln, base, env, nil, args...)
+}
+
+// startProxyClock is startProxy whose authorization server reads the clock
+// now (nil: time.Now).
+func startProxyClock(t *testing.T, ln net.Listener, base string, env map[string]string, now func() time.Time, args ...string) *proxyServer {
+	t.Helper()
 	// Rate limits off: these tests make many requests from one address on
 	// purpose; TestProxyRateLimits turns them on.
 	cfg, err := parseConfig(append([]string{"--listen", ln.Addr().String(), "--public-url", base, "--auth", "proxy", "--rate-limits", "off"}, args...),
@@ -39,6 +46,7 @@ func startProxy(t *testing.T, ln net.Listener, base string, env map[string]strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.now = now
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))

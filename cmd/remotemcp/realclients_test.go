@@ -1,7 +1,7 @@
 package main
 
 // Black-box checks with the real MCP clients people run, pinned in
-// .ci/npm/package.json and installed by .ci/npm-tools.sh:
+// .ci/npm/package.json and installed by .ci/deps.sh (make test runs it):
 //
 //   - MCP Inspector v2 CLI (@modelcontextprotocol/inspector), both eras, with
 //     and without OAuth;

@@ -6,9 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,32 +15,15 @@ import (
 // TestTypeScriptClients drives the server with the real TypeScript SDK
 // clients, v1 (legacy sessions) and v2 (legacy, auto-negotiated and pinned
 // 2026-07-28), through testdata/clients/ts-client.mjs. The pinned Node 22 and
-// SDKs come from .ci/npm via .ci/npm-tools.sh, which installs them when
-// missing, so the test needs only npm and the registry, like make conformance.
+// SDKs come from .ci/npm, installed into .cache/npm by .ci/deps.sh (make test
+// runs it first).
 func TestTypeScriptClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Node clients; -short skips it (make test runs it)")
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	install := exec.Command(filepath.Join(root, ".ci/npm-tools.sh"))
-	install.Stderr = os.Stderr
-	nodeOut, err := install.Output()
-	if err != nil {
-		t.Fatalf(".ci/npm-tools.sh: %v", err)
-	}
-	node := strings.TrimSpace(string(nodeOut))
-	script, err := os.ReadFile(filepath.Join(root, "testdata/clients/ts-client.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	node, dir := oauthNode(t)
 	// Node resolves packages from the script's folder: run it beside node_modules.
-	scriptPath := filepath.Join(root, ".cache/npm/ts-client.mjs")
-	if err := os.WriteFile(scriptPath, script, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	scriptPath := oauthScript(t, dir, "testdata/clients/ts-client.mjs")
 
 	cfg, err := parseConfig([]string{"--listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
 	if err != nil {

@@ -53,11 +53,13 @@ var zitadelBuild struct {
 	err  error
 }
 
-// zitadelBinary builds testdata/upstream/zitadel. The binary goes to
-// .cache/zitadelop (ignored by git, like .cache/npm) rather than a fresh
-// temporary folder: nothing would remove a temporary folder at the end of the
-// test binary, and with a stable output path `go build` finds the binary up
-// to date and does not even relink it, so reruns cost well under a second.
+// zitadelBinary builds testdata/upstream/zitadel offline, from the Go
+// modules .ci/deps.sh downloaded. The binary goes to .cache/zitadelop
+// (ignored by git, like .cache/npm), where .ci/deps.sh built it already,
+// rather than a fresh temporary folder: nothing would remove a temporary
+// folder at the end of the test binary, and with a stable output path
+// `go build` finds the binary up to date and does not even relink it, so
+// this costs well under a second unless the OP's source changed.
 func zitadelBinary(t *testing.T) string {
 	t.Helper()
 	zitadelBuild.once.Do(func() {
@@ -77,10 +79,11 @@ func zitadelBinary(t *testing.T) string {
 		cmd.Dir = filepath.Join(root, "testdata", "upstream", "zitadel")
 		// Its own go.mod and go.sum, never a go.work of the caller's;
 		// -mod=readonly so a stale go.sum fails instead of being rewritten,
-		// and no VCS stamping, which would look at our repository.
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
+		// no VCS stamping, which would look at our repository; and
+		// GOPROXY=off: a test downloads nothing, .ci/deps.sh does.
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false", "GOPROXY=off")
 		if b, err := cmd.CombinedOutput(); err != nil {
-			zitadelBuild.err = fmt.Errorf("go build in %s: %v\n%s", cmd.Dir, err, b)
+			zitadelBuild.err = fmt.Errorf("go build in %s: %v\n%s\nits Go modules are missing? %s", cmd.Dir, err, b, depsHint)
 			return
 		}
 		zitadelBuild.path = bin
@@ -178,25 +181,25 @@ func startZitadel(t *testing.T, redirectURIs ...string) (issuer, clientID, clien
 
 	// It prints the issuer once it accepts connections; the discovery
 	// document is the proof that the whole provider answers.
-	deadline := time.Now().Add(e2eTimeout)
-	for {
+	err = waitFor(t, e2eTimeout, func() error {
 		var doc struct {
 			Issuer string `json:"issuer"`
 		}
 		resp, err := http.Get(issuer + "/.well-known/openid-configuration")
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&doc)
-			resp.Body.Close()
-			if err == nil && resp.StatusCode == http.StatusOK && doc.Issuer == issuer {
-				return issuer, clientID, clientSecret
-			}
-			err = fmt.Errorf("status %d, issuer %q, %v", resp.StatusCode, doc.Issuer, err)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zitadel OP discovery at %s: %v", issuer, err)
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK && doc.Issuer == issuer {
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		return fmt.Errorf("status %d, issuer %q, %v", resp.StatusCode, doc.Issuer, err)
+	})
+	if err != nil {
+		t.Fatalf("zitadel OP discovery at %s: %v", issuer, err)
 	}
+	return issuer, clientID, clientSecret
 }
 
 // loopbackJar is a cookie jar that treats http://127.0.0.1 and

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -105,17 +106,20 @@ func TestDefaultExportTTL(t *testing.T) {
 			t.Errorf("New(%v).exportTTL = %v, want 1h", ttl, got)
 		}
 	}
-	// With the real clock, a short TTL expires after real time passes.
-	s := New(20 * time.Millisecond)
-	ctx := t.Context()
-	if err := s.PutExport(ctx, &notes.Export{ID: "x", Owner: "alice"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetExport(ctx, "alice", "x"); err != nil {
-		t.Fatalf("GetExport right away = %v", err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if _, err := s.GetExport(ctx, "alice", "x"); !errors.Is(err, notes.ErrNotFound) {
-		t.Errorf("GetExport after the TTL = %v, want ErrNotFound", err)
-	}
+	// New's clock is time.Now: in a synctest bubble, the TTL passes on
+	// the bubble's fake clock, which a sleep there moves at once.
+	synctest.Test(t, func(t *testing.T) {
+		s := New(20 * time.Millisecond)
+		ctx := t.Context()
+		if err := s.PutExport(ctx, &notes.Export{ID: "x", Owner: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetExport(ctx, "alice", "x"); err != nil {
+			t.Fatalf("GetExport right away = %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // synctest time: returns at once
+		if _, err := s.GetExport(ctx, "alice", "x"); !errors.Is(err, notes.ErrNotFound) {
+			t.Errorf("GetExport after the TTL = %v, want ErrNotFound", err)
+		}
+	})
 }

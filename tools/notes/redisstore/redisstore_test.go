@@ -18,8 +18,9 @@ import (
 	"github.com/remotemcp/remotemcp/tools/notes/storetest"
 )
 
-// exportTTL is short so that the suite's expiry test runs in real time.
-const exportTTL = time.Second
+// exportTTL is the contract suite's: AdvanceClock, not real time, takes
+// the exports past it.
+const exportTTL = time.Minute
 
 // newClient returns a client with bounded waits, and few retries so that
 // the fault tests fail fast.
@@ -44,7 +45,12 @@ func TestContract(t *testing.T) {
 	rdb := newClient(t, redistest.Start(t))
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
 		s := redisstore.New(rdb, &redisstore.Options{Prefix: newPrefix(), ExportTTL: exportTTL})
-		return storetest.Stores{Notes: s, Exports: s, Advance: time.Sleep, ExportTTL: exportTTL}
+		advance := func(d time.Duration) {
+			if err := s.AdvanceClock(t.Context(), d); err != nil {
+				t.Errorf("AdvanceClock(%v): %v", d, err)
+			}
+		}
+		return storetest.Stores{Notes: s, Exports: s, Advance: advance, ExportTTL: exportTTL}
 	})
 }
 

@@ -45,7 +45,8 @@ type Stores struct {
 	Exports notes.ExportStore
 
 	// Advance lets at least d pass on the stores' clock: a store with an
-	// injectable clock moves it, one on a real clock sleeps. REQUIRED.
+	// injectable clock moves it; one on a server's clock it cannot set
+	// (Redis's) moves its records d into the future instead. REQUIRED.
 	Advance func(d time.Duration)
 	// ExportTTL is how long the stores keep an export. The suite checks
 	// that an export is still there a quarter of ExportTTL after it was
