@@ -42,11 +42,14 @@ func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *
 }
 
 // openStandalone registers and opens the GET stream of sess, or answers 503
-// and returns nil.
+// and returns nil. A GET that comes while the Handler closes, or once the
+// http.Server has ended its streams (its request's context is done), is
+// answered "server shutting down".
 func (h *Handler) openStandalone(w http.ResponseWriter, r *http.Request, sess *Session) *liveStream {
 	ctx, cancel := context.WithCancel(r.Context())
 	s := &liveStream{id: sess.ID, subject: sess.Subject, ctx: ctx, cancel: cancel}
-	if !h.register(s) {
+	if ctx.Err() != nil || !h.register(s) {
+		cancel()
 		w.Header().Set("Retry-After", "1")
 		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "server shutting down")
 		return nil

@@ -2,6 +2,7 @@ package mcpserver_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -200,6 +201,27 @@ func TestGETAfterClose(t *testing.T) {
 	body := readBody(t, resp)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
 		t.Errorf("GET after Close: status %d %s, want 503 shutting down", resp.StatusCode, body)
+	}
+}
+
+// TestGETAfterStreamsEnded checks that a GET whose request's context is
+// already done (the http.Server ends its streams so while it shuts down,
+// through BaseContext) gets 503 rather than a stream that ends at once.
+func TestGETAfterStreamsEnded(t *testing.T) {
+	const version = mcpserver.Version20251125
+	stores := memstore.New(nil)
+	h, url := replica(t, stores, nil)
+	sid := initialize(t, url, "", version, "{}")
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	draining := httptest.NewUnstartedServer(h)
+	draining.Config.BaseContext = func(net.Listener) context.Context { return ended }
+	draining.Start()
+	t.Cleanup(draining.Close)
+	resp := do(t, draining.URL, request{method: http.MethodGet, version: version, session: sid})
+	body := readBody(t, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("GET with its streams ended: status %d %s (Retry-After %q), want 503 shutting down", resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
 }
 
