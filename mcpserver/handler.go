@@ -116,10 +116,9 @@ type Handler struct {
 	listenMu     sync.Mutex
 	listenOwners map[*mcp.ServerSession]string // live subscriptions/listen streams → subject
 
-	getMu    sync.Mutex
-	getLive  map[string]*liveStream // session → its GET stream on this replica
-	closing  bool                   // Close was called: no more GET streams
-	detached sync.WaitGroup         // detached GET streams (see detach)
+	getMu   sync.Mutex
+	getLive map[string]*liveStream // session → its GET stream on this replica
+	closing bool                   // Close was called: no more GET streams
 
 	subMu    sync.Mutex
 	subReady chan struct{} // closed while relayBroadcasts is subscribed
@@ -200,8 +199,10 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	return h
 }
 
-// Close stops the handler's background work. In-flight requests are not
-// interrupted; the http.Server's Shutdown drains them.
+// Close stops the handler's background work and ends the GET streams
+// (which would otherwise stay open); a GET from then on is answered 503.
+// Other in-flight requests are not interrupted: the http.Server's Shutdown
+// drains them.
 func (h *Handler) Close() error {
 	h.stop()
 	h.getMu.Lock()
@@ -212,7 +213,6 @@ func (h *Handler) Close() error {
 	h.getMu.Unlock()
 	<-h.done
 	h.tapClose()
-	h.detached.Wait()
 	return nil
 }
 
@@ -319,9 +319,9 @@ func isModernVersion(header string) bool {
 	return v != "" && !isLegacyVersion(v) && v != "2024-11-05"
 }
 
-// isModernRequest chooses the era of a POST: a modern header or a
-// request carrying the per-request _meta protocol version is stateless;
-// anything else (initialize, or a request in a session) is legacy.
+// isModernRequest chooses the era of a POST: a modern header or a request
+// carrying the per-request _meta protocol version is stateless; anything
+// else (initialize, or a request in a session) is legacy.
 func isModernRequest(header string, body []byte) bool {
 	if strings.TrimSpace(header) != "" {
 		return isModernVersion(header)

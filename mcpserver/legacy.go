@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -28,7 +26,9 @@ const codeSessionNotFound = -32001
 func (h *Handler) legacyPOST(w http.ResponseWriter, r *http.Request, body []byte) {
 	version := strings.TrimSpace(r.Header.Get(headerProtocolVersion))
 	if version == "" || version == "2024-11-05" {
-		version = Version20250326 // a client that sends no version speaks 2025-03-26
+		// The transport's rule: without the header, assume 2025-03-26
+		// (the header came later).
+		version = Version20250326
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		writeRPCError(w, http.StatusUnsupportedMediaType, jsonrpc.ID{}, -32000, "Content-Type must be application/json")
@@ -279,48 +279,43 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 		h.writeStreamError(w, c.failure())
 		return
 	}
-	rc := sseHeaders(w)
+	sse := startSSE(w, c.streamID)
 	if priming {
-		fmt.Fprintf(w, "id: %s\ndata: \n\n", formatEventID(c.streamID, 0))
+		sse.prime(0)
 	}
 	var after int64
 	keepAlive := time.NewTimer(h.opts.KeepAlive)
 	defer keepAlive.Stop()
 	for first := true; ; first = false {
-		var buf []byte
-		for _, e := range events {
-			buf = fmt.Appendf(buf, "id: %s\nevent: message\ndata: %s\n\n", formatEventID(c.streamID, e.Seq), e.Data)
-			after = e.Seq
-		}
-		if len(buf) > 0 || first {
-			if _, err := w.Write(buf); err != nil {
+		if len(events) > 0 || first {
+			if err := sse.events(events); err != nil {
 				return
 			}
-			if err := rc.Flush(); err != nil {
+			if err := sse.flush(); err != nil {
 				return
 			}
 			keepAlive.Reset(h.opts.KeepAlive)
+		}
+		if len(events) > 0 {
+			after = events[len(events)-1].Seq
 		}
 		if phase == streamEnded {
 			return
 		}
 		if phase == streamLost {
 			// A write to the log failed: go on from the log.
-			h.follow(w, r, rc, c.sessionID, c.streamID, after, c.closeHTTP, true)
+			h.follow(r, sse, c.sessionID, after, c.closeHTTP, true)
 			return
 		}
 		select {
 		case <-changed:
 		case <-keepAlive.C:
-			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
-				return
-			}
-			if err := rc.Flush(); err != nil {
+			if sse.keepAlive() != nil || sse.flush() != nil {
 				return
 			}
 			keepAlive.Reset(h.opts.KeepAlive)
 		case d := <-c.closeHTTP:
-			writeRetry(w, rc, d)
+			writeRetry(sse, d)
 			return
 		case <-ctx.Done():
 			return
@@ -329,22 +324,11 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 	}
 }
 
-// sseHeaders starts an SSE response.
-func sseHeaders(w http.ResponseWriter) *http.ResponseController {
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	return http.NewResponseController(w)
-}
-
 // writeRetry tells the client when to reconnect (SEP-1699), before the
 // server closes the connection.
-func writeRetry(w http.ResponseWriter, rc *http.ResponseController, d time.Duration) {
-	if d > 0 {
-		fmt.Fprintf(w, "retry: %d\n\n", d.Milliseconds())
-		rc.Flush()
+func writeRetry(sse *sseWriter, d time.Duration) {
+	if d > 0 && sse.retry(d) == nil {
+		sse.flush()
 	}
 }
 
@@ -354,16 +338,19 @@ func writeRetry(w http.ResponseWriter, rc *http.ResponseController, d time.Durat
 // replica running the request stopped renewing its lease, its unanswered
 // requests are answered here.
 func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, streamID string, after int64, priming, resumed bool) {
-	rc := sseHeaders(w)
+	sse := startSSE(w, streamID)
 	if priming {
-		fmt.Fprintf(w, "id: %s\ndata: \n\n", formatEventID(streamID, after))
+		sse.prime(after)
 	}
-	rc.Flush()
-	h.follow(w, r, rc, sessionID, streamID, after, nil, resumed)
+	if sse.flush() != nil {
+		return
+	}
+	h.follow(r, sse, sessionID, after, nil, resumed)
 }
 
 // follow is tail once the response has started.
-func (h *Handler) follow(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, sessionID, streamID string, after int64, closeHTTP <-chan time.Duration, resumed bool) {
+func (h *Handler) follow(r *http.Request, sse *sseWriter, sessionID string, after int64, closeHTTP <-chan time.Duration, resumed bool) {
+	streamID := sse.streamID
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var retry time.Duration
@@ -391,7 +378,7 @@ func (h *Handler) follow(w http.ResponseWriter, r *http.Request, rc *http.Respon
 		if err != nil {
 			select {
 			case <-closed:
-				writeRetry(w, rc, retry)
+				writeRetry(sse, retry)
 			default:
 				if ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
 					h.log.Warn("read event log", "session", shortHash(sessionID), "error", err)
@@ -399,10 +386,8 @@ func (h *Handler) follow(w http.ResponseWriter, r *http.Request, rc *http.Respon
 			}
 			return
 		}
-		var buf []byte
-		for _, e := range events {
-			buf = fmt.Appendf(buf, "id: %s\nevent: message\ndata: %s\n\n", formatEventID(streamID, e.Seq), e.Data)
-			after = e.Seq
+		if len(events) > 0 {
+			after = events[len(events)-1].Seq
 		}
 		if len(events) == 0 && !ended {
 			if watch && !time.Now().Before(nextCheck) {
@@ -414,12 +399,14 @@ func (h *Handler) follow(w http.ResponseWriter, r *http.Request, rc *http.Respon
 			if time.Since(lastWrite) < h.opts.KeepAlive {
 				continue
 			}
-			buf = append(buf, ": keep-alive\n\n"...)
+			err = sse.keepAlive()
+		} else {
+			err = sse.events(events)
 		}
-		if _, err := w.Write(buf); err != nil {
+		if err != nil {
 			return
 		}
-		if err := rc.Flush(); err != nil || ended {
+		if err := sse.flush(); err != nil || ended {
 			return
 		}
 		lastWrite = time.Now()
@@ -629,7 +616,14 @@ func validSessionID(id string) bool {
 // formatEventID names event seq of a stream; the stream is encoded so that a
 // Last-Event-ID resumes the right one (2025-11-25 SHOULD).
 func formatEventID(streamID string, seq int64) string {
-	return streamID + "-" + strconv.FormatInt(seq, 10)
+	return string(appendEventID(nil, streamID, seq))
+}
+
+// appendEventID appends the ID of event seq of a stream to buf.
+func appendEventID(buf []byte, streamID string, seq int64) []byte {
+	buf = append(buf, streamID...)
+	buf = append(buf, '-')
+	return strconv.AppendInt(buf, seq, 10)
 }
 
 // ParseEventID splits a Last-Event-ID into stream and sequence number.

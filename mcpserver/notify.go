@@ -189,7 +189,9 @@ type tapConn struct {
 	h    *Handler
 	ctx  context.Context
 	done chan struct{}
-	once bool
+	// closeOnce guards done: the go-sdk may close the connection from a
+	// goroutine of its own while startTap's stop closes the session.
+	closeOnce sync.Once
 }
 
 func (t *tapConn) Connect(context.Context) (mcp.Connection, error) { return t, nil }
@@ -209,9 +211,6 @@ func (t *tapConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	return nil
 }
 func (t *tapConn) Close() error {
-	if !t.once {
-		t.once = true
-		close(t.done)
-	}
+	t.closeOnce.Do(func() { close(t.done) })
 	return nil
 }

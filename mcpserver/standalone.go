@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -17,38 +16,40 @@ import (
 // A replica serves its sessions' GET streams from one subscription to the
 // Broadcaster: relayBroadcasts hands each broadcast to deliverBroadcast,
 // which appends it to the log of every GET stream it concerns, and each
-// stream reads it from there. An idle GET stream thus costs a registry
-// entry and its connection (see detach), not a subscription of its own.
+// stream reads it from there. An idle GET stream thus costs its request
+// in net/http and a registry entry, not a subscription of its own.
 
 // serveStandalone serves a session's GET stream: broadcasts relevant to the
 // session are appended to its log (by deliverBroadcast) and delivered from
 // there, so that they can be replayed. A newer GET for the same session
-// replaces this one.
-//
-// An HTTP/1.1 stream is detached from net/http (see detach), so that an
-// idle one costs two small goroutines and no buffers. Otherwise (HTTP/2, a
-// ResponseWriter that cannot hijack) the request's goroutine serves it; its
-// frames are kept small (the setup and the logging are in functions of
-// their own), so that the stack it grew while handling the request shrinks
-// back at the next GC.
+// replaces this one. The stream ends when the client goes away or the
+// server shuts down (the request's context), when a newer GET replaces
+// it, or when its session is deleted.
 func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *Session, after int64, priming bool) {
 	s := h.openStandalone(w, r, sess)
-	if s == nil || h.detach(w, r, s, after, priming) {
+	if s == nil {
 		return
 	}
-	stop := context.AfterFunc(r.Context(), s.cancel) // the client went away
-	defer stop()
 	defer h.unregister(s)
-	h.tailStandalone(s, w, after, priming)
+	sse := startSSE(w, standaloneStream)
+	if priming {
+		sse.prime(after)
+	}
+	if sse.flush() != nil {
+		return
+	}
+	h.tailStandalone(s, sse, after)
 }
 
 // openStandalone registers and opens the GET stream of sess, or answers 503
-// and returns nil. The stream's context is not the request's, which ends
-// when a detached stream's handler returns.
+// and returns nil. A GET that comes while the Handler closes, or once the
+// http.Server has ended its streams (its request's context is done), is
+// answered "server shutting down".
 func (h *Handler) openStandalone(w http.ResponseWriter, r *http.Request, sess *Session) *liveStream {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(r.Context())
 	s := &liveStream{id: sess.ID, subject: sess.Subject, ctx: ctx, cancel: cancel}
-	if !h.register(s) {
+	if ctx.Err() != nil || !h.register(s) {
+		cancel()
 		w.Header().Set("Retry-After", "1")
 		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.ID{}, -32000, "server shutting down")
 		return nil
@@ -74,28 +75,22 @@ func (h *Handler) openStandalone(w http.ResponseWriter, r *http.Request, sess *S
 	return s
 }
 
-// tailStandalone serves the GET stream s from the request's goroutine.
-func (h *Handler) tailStandalone(s *liveStream, w http.ResponseWriter, after int64, priming bool) {
-	rc := startSSE(w, after, priming)
-	h.stream(s, after, func(sse []byte) error {
-		if _, err := w.Write(sse); err != nil {
-			return err
-		}
-		return rc.Flush()
-	})
-}
-
-// stream writes the events of the GET stream s after seq as SSE through
-// write, and a keep-alive comment when it has been idle for KeepAlive,
-// until the stream ends (the client goes away, a newer GET replaces it, its
-// session is deleted, the server stops) or write fails.
-func (h *Handler) stream(s *liveStream, after int64, write func(sse []byte) error) {
+// tailStandalone writes the events of the GET stream s after seq, and a
+// keep-alive comment when it has been idle for KeepAlive, until the
+// stream ends or a write fails.
+//
+// A client that takes nothing for two keep-alive intervals is gone or
+// stuck: each write has that long, and a write that times out ends the
+// stream (net/http then closes the connection). The bound is lifted when
+// the stream ends, since the connection may serve further requests.
+func (h *Handler) tailStandalone(s *liveStream, sse *sseWriter, after int64) {
+	defer sse.setWriteDeadline(time.Time{})
 	lastWrite := time.Now()
 	for {
 		events, ended, err := h.stores.Events.Read(s.ctx, s.id, standaloneStream, after, h.opts.KeepAlive-time.Since(lastWrite))
 		if err != nil {
 			if s.ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
-				h.warnRead(s.id, err)
+				h.log.Warn("read event log", "session", shortHash(s.id), "error", err)
 			}
 			return
 		}
@@ -105,57 +100,18 @@ func (h *Handler) stream(s *liveStream, after int64, write func(sse []byte) erro
 		if len(events) == 0 && ended {
 			return
 		}
+		sse.setWriteDeadline(time.Now().Add(2 * h.opts.KeepAlive))
 		if len(events) > 0 {
 			after = events[len(events)-1].Seq
+			err = sse.events(events)
+		} else {
+			err = sse.keepAlive()
 		}
-		if write(appendEvents(nil, standaloneStream, events)) != nil || ended {
+		if err != nil || sse.flush() != nil || ended {
 			return
 		}
 		lastWrite = time.Now()
 	}
-}
-
-// warnRead logs a failed read of a GET stream's log. (Not inlined: the
-// frame of its arguments is not to stay on an idle stream's stack.)
-//
-//go:noinline
-func (h *Handler) warnRead(sid string, err error) {
-	h.log.Warn("read event log", "session", shortHash(sid), "error", err)
-}
-
-// startSSE writes the headers of an SSE response and, if priming, the
-// priming event (SEP-1699), and flushes them. (Not inlined: its frame is not
-// to stay on the idle stream's stack.)
-//
-//go:noinline
-func startSSE(w http.ResponseWriter, after int64, priming bool) *http.ResponseController {
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	if priming {
-		io.WriteString(w, "id: "+formatEventID(standaloneStream, after)+"\ndata: \n\n")
-	}
-	rc.Flush()
-	return rc
-}
-
-// appendEvents appends events as SSE to buf, or a keep-alive comment if
-// there are none.
-func appendEvents(buf []byte, streamID string, events []Event) []byte {
-	for _, e := range events {
-		buf = append(buf, "id: "...)
-		buf = append(buf, formatEventID(streamID, e.Seq)...)
-		buf = append(buf, "\nevent: message\ndata: "...)
-		buf = append(buf, e.Data...)
-		buf = append(buf, "\n\n"...)
-	}
-	if len(events) == 0 {
-		buf = append(buf, ": keep-alive\n\n"...)
-	}
-	return buf
 }
 
 // A liveStream is a session's GET stream being served by this replica.
@@ -163,9 +119,8 @@ type liveStream struct {
 	id      string // the session
 	subject string // its owner
 	ctx     context.Context
-	// cancel ends the stream. It is read and (by detach) replaced under
-	// Handler.getMu.
-	cancel context.CancelFunc
+	cancel  context.CancelFunc // ends the stream
+
 }
 
 // register makes s the session's GET stream on this replica, ending the

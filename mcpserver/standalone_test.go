@@ -2,6 +2,7 @@ package mcpserver_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,10 +20,10 @@ import (
 )
 
 // TestGETStreamGoroutines checks what an idle GET stream costs in
-// goroutines: two, one that reads its log and one that notices the client
-// leaving (the stream is detached from net/http, whose own two end), and no
-// subscription relay: the replica fans broadcasts out to its streams from
-// one subscription.
+// goroutines: net/http's two for an HTTP/1.1 request (the one that runs
+// the handler, which waits on the stream's log, and its read of the
+// connection), none of the stream's own and no subscription relay: the
+// replica fans broadcasts out to its streams from one subscription.
 //
 // The streams are opened over raw connections, so that the client holds no
 // goroutines in this process, and counted once each has delivered its
@@ -31,7 +32,7 @@ func TestGETStreamGoroutines(t *testing.T) {
 	const (
 		n       = 200
 		version = mcpserver.Version20251125
-		// perStream: the stream's pump and its watch of the client.
+		// perStream: net/http's connection goroutine and its read.
 		perStream = 2
 		// slack absorbs goroutines that come and go by themselves (the
 		// runtime's, the test server's).
@@ -83,18 +84,17 @@ func settle() {
 	runtime.GC()
 }
 
-// TestGETStreamTransports checks a GET stream both ways it is served:
-// detached from net/http (HTTP/1.1) and by its handler (HTTP/2, which
-// cannot hijack). Either sends keep-alives while idle, delivers broadcasts,
-// and ends cleanly (no truncated body) when a newer GET replaces it or the
-// session is deleted.
+// TestGETStreamTransports checks a GET stream over HTTP/1.1 and HTTP/2:
+// either sends keep-alives while idle, delivers broadcasts, and ends
+// cleanly (no truncated body) when a newer GET replaces it or the session
+// is deleted.
 func TestGETStreamTransports(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		http2 bool
 	}{
-		{"HTTP/1.1, detached", false},
-		{"HTTP/2, served by the handler", true},
+		{"HTTP/1.1", false},
+		{"HTTP/2", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			const version = mcpserver.Version20251125
@@ -201,5 +201,73 @@ func TestGETAfterClose(t *testing.T) {
 	body := readBody(t, resp)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
 		t.Errorf("GET after Close: status %d %s, want 503 shutting down", resp.StatusCode, body)
+	}
+}
+
+// TestGETAfterStreamsEnded checks that a GET whose request's context is
+// already done (the http.Server ends its streams so while it shuts down,
+// through BaseContext) gets 503 rather than a stream that ends at once.
+func TestGETAfterStreamsEnded(t *testing.T) {
+	const version = mcpserver.Version20251125
+	stores := memstore.New(nil)
+	h, url := replica(t, stores, nil)
+	sid := initialize(t, url, "", version, "{}")
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	draining := httptest.NewUnstartedServer(h)
+	draining.Config.BaseContext = func(net.Listener) context.Context { return ended }
+	draining.Start()
+	t.Cleanup(draining.Close)
+	resp := do(t, draining.URL, request{method: http.MethodGet, version: version, session: sid})
+	body := readBody(t, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("GET with its streams ended: status %d %s (Retry-After %q), want 503 shutting down", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestGETStreamClientData: a client that sends anything on a GET stream's
+// connection after its request neither ends the stream nor makes the
+// server read on (net/http leaves it for after the response): the stream
+// still delivers, and ends with a complete body when its session is
+// deleted.
+func TestGETStreamClientData(t *testing.T) {
+	stores := memstore.New(nil)
+	_, url := replica(t, stores, nil)
+	const version = mcpserver.Version20251125
+	sid := initialize(t, url, "", version, `{}`)
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: "+sid+"\r\nMcp-Protocol-Version: "+version+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("GET = %d %q, want an SSE stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	events := newSSEReader(resp.Body)
+	if _, err := events.next(); err != nil {
+		t.Fatalf("priming event: %v", err)
+	}
+	if _, err := c.Write([]byte("junk")); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores.Broadcaster.Publish(t.Context(), mcpserver.Broadcast{Method: "notifications/tools/list_changed"}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := events.next(); err != nil || !strings.Contains(e.Data, "notifications/tools/list_changed") {
+		t.Fatalf("after client data: event %+v, %v; want the broadcast", e, err)
+	}
+	if resp := do(t, url, request{method: http.MethodDelete, version: version, session: sid}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: status %d", resp.StatusCode)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatalf("the stream did not end cleanly: %v", err)
 	}
 }

@@ -660,6 +660,11 @@ func TestEndToEndShutdown(t *testing.T) {
 	if !strings.Contains(s.stdout.String(), `msg=stopped`) {
 		t.Errorf("no stopped line in the log:\n%s", s.stdout.String())
 	}
+	// The stream is logged when it ends (after the second it was drained
+	// for), with the status net/http sent.
+	if !regexp.MustCompile(`msg=request method=GET path=/mcp status=200 duration=[0-9.]+s `).MatchString(s.stdout.String()) {
+		t.Errorf("no access-log line for the GET stream, logged when it ended:\n%s", s.stdout.String())
+	}
 	if status, _ := s.get(ctx, "/healthz"); status != 0 {
 		t.Errorf("/healthz after shutdown answered %d", status)
 	}

@@ -343,10 +343,9 @@ func (t *connTracker) closeIdleNew() {
 	}
 }
 
-// accessLog logs one line per request: never the query string, which could
-// carry a credential, nor any header. A legacy GET stream that mcpserver
-// detaches from net/http (HTTP/1.1) is logged when it is detached, with
-// status 200, not when it ends.
+// accessLog logs one line per request when its handler returns (an SSE
+// stream when it ends), with the status net/http sent: never the query
+// string, which could carry a credential, nor any header.
 func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -356,11 +355,7 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// logRequest writes the access-log line of r. It is a function of its own,
-// not inlined, so that the frame of its many arguments is not on the stack
-// of a long-lived request (an idle SSE stream) while the request runs.
-//
-//go:noinline
+// logRequest writes the access-log line of r.
 func logRequest(log *slog.Logger, r *http.Request, status int, start time.Time) {
 	level := slog.LevelInfo
 	if status >= 500 {

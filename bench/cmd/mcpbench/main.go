@@ -15,6 +15,11 @@
 // (in a build of the same run() with a debug listener, -tags bench),
 // the OAuth endpoints, a soak at half the measured throughput, and CPU
 // profiles of the peer and of remotemcp.
+//
+// Each phase can be skipped, so that one runs alone; the memory phase, with
+// heap profiles of the streams, for example:
+//
+//	go run ./bench/cmd/mcpbench -configs '' -redis-calls 0 -flows 0 -profile 0 -soak 0 -mem 1000,10000 -mem-heap -out /tmp/mem
 package main
 
 import (
@@ -54,6 +59,7 @@ type options struct {
 	warmup, round time.Duration
 	rounds        int
 	mem           []int
+	memHeap       bool
 	soak          time.Duration
 	soakConfigs   []string
 	soakShare     float64
@@ -76,6 +82,7 @@ func runBench(args []string) error {
 	fs.DurationVar(&o.round, "round", 5*time.Second, "length of one measured round")
 	fs.IntVar(&o.rounds, "rounds", 5, "measured rounds per configuration (the median is reported)")
 	fs.StringVar(&mem, "mem", "1000,10000", "numbers of idle legacy sessions and open SSE streams to measure memory at (empty: skip)")
+	fs.BoolVar(&o.memHeap, "mem-heap", false, "also save a heap profile of the server with its n streams open, as heap-<config>-<n>.pb.gz in -out (go tool pprof -sample_index=inuse_space)")
 	fs.DurationVar(&o.soak, "soak", 5*time.Minute, "soak duration per soak configuration (0 skips)")
 	fs.StringVar(&soakConfigs, "soak-configs", "c,d", "configurations soaked")
 	fs.Float64Var(&o.soakShare, "soak-share", 0.5, "soak rate as a share of the configuration's measured throughput")
@@ -209,7 +216,11 @@ func bench(ctx context.Context, o *options) error {
 	for _, n := range o.mem {
 		for _, key := range []string{"d-mem", "d"} {
 			logf("memory: %d sessions and SSE streams, %s", n, key)
-			r, err := memory(ctx, e, key, n)
+			var heap string
+			if o.memHeap {
+				heap = filepath.Join(o.out, fmt.Sprintf("heap-%s-%d.pb.gz", key, n))
+			}
+			r, err := memory(ctx, e, key, n, heap)
 			if err != nil {
 				return fmt.Errorf("memory %s %d: %w", key, n, err)
 			}

@@ -239,6 +239,28 @@ func (s *server) stats() (*stats, error) {
 	return &st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
+// saveHeapProfile writes the server's heap profile, taken after a GC, to
+// file.
+func (s *server) saveHeapProfile(file string) error {
+	resp, err := http.Get("http://" + s.debug + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: status %d", resp.StatusCode)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // perItem is memory per session or per stream, in bytes.
 type perItem struct {
 	Heap       float64 `json:"heap"`
@@ -265,8 +287,9 @@ func delta(a, b *stats, ra, rb int64, n int) perItem {
 }
 
 // memory opens n legacy sessions, then a GET SSE stream on each, and
-// measures the server (and Redis) after each step.
-func memory(ctx context.Context, e *env, key string, n int) (*memoryResult, error) {
+// measures the server (and Redis) after each step. If heapProfile is not
+// empty, the server's heap profile with the streams open is saved there.
+func memory(ctx context.Context, e *env, key string, n int, heapProfile string) (*memoryResult, error) {
 	s, err := startConfig(ctx, e, key, true, nil)
 	if err != nil {
 		return nil, err
@@ -375,6 +398,11 @@ func memory(ctx context.Context, e *env, key string, n int) (*memoryResult, erro
 		return nil, err
 	}
 	r2 := redisMem()
+	if heapProfile != "" {
+		if err := s.saveHeapProfile(heapProfile); err != nil {
+			return nil, err
+		}
+	}
 	return &memoryResult{Key: key, Desc: configDesc[key], N: n,
 		Session: delta(base, afterSessions, r0, r1, n), Stream: delta(afterSessions, afterStreams, r1, r2, n)}, nil
 }
