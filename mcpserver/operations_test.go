@@ -14,9 +14,9 @@ import (
 )
 
 const (
-	createBody = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_create","arguments":{"title":"t"}}}`
-	noteReadBody   = `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"notes://x"}}`
-	batchBody  = `[` + createBody + `,` + noteReadBody + `]`
+	createBody   = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_create","arguments":{"title":"t"}}}`
+	noteReadBody = `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"notes://x"}}`
+	batchBody    = `[` + createBody + `,` + noteReadBody + `]`
 )
 
 func TestOperations(t *testing.T) {

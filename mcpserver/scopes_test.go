@@ -96,4 +96,3 @@ func TestCheckScopes(t *testing.T) {
 		})
 	}
 }
-
