@@ -635,4 +635,3 @@ func FuzzBearerToken(f *testing.F) {
 		}
 	})
 }
-
