@@ -196,3 +196,22 @@ func bearerToken(values []string) (string, error) {
 	}
 	return token, nil
 }
+
+// quote renders an auth-param value as an RFC 7235 quoted-string.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			// Control characters cannot appear in a header; drop them.
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -267,31 +267,6 @@ func compatible(kty jwa.KeyType, alg jwa.SignatureAlgorithm) bool {
 	return false
 }
 
-// sameResource compares resource identifiers, tolerating a trailing slash.
-func sameResource(a, b string) bool {
-	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
-}
-
-// jwtReason turns a jwx validation error into a short description that never
-// quotes the token.
-func jwtReason(err error) string {
-	switch {
-	case errors.Is(err, jwt.TokenExpiredError()):
-		return "the token has expired"
-	case errors.Is(err, jwt.TokenNotYetValidError()):
-		return "the token is not valid yet"
-	case errors.Is(err, jwt.InvalidIssuedAtError()):
-		return "the token was issued in the future"
-	case errors.Is(err, jwt.InvalidIssuerError()):
-		return "the token was issued by another authorization server"
-	case strings.Contains(err.Error(), `"exp" not satisfied`), strings.Contains(err.Error(), "required claim"):
-		return "the token has no expiry"
-	case strings.Contains(err.Error(), "verif"):
-		return "the signature does not verify"
-	}
-	return "the token is not valid"
-}
-
 // tokenInfo extracts identity and scopes: scope (RFC 9068, a string) or scp
 // (a list or string, as Entra ID and Okta send it).
 func tokenInfo(tok jwt.Token) (*auth.TokenInfo, error) {

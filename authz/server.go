@@ -219,7 +219,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+s.base+PathRevoke, s.serveRevoke)
 	mux.HandleFunc("OPTIONS "+s.base+PathRevoke, preflight("POST"))
 	mux.HandleFunc("POST "+s.base+PathIntrospect, s.serveIntrospect)
-	mux.Handle("GET "+s.base+PathJWKS, cors(JWKSHandler(s.o.Tokens.o.Ring, s.o.Now)))
+	mux.Handle("GET "+s.base+PathJWKS, cors(JWKSHandler(s.o.Tokens.Ring(), s.o.Now)))
 	return mux
 }
 

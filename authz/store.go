@@ -9,8 +9,6 @@ import (
 // Store errors. Implementations return these (wrapped or not) and never
 // their backend's own "missing" values.
 var (
-	// ErrNotFound: no such record, or it expired.
-	ErrNotFound = errors.New("authz: not found")
 	// ErrAlreadyUsed: an authorization code was taken before. TakeCode
 	// returns it together with the record, so that the caller can revoke
 	// what the first use issued. TakePending never returns it: a pending
@@ -166,22 +164,6 @@ type RefreshStore interface {
 	IssueRefresh(ctx context.Context, grantID, clientID, hash string, ttl time.Duration) error
 	RotateRefresh(ctx context.Context, r RefreshRotation) (grantID string, res RotateResult, err error)
 	LookupRefresh(ctx context.Context, hash string) (grantID, clientID string, err error)
-}
-
-// UpstreamTokenStore holds the sealed upstream tokens of each grant.
-type UpstreamTokenStore interface {
-	PutUpstream(ctx context.Context, grantID string, s *Sealed, ttl time.Duration) error
-	GetUpstream(ctx context.Context, grantID string) (*Sealed, error)
-	DeleteUpstream(ctx context.Context, grantID string) error
-}
-
-// UpstreamTokenSwapper is an optional capability of an UpstreamTokenStore
-// (found by type assertion): replace a grant's record only if it is still
-// old, byte for byte. The vault writes a refreshed upstream token this way,
-// so that a replica that stalled past its refresh lock's expiry cannot
-// overwrite the newer token another replica stored meanwhile (fencing).
-type UpstreamTokenSwapper interface {
-	SwapUpstream(ctx context.Context, grantID string, old, new *Sealed, ttl time.Duration) (swapped bool, err error)
 }
 
 // ConsentStore remembers a user's approval of a client with one redirect

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -121,7 +122,7 @@ func (i *Issuer) MintAccessToken(subject, clientID string, scopes []string, gran
 			return "", "", time.Time{}, fmt.Errorf("authz: mint access token: invalid scope %q", s)
 		}
 	}
-	jti, err = randomToken(i.o.Rand, 16)
+	jti, err = randomID(i.o.Rand, 16)
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("authz: mint access token: %w", err)
 	}
@@ -271,61 +272,30 @@ func (i *Issuer) checkVerified(ctx context.Context, v *verifiedToken, now time.T
 	}, nil
 }
 
-// validScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
-// one or more of %x21 / %x23-5B / %x5D-7E.
-func validScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
+// A verifiedToken is what Issuer.Verify learned from a token whose
+// signature and claims it checked.
+type verifiedToken struct {
+	// pub is the key that verified the signature: a later request is
+	// answered from the cache only while the ring still maps kid to this
+	// very key, so that a kid reused for another key re-verifies.
+	pub                *ecdsa.PublicKey
+	kid, sub, jti, gid string
+	scopes             []string
+	exp                time.Time
+	// extra is clientID, jti and gid as the values of TokenInfo.Extra,
+	// boxed once here rather than on every request.
+	extra [3]any
 }
 
-// opaqueTokenBytes is the entropy of refresh tokens and authorization codes:
-// 256 bits, past any guessing.
-const opaqueTokenBytes = 32
-
-// NewRefreshToken returns a new opaque refresh token, 32 bytes from r
-// (crypto/rand.Reader if nil) in base64url, and its HashToken. Store only
-// the hash: a leaked store then yields no usable token.
-func NewRefreshToken(r io.Reader) (token, hash string, err error) {
-	return newOpaqueToken(r)
-}
-
-// NewAuthorizationCode returns a new authorization code and its HashToken,
-// made like a refresh token.
-func NewAuthorizationCode(r io.Reader) (code, hash string, err error) {
-	return newOpaqueToken(r)
-}
-
-func newOpaqueToken(r io.Reader) (token, hash string, err error) {
-	if r == nil {
-		r = rand.Reader
-	}
-	token, err = randomToken(r, opaqueTokenBytes)
-	if err != nil {
-		return "", "", err
-	}
-	return token, HashToken(token), nil
-}
-
-// HashToken is the storage key of an opaque token: the base64url SHA-256 of
-// the token. A plain hash suffices because the tokens carry 256 random
-// bits: there is nothing to brute-force.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-// randomToken reads n bytes from r and encodes them in base64url.
-func randomToken(r io.Reader, n int) (string, error) {
+// randomID reads n bytes from r and encodes them in base64url.
+func randomID(r io.Reader, n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return "", fmt.Errorf("read random bytes: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
+
+// Ring is the key ring the issuer signs with: the authorization server
+// publishes its JWKS.
+func (i *Issuer) Ring() *KeyRing { return i.o.Ring }

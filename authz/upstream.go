@@ -332,7 +332,7 @@ func checkUpstreamURL(raw string) string {
 		return "holds credentials"
 	case u.Scheme == "https":
 		return ""
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && loopbackHost(u.Hostname()):
 		return ""
 	}
 	return "not https"
@@ -509,4 +509,9 @@ func (u *Upstream) FetchIdentity(ctx context.Context, tok *oauth2.Token) (*Ident
 		parse = parseOIDCIdentity
 	}
 	return parse(m)
+}
+
+// loopbackHost reports a loopback host name or literal.
+func loopbackHost(host string) bool {
+	return host == "127.0.0.1" || host == "::1" || strings.EqualFold(host, "localhost")
 }

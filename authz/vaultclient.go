@@ -57,7 +57,7 @@ type VaultOptions struct {
 // retired key.
 type Vault struct {
 	store  UpstreamTokenStore
-	grants GrantStore
+	grants GrantRevoker
 	keys   *EncryptionKeys
 	up     *Upstream
 	o      VaultOptions
@@ -71,7 +71,7 @@ type Vault struct {
 const renewTimeout = 30 * time.Second
 
 // NewVault returns a Vault. It panics on a nil dependency.
-func NewVault(store UpstreamTokenStore, grants GrantStore, keys *EncryptionKeys, up *Upstream, opts *VaultOptions) *Vault {
+func NewVault(store UpstreamTokenStore, grants GrantRevoker, keys *EncryptionKeys, up *Upstream, opts *VaultOptions) *Vault {
 	switch {
 	case store == nil:
 		panic("authz: nil UpstreamTokenStore")

@@ -30,7 +30,7 @@ const (
 // vaultSecrets lists every secret a vault test handles.
 var vaultSecrets = []string{oldAccess, oldRefresh, newAccess, newRefresh, testClientSecret}
 
-// fakeStores is a minimal in-test UpstreamTokenStore and GrantStore.
+// fakeStores is a minimal in-test UpstreamTokenStore and GrantRevoker.
 type fakeStores struct {
 	mu      sync.Mutex
 	sealed  map[string]*Sealed
@@ -41,7 +41,7 @@ type fakeStores struct {
 
 var (
 	_ UpstreamTokenStore = (*fakeStores)(nil)
-	_ GrantStore         = (*fakeStores)(nil)
+	_ GrantRevoker       = (*fakeStores)(nil)
 )
 
 func newFakeStores() *fakeStores {
@@ -76,10 +76,6 @@ func (f *fakeStores) DeleteUpstream(_ context.Context, id string) error {
 	delete(f.sealed, id)
 	return nil
 }
-
-func (f *fakeStores) PutGrant(context.Context, *Grant, time.Duration) error { return nil }
-
-func (f *fakeStores) GetGrant(context.Context, string) (*Grant, error) { return nil, ErrNotFound }
 
 func (f *fakeStores) RevokeGrant(_ context.Context, id string) error {
 	f.mu.Lock()

@@ -1,26 +1,10 @@
 package authz
 
 import (
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"sync"
 	"time"
 )
-
-// A verifiedToken is what Issuer.Verify learned from a token whose
-// signature and claims it checked.
-type verifiedToken struct {
-	// pub is the key that verified the signature: a later request is
-	// answered from the cache only while the ring still maps kid to this
-	// very key, so that a kid reused for another key re-verifies.
-	pub                *ecdsa.PublicKey
-	kid, sub, jti, gid string
-	scopes             []string
-	exp                time.Time
-	// extra is clientID, jti and gid as the values of TokenInfo.Extra,
-	// boxed once here rather than on every request.
-	extra [3]any
-}
 
 // verifiedCache remembers what a verifier learned from the tokens it
 // verified, by the SHA-256 of the token, up to a number of them, each until
@@ -76,4 +60,11 @@ func (c *verifiedCache[V]) put(key [sha256.Size]byte, v V, exp, now time.Time) {
 		}
 	}
 	c.m[key] = verifiedEntry[V]{v, exp}
+}
+
+// Len is the number of tokens the cache remembers.
+func (c *verifiedCache[V]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }
