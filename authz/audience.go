@@ -3,6 +3,6 @@ package authz
 import "strings"
 
 // sameResource compares resource identifiers, tolerating a trailing slash.
-func sameResource(a, b string) bool {
+func SameResource(a, b string) bool {
 	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }

@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"github.com/remotemcp/remotemcp/authz/authztest"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,7 +121,7 @@ func TestWriteErrorGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkJSONGolden(t, "oautherror", got)
+	authztest.CheckJSONGolden(t, "oautherror", got)
 }
 
 func TestErrorRoundTrip(t *testing.T) {

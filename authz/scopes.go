@@ -28,7 +28,7 @@ func Fingerprint(secret string) string {
 
 // validScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
 // one or more of %x21 / %x23-5B / %x5D-7E.
-func validScopeToken(s string) bool {
+func ValidScopeToken(s string) bool {
 	if s == "" {
 		return false
 	}

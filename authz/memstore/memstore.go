@@ -43,6 +43,8 @@ import (
 	"time"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // RevocationTTL is the shortest time a Store remembers a revoked grant.
@@ -78,13 +80,13 @@ type Store struct {
 	now func() time.Time
 
 	mu       sync.RWMutex
-	clients  table[string, *authz.Client]
-	pending  table[string, *authz.PendingAuth]
+	clients  table[string, *as.Client]
+	pending  table[string, *as.PendingAuth]
 	codes    table[string, *codeRecord]
-	grants   table[string, *authz.Grant]
+	grants   table[string, *as.Grant]
 	revoked  table[string, struct{}]
 	families table[string, *family] // by grant ID
-	upstream table[string, *authz.Sealed]
+	upstream table[string, *upstream.Sealed]
 	consent  table[consentKey, []string]
 	// refreshIndex maps every token hash of every family to its grant ID.
 	// A family's entries are removed with the family.
@@ -92,14 +94,14 @@ type Store struct {
 }
 
 var (
-	_ authz.ClientStore          = (*Store)(nil)
-	_ authz.PendingAuthStore     = (*Store)(nil)
-	_ authz.CodeStore            = (*Store)(nil)
-	_ authz.GrantStore           = (*Store)(nil)
-	_ authz.RefreshStore         = (*Store)(nil)
-	_ authz.UpstreamTokenStore   = (*Store)(nil)
-	_ authz.UpstreamTokenSwapper = (*Store)(nil)
-	_ authz.ConsentStore         = (*Store)(nil)
+	_ as.ClientStore        = (*Store)(nil)
+	_ as.PendingAuthStore   = (*Store)(nil)
+	_ as.CodeStore          = (*Store)(nil)
+	_ as.GrantStore         = (*Store)(nil)
+	_ as.RefreshStore       = (*Store)(nil)
+	_ upstream.TokenStore   = (*Store)(nil)
+	_ upstream.TokenSwapper = (*Store)(nil)
+	_ as.ConsentStore       = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -148,7 +150,7 @@ func (s *Store) len() int {
 
 // CreateClient implements authz.ClientStore. It fails if a client with the
 // same ID exists and has not expired.
-func (s *Store) CreateClient(_ context.Context, c *authz.Client, ttl time.Duration) error {
+func (s *Store) CreateClient(_ context.Context, c *as.Client, ttl time.Duration) error {
 	if c == nil {
 		return errNilRecord
 	}
@@ -167,7 +169,7 @@ func (s *Store) CreateClient(_ context.Context, c *authz.Client, ttl time.Durati
 }
 
 // GetClient implements authz.ClientStore.
-func (s *Store) GetClient(_ context.Context, clientID string) (*authz.Client, error) {
+func (s *Store) GetClient(_ context.Context, clientID string) (*as.Client, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	c, ok := s.clients.get(clientID, s.now())
@@ -198,7 +200,7 @@ func (s *Store) TouchClient(_ context.Context, clientID string, ttl time.Duratio
 
 // PutPending implements authz.PendingAuthStore. It replaces a record with
 // the same ID.
-func (s *Store) PutPending(_ context.Context, p *authz.PendingAuth, ttl time.Duration) error {
+func (s *Store) PutPending(_ context.Context, p *as.PendingAuth, ttl time.Duration) error {
 	if p == nil {
 		return errNilRecord
 	}
@@ -214,7 +216,7 @@ func (s *Store) PutPending(_ context.Context, p *authz.PendingAuth, ttl time.Dur
 }
 
 // GetPending implements authz.PendingAuthStore.
-func (s *Store) GetPending(_ context.Context, id string) (*authz.PendingAuth, error) {
+func (s *Store) GetPending(_ context.Context, id string) (*as.PendingAuth, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p, ok := s.pending.get(id, s.now())
@@ -225,7 +227,7 @@ func (s *Store) GetPending(_ context.Context, id string) (*authz.PendingAuth, er
 }
 
 // TakePending implements authz.PendingAuthStore.
-func (s *Store) TakePending(_ context.Context, id string) (*authz.PendingAuth, error) {
+func (s *Store) TakePending(_ context.Context, id string) (*as.PendingAuth, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.writeLocked()
@@ -242,13 +244,13 @@ func (s *Store) TakePending(_ context.Context, id string) (*authz.PendingAuth, e
 // A codeRecord is a code, and whether it was taken: a taken code is kept as
 // a tombstone until it expires.
 type codeRecord struct {
-	code *authz.AuthCode
+	code *as.AuthCode
 	used bool
 }
 
 // PutCode implements authz.CodeStore. It fails if the store holds the hash
 // already, used or not.
-func (s *Store) PutCode(_ context.Context, c *authz.AuthCode, ttl time.Duration) error {
+func (s *Store) PutCode(_ context.Context, c *as.AuthCode, ttl time.Duration) error {
 	if c == nil {
 		return errNilRecord
 	}
@@ -267,7 +269,7 @@ func (s *Store) PutCode(_ context.Context, c *authz.AuthCode, ttl time.Duration)
 }
 
 // TakeCode implements authz.CodeStore.
-func (s *Store) TakeCode(_ context.Context, hash string) (*authz.AuthCode, error) {
+func (s *Store) TakeCode(_ context.Context, hash string) (*as.AuthCode, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.writeLocked()
@@ -276,7 +278,7 @@ func (s *Store) TakeCode(_ context.Context, hash string) (*authz.AuthCode, error
 		return nil, authz.ErrNotFound
 	}
 	if r.used {
-		return cloneCode(r.code), authz.ErrAlreadyUsed
+		return cloneCode(r.code), as.ErrAlreadyUsed
 	}
 	r.used = true
 	return cloneCode(r.code), nil
@@ -286,7 +288,7 @@ func (s *Store) TakeCode(_ context.Context, hash string) (*authz.AuthCode, error
 
 // PutGrant implements authz.GrantStore. It replaces a grant with the same
 // ID, and stores nothing for a revoked grant.
-func (s *Store) PutGrant(_ context.Context, g *authz.Grant, ttl time.Duration) error {
+func (s *Store) PutGrant(_ context.Context, g *as.Grant, ttl time.Duration) error {
 	if g == nil {
 		return errNilRecord
 	}
@@ -305,7 +307,7 @@ func (s *Store) PutGrant(_ context.Context, g *authz.Grant, ttl time.Duration) e
 }
 
 // GetGrant implements authz.GrantStore. A revoked grant is not found.
-func (s *Store) GetGrant(_ context.Context, id string) (*authz.Grant, error) {
+func (s *Store) GetGrant(_ context.Context, id string) (*as.Grant, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	g, ok := s.grants.get(id, s.now())
@@ -389,7 +391,7 @@ func (s *Store) IssueRefresh(_ context.Context, grantID, clientID, hash string, 
 }
 
 // RotateRefresh implements authz.RefreshStore.
-func (s *Store) RotateRefresh(_ context.Context, r authz.RefreshRotation) (string, authz.RotateResult, error) {
+func (s *Store) RotateRefresh(_ context.Context, r as.RefreshRotation) (string, as.RotateResult, error) {
 	if r.TTL <= 0 {
 		return "", 0, errNoTTL
 	}
@@ -404,22 +406,22 @@ func (s *Store) RotateRefresh(_ context.Context, r authz.RefreshRotation) (strin
 	if at.IsZero() {
 		at = now
 	}
-	var res authz.RotateResult
+	var res as.RotateResult
 	switch {
 	case r.PresentedHash == f.current:
-		res = authz.Rotated
+		res = as.Rotated
 	case r.PresentedHash == f.previous && r.ClientID == f.clientID && r.Grace > 0 && at.Sub(f.rotatedAt) <= r.Grace:
-		res = authz.RotatedInGrace
+		res = as.RotatedInGrace
 	default:
 		// Known to the family but no longer usable: a stolen token, or a
 		// thief's use of the current one came first. Kill the family.
 		s.deleteFamily(grantID)
-		return grantID, authz.Reused, nil
+		return grantID, as.Reused, nil
 	}
 	if err := s.claimHashLocked(r.NewHash); err != nil {
 		return "", 0, err
 	}
-	if res == authz.Rotated {
+	if res == as.Rotated {
 		f.previous, f.rotatedAt = f.current, at
 	}
 	f.current = r.NewHash
@@ -515,7 +517,7 @@ func (s *Store) unindexFamily(grantID string, f *family) {
 
 // PutUpstream implements authz.UpstreamTokenStore. It replaces the tokens
 // of the grant, and stores nothing for a revoked grant.
-func (s *Store) PutUpstream(_ context.Context, grantID string, sealed *authz.Sealed, ttl time.Duration) error {
+func (s *Store) PutUpstream(_ context.Context, grantID string, sealed *upstream.Sealed, ttl time.Duration) error {
 	if sealed == nil {
 		return errNilRecord
 	}
@@ -534,7 +536,7 @@ func (s *Store) PutUpstream(_ context.Context, grantID string, sealed *authz.Sea
 }
 
 // GetUpstream implements authz.UpstreamTokenStore.
-func (s *Store) GetUpstream(_ context.Context, grantID string) (*authz.Sealed, error) {
+func (s *Store) GetUpstream(_ context.Context, grantID string) (*upstream.Sealed, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	sealed, ok := s.upstream.get(grantID, s.now())
@@ -546,7 +548,7 @@ func (s *Store) GetUpstream(_ context.Context, grantID string) (*authz.Sealed, e
 
 // SwapUpstream implements authz.UpstreamTokenSwapper: it replaces the
 // record only if it is still old.
-func (s *Store) SwapUpstream(_ context.Context, grantID string, old, sealed *authz.Sealed, ttl time.Duration) (bool, error) {
+func (s *Store) SwapUpstream(_ context.Context, grantID string, old, sealed *upstream.Sealed, ttl time.Duration) (bool, error) {
 	if old == nil || sealed == nil {
 		return false, errNilRecord
 	}
@@ -568,7 +570,7 @@ func (s *Store) SwapUpstream(_ context.Context, grantID string, old, sealed *aut
 	return true, nil
 }
 
-func sameSealed(a, b *authz.Sealed) bool {
+func sameSealed(a, b *upstream.Sealed) bool {
 	return a.KeyID == b.KeyID && bytes.Equal(a.Nonce, b.Nonce) && bytes.Equal(a.Ciphertext, b.Ciphertext)
 }
 
@@ -622,7 +624,7 @@ func (s *Store) Approved(_ context.Context, subject, clientID, redirectURI strin
 // Copies. Every slice is copied, so that no caller shares memory with the
 // store; the contract tests catch a field that is missed here.
 
-func cloneClient(c *authz.Client) *authz.Client {
+func cloneClient(c *as.Client) *as.Client {
 	out := *c
 	m := &out.Metadata
 	m.RedirectURIs = slices.Clone(m.RedirectURIs)
@@ -632,25 +634,25 @@ func cloneClient(c *authz.Client) *authz.Client {
 	return &out
 }
 
-func clonePending(p *authz.PendingAuth) *authz.PendingAuth {
+func clonePending(p *as.PendingAuth) *as.PendingAuth {
 	out := *p
 	out.Scopes = slices.Clone(p.Scopes)
 	return &out
 }
 
-func cloneCode(c *authz.AuthCode) *authz.AuthCode {
+func cloneCode(c *as.AuthCode) *as.AuthCode {
 	out := *c
 	out.Scopes = slices.Clone(c.Scopes)
 	return &out
 }
 
-func cloneGrant(g *authz.Grant) *authz.Grant {
+func cloneGrant(g *as.Grant) *as.Grant {
 	out := *g
 	out.Scopes = slices.Clone(g.Scopes)
 	return &out
 }
 
-func cloneSealed(s *authz.Sealed) *authz.Sealed {
+func cloneSealed(s *upstream.Sealed) *upstream.Sealed {
 	out := *s
 	out.Nonce = slices.Clone(s.Nonce)
 	out.Ciphertext = slices.Clone(s.Ciphertext)

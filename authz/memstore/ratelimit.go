@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
 // MaxRateLimitKeys bounds how many keys a RateLimiter remembers. When it is
@@ -33,7 +33,7 @@ type RateLimiter struct {
 	tat table[string, time.Time] // the theoretical arrival time, expiring at itself
 }
 
-var _ authz.RateLimiter = (*RateLimiter)(nil)
+var _ as.RateLimiter = (*RateLimiter)(nil)
 
 // NewRateLimiter returns a RateLimiter that remembers nothing yet. Only
 // opts.Now is used.

@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
-var _ authz.MetadataCache = (*Store)(nil)
+var _ as.MetadataCache = (*Store)(nil)
 
 // cimdKey is the key of a cached metadata document: the URL hashed, so
 // that keys stay short whatever the URL.
@@ -20,9 +21,9 @@ func (s *Store) cimdKey(clientID string) string {
 }
 
 // GetMetadata implements authz.MetadataCache: one GET.
-func (s *Store) GetMetadata(ctx context.Context, clientID string) (_ *authz.Client, err error) {
+func (s *Store) GetMetadata(ctx context.Context, clientID string) (_ *as.Client, err error) {
 	defer wrapf(&err, "redisstore: get cached client metadata")
-	c, err := get[authz.Client](ctx, s.rdb, s.cimdKey(clientID))
+	c, err := get[as.Client](ctx, s.rdb, s.cimdKey(clientID))
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +35,7 @@ func (s *Store) GetMetadata(ctx context.Context, clientID string) (_ *authz.Clie
 
 // PutMetadata implements authz.MetadataCache: one SET with the document's
 // cache lifetime.
-func (s *Store) PutMetadata(ctx context.Context, c *authz.Client, ttl time.Duration) (err error) {
+func (s *Store) PutMetadata(ctx context.Context, c *as.Client, ttl time.Duration) (err error) {
 	if c == nil {
 		return errNilRecord
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
 // PutGrant implements authz.GrantStore. It replaces a grant with the same
 // ID, and stores nothing for a revoked grant.
-func (s *Store) PutGrant(ctx context.Context, g *authz.Grant, ttl time.Duration) (err error) {
+func (s *Store) PutGrant(ctx context.Context, g *as.Grant, ttl time.Duration) (err error) {
 	if g == nil {
 		return errNilRecord
 	}
@@ -19,9 +19,9 @@ func (s *Store) PutGrant(ctx context.Context, g *authz.Grant, ttl time.Duration)
 }
 
 // GetGrant implements authz.GrantStore. A revoked grant is not found.
-func (s *Store) GetGrant(ctx context.Context, id string) (_ *authz.Grant, err error) {
+func (s *Store) GetGrant(ctx context.Context, id string) (_ *as.Grant, err error) {
 	defer wrapf(&err, "redisstore: get grant %s", id)
-	return get[authz.Grant](ctx, s.rdb, s.grantKeys(id).grant)
+	return get[as.Grant](ctx, s.rdb, s.grantKeys(id).grant)
 }
 
 // RevokeGrant implements authz.GrantStore. In one script it deletes the

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // A Locker is authz.Locker on Redis: the vault's upstream refresh of one
@@ -28,7 +28,7 @@ type Locker struct {
 	poll   time.Duration
 }
 
-var _ authz.Locker = (*Locker)(nil)
+var _ upstream.Locker = (*Locker)(nil)
 
 // LockerOptions configures a Locker; zero fields mean the defaults.
 type LockerOptions struct {
@@ -94,7 +94,7 @@ func (l *Locker) Lock(ctx context.Context, key string) (unlock func(), err error
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("redisstore: lock %s: %w", key, errors.Join(ctx.Err(), authz.ErrUpstreamUnavailable))
+			return nil, fmt.Errorf("redisstore: lock %s: %w", key, errors.Join(ctx.Err(), upstream.ErrUnavailable))
 		case <-t.C:
 		}
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
 var errBadLimit = errors.New("redisstore: rate limit and window must be positive")
@@ -30,7 +30,7 @@ type RateLimiter struct {
 	prefix string
 }
 
-var _ authz.RateLimiter = (*RateLimiter)(nil)
+var _ as.RateLimiter = (*RateLimiter)(nil)
 
 // NewRateLimiter returns a RateLimiter on rdb. Only opts.KeyPrefix is used
 // (default DefaultKeyPrefix). It panics if rdb is nil or the prefix has a

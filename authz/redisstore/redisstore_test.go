@@ -18,7 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 	"github.com/remotemcp/remotemcp/authz/storetest"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 	"github.com/remotemcp/remotemcp/internal/redistest"
 )
 
@@ -168,12 +170,12 @@ func putOneOfEach(t *testing.T, ctx context.Context, s *Store) {
 	t.Helper()
 	id := newID()
 	for _, err := range []error{
-		s.CreateClient(ctx, &authz.Client{ClientID: id}, time.Hour),
-		s.PutPending(ctx, &authz.PendingAuth{ID: id}, time.Hour),
-		s.PutCode(ctx, &authz.AuthCode{Hash: id}, time.Hour),
-		s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour),
+		s.CreateClient(ctx, &as.Client{ClientID: id}, time.Hour),
+		s.PutPending(ctx, &as.PendingAuth{ID: id}, time.Hour),
+		s.PutCode(ctx, &as.AuthCode{Hash: id}, time.Hour),
+		s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour),
 		s.IssueRefresh(ctx, id, "c", id, time.Hour),
-		s.PutUpstream(ctx, id, &authz.Sealed{KeyID: "k"}, time.Hour),
+		s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, time.Hour),
 		s.Approve(ctx, id, "c", "r", nil, time.Hour),
 		s.RevokeGrant(ctx, newID()),
 	} {
@@ -305,11 +307,11 @@ func TestRevocationLifetime(t *testing.T) {
 		kept time.Duration
 	}{
 		{"unknown grant", func(string) error { return nil }, RevocationTTL},
-		{"short-lived grant", func(id string) error { return s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour) }, RevocationTTL},
-		{"long-lived grant", func(id string) error { return s.PutGrant(ctx, &authz.Grant{ID: id}, 30*24*time.Hour) }, 30 * 24 * time.Hour},
+		{"short-lived grant", func(id string) error { return s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour) }, RevocationTTL},
+		{"long-lived grant", func(id string) error { return s.PutGrant(ctx, &as.Grant{ID: id}, 30*24*time.Hour) }, 30 * 24 * time.Hour},
 		{"long-lived refresh family", func(id string) error { return s.IssueRefresh(ctx, id, "c", newID(), 90*24*time.Hour) }, 90 * 24 * time.Hour},
 		{"long-lived upstream tokens", func(id string) error {
-			return s.PutUpstream(ctx, id, &authz.Sealed{KeyID: "k"}, 7*24*time.Hour)
+			return s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, 7*24*time.Hour)
 		}, 7 * 24 * time.Hour},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -347,7 +349,7 @@ func TestRevocationAcrossStores(t *testing.T) {
 
 	id, other := newID(), newID()
 	for _, g := range []string{id, other} {
-		if err := a.PutGrant(ctx, &authz.Grant{ID: g}, time.Hour); err != nil {
+		if err := a.PutGrant(ctx, &as.Grant{ID: g}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := b.GrantRevoked(ctx, g); err != nil || r {
@@ -474,7 +476,7 @@ func TestRedisDown(t *testing.T) {
 	ctx := ctxFor(t)
 	id, hash := newID(), newID()
 	for _, err := range []error{
-		s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour),
+		s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour),
 		s.IssueRefresh(ctx, id, "c", hash, time.Hour),
 	} {
 		if err != nil {
@@ -491,7 +493,7 @@ func TestRedisDown(t *testing.T) {
 		call func(ctx context.Context) error
 	}{
 		{"CreateClient", func(ctx context.Context) error {
-			return s.CreateClient(ctx, &authz.Client{ClientID: newID()}, time.Hour)
+			return s.CreateClient(ctx, &as.Client{ClientID: newID()}, time.Hour)
 		}},
 		{"GetClient", func(ctx context.Context) error { _, err := s.GetClient(ctx, newID()); return err }},
 		{"TakePending", func(ctx context.Context) error { _, err := s.TakePending(ctx, newID()); return err }},
@@ -501,7 +503,7 @@ func TestRedisDown(t *testing.T) {
 		{"GrantRevoked", func(ctx context.Context) error { _, err := s.GrantRevoked(ctx, newID()); return err }},
 		{"LookupRefresh", func(ctx context.Context) error { _, _, err := s.LookupRefresh(ctx, hash); return err }},
 		{"RotateRefresh", func(ctx context.Context) error {
-			_, _, err := s.RotateRefresh(ctx, authz.RefreshRotation{PresentedHash: hash, NewHash: newID(), ClientID: "c", TTL: time.Hour})
+			_, _, err := s.RotateRefresh(ctx, as.RefreshRotation{PresentedHash: hash, NewHash: newID(), ClientID: "c", TTL: time.Hour})
 			return err
 		}},
 		{"GetUpstream", func(ctx context.Context) error { _, err := s.GetUpstream(ctx, id); return err }},
@@ -569,20 +571,20 @@ func TestReusedRevokes(t *testing.T) {
 	ctx := ctxFor(t)
 	id, t0 := newID(), newID()
 	for _, err := range []error{
-		s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour),
-		s.PutUpstream(ctx, id, &authz.Sealed{KeyID: "k"}, time.Hour),
+		s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour),
+		s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, time.Hour),
 		s.IssueRefresh(ctx, id, "c", t0, time.Hour),
 	} {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	r := authz.RefreshRotation{PresentedHash: t0, NewHash: newID(), ClientID: "c", TTL: time.Hour}
-	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+	r := as.RefreshRotation{PresentedHash: t0, NewHash: newID(), ClientID: "c", TTL: time.Hour}
+	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 		t.Fatalf("RotateRefresh = %v, %v; want Rotated", res, err)
 	}
 	r.NewHash = newID()
-	if g, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Reused || g != id {
+	if g, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Reused || g != id {
 		t.Fatalf("RotateRefresh(reused) = %q, %v, %v; want %q, Reused, nil", g, res, err, id)
 	}
 	if revoked, err := s.GrantRevoked(ctx, id); err != nil || !revoked {
@@ -608,7 +610,7 @@ func TestRetried(t *testing.T) {
 
 	t.Run("TakeCode", func(t *testing.T) {
 		hash := newID()
-		if err := s.PutCode(ctx, &authz.AuthCode{Hash: hash, GrantID: "g"}, time.Hour); err != nil {
+		if err := s.PutCode(ctx, &as.AuthCode{Hash: hash, GrantID: "g"}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		keys, op := []string{s.key("code", hash)}, opID()
@@ -645,9 +647,9 @@ func TestRetried(t *testing.T) {
 		if err := s.IssueRefresh(ctx, id, "c", t0, time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		r := authz.RefreshRotation{PresentedHash: t0, NewHash: newID(), ClientID: "c", TTL: time.Hour}
+		r := as.RefreshRotation{PresentedHash: t0, NewHash: newID(), ClientID: "c", TTL: time.Hour}
 		for i := range 2 {
-			if g, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated || g != id {
+			if g, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated || g != id {
 				t.Errorf("RotateRefresh #%d = %q, %v, %v; want %q, Rotated, nil", i+1, g, res, err, id)
 			}
 		}
@@ -672,8 +674,8 @@ func TestFamilyBounded(t *testing.T) {
 	}
 	const rotations = MaxFamilyTokens + 10
 	for i := range rotations {
-		r := authz.RefreshRotation{PresentedHash: tok(i), NewHash: tok(i + 1), ClientID: "c", Grace: time.Minute, TTL: time.Hour}
-		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+		r := as.RefreshRotation{PresentedHash: tok(i), NewHash: tok(i + 1), ClientID: "c", Grace: time.Minute, TTL: time.Hour}
+		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 			t.Fatalf("rotation %d = %v, %v; want Rotated", i, res, err)
 		}
 	}
@@ -710,25 +712,25 @@ func TestRoundTrips(t *testing.T) {
 		want int64
 	}
 	ops := []op{
-		{"CreateClient", func(id string) error { return s.CreateClient(ctx, &authz.Client{ClientID: id}, time.Hour) }, 1},
+		{"CreateClient", func(id string) error { return s.CreateClient(ctx, &as.Client{ClientID: id}, time.Hour) }, 1},
 		{"GetClient", func(id string) error { _, err := s.GetClient(ctx, id); return err }, 1},
 		{"TouchClient", func(id string) error { return s.TouchClient(ctx, id, time.Hour) }, 1},
-		{"PutPending", func(id string) error { return s.PutPending(ctx, &authz.PendingAuth{ID: id}, time.Hour) }, 1},
+		{"PutPending", func(id string) error { return s.PutPending(ctx, &as.PendingAuth{ID: id}, time.Hour) }, 1},
 		{"GetPending", func(id string) error { _, err := s.GetPending(ctx, id); return err }, 1},
 		{"TakePending", func(id string) error { _, err := s.TakePending(ctx, id); return err }, 1},
-		{"PutCode", func(id string) error { return s.PutCode(ctx, &authz.AuthCode{Hash: id}, time.Hour) }, 1},
+		{"PutCode", func(id string) error { return s.PutCode(ctx, &as.AuthCode{Hash: id}, time.Hour) }, 1},
 		{"TakeCode", func(id string) error { _, err := s.TakeCode(ctx, id); return err }, 1},
-		{"PutGrant", func(id string) error { return s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour) }, 1},
+		{"PutGrant", func(id string) error { return s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour) }, 1},
 		{"GetGrant", func(id string) error { _, err := s.GetGrant(ctx, id); return err }, 1},
 		{"GrantRevoked (miss)", func(id string) error { _, err := s.GrantRevoked(ctx, id); return err }, 1},
 		{"GrantRevoked (cached)", func(id string) error { _, err := s.GrantRevoked(ctx, id); return err }, 0},
 		{"IssueRefresh", func(id string) error { return s.IssueRefresh(ctx, id, "c", id+"-0", time.Hour) }, 2},
 		{"LookupRefresh", func(id string) error { _, _, err := s.LookupRefresh(ctx, id+"-0"); return err }, 2},
 		{"RotateRefresh", func(id string) error {
-			_, _, err := s.RotateRefresh(ctx, authz.RefreshRotation{PresentedHash: id + "-0", NewHash: id + "-1", TTL: time.Hour})
+			_, _, err := s.RotateRefresh(ctx, as.RefreshRotation{PresentedHash: id + "-0", NewHash: id + "-1", TTL: time.Hour})
 			return err
 		}, 3},
-		{"PutUpstream", func(id string) error { return s.PutUpstream(ctx, id, &authz.Sealed{}, time.Hour) }, 1},
+		{"PutUpstream", func(id string) error { return s.PutUpstream(ctx, id, &upstream.Sealed{}, time.Hour) }, 1},
 		{"GetUpstream", func(id string) error { _, err := s.GetUpstream(ctx, id); return err }, 1},
 		{"DeleteUpstream", func(id string) error { return s.DeleteUpstream(ctx, id) }, 1},
 		{"Approve", func(id string) error { return s.Approve(ctx, id, "c", "r", nil, time.Hour) }, 1},
@@ -763,7 +765,7 @@ func TestRefreshHashCollision(t *testing.T) {
 	if err := s.IssueRefresh(ctx, newID(), "c", a0, time.Hour); err == nil {
 		t.Errorf("IssueRefresh with another family's token succeeded")
 	}
-	r := authz.RefreshRotation{PresentedHash: a0, NewHash: b0, ClientID: "c", TTL: time.Hour}
+	r := as.RefreshRotation{PresentedHash: a0, NewHash: b0, ClientID: "c", TTL: time.Hour}
 	if _, res, err := s.RotateRefresh(ctx, r); err == nil {
 		t.Errorf("RotateRefresh to another family's token = %v, nil; want an error", res)
 	}
@@ -774,7 +776,7 @@ func TestRefreshHashCollision(t *testing.T) {
 		}
 	}
 	r.NewHash = newID()
-	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 		t.Errorf("RotateRefresh after refused ones = %v, %v; want Rotated", res, err)
 	}
 }
@@ -808,18 +810,18 @@ func TestBadInput(t *testing.T) {
 		want error
 	}{
 		{"CreateClient nil", s.CreateClient(ctx, nil, time.Hour), errNilRecord},
-		{"CreateClient ttl", s.CreateClient(ctx, &authz.Client{ClientID: "c"}, 0), errNoTTL},
+		{"CreateClient ttl", s.CreateClient(ctx, &as.Client{ClientID: "c"}, 0), errNoTTL},
 		{"TouchClient ttl", s.TouchClient(ctx, "c", -time.Second), errNoTTL},
 		{"PutPending nil", s.PutPending(ctx, nil, time.Hour), errNilRecord},
-		{"PutPending ttl", s.PutPending(ctx, &authz.PendingAuth{ID: "p"}, 0), errNoTTL},
+		{"PutPending ttl", s.PutPending(ctx, &as.PendingAuth{ID: "p"}, 0), errNoTTL},
 		{"PutCode nil", s.PutCode(ctx, nil, time.Hour), errNilRecord},
-		{"PutCode ttl", s.PutCode(ctx, &authz.AuthCode{Hash: "h"}, 0), errNoTTL},
+		{"PutCode ttl", s.PutCode(ctx, &as.AuthCode{Hash: "h"}, 0), errNoTTL},
 		{"PutGrant nil", s.PutGrant(ctx, nil, time.Hour), errNilRecord},
-		{"PutGrant ttl", s.PutGrant(ctx, &authz.Grant{ID: "g"}, 0), errNoTTL},
+		{"PutGrant ttl", s.PutGrant(ctx, &as.Grant{ID: "g"}, 0), errNoTTL},
 		{"IssueRefresh ttl", s.IssueRefresh(ctx, "g", "c", "h", 0), errNoTTL},
-		{"RotateRefresh ttl", func() error { _, _, err := s.RotateRefresh(ctx, authz.RefreshRotation{}); return err }(), errNoTTL},
+		{"RotateRefresh ttl", func() error { _, _, err := s.RotateRefresh(ctx, as.RefreshRotation{}); return err }(), errNoTTL},
 		{"PutUpstream nil", s.PutUpstream(ctx, "g", nil, time.Hour), errNilRecord},
-		{"PutUpstream ttl", s.PutUpstream(ctx, "g", &authz.Sealed{}, 0), errNoTTL},
+		{"PutUpstream ttl", s.PutUpstream(ctx, "g", &upstream.Sealed{}, 0), errNoTTL},
 		{"Approve ttl", s.Approve(ctx, "s", "c", "r", nil, 0), errNoTTL},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
 // A refresh token is found by its hash alone, so its index entry
@@ -44,7 +45,7 @@ func (s *Store) IssueRefresh(ctx context.Context, grantID, clientID, hash string
 // RevokeGrant does: the caller revokes it too, but a revocation that
 // depended on the caller could be lost between the two (a crash, or a
 // reply lost on the network).
-func (s *Store) RotateRefresh(ctx context.Context, r authz.RefreshRotation) (_ string, _ authz.RotateResult, err error) {
+func (s *Store) RotateRefresh(ctx context.Context, r as.RefreshRotation) (_ string, _ as.RotateResult, err error) {
 	if r.TTL <= 0 {
 		return "", 0, errNoTTL
 	}
@@ -74,10 +75,10 @@ func (s *Store) RotateRefresh(ctx context.Context, r authz.RefreshRotation) (_ s
 	if len(res) != 1 {
 		return "", 0, fmt.Errorf("unexpected reply %v", res)
 	}
-	switch rr := authz.RotateResult(res[0]); rr {
-	case authz.Rotated, authz.RotatedInGrace:
+	switch rr := as.RotateResult(res[0]); rr {
+	case as.Rotated, as.RotatedInGrace:
 		return grantID, rr, nil
-	case authz.Reused:
+	case as.Reused:
 		s.cache.revoked(grantID)
 		s.unclaimRefresh(ctx, r.NewHash)
 		return grantID, rr, nil

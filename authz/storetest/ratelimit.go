@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
 // A Limiter is one rate limiter under test and control of its clock.
 type Limiter struct {
-	RateLimiter authz.RateLimiter
+	RateLimiter as.RateLimiter
 	// Advance lets at least d pass on the limiter's clock: a fake clock
 	// moves, a real one (Redis) sleeps. REQUIRED.
 	Advance func(d time.Duration)

@@ -15,7 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/resource"
 	"github.com/remotemcp/remotemcp/cmd/remotemcp/fixtures"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/mcpserver/memstore"
@@ -156,7 +156,7 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 	mux := http.NewServeMux()
 	var endpoint http.Handler = mcpHandler
 	if cfg.Auth != "none" {
-		var verify authz.Verifier
+		var verify resource.Verifier
 		var err error
 		if px != nil {
 			verify = px.issuer.Verify
@@ -169,26 +169,26 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 			return nil, err
 		}
 		read, write := cfg.ScopeRead, cfg.ScopeWrite
-		var rules []authz.Rule
+		var rules []resource.Rule
 		for name, scopes := range toolScopes {
-			rules = append(rules, authz.Rule{Method: "tools/call", Name: name, Scopes: scopes})
+			rules = append(rules, resource.Rule{Method: "tools/call", Name: name, Scopes: scopes})
 		}
 		for name, scopes := range prm.Scopes {
-			rules = append(rules, authz.Rule{Method: "prompts/get", Name: name, Scopes: scopes},
-				authz.Rule{Method: "completion/complete", Name: name, Scopes: scopes})
+			rules = append(rules, resource.Rule{Method: "prompts/get", Name: name, Scopes: scopes},
+				resource.Rule{Method: "completion/complete", Name: name, Scopes: scopes})
 		}
 		for pattern, scopes := range res.Scopes {
 			for _, m := range []string{"resources/read", "resources/subscribe", "resources/unsubscribe", "completion/complete"} {
-				rules = append(rules, authz.Rule{Method: m, Name: pattern, Scopes: scopes})
+				rules = append(rules, resource.Rule{Method: m, Name: pattern, Scopes: scopes})
 			}
 		}
 		// A listen stream may subscribe to notes; it needs the read scope.
-		rules = append(rules, authz.Rule{Method: "subscriptions/listen", Scopes: []string{read}})
+		rules = append(rules, resource.Rule{Method: "subscriptions/listen", Scopes: []string{read}})
 		metadataURL := wellknown.MetadataURL(cfg.endpoint())
-		endpoint = authz.RequireBearer(verify, &authz.BearerOptions{
+		endpoint = resource.RequireBearer(verify, &resource.BearerOptions{
 			ResourceMetadataURL: metadataURL,
 			Scopes:              []string{read},
-			Policy:              authz.NewScopePolicy(rules, map[string][]string{write: {read}}),
+			Policy:              resource.NewScopePolicy(rules, map[string][]string{write: {read}}),
 			MaxBodyBytes:        cfg.MaxBodyBytes,
 			Logger:              log.With("component", "authz"),
 		})(mcpHandler)

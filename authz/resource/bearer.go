@@ -1,0 +1,220 @@
+package resource
+
+import (
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
+
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+)
+
+// A Verifier checks an access token. It returns an error wrapping
+// ErrInvalidToken for a token it refuses and ErrUnavailable when it cannot
+// decide right now.
+type Verifier func(ctx context.Context, token string) (*auth.TokenInfo, error)
+
+// BearerOptions configures RequireBearer.
+type BearerOptions struct {
+	// ResourceMetadataURL is the RFC 9728 metadata URL put in every
+	// challenge. REQUIRED.
+	ResourceMetadataURL string
+	// Scopes is the scope= of a 401 challenge: what basic use needs.
+	Scopes []string
+	// Policy names the scopes each operation needs; nil means none.
+	Policy *ScopePolicy
+	// MaxBodyBytes bounds the body read to find the operation. Default 4 MiB.
+	MaxBodyBytes int64
+	// Logger receives refused requests (never the token); nil discards.
+	Logger *slog.Logger
+}
+
+// RequireBearer returns the middleware that authenticates every request of
+// the MCP endpoint, of both protocol eras. On success the token's TokenInfo
+// reaches the MCP layer through the go-sdk's auth.RequireBearerToken, which
+// is the only way to fill req.Extra.TokenInfo; the challenges are written
+// here because that middleware omits RFC 6750's error= (go-sdk #1134).
+func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http.Handler {
+	if verify == nil || opts == nil || opts.ResourceMetadataURL == "" {
+		panic("authz: RequireBearer needs a verifier and ResourceMetadataURL")
+	}
+	o := *opts
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 4 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	// The go-sdk middleware re-reads the header; by then the token is
+	// verified, so its verifier just hands over what we found.
+	fill := auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+		if ti, ok := ctx.Value(verifiedKey{}).(*auth.TokenInfo); ok {
+			return ti, nil
+		}
+		return nil, auth.ErrInvalidToken
+	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true, ClockSkew: 24 * time.Hour})
+
+	return func(next http.Handler) http.Handler {
+		filled := fill(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodOptions {
+				next.ServeHTTP(w, r) // CORS preflight carries no credentials
+				return
+			}
+			c := challenge{w: w, o: &o}
+			if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
+				c.write(http.StatusBadRequest, authz.InvalidRequest, "send the access token in the Authorization header, not the URL", nil)
+				return
+			}
+			token, err := bearerToken(r.Header.Values("Authorization"))
+			if errors.Is(err, errNoToken) {
+				c.write(http.StatusUnauthorized, "", "", o.Scopes)
+				return
+			}
+			if err != nil {
+				c.write(http.StatusBadRequest, authz.InvalidRequest, err.Error(), nil)
+				return
+			}
+			info, err := verify(r.Context(), token)
+			switch {
+			case errors.Is(err, authz.ErrUnavailable):
+				o.Logger.Warn("token verification unavailable", "error", err)
+				w.Header().Set("Retry-After", "5")
+				http.Error(w, "authorization temporarily unavailable; retry shortly", http.StatusServiceUnavailable)
+				return
+			case errors.Is(err, authz.ErrInvalidToken) || errors.Is(err, auth.ErrInvalidToken):
+				o.Logger.Info("token refused", "reason", tokencheck.Description(err), "token", authz.Fingerprint(token))
+				c.write(http.StatusUnauthorized, authz.InvalidToken, tokencheck.Description(err), o.Scopes)
+				return
+			case err != nil:
+				// Not a verdict on the token: never show the cause.
+				o.Logger.Error("token verification failed", "error", err, "token", authz.Fingerprint(token))
+				w.Header().Set("Cache-Control", "no-store")
+				http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+				return
+			}
+			if o.Policy != nil && r.Method == http.MethodPost {
+				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.MaxBodyBytes))
+				if err != nil {
+					http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				ops, err := operations(body)
+				if err != nil {
+					c.write(http.StatusBadRequest, authz.InvalidRequest, err.Error(), nil)
+					return
+				}
+				if need := o.Policy.Required(ops); len(need) > 0 && !o.Policy.Satisfied(info.Scopes, need) {
+					c.write(http.StatusForbidden, authz.InsufficientScope,
+						"this operation needs the scopes: "+strings.Join(need, " "), need)
+					return
+				}
+			}
+			filled.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), verifiedKey{}, info)))
+		})
+	}
+}
+
+type verifiedKey struct{}
+
+// challenge writes RFC 6750 §3 responses.
+type challenge struct {
+	w http.ResponseWriter
+	o *BearerOptions
+}
+
+func (c challenge) write(status int, code authz.Code, desc string, scopes []string) {
+	params := []string{"resource_metadata=" + quote(c.o.ResourceMetadataURL)}
+	if len(scopes) > 0 {
+		params = append(params, "scope="+quote(strings.Join(scopes, " ")))
+	}
+	if code != "" {
+		params = append(params, "error="+quote(string(code)))
+	}
+	if desc != "" {
+		params = append(params, "error_description="+quote(desc))
+	}
+	h := c.w.Header()
+	h.Set("WWW-Authenticate", "Bearer "+strings.Join(params, ", "))
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	c.w.WriteHeader(status)
+	body := map[string]string{}
+	if code != "" {
+		body["error"] = string(code)
+	} else {
+		body["error"] = "unauthorized"
+	}
+	if desc != "" {
+		body["error_description"] = desc
+	} else {
+		body["error_description"] = "this MCP server needs an access token; see resource_metadata in WWW-Authenticate"
+	}
+	json.NewEncoder(c.w).Encode(body)
+}
+
+var errNoToken = errors.New("no bearer token")
+
+// bearerToken extracts the token of an RFC 6750 §2.1 Authorization header.
+// No header, or another scheme, is errNoToken (401 without an error code);
+// a malformed Bearer header is an error for invalid_request.
+func bearerToken(values []string) (string, error) {
+	if len(values) == 0 {
+		return "", errNoToken
+	}
+	if len(values) > 1 {
+		return "", errors.New("send exactly one Authorization header")
+	}
+	v := values[0]
+	scheme, token, found := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", errNoToken
+	}
+	token = strings.TrimLeft(token, " ")
+	if !found || token == "" {
+		return "", errors.New("the Bearer authorization header has no token")
+	}
+	if len(token) > 16<<10 {
+		return "", errors.New("the access token is too long")
+	}
+	// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+	trimmed := strings.TrimRight(token, "=")
+	if trimmed == "" {
+		return "", errors.New("the access token is malformed")
+	}
+	for i := 0; i < len(trimmed); i++ {
+		ch := trimmed[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-._~+/", ch) >= 0) {
+			return "", errors.New("the access token is malformed")
+		}
+	}
+	return token, nil
+}
+
+// quote renders an auth-param value as an RFC 7235 quoted-string.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			// Control characters cannot appear in a header; drop them.
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
