@@ -49,7 +49,7 @@ type MetadataFetcherOptions struct {
 	// 5s.
 	Timeout time.Duration
 	// MaxBytes bounds a document. Default, and at most,
-	// MaxClientMetadataBytes (ParseClientMetadata refuses more anyway).
+	// maxClientMetadataBytes (parseClientMetadata refuses more anyway).
 	MaxBytes int64
 	// MinCache and MaxCache clamp how long a fetched document is reused,
 	// whatever its HTTP caching headers say. MinCache (default 1 minute)
@@ -233,7 +233,7 @@ func orDefault(v, def time.Duration) time.Duration {
 // clientID is not a valid document URL or the document could not be
 // fetched (unreachable, refused address, redirect, status other than 200,
 // not JSON, too large); invalid_client_metadata or invalid_redirect_uri,
-// from ParseClientMetadata and ValidateMetadataDocument, when the document
+// from parseClientMetadata and validateMetadataDocument, when the document
 // is not valid; temporarily_unavailable when too many documents were being
 // fetched at once for this one to start within Timeout (the only failure
 // not remembered for NegativeCache). If ctx ends before the fetch does, Fetch returns ctx's
@@ -425,7 +425,7 @@ func (f *MetadataFetcher) fetch(ctx context.Context, clientID string) (*Client, 
 	return &Client{ClientID: clientID, Metadata: *doc, IssuedAt: now}, ttl, nil
 }
 
-// validateDocument is ValidateMetadataDocument, which only knows https,
+// validateDocument is validateMetadataDocument, which only knows https,
 // extended to the loopback http URLs that AllowLoopbackHTTP admits:
 // client_id is compared with the http URL itself, and the rest is checked
 // as for the same URL in https.
@@ -449,7 +449,7 @@ func hasSchemeFold(raw, scheme string) bool {
 }
 
 // checkClientIDURL says what is wrong with a client_id to fetch as a
-// metadata document, or "": the rules of ValidateMetadataDocument (https,
+// metadata document, or "": the rules of validateMetadataDocument (https,
 // a host, a path other than "/", no userinfo, fragment or dot segments),
 // and, when allowLoopbackHTTP, the same rules for an http URL whose host is
 // 127.0.0.1, [::1] or localhost.

@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 )
 
-// MaxClientMetadataBytes bounds a registration request body or a client
+// maxClientMetadataBytes bounds a registration request body or a client
 // metadata document; the HTTP handler should cut the body at this size
 // with http.MaxBytesReader.
 const maxClientMetadataBytes = 16 << 10
@@ -37,14 +37,14 @@ const (
 
 // ClientMetadata is the metadata of an OAuth client: the body of an RFC 7591
 // §2 registration request, and of a Client ID Metadata Document (CIMD). JSON
-// names are those of RFC 7591 §2. ParseClientMetadata fills the defaults,
+// names are those of RFC 7591 §2. parseClientMetadata fills the defaults,
 // so a parsed value always has TokenEndpointAuthMethod, GrantTypes,
 // ResponseTypes and ApplicationType set.
 //
 // [RFC 7591 §2]: https://www.rfc-editor.org/rfc/rfc7591#section-2
 type ClientMetadata struct {
 	// RedirectURIs is the JSON "redirect_uris". REQUIRED, 1-10 entries,
-	// each valid for ValidateRedirectURI.
+	// each valid for validateRedirectURI.
 	RedirectURIs []string `json:"redirect_uris"`
 	// TokenEndpointAuthMethod is the JSON "token_endpoint_auth_method":
 	// none (the default), client_secret_basic or client_secret_post.
@@ -86,13 +86,13 @@ type ClientMetadata struct {
 	ClientID string `json:"client_id,omitempty"`
 }
 
-// ParseClientMetadata parses and validates client metadata, from a
+// parseClientMetadata parses and validates client metadata, from a
 // registration request or a metadata document, and fills the defaults. It
 // returns an *Error: invalid_redirect_uri for a problem with redirect_uris,
 // invalid_client_metadata for anything else, with a description naming the
 // field.
 //
-// The body must be one JSON object of at most MaxClientMetadataBytes. Field
+// The body must be one JSON object of at most maxClientMetadataBytes. Field
 // names match exactly (encoding/json's case-insensitive matching is not
 // used), a known field may appear only once, unknown fields are ignored,
 // and null is the same as absent. Rules: see the ClientMetadata fields;
@@ -346,8 +346,8 @@ func dedupe(in []string) []string {
 	return out
 }
 
-// ValidateMetadataDocument checks a Client ID Metadata Document, already
-// parsed with ParseClientMetadata, fetched from documentURL (the client_id
+// validateMetadataDocument checks a Client ID Metadata Document, already
+// parsed with parseClientMetadata, fetched from documentURL (the client_id
 // of the authorization request). It returns an *Error
 // invalid_client_metadata (invalid_redirect_uri for a redirect URI) which
 // the authorization endpoint shows to the user, never to a redirect URI.

@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// nativeDefaults is what ParseClientMetadata fills for a native client
+// nativeDefaults is what parseClientMetadata fills for a native client
 // that sends only redirect_uris.
 func nativeDefaults(redirects ...string) *ClientMetadata {
 	return &ClientMetadata{

@@ -12,14 +12,14 @@ import (
 // 256 bits, past any guessing.
 const opaqueTokenBytes = 32
 
-// NewRefreshToken returns a new opaque refresh token, 32 bytes from r
-// (crypto/rand.Reader if nil) in base64url, and its HashToken. Store only
+// newRefreshToken returns a new opaque refresh token, 32 bytes from r
+// (crypto/rand.Reader if nil) in base64url, and its hashToken. Store only
 // the hash: a leaked store then yields no usable token.
 func newRefreshToken(r io.Reader) (token, hash string, err error) {
 	return newOpaqueToken(r)
 }
 
-// NewAuthorizationCode returns a new authorization code and its HashToken,
+// newAuthorizationCode returns a new authorization code and its hashToken,
 // made like a refresh token.
 func newAuthorizationCode(r io.Reader) (code, hash string, err error) {
 	return newOpaqueToken(r)
@@ -36,7 +36,7 @@ func newOpaqueToken(r io.Reader) (token, hash string, err error) {
 	return token, hashToken(token), nil
 }
 
-// HashToken is the storage key of an opaque token: the base64url SHA-256 of
+// hashToken is the storage key of an opaque token: the base64url SHA-256 of
 // the token. A plain hash suffices because the tokens carry 256 random
 // bits: there is nothing to brute-force.
 func hashToken(token string) string {

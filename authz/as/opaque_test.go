@@ -50,7 +50,7 @@ func TestTokensNewRefreshToken(t *testing.T) {
 }
 
 func TestTokensHashToken(t *testing.T) {
-	// HashToken is the S256 transform of RFC 7636, so its Appendix B
+	// hashToken is the S256 transform of RFC 7636, so its Appendix B
 	// example is a known answer.
 	if got := hashToken(rfcVerifier); got != rfcChallenge {
 		t.Errorf("HashToken = %q, want %q", got, rfcChallenge)

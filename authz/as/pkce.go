@@ -8,16 +8,16 @@ import (
 	"fmt"
 )
 
-// ErrInvalidPKCE marks PKCE parameters that were refused. Its message is
+// errInvalidPKCE marks PKCE parameters that were refused. Its message is
 // safe to show the client as error_description: it never quotes them.
 var errInvalidPKCE = errors.New("invalid PKCE parameters")
 
-// MethodS256 is the only code_challenge_method accepted ([RFC 7636 §4.2]).
+// methodS256 is the only code_challenge_method accepted ([RFC 7636 §4.2]).
 //
 // [RFC 7636 §4.2]: https://www.rfc-editor.org/rfc/rfc7636#section-4.2
 const methodS256 = "S256"
 
-// ValidateCodeChallenge checks the code_challenge and code_challenge_method
+// validateCodeChallenge checks the code_challenge and code_challenge_method
 // of an authorization request ([RFC 7636 §4.3]). The method must be exactly
 // S256: "plain" and a missing method are refused, because either would let
 // an attacker who sees the authorization request also redeem the code (a
@@ -47,7 +47,7 @@ func validateCodeChallenge(challenge, method string) error {
 // challengeLen is the length of an unpadded base64url SHA-256 digest.
 const challengeLen = 43
 
-// VerifyPKCE reports whether verifier is a well-formed code_verifier
+// verifyPKCE reports whether verifier is a well-formed code_verifier
 // ([RFC 7636 §4.1]: 43 to 128 characters of [A-Za-z0-9-._~]) whose S256
 // transform ([RFC 7636 §4.6]) equals challenge. The comparison takes
 // constant time.

@@ -11,7 +11,7 @@ import (
 
 // Behind a load balancer, count requests against the client address the
 // balancer saw, and believe X-Forwarded-For only from the balancer itself.
-// The RateLimits go in ServerOptions.RateLimits, with a Limiter shared by
+// The RateLimits go in Options.RateLimits, with a Limiter shared by
 // every replica (redisstore.NewRateLimiter).
 func ExampleForwardedFor() {
 	rl := as.RateLimits{

@@ -79,13 +79,13 @@ type redirectInfo struct {
 }
 
 // native reports whether the URI only suits a native app: a loopback host
-// or a private-use scheme. ParseClientMetadata uses it to default
+// or a private-use scheme. parseClientMetadata uses it to default
 // application_type.
 func (i redirectInfo) native() bool {
 	return i.loopbackHost || i.kind == redirectPrivateUse
 }
 
-// ValidateRedirectURI checks a redirect URI at registration, following
+// validateRedirectURI checks a redirect URI at registration, following
 // RFC 8252 (native apps) and OAuth 2.1 §2.3.1. applicationType is
 // ApplicationTypeNative, ApplicationTypeWeb, or "" when not yet known, which
 // accepts what either type accepts. A refused URI gives an *Error
@@ -132,7 +132,7 @@ func validateRedirectURI(raw string, applicationType string) error {
 	return nil
 }
 
-// checkRedirectURI applies ValidateRedirectURI's rules; it returns the
+// checkRedirectURI applies validateRedirectURI's rules; it returns the
 // reason for a refusal, or "" and what it learnt.
 func checkRedirectURI(raw, applicationType string) (redirectInfo, string) {
 	if reason := checkURIText(raw); reason != "" {
@@ -342,7 +342,7 @@ func showURI(s string) string {
 	return b.String()
 }
 
-// MatchRedirectURI finds the registered redirect URI that allows requested
+// matchRedirectURI finds the registered redirect URI that allows requested
 // at the authorization endpoint, and returns it; the response goes to
 // requested itself. The match is by exact string (no case folding, no
 // trailing-slash tolerance, no prefix or wildcard), with one exception

@@ -39,7 +39,7 @@ type TokenVault interface {
 	Put(ctx context.Context, grantID string, tok *oauth2.Token) error
 }
 
-// ServerOptions configures a Server. Stores, Tokens, Upstream and Vault are
+// Options configures a Server. Stores, Tokens, Upstream and Vault are
 // REQUIRED; zero durations mean the documented defaults.
 type Options struct {
 	// Issuer is our issuer identifier: the public base URL, exactly as
@@ -135,7 +135,7 @@ const (
 	PathJWKS       = "/jwks"
 )
 
-// NewServer builds a Server; it panics on a missing dependency (a wiring
+// New builds a Server; it panics on a missing dependency (a wiring
 // mistake) and returns an error for a bad value.
 func New(opts Options) (*Server, error) {
 	for name, dep := range map[string]any{"ClientStore": opts.Clients, "PendingAuthStore": opts.Pending, "CodeStore": opts.Codes,

@@ -22,7 +22,7 @@ var (
 // clients are cached, not stored).
 type Client struct {
 	ClientID string `json:"client_id"`
-	// SecretHash is HashToken of the client secret of a confidential
+	// SecretHash is hashToken of the client secret of a confidential
 	// client; empty for a public client (token_endpoint_auth_method none).
 	SecretHash string         `json:"secret_hash,omitempty"`
 	Metadata   ClientMetadata `json:"metadata"`
@@ -56,7 +56,7 @@ type PendingAuth struct {
 	// AutoApprovedFor is the subject whose remembered approval applied,
 	// if one did: the callback refuses an upstream login as anyone else.
 	AutoApprovedFor string `json:"auto_approved_for,omitempty"`
-	// UpstreamStateHash is HashToken of the secret part of the state we
+	// UpstreamStateHash is hashToken of the secret part of the state we
 	// sent upstream.
 	UpstreamStateHash string `json:"upstream_state_hash,omitempty"`
 	// UpstreamVerifier is our PKCE verifier towards the upstream.
@@ -76,7 +76,7 @@ type PendingAuthStore interface {
 	TakePending(ctx context.Context, id string) (*PendingAuth, error)
 }
 
-// An AuthCode is our authorization code, stored under HashToken of the code and
+// An AuthCode is our authorization code, stored under hashToken of the code and
 // bound to everything the token request must repeat.
 type AuthCode struct {
 	Hash          string    `json:"hash"`

@@ -1,3 +1,7 @@
+// Package authztest holds what the tests of several authz packages share:
+// a settable clock, signing keys and signed test tokens (JWTs in every
+// shape a verifier must refuse), and JSON goldens under -update. Only
+// tests import it.
 package authztest
 
 import (
@@ -26,12 +30,14 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
+// Issuer and Audience are the test tokens' authorization server and
+// resource.
 const (
 	Issuer   = "https://as.example.com"
 	Audience = "https://mcp.example.com/mcp"
 )
 
-// fakeClock is a settable clock. It starts at the real time (to the second)
+// Clock is a settable clock. It starts at the real time (to the second)
 // because the go-sdk's RequireBearerToken, behind RequireBearer, compares
 // TokenInfo.Expiration with the real clock.
 type Clock struct {
@@ -39,27 +45,31 @@ type Clock struct {
 	now time.Time
 }
 
+// NewClock returns a Clock at the current time, to the second.
 func NewClock() *Clock { return &Clock{now: time.Now().Truncate(time.Second)} }
 
+// Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
+// Advance moves the clock forward by d.
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
 
-// signingKey is a private JWK with its public half, kid and alg set.
+// A SigningKey is a private JWK with its public half, kid and alg set.
 type SigningKey struct {
 	Alg  jwa.SignatureAlgorithm
 	Priv jwk.Key
 	Pub  jwk.Key
 }
 
+// NewSigningKey wraps raw as a SigningKey with kid and alg.
 func NewSigningKey(t testing.TB, kid string, alg jwa.SignatureAlgorithm, raw crypto.Signer) SigningKey {
 	t.Helper()
 	priv, err := jwk.Import(raw)
@@ -79,6 +89,7 @@ func NewSigningKey(t testing.TB, kid string, alg jwa.SignatureAlgorithm, raw cry
 	return SigningKey{Alg: alg, Priv: priv, Pub: pub}
 }
 
+// NewECKey returns a new ES256 SigningKey.
 func NewECKey(t testing.TB, kid string) SigningKey {
 	t.Helper()
 	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -101,6 +112,8 @@ var rsaKeys = sync.OnceValues(func() ([2]*rsa.PrivateKey, error) {
 	return keys, nil
 })
 
+// NewRSAKey returns the i-th of two RSA keys (made once per process) as a
+// SigningKey for alg.
 func NewRSAKey(t testing.TB, kid string, i int, alg jwa.SignatureAlgorithm) SigningKey {
 	t.Helper()
 	keys, err := rsaKeys()
@@ -110,10 +123,12 @@ func NewRSAKey(t testing.TB, kid string, i int, alg jwa.SignatureAlgorithm) Sign
 	return NewSigningKey(t, kid, alg, keys[i])
 }
 
-// claims are a token's claims; with returns a copy with changes, where a nil
+// Claims are a token's claims; With returns a copy with changes, where a nil
 // value removes the claim.
 type Claims map[string]any
 
+// BaseClaims are the claims of a valid access token for Issuer and
+// Audience, issued at now.
 func BaseClaims(now time.Time) Claims {
 	return Claims{
 		"iss":       Issuer,
@@ -140,7 +155,7 @@ func (c Claims) With(kv ...any) Claims {
 	return out
 }
 
-// sign builds the token with jwt.NewBuilder and signs it with jwt.Sign. key
+// Sign builds the token with jwt.NewBuilder and signs it with jwt.Sign. key
 // is a private jwk.Key (its kid goes in the header) or HMAC bytes; hdr adds
 // protected headers, typ first among them.
 func Sign(t testing.TB, alg jwa.SignatureAlgorithm, key any, typ string, c Claims, hdr map[string]any) string {
@@ -171,13 +186,13 @@ func Sign(t testing.TB, alg jwa.SignatureAlgorithm, key any, typ string, c Claim
 	return string(out)
 }
 
-// signAT signs an at+jwt with k.
+// SignAT signs an at+jwt with k.
 func SignAT(t testing.TB, k SigningKey, c Claims) string {
 	t.Helper()
 	return Sign(t, k.Alg, k.Priv, "at+jwt", c, nil)
 }
 
-// signRaw signs a payload given as raw JSON, for claim shapes the builder
+// SignRaw signs a payload given as raw JSON, for claim shapes the builder
 // does not produce (aud as a single string).
 func SignRaw(t testing.TB, k SigningKey, payload string) string {
 	t.Helper()
@@ -192,7 +207,7 @@ func SignRaw(t testing.TB, k SigningKey, payload string) string {
 	return string(out)
 }
 
-// unsigned builds an alg "none" token by hand.
+// Unsigned builds an alg "none" token by hand.
 func Unsigned(t testing.TB, header map[string]any, c Claims) string {
 	t.Helper()
 	h, err := json.Marshal(header)
@@ -214,6 +229,7 @@ func Unsigned(t testing.TB, header map[string]any, c Claims) string {
 	return enc(h) + "." + enc(pb) + "."
 }
 
+// PublicPEM is the public half of k, PEM-encoded.
 func PublicPEM(t testing.TB, k SigningKey) []byte {
 	t.Helper()
 	var raw any
@@ -227,8 +243,8 @@ func PublicPEM(t testing.TB, k SigningKey) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-// The -update flag rewrites the goldens under testdata. Another test file
-// of the package may define it too, so it is looked up by
+// The -update flag rewrites the goldens under testdata. A test of the
+// importing package may define it too, so it is looked up by
 // name instead of held in a package variable: package-level flag.Bool
 // calls run before any init, and this one only defines the flag when
 // nobody else has.
@@ -252,7 +268,7 @@ func updatingGoldens() bool {
 	return b
 }
 
-// checkJSONGolden compares got with testdata/<name>.golden.json as JSON
+// CheckJSONGolden compares got with testdata/<name>.golden.json as JSON
 // values, rewriting the file first under -update.
 func CheckJSONGolden(t *testing.T, name string, got []byte) {
 	t.Helper()

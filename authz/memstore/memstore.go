@@ -75,7 +75,7 @@ type Options struct {
 
 // A Store holds every authz record in process memory. It implements
 // ClientStore, PendingAuthStore, CodeStore, GrantStore, RefreshStore,
-// UpstreamTokenStore and ConsentStore, and is safe for concurrent use.
+// upstream.TokenStore and ConsentStore, and is safe for concurrent use.
 type Store struct {
 	now func() time.Time
 
@@ -515,7 +515,7 @@ func (s *Store) unindexFamily(grantID string, f *family) {
 
 // Upstream tokens.
 
-// PutUpstream implements authz.UpstreamTokenStore. It replaces the tokens
+// PutUpstream implements upstream.TokenStore. It replaces the tokens
 // of the grant, and stores nothing for a revoked grant.
 func (s *Store) PutUpstream(_ context.Context, grantID string, sealed *upstream.Sealed, ttl time.Duration) error {
 	if sealed == nil {
@@ -535,7 +535,7 @@ func (s *Store) PutUpstream(_ context.Context, grantID string, sealed *upstream.
 	return nil
 }
 
-// GetUpstream implements authz.UpstreamTokenStore.
+// GetUpstream implements upstream.TokenStore.
 func (s *Store) GetUpstream(_ context.Context, grantID string) (*upstream.Sealed, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -546,7 +546,7 @@ func (s *Store) GetUpstream(_ context.Context, grantID string) (*upstream.Sealed
 	return cloneSealed(sealed), nil
 }
 
-// SwapUpstream implements authz.UpstreamTokenSwapper: it replaces the
+// SwapUpstream implements upstream.TokenSwapper: it replaces the
 // record only if it is still old.
 func (s *Store) SwapUpstream(_ context.Context, grantID string, old, sealed *upstream.Sealed, ttl time.Duration) (bool, error) {
 	if old == nil || sealed == nil {
@@ -574,7 +574,7 @@ func sameSealed(a, b *upstream.Sealed) bool {
 	return a.KeyID == b.KeyID && bytes.Equal(a.Nonce, b.Nonce) && bytes.Equal(a.Ciphertext, b.Ciphertext)
 }
 
-// DeleteUpstream implements authz.UpstreamTokenStore. Deleting what is not
+// DeleteUpstream implements upstream.TokenStore. Deleting what is not
 // there is not an error.
 func (s *Store) DeleteUpstream(_ context.Context, grantID string) error {
 	s.mu.Lock()

@@ -24,7 +24,7 @@
 //	p{consent:<sha256>}          string      Approve's                             JSON array of approved scopes; the key hashes subject, client_id, redirect_uri
 //	p revocations (channel)      pub/sub     -                                     grant IDs, published as they are revoked
 //
-// Token and code hashes are HashToken values: Redis never holds a token,
+// Token and code hashes are SHA-256 hashes (base64url): Redis never holds a token,
 // code or secret. All keys of one grant share the tag {grant:<grant_id>}.
 // A refresh token is found by its hash alone, so its index entry has its
 // own tag: operations on refresh tokens take two steps, each atomic in

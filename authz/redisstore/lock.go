@@ -19,7 +19,7 @@ import (
 // longer than TTL), holding a random token; unlocking deletes it only if
 // it still holds that token. A holder that stalls past the expiry may
 // lose the lock to another replica: the vault's compare-and-swap write
-// (authz.UpstreamTokenSwapper) is the fence that keeps it from
+// (upstream.TokenSwapper) is the fence that keeps it from
 // overwriting the newer token.
 type Locker struct {
 	rdb    redis.UniversalClient

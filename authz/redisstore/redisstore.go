@@ -66,7 +66,7 @@ type Options struct {
 
 // A Store holds every authz record in Redis. It implements ClientStore,
 // PendingAuthStore, CodeStore, GrantStore, RefreshStore,
-// UpstreamTokenStore and ConsentStore, and is safe for concurrent use.
+// upstream.TokenStore and ConsentStore, and is safe for concurrent use.
 // Close stops its revocation subscription.
 type Store struct {
 	rdb     redis.UniversalClient
@@ -341,7 +341,7 @@ func (s *Store) TakeCode(ctx context.Context, hash string) (_ *as.AuthCode, err 
 
 // Upstream tokens.
 
-// PutUpstream implements authz.UpstreamTokenStore. It replaces the tokens
+// PutUpstream implements upstream.TokenStore. It replaces the tokens
 // of the grant, and stores nothing for a revoked grant.
 func (s *Store) PutUpstream(ctx context.Context, grantID string, sealed *upstream.Sealed, ttl time.Duration) (err error) {
 	if sealed == nil {
@@ -364,13 +364,13 @@ func (s *Store) putUnlessRevoked(ctx context.Context, key, revoked string, rec a
 	return putUnlessRevokedScript.Run(ctx, s.rdb, []string{key, revoked}, b, millis(ttl)).Err()
 }
 
-// GetUpstream implements authz.UpstreamTokenStore.
+// GetUpstream implements upstream.TokenStore.
 func (s *Store) GetUpstream(ctx context.Context, grantID string) (_ *upstream.Sealed, err error) {
 	defer wrapf(&err, "redisstore: get upstream tokens of grant %s", grantID)
 	return get[upstream.Sealed](ctx, s.rdb, s.grantKeys(grantID).upstream)
 }
 
-// DeleteUpstream implements authz.UpstreamTokenStore. Deleting what is not
+// DeleteUpstream implements upstream.TokenStore. Deleting what is not
 // there is not an error.
 func (s *Store) DeleteUpstream(ctx context.Context, grantID string) (err error) {
 	defer wrapf(&err, "redisstore: delete upstream tokens of grant %s", grantID)

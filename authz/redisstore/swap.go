@@ -21,7 +21,7 @@ if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
 return 1`)
 
-// SwapUpstream implements authz.UpstreamTokenSwapper, in one round trip.
+// SwapUpstream implements upstream.TokenSwapper, in one round trip.
 func (s *Store) SwapUpstream(ctx context.Context, grantID string, old, sealed *upstream.Sealed, ttl time.Duration) (swapped bool, err error) {
 	if old == nil || sealed == nil {
 		return false, errNilRecord

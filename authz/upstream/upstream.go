@@ -21,7 +21,7 @@ import (
 	"golang.org/x/oauth2/endpoints"
 )
 
-// ErrUpstreamUnavailable marks a call to the upstream identity provider
+// ErrUnavailable marks a call to the upstream identity provider
 // that got no usable answer: a network error, a timeout, a 5xx, a 429, or a
 // body that cannot be read. It is retryable; the stored upstream tokens are
 // kept. Render it as 503 temporarily_unavailable, never as a reason to
@@ -45,7 +45,7 @@ type Identity struct {
 	Raw map[string]any
 }
 
-// UpstreamConfig is our registration at the upstream identity provider.
+// Config is our registration at the upstream identity provider.
 type Config struct {
 	// ClientID and ClientSecret are our client credentials upstream. They
 	// come from the environment or a file, never a flag.
@@ -101,11 +101,11 @@ const (
 	githubUserURL = "https://api.github.com/user"
 )
 
-// An UpstreamError is a failed call to the upstream identity provider. Its
+// An Error is a failed call to the upstream identity provider. Its
 // message holds only the operation, the HTTP status and the OAuth error
 // code: never a token, a code, a secret or the upstream's body (its cause,
 // reachable with errors.As, may hold the body; do not render that). It
-// matches ErrUpstreamUnavailable when the failure is transient.
+// matches ErrUnavailable when the failure is transient.
 type Error struct {
 	// Op is what failed: "discovery", "token exchange", "token refresh"
 	// or "userinfo".
@@ -139,7 +139,7 @@ func (e *Error) Error() string {
 	return msg
 }
 
-// Unwrap returns the cause, and ErrUpstreamUnavailable when the failure is
+// Unwrap returns the cause, and ErrUnavailable when the failure is
 // transient.
 func (e *Error) Unwrap() []error {
 	if e.transient() {
@@ -436,7 +436,7 @@ func (u *Provider) AuthCodeURL(state, verifier string) string {
 }
 
 // Exchange trades the upstream's authorization code for its tokens,
-// proving PKCE with verifier. Errors are *UpstreamError.
+// proving PKCE with verifier. Errors are *Error.
 func (u *Provider) Exchange(ctx context.Context, code, verifier string) (*oauth2.Token, error) {
 	tok, err := u.OAuth2.Exchange(u.context(ctx), code, oauth2.VerifierOption(verifier))
 	if err != nil {
@@ -468,7 +468,7 @@ func (u *Provider) context(ctx context.Context) context.Context {
 }
 
 // FetchIdentity asks the upstream who holds tok. The answer is bounded in
-// size; a non-200 answer is an *UpstreamError. No error holds the token.
+// size; a non-200 answer is an *Error. No error holds the token.
 func (u *Provider) FetchIdentity(ctx context.Context, tok *oauth2.Token) (*Identity, error) {
 	if tok == nil || tok.AccessToken == "" {
 		return nil, errors.New("authz: no upstream access token")

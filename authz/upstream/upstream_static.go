@@ -6,12 +6,12 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// OIDCEndpoints are an OpenID provider's endpoints, for NewOIDCUpstream.
+// OIDCEndpoints are an OpenID provider's endpoints, for NewOIDC.
 type OIDCEndpoints struct {
 	AuthorizationEndpoint, TokenEndpoint, UserInfoEndpoint string
 }
 
-// NewOIDCUpstream is DiscoverOIDC with the endpoints given instead of
+// NewOIDC is DiscoverOIDC with the endpoints given instead of
 // discovered: for a provider in the same process (the development identity
 // provider, which cannot answer its discovery request before the server
 // that serves it starts) or one whose discovery document is not reachable.

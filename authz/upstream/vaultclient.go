@@ -141,7 +141,7 @@ func (v *Vault) Delete(ctx context.Context, grantID string) error {
 //   - ErrReauthorize: the tokens are gone for good (missing record, expired
 //     without a refresh token, or the upstream answered invalid_grant); the
 //     grant has been revoked.
-//   - ErrUpstreamUnavailable: the refresh got no usable answer and the
+//   - ErrUnavailable: the refresh got no usable answer and the
 //     access token has expired; the stored tokens are kept, retry later.
 //     (While the old access token still works, it is returned instead.)
 //   - ErrVaultKey: the record cannot be opened (its key is not in the

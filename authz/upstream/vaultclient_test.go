@@ -32,7 +32,7 @@ const (
 // vaultSecrets lists every secret a vault test handles.
 var vaultSecrets = []string{oldAccess, oldRefresh, newAccess, newRefresh, testClientSecret}
 
-// fakeStores is a minimal in-test UpstreamTokenStore and GrantRevoker.
+// fakeStores is a minimal in-test TokenStore and GrantRevoker.
 type fakeStores struct {
 	mu      sync.Mutex
 	sealed  map[string]*Sealed
@@ -729,7 +729,7 @@ func TestNewVaultPanics(t *testing.T) {
 	}
 }
 
-// swapStores adds the fence (UpstreamTokenSwapper) to fakeStores.
+// swapStores adds the fence (TokenSwapper) to fakeStores.
 type swapStores struct{ *fakeStores }
 
 func (f swapStores) SwapUpstream(_ context.Context, id string, old, s *Sealed, ttl time.Duration) (bool, error) {

@@ -5,14 +5,14 @@ import (
 	"time"
 )
 
-// UpstreamTokenStore holds the sealed upstream tokens of each grant.
+// TokenStore holds the sealed upstream tokens of each grant.
 type TokenStore interface {
 	PutUpstream(ctx context.Context, grantID string, s *Sealed, ttl time.Duration) error
 	GetUpstream(ctx context.Context, grantID string) (*Sealed, error)
 	DeleteUpstream(ctx context.Context, grantID string) error
 }
 
-// UpstreamTokenSwapper is an optional capability of an UpstreamTokenStore
+// TokenSwapper is an optional capability of an TokenStore
 // (found by type assertion): replace a grant's record only if it is still
 // old, byte for byte. The vault writes a refreshed upstream token this way,
 // so that a replica that stalled past its refresh lock's expiry cannot

@@ -9,14 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/authz/as"
 	authzmem "github.com/remotemcp/remotemcp/authz/memstore"
 	authzredis "github.com/remotemcp/remotemcp/authz/redisstore"
@@ -125,7 +122,7 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 	p.issuer, err = token.NewIssuer(token.IssuerOptions{
 		Issuer: base, Audience: cfg.endpoint(), Ring: pc.SigningKeys, AccessTokenLifetime: pc.AccessTokenLifetime,
 		ClockSkew: cfg.clockSkew(),
-		Revoked:   (&grantCheck{grants: stores, ttl: 30 * time.Second}).revoked,
+		Revoked:   token.NewRevocationCheck[*as.Grant](stores, 30*time.Second).Revoked,
 	})
 	if err != nil {
 		return nil, err
@@ -185,47 +182,6 @@ func (p *proxy) Identity(ctx context.Context, info *auth.TokenInfo) (*tools.Upst
 		return nil, errors.New("the identity provider could not be asked")
 	}
 	return &tools.UpstreamIdentity{Provider: p.upstream.Name, Subject: id.Subject, Login: id.Login, Name: id.Name, Email: id.Email}, nil
-}
-
-// grantCheck is the access-token revocation check: a token is refused if
-// its grant was revoked (answered from memory by the stores) or is no
-// longer known, which is what a Redis restarted empty looks like: then
-// clients get a clean 401 and re-authorize, instead of using tokens whose
-// grant, refresh family and upstream tokens are gone. That a grant exists
-// is remembered for ttl, so the check costs one store round trip per
-// grant per ttl, not one per request.
-type grantCheck struct {
-	grants as.GrantStore
-	ttl    time.Duration
-	known  sync.Map // grant id → time.Time it was last seen
-	n      atomic.Int64
-}
-
-func (g *grantCheck) revoked(ctx context.Context, gid, _ string) (bool, error) {
-	if revoked, err := g.grants.GrantRevoked(ctx, gid); err != nil || revoked {
-		return revoked, err
-	}
-	if seen, ok := g.known.Load(gid); ok && time.Since(seen.(time.Time)) < g.ttl {
-		return false, nil
-	}
-	_, err := g.grants.GetGrant(ctx, gid)
-	if errors.Is(err, authz.ErrNotFound) {
-		g.known.Delete(gid)
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	g.known.Store(gid, time.Now())
-	if g.n.Add(1)%1024 == 0 { // bound the map: drop what is stale
-		g.known.Range(func(k, v any) bool {
-			if time.Since(v.(time.Time)) >= g.ttl {
-				g.known.Delete(k)
-			}
-			return true
-		})
-	}
-	return false, nil
 }
 
 func hostOf(u string) string {

@@ -1,3 +1,8 @@
+// Package tokencheck is what the two access-token verifiers share: the
+// one of the resource server (authz/resource, tokens of any authorization
+// server) and the one of our own tokens (authz/token). It remembers
+// verified tokens by hash, and words refusals so that they never quote
+// the token.
 package tokencheck
 
 import (
@@ -10,12 +15,12 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
-// invalid returns an ErrInvalidToken with a description.
+// Invalid returns an ErrInvalidToken with a description.
 func Invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", authz.ErrInvalidToken, fmt.Sprintf(format, args...))
 }
 
-// description is the error_description for err: what follows the sentinel.
+// Description is the error_description for err: what follows the sentinel.
 func Description(err error) string {
 	msg := err.Error()
 	if i := strings.Index(msg, authz.ErrInvalidToken.Error()+": "); i >= 0 {
@@ -24,7 +29,7 @@ func Description(err error) string {
 	return msg
 }
 
-// jwtReason turns a jwx validation error into a short description that never
+// JWTReason turns a jwx validation error into a short description that never
 // quotes the token.
 func JWTReason(err error) string {
 	switch {

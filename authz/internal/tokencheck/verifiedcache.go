@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// verifiedCache remembers what a verifier learned from the tokens it
+// Cache remembers what a verifier learned from the tokens it
 // verified, by the SHA-256 of the token, up to a number of them, each until
 // it expires. It holds no token, only its hash: a heap dump yields nothing
 // usable.
@@ -21,7 +21,7 @@ type verifiedEntry[V any] struct {
 	exp time.Time
 }
 
-// newVerifiedCache returns a cache of size entries: 0 means 10 000, and a
+// NewCache returns a cache of size entries: 0 means 10 000, and a
 // negative size none (nil).
 func NewCache[V any](size int) *Cache[V] {
 	switch {
@@ -33,6 +33,7 @@ func NewCache[V any](size int) *Cache[V] {
 	return &Cache[V]{max: size, m: map[[sha256.Size]byte]verifiedEntry[V]{}}
 }
 
+// Get returns what the cache remembers under key.
 func (c *Cache[V]) Get(key [sha256.Size]byte) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -40,7 +41,7 @@ func (c *Cache[V]) Get(key [sha256.Size]byte) (V, bool) {
 	return e.v, ok
 }
 
-// put remembers v until exp. When the cache is full it first drops what
+// Put remembers v until exp. When the cache is full it first drops what
 // has expired, then, if still full, an arbitrary half: a client whose
 // token is dropped pays one more signature check.
 func (c *Cache[V]) Put(key [sha256.Size]byte, v V, exp, now time.Time) {
