@@ -197,7 +197,7 @@ func defaultStatus(c Code) int {
 	}
 }
 
-// wireText keeps the characters RFC 6749 §5.2 allows in error_description
+// WireText keeps the characters RFC 6749 §5.2 allows in error_description
 // and error_uri (%x20-21 / %x23-5B / %x5D-7E), replacing others with '?'.
 func WireText(s string) string {
 	ok := true

@@ -26,7 +26,7 @@ func Fingerprint(secret string) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-// validScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
+// ValidScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
 // one or more of %x21 / %x23-5B / %x5D-7E.
 func ValidScopeToken(s string) bool {
 	if s == "" {

@@ -160,7 +160,7 @@ func (s *Server) Authorize(ctx context.Context, req *AuthorizeRequest, browser s
 
 // Approve records the user's approval of a pending authorization and
 // returns the upstream authorization URL to send the browser to. The
-// upstream state is made and stored only now, after consent (SPEC §4).
+// upstream state is made and stored only now, after consent.
 func (s *Server) Approve(ctx context.Context, p *PendingAuth, autoFor string) (string, error) {
 	secret, err := s.newID(32)
 	if err != nil {
@@ -204,7 +204,8 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	// A remembered approval applies only to the same user (our signed
 	// user cookie), client and redirect URI, for scopes it covered, and
-	// never to a request another site started (SPEC §4, PITFALLS).
+	// never to a request another site started (a cross-site request
+	// could otherwise approve on the user's behalf).
 	if sub := s.userFromCookie(r); sub != "" && !crossSite(r) {
 		if approved, err := s.o.Consents.Approved(r.Context(), sub, p.ClientID, p.RedirectURI); err == nil && subset(p.Scopes, approved) {
 			u, err := s.Approve(r.Context(), p, sub)

@@ -13,7 +13,7 @@ import (
 
 // Cookie names. The __Host- prefix makes the browser refuse them unless
 // they are Secure, host-only and for path /, so no sibling subdomain can
-// plant or overwrite one (SPEC §4). Browsers treat http://127.0.0.1 and
+// plant or overwrite one. Browsers treat http://127.0.0.1 and
 // http://localhost as secure contexts, so this holds in development too.
 const (
 	// browserCookie holds a random nonce (with its MAC) that binds a

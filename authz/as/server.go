@@ -284,7 +284,7 @@ func (s *Server) macOK(got, purpose string, parts ...string) bool {
 }
 
 // resourceOK reports whether a requested resource names our MCP endpoint,
-// give or take a trailing slash (PITFALLS 8): exact in what we issue,
+// give or take a trailing slash: exact in what we issue,
 // tolerant in what we accept.
 func (s *Server) resourceOK(r string) bool {
 	return authz.SameResource(r, s.o.Resource)

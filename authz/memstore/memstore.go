@@ -1,17 +1,17 @@
 // Package memstore implements every authz store in process memory: the
-// embedded default for a single replica, and the store authz's own tests
-// run on. It passes the contract suite of package storetest, like every
+// embedded default for a single replica, and the store the authz
+// packages' own tests run on. It passes the contract suite of package storetest, like every
 // other implementation.
 //
-// One [Store] implements all seven interfaces of authz/store.go, behind one
-// lock, so that operations that span record types (RevokeGrant) are atomic
+// One [Store] implements all seven store interfaces (authz/as/store.go,
+// authz/upstream/vaultstore.go), behind one lock, so that operations that span record types (RevokeGrant) are atomic
 // too. Records are copied in and out: a caller never shares memory with the
 // store. Every record has a TTL; an expired record behaves as missing at
 // once, and is freed lazily: each write frees at most a few expired records
 // of each kind, oldest first, so the work per call is bounded and expired
 // records cannot pile up while the store is in use.
 //
-// Beyond what authz/store.go spells out, the store guarantees:
+// Beyond what the store interfaces spell out, the store guarantees:
 //
 //   - Revocation is sticky. RevokeGrant deletes the grant, its refresh
 //     family and its upstream tokens, and remembers the revocation for at
@@ -148,7 +148,7 @@ func (s *Store) len() int {
 
 // Clients.
 
-// CreateClient implements authz.ClientStore. It fails if a client with the
+// CreateClient implements as.ClientStore. It fails if a client with the
 // same ID exists and has not expired.
 func (s *Store) CreateClient(_ context.Context, c *as.Client, ttl time.Duration) error {
 	if c == nil {
@@ -168,7 +168,7 @@ func (s *Store) CreateClient(_ context.Context, c *as.Client, ttl time.Duration)
 	return nil
 }
 
-// GetClient implements authz.ClientStore.
+// GetClient implements as.ClientStore.
 func (s *Store) GetClient(_ context.Context, clientID string) (*as.Client, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -179,7 +179,7 @@ func (s *Store) GetClient(_ context.Context, clientID string) (*as.Client, error
 	return cloneClient(c), nil
 }
 
-// TouchClient implements authz.ClientStore: the client then expires ttl
+// TouchClient implements as.ClientStore: the client then expires ttl
 // from now.
 func (s *Store) TouchClient(_ context.Context, clientID string, ttl time.Duration) error {
 	if ttl <= 0 {
@@ -198,7 +198,7 @@ func (s *Store) TouchClient(_ context.Context, clientID string, ttl time.Duratio
 
 // Pending authorizations.
 
-// PutPending implements authz.PendingAuthStore. It replaces a record with
+// PutPending implements as.PendingAuthStore. It replaces a record with
 // the same ID.
 func (s *Store) PutPending(_ context.Context, p *as.PendingAuth, ttl time.Duration) error {
 	if p == nil {
@@ -215,7 +215,7 @@ func (s *Store) PutPending(_ context.Context, p *as.PendingAuth, ttl time.Durati
 	return nil
 }
 
-// GetPending implements authz.PendingAuthStore.
+// GetPending implements as.PendingAuthStore.
 func (s *Store) GetPending(_ context.Context, id string) (*as.PendingAuth, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -226,7 +226,7 @@ func (s *Store) GetPending(_ context.Context, id string) (*as.PendingAuth, error
 	return clonePending(p), nil
 }
 
-// TakePending implements authz.PendingAuthStore.
+// TakePending implements as.PendingAuthStore.
 func (s *Store) TakePending(_ context.Context, id string) (*as.PendingAuth, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -248,7 +248,7 @@ type codeRecord struct {
 	used bool
 }
 
-// PutCode implements authz.CodeStore. It fails if the store holds the hash
+// PutCode implements as.CodeStore. It fails if the store holds the hash
 // already, used or not.
 func (s *Store) PutCode(_ context.Context, c *as.AuthCode, ttl time.Duration) error {
 	if c == nil {
@@ -268,7 +268,7 @@ func (s *Store) PutCode(_ context.Context, c *as.AuthCode, ttl time.Duration) er
 	return nil
 }
 
-// TakeCode implements authz.CodeStore.
+// TakeCode implements as.CodeStore.
 func (s *Store) TakeCode(_ context.Context, hash string) (*as.AuthCode, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -286,7 +286,7 @@ func (s *Store) TakeCode(_ context.Context, hash string) (*as.AuthCode, error) {
 
 // Grants.
 
-// PutGrant implements authz.GrantStore. It replaces a grant with the same
+// PutGrant implements as.GrantStore. It replaces a grant with the same
 // ID, and stores nothing for a revoked grant.
 func (s *Store) PutGrant(_ context.Context, g *as.Grant, ttl time.Duration) error {
 	if g == nil {
@@ -306,7 +306,7 @@ func (s *Store) PutGrant(_ context.Context, g *as.Grant, ttl time.Duration) erro
 	return nil
 }
 
-// GetGrant implements authz.GrantStore. A revoked grant is not found.
+// GetGrant implements as.GrantStore. A revoked grant is not found.
 func (s *Store) GetGrant(_ context.Context, id string) (*as.Grant, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -317,7 +317,7 @@ func (s *Store) GetGrant(_ context.Context, id string) (*as.Grant, error) {
 	return cloneGrant(g), nil
 }
 
-// RevokeGrant implements authz.GrantStore. It deletes the grant, its
+// RevokeGrant implements as.GrantStore. It deletes the grant, its
 // refresh family and its upstream tokens, and remembers the revocation (see
 // the package documentation). Revoking an unknown grant is not an error:
 // it is remembered all the same.
@@ -338,7 +338,7 @@ func (s *Store) RevokeGrant(_ context.Context, id string) error {
 	return nil
 }
 
-// GrantRevoked implements authz.GrantStore. It is false for a grant the
+// GrantRevoked implements as.GrantStore. It is false for a grant the
 // store never heard of.
 func (s *Store) GrantRevoked(_ context.Context, id string) (bool, error) {
 	s.mu.RLock()
@@ -367,7 +367,7 @@ type familyToken struct {
 	expires time.Time
 }
 
-// IssueRefresh implements authz.RefreshStore. It starts the family of the
+// IssueRefresh implements as.RefreshStore. It starts the family of the
 // grant, replacing any earlier one (whose tokens are then unknown), and
 // stores nothing for a revoked grant.
 func (s *Store) IssueRefresh(_ context.Context, grantID, clientID, hash string, ttl time.Duration) error {
@@ -390,7 +390,7 @@ func (s *Store) IssueRefresh(_ context.Context, grantID, clientID, hash string, 
 	return nil
 }
 
-// RotateRefresh implements authz.RefreshStore.
+// RotateRefresh implements as.RefreshStore.
 func (s *Store) RotateRefresh(_ context.Context, r as.RefreshRotation) (string, as.RotateResult, error) {
 	if r.TTL <= 0 {
 		return "", 0, errNoTTL
@@ -437,7 +437,7 @@ func (s *Store) RotateRefresh(_ context.Context, r as.RefreshRotation) (string, 
 	return grantID, res, nil
 }
 
-// LookupRefresh implements authz.RefreshStore: it knows every remembered
+// LookupRefresh implements as.RefreshStore: it knows every remembered
 // token of a live family, not only the current one.
 func (s *Store) LookupRefresh(_ context.Context, hash string) (grantID, clientID string, err error) {
 	s.mu.RLock()
@@ -592,7 +592,7 @@ type consentKey struct {
 	subject, clientID, redirectURI string
 }
 
-// Approve implements authz.ConsentStore. It replaces an earlier approval
+// Approve implements as.ConsentStore. It replaces an earlier approval
 // with the same subject, client and redirect URI.
 func (s *Store) Approve(_ context.Context, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) error {
 	if ttl <= 0 {
@@ -609,7 +609,7 @@ func (s *Store) Approve(_ context.Context, subject, clientID, redirectURI string
 	return nil
 }
 
-// Approved implements authz.ConsentStore. An approval of no scopes is
+// Approved implements as.ConsentStore. An approval of no scopes is
 // found, with an empty list.
 func (s *Store) Approved(_ context.Context, subject, clientID, redirectURI string) ([]string, error) {
 	s.mu.RLock()

@@ -20,7 +20,7 @@ func (s *Store) cimdKey(clientID string) string {
 	return s.key("cimd", hex.EncodeToString(sum[:]))
 }
 
-// GetMetadata implements authz.MetadataCache: one GET.
+// GetMetadata implements as.MetadataCache: one GET.
 func (s *Store) GetMetadata(ctx context.Context, clientID string) (_ *as.Client, err error) {
 	defer wrapf(&err, "redisstore: get cached client metadata")
 	c, err := get[as.Client](ctx, s.rdb, s.cimdKey(clientID))
@@ -33,7 +33,7 @@ func (s *Store) GetMetadata(ctx context.Context, clientID string) (_ *as.Client,
 	return c, nil
 }
 
-// PutMetadata implements authz.MetadataCache: one SET with the document's
+// PutMetadata implements as.MetadataCache: one SET with the document's
 // cache lifetime.
 func (s *Store) PutMetadata(ctx context.Context, c *as.Client, ttl time.Duration) (err error) {
 	if c == nil {

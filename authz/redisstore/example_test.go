@@ -20,6 +20,6 @@ func ExampleNew() {
 
 	_ = as.Options{
 		Clients: store, Pending: store, Codes: store, Grants: store, Refresh: store, Consents: store,
-		// ... and authz.NewVault(store, store, keys, upstream, nil) for the upstream tokens.
+		// ... and upstream.NewVault(store, store, keys, upstream, nil) for the upstream tokens.
 	}
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
-// A Locker is authz.Locker on Redis: the vault's upstream refresh of one
-// grant runs on one replica at a time (PITFALLS 4). The lock is a key set
+// A Locker is upstream.Locker on Redis: the vault's upstream refresh of one
+// grant runs on one replica at a time. The lock is a key set
 // with NX and an expiry (so that a dead holder cannot block the grant for
 // longer than TTL), holding a random token; unlocking deletes it only if
 // it still holds that token. A holder that stalls past the expiry may

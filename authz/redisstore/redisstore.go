@@ -228,7 +228,7 @@ func (s *Store) create(ctx context.Context, key string, rec any, ttl time.Durati
 
 // Clients.
 
-// CreateClient implements authz.ClientStore. It fails if a client with the
+// CreateClient implements as.ClientStore. It fails if a client with the
 // same ID exists.
 func (s *Store) CreateClient(ctx context.Context, c *as.Client, ttl time.Duration) (err error) {
 	if c == nil {
@@ -242,7 +242,7 @@ func (s *Store) CreateClient(ctx context.Context, c *as.Client, ttl time.Duratio
 	return err
 }
 
-// GetClient implements authz.ClientStore.
+// GetClient implements as.ClientStore.
 func (s *Store) GetClient(ctx context.Context, clientID string) (_ *as.Client, err error) {
 	defer wrapf(&err, "redisstore: get client %s", clientID)
 	b, err := s.rdb.HGet(ctx, s.key("client", clientID), "rec").Bytes()
@@ -252,7 +252,7 @@ func (s *Store) GetClient(ctx context.Context, clientID string) (_ *as.Client, e
 	return decode[as.Client](b)
 }
 
-// TouchClient implements authz.ClientStore: the client then expires ttl
+// TouchClient implements as.ClientStore: the client then expires ttl
 // from now.
 func (s *Store) TouchClient(ctx context.Context, clientID string, ttl time.Duration) (err error) {
 	if ttl <= 0 {
@@ -268,7 +268,7 @@ func (s *Store) TouchClient(ctx context.Context, clientID string, ttl time.Durat
 
 // Pending authorizations.
 
-// PutPending implements authz.PendingAuthStore. It replaces a record with
+// PutPending implements as.PendingAuthStore. It replaces a record with
 // the same ID.
 func (s *Store) PutPending(ctx context.Context, p *as.PendingAuth, ttl time.Duration) (err error) {
 	if p == nil {
@@ -285,13 +285,13 @@ func (s *Store) PutPending(ctx context.Context, p *as.PendingAuth, ttl time.Dura
 	return s.rdb.Set(ctx, s.key("pending", p.ID), b, ttl).Err()
 }
 
-// GetPending implements authz.PendingAuthStore.
+// GetPending implements as.PendingAuthStore.
 func (s *Store) GetPending(ctx context.Context, id string) (_ *as.PendingAuth, err error) {
 	defer wrapf(&err, "redisstore: get pending authorization")
 	return get[as.PendingAuth](ctx, s.rdb, s.key("pending", id))
 }
 
-// TakePending implements authz.PendingAuthStore, with GETDEL.
+// TakePending implements as.PendingAuthStore, with GETDEL.
 func (s *Store) TakePending(ctx context.Context, id string) (_ *as.PendingAuth, err error) {
 	defer wrapf(&err, "redisstore: take pending authorization")
 	b, err := s.rdb.GetDel(ctx, s.key("pending", id)).Bytes()
@@ -303,7 +303,7 @@ func (s *Store) TakePending(ctx context.Context, id string) (_ *as.PendingAuth, 
 
 // Authorization codes.
 
-// PutCode implements authz.CodeStore. It fails if the store holds the hash
+// PutCode implements as.CodeStore. It fails if the store holds the hash
 // already, used or not.
 func (s *Store) PutCode(ctx context.Context, c *as.AuthCode, ttl time.Duration) (err error) {
 	if c == nil {
@@ -317,7 +317,7 @@ func (s *Store) PutCode(ctx context.Context, c *as.AuthCode, ttl time.Duration) 
 	return err
 }
 
-// TakeCode implements authz.CodeStore. A taken code stays, marked, until
+// TakeCode implements as.CodeStore. A taken code stays, marked, until
 // its TTL ends.
 func (s *Store) TakeCode(ctx context.Context, hash string) (_ *as.AuthCode, err error) {
 	defer wrapf(&err, "redisstore: take authorization code")
@@ -379,7 +379,7 @@ func (s *Store) DeleteUpstream(ctx context.Context, grantID string) (err error) 
 
 // Consent.
 
-// Approve implements authz.ConsentStore. It replaces an earlier approval
+// Approve implements as.ConsentStore. It replaces an earlier approval
 // with the same subject, client and redirect URI.
 func (s *Store) Approve(ctx context.Context, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) (err error) {
 	if ttl <= 0 {
@@ -396,7 +396,7 @@ func (s *Store) Approve(ctx context.Context, subject, clientID, redirectURI stri
 	return s.rdb.Set(ctx, s.consentKey(subject, clientID, redirectURI), b, ttl).Err()
 }
 
-// Approved implements authz.ConsentStore. An approval of no scopes is
+// Approved implements as.ConsentStore. An approval of no scopes is
 // found, with an empty list.
 func (s *Store) Approved(ctx context.Context, subject, clientID, redirectURI string) (_ []string, err error) {
 	defer wrapf(&err, "redisstore: approval of client %s", clientID)

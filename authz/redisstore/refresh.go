@@ -20,7 +20,7 @@ import (
 // was replaced, revoked or killed) leads nowhere, and expires with the
 // token's TTL.
 
-// IssueRefresh implements authz.RefreshStore. It starts the family of the
+// IssueRefresh implements as.RefreshStore. It starts the family of the
 // grant, replacing any earlier one (whose tokens are then unknown), and
 // stores nothing for a revoked grant. It fails if the hash is indexed
 // already.
@@ -40,7 +40,7 @@ func (s *Store) IssueRefresh(ctx context.Context, grantID, clientID, hash string
 	return err
 }
 
-// RotateRefresh implements authz.RefreshStore. Beyond authz's contract,
+// RotateRefresh implements as.RefreshStore. Beyond the interface's contract,
 // Reused revokes the grant in the same script that kills the family, as
 // RevokeGrant does: the caller revokes it too, but a revocation that
 // depended on the caller could be lost between the two (a crash, or a
@@ -88,7 +88,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r as.RefreshRotation) (_ stri
 	}
 }
 
-// LookupRefresh implements authz.RefreshStore: it knows every remembered
+// LookupRefresh implements as.RefreshStore: it knows every remembered
 // token of a live family, not only the current one.
 func (s *Store) LookupRefresh(ctx context.Context, hash string) (grantID, clientID string, err error) {
 	defer wrapf(&err, "redisstore: look up refresh token")

@@ -17,7 +17,7 @@ type Limiter struct {
 	Advance func(d time.Duration)
 }
 
-// RunRateLimiter runs the contract tests of authz.RateLimiter: a token
+// RunRateLimiter runs the contract tests of as.RateLimiter: a token
 // bucket of limit requests refilled at limit per window, as documented
 // there. newLimiter is called once per subtest; limiters may share their
 // data between calls (a Redis server): every subtest uses fresh keys.

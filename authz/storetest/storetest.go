@@ -1,7 +1,7 @@
 // Package storetest is the contract test suite that every implementation of
 // the authz stores must pass: the in-process memstore and any shared store
 // (Redis) alike. It tests the behaviour authz relies on, as documented in
-// authz/store.go, never an implementation's internals.
+// the store interfaces, never an implementation's internals.
 //
 // Beyond the interfaces' documentation, the suite requires:
 //

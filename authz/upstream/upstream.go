@@ -61,7 +61,7 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
-// An Upstream is the identity provider our users log in at: the OAuth 2.0
+// A Provider is the identity provider our users log in at: the OAuth 2.0
 // client configuration for the upstream leg, and how to read the user's
 // identity. Build one with DiscoverOIDC, GitHub or Google; the exported
 // fields may be adjusted before use (tests point the endpoints at a fake).
