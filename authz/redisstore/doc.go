@@ -1,9 +1,8 @@
 // Package redisstore implements every authz store in Redis, so that any
 // number of replicas share their OAuth state: one [Store] implements all
 // seven store interfaces (of authz/as and authz/upstream) on a go-redis
-// UniversalClient (a
-// single server, Sentinel or Cluster). It passes the contract suite of
-// package storetest, like memstore. It needs Redis 6.2 or later (GETDEL).
+// UniversalClient (a single server, Sentinel or Cluster). It passes the
+// contract suite of package storetest, like memstore. It needs Redis 6.2 or later (GETDEL).
 //
 // # Keys
 //
