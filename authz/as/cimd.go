@@ -2,6 +2,7 @@ package as
 
 import (
 	"github.com/remotemcp/remotemcp/authz"
+	"golang.org/x/sync/singleflight"
 
 	"container/list"
 	"context"
@@ -133,7 +134,11 @@ type MetadataFetcher struct {
 	mu    sync.Mutex
 	cache map[string]*list.Element // of *metadataEntry
 	order *list.List               // oldest first
-	calls map[string]*metadataCall // fetches in flight
+	calls singleflight.Group       // one fetch per URL at a time
+
+	// joined, if set, is called once a caller waits for a fetch (a test
+	// hook, nil in production).
+	joined func(clientID string)
 }
 
 // metadataEntry is a cached document, or a cached failure.
@@ -142,15 +147,6 @@ type metadataEntry struct {
 	client *Client
 	err    *authz.Error
 	until  time.Time
-}
-
-// metadataCall is a fetch in flight: done is closed once client or err is
-// set. waiting counts the callers sharing it (tests look at it).
-type metadataCall struct {
-	done    chan struct{}
-	client  *Client
-	err     *authz.Error
-	waiting int
 }
 
 // errDialRefused is the Control function's refusal of an address.
@@ -175,7 +171,6 @@ func NewMetadataFetcher(opts *MetadataFetcherOptions) *MetadataFetcher {
 		shared:        o.Shared,
 		cache:         map[string]*list.Element{},
 		order:         list.New(),
-		calls:         map[string]*metadataCall{},
 		slots:         make(chan struct{}, maxMetadataFetches),
 	}
 	if f.maxBytes <= 0 || f.maxBytes > maxClientMetadataBytes {
@@ -243,30 +238,22 @@ func (f *MetadataFetcher) Fetch(ctx context.Context, clientID string) (*Client, 
 	if reason := checkClientIDURL(clientID, f.allowLoopback); reason != "" {
 		return nil, authz.ErrInvalidClient("client_id " + showURI(clientID) + " is not a valid client metadata document URL: " + reason)
 	}
-	now := f.now()
-	f.mu.Lock()
-	if el, ok := f.cache[clientID]; ok {
-		e := el.Value.(*metadataEntry)
-		if now.Before(e.until) {
-			f.mu.Unlock()
-			return metadataResult(e.client, e.err)
-		}
-		f.order.Remove(el)
-		delete(f.cache, clientID)
+	if e, ok := f.cached(clientID); ok {
+		return metadataResult(e.client, e.err)
 	}
-	c, ok := f.calls[clientID]
-	if !ok {
-		c = &metadataCall{done: make(chan struct{})}
-		f.calls[clientID] = c
-		// The fetch does not end with the first caller's request: the
-		// others wait for it too, and its result is worth caching.
-		go f.run(context.WithoutCancel(ctx), clientID, c)
+	// The fetch does not end with the first caller's request: the others
+	// wait for it too, and its result is worth caching.
+	fctx := context.WithoutCancel(ctx)
+	ch := f.calls.DoChan(clientID, func() (any, error) {
+		return f.run(fctx, clientID), nil
+	})
+	if f.joined != nil {
+		f.joined(clientID)
 	}
-	c.waiting++
-	f.mu.Unlock()
 	select {
-	case <-c.done:
-		return metadataResult(c.client, c.err)
+	case r := <-ch:
+		res := r.Val.(metadataEntry)
+		return metadataResult(res.client, res.err)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -288,13 +275,36 @@ func metadataResult(c *Client, e *authz.Error) (*Client, error) {
 	return &c2, nil
 }
 
-// run fetches clientID for call c, caches the result and wakes the callers.
-func (f *MetadataFetcher) run(ctx context.Context, clientID string, c *metadataCall) {
+// cached returns the live cache entry for clientID, dropping an expired
+// one.
+func (f *MetadataFetcher) cached(clientID string) (metadataEntry, bool) {
+	now := f.now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	el, ok := f.cache[clientID]
+	if !ok {
+		return metadataEntry{}, false
+	}
+	e := el.Value.(*metadataEntry)
+	if now.Before(e.until) {
+		return *e, true
+	}
+	f.order.Remove(el)
+	delete(f.cache, clientID)
+	return metadataEntry{}, false
+}
+
+// run fetches clientID, caches the result and returns it. It looks at the
+// cache first: a fetch that ended between a caller's cache miss and its
+// joining the flight has stored what this one would fetch again.
+func (f *MetadataFetcher) run(ctx context.Context, clientID string) metadataEntry {
+	if e, ok := f.cached(clientID); ok {
+		return e
+	}
 	client, ttl, err := f.fetchShared(ctx, clientID)
 	now := f.now()
 	f.mu.Lock()
-	c.client, c.err = client, err
-	delete(f.calls, clientID)
+	defer f.mu.Unlock()
 	switch {
 	case err != nil && err.Code == authz.TemporarilyUnavailable:
 		// Our own load, not the URL's fault: not remembered.
@@ -303,8 +313,7 @@ func (f *MetadataFetcher) run(ctx context.Context, clientID string, c *metadataC
 	case ttl > 0:
 		f.store(&metadataEntry{url: clientID, client: client, until: now.Add(ttl)})
 	}
-	f.mu.Unlock()
-	close(c.done)
+	return metadataEntry{client: client, err: err}
 }
 
 // fetchShared is fetch behind the shared cache: a document another replica

@@ -166,6 +166,7 @@ type testFetcher struct {
 	clock  *authztest.Clock
 	mu     sync.Mutex
 	dialed []netip.AddrPort // what the Control function let through the hook
+	joins  chan string      // the URL of each caller that waits for a fetch
 }
 
 // fetcherConfig says how newTestFetcher wires the fetcher.
@@ -193,6 +194,8 @@ func newTestFetcher(t *testing.T, s *docServer, cfg fetcherConfig) *testFetcher 
 	}
 	o.Logger = slog.New(slog.NewTextHandler(tf.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tf.MetadataFetcher = NewMetadataFetcher(&o)
+	tf.joins = make(chan string, 1024)
+	tf.joined = func(clientID string) { tf.joins <- clientID }
 	t.Cleanup(tf.client.CloseIdleConnections)
 	if s == nil {
 		return tf
@@ -1127,25 +1130,20 @@ func TestMetadataFetcherNegativeCache(t *testing.T) {
 	}
 }
 
-// waitForWaiters waits until n callers share the fetch of u.
+// waitForWaiters waits until n callers share the fetch of u: the
+// fetcher's joined hook reports each caller that waits for a fetch.
 func waitForWaiters(t *testing.T, f *testFetcher, u string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		f.MetadataFetcher.mu.Lock()
-		c := f.calls[u]
-		got := 0
-		if c != nil {
-			got = c.waiting
-		}
-		f.MetadataFetcher.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
+	deadline := time.After(10 * time.Second)
+	for got := 0; got < n; {
+		select {
+		case id := <-f.joins:
+			if id == u {
+				got++
+			}
+		case <-deadline:
 			t.Fatalf("%d callers wait for %s, want %d", got, u, n)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
 )
 
 // ErrReauthorize means the upstream tokens of a grant are gone for good: the
@@ -64,7 +64,7 @@ type Vault struct {
 	up     *Provider
 	o      VaultOptions
 
-	flights flightGroup
+	flights singleflight.Group // one renewal per grant at a time in this process
 }
 
 // renewTimeout bounds one renewal (lock, re-read, refresh, store). It does
@@ -153,9 +153,7 @@ func (v *Vault) Token(ctx context.Context, grantID string) (*oauth2.Token, error
 		return nil, err
 	}
 	if (v.stale(tok) && tok.RefreshToken != "") || v.keys.NeedsRewrap(s) {
-		return v.flights.do(ctx, grantID, func(ctx context.Context) (*oauth2.Token, error) {
-			return v.renew(ctx, grantID)
-		})
+		return v.renewShared(ctx, grantID)
 	}
 	return v.usable(ctx, grantID, tok)
 }
@@ -357,58 +355,32 @@ func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r)
 }
 
-// flightGroup runs one renewal per grant at a time in this process; the
-// callers that arrive meanwhile wait for its result. (A tiny singleflight:
-// x/sync is not a dependency.)
-type flightGroup struct {
-	mu sync.Mutex
-	m  map[string]*flight
-}
-
-type flight struct {
-	done chan struct{}
-	tok  *oauth2.Token
-	err  error
-}
-
-// do runs fn for key unless a run is in flight, and waits for the result
-// or for ctx. fn runs detached from ctx's cancellation (but with its
-// values), under renewTimeout.
-func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Context) (*oauth2.Token, error)) (*oauth2.Token, error) {
-	g.mu.Lock()
-	f, ok := g.m[key]
-	if !ok {
-		f = &flight{done: make(chan struct{})}
-		if g.m == nil {
-			g.m = map[string]*flight{}
-		}
-		g.m[key] = f
-		go g.run(ctx, key, f, fn)
-	}
-	g.mu.Unlock()
+// renewShared renews grantID's tokens unless a renewal is in flight in
+// this process, and waits for the result or for ctx; the other replicas
+// are kept out by the Locker. The renewal runs detached from ctx's
+// cancellation (but with its values), under renewTimeout: callers that
+// give up do not cancel it for the others. A panic in the renewal becomes
+// an error for every caller instead of a crash (singleflight's DoChan
+// would re-panic on a goroutine of its own).
+func (v *Vault) renewShared(ctx context.Context, grantID string) (*oauth2.Token, error) {
+	ch := v.flights.DoChan(grantID, func() (tok any, err error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
+		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				tok, err = nil, fmt.Errorf("authz: upstream token renewal panicked: %v", p)
+			}
+		}()
+		return v.renew(ctx, grantID)
+	})
 	select {
-	case <-f.done:
-		if f.err != nil {
-			return nil, f.err
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
 		}
-		c := *f.tok
+		c := *r.Val.(*oauth2.Token)
 		return &c, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("authz: wait for upstream token: %w", ctx.Err())
 	}
-}
-
-func (g *flightGroup) run(ctx context.Context, key string, f *flight, fn func(context.Context) (*oauth2.Token, error)) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
-	defer func() {
-		if p := recover(); p != nil {
-			f.tok, f.err = nil, fmt.Errorf("authz: upstream token renewal panicked: %v", p)
-		}
-		cancel()
-		g.mu.Lock()
-		delete(g.m, key)
-		g.mu.Unlock()
-		close(f.done)
-	}()
-	f.tok, f.err = fn(ctx)
 }
