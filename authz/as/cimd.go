@@ -635,6 +635,13 @@ const maxDeltaSeconds = 1 << 31
 // minus Date (or now). Zero too when there is no such information, and
 // for an invalid value, which RFC 9111 §4.2.1 says means stale. The
 // smallest of repeated max-age values counts.
+//
+// The parsing is ours rather than github.com/lestrrat-go/httpcc's (v1.0.1,
+// which jwx's httprc uses): the documents come from any URL a client
+// names, and httpcc panics on an empty directive value ("max-age="),
+// splits at commas inside quoted strings, refuses a quoted max-age (which
+// RFC 9111 §5.2.1.1 asks recipients to accept) and fails on a max-age
+// beyond 64 bits instead of capping it; TestFreshness holds each case.
 func freshness(h http.Header, now time.Time) time.Duration {
 	var (
 		maxAge    int64
