@@ -117,7 +117,7 @@ func NewJWTVerifier(ctx context.Context, opts JWTOptions) (*JWTVerifier, error) 
 	rctx, cancel := context.WithTimeout(ctx, opts.StartupTimeout)
 	defer cancel()
 	if err := cache.Register(rctx, opts.JWKSURL,
-		jwk.WithHTTPClient(opts.HTTPClient),
+		jwk.WithHTTPClient(cacheControlGuard{opts.HTTPClient}),
 		jwk.WithMinInterval(opts.RefreshInterval),
 		jwk.WithMaxInterval(time.Hour),
 	); err != nil {
@@ -322,4 +322,36 @@ func scopesOf(raw any) []string {
 		}
 	}
 	return nil
+}
+
+// cacheControlGuard is the JWKS fetch's HTTP client. It drops a
+// Cache-Control header that has a directive with an empty value
+// ("max-age="): httprc hands the header to github.com/lestrrat-go/httpcc
+// v1.0.1, which panics on one, on httprc's own goroutine, taking the whole
+// process down. Without the header httprc does what it does with any
+// Cache-Control it cannot parse: it refreshes at the minimum interval
+// (or as Expires says). A fixed httpcc would make this unnecessary;
+// TestJWTVerifierEmptyCacheDirective fails if the guard goes and the
+// panic stays.
+type cacheControlGuard struct{ c *http.Client }
+
+func (g cacheControlGuard) Do(req *http.Request) (*http.Response, error) {
+	res, err := g.c.Do(req)
+	if err == nil && emptyDirective(res.Header.Values("Cache-Control")) {
+		res.Header.Del("Cache-Control")
+	}
+	return res, err
+}
+
+// emptyDirective reports a Cache-Control directive written name= with
+// nothing after the equals sign.
+func emptyDirective(values []string) bool {
+	for _, v := range values {
+		for d := range strings.SplitSeq(v, ",") {
+			if _, val, ok := strings.Cut(d, "="); ok && strings.TrimSpace(val) == "" {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -564,3 +564,47 @@ func TestJWTVerifierVerifiedCache(t *testing.T) {
 		t.Errorf("a cached token past its expiry: %v, want the token has expired", err)
 	}
 }
+
+// TestJWTVerifierEmptyCacheDirective: a JWKS answered with
+// "Cache-Control: max-age=" is used, and does not crash the process
+// (httpcc, behind httprc, panics on that header).
+func TestJWTVerifierEmptyCacheDirective(t *testing.T) {
+	key := authztest.NewECKey(t, "k1")
+	set := jwk.NewSet()
+	if err := set.AddKey(key.Pub); err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=")
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		json.NewEncoder(w).Encode(set)
+	}))
+	t.Cleanup(s.Close)
+	clock := authztest.NewClock()
+	v, err := NewJWTVerifier(t.Context(), JWTOptions{Issuer: authztest.Issuer, JWKSURL: s.URL, Audience: authztest.Audience, Now: clock.Now})
+	if err != nil {
+		t.Fatalf("NewJWTVerifier: %v", err)
+	}
+	token := authztest.SignAT(t, key, authztest.BaseClaims(clock.Now()))
+	if _, err := v.Verify(t.Context(), token); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+}
+
+func TestEmptyDirective(t *testing.T) {
+	for _, tt := range []struct {
+		values []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{"max-age=60"}, false},
+		{[]string{"no-store"}, false},
+		{[]string{"max-age="}, true},
+		{[]string{"public", "max-age= "}, true},
+		{[]string{`private="a", s-maxage=`}, true},
+	} {
+		if got := emptyDirective(tt.values); got != tt.want {
+			t.Errorf("emptyDirective(%q) = %v, want %v", tt.values, got, tt.want)
+		}
+	}
+}
