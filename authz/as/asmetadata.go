@@ -1,6 +1,7 @@
 package as
 
 import (
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"github.com/remotemcp/remotemcp/authz"
 
 	"encoding/json"
@@ -8,36 +9,16 @@ import (
 	"strings"
 )
 
-// ServerMetadata is our authorization server metadata document ([RFC 8414
+// Metadata returns our authorization server metadata document ([RFC 8414
 // §2]), also served at the OpenID configuration paths for clients that
-// look there first. JSON names are RFC 8414's.
+// look there first. It is the go-sdk's wire type, the one its clients
+// read; its omitempty fields are all set here but one, so that with CIMD
+// off client_id_metadata_document_supported is absent, which means false.
 //
 // [RFC 8414 §2]: https://www.rfc-editor.org/rfc/rfc8414#section-2
-type ServerMetadata struct {
-	Issuer                                     string   `json:"issuer"`
-	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
-	TokenEndpoint                              string   `json:"token_endpoint"`
-	RegistrationEndpoint                       string   `json:"registration_endpoint"`
-	RevocationEndpoint                         string   `json:"revocation_endpoint"`
-	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
-	JWKSURI                                    string   `json:"jwks_uri"`
-	ScopesSupported                            []string `json:"scopes_supported"`
-	ResponseTypesSupported                     []string `json:"response_types_supported"`
-	ResponseModesSupported                     []string `json:"response_modes_supported"`
-	GrantTypesSupported                        []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
-	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
-	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
-	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
-	AuthorizationResponseISSParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
-	ClientIDMetadataDocumentSupported          bool     `json:"client_id_metadata_document_supported"`
-	ServiceDocumentation                       string   `json:"service_documentation,omitempty"`
-}
-
-// Metadata returns our metadata document.
-func (s *Server) Metadata() *ServerMetadata {
+func (s *Server) Metadata() *oauthex.AuthServerMeta {
 	iss := s.o.Issuer
-	return &ServerMetadata{
+	return &oauthex.AuthServerMeta{
 		Issuer:                                     iss,
 		AuthorizationEndpoint:                      iss + PathAuthorize,
 		TokenEndpoint:                              iss + PathToken,
@@ -53,7 +34,7 @@ func (s *Server) Metadata() *ServerMetadata {
 		RevocationEndpointAuthMethodsSupported:     []string{authMethodNone, authMethodClientSecretBasic, authMethodClientSecretPost},
 		IntrospectionEndpointAuthMethodsSupported:  []string{authMethodClientSecretBasic, authMethodClientSecretPost},
 		CodeChallengeMethodsSupported:              []string{methodS256},
-		AuthorizationResponseISSParameterSupported: true,
+		AuthorizationResponseIssParameterSupported: true,
 		ClientIDMetadataDocumentSupported:          s.o.Metadata != nil,
 	}
 }

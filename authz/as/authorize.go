@@ -85,7 +85,7 @@ func (s *Server) client(ctx context.Context, clientID string) (*Client, error) {
 		}
 		return s.o.Metadata.Fetch(ctx, clientID)
 	}
-	return s.o.Clients.GetClient(ctx, clientID)
+	return s.st.Clients.GetClient(ctx, clientID)
 }
 
 // Authorize validates an authorization request and records it as pending,
@@ -152,7 +152,7 @@ func (s *Server) Authorize(ctx context.Context, req *AuthorizeRequest, browser s
 		CreatedAt:     s.o.Now(),
 		Browser:       hashToken(browser),
 	}
-	if err := s.o.Pending.PutPending(ctx, p, s.o.PendingTTL); err != nil {
+	if err := s.st.Pending.PutPending(ctx, p, s.o.PendingTTL); err != nil {
 		return nil, nil, err
 	}
 	return p, c, nil
@@ -178,10 +178,10 @@ func (s *Server) Approve(ctx context.Context, p *PendingAuth, autoFor string) (s
 	if ttl <= 0 {
 		return "", authz.ErrNotFound
 	}
-	if err := s.o.Pending.PutPending(ctx, p, ttl); err != nil {
+	if err := s.st.Pending.PutPending(ctx, p, ttl); err != nil {
 		return "", err
 	}
-	return s.o.Upstream.AuthCodeURL(p.ID+"."+secret, verifier), nil
+	return s.up.AuthCodeURL(p.ID+"."+secret, verifier), nil
 }
 
 func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
@@ -207,7 +207,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	// never to a request another site started (a cross-site request
 	// could otherwise approve on the user's behalf).
 	if sub := s.userFromCookie(r); sub != "" && !crossSite(r) {
-		if approved, err := s.o.Consents.Approved(r.Context(), sub, p.ClientID, p.RedirectURI); err == nil && subset(p.Scopes, approved) {
+		if approved, err := s.st.Consents.Approved(r.Context(), sub, p.ClientID, p.RedirectURI); err == nil && subset(p.Scopes, approved) {
 			u, err := s.Approve(r.Context(), p, sub)
 			if err != nil {
 				s.authorizeFailed(w, r, err)
@@ -278,7 +278,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, &errPage{http.StatusForbidden, "This page expired", "The approval could not be verified for this browser. Go back to the app and connect again."})
 		return
 	}
-	p, err := s.o.Pending.GetPending(r.Context(), tx)
+	p, err := s.st.Pending.GetPending(r.Context(), tx)
 	if err != nil || !hashEqual(p.Browser, hashToken(browser)) {
 		if err != nil && !errors.Is(err, authz.ErrNotFound) {
 			s.authorizeFailed(w, r, err)
@@ -297,7 +297,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		s.log.InfoContext(r.Context(), "authz: consent approved", "client_id", p.ClientID)
 		http.Redirect(w, r, u, http.StatusSeeOther)
 	case "deny":
-		if _, err := s.o.Pending.TakePending(r.Context(), tx); err != nil && !errors.Is(err, authz.ErrNotFound) {
+		if _, err := s.st.Pending.TakePending(r.Context(), tx); err != nil && !errors.Is(err, authz.ErrNotFound) {
 			s.logErr(r, "consent deny", err)
 		}
 		s.log.InfoContext(r.Context(), "authz: consent denied", "client_id", p.ClientID)

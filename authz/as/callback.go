@@ -32,7 +32,7 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	if !ok || tx == "" || secret == "" || len(state) > maxParam {
 		return nil, &errPage{http.StatusBadRequest, "Invalid sign-in response", "The response from the identity provider does not belong to a sign-in started here."}
 	}
-	p, err := s.o.Pending.TakePending(ctx, tx) // single use, whatever happens next
+	p, err := s.st.Pending.TakePending(ctx, tx) // single use, whatever happens next
 	if errors.Is(err, authz.ErrNotFound) {
 		return nil, &errPage{http.StatusBadRequest, "This sign-in expired", "The sign-in took too long or was already finished. Go back to the app and connect again."}
 	}
@@ -56,12 +56,12 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	if code == "" {
 		return nil, back(authz.ErrServerError("the identity provider sent no code"))
 	}
-	tok, err := s.o.Upstream.Exchange(ctx, code, p.UpstreamVerifier)
+	tok, err := s.up.Exchange(ctx, code, p.UpstreamVerifier)
 	if err != nil {
 		s.log.WarnContext(ctx, "authz: upstream code exchange failed", "err", err)
 		return nil, back(upstreamFailure(err))
 	}
-	id, err := s.o.Upstream.FetchIdentity(ctx, tok)
+	id, err := s.up.FetchIdentity(ctx, tok)
 	if err != nil || id.Subject == "" {
 		s.log.WarnContext(ctx, "authz: upstream identity failed", "err", err)
 		return nil, back(upstreamFailure(err))
@@ -78,21 +78,21 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	}
 	now := s.o.Now()
 	g := &Grant{ID: grantID, Subject: subject, ClientID: p.ClientID, Scopes: p.Scopes, Resource: p.Resource, CreatedAt: now, Upstream: id.Login}
-	if err := s.o.Grants.PutGrant(ctx, g, s.o.RefreshTTL); err != nil {
+	if err := s.st.Grants.PutGrant(ctx, g, s.o.RefreshTTL); err != nil {
 		return nil, err
 	}
-	if err := s.o.Vault.Put(ctx, grantID, tok); err != nil {
+	if err := s.vault.Put(ctx, grantID, tok); err != nil {
 		return nil, err
 	}
 	approved := p.Scopes // remembered approvals grow with step-ups: union with what was approved before
-	if before, err := s.o.Consents.Approved(ctx, subject, p.ClientID, p.RedirectURI); err == nil {
+	if before, err := s.st.Consents.Approved(ctx, subject, p.ClientID, p.RedirectURI); err == nil {
 		for _, sc := range before {
 			if !slices.Contains(approved, sc) {
 				approved = append(slices.Clone(approved), sc)
 			}
 		}
 	}
-	if err := s.o.Consents.Approve(ctx, subject, p.ClientID, p.RedirectURI, approved, s.o.ConsentTTL); err != nil {
+	if err := s.st.Consents.Approve(ctx, subject, p.ClientID, p.RedirectURI, approved, s.o.ConsentTTL); err != nil {
 		s.log.WarnContext(ctx, "authz: remembering the approval failed", "err", err)
 	}
 	ours, hash, err := newAuthorizationCode(s.o.Rand)
@@ -101,7 +101,7 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	}
 	c := &AuthCode{Hash: hash, GrantID: grantID, ClientID: p.ClientID, RedirectURI: p.RedirectURI, CodeChallenge: p.CodeChallenge,
 		Resource: p.Resource, Scopes: p.Scopes, Subject: subject, ExpiresAt: now.Add(s.o.CodeTTL)}
-	if err := s.o.Codes.PutCode(ctx, c, s.o.CodeTTL); err != nil {
+	if err := s.st.Codes.PutCode(ctx, c, s.o.CodeTTL); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "authz: signed in", "client_id", p.ClientID, "sub", subject, "grant", grantID)

@@ -44,7 +44,7 @@ func (s *Server) Register(r *http.Request, md *ClientMetadata) (*RegistrationRes
 		never := int64(0)
 		resp.ClientSecretExpiresAt = &never
 	}
-	if err := s.o.Clients.CreateClient(r.Context(), c, s.o.ClientTTL); err != nil {
+	if err := s.st.Clients.CreateClient(r.Context(), c, s.o.ClientTTL); err != nil {
 		return nil, err
 	}
 	return resp, nil

@@ -18,7 +18,7 @@ import (
 // [RFC 7009 §2.1]: https://www.rfc-editor.org/rfc/rfc7009#section-2.1
 func (s *Server) Revoke(ctx context.Context, c *Client, token, hint string) error {
 	tryRefresh := func() (bool, error) {
-		grantID, clientID, err := s.o.Refresh.LookupRefresh(ctx, hashToken(token))
+		grantID, clientID, err := s.st.Refresh.LookupRefresh(ctx, hashToken(token))
 		if errors.Is(err, authz.ErrNotFound) {
 			return false, nil
 		}
@@ -34,7 +34,7 @@ func (s *Server) Revoke(ctx context.Context, c *Client, token, hint string) erro
 		if strings.Count(token, ".") != 2 {
 			return false, nil
 		}
-		info, err := s.o.Tokens.Verify(ctx, token)
+		info, err := s.tokens.Verify(ctx, token)
 		if errors.Is(err, authz.ErrUnavailable) {
 			return false, err
 		}
@@ -108,7 +108,7 @@ func (s *Server) Introspect(ctx context.Context, c *Client, token string) (*Intr
 	if c.SecretHash == "" {
 		return nil, authz.ErrInvalidClient("introspection needs a confidential client")
 	}
-	info, err := s.o.Tokens.Verify(ctx, token)
+	info, err := s.tokens.Verify(ctx, token)
 	if errors.Is(err, authz.ErrUnavailable) {
 		return nil, err
 	}

@@ -39,8 +39,9 @@ type TokenVault interface {
 	Put(ctx context.Context, grantID string, tok *oauth2.Token) error
 }
 
-// Options configures a Server. Stores, Tokens, Upstream and Vault are
-// REQUIRED; zero durations mean the documented defaults.
+// Options configures a Server; zero durations mean the documented
+// defaults. The fields marked REQUIRED have no default: New refuses
+// options without them (nil options included).
 type Options struct {
 	// Issuer is our issuer identifier: the public base URL, exactly as
 	// clients build metadata URLs from it (no trailing slash). REQUIRED.
@@ -61,15 +62,6 @@ type Options struct {
 	// users of two providers.
 	SubjectPrefix string
 
-	Clients  ClientStore
-	Pending  PendingAuthStore
-	Codes    CodeStore
-	Grants   GrantStore
-	Refresh  RefreshStore
-	Consents ConsentStore
-	Tokens   *token.Issuer
-	Upstream UpstreamLogin
-	Vault    TokenVault
 	// Metadata fetches Client ID Metadata Documents; nil turns CIMD off
 	// (and metadata then says so).
 	Metadata *MetadataFetcher
@@ -104,6 +96,17 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Stores are the stores of the server's records, all REQUIRED. One value
+// (memstore.Store, redisstore.Store) usually implements them all.
+type Stores struct {
+	Clients  ClientStore
+	Pending  PendingAuthStore
+	Codes    CodeStore
+	Grants   GrantStore
+	Refresh  RefreshStore
+	Consents ConsentStore
+}
+
 // ScopeInfo is a scope we offer and what it lets a client do.
 type ScopeInfo struct {
 	Name        string
@@ -117,6 +120,10 @@ type ScopeInfo struct {
 // /jwks.
 type Server struct {
 	o         Options
+	st        Stores
+	tokens    *token.Issuer
+	up        UpstreamLogin
+	vault     TokenVault
 	offered   []string
 	cookieKey []byte
 	base      string // the issuer's URL path: "" or "/prefix"
@@ -135,30 +142,49 @@ const (
 	PathJWKS       = "/jwks"
 )
 
-// New builds a Server; it panics on a missing dependency (a wiring
-// mistake) and returns an error for a bad value.
-func New(opts Options) (*Server, error) {
-	for name, dep := range map[string]any{"ClientStore": opts.Clients, "PendingAuthStore": opts.Pending, "CodeStore": opts.Codes,
-		"GrantStore": opts.Grants, "RefreshStore": opts.Refresh, "ConsentStore": opts.Consents, "Issuer": opts.Tokens,
-		"UpstreamLogin": opts.Upstream, "TokenVault": opts.Vault} {
-		if dep == nil || isNilPointer(dep) {
-			panic("authz: NewServer: nil " + name)
-		}
+// New builds a Server that keeps its records in stores, issues access
+// tokens with tokens, signs users in at up and keeps their upstream tokens
+// in vault. It panics on a nil dependency (a wiring mistake) and returns an
+// error for a bad or missing option.
+func New(stores Stores, tokens *token.Issuer, up UpstreamLogin, vault TokenVault, opts *Options) (*Server, error) {
+	switch {
+	case stores.Clients == nil:
+		panic("authz: as.New: nil ClientStore")
+	case stores.Pending == nil:
+		panic("authz: as.New: nil PendingAuthStore")
+	case stores.Codes == nil:
+		panic("authz: as.New: nil CodeStore")
+	case stores.Grants == nil:
+		panic("authz: as.New: nil GrantStore")
+	case stores.Refresh == nil:
+		panic("authz: as.New: nil RefreshStore")
+	case stores.Consents == nil:
+		panic("authz: as.New: nil ConsentStore")
+	case tokens == nil:
+		panic("authz: as.New: nil Issuer")
+	case up == nil:
+		panic("authz: as.New: nil UpstreamLogin")
+	case vault == nil:
+		panic("authz: as.New: nil TokenVault")
 	}
-	if opts.Issuer == "" || strings.HasSuffix(opts.Issuer, "/") {
+	if opts == nil {
+		opts = &Options{}
+	}
+	o := *opts
+	if o.Issuer == "" || strings.HasSuffix(o.Issuer, "/") {
 		return nil, errors.New("authz: the issuer must be set and have no trailing slash")
 	}
-	iu, err := url.Parse(opts.Issuer)
+	iu, err := url.Parse(o.Issuer)
 	if err != nil || (iu.Scheme != "https" && iu.Scheme != "http") || iu.Host == "" || iu.RawQuery != "" || iu.Fragment != "" || iu.User != nil {
 		return nil, errors.New("authz: the issuer must be an http(s) URL without query, fragment or userinfo")
 	}
-	if opts.Resource == "" {
+	if o.Resource == "" {
 		return nil, errors.New("authz: the resource must be set")
 	}
-	if len(opts.CookieKey) < 32 {
+	if len(o.CookieKey) < 32 {
 		return nil, errors.New("authz: the cookie key must be at least 32 bytes")
 	}
-	if len(opts.Scopes) == 0 {
+	if len(o.Scopes) == 0 {
 		return nil, errors.New("authz: at least one scope must be offered")
 	}
 	def := func(d *time.Duration, v time.Duration) {
@@ -166,43 +192,33 @@ func New(opts Options) (*Server, error) {
 			*d = v
 		}
 	}
-	def(&opts.ClientTTL, 30*24*time.Hour)
-	def(&opts.CodeTTL, time.Minute)
-	def(&opts.PendingTTL, 10*time.Minute)
-	def(&opts.RefreshTTL, 30*24*time.Hour)
-	def(&opts.RefreshGrace, 30*time.Second)
-	def(&opts.ConsentTTL, 90*24*time.Hour)
-	opts.RateLimits.setDefaults()
-	if opts.ServiceName == "" {
-		opts.ServiceName = "remotemcp"
+	def(&o.ClientTTL, 30*24*time.Hour)
+	def(&o.CodeTTL, time.Minute)
+	def(&o.PendingTTL, 10*time.Minute)
+	def(&o.RefreshTTL, 30*24*time.Hour)
+	def(&o.RefreshGrace, 30*time.Second)
+	def(&o.ConsentTTL, 90*24*time.Hour)
+	o.RateLimits.setDefaults()
+	if o.ServiceName == "" {
+		o.ServiceName = "remotemcp"
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if opts.Rand == nil {
-		opts.Rand = rand.Reader
+	if o.Rand == nil {
+		o.Rand = rand.Reader
 	}
-	s := &Server{o: opts, cookieKey: slices.Clone(opts.CookieKey), base: iu.EscapedPath(), log: opts.Logger}
+	s := &Server{o: o, st: stores, tokens: tokens, up: up, vault: vault, cookieKey: slices.Clone(o.CookieKey), base: iu.EscapedPath(), log: o.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	for _, sc := range opts.Scopes {
+	for _, sc := range o.Scopes {
 		if !authz.ValidScopeToken(sc.Name) {
 			return nil, errors.New("authz: invalid scope name " + strconv.Quote(sc.Name))
 		}
 		s.offered = append(s.offered, sc.Name)
 	}
 	return s, nil
-}
-
-func isNilPointer(v any) bool {
-	switch p := v.(type) {
-	case *token.Issuer:
-		return p == nil
-	case *MetadataFetcher:
-		return p == nil
-	}
-	return false
 }
 
 // Handler serves the authorization server's endpoints at their paths under
@@ -223,7 +239,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+s.base+PathRevoke, s.serveRevoke)
 	mux.HandleFunc("OPTIONS "+s.base+PathRevoke, preflight("POST"))
 	mux.HandleFunc("POST "+s.base+PathIntrospect, s.serveIntrospect)
-	mux.Handle("GET "+s.base+PathJWKS, cors(token.JWKSHandler(s.o.Tokens.Ring(), s.o.Now)))
+	mux.Handle("GET "+s.base+PathJWKS, cors(token.JWKSHandler(s.tokens.Ring(), s.o.Now)))
 	return mux
 }
 

@@ -96,7 +96,7 @@ func newFixtureWith(t testing.TB, configure func(*as.Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := token.NewIssuer(token.IssuerOptions{Issuer: testIssuer, Audience: testResource, Ring: ring,
+	iss, err := token.NewIssuer(ring, &token.IssuerOptions{Issuer: testIssuer, Audience: testResource,
 		Revoked: func(ctx context.Context, gid, _ string) (bool, error) { return st.GrantRevoked(ctx, gid) }})
 	if err != nil {
 		t.Fatal(err)
@@ -104,15 +104,14 @@ func newFixtureWith(t testing.TB, configure func(*as.Options)) *fixture {
 	up := &faultyUpstream{subject: "u1"}
 	opts := as.Options{
 		Issuer: testIssuer, Resource: testResource, UpstreamName: "Test IdP", SubjectPrefix: "test:",
-		Scopes:  []as.ScopeInfo{{Name: "notes:read", Description: "read"}, {Name: "notes:write", Description: "write"}},
-		Clients: st, Pending: st, Codes: st, Grants: st, Refresh: st, Consents: st,
-		Tokens: iss, Upstream: up, Vault: &mapVault{m: map[string]*oauth2.Token{}},
+		Scopes:    []as.ScopeInfo{{Name: "notes:read", Description: "read"}, {Name: "notes:write", Description: "write"}},
 		CookieKey: []byte("0123456789abcdef0123456789abcdef"),
 	}
 	if configure != nil {
 		configure(&opts)
 	}
-	srv, err := as.New(opts)
+	stores := as.Stores{Clients: st, Pending: st, Codes: st, Grants: st, Refresh: st, Consents: st}
+	srv, err := as.New(stores, iss, up, &mapVault{m: map[string]*oauth2.Token{}}, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}

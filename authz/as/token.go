@@ -71,7 +71,7 @@ func (s *Server) exchangeCode(ctx context.Context, req *TokenRequest) (*TokenRes
 	if req.Code == "" || req.CodeVerifier == "" {
 		return nil, authz.ErrInvalidRequest("code and code_verifier are required")
 	}
-	c, err := s.o.Codes.TakeCode(ctx, hashToken(req.Code))
+	c, err := s.st.Codes.TakeCode(ctx, hashToken(req.Code))
 	switch {
 	case errors.Is(err, ErrAlreadyUsed) && c != nil:
 		// A replayed code: whoever redeemed it first may be an attacker
@@ -101,7 +101,7 @@ func (s *Server) exchangeCode(ctx context.Context, req *TokenRequest) (*TokenRes
 	if err != nil {
 		return nil, err
 	}
-	if err := s.o.Refresh.IssueRefresh(ctx, c.GrantID, c.ClientID, hash, s.o.RefreshTTL); err != nil {
+	if err := s.st.Refresh.IssueRefresh(ctx, c.GrantID, c.ClientID, hash, s.o.RefreshTTL); err != nil {
 		return nil, err
 	}
 	s.touch(ctx, req.Client)
@@ -113,7 +113,7 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 		return nil, authz.ErrInvalidRequest("refresh_token is required")
 	}
 	presented := hashToken(req.RefreshToken)
-	grantID, clientID, err := s.o.Refresh.LookupRefresh(ctx, presented)
+	grantID, clientID, err := s.st.Refresh.LookupRefresh(ctx, presented)
 	if errors.Is(err, authz.ErrNotFound) {
 		return nil, authz.ErrInvalidGrant("the refresh token is invalid, expired or revoked")
 	}
@@ -125,14 +125,14 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 		// (the rightful client must not be logged out by someone else).
 		return nil, authz.ErrInvalidGrant("the refresh token was issued to another client")
 	}
-	g, err := s.o.Grants.GetGrant(ctx, grantID)
+	g, err := s.st.Grants.GetGrant(ctx, grantID)
 	if errors.Is(err, authz.ErrNotFound) {
 		return nil, authz.ErrInvalidGrant("the grant was revoked or expired")
 	}
 	if err != nil {
 		return nil, err
 	}
-	if revoked, err := s.o.Grants.GrantRevoked(ctx, grantID); err != nil {
+	if revoked, err := s.st.Grants.GrantRevoked(ctx, grantID); err != nil {
 		return nil, err
 	} else if revoked {
 		return nil, authz.ErrInvalidGrant("the grant was revoked")
@@ -149,7 +149,7 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 	if err != nil {
 		return nil, err
 	}
-	_, res, err := s.o.Refresh.RotateRefresh(ctx, RefreshRotation{
+	_, res, err := s.st.Refresh.RotateRefresh(ctx, RefreshRotation{
 		PresentedHash: presented, NewHash: hash, ClientID: clientID,
 		Now: s.o.Now(), Grace: s.o.RefreshGrace, TTL: s.o.RefreshTTL,
 	})
@@ -167,7 +167,7 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 		return nil, authz.ErrInvalidGrant("the refresh token was already used")
 	}
 	// Keep the grant alive while it is used.
-	if err := s.o.Grants.PutGrant(ctx, g, s.o.RefreshTTL); err != nil {
+	if err := s.st.Grants.PutGrant(ctx, g, s.o.RefreshTTL); err != nil {
 		return nil, err
 	}
 	s.touch(ctx, req.Client)
@@ -175,7 +175,7 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 }
 
 func (s *Server) accessToken(subject, clientID string, scopes []string, grantID, refresh string) (*TokenResponse, error) {
-	at, _, exp, err := s.o.Tokens.MintAccessToken(subject, clientID, scopes, grantID)
+	at, _, exp, err := s.tokens.MintAccessToken(subject, clientID, scopes, grantID)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (s *Server) accessToken(subject, clientID string, scopes []string, grantID,
 // revokeGrant revokes a grant: its tokens, its refresh family and its
 // upstream tokens.
 func (s *Server) revokeGrant(ctx context.Context, grantID string) error {
-	return s.o.Grants.RevokeGrant(ctx, grantID)
+	return s.st.Grants.RevokeGrant(ctx, grantID)
 }
 
 // touch extends an unused-registration expiry for a registered client.
@@ -199,7 +199,7 @@ func (s *Server) touch(ctx context.Context, c *Client) {
 	if strings.HasPrefix(c.ClientID, "https://") {
 		return // a metadata-document client is not stored
 	}
-	_ = s.o.Clients.TouchClient(ctx, c.ClientID, s.o.ClientTTL)
+	_ = s.st.Clients.TouchClient(ctx, c.ClientID, s.o.ClientTTL)
 }
 
 // parseForm reads an application/x-www-form-urlencoded body, refusing

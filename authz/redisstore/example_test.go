@@ -18,7 +18,7 @@ func ExampleNew() {
 	store := redisstore.New(rdb, &redisstore.Options{KeyPrefix: "remotemcp:"})
 	defer store.Close()
 
-	_ = as.Options{
+	_ = as.Stores{
 		Clients: store, Pending: store, Codes: store, Grants: store, Refresh: store, Consents: store,
 		// ... and upstream.NewVault(store, store, keys, upstream, nil) for the upstream tokens.
 	}

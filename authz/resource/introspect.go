@@ -62,7 +62,11 @@ type introspected struct {
 const maxIntrospectionCache = 10000
 
 // NewIntrospector returns an Introspector.
-func NewIntrospector(opts IntrospectionOptions) (*Introspector, error) {
+func NewIntrospector(options *IntrospectionOptions) (*Introspector, error) {
+	var opts IntrospectionOptions
+	if options != nil {
+		opts = *options
+	}
 	if opts.URL == "" || opts.Audience == "" {
 		return nil, errors.New("authz: introspection needs an endpoint URL and an audience")
 	}

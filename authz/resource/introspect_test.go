@@ -124,7 +124,7 @@ func newTestIntrospector(t *testing.T, u string, clock *authztest.Clock, edit fu
 	if edit != nil {
 		edit(&opts)
 	}
-	i, err := NewIntrospector(opts)
+	i, err := NewIntrospector(&opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +444,7 @@ func TestNewIntrospectorOptions(t *testing.T) {
 		{name: "no secret", opts: IntrospectionOptions{URL: "https://as.example.com/introspect", ClientID: "c", Audience: authztest.Audience}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if i, err := NewIntrospector(tt.opts); err == nil {
+			if i, err := NewIntrospector(&tt.opts); err == nil {
 				t.Errorf("NewIntrospector(%+v) = %v, nil; want an error", tt.opts, i)
 			}
 		})

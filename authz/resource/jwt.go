@@ -85,7 +85,11 @@ var asymmetric = []jwa.SignatureAlgorithm{
 
 // NewJWTVerifier starts the JWKS cache (it lives until ctx is done) and waits
 // for the first fetch, so that a misconfigured JWKS URL fails at start-up.
-func NewJWTVerifier(ctx context.Context, opts JWTOptions) (*JWTVerifier, error) {
+func NewJWTVerifier(ctx context.Context, options *JWTOptions) (*JWTVerifier, error) {
+	var opts JWTOptions
+	if options != nil {
+		opts = *options
+	}
 	if opts.Issuer == "" || opts.JWKSURL == "" || opts.Audience == "" {
 		return nil, errors.New("authz: JWT verification needs an issuer, a JWKS URL and an audience")
 	}

@@ -91,7 +91,7 @@ func newTestJWTVerifier(t testing.TB, s *jwksServer, clock *authztest.Clock) *JW
 	}
 	done := make(chan result, 1)
 	go func() {
-		v, err := NewJWTVerifier(ctx, JWTOptions{Issuer: authztest.Issuer, JWKSURL: s.URL, Audience: authztest.Audience, Now: clock.Now})
+		v, err := NewJWTVerifier(ctx, &JWTOptions{Issuer: authztest.Issuer, JWKSURL: s.URL, Audience: authztest.Audience, Now: clock.Now})
 		done <- result{v, err}
 	}()
 	select {
@@ -304,7 +304,7 @@ func TestNewJWTVerifierOptions(t *testing.T) {
 		{name: "no audience", opts: JWTOptions{Issuer: authztest.Issuer, JWKSURL: "https://as.example.com/jwks"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if v, err := NewJWTVerifier(t.Context(), tt.opts); err == nil {
+			if v, err := NewJWTVerifier(t.Context(), &tt.opts); err == nil {
 				t.Errorf("NewJWTVerifier(%+v) = %v, nil; want an error", tt.opts, v)
 			}
 		})
@@ -331,7 +331,7 @@ func TestNewJWTVerifierJWKSDownAtStartUp(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() {
-				_, err := NewJWTVerifier(ctx, JWTOptions{Issuer: authztest.Issuer, JWKSURL: s.URL, Audience: authztest.Audience})
+				_, err := NewJWTVerifier(ctx, &JWTOptions{Issuer: authztest.Issuer, JWKSURL: s.URL, Audience: authztest.Audience})
 				done <- err
 			}()
 			select {
@@ -581,7 +581,7 @@ func TestJWTVerifierEmptyCacheDirective(t *testing.T) {
 	}))
 	t.Cleanup(s.Close)
 	clock := authztest.NewClock()
-	v, err := NewJWTVerifier(t.Context(), JWTOptions{Issuer: authztest.Issuer, JWKSURL: s.URL, Audience: authztest.Audience, Now: clock.Now})
+	v, err := NewJWTVerifier(t.Context(), &JWTOptions{Issuer: authztest.Issuer, JWKSURL: s.URL, Audience: authztest.Audience, Now: clock.Now})
 	if err != nil {
 		t.Fatalf("NewJWTVerifier: %v", err)
 	}

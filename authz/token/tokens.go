@@ -33,8 +33,6 @@ type IssuerOptions struct {
 	// is exactly this, and Verify accepts it give or take a trailing slash.
 	// REQUIRED.
 	Audience string
-	// Ring holds the signing keys. REQUIRED.
-	Ring *KeyRing
 	// AccessTokenLifetime is how long an access token lives. Default 10
 	// minutes: short, because a JWT cannot be recalled once it leaves, and
 	// independent of the upstream token's lifetime. Rotate the ring with at
@@ -67,6 +65,7 @@ type IssuerOptions struct {
 // [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 type Issuer struct {
 	o        IssuerOptions
+	ring     *KeyRing
 	verified *tokencheck.Cache[*verifiedToken]
 }
 
@@ -81,9 +80,15 @@ const (
 	maxAccessTokenLen = 4096
 )
 
-// NewIssuer checks opts and fills in the defaults.
-func NewIssuer(opts IssuerOptions) (*Issuer, error) {
-	if opts.Issuer == "" || opts.Audience == "" || opts.Ring == nil {
+// NewIssuer returns an Issuer that signs with ring's active key and
+// verifies with any key ring publishes. It checks opts (REQUIRED fields
+// included: nil opts are refused) and fills in the defaults.
+func NewIssuer(ring *KeyRing, options *IssuerOptions) (*Issuer, error) {
+	var opts IssuerOptions
+	if options != nil {
+		opts = *options
+	}
+	if opts.Issuer == "" || opts.Audience == "" || ring == nil {
 		return nil, errors.New("authz: an issuer needs an issuer identifier, an audience and a key ring")
 	}
 	// RFC 8414 §2: an https URL (http for local development) with no query
@@ -107,7 +112,7 @@ func NewIssuer(opts IssuerOptions) (*Issuer, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	return &Issuer{o: opts, verified: tokencheck.NewCache[*verifiedToken](opts.VerifiedCacheSize)}, nil
+	return &Issuer{o: opts, ring: ring, verified: tokencheck.NewCache[*verifiedToken](opts.VerifiedCacheSize)}, nil
 }
 
 // MintAccessToken signs an access token for subject, obtained by clientID
@@ -150,7 +155,7 @@ func (i *Issuer) MintAccessToken(subject, clientID string, scopes []string, gran
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("authz: mint access token: %w", err)
 	}
-	key := i.o.Ring.signer()
+	key := i.ring.signer()
 	hdr := jws.NewHeaders()
 	if err := hdr.Set(jws.TypeKey, accessTokenType); err != nil {
 		return "", "", time.Time{}, fmt.Errorf("authz: mint access token: %w", err)
@@ -191,7 +196,7 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 	if i.verified != nil {
 		key = sha256.Sum256([]byte(token))
 		if v, ok := i.verified.Get(key); ok {
-			if pub, ok := i.o.Ring.verificationKey(v.kid, now); !ok {
+			if pub, ok := i.ring.verificationKey(v.kid, now); !ok {
 				return nil, tokencheck.Invalid("unknown signing key")
 			} else if pub == v.pub || pub.Equal(v.pub) { // the same ring entry, or an equal key
 				return i.checkVerified(ctx, v, now)
@@ -211,7 +216,7 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 		return nil, tokencheck.Invalid("token type %q is not an access token", typ)
 	}
 	kid, _ := hdr.KeyID()
-	pub, ok := i.o.Ring.verificationKey(kid, now)
+	pub, ok := i.ring.verificationKey(kid, now)
 	if !ok {
 		return nil, tokencheck.Invalid("unknown signing key")
 	}
@@ -301,4 +306,4 @@ func randomID(r io.Reader, n int) (string, error) {
 
 // Ring is the key ring the issuer signs with: the authorization server
 // publishes its JWKS.
-func (i *Issuer) Ring() *KeyRing { return i.o.Ring }
+func (i *Issuer) Ring() *KeyRing { return i.ring }

@@ -19,10 +19,9 @@ func ExampleIssuer() {
 		log.Fatal(err)
 	}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	issuer, err := token.NewIssuer(token.IssuerOptions{
+	issuer, err := token.NewIssuer(ring, &token.IssuerOptions{
 		Issuer:   "https://mcp.example.com",     // our public base URL
 		Audience: "https://mcp.example.com/mcp", // the MCP endpoint
-		Ring:     ring,
 		Now:      func() time.Time { return now },
 	})
 	if err != nil {

@@ -43,11 +43,11 @@ func newTestIssuer(t testing.TB, edit func(*IssuerOptions)) issuerFixture {
 	t.Helper()
 	f := issuerFixture{clock: authztest.NewClock(), key: mustGenerateKey(t)}
 	f.ring = mustKeyRing(t, f.key)
-	opts := IssuerOptions{Issuer: ourIssuer, Audience: authztest.Audience, Ring: f.ring, Now: f.clock.Now}
+	opts := IssuerOptions{Issuer: ourIssuer, Audience: authztest.Audience, Now: f.clock.Now}
 	if edit != nil {
 		edit(&opts)
 	}
-	iss, err := NewIssuer(opts)
+	iss, err := NewIssuer(f.ring, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +475,7 @@ func TestIssuerPersistedRing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restarted, err := NewIssuer(IssuerOptions{Issuer: ourIssuer, Audience: authztest.Audience, Ring: ring, Now: f.clock.Now})
+	restarted, err := NewIssuer(ring, &IssuerOptions{Issuer: ourIssuer, Audience: authztest.Audience, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,19 +488,21 @@ func TestNewIssuerRefuses(t *testing.T) {
 	ring := mustKeyRing(t, mustGenerateKey(t))
 	for _, tt := range []struct {
 		name string
-		opts IssuerOptions
+		ring *KeyRing
+		opts *IssuerOptions
 	}{
-		{"no issuer", IssuerOptions{Audience: authztest.Audience, Ring: ring}},
-		{"no audience", IssuerOptions{Issuer: ourIssuer, Ring: ring}},
-		{"no ring", IssuerOptions{Issuer: ourIssuer, Audience: authztest.Audience}},
-		{"relative issuer", IssuerOptions{Issuer: "mcp.example.com", Audience: authztest.Audience, Ring: ring}},
-		{"issuer with a query", IssuerOptions{Issuer: ourIssuer + "?x=1", Audience: authztest.Audience, Ring: ring}},
-		{"issuer with an empty query", IssuerOptions{Issuer: ourIssuer + "?", Audience: authztest.Audience, Ring: ring}},
-		{"issuer with a fragment", IssuerOptions{Issuer: ourIssuer + "#x", Audience: authztest.Audience, Ring: ring}},
-		{"issuer of another scheme", IssuerOptions{Issuer: "ftp://mcp.example.com", Audience: authztest.Audience, Ring: ring}},
+		{"no issuer", ring, &IssuerOptions{Audience: authztest.Audience}},
+		{"no audience", ring, &IssuerOptions{Issuer: ourIssuer}},
+		{"no ring", nil, &IssuerOptions{Issuer: ourIssuer, Audience: authztest.Audience}},
+		{"no options", ring, nil},
+		{"relative issuer", ring, &IssuerOptions{Issuer: "mcp.example.com", Audience: authztest.Audience}},
+		{"issuer with a query", ring, &IssuerOptions{Issuer: ourIssuer + "?x=1", Audience: authztest.Audience}},
+		{"issuer with an empty query", ring, &IssuerOptions{Issuer: ourIssuer + "?", Audience: authztest.Audience}},
+		{"issuer with a fragment", ring, &IssuerOptions{Issuer: ourIssuer + "#x", Audience: authztest.Audience}},
+		{"issuer of another scheme", ring, &IssuerOptions{Issuer: "ftp://mcp.example.com", Audience: authztest.Audience}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewIssuer(tt.opts); err == nil {
+			if _, err := NewIssuer(tt.ring, tt.opts); err == nil {
 				t.Error("NewIssuer succeeded")
 			}
 		})

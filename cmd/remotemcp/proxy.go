@@ -119,8 +119,8 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 		vopts.Locker = authzredis.NewLocker(rdb, nil)
 	}
 	p.vault = upstream.NewVault(stores, stores, pc.VaultKeys, p.upstream, vopts)
-	p.issuer, err = token.NewIssuer(token.IssuerOptions{
-		Issuer: base, Audience: cfg.endpoint(), Ring: pc.SigningKeys, AccessTokenLifetime: pc.AccessTokenLifetime,
+	p.issuer, err = token.NewIssuer(pc.SigningKeys, &token.IssuerOptions{
+		Issuer: base, Audience: cfg.endpoint(), AccessTokenLifetime: pc.AccessTokenLifetime,
 		ClockSkew: cfg.clockSkew(),
 		Revoked:   token.NewRevocationCheck[*as.Grant](stores, 30*time.Second).Revoked,
 	})
@@ -131,23 +131,23 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 	if pc.CIMD {
 		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.loopback(), Shared: sharedMetadata, Logger: log.With("component", "cimd")})
 	}
-	p.server, err = as.New(as.Options{
-		Issuer:   base,
-		Resource: cfg.endpoint(),
-		Scopes: []as.ScopeInfo{
-			{Name: cfg.ScopeRead, Description: "Read your notes, search them and export them"},
-			{Name: cfg.ScopeWrite, Description: "Create and delete your notes"},
-		},
-		UpstreamName:  display,
-		SubjectPrefix: prefix,
-		Clients:       stores, Pending: stores, Codes: stores, Grants: stores, Refresh: stores, Consents: stores,
-		Tokens: p.issuer, Upstream: p.upstream, Vault: p.vault, Metadata: fetcher,
-		CookieKey:    pc.CookieKey,
-		RateLimits:   limits,
-		RefreshTTL:   pc.RefreshLifetime,
-		RefreshGrace: pc.RefreshGrace,
-		Logger:       log.With("component", "authz"),
-	})
+	p.server, err = as.New(as.Stores{Clients: stores, Pending: stores, Codes: stores, Grants: stores, Refresh: stores, Consents: stores},
+		p.issuer, p.upstream, p.vault, &as.Options{
+			Issuer:   base,
+			Resource: cfg.endpoint(),
+			Scopes: []as.ScopeInfo{
+				{Name: cfg.ScopeRead, Description: "Read your notes, search them and export them"},
+				{Name: cfg.ScopeWrite, Description: "Create and delete your notes"},
+			},
+			UpstreamName:  display,
+			SubjectPrefix: prefix,
+			Metadata:      fetcher,
+			CookieKey:     pc.CookieKey,
+			RateLimits:    limits,
+			RefreshTTL:    pc.RefreshLifetime,
+			RefreshGrace:  pc.RefreshGrace,
+			Logger:        log.With("component", "authz"),
+		})
 	if err != nil {
 		return nil, err
 	}

@@ -674,7 +674,7 @@ func TestProxyAttackTokenPassthrough(t *testing.T) {
 	otherRing, _ := token.NewKeyRing(otherKey)
 	mint := func(iss, aud string, r *token.KeyRing, now func() time.Time) string {
 		t.Helper()
-		is, err := token.NewIssuer(token.IssuerOptions{Issuer: iss, Audience: aud, Ring: r, Now: now, AccessTokenLifetime: 5 * time.Minute})
+		is, err := token.NewIssuer(r, &token.IssuerOptions{Issuer: iss, Audience: aud, Now: now, AccessTokenLifetime: 5 * time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -728,7 +728,7 @@ func TestProxyAttackTokenPassthrough(t *testing.T) {
 		{"upstream-style opaque token", base64.RawURLEncoding.EncodeToString(opaque)},
 		{"a refresh-token-shaped value", "rt_" + base64.RawURLEncoding.EncodeToString(opaque)},
 		{"our key, a grant the server does not know", func() string {
-			is, err := token.NewIssuer(token.IssuerOptions{Issuer: s.base, Audience: s.resource, Ring: ring, AccessTokenLifetime: 5 * time.Minute})
+			is, err := token.NewIssuer(ring, &token.IssuerOptions{Issuer: s.base, Audience: s.resource, AccessTokenLifetime: 5 * time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}

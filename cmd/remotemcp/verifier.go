@@ -25,13 +25,13 @@ func newVerifier(ctx context.Context, cfg *config) (resource.Verifier, error) {
 				return nil, err
 			}
 		}
-		v, err := resource.NewJWTVerifier(ctx, resource.JWTOptions{Issuer: cfg.Issuer, JWKSURL: jwks, Audience: cfg.audience(), ClockSkew: cfg.clockSkew()})
+		v, err := resource.NewJWTVerifier(ctx, &resource.JWTOptions{Issuer: cfg.Issuer, JWKSURL: jwks, Audience: cfg.audience(), ClockSkew: cfg.clockSkew()})
 		if err != nil {
 			return nil, err
 		}
 		return v.Verify, nil
 	case "introspect":
-		v, err := resource.NewIntrospector(resource.IntrospectionOptions{
+		v, err := resource.NewIntrospector(&resource.IntrospectionOptions{
 			URL: cfg.IntrospectionURL, ClientID: cfg.IntrospectClientID, ClientSecret: cfg.IntrospectSecret,
 			Audience: cfg.audience(), Issuer: cfg.Issuer,
 		})

@@ -167,7 +167,7 @@ func startConfig(ctx context.Context, e *env, key string, instrumented bool, red
 		iss := e.harness + "/jwt"
 		s.args = append(common, "--auth", "jwt", "--issuer", iss, "--jwks-url", iss+"/jwks")
 		s.callers = func(ctx context.Context, hc *http.Client, n int) ([]step, error) {
-			issuer, err := token.NewIssuer(token.IssuerOptions{Issuer: iss, Audience: s.base + "/mcp", Ring: e.jwtRing, AccessTokenLifetime: time.Hour})
+			issuer, err := token.NewIssuer(e.jwtRing, &token.IssuerOptions{Issuer: iss, Audience: s.base + "/mcp", AccessTokenLifetime: time.Hour})
 			if err != nil {
 				return nil, err
 			}
@@ -262,7 +262,7 @@ func redisGrantCallers(ctx context.Context, s *server, hc *http.Client, ring *to
 	defer rdb.Close()
 	store := authzredis.New(rdb, nil)
 	defer store.Close()
-	issuer, err := token.NewIssuer(token.IssuerOptions{Issuer: s.base, Audience: s.base + "/mcp", Ring: ring, AccessTokenLifetime: time.Hour})
+	issuer, err := token.NewIssuer(ring, &token.IssuerOptions{Issuer: s.base, Audience: s.base + "/mcp", AccessTokenLifetime: time.Hour})
 	if err != nil {
 		return nil, err
 	}
