@@ -39,9 +39,18 @@ type BearerOptions struct {
 
 // RequireBearer returns the middleware that authenticates every request of
 // the MCP endpoint, of both protocol eras. On success the token's TokenInfo
-// reaches the MCP layer through the go-sdk's auth.RequireBearerToken, which
-// is the only way to fill req.Extra.TokenInfo; the challenges are written
-// here because that middleware omits RFC 6750's error= (go-sdk #1134).
+// reaches the MCP layer through the go-sdk's auth.RequireBearerToken.
+//
+// Two go-sdk (v1.8.0) limitations shape it; TestSDKRequireBearerToken
+// fails when an upgrade changes either:
+//   - The go-sdk's context key for TokenInfo is unexported, so wrapping its
+//     middleware is the only way to fill req.Extra.TokenInfo. An exported
+//     setter (a ContextWithTokenInfo) would let us store info directly and
+//     drop the wrapping.
+//   - Its challenges carry no RFC 6750 §3 error= (invalid_token,
+//     insufficient_scope), and its scope check is all-or-nothing, so every
+//     refusal is written here, before it runs. Once it writes error= and
+//     takes a per-request scope requirement, the challenges could be its.
 func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http.Handler {
 	if verify == nil || opts == nil || opts.ResourceMetadataURL == "" {
 		panic("authz: RequireBearer needs a verifier and ResourceMetadataURL")
@@ -54,7 +63,13 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	// The go-sdk middleware re-reads the header; by then the token is
-	// verified, so its verifier just hands over what we found.
+	// verified, so its verifier just hands over what we found. It also
+	// re-checks TokenInfo.Expiration against the wall clock, not our
+	// verifier's (injected) one and without our skew, and refuses a token
+	// without an expiry (RFC 7662 makes exp optional): both were decided
+	// already, so AllowMissingExpiration and a 24h ClockSkew take it out of
+	// that decision. A RequireBearerTokenOptions field to skip its expiry
+	// check (or a clock to pass) would replace the 24h.
 	fill := auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
 		if ti, ok := ctx.Value(verifiedKey{}).(*auth.TokenInfo); ok {
 			return ti, nil
