@@ -65,6 +65,9 @@ type Vault struct {
 	o      VaultOptions
 
 	flights singleflight.Group // one renewal per grant at a time in this process
+	// joined, if set, is called once a caller waits for a renewal (a test
+	// hook, nil in production).
+	joined func(grantID string)
 }
 
 // renewTimeout bounds one renewal (lock, re-read, refresh, store). It does
@@ -373,6 +376,9 @@ func (v *Vault) renewShared(ctx context.Context, grantID string) (*oauth2.Token,
 		}()
 		return v.renew(ctx, grantID)
 	})
+	if v.joined != nil {
+		v.joined(grantID)
+	}
 	select {
 	case r := <-ch:
 		if r.Err != nil {

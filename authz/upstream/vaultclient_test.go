@@ -326,6 +326,8 @@ func TestVaultSingleFlight(t *testing.T) {
 		issue(true)(w, r)
 	}, nil)
 	fx.put(t, "g1", 10*time.Second, oldRefresh)
+	joins := make(chan string, 64)
+	fx.vault.joined = func(grantID string) { joins <- grantID }
 
 	const n = 32
 	var wg sync.WaitGroup
@@ -340,10 +342,14 @@ func TestVaultSingleFlight(t *testing.T) {
 		})
 	}
 	// Let the callers pile up behind the one refresh in flight.
-	for fx.up.refreshes.Load() == 0 {
-		time.Sleep(time.Millisecond)
+	deadline := time.After(10 * time.Second)
+	for range n {
+		select {
+		case <-joins:
+		case <-deadline:
+			t.Fatal("the callers did not all wait for the refresh within 10s")
+		}
 	}
-	time.Sleep(20 * time.Millisecond)
 	close(release)
 	wg.Wait()
 	close(errs)
@@ -573,8 +579,9 @@ func TestVaultRecordBoundToGrant(t *testing.T) {
 }
 
 func TestVaultCallerCancel(t *testing.T) {
-	release := make(chan struct{})
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
 	fx := newVaultFixture(t, func(w http.ResponseWriter, r *http.Request) {
+		arrive(arrived)
 		<-release
 		issue(true)(w, r)
 	}, nil)
@@ -585,9 +592,7 @@ func TestVaultCallerCancel(t *testing.T) {
 		_, err := fx.vault.Token(ctx, "g1")
 		done <- err
 	}()
-	for fx.up.refreshes.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	<-arrived
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Token = %v, want context.Canceled", err)
@@ -749,8 +754,9 @@ func (f swapStores) SwapUpstream(_ context.Context, id string, old, s *Sealed, t
 // stored meanwhile: the compare-and-swap write refuses, and the vault
 // serves the newer token.
 func TestVaultFencedRefresh(t *testing.T) {
-	release := make(chan struct{})
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
 	fx := newVaultFixture(t, func(w http.ResponseWriter, r *http.Request) {
+		arrive(arrived)
 		<-release
 		issue(true)(w, r)
 	}, nil)
@@ -767,9 +773,7 @@ func TestVaultFencedRefresh(t *testing.T) {
 	}()
 	// Wait until the slow refresh is at the upstream, then let "another
 	// replica" store its newer token, then let the slow one finish.
-	for fx.up.refreshes.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	<-arrived
 	other := &oauth2.Token{AccessToken: "other-replica-access", RefreshToken: "other-replica-refresh", Expiry: time.Now().Add(time.Hour)}
 	if err := fx.vault.Put(t.Context(), "g1", other); err != nil {
 		t.Fatal(err)
@@ -783,5 +787,13 @@ func TestVaultFencedRefresh(t *testing.T) {
 	}
 	if s := fx.stored(t, "g1"); s.AccessToken != other.AccessToken || s.RefreshToken != other.RefreshToken {
 		t.Errorf("stored %q/%q: the stalled refresh overwrote the newer token", s.AccessToken, s.RefreshToken)
+	}
+}
+
+// arrive reports, without blocking, that a request reached the upstream.
+func arrive(arrived chan<- struct{}) {
+	select {
+	case arrived <- struct{}{}:
+	default:
 	}
 }
