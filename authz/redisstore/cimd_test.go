@@ -16,7 +16,8 @@ import (
 // with its lifetime, and nothing else is returned.
 func TestMetadataCache(t *testing.T) {
 	srv := redistest.Start(t)
-	a := newStore(t, newClient(t, srv.Addr, nil), &Options{KeyPrefix: "cimd:"})
+	rdb := newClient(t, srv.Addr, nil)
+	a := newStore(t, rdb, &Options{KeyPrefix: "cimd:"})
 	b := newStore(t, newClient(t, srv.Addr, nil), &Options{KeyPrefix: "cimd:"})
 	ctx := ctxFor(t)
 	id := "https://app.example/client.json"
@@ -38,7 +39,7 @@ func TestMetadataCache(t *testing.T) {
 	if _, err := b.GetMetadata(ctx, id+"x"); !errors.Is(err, authz.ErrNotFound) {
 		t.Errorf("another URL: %v, want ErrNotFound", err)
 	}
-	time.Sleep(1200 * time.Millisecond)
+	advanceExpiry(t, rdb, "cimd:*", time.Second)
 	if _, err := b.GetMetadata(ctx, id); !errors.Is(err, authz.ErrNotFound) {
 		t.Errorf("after its lifetime: %v, want ErrNotFound", err)
 	}

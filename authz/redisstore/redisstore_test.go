@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -48,10 +49,55 @@ func newStore(t *testing.T, rdb redis.UniversalClient, opts *Options) *Store {
 	return s
 }
 
-func stores(s *Store) storetest.Stores {
+// stores returns s as the contract suite's Stores. Time passes for the
+// suite by moving the expiry of s's keys (advanceExpiry), not by waiting:
+// the records' lifetimes are Redis key TTLs on the server's clock.
+func stores(t *testing.T, s *Store) storetest.Stores {
 	return storetest.Stores{
 		Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s,
-		Advance: time.Sleep, TTL: time.Second,
+		Advance: func(d time.Duration) { advanceExpiry(t, s.rdb, s.prefix+"*", d) },
+		TTL:     time.Second,
+	}
+}
+
+// advanceExpiry makes d pass for the expiry of the keys matching pattern,
+// on every master: each key expires d earlier (at once if that is past),
+// as if the server's clock had moved on. A key without an expiry fails
+// the test: every record must expire.
+func advanceExpiry(t *testing.T, rdb redis.UniversalClient, pattern string, d time.Duration) {
+	t.Helper()
+	shift := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 100).Iterator()
+		for iter.Next(ctx) {
+			k := iter.Val()
+			at, err := c.PExpireTime(ctx, k).Result()
+			if err != nil {
+				return err
+			}
+			switch {
+			case at == -2: // gone meanwhile (go-redis returns -2 and -1 as they are)
+				continue
+			case at < 0:
+				return fmt.Errorf("key %s has no expiry", k)
+			}
+			if err := c.PExpireAt(ctx, k, time.UnixMilli(at.Milliseconds()-d.Milliseconds())).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	ctx := t.Context()
+	var err error
+	switch c := rdb.(type) {
+	case *redis.Client:
+		err = shift(ctx, c)
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, shift)
+	default:
+		err = fmt.Errorf("advanceExpiry: client %T", rdb)
+	}
+	if err != nil {
+		t.Fatalf("advance the keys' expiry by %v: %v", d, err)
 	}
 }
 
@@ -61,11 +107,19 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds, for at most d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+// waitFor waits until cond holds, for at most d. cond is about store s's
+// revocation subscription, so it is tested again at each change of it.
+func waitFor(t *testing.T, s *Store, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
+	deadline := time.After(d)
+	for {
+		changed := s.cache.changes()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
 			t.Fatalf("%s: not within %v", what, d)
 		}
 	}
@@ -124,7 +178,7 @@ func TestContract(t *testing.T) {
 	rdb := newClient(t, srv.Addr, nil)
 	const prefix = "contract:"
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
-		return stores(newStore(t, rdb, &Options{KeyPrefix: prefix}))
+		return stores(t, newStore(t, rdb, &Options{KeyPrefix: prefix}))
 	})
 
 	// After the suite, and one record of every kind, every key expires.
@@ -203,7 +257,7 @@ func TestContractCluster(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	rec := &scriptRecorder{}
 	rdb.AddHook(rec)
-	storetest.Run(t, func(t *testing.T) storetest.Stores { return stores(newStore(t, rdb, nil)) })
+	storetest.Run(t, func(t *testing.T) storetest.Stores { return stores(t, newStore(t, rdb, nil)) })
 	putOneOfEach(t, ctxFor(t), newStore(t, rdb, nil))
 
 	t.Run("ScriptKeysShareASlot", func(t *testing.T) {
@@ -345,7 +399,7 @@ func TestRevocationAcrossStores(t *testing.T) {
 	counter := &commandCounter{}
 	rdbB.AddHook(counter)
 	b := newStore(t, rdbB, nil)
-	waitFor(t, 5*time.Second, "store B subscribed", b.subscribed)
+	waitFor(t, b, 5*time.Second, "store B subscribed", b.subscribed)
 
 	id, other := newID(), newID()
 	for _, g := range []string{id, other} {
@@ -366,7 +420,7 @@ func TestRevocationAcrossStores(t *testing.T) {
 	if err := a.RevokeGrant(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "store B sees the revocation", func() bool {
+	waitFor(t, b, time.Second, "store B sees the revocation", func() bool {
 		r, err := b.GrantRevoked(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -398,7 +452,7 @@ func TestRevocationFallback(t *testing.T) {
 	counter := &commandCounter{}
 	rdbB.AddHook(counter)
 	b := newStore(t, rdbB, nil)
-	waitFor(t, 5*time.Second, "store B subscribed", b.subscribed)
+	waitFor(t, b, 5*time.Second, "store B subscribed", b.subscribed)
 
 	revoked := func(t *testing.T, id string) bool {
 		t.Helper()
@@ -427,7 +481,7 @@ func TestRevocationFallback(t *testing.T) {
 			t.Fatalf("%v: %v", args, err)
 		}
 	}
-	waitFor(t, 5*time.Second, "store B unsubscribed", func() bool { return !b.subscribed() })
+	waitFor(t, b, 5*time.Second, "store B unsubscribed", func() bool { return !b.subscribed() })
 	if err := a.RevokeGrant(ctx, gapped); err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +503,7 @@ func TestRevocationFallback(t *testing.T) {
 	if err := admin.Do(ctx, "ACL", "SETUSER", "b", "allchannels").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "store B subscribed again", b.subscribed)
+	waitFor(t, b, 5*time.Second, "store B subscribed again", b.subscribed)
 	if !revoked(t, gapped) {
 		t.Errorf("GrantRevoked after resubscribing of a grant revoked while unsubscribed = false")
 	}
@@ -458,7 +512,7 @@ func TestRevocationFallback(t *testing.T) {
 		if err := a.RevokeGrant(ctx, live); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, time.Second, "store B sees the revocation", func() bool { return revoked(t, live) })
+		waitFor(t, b, time.Second, "store B sees the revocation", func() bool { return revoked(t, live) })
 		revoked(t, gapped)
 	}); n != 0 {
 		t.Errorf("store B sent %d commands after resubscribing, want 0", n)
@@ -471,7 +525,8 @@ func TestRedisDown(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	// Retries bound how long a call fails: 2 tries of 2 dials.
-	rdb := newClient(t, srv.Addr, &redis.Options{MaxRetries: 1, DialerRetries: 2, DialerRetryTimeout: 50 * time.Millisecond})
+	dialer, dialed := signalingDialer()
+	rdb := newClient(t, srv.Addr, &redis.Options{MaxRetries: 1, DialerRetries: 2, DialerRetryTimeout: 50 * time.Millisecond, Dialer: dialer})
 	s := newStore(t, rdb, nil)
 	ctx := ctxFor(t)
 	id, hash := newID(), newID()
@@ -483,7 +538,7 @@ func TestRedisDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "subscribed", s.subscribed)
+	waitFor(t, s, 5*time.Second, "subscribed", s.subscribed)
 	if r, err := s.GrantRevoked(ctx, id); err != nil || r {
 		t.Fatalf("GrantRevoked = %v, %v; want false, nil", r, err)
 	}
@@ -528,7 +583,7 @@ func TestRedisDown(t *testing.T) {
 
 	t.Run("Killed", func(t *testing.T) {
 		srv.Kill()
-		waitFor(t, 2*time.Second, "GrantRevoked of a cached grant fails", func() bool {
+		waitFor(t, s, 2*time.Second, "GrantRevoked of a cached grant fails", func() bool {
 			_, err := s.GrantRevoked(ctx, id)
 			return err != nil
 		})
@@ -536,15 +591,16 @@ func TestRedisDown(t *testing.T) {
 	})
 
 	t.Run("RestartedEmpty", func(t *testing.T) {
+		drain(dialed)
 		srv.Restart()
-		waitFor(t, 5*time.Second, "Redis answers", func() bool { return rdb.Ping(ctx).Err() == nil })
+		awaitReconnect(t, rdb, dialed, func() error { return rdb.Ping(ctx).Err() })
 		if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
 			t.Errorf("GetGrant after Redis restarted empty error = %v, want ErrNotFound", err)
 		}
 		if _, _, err := s.LookupRefresh(ctx, hash); !errors.Is(err, authz.ErrNotFound) {
 			t.Errorf("LookupRefresh after Redis restarted empty error = %v, want ErrNotFound", err)
 		}
-		waitFor(t, 5*time.Second, "subscribed again", s.subscribed)
+		waitFor(t, s, 5*time.Second, "subscribed again", s.subscribed)
 		if r, err := s.GrantRevoked(ctx, id); err != nil || r {
 			t.Errorf("GrantRevoked after Redis restarted empty = %v, %v; want false, nil", r, err)
 		}
@@ -557,7 +613,7 @@ func TestRedisDown(t *testing.T) {
 	t.Run("Paused", func(t *testing.T) {
 		srv.Pause()
 		defer srv.Resume()
-		waitFor(t, 3*time.Second, "the subscription notices", func() bool { return !s.subscribed() })
+		waitFor(t, s, 3*time.Second, "the subscription notices", func() bool { return !s.subscribed() })
 		failFast(t)
 	})
 }
@@ -705,7 +761,7 @@ func TestRoundTrips(t *testing.T) {
 	rdb.AddHook(counter)
 	s := newStore(t, rdb, nil)
 	ctx := ctxFor(t)
-	waitFor(t, 5*time.Second, "subscribed", s.subscribed)
+	waitFor(t, s, 5*time.Second, "subscribed", s.subscribed)
 	type op struct {
 		name string
 		call func(id string) error
@@ -788,7 +844,7 @@ func TestClosedClient(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	s := New(rdb, nil)
-	waitFor(t, 5*time.Second, "subscribed", s.subscribed)
+	waitFor(t, s, 5*time.Second, "subscribed", s.subscribed)
 	rdb.Close()
 	select {
 	case <-s.done:
@@ -916,5 +972,54 @@ func TestAnswerCache(t *testing.T) {
 	c.read("g", false, epoch)
 	if diff := cmp.Diff([]string{"miss", "miss"}, []string{get("f"), get("g")}); diff != "" {
 		t.Errorf("after the subscription is lost (-want +got):\n%s", diff)
+	}
+}
+
+// signalingDialer returns a go-redis Dialer that reports each connection it
+// makes on the returned channel (without blocking).
+func signalingDialer() (func(ctx context.Context, network, addr string) (net.Conn, error), chan struct{}) {
+	dialed := make(chan struct{}, 1)
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			select {
+			case dialed <- struct{}{}:
+			default:
+			}
+		}
+		return c, err
+	}, dialed
+}
+
+// drain empties a signal channel.
+func drain(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
+}
+
+// awaitReconnect waits until try, a command on rdb, succeeds after a Redis
+// restart. The pool's idle connections to the old process fail once each
+// (a failed try drops one, so the next try follows at once); then, after
+// enough failed dials, go-redis's pool stops dialing until a dial of its
+// own, in the background, gets through: that dial is waited for.
+func awaitReconnect(t *testing.T, rdb *redis.Client, dialed chan struct{}, try func() error) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		err := try()
+		if err == nil {
+			return
+		}
+		if rdb.PoolStats().IdleConns > 0 {
+			continue
+		}
+		select {
+		case <-dialed:
+		case <-deadline:
+			t.Fatalf("Redis does not answer after the restart: %v", err)
+		}
 	}
 }
