@@ -41,8 +41,8 @@ type BearerOptions struct {
 // the MCP endpoint, of both protocol eras. On success the token's TokenInfo
 // reaches the MCP layer through the go-sdk's auth.RequireBearerToken.
 //
-// Two go-sdk (v1.8.0) limitations shape it; TestSDKRequireBearerToken
-// fails when an upgrade changes either:
+// Two go-sdk (v1.8.0) limitations shape it (TestSDKRequireBearerToken
+// fails when an upgrade changes the behaviour the second one describes):
 //   - The go-sdk's context key for TokenInfo is unexported, so wrapping its
 //     middleware is the only way to fill req.Extra.TokenInfo. An exported
 //     setter (a ContextWithTokenInfo) would let us store info directly and
