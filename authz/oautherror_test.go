@@ -1,8 +1,6 @@
 package authz
 
 import (
-	"github.com/remotemcp/remotemcp/authz/authztest"
-
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/remotemcp/remotemcp/authz/authztest"
 )
 
 type writtenError struct {

@@ -1,14 +1,14 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // AuthorizeRequest is an authorization request ([RFC 6749 §4.1.1] with

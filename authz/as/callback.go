@@ -1,15 +1,15 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/upstream"
-
 	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // CallbackResult is what our callback from the upstream produced: the code

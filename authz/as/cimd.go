@@ -1,9 +1,6 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"golang.org/x/sync/singleflight"
-
 	"container/list"
 	"context"
 	"crypto/tls"
@@ -22,6 +19,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // Defaults of MetadataFetcherOptions.

@@ -1,9 +1,6 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/authztest"
-
 	"bytes"
 	"context"
 	"crypto/x509"
@@ -23,6 +20,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/authztest"
 )
 
 // testDocHost is the name the test fetchers resolve to the document

@@ -1,8 +1,6 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // maxClientMetadataBytes bounds a registration request body or a client

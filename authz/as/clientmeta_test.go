@@ -1,9 +1,6 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/authztest"
-
 	"encoding/json"
 	"errors"
 	"slices"
@@ -12,6 +9,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/authztest"
 )
 
 // nativeDefaults is what parseClientMetadata fills for a native client

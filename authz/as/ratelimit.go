@@ -1,8 +1,6 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // A RateLimiter counts requests per key: a token bucket that holds limit

@@ -1,13 +1,13 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"fmt"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // Application types of a client (OIDC Dynamic Client Registration §2,

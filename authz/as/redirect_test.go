@@ -1,14 +1,14 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"errors"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // redirectCase is one row of the redirect URI table: ok lists the

@@ -1,14 +1,14 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"time"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // RegistrationResponse is the body of a successful registration ([RFC 7591

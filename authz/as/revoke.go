@@ -1,13 +1,13 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // Revoke revokes a refresh or access token of client c ([RFC 7009 §2.1]):

@@ -1,10 +1,6 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/token"
-	"github.com/remotemcp/remotemcp/authz/upstream"
-
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -21,6 +17,10 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/token"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // UpstreamLogin is the upstream leg of the facade, as the authorization

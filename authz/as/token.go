@@ -1,8 +1,6 @@
 package as
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // maxFormBytes bounds the body of token, revocation and introspection

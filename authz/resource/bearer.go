@@ -1,9 +1,6 @@
 package resource
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +12,9 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 // A Verifier checks an access token. It returns an error wrapping

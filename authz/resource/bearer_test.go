@@ -1,9 +1,6 @@
 package resource
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,6 +19,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 const (

@@ -1,9 +1,6 @@
 package resource
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
-
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -18,6 +15,9 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 // IntrospectionOptions configures an Introspector.

@@ -1,10 +1,6 @@
 package resource
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/authztest"
-	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
-
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -17,6 +13,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/authztest"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 // Credentials with characters that RFC 6749 §2.3.1 form-encoding changes.

@@ -1,9 +1,6 @@
 package resource
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
-
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -22,6 +19,9 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 // JWTOptions configures a JWTVerifier.

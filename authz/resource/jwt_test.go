@@ -1,10 +1,6 @@
 package resource
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/authztest"
-	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +18,10 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/authztest"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 // jwksServer serves the public keys of a JWK Set and counts its fetches.

@@ -1,9 +1,6 @@
 package token
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
-
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -21,6 +18,9 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 // IssuerOptions configures an Issuer.

@@ -1,11 +1,6 @@
 package token
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-	"github.com/remotemcp/remotemcp/authz/authztest"
-	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
-	"github.com/remotemcp/remotemcp/authz/resource"
-
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,6 +21,11 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/authztest"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
+	"github.com/remotemcp/remotemcp/authz/resource"
 )
 
 // ourIssuer is our own issuer identifier: the public base URL.

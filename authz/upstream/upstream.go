@@ -1,8 +1,6 @@
 package upstream
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,6 +17,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/endpoints"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // ErrUnavailable marks a call to the upstream identity provider

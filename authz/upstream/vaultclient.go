@@ -1,8 +1,6 @@
 package upstream
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // ErrReauthorize means the upstream tokens of a grant are gone for good: the

@@ -1,8 +1,6 @@
 package upstream
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,6 +17,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // Token values of the vault tests: none may appear in an error or a log.

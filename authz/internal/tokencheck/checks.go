@@ -6,13 +6,13 @@
 package tokencheck
 
 import (
-	"github.com/remotemcp/remotemcp/authz"
-
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/remotemcp/remotemcp/authz"
 )
 
 // Invalid returns an ErrInvalidToken with a description.
