@@ -11,12 +11,19 @@ import (
 
 const module = "github.com/remotemcp/remotemcp"
 
-// allowed is STYLE.md's dependency table, as enforced: for each package of
+// allowed is the package import table, as enforced: for each package of
 // the module, the project packages and the external packages (besides the
-// standard library) it may import directly. "*" allows anything. One change
-// to STYLE.md's table: tools/notes is the notes domain (record, store
-// interfaces, caller identity) that tools, resources and prompts share,
-// so that they need not import each other.
+// standard library) it may import directly. "*" allows anything.
+// tools/notes is the notes domain (record, store interfaces, caller
+// identity) that tools, resources and prompts share, so that they need not
+// import each other.
+//
+// authz is split by role, one RFC family per package. The direction is
+// authz (the OAuth error type, scope strings) <- resource, token, upstream
+// <- as (the authorization server) <- its stores <- cmd. Nothing but cmd,
+// bench and the authorization server's own stores imports authz/as, and the
+// resource server (authz/resource) imports neither authz/as nor authz/token:
+// a server that only trusts tokens needs none of the code that issues them.
 var allowed = map[string]struct{ project, external []string }{
 	"cmd/remotemcp":          {project: []string{"*"}, external: []string{"*"}},
 	"cmd/remotemcp/devidp":   {},
@@ -26,19 +33,16 @@ var allowed = map[string]struct{ project, external []string }{
 	// registered; the product packages register through it and mcpserver
 	// asks it, so it imports neither.
 	"policy":               {external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/yosida95/uritemplate/v3"}},
-	"authz/memstore":       {project: []string{"authz"}},
-	"authz/storetest":      {project: []string{"authz"}, external: []string{"github.com/google/go-cmp/cmp"}},
 	"mcpserver/memstore":   {project: []string{"mcpserver"}, external: []string{sdk + "/mcp"}},
 	"mcpserver/storetest":  {project: []string{"mcpserver"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/go-cmp/cmp"}},
 	"tools":                {project: []string{"tools/notes", "policy"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
 	"tools/notes":          {external: []string{sdk + "/mcp", sdk + "/auth"}},
 	"tools/notes/memstore": {project: []string{"tools/notes"}},
-	// Redis implementations of the stores (issue: stateless replicas), and
-	// the test helper that starts a real redis-server; internal/ is outside
-	// STYLE.md's table because it is test infrastructure only.
+	// Redis implementations of the stores, shared by stateless replicas, and
+	// the test helper that starts a real redis-server (test infrastructure
+	// only).
 	"tools/notes/redisstore": {project: []string{"tools/notes"}, external: []string{redis}},
 	"tools/notes/storetest":  {project: []string{"tools/notes"}, external: []string{"github.com/google/go-cmp/cmp"}},
-	"authz/redisstore":       {project: []string{"authz"}, external: []string{redis}},
 	"mcpserver/redisstore":   {project: []string{"mcpserver"}, external: []string{redis, sdk + "/mcp"}},
 	"internal/redistest":     {},
 	"resources":              {project: []string{"tools/notes", "policy"}, external: []string{sdk + "/mcp", sdk + "/auth"}},
@@ -47,10 +51,34 @@ var allowed = map[string]struct{ project, external []string }{
 	// The benchmark harness (make bench): a program like cmd/remotemcp, which
 	// mints tokens and writes grants with authz's own code.
 	"bench/cmd/mcpbench": {project: []string{"*"}, external: []string{"*"}},
-	// httprc is jwx/v3's HTTP cache, which jwk.Cache is built on.
-	"authz": {external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/oauth2/endpoints",
+	// The shared OAuth pieces: the wire error type, scope strings, the
+	// store sentinel. Standard library only.
+	"authz": {},
+	// The resource server: the bearer middleware, JWT (JWKS) and
+	// introspection verifiers. httprc is jwx/v3's HTTP cache, which
+	// jwk.Cache is built on.
+	"authz/resource": {project: []string{"authz", "authz/internal/tokencheck"}, external: []string{sdk + "/auth",
 		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",
 		"github.com/lestrrat-go/jwx/v3/jwt", "github.com/lestrrat-go/httprc/v3"}},
+	// Our access tokens: signing key ring, issuer, JWKS, revocation check.
+	"authz/token": {project: []string{"authz", "authz/internal/tokencheck"}, external: []string{sdk + "/auth",
+		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",
+		"github.com/lestrrat-go/jwx/v3/jwt"}},
+	// What the two token verifiers (resource and token) share: the
+	// verified-token cache and the wording of refusals.
+	"authz/internal/tokencheck": {project: []string{"authz"}, external: []string{"github.com/lestrrat-go/jwx/v3/jwt"}},
+	// The upstream leg: providers, the vault of their tokens, its refresh.
+	"authz/upstream": {project: []string{"authz"}, external: []string{"golang.org/x/oauth2", "golang.org/x/oauth2/endpoints", "golang.org/x/sync/singleflight"}},
+	// The authorization server, and the stores of its records (with the
+	// vault's, whose interfaces authz/upstream defines).
+	"authz/as":         {project: []string{"authz", "authz/token", "authz/upstream"}, external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/sync/singleflight"}},
+	"authz/memstore":   {project: []string{"authz", "authz/as", "authz/upstream"}},
+	"authz/storetest":  {project: []string{"authz", "authz/as", "authz/upstream"}, external: []string{"github.com/google/go-cmp/cmp"}},
+	"authz/redisstore": {project: []string{"authz", "authz/as", "authz/upstream"}, external: []string{redis}},
+	// Helpers for the tests of the authz packages (a settable clock, signed
+	// test tokens, goldens); imported by tests only.
+	"authz/authztest": {external: []string{"github.com/google/go-cmp/cmp", "github.com/lestrrat-go/jwx/v3/jwa",
+		"github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws", "github.com/lestrrat-go/jwx/v3/jwt"}},
 }
 
 const (
@@ -81,7 +109,7 @@ func TestImportTable(t *testing.T) {
 		}
 		rule, ok := allowed[rel]
 		if !ok {
-			t.Errorf("package %s is not in the import table of arch_test.go (and STYLE.md): add it with its allowed imports", rel)
+			t.Errorf("package %s is not in the import table of arch_test.go: add it with its allowed imports", rel)
 			continue
 		}
 		seen++

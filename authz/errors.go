@@ -2,8 +2,6 @@ package authz
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 )
 
 // Code is an OAuth error code.
@@ -26,35 +24,7 @@ var ErrUnavailable = errors.New("authz: token verification temporarily unavailab
 // safe to show the client as error_description: it never contains the token.
 var ErrInvalidToken = errors.New("invalid token")
 
-// invalid returns an ErrInvalidToken with a description.
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidToken, fmt.Sprintf(format, args...))
-}
-
-// description is the error_description for err: what follows the sentinel.
-func description(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, ErrInvalidToken.Error()+": "); i >= 0 {
-		msg = msg[i+len(ErrInvalidToken.Error())+2:]
-	}
-	return msg
-}
-
-// quote renders an auth-param value as an RFC 7235 quoted-string.
-func quote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			// Control characters cannot appear in a header; drop them.
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
+// ErrNotFound is what a store returns for no such record, or one that
+// expired. Implementations return it (wrapped or not) and never their
+// backend's own "missing" values.
+var ErrNotFound = errors.New("authz: not found")

@@ -157,8 +157,8 @@ func WriteError(w http.ResponseWriter, err error) {
 	}
 	out := Error{
 		Code:        e.Code,
-		Description: wireText(e.Description),
-		URI:         wireText(e.URI),
+		Description: WireText(e.Description),
+		URI:         WireText(e.URI),
 		Status:      e.Status,
 	}
 	if out.Status < 400 || out.Status > 599 {
@@ -197,9 +197,9 @@ func defaultStatus(c Code) int {
 	}
 }
 
-// wireText keeps the characters RFC 6749 §5.2 allows in error_description
+// WireText keeps the characters RFC 6749 §5.2 allows in error_description
 // and error_uri (%x20-21 / %x23-5B / %x5D-7E), replacing others with '?'.
-func wireText(s string) string {
+func WireText(s string) string {
 	ok := true
 	for i := 0; i < len(s); i++ {
 		if !wireChar(s[i]) {

@@ -1,77 +1,16 @@
 package authz
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/remotemcp/remotemcp/authz/authztest"
 )
-
-// The -update flag rewrites the goldens under testdata. Another test file
-// of the package may define it too (STYLE rule 20), so it is looked up by
-// name instead of held in a package variable: package-level flag.Bool
-// calls run before any init, and this one only defines the flag when
-// nobody else has.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite testdata/*.golden.json")
-	}
-}
-
-// updatingGoldens reports whether -update was given.
-func updatingGoldens() bool {
-	f := flag.Lookup("update")
-	if f == nil {
-		return false
-	}
-	g, ok := f.Value.(flag.Getter)
-	if !ok {
-		return false
-	}
-	b, _ := g.Get().(bool)
-	return b
-}
-
-// checkJSONGolden compares got with testdata/<name>.golden.json as JSON
-// values, rewriting the file first under -update.
-func checkJSONGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden.json")
-	if updatingGoldens() {
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, got, "", "  "); err != nil {
-			t.Fatalf("indent %s: %v", name, err)
-		}
-		buf.WriteByte('\n')
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run go test -update to create it): %v", err)
-	}
-	var w, g any
-	if err := json.Unmarshal(want, &w); err != nil {
-		t.Fatalf("golden %s: %v", path, err)
-	}
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("got is not JSON: %v\n%s", err, got)
-	}
-	if diff := cmp.Diff(w, g); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
-	}
-}
 
 type writtenError struct {
 	Status  int               `json:"status"`
@@ -182,7 +121,7 @@ func TestWriteErrorGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkJSONGolden(t, "oautherror", got)
+	authztest.CheckJSONGolden(t, "oautherror", got)
 }
 
 func TestErrorRoundTrip(t *testing.T) {

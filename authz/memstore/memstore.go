@@ -1,17 +1,17 @@
 // Package memstore implements every authz store in process memory: the
-// embedded default for a single replica, and the store authz's own tests
-// run on. It passes the contract suite of package storetest, like every
+// embedded default for a single replica, and the store the authz
+// packages' own tests run on. It passes the contract suite of package storetest, like every
 // other implementation.
 //
-// One [Store] implements all seven interfaces of authz/store.go, behind one
-// lock, so that operations that span record types (RevokeGrant) are atomic
+// One [Store] implements all seven store interfaces (authz/as/store.go,
+// authz/upstream/vaultstore.go), behind one lock, so that operations that span record types (RevokeGrant) are atomic
 // too. Records are copied in and out: a caller never shares memory with the
 // store. Every record has a TTL; an expired record behaves as missing at
 // once, and is freed lazily: each write frees at most a few expired records
 // of each kind, oldest first, so the work per call is bounded and expired
 // records cannot pile up while the store is in use.
 //
-// Beyond what authz/store.go spells out, the store guarantees:
+// Beyond what the store interfaces spell out, the store guarantees:
 //
 //   - Revocation is sticky. RevokeGrant deletes the grant, its refresh
 //     family and its upstream tokens, and remembers the revocation for at
@@ -43,6 +43,8 @@ import (
 	"time"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // RevocationTTL is the shortest time a Store remembers a revoked grant.
@@ -73,18 +75,18 @@ type Options struct {
 
 // A Store holds every authz record in process memory. It implements
 // ClientStore, PendingAuthStore, CodeStore, GrantStore, RefreshStore,
-// UpstreamTokenStore and ConsentStore, and is safe for concurrent use.
+// upstream.TokenStore and ConsentStore, and is safe for concurrent use.
 type Store struct {
 	now func() time.Time
 
 	mu       sync.RWMutex
-	clients  table[string, *authz.Client]
-	pending  table[string, *authz.PendingAuth]
+	clients  table[string, *as.Client]
+	pending  table[string, *as.PendingAuth]
 	codes    table[string, *codeRecord]
-	grants   table[string, *authz.Grant]
+	grants   table[string, *as.Grant]
 	revoked  table[string, struct{}]
 	families table[string, *family] // by grant ID
-	upstream table[string, *authz.Sealed]
+	upstream table[string, *upstream.Sealed]
 	consent  table[consentKey, []string]
 	// refreshIndex maps every token hash of every family to its grant ID.
 	// A family's entries are removed with the family.
@@ -92,14 +94,14 @@ type Store struct {
 }
 
 var (
-	_ authz.ClientStore          = (*Store)(nil)
-	_ authz.PendingAuthStore     = (*Store)(nil)
-	_ authz.CodeStore            = (*Store)(nil)
-	_ authz.GrantStore           = (*Store)(nil)
-	_ authz.RefreshStore         = (*Store)(nil)
-	_ authz.UpstreamTokenStore   = (*Store)(nil)
-	_ authz.UpstreamTokenSwapper = (*Store)(nil)
-	_ authz.ConsentStore         = (*Store)(nil)
+	_ as.ClientStore        = (*Store)(nil)
+	_ as.PendingAuthStore   = (*Store)(nil)
+	_ as.CodeStore          = (*Store)(nil)
+	_ as.GrantStore         = (*Store)(nil)
+	_ as.RefreshStore       = (*Store)(nil)
+	_ upstream.TokenStore   = (*Store)(nil)
+	_ upstream.TokenSwapper = (*Store)(nil)
+	_ as.ConsentStore       = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -146,9 +148,9 @@ func (s *Store) len() int {
 
 // Clients.
 
-// CreateClient implements authz.ClientStore. It fails if a client with the
+// CreateClient implements as.ClientStore. It fails if a client with the
 // same ID exists and has not expired.
-func (s *Store) CreateClient(_ context.Context, c *authz.Client, ttl time.Duration) error {
+func (s *Store) CreateClient(_ context.Context, c *as.Client, ttl time.Duration) error {
 	if c == nil {
 		return errNilRecord
 	}
@@ -166,8 +168,8 @@ func (s *Store) CreateClient(_ context.Context, c *authz.Client, ttl time.Durati
 	return nil
 }
 
-// GetClient implements authz.ClientStore.
-func (s *Store) GetClient(_ context.Context, clientID string) (*authz.Client, error) {
+// GetClient implements as.ClientStore.
+func (s *Store) GetClient(_ context.Context, clientID string) (*as.Client, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	c, ok := s.clients.get(clientID, s.now())
@@ -177,7 +179,7 @@ func (s *Store) GetClient(_ context.Context, clientID string) (*authz.Client, er
 	return cloneClient(c), nil
 }
 
-// TouchClient implements authz.ClientStore: the client then expires ttl
+// TouchClient implements as.ClientStore: the client then expires ttl
 // from now.
 func (s *Store) TouchClient(_ context.Context, clientID string, ttl time.Duration) error {
 	if ttl <= 0 {
@@ -196,9 +198,9 @@ func (s *Store) TouchClient(_ context.Context, clientID string, ttl time.Duratio
 
 // Pending authorizations.
 
-// PutPending implements authz.PendingAuthStore. It replaces a record with
+// PutPending implements as.PendingAuthStore. It replaces a record with
 // the same ID.
-func (s *Store) PutPending(_ context.Context, p *authz.PendingAuth, ttl time.Duration) error {
+func (s *Store) PutPending(_ context.Context, p *as.PendingAuth, ttl time.Duration) error {
 	if p == nil {
 		return errNilRecord
 	}
@@ -213,8 +215,8 @@ func (s *Store) PutPending(_ context.Context, p *authz.PendingAuth, ttl time.Dur
 	return nil
 }
 
-// GetPending implements authz.PendingAuthStore.
-func (s *Store) GetPending(_ context.Context, id string) (*authz.PendingAuth, error) {
+// GetPending implements as.PendingAuthStore.
+func (s *Store) GetPending(_ context.Context, id string) (*as.PendingAuth, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p, ok := s.pending.get(id, s.now())
@@ -224,8 +226,8 @@ func (s *Store) GetPending(_ context.Context, id string) (*authz.PendingAuth, er
 	return clonePending(p), nil
 }
 
-// TakePending implements authz.PendingAuthStore.
-func (s *Store) TakePending(_ context.Context, id string) (*authz.PendingAuth, error) {
+// TakePending implements as.PendingAuthStore.
+func (s *Store) TakePending(_ context.Context, id string) (*as.PendingAuth, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.writeLocked()
@@ -242,13 +244,13 @@ func (s *Store) TakePending(_ context.Context, id string) (*authz.PendingAuth, e
 // A codeRecord is a code, and whether it was taken: a taken code is kept as
 // a tombstone until it expires.
 type codeRecord struct {
-	code *authz.AuthCode
+	code *as.AuthCode
 	used bool
 }
 
-// PutCode implements authz.CodeStore. It fails if the store holds the hash
+// PutCode implements as.CodeStore. It fails if the store holds the hash
 // already, used or not.
-func (s *Store) PutCode(_ context.Context, c *authz.AuthCode, ttl time.Duration) error {
+func (s *Store) PutCode(_ context.Context, c *as.AuthCode, ttl time.Duration) error {
 	if c == nil {
 		return errNilRecord
 	}
@@ -266,8 +268,8 @@ func (s *Store) PutCode(_ context.Context, c *authz.AuthCode, ttl time.Duration)
 	return nil
 }
 
-// TakeCode implements authz.CodeStore.
-func (s *Store) TakeCode(_ context.Context, hash string) (*authz.AuthCode, error) {
+// TakeCode implements as.CodeStore.
+func (s *Store) TakeCode(_ context.Context, hash string) (*as.AuthCode, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.writeLocked()
@@ -276,7 +278,7 @@ func (s *Store) TakeCode(_ context.Context, hash string) (*authz.AuthCode, error
 		return nil, authz.ErrNotFound
 	}
 	if r.used {
-		return cloneCode(r.code), authz.ErrAlreadyUsed
+		return cloneCode(r.code), as.ErrAlreadyUsed
 	}
 	r.used = true
 	return cloneCode(r.code), nil
@@ -284,9 +286,9 @@ func (s *Store) TakeCode(_ context.Context, hash string) (*authz.AuthCode, error
 
 // Grants.
 
-// PutGrant implements authz.GrantStore. It replaces a grant with the same
+// PutGrant implements as.GrantStore. It replaces a grant with the same
 // ID, and stores nothing for a revoked grant.
-func (s *Store) PutGrant(_ context.Context, g *authz.Grant, ttl time.Duration) error {
+func (s *Store) PutGrant(_ context.Context, g *as.Grant, ttl time.Duration) error {
 	if g == nil {
 		return errNilRecord
 	}
@@ -304,8 +306,8 @@ func (s *Store) PutGrant(_ context.Context, g *authz.Grant, ttl time.Duration) e
 	return nil
 }
 
-// GetGrant implements authz.GrantStore. A revoked grant is not found.
-func (s *Store) GetGrant(_ context.Context, id string) (*authz.Grant, error) {
+// GetGrant implements as.GrantStore. A revoked grant is not found.
+func (s *Store) GetGrant(_ context.Context, id string) (*as.Grant, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	g, ok := s.grants.get(id, s.now())
@@ -315,7 +317,7 @@ func (s *Store) GetGrant(_ context.Context, id string) (*authz.Grant, error) {
 	return cloneGrant(g), nil
 }
 
-// RevokeGrant implements authz.GrantStore. It deletes the grant, its
+// RevokeGrant implements as.GrantStore. It deletes the grant, its
 // refresh family and its upstream tokens, and remembers the revocation (see
 // the package documentation). Revoking an unknown grant is not an error:
 // it is remembered all the same.
@@ -336,7 +338,7 @@ func (s *Store) RevokeGrant(_ context.Context, id string) error {
 	return nil
 }
 
-// GrantRevoked implements authz.GrantStore. It is false for a grant the
+// GrantRevoked implements as.GrantStore. It is false for a grant the
 // store never heard of.
 func (s *Store) GrantRevoked(_ context.Context, id string) (bool, error) {
 	s.mu.RLock()
@@ -365,7 +367,7 @@ type familyToken struct {
 	expires time.Time
 }
 
-// IssueRefresh implements authz.RefreshStore. It starts the family of the
+// IssueRefresh implements as.RefreshStore. It starts the family of the
 // grant, replacing any earlier one (whose tokens are then unknown), and
 // stores nothing for a revoked grant.
 func (s *Store) IssueRefresh(_ context.Context, grantID, clientID, hash string, ttl time.Duration) error {
@@ -388,8 +390,8 @@ func (s *Store) IssueRefresh(_ context.Context, grantID, clientID, hash string, 
 	return nil
 }
 
-// RotateRefresh implements authz.RefreshStore.
-func (s *Store) RotateRefresh(_ context.Context, r authz.RefreshRotation) (string, authz.RotateResult, error) {
+// RotateRefresh implements as.RefreshStore.
+func (s *Store) RotateRefresh(_ context.Context, r as.RefreshRotation) (string, as.RotateResult, error) {
 	if r.TTL <= 0 {
 		return "", 0, errNoTTL
 	}
@@ -404,22 +406,22 @@ func (s *Store) RotateRefresh(_ context.Context, r authz.RefreshRotation) (strin
 	if at.IsZero() {
 		at = now
 	}
-	var res authz.RotateResult
+	var res as.RotateResult
 	switch {
 	case r.PresentedHash == f.current:
-		res = authz.Rotated
+		res = as.Rotated
 	case r.PresentedHash == f.previous && r.ClientID == f.clientID && r.Grace > 0 && at.Sub(f.rotatedAt) <= r.Grace:
-		res = authz.RotatedInGrace
+		res = as.RotatedInGrace
 	default:
 		// Known to the family but no longer usable: a stolen token, or a
 		// thief's use of the current one came first. Kill the family.
 		s.deleteFamily(grantID)
-		return grantID, authz.Reused, nil
+		return grantID, as.Reused, nil
 	}
 	if err := s.claimHashLocked(r.NewHash); err != nil {
 		return "", 0, err
 	}
-	if res == authz.Rotated {
+	if res == as.Rotated {
 		f.previous, f.rotatedAt = f.current, at
 	}
 	f.current = r.NewHash
@@ -435,7 +437,7 @@ func (s *Store) RotateRefresh(_ context.Context, r authz.RefreshRotation) (strin
 	return grantID, res, nil
 }
 
-// LookupRefresh implements authz.RefreshStore: it knows every remembered
+// LookupRefresh implements as.RefreshStore: it knows every remembered
 // token of a live family, not only the current one.
 func (s *Store) LookupRefresh(_ context.Context, hash string) (grantID, clientID string, err error) {
 	s.mu.RLock()
@@ -513,9 +515,9 @@ func (s *Store) unindexFamily(grantID string, f *family) {
 
 // Upstream tokens.
 
-// PutUpstream implements authz.UpstreamTokenStore. It replaces the tokens
+// PutUpstream implements upstream.TokenStore. It replaces the tokens
 // of the grant, and stores nothing for a revoked grant.
-func (s *Store) PutUpstream(_ context.Context, grantID string, sealed *authz.Sealed, ttl time.Duration) error {
+func (s *Store) PutUpstream(_ context.Context, grantID string, sealed *upstream.Sealed, ttl time.Duration) error {
 	if sealed == nil {
 		return errNilRecord
 	}
@@ -533,8 +535,8 @@ func (s *Store) PutUpstream(_ context.Context, grantID string, sealed *authz.Sea
 	return nil
 }
 
-// GetUpstream implements authz.UpstreamTokenStore.
-func (s *Store) GetUpstream(_ context.Context, grantID string) (*authz.Sealed, error) {
+// GetUpstream implements upstream.TokenStore.
+func (s *Store) GetUpstream(_ context.Context, grantID string) (*upstream.Sealed, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	sealed, ok := s.upstream.get(grantID, s.now())
@@ -544,9 +546,9 @@ func (s *Store) GetUpstream(_ context.Context, grantID string) (*authz.Sealed, e
 	return cloneSealed(sealed), nil
 }
 
-// SwapUpstream implements authz.UpstreamTokenSwapper: it replaces the
+// SwapUpstream implements upstream.TokenSwapper: it replaces the
 // record only if it is still old.
-func (s *Store) SwapUpstream(_ context.Context, grantID string, old, sealed *authz.Sealed, ttl time.Duration) (bool, error) {
+func (s *Store) SwapUpstream(_ context.Context, grantID string, old, sealed *upstream.Sealed, ttl time.Duration) (bool, error) {
 	if old == nil || sealed == nil {
 		return false, errNilRecord
 	}
@@ -568,11 +570,11 @@ func (s *Store) SwapUpstream(_ context.Context, grantID string, old, sealed *aut
 	return true, nil
 }
 
-func sameSealed(a, b *authz.Sealed) bool {
+func sameSealed(a, b *upstream.Sealed) bool {
 	return a.KeyID == b.KeyID && bytes.Equal(a.Nonce, b.Nonce) && bytes.Equal(a.Ciphertext, b.Ciphertext)
 }
 
-// DeleteUpstream implements authz.UpstreamTokenStore. Deleting what is not
+// DeleteUpstream implements upstream.TokenStore. Deleting what is not
 // there is not an error.
 func (s *Store) DeleteUpstream(_ context.Context, grantID string) error {
 	s.mu.Lock()
@@ -590,7 +592,7 @@ type consentKey struct {
 	subject, clientID, redirectURI string
 }
 
-// Approve implements authz.ConsentStore. It replaces an earlier approval
+// Approve implements as.ConsentStore. It replaces an earlier approval
 // with the same subject, client and redirect URI.
 func (s *Store) Approve(_ context.Context, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) error {
 	if ttl <= 0 {
@@ -607,7 +609,7 @@ func (s *Store) Approve(_ context.Context, subject, clientID, redirectURI string
 	return nil
 }
 
-// Approved implements authz.ConsentStore. An approval of no scopes is
+// Approved implements as.ConsentStore. An approval of no scopes is
 // found, with an empty list.
 func (s *Store) Approved(_ context.Context, subject, clientID, redirectURI string) ([]string, error) {
 	s.mu.RLock()
@@ -622,7 +624,7 @@ func (s *Store) Approved(_ context.Context, subject, clientID, redirectURI strin
 // Copies. Every slice is copied, so that no caller shares memory with the
 // store; the contract tests catch a field that is missed here.
 
-func cloneClient(c *authz.Client) *authz.Client {
+func cloneClient(c *as.Client) *as.Client {
 	out := *c
 	m := &out.Metadata
 	m.RedirectURIs = slices.Clone(m.RedirectURIs)
@@ -632,25 +634,25 @@ func cloneClient(c *authz.Client) *authz.Client {
 	return &out
 }
 
-func clonePending(p *authz.PendingAuth) *authz.PendingAuth {
+func clonePending(p *as.PendingAuth) *as.PendingAuth {
 	out := *p
 	out.Scopes = slices.Clone(p.Scopes)
 	return &out
 }
 
-func cloneCode(c *authz.AuthCode) *authz.AuthCode {
+func cloneCode(c *as.AuthCode) *as.AuthCode {
 	out := *c
 	out.Scopes = slices.Clone(c.Scopes)
 	return &out
 }
 
-func cloneGrant(g *authz.Grant) *authz.Grant {
+func cloneGrant(g *as.Grant) *as.Grant {
 	out := *g
 	out.Scopes = slices.Clone(g.Scopes)
 	return &out
 }
 
-func cloneSealed(s *authz.Sealed) *authz.Sealed {
+func cloneSealed(s *upstream.Sealed) *upstream.Sealed {
 	out := *s
 	out.Nonce = slices.Clone(s.Nonce)
 	out.Ciphertext = slices.Clone(s.Ciphertext)

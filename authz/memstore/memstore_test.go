@@ -10,7 +10,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 	"github.com/remotemcp/remotemcp/authz/storetest"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // A fakeClock is a settable clock, safe for concurrent use.
@@ -57,16 +59,16 @@ func TestRevocationLifetime(t *testing.T) {
 	}{
 		{"unknown grant", func(*Store, string) error { return nil }, RevocationTTL},
 		{"short-lived grant", func(s *Store, id string) error {
-			return s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour)
+			return s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour)
 		}, RevocationTTL},
 		{"long-lived grant", func(s *Store, id string) error {
-			return s.PutGrant(ctx, &authz.Grant{ID: id}, 30*24*time.Hour)
+			return s.PutGrant(ctx, &as.Grant{ID: id}, 30*24*time.Hour)
 		}, 30 * 24 * time.Hour},
 		{"long-lived refresh family", func(s *Store, id string) error {
 			return s.IssueRefresh(ctx, id, "c", "rt-"+id, 90*24*time.Hour)
 		}, 90 * 24 * time.Hour},
 		{"long-lived upstream tokens", func(s *Store, id string) error {
-			return s.PutUpstream(ctx, id, &authz.Sealed{KeyID: "k"}, 7*24*time.Hour)
+			return s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, 7*24*time.Hour)
 		}, 7 * 24 * time.Hour},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +84,7 @@ func TestRevocationLifetime(t *testing.T) {
 			for _, d := range []time.Duration{tt.kept - time.Second, 2 * time.Second} {
 				clock.Advance(d)
 				// Writes sweep; the revocation must survive them until it expires.
-				if err := s.PutGrant(ctx, &authz.Grant{ID: "other"}, time.Minute); err != nil {
+				if err := s.PutGrant(ctx, &as.Grant{ID: "other"}, time.Minute); err != nil {
 					t.Fatalf("PutGrant: %v", err)
 				}
 				r, err := s.GrantRevoked(ctx, "g")
@@ -108,12 +110,12 @@ func TestSweep(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprint(i)
 		for _, err := range []error{
-			s.CreateClient(ctx, &authz.Client{ClientID: id}, time.Minute),
-			s.PutPending(ctx, &authz.PendingAuth{ID: id}, time.Minute),
-			s.PutCode(ctx, &authz.AuthCode{Hash: id}, time.Minute),
-			s.PutGrant(ctx, &authz.Grant{ID: id}, time.Minute),
+			s.CreateClient(ctx, &as.Client{ClientID: id}, time.Minute),
+			s.PutPending(ctx, &as.PendingAuth{ID: id}, time.Minute),
+			s.PutCode(ctx, &as.AuthCode{Hash: id}, time.Minute),
+			s.PutGrant(ctx, &as.Grant{ID: id}, time.Minute),
 			s.IssueRefresh(ctx, id, "c", "rt-"+id, time.Minute),
-			s.PutUpstream(ctx, id, &authz.Sealed{KeyID: "k"}, time.Minute),
+			s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, time.Minute),
 			s.Approve(ctx, id, "c", "r", nil, time.Minute),
 		} {
 			if err != nil {
@@ -121,7 +123,7 @@ func TestSweep(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := s.RotateRefresh(ctx, authz.RefreshRotation{PresentedHash: "rt-0", NewHash: "rt2-0", TTL: time.Minute}); err != nil {
+	if _, _, err := s.RotateRefresh(ctx, as.RefreshRotation{PresentedHash: "rt-0", NewHash: "rt2-0", TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RevokeGrant(ctx, "revoked"); err != nil {
@@ -160,8 +162,8 @@ func TestFamilyBounded(t *testing.T) {
 	}
 	const rotations = MaxFamilyTokens + 100
 	for i := range rotations {
-		r := authz.RefreshRotation{PresentedHash: fmt.Sprint("t", i), NewHash: fmt.Sprint("t", i+1), ClientID: "c", Grace: time.Minute, TTL: time.Hour}
-		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+		r := as.RefreshRotation{PresentedHash: fmt.Sprint("t", i), NewHash: fmt.Sprint("t", i+1), ClientID: "c", Grace: time.Minute, TTL: time.Hour}
+		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 			t.Fatalf("rotation %d = %v, %v; want Rotated", i, res, err)
 		}
 	}
@@ -190,8 +192,8 @@ func TestFamilyBounded(t *testing.T) {
 	}
 	for i := range 3 {
 		clock.Advance(time.Hour - time.Second)
-		r := authz.RefreshRotation{PresentedHash: fmt.Sprint("u", i), NewHash: fmt.Sprint("u", i+1), ClientID: "c", TTL: time.Hour}
-		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+		r := as.RefreshRotation{PresentedHash: fmt.Sprint("u", i), NewHash: fmt.Sprint("u", i+1), ClientID: "c", TTL: time.Hour}
+		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 			t.Fatalf("rotation %d = %v, %v; want Rotated", i, res, err)
 		}
 	}
@@ -224,7 +226,7 @@ func TestRotateNewHashCollision(t *testing.T) {
 		t.Errorf("IssueRefresh with another family's token succeeded")
 	}
 	for _, next := range []string{"a0", "b0"} {
-		r := authz.RefreshRotation{PresentedHash: "a0", NewHash: next, ClientID: "c", TTL: time.Hour}
+		r := as.RefreshRotation{PresentedHash: "a0", NewHash: next, ClientID: "c", TTL: time.Hour}
 		if _, res, err := s.RotateRefresh(ctx, r); err == nil {
 			t.Errorf("RotateRefresh to %s = %v, nil; want an error", next, res)
 		}
@@ -235,8 +237,8 @@ func TestRotateNewHashCollision(t *testing.T) {
 			t.Errorf("LookupRefresh(%s) = %q, %v; want %q, nil", h, g, err, want)
 		}
 	}
-	r := authz.RefreshRotation{PresentedHash: "a0", NewHash: "a1", ClientID: "c", TTL: time.Hour}
-	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+	r := as.RefreshRotation{PresentedHash: "a0", NewHash: "a1", ClientID: "c", TTL: time.Hour}
+	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 		t.Errorf("RotateRefresh after refused ones = %v, %v; want Rotated", res, err)
 	}
 }
@@ -250,17 +252,17 @@ func TestBadInput(t *testing.T) {
 		want error
 	}{
 		{"CreateClient nil", s.CreateClient(ctx, nil, time.Hour), errNilRecord},
-		{"CreateClient ttl", s.CreateClient(ctx, &authz.Client{ClientID: "c"}, 0), errNoTTL},
+		{"CreateClient ttl", s.CreateClient(ctx, &as.Client{ClientID: "c"}, 0), errNoTTL},
 		{"TouchClient ttl", s.TouchClient(ctx, "c", -time.Second), errNoTTL},
 		{"PutPending nil", s.PutPending(ctx, nil, time.Hour), errNilRecord},
-		{"PutPending ttl", s.PutPending(ctx, &authz.PendingAuth{ID: "p"}, 0), errNoTTL},
+		{"PutPending ttl", s.PutPending(ctx, &as.PendingAuth{ID: "p"}, 0), errNoTTL},
 		{"PutCode nil", s.PutCode(ctx, nil, time.Hour), errNilRecord},
-		{"PutCode ttl", s.PutCode(ctx, &authz.AuthCode{Hash: "h"}, 0), errNoTTL},
+		{"PutCode ttl", s.PutCode(ctx, &as.AuthCode{Hash: "h"}, 0), errNoTTL},
 		{"PutGrant nil", s.PutGrant(ctx, nil, time.Hour), errNilRecord},
-		{"PutGrant ttl", s.PutGrant(ctx, &authz.Grant{ID: "g"}, 0), errNoTTL},
+		{"PutGrant ttl", s.PutGrant(ctx, &as.Grant{ID: "g"}, 0), errNoTTL},
 		{"IssueRefresh ttl", s.IssueRefresh(ctx, "g", "c", "h", 0), errNoTTL},
 		{"PutUpstream nil", s.PutUpstream(ctx, "g", nil, time.Hour), errNilRecord},
-		{"PutUpstream ttl", s.PutUpstream(ctx, "g", &authz.Sealed{}, 0), errNoTTL},
+		{"PutUpstream ttl", s.PutUpstream(ctx, "g", &upstream.Sealed{}, 0), errNoTTL},
 		{"Approve ttl", s.Approve(ctx, "s", "c", "r", nil, 0), errNoTTL},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

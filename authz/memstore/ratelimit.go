@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
 // MaxRateLimitKeys bounds how many keys a RateLimiter remembers. When it is
@@ -21,7 +21,7 @@ var errBadLimit = errors.New("memstore: rate limit and window must be positive")
 // earliest entry, expired or not.
 var endOfTime = time.Unix(1<<62, 0)
 
-// A RateLimiter implements authz.RateLimiter in process memory, with GCRA:
+// A RateLimiter implements as.RateLimiter in process memory, with GCRA:
 // one time per key, forgotten when it passes. It is the limiter of a
 // single replica (each replica counts alone); it passes
 // storetest.RunRateLimiter. It is safe for concurrent use.
@@ -33,7 +33,7 @@ type RateLimiter struct {
 	tat table[string, time.Time] // the theoretical arrival time, expiring at itself
 }
 
-var _ authz.RateLimiter = (*RateLimiter)(nil)
+var _ as.RateLimiter = (*RateLimiter)(nil)
 
 // NewRateLimiter returns a RateLimiter that remembers nothing yet. Only
 // opts.Now is used.
@@ -46,7 +46,7 @@ func NewRateLimiter(opts *Options) *RateLimiter {
 	return l
 }
 
-// Allow implements authz.RateLimiter.
+// Allow implements as.RateLimiter.
 func (l *RateLimiter) Allow(_ context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error) {
 	if limit <= 0 || window <= 0 {
 		return false, 0, errBadLimit

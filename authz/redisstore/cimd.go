@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
-var _ authz.MetadataCache = (*Store)(nil)
+var _ as.MetadataCache = (*Store)(nil)
 
 // cimdKey is the key of a cached metadata document: the URL hashed, so
 // that keys stay short whatever the URL.
@@ -19,10 +20,10 @@ func (s *Store) cimdKey(clientID string) string {
 	return s.key("cimd", hex.EncodeToString(sum[:]))
 }
 
-// GetMetadata implements authz.MetadataCache: one GET.
-func (s *Store) GetMetadata(ctx context.Context, clientID string) (_ *authz.Client, err error) {
+// GetMetadata implements as.MetadataCache: one GET.
+func (s *Store) GetMetadata(ctx context.Context, clientID string) (_ *as.Client, err error) {
 	defer wrapf(&err, "redisstore: get cached client metadata")
-	c, err := get[authz.Client](ctx, s.rdb, s.cimdKey(clientID))
+	c, err := get[as.Client](ctx, s.rdb, s.cimdKey(clientID))
 	if err != nil {
 		return nil, err
 	}
@@ -32,9 +33,9 @@ func (s *Store) GetMetadata(ctx context.Context, clientID string) (_ *authz.Clie
 	return c, nil
 }
 
-// PutMetadata implements authz.MetadataCache: one SET with the document's
+// PutMetadata implements as.MetadataCache: one SET with the document's
 // cache lifetime.
-func (s *Store) PutMetadata(ctx context.Context, c *authz.Client, ttl time.Duration) (err error) {
+func (s *Store) PutMetadata(ctx context.Context, c *as.Client, ttl time.Duration) (err error) {
 	if c == nil {
 		return errNilRecord
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 	"github.com/remotemcp/remotemcp/internal/redistest"
 )
 
@@ -15,11 +16,12 @@ import (
 // with its lifetime, and nothing else is returned.
 func TestMetadataCache(t *testing.T) {
 	srv := redistest.Start(t)
-	a := newStore(t, newClient(t, srv.Addr, nil), &Options{KeyPrefix: "cimd:"})
+	rdb := newClient(t, srv.Addr, nil)
+	a := newStore(t, rdb, &Options{KeyPrefix: "cimd:"})
 	b := newStore(t, newClient(t, srv.Addr, nil), &Options{KeyPrefix: "cimd:"})
 	ctx := ctxFor(t)
 	id := "https://app.example/client.json"
-	c := &authz.Client{ClientID: id, Metadata: authz.ClientMetadata{ClientID: id, ClientName: "App", RedirectURIs: []string{"http://127.0.0.1/cb"}},
+	c := &as.Client{ClientID: id, Metadata: as.ClientMetadata{ClientID: id, ClientName: "App", RedirectURIs: []string{"http://127.0.0.1/cb"}},
 		IssuedAt: time.Now().Truncate(time.Second).UTC()}
 	if _, err := b.GetMetadata(ctx, id); !errors.Is(err, authz.ErrNotFound) {
 		t.Fatalf("GetMetadata before any put: %v, want ErrNotFound", err)
@@ -37,7 +39,7 @@ func TestMetadataCache(t *testing.T) {
 	if _, err := b.GetMetadata(ctx, id+"x"); !errors.Is(err, authz.ErrNotFound) {
 		t.Errorf("another URL: %v, want ErrNotFound", err)
 	}
-	time.Sleep(1200 * time.Millisecond)
+	advanceExpiry(t, rdb, "cimd:*", time.Second)
 	if _, err := b.GetMetadata(ctx, id); !errors.Is(err, authz.ErrNotFound) {
 		t.Errorf("after its lifetime: %v, want ErrNotFound", err)
 	}

@@ -1,8 +1,8 @@
 // Package redisstore implements every authz store in Redis, so that any
 // number of replicas share their OAuth state: one [Store] implements all
-// seven interfaces of authz/store.go on a go-redis UniversalClient (a
-// single server, Sentinel or Cluster). It passes the contract suite of
-// package storetest, like memstore. It needs Redis 6.2 or later (GETDEL).
+// seven store interfaces (of authz/as and authz/upstream) on a go-redis
+// UniversalClient (a single server, Sentinel or Cluster). It passes the
+// contract suite of package storetest, like memstore. It needs Redis 6.2 or later (GETDEL).
 //
 // # Keys
 //
@@ -12,19 +12,19 @@
 // or expired in the same script that writes it).
 //
 //	key                          type        TTL                                   holds
-//	p{client:<client_id>}        hash        the registration TTL; TouchClient     rec: JSON authz.Client; op: the call that created it
-//	p{pending:<id>}              string      PutPending's                          JSON authz.PendingAuth
-//	p{code:<code hash>}          hash        PutCode's, kept when taken            rec: JSON authz.AuthCode; op; taken: the first taker (the tombstone)
-//	p{grant:<grant_id>}          string      PutGrant's                            JSON authz.Grant
+//	p{client:<client_id>}        hash        the registration TTL; TouchClient     rec: JSON as.Client; op: the call that created it
+//	p{pending:<id>}              string      PutPending's                          JSON as.PendingAuth
+//	p{code:<code hash>}          hash        PutCode's, kept when taken            rec: JSON as.AuthCode; op; taken: the first taker (the tombstone)
+//	p{grant:<grant_id>}          string      PutGrant's                            JSON as.Grant
 //	p{grant:<grant_id>}:revoked  string      >= RevocationTTL and >= the grant's   "1": the grant is revoked (sticky)
 //	p{grant:<grant_id>}:family   hash        the longest of its tokens' TTLs       client, current, previous: token hashes; rs, rn: when previous was replaced; res
 //	p{grant:<grant_id>}:tokens   sorted set  as :family                            the family's token hashes, scored by expiry (µs)
-//	p{grant:<grant_id>}:upstream string      PutUpstream's                         JSON authz.Sealed (AES-GCM sealed upstream tokens)
+//	p{grant:<grant_id>}:upstream string      PutUpstream's                         JSON upstream.Sealed (AES-GCM sealed upstream tokens)
 //	p{rt:<refresh token hash>}   string      the token's TTL                       the grant ID: the index from a token to its family
 //	p{consent:<sha256>}          string      Approve's                             JSON array of approved scopes; the key hashes subject, client_id, redirect_uri
 //	p revocations (channel)      pub/sub     -                                     grant IDs, published as they are revoked
 //
-// Token and code hashes are HashToken values: Redis never holds a token,
+// Token and code hashes are SHA-256 hashes (base64url): Redis never holds a token,
 // code or secret. All keys of one grant share the tag {grant:<grant_id>}.
 // A refresh token is found by its hash alone, so its index entry has its
 // own tag: operations on refresh tokens take two steps, each atomic in
@@ -46,7 +46,7 @@
 //
 // # Guarantees
 //
-// Beyond authz/store.go, and as memstore:
+// Beyond the store interfaces, and as memstore:
 //
 //   - Revocation is sticky. RevokeGrant deletes the grant, its refresh
 //     family and its upstream tokens and marks it revoked, in one script,

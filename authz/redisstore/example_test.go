@@ -3,7 +3,7 @@ package redisstore_test
 import (
 	"github.com/redis/go-redis/v9"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 	"github.com/remotemcp/remotemcp/authz/redisstore"
 )
 
@@ -18,8 +18,8 @@ func ExampleNew() {
 	store := redisstore.New(rdb, &redisstore.Options{KeyPrefix: "remotemcp:"})
 	defer store.Close()
 
-	_ = authz.ServerOptions{
+	_ = as.Stores{
 		Clients: store, Pending: store, Codes: store, Grants: store, Refresh: store, Consents: store,
-		// ... and authz.NewVault(store, store, keys, upstream, nil) for the upstream tokens.
+		// ... and upstream.NewVault(store, store, keys, upstream, nil) for the upstream tokens.
 	}
 }

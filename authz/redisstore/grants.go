@@ -4,12 +4,12 @@ import (
 	"context"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
-// PutGrant implements authz.GrantStore. It replaces a grant with the same
+// PutGrant implements as.GrantStore. It replaces a grant with the same
 // ID, and stores nothing for a revoked grant.
-func (s *Store) PutGrant(ctx context.Context, g *authz.Grant, ttl time.Duration) (err error) {
+func (s *Store) PutGrant(ctx context.Context, g *as.Grant, ttl time.Duration) (err error) {
 	if g == nil {
 		return errNilRecord
 	}
@@ -18,13 +18,13 @@ func (s *Store) PutGrant(ctx context.Context, g *authz.Grant, ttl time.Duration)
 	return s.putUnlessRevoked(ctx, k.grant, k.revoked, g, ttl)
 }
 
-// GetGrant implements authz.GrantStore. A revoked grant is not found.
-func (s *Store) GetGrant(ctx context.Context, id string) (_ *authz.Grant, err error) {
+// GetGrant implements as.GrantStore. A revoked grant is not found.
+func (s *Store) GetGrant(ctx context.Context, id string) (_ *as.Grant, err error) {
 	defer wrapf(&err, "redisstore: get grant %s", id)
-	return get[authz.Grant](ctx, s.rdb, s.grantKeys(id).grant)
+	return get[as.Grant](ctx, s.rdb, s.grantKeys(id).grant)
 }
 
-// RevokeGrant implements authz.GrantStore. In one script it deletes the
+// RevokeGrant implements as.GrantStore. In one script it deletes the
 // grant, its refresh family and its upstream tokens, marks it revoked for
 // at least RevocationTTL and at least as long as any of those would have
 // lived, and announces the revocation to every Store on the same Redis.
@@ -39,7 +39,7 @@ func (s *Store) RevokeGrant(ctx context.Context, id string) (err error) {
 	return nil
 }
 
-// GrantRevoked implements authz.GrantStore. It answers from memory while
+// GrantRevoked implements as.GrantStore. It answers from memory while
 // the revocation subscription is up, and otherwise asks Redis (EXISTS). It
 // is false for a grant the store never heard of.
 func (s *Store) GrantRevoked(ctx context.Context, id string) (_ bool, err error) {

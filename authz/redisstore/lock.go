@@ -10,16 +10,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
-// A Locker is authz.Locker on Redis: the vault's upstream refresh of one
-// grant runs on one replica at a time (PITFALLS 4). The lock is a key set
+// A Locker is upstream.Locker on Redis: the vault's upstream refresh of one
+// grant runs on one replica at a time. The lock is a key set
 // with NX and an expiry (so that a dead holder cannot block the grant for
 // longer than TTL), holding a random token; unlocking deletes it only if
 // it still holds that token. A holder that stalls past the expiry may
 // lose the lock to another replica: the vault's compare-and-swap write
-// (authz.UpstreamTokenSwapper) is the fence that keeps it from
+// (upstream.TokenSwapper) is the fence that keeps it from
 // overwriting the newer token.
 type Locker struct {
 	rdb    redis.UniversalClient
@@ -28,7 +28,7 @@ type Locker struct {
 	poll   time.Duration
 }
 
-var _ authz.Locker = (*Locker)(nil)
+var _ upstream.Locker = (*Locker)(nil)
 
 // LockerOptions configures a Locker; zero fields mean the defaults.
 type LockerOptions struct {
@@ -94,7 +94,7 @@ func (l *Locker) Lock(ctx context.Context, key string) (unlock func(), err error
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("redisstore: lock %s: %w", key, errors.Join(ctx.Err(), authz.ErrUpstreamUnavailable))
+			return nil, fmt.Errorf("redisstore: lock %s: %w", key, errors.Join(ctx.Err(), upstream.ErrUnavailable))
 		case <-t.C:
 		}
 	}

@@ -9,12 +9,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
 var errBadLimit = errors.New("redisstore: rate limit and window must be positive")
 
-// A RateLimiter implements authz.RateLimiter on Redis, so that every
+// A RateLimiter implements as.RateLimiter on Redis, so that every
 // replica counts against the same budgets. It keeps GCRA's one number per
 // key: the theoretical arrival time, in microseconds of the Redis server's
 // clock (TIME), so that replicas whose clocks differ still agree. Each
@@ -30,7 +30,7 @@ type RateLimiter struct {
 	prefix string
 }
 
-var _ authz.RateLimiter = (*RateLimiter)(nil)
+var _ as.RateLimiter = (*RateLimiter)(nil)
 
 // NewRateLimiter returns a RateLimiter on rdb. Only opts.KeyPrefix is used
 // (default DefaultKeyPrefix). It panics if rdb is nil or the prefix has a
@@ -67,7 +67,7 @@ redis.call('SET', KEYS[1], string.format('%.0f', nexttat), 'PX', string.format('
 return {1, 0}
 `)
 
-// Allow implements authz.RateLimiter.
+// Allow implements as.RateLimiter.
 func (l *RateLimiter) Allow(ctx context.Context, key string, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error) {
 	if limit <= 0 || window <= 0 {
 		return false, 0, errBadLimit

@@ -17,6 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // RevocationTTL is the shortest time a Store remembers a revoked grant. It
@@ -64,7 +66,7 @@ type Options struct {
 
 // A Store holds every authz record in Redis. It implements ClientStore,
 // PendingAuthStore, CodeStore, GrantStore, RefreshStore,
-// UpstreamTokenStore and ConsentStore, and is safe for concurrent use.
+// upstream.TokenStore and ConsentStore, and is safe for concurrent use.
 // Close stops its revocation subscription.
 type Store struct {
 	rdb     redis.UniversalClient
@@ -85,13 +87,13 @@ type Store struct {
 }
 
 var (
-	_ authz.ClientStore        = (*Store)(nil)
-	_ authz.PendingAuthStore   = (*Store)(nil)
-	_ authz.CodeStore          = (*Store)(nil)
-	_ authz.GrantStore         = (*Store)(nil)
-	_ authz.RefreshStore       = (*Store)(nil)
-	_ authz.UpstreamTokenStore = (*Store)(nil)
-	_ authz.ConsentStore       = (*Store)(nil)
+	_ as.ClientStore      = (*Store)(nil)
+	_ as.PendingAuthStore = (*Store)(nil)
+	_ as.CodeStore        = (*Store)(nil)
+	_ as.GrantStore       = (*Store)(nil)
+	_ as.RefreshStore     = (*Store)(nil)
+	_ upstream.TokenStore = (*Store)(nil)
+	_ as.ConsentStore     = (*Store)(nil)
 )
 
 // New returns a Store on rdb, and starts its revocation subscription. The
@@ -179,7 +181,7 @@ func (s *Store) consentKey(subject, clientID, redirectURI string) string {
 // leaks.
 func wrapf(err *error, format string, args ...any) {
 	switch {
-	case *err == nil, errors.Is(*err, authz.ErrNotFound), errors.Is(*err, authz.ErrAlreadyUsed):
+	case *err == nil, errors.Is(*err, authz.ErrNotFound), errors.Is(*err, as.ErrAlreadyUsed):
 	case errors.Is(*err, redis.Nil):
 		*err = authz.ErrNotFound
 	default:
@@ -226,9 +228,9 @@ func (s *Store) create(ctx context.Context, key string, rec any, ttl time.Durati
 
 // Clients.
 
-// CreateClient implements authz.ClientStore. It fails if a client with the
+// CreateClient implements as.ClientStore. It fails if a client with the
 // same ID exists.
-func (s *Store) CreateClient(ctx context.Context, c *authz.Client, ttl time.Duration) (err error) {
+func (s *Store) CreateClient(ctx context.Context, c *as.Client, ttl time.Duration) (err error) {
 	if c == nil {
 		return errNilRecord
 	}
@@ -240,17 +242,17 @@ func (s *Store) CreateClient(ctx context.Context, c *authz.Client, ttl time.Dura
 	return err
 }
 
-// GetClient implements authz.ClientStore.
-func (s *Store) GetClient(ctx context.Context, clientID string) (_ *authz.Client, err error) {
+// GetClient implements as.ClientStore.
+func (s *Store) GetClient(ctx context.Context, clientID string) (_ *as.Client, err error) {
 	defer wrapf(&err, "redisstore: get client %s", clientID)
 	b, err := s.rdb.HGet(ctx, s.key("client", clientID), "rec").Bytes()
 	if err != nil {
 		return nil, err
 	}
-	return decode[authz.Client](b)
+	return decode[as.Client](b)
 }
 
-// TouchClient implements authz.ClientStore: the client then expires ttl
+// TouchClient implements as.ClientStore: the client then expires ttl
 // from now.
 func (s *Store) TouchClient(ctx context.Context, clientID string, ttl time.Duration) (err error) {
 	if ttl <= 0 {
@@ -266,9 +268,9 @@ func (s *Store) TouchClient(ctx context.Context, clientID string, ttl time.Durat
 
 // Pending authorizations.
 
-// PutPending implements authz.PendingAuthStore. It replaces a record with
+// PutPending implements as.PendingAuthStore. It replaces a record with
 // the same ID.
-func (s *Store) PutPending(ctx context.Context, p *authz.PendingAuth, ttl time.Duration) (err error) {
+func (s *Store) PutPending(ctx context.Context, p *as.PendingAuth, ttl time.Duration) (err error) {
 	if p == nil {
 		return errNilRecord
 	}
@@ -283,27 +285,27 @@ func (s *Store) PutPending(ctx context.Context, p *authz.PendingAuth, ttl time.D
 	return s.rdb.Set(ctx, s.key("pending", p.ID), b, ttl).Err()
 }
 
-// GetPending implements authz.PendingAuthStore.
-func (s *Store) GetPending(ctx context.Context, id string) (_ *authz.PendingAuth, err error) {
+// GetPending implements as.PendingAuthStore.
+func (s *Store) GetPending(ctx context.Context, id string) (_ *as.PendingAuth, err error) {
 	defer wrapf(&err, "redisstore: get pending authorization")
-	return get[authz.PendingAuth](ctx, s.rdb, s.key("pending", id))
+	return get[as.PendingAuth](ctx, s.rdb, s.key("pending", id))
 }
 
-// TakePending implements authz.PendingAuthStore, with GETDEL.
-func (s *Store) TakePending(ctx context.Context, id string) (_ *authz.PendingAuth, err error) {
+// TakePending implements as.PendingAuthStore, with GETDEL.
+func (s *Store) TakePending(ctx context.Context, id string) (_ *as.PendingAuth, err error) {
 	defer wrapf(&err, "redisstore: take pending authorization")
 	b, err := s.rdb.GetDel(ctx, s.key("pending", id)).Bytes()
 	if err != nil {
 		return nil, err
 	}
-	return decode[authz.PendingAuth](b)
+	return decode[as.PendingAuth](b)
 }
 
 // Authorization codes.
 
-// PutCode implements authz.CodeStore. It fails if the store holds the hash
+// PutCode implements as.CodeStore. It fails if the store holds the hash
 // already, used or not.
-func (s *Store) PutCode(ctx context.Context, c *authz.AuthCode, ttl time.Duration) (err error) {
+func (s *Store) PutCode(ctx context.Context, c *as.AuthCode, ttl time.Duration) (err error) {
 	if c == nil {
 		return errNilRecord
 	}
@@ -315,9 +317,9 @@ func (s *Store) PutCode(ctx context.Context, c *authz.AuthCode, ttl time.Duratio
 	return err
 }
 
-// TakeCode implements authz.CodeStore. A taken code stays, marked, until
+// TakeCode implements as.CodeStore. A taken code stays, marked, until
 // its TTL ends.
-func (s *Store) TakeCode(ctx context.Context, hash string) (_ *authz.AuthCode, err error) {
+func (s *Store) TakeCode(ctx context.Context, hash string) (_ *as.AuthCode, err error) {
 	defer wrapf(&err, "redisstore: take authorization code")
 	v, err := takeCodeScript.Run(ctx, s.rdb, []string{s.key("code", hash)}, opID()).Slice()
 	if err != nil {
@@ -327,21 +329,21 @@ func (s *Store) TakeCode(ctx context.Context, hash string) (_ *authz.AuthCode, e
 		return nil, fmt.Errorf("unexpected reply %v", v)
 	}
 	rec, _ := v[1].(string)
-	c, err := decode[authz.AuthCode]([]byte(rec))
+	c, err := decode[as.AuthCode]([]byte(rec))
 	if err != nil {
 		return nil, err
 	}
 	if used, _ := v[0].(int64); used == 1 {
-		return c, authz.ErrAlreadyUsed
+		return c, as.ErrAlreadyUsed
 	}
 	return c, nil
 }
 
 // Upstream tokens.
 
-// PutUpstream implements authz.UpstreamTokenStore. It replaces the tokens
+// PutUpstream implements upstream.TokenStore. It replaces the tokens
 // of the grant, and stores nothing for a revoked grant.
-func (s *Store) PutUpstream(ctx context.Context, grantID string, sealed *authz.Sealed, ttl time.Duration) (err error) {
+func (s *Store) PutUpstream(ctx context.Context, grantID string, sealed *upstream.Sealed, ttl time.Duration) (err error) {
 	if sealed == nil {
 		return errNilRecord
 	}
@@ -362,13 +364,13 @@ func (s *Store) putUnlessRevoked(ctx context.Context, key, revoked string, rec a
 	return putUnlessRevokedScript.Run(ctx, s.rdb, []string{key, revoked}, b, millis(ttl)).Err()
 }
 
-// GetUpstream implements authz.UpstreamTokenStore.
-func (s *Store) GetUpstream(ctx context.Context, grantID string) (_ *authz.Sealed, err error) {
+// GetUpstream implements upstream.TokenStore.
+func (s *Store) GetUpstream(ctx context.Context, grantID string) (_ *upstream.Sealed, err error) {
 	defer wrapf(&err, "redisstore: get upstream tokens of grant %s", grantID)
-	return get[authz.Sealed](ctx, s.rdb, s.grantKeys(grantID).upstream)
+	return get[upstream.Sealed](ctx, s.rdb, s.grantKeys(grantID).upstream)
 }
 
-// DeleteUpstream implements authz.UpstreamTokenStore. Deleting what is not
+// DeleteUpstream implements upstream.TokenStore. Deleting what is not
 // there is not an error.
 func (s *Store) DeleteUpstream(ctx context.Context, grantID string) (err error) {
 	defer wrapf(&err, "redisstore: delete upstream tokens of grant %s", grantID)
@@ -377,7 +379,7 @@ func (s *Store) DeleteUpstream(ctx context.Context, grantID string) (err error) 
 
 // Consent.
 
-// Approve implements authz.ConsentStore. It replaces an earlier approval
+// Approve implements as.ConsentStore. It replaces an earlier approval
 // with the same subject, client and redirect URI.
 func (s *Store) Approve(ctx context.Context, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) (err error) {
 	if ttl <= 0 {
@@ -394,7 +396,7 @@ func (s *Store) Approve(ctx context.Context, subject, clientID, redirectURI stri
 	return s.rdb.Set(ctx, s.consentKey(subject, clientID, redirectURI), b, ttl).Err()
 }
 
-// Approved implements authz.ConsentStore. An approval of no scopes is
+// Approved implements as.ConsentStore. An approval of no scopes is
 // found, with an empty list.
 func (s *Store) Approved(ctx context.Context, subject, clientID, redirectURI string) (_ []string, err error) {
 	defer wrapf(&err, "redisstore: approval of client %s", clientID)

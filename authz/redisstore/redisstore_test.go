@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,7 +19,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 	"github.com/remotemcp/remotemcp/authz/storetest"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 	"github.com/remotemcp/remotemcp/internal/redistest"
 )
 
@@ -46,10 +49,55 @@ func newStore(t *testing.T, rdb redis.UniversalClient, opts *Options) *Store {
 	return s
 }
 
-func stores(s *Store) storetest.Stores {
+// stores returns s as the contract suite's Stores. Time passes for the
+// suite by moving the expiry of s's keys (advanceExpiry), not by waiting:
+// the records' lifetimes are Redis key TTLs on the server's clock.
+func stores(t *testing.T, s *Store) storetest.Stores {
 	return storetest.Stores{
 		Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s,
-		Advance: time.Sleep, TTL: time.Second,
+		Advance: func(d time.Duration) { advanceExpiry(t, s.rdb, s.prefix+"*", d) },
+		TTL:     time.Second,
+	}
+}
+
+// advanceExpiry makes d pass for the expiry of the keys matching pattern,
+// on every master: each key expires d earlier (at once if that is past),
+// as if the server's clock had moved on. A key without an expiry fails
+// the test: every record must expire.
+func advanceExpiry(t *testing.T, rdb redis.UniversalClient, pattern string, d time.Duration) {
+	t.Helper()
+	shift := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 100).Iterator()
+		for iter.Next(ctx) {
+			k := iter.Val()
+			at, err := c.PExpireTime(ctx, k).Result()
+			if err != nil {
+				return err
+			}
+			switch {
+			case at == -2: // gone meanwhile (go-redis returns -2 and -1 as they are)
+				continue
+			case at < 0:
+				return fmt.Errorf("key %s has no expiry", k)
+			}
+			if err := c.PExpireAt(ctx, k, time.UnixMilli(at.Milliseconds()-d.Milliseconds())).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	ctx := t.Context()
+	var err error
+	switch c := rdb.(type) {
+	case *redis.Client:
+		err = shift(ctx, c)
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, shift)
+	default:
+		err = fmt.Errorf("advanceExpiry: client %T", rdb)
+	}
+	if err != nil {
+		t.Fatalf("advance the keys' expiry by %v: %v", d, err)
 	}
 }
 
@@ -59,11 +107,19 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds, for at most d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+// waitFor waits until cond holds, for at most d. cond is about store s's
+// revocation subscription, so it is tested again at each change of it.
+func waitFor(t *testing.T, s *Store, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
+	deadline := time.After(d)
+	for {
+		changed := s.cache.changes()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
 			t.Fatalf("%s: not within %v", what, d)
 		}
 	}
@@ -122,7 +178,7 @@ func TestContract(t *testing.T) {
 	rdb := newClient(t, srv.Addr, nil)
 	const prefix = "contract:"
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
-		return stores(newStore(t, rdb, &Options{KeyPrefix: prefix}))
+		return stores(t, newStore(t, rdb, &Options{KeyPrefix: prefix}))
 	})
 
 	// After the suite, and one record of every kind, every key expires.
@@ -168,12 +224,12 @@ func putOneOfEach(t *testing.T, ctx context.Context, s *Store) {
 	t.Helper()
 	id := newID()
 	for _, err := range []error{
-		s.CreateClient(ctx, &authz.Client{ClientID: id}, time.Hour),
-		s.PutPending(ctx, &authz.PendingAuth{ID: id}, time.Hour),
-		s.PutCode(ctx, &authz.AuthCode{Hash: id}, time.Hour),
-		s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour),
+		s.CreateClient(ctx, &as.Client{ClientID: id}, time.Hour),
+		s.PutPending(ctx, &as.PendingAuth{ID: id}, time.Hour),
+		s.PutCode(ctx, &as.AuthCode{Hash: id}, time.Hour),
+		s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour),
 		s.IssueRefresh(ctx, id, "c", id, time.Hour),
-		s.PutUpstream(ctx, id, &authz.Sealed{KeyID: "k"}, time.Hour),
+		s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, time.Hour),
 		s.Approve(ctx, id, "c", "r", nil, time.Hour),
 		s.RevokeGrant(ctx, newID()),
 	} {
@@ -201,7 +257,7 @@ func TestContractCluster(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	rec := &scriptRecorder{}
 	rdb.AddHook(rec)
-	storetest.Run(t, func(t *testing.T) storetest.Stores { return stores(newStore(t, rdb, nil)) })
+	storetest.Run(t, func(t *testing.T) storetest.Stores { return stores(t, newStore(t, rdb, nil)) })
 	putOneOfEach(t, ctxFor(t), newStore(t, rdb, nil))
 
 	t.Run("ScriptKeysShareASlot", func(t *testing.T) {
@@ -305,11 +361,11 @@ func TestRevocationLifetime(t *testing.T) {
 		kept time.Duration
 	}{
 		{"unknown grant", func(string) error { return nil }, RevocationTTL},
-		{"short-lived grant", func(id string) error { return s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour) }, RevocationTTL},
-		{"long-lived grant", func(id string) error { return s.PutGrant(ctx, &authz.Grant{ID: id}, 30*24*time.Hour) }, 30 * 24 * time.Hour},
+		{"short-lived grant", func(id string) error { return s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour) }, RevocationTTL},
+		{"long-lived grant", func(id string) error { return s.PutGrant(ctx, &as.Grant{ID: id}, 30*24*time.Hour) }, 30 * 24 * time.Hour},
 		{"long-lived refresh family", func(id string) error { return s.IssueRefresh(ctx, id, "c", newID(), 90*24*time.Hour) }, 90 * 24 * time.Hour},
 		{"long-lived upstream tokens", func(id string) error {
-			return s.PutUpstream(ctx, id, &authz.Sealed{KeyID: "k"}, 7*24*time.Hour)
+			return s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, 7*24*time.Hour)
 		}, 7 * 24 * time.Hour},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -343,11 +399,11 @@ func TestRevocationAcrossStores(t *testing.T) {
 	counter := &commandCounter{}
 	rdbB.AddHook(counter)
 	b := newStore(t, rdbB, nil)
-	waitFor(t, 5*time.Second, "store B subscribed", b.subscribed)
+	waitFor(t, b, 5*time.Second, "store B subscribed", b.subscribed)
 
 	id, other := newID(), newID()
 	for _, g := range []string{id, other} {
-		if err := a.PutGrant(ctx, &authz.Grant{ID: g}, time.Hour); err != nil {
+		if err := a.PutGrant(ctx, &as.Grant{ID: g}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := b.GrantRevoked(ctx, g); err != nil || r {
@@ -364,7 +420,7 @@ func TestRevocationAcrossStores(t *testing.T) {
 	if err := a.RevokeGrant(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "store B sees the revocation", func() bool {
+	waitFor(t, b, time.Second, "store B sees the revocation", func() bool {
 		r, err := b.GrantRevoked(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -396,7 +452,7 @@ func TestRevocationFallback(t *testing.T) {
 	counter := &commandCounter{}
 	rdbB.AddHook(counter)
 	b := newStore(t, rdbB, nil)
-	waitFor(t, 5*time.Second, "store B subscribed", b.subscribed)
+	waitFor(t, b, 5*time.Second, "store B subscribed", b.subscribed)
 
 	revoked := func(t *testing.T, id string) bool {
 		t.Helper()
@@ -425,7 +481,7 @@ func TestRevocationFallback(t *testing.T) {
 			t.Fatalf("%v: %v", args, err)
 		}
 	}
-	waitFor(t, 5*time.Second, "store B unsubscribed", func() bool { return !b.subscribed() })
+	waitFor(t, b, 5*time.Second, "store B unsubscribed", func() bool { return !b.subscribed() })
 	if err := a.RevokeGrant(ctx, gapped); err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +503,7 @@ func TestRevocationFallback(t *testing.T) {
 	if err := admin.Do(ctx, "ACL", "SETUSER", "b", "allchannels").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "store B subscribed again", b.subscribed)
+	waitFor(t, b, 5*time.Second, "store B subscribed again", b.subscribed)
 	if !revoked(t, gapped) {
 		t.Errorf("GrantRevoked after resubscribing of a grant revoked while unsubscribed = false")
 	}
@@ -456,7 +512,7 @@ func TestRevocationFallback(t *testing.T) {
 		if err := a.RevokeGrant(ctx, live); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, time.Second, "store B sees the revocation", func() bool { return revoked(t, live) })
+		waitFor(t, b, time.Second, "store B sees the revocation", func() bool { return revoked(t, live) })
 		revoked(t, gapped)
 	}); n != 0 {
 		t.Errorf("store B sent %d commands after resubscribing, want 0", n)
@@ -469,19 +525,20 @@ func TestRedisDown(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	// Retries bound how long a call fails: 2 tries of 2 dials.
-	rdb := newClient(t, srv.Addr, &redis.Options{MaxRetries: 1, DialerRetries: 2, DialerRetryTimeout: 50 * time.Millisecond})
+	dialer, dialed := signalingDialer()
+	rdb := newClient(t, srv.Addr, &redis.Options{MaxRetries: 1, DialerRetries: 2, DialerRetryTimeout: 50 * time.Millisecond, Dialer: dialer})
 	s := newStore(t, rdb, nil)
 	ctx := ctxFor(t)
 	id, hash := newID(), newID()
 	for _, err := range []error{
-		s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour),
+		s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour),
 		s.IssueRefresh(ctx, id, "c", hash, time.Hour),
 	} {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "subscribed", s.subscribed)
+	waitFor(t, s, 5*time.Second, "subscribed", s.subscribed)
 	if r, err := s.GrantRevoked(ctx, id); err != nil || r {
 		t.Fatalf("GrantRevoked = %v, %v; want false, nil", r, err)
 	}
@@ -491,7 +548,7 @@ func TestRedisDown(t *testing.T) {
 		call func(ctx context.Context) error
 	}{
 		{"CreateClient", func(ctx context.Context) error {
-			return s.CreateClient(ctx, &authz.Client{ClientID: newID()}, time.Hour)
+			return s.CreateClient(ctx, &as.Client{ClientID: newID()}, time.Hour)
 		}},
 		{"GetClient", func(ctx context.Context) error { _, err := s.GetClient(ctx, newID()); return err }},
 		{"TakePending", func(ctx context.Context) error { _, err := s.TakePending(ctx, newID()); return err }},
@@ -501,7 +558,7 @@ func TestRedisDown(t *testing.T) {
 		{"GrantRevoked", func(ctx context.Context) error { _, err := s.GrantRevoked(ctx, newID()); return err }},
 		{"LookupRefresh", func(ctx context.Context) error { _, _, err := s.LookupRefresh(ctx, hash); return err }},
 		{"RotateRefresh", func(ctx context.Context) error {
-			_, _, err := s.RotateRefresh(ctx, authz.RefreshRotation{PresentedHash: hash, NewHash: newID(), ClientID: "c", TTL: time.Hour})
+			_, _, err := s.RotateRefresh(ctx, as.RefreshRotation{PresentedHash: hash, NewHash: newID(), ClientID: "c", TTL: time.Hour})
 			return err
 		}},
 		{"GetUpstream", func(ctx context.Context) error { _, err := s.GetUpstream(ctx, id); return err }},
@@ -526,7 +583,7 @@ func TestRedisDown(t *testing.T) {
 
 	t.Run("Killed", func(t *testing.T) {
 		srv.Kill()
-		waitFor(t, 2*time.Second, "GrantRevoked of a cached grant fails", func() bool {
+		waitFor(t, s, 2*time.Second, "GrantRevoked of a cached grant fails", func() bool {
 			_, err := s.GrantRevoked(ctx, id)
 			return err != nil
 		})
@@ -534,15 +591,16 @@ func TestRedisDown(t *testing.T) {
 	})
 
 	t.Run("RestartedEmpty", func(t *testing.T) {
+		drain(dialed)
 		srv.Restart()
-		waitFor(t, 5*time.Second, "Redis answers", func() bool { return rdb.Ping(ctx).Err() == nil })
+		awaitReconnect(t, rdb, dialed, func() error { return rdb.Ping(ctx).Err() })
 		if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
 			t.Errorf("GetGrant after Redis restarted empty error = %v, want ErrNotFound", err)
 		}
 		if _, _, err := s.LookupRefresh(ctx, hash); !errors.Is(err, authz.ErrNotFound) {
 			t.Errorf("LookupRefresh after Redis restarted empty error = %v, want ErrNotFound", err)
 		}
-		waitFor(t, 5*time.Second, "subscribed again", s.subscribed)
+		waitFor(t, s, 5*time.Second, "subscribed again", s.subscribed)
 		if r, err := s.GrantRevoked(ctx, id); err != nil || r {
 			t.Errorf("GrantRevoked after Redis restarted empty = %v, %v; want false, nil", r, err)
 		}
@@ -555,7 +613,7 @@ func TestRedisDown(t *testing.T) {
 	t.Run("Paused", func(t *testing.T) {
 		srv.Pause()
 		defer srv.Resume()
-		waitFor(t, 3*time.Second, "the subscription notices", func() bool { return !s.subscribed() })
+		waitFor(t, s, 3*time.Second, "the subscription notices", func() bool { return !s.subscribed() })
 		failFast(t)
 	})
 }
@@ -569,20 +627,20 @@ func TestReusedRevokes(t *testing.T) {
 	ctx := ctxFor(t)
 	id, t0 := newID(), newID()
 	for _, err := range []error{
-		s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour),
-		s.PutUpstream(ctx, id, &authz.Sealed{KeyID: "k"}, time.Hour),
+		s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour),
+		s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, time.Hour),
 		s.IssueRefresh(ctx, id, "c", t0, time.Hour),
 	} {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	r := authz.RefreshRotation{PresentedHash: t0, NewHash: newID(), ClientID: "c", TTL: time.Hour}
-	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+	r := as.RefreshRotation{PresentedHash: t0, NewHash: newID(), ClientID: "c", TTL: time.Hour}
+	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 		t.Fatalf("RotateRefresh = %v, %v; want Rotated", res, err)
 	}
 	r.NewHash = newID()
-	if g, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Reused || g != id {
+	if g, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Reused || g != id {
 		t.Fatalf("RotateRefresh(reused) = %q, %v, %v; want %q, Reused, nil", g, res, err, id)
 	}
 	if revoked, err := s.GrantRevoked(ctx, id); err != nil || !revoked {
@@ -608,7 +666,7 @@ func TestRetried(t *testing.T) {
 
 	t.Run("TakeCode", func(t *testing.T) {
 		hash := newID()
-		if err := s.PutCode(ctx, &authz.AuthCode{Hash: hash, GrantID: "g"}, time.Hour); err != nil {
+		if err := s.PutCode(ctx, &as.AuthCode{Hash: hash, GrantID: "g"}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		keys, op := []string{s.key("code", hash)}, opID()
@@ -645,9 +703,9 @@ func TestRetried(t *testing.T) {
 		if err := s.IssueRefresh(ctx, id, "c", t0, time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		r := authz.RefreshRotation{PresentedHash: t0, NewHash: newID(), ClientID: "c", TTL: time.Hour}
+		r := as.RefreshRotation{PresentedHash: t0, NewHash: newID(), ClientID: "c", TTL: time.Hour}
 		for i := range 2 {
-			if g, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated || g != id {
+			if g, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated || g != id {
 				t.Errorf("RotateRefresh #%d = %q, %v, %v; want %q, Rotated, nil", i+1, g, res, err, id)
 			}
 		}
@@ -672,8 +730,8 @@ func TestFamilyBounded(t *testing.T) {
 	}
 	const rotations = MaxFamilyTokens + 10
 	for i := range rotations {
-		r := authz.RefreshRotation{PresentedHash: tok(i), NewHash: tok(i + 1), ClientID: "c", Grace: time.Minute, TTL: time.Hour}
-		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+		r := as.RefreshRotation{PresentedHash: tok(i), NewHash: tok(i + 1), ClientID: "c", Grace: time.Minute, TTL: time.Hour}
+		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 			t.Fatalf("rotation %d = %v, %v; want Rotated", i, res, err)
 		}
 	}
@@ -703,32 +761,32 @@ func TestRoundTrips(t *testing.T) {
 	rdb.AddHook(counter)
 	s := newStore(t, rdb, nil)
 	ctx := ctxFor(t)
-	waitFor(t, 5*time.Second, "subscribed", s.subscribed)
+	waitFor(t, s, 5*time.Second, "subscribed", s.subscribed)
 	type op struct {
 		name string
 		call func(id string) error
 		want int64
 	}
 	ops := []op{
-		{"CreateClient", func(id string) error { return s.CreateClient(ctx, &authz.Client{ClientID: id}, time.Hour) }, 1},
+		{"CreateClient", func(id string) error { return s.CreateClient(ctx, &as.Client{ClientID: id}, time.Hour) }, 1},
 		{"GetClient", func(id string) error { _, err := s.GetClient(ctx, id); return err }, 1},
 		{"TouchClient", func(id string) error { return s.TouchClient(ctx, id, time.Hour) }, 1},
-		{"PutPending", func(id string) error { return s.PutPending(ctx, &authz.PendingAuth{ID: id}, time.Hour) }, 1},
+		{"PutPending", func(id string) error { return s.PutPending(ctx, &as.PendingAuth{ID: id}, time.Hour) }, 1},
 		{"GetPending", func(id string) error { _, err := s.GetPending(ctx, id); return err }, 1},
 		{"TakePending", func(id string) error { _, err := s.TakePending(ctx, id); return err }, 1},
-		{"PutCode", func(id string) error { return s.PutCode(ctx, &authz.AuthCode{Hash: id}, time.Hour) }, 1},
+		{"PutCode", func(id string) error { return s.PutCode(ctx, &as.AuthCode{Hash: id}, time.Hour) }, 1},
 		{"TakeCode", func(id string) error { _, err := s.TakeCode(ctx, id); return err }, 1},
-		{"PutGrant", func(id string) error { return s.PutGrant(ctx, &authz.Grant{ID: id}, time.Hour) }, 1},
+		{"PutGrant", func(id string) error { return s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour) }, 1},
 		{"GetGrant", func(id string) error { _, err := s.GetGrant(ctx, id); return err }, 1},
 		{"GrantRevoked (miss)", func(id string) error { _, err := s.GrantRevoked(ctx, id); return err }, 1},
 		{"GrantRevoked (cached)", func(id string) error { _, err := s.GrantRevoked(ctx, id); return err }, 0},
 		{"IssueRefresh", func(id string) error { return s.IssueRefresh(ctx, id, "c", id+"-0", time.Hour) }, 2},
 		{"LookupRefresh", func(id string) error { _, _, err := s.LookupRefresh(ctx, id+"-0"); return err }, 2},
 		{"RotateRefresh", func(id string) error {
-			_, _, err := s.RotateRefresh(ctx, authz.RefreshRotation{PresentedHash: id + "-0", NewHash: id + "-1", TTL: time.Hour})
+			_, _, err := s.RotateRefresh(ctx, as.RefreshRotation{PresentedHash: id + "-0", NewHash: id + "-1", TTL: time.Hour})
 			return err
 		}, 3},
-		{"PutUpstream", func(id string) error { return s.PutUpstream(ctx, id, &authz.Sealed{}, time.Hour) }, 1},
+		{"PutUpstream", func(id string) error { return s.PutUpstream(ctx, id, &upstream.Sealed{}, time.Hour) }, 1},
 		{"GetUpstream", func(id string) error { _, err := s.GetUpstream(ctx, id); return err }, 1},
 		{"DeleteUpstream", func(id string) error { return s.DeleteUpstream(ctx, id) }, 1},
 		{"Approve", func(id string) error { return s.Approve(ctx, id, "c", "r", nil, time.Hour) }, 1},
@@ -763,7 +821,7 @@ func TestRefreshHashCollision(t *testing.T) {
 	if err := s.IssueRefresh(ctx, newID(), "c", a0, time.Hour); err == nil {
 		t.Errorf("IssueRefresh with another family's token succeeded")
 	}
-	r := authz.RefreshRotation{PresentedHash: a0, NewHash: b0, ClientID: "c", TTL: time.Hour}
+	r := as.RefreshRotation{PresentedHash: a0, NewHash: b0, ClientID: "c", TTL: time.Hour}
 	if _, res, err := s.RotateRefresh(ctx, r); err == nil {
 		t.Errorf("RotateRefresh to another family's token = %v, nil; want an error", res)
 	}
@@ -774,7 +832,7 @@ func TestRefreshHashCollision(t *testing.T) {
 		}
 	}
 	r.NewHash = newID()
-	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 		t.Errorf("RotateRefresh after refused ones = %v, %v; want Rotated", res, err)
 	}
 }
@@ -786,7 +844,7 @@ func TestClosedClient(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	s := New(rdb, nil)
-	waitFor(t, 5*time.Second, "subscribed", s.subscribed)
+	waitFor(t, s, 5*time.Second, "subscribed", s.subscribed)
 	rdb.Close()
 	select {
 	case <-s.done:
@@ -808,18 +866,18 @@ func TestBadInput(t *testing.T) {
 		want error
 	}{
 		{"CreateClient nil", s.CreateClient(ctx, nil, time.Hour), errNilRecord},
-		{"CreateClient ttl", s.CreateClient(ctx, &authz.Client{ClientID: "c"}, 0), errNoTTL},
+		{"CreateClient ttl", s.CreateClient(ctx, &as.Client{ClientID: "c"}, 0), errNoTTL},
 		{"TouchClient ttl", s.TouchClient(ctx, "c", -time.Second), errNoTTL},
 		{"PutPending nil", s.PutPending(ctx, nil, time.Hour), errNilRecord},
-		{"PutPending ttl", s.PutPending(ctx, &authz.PendingAuth{ID: "p"}, 0), errNoTTL},
+		{"PutPending ttl", s.PutPending(ctx, &as.PendingAuth{ID: "p"}, 0), errNoTTL},
 		{"PutCode nil", s.PutCode(ctx, nil, time.Hour), errNilRecord},
-		{"PutCode ttl", s.PutCode(ctx, &authz.AuthCode{Hash: "h"}, 0), errNoTTL},
+		{"PutCode ttl", s.PutCode(ctx, &as.AuthCode{Hash: "h"}, 0), errNoTTL},
 		{"PutGrant nil", s.PutGrant(ctx, nil, time.Hour), errNilRecord},
-		{"PutGrant ttl", s.PutGrant(ctx, &authz.Grant{ID: "g"}, 0), errNoTTL},
+		{"PutGrant ttl", s.PutGrant(ctx, &as.Grant{ID: "g"}, 0), errNoTTL},
 		{"IssueRefresh ttl", s.IssueRefresh(ctx, "g", "c", "h", 0), errNoTTL},
-		{"RotateRefresh ttl", func() error { _, _, err := s.RotateRefresh(ctx, authz.RefreshRotation{}); return err }(), errNoTTL},
+		{"RotateRefresh ttl", func() error { _, _, err := s.RotateRefresh(ctx, as.RefreshRotation{}); return err }(), errNoTTL},
 		{"PutUpstream nil", s.PutUpstream(ctx, "g", nil, time.Hour), errNilRecord},
-		{"PutUpstream ttl", s.PutUpstream(ctx, "g", &authz.Sealed{}, 0), errNoTTL},
+		{"PutUpstream ttl", s.PutUpstream(ctx, "g", &upstream.Sealed{}, 0), errNoTTL},
 		{"Approve ttl", s.Approve(ctx, "s", "c", "r", nil, 0), errNoTTL},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -914,5 +972,54 @@ func TestAnswerCache(t *testing.T) {
 	c.read("g", false, epoch)
 	if diff := cmp.Diff([]string{"miss", "miss"}, []string{get("f"), get("g")}); diff != "" {
 		t.Errorf("after the subscription is lost (-want +got):\n%s", diff)
+	}
+}
+
+// signalingDialer returns a go-redis Dialer that reports each connection it
+// makes on the returned channel (without blocking).
+func signalingDialer() (func(ctx context.Context, network, addr string) (net.Conn, error), chan struct{}) {
+	dialed := make(chan struct{}, 1)
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			select {
+			case dialed <- struct{}{}:
+			default:
+			}
+		}
+		return c, err
+	}, dialed
+}
+
+// drain empties a signal channel.
+func drain(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
+}
+
+// awaitReconnect waits until try, a command on rdb, succeeds after a Redis
+// restart. The pool's idle connections to the old process fail once each
+// (a failed try drops one, so the next try follows at once); then, after
+// enough failed dials, go-redis's pool stops dialing until a dial of its
+// own, in the background, gets through: that dial is waited for.
+func awaitReconnect(t *testing.T, rdb *redis.Client, dialed chan struct{}, try func() error) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		err := try()
+		if err == nil {
+			return
+		}
+		if rdb.PoolStats().IdleConns > 0 {
+			continue
+		}
+		select {
+		case <-dialed:
+		case <-deadline:
+			t.Fatalf("Redis does not answer after the restart: %v", err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
 // A refresh token is found by its hash alone, so its index entry
@@ -19,7 +20,7 @@ import (
 // was replaced, revoked or killed) leads nowhere, and expires with the
 // token's TTL.
 
-// IssueRefresh implements authz.RefreshStore. It starts the family of the
+// IssueRefresh implements as.RefreshStore. It starts the family of the
 // grant, replacing any earlier one (whose tokens are then unknown), and
 // stores nothing for a revoked grant. It fails if the hash is indexed
 // already.
@@ -39,12 +40,12 @@ func (s *Store) IssueRefresh(ctx context.Context, grantID, clientID, hash string
 	return err
 }
 
-// RotateRefresh implements authz.RefreshStore. Beyond authz's contract,
+// RotateRefresh implements as.RefreshStore. Beyond the interface's contract,
 // Reused revokes the grant in the same script that kills the family, as
 // RevokeGrant does: the caller revokes it too, but a revocation that
 // depended on the caller could be lost between the two (a crash, or a
 // reply lost on the network).
-func (s *Store) RotateRefresh(ctx context.Context, r authz.RefreshRotation) (_ string, _ authz.RotateResult, err error) {
+func (s *Store) RotateRefresh(ctx context.Context, r as.RefreshRotation) (_ string, _ as.RotateResult, err error) {
 	if r.TTL <= 0 {
 		return "", 0, errNoTTL
 	}
@@ -74,10 +75,10 @@ func (s *Store) RotateRefresh(ctx context.Context, r authz.RefreshRotation) (_ s
 	if len(res) != 1 {
 		return "", 0, fmt.Errorf("unexpected reply %v", res)
 	}
-	switch rr := authz.RotateResult(res[0]); rr {
-	case authz.Rotated, authz.RotatedInGrace:
+	switch rr := as.RotateResult(res[0]); rr {
+	case as.Rotated, as.RotatedInGrace:
 		return grantID, rr, nil
-	case authz.Reused:
+	case as.Reused:
 		s.cache.revoked(grantID)
 		s.unclaimRefresh(ctx, r.NewHash)
 		return grantID, rr, nil
@@ -87,7 +88,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r authz.RefreshRotation) (_ s
 	}
 }
 
-// LookupRefresh implements authz.RefreshStore: it knows every remembered
+// LookupRefresh implements as.RefreshStore: it knows every remembered
 // token of a live family, not only the current one.
 func (s *Store) LookupRefresh(ctx context.Context, hash string) (grantID, clientID string, err error) {
 	defer wrapf(&err, "redisstore: look up refresh token")

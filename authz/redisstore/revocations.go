@@ -44,6 +44,10 @@ type answerCache struct {
 	epoch   uint64 // moves on with every change of healthy
 	entries map[string]*list.Element
 	order   list.List // of *answer, oldest first
+	// changed is closed, and replaced, whenever healthy changes or a
+	// revocation is recorded, so that a test can wait for the subscription
+	// instead of polling it.
+	changed chan struct{}
 }
 
 // An answer is one cached GrantRevoked result.
@@ -54,7 +58,21 @@ type answer struct {
 }
 
 func newAnswerCache(max int, ttl time.Duration, now func() time.Time) *answerCache {
-	return &answerCache{max: max, ttl: ttl, now: now, entries: map[string]*list.Element{}}
+	return &answerCache{max: max, ttl: ttl, now: now, entries: map[string]*list.Element{}, changed: make(chan struct{})}
+}
+
+// changes returns a channel closed at the next change of the subscription's
+// state or the next revocation recorded.
+func (c *answerCache) changes() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// signal wakes whoever waits on changes; c.mu is held.
+func (c *answerCache) signal() {
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // get returns the cached answer for a grant, if any.
@@ -92,6 +110,7 @@ func (c *answerCache) setHealthy(healthy bool) bool {
 	c.epoch++
 	clear(c.entries)
 	c.order.Init()
+	c.signal()
 	return true
 }
 
@@ -103,6 +122,7 @@ func (c *answerCache) revoked(id string) {
 		c.remove(e)
 	}
 	c.add(id, true)
+	c.signal()
 }
 
 // read records what Redis answered for a grant, read at epoch. A "not

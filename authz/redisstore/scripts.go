@@ -112,7 +112,7 @@ return 1
 // at (Unix s), at (ns), grace cutoff (Unix s), cutoff (ns), grace ("1" if
 // positive), ttl (ms), max tokens, channel, grant ID, revocation TTL (ms).
 // It returns {0} for an unknown token, {result} otherwise (see
-// authz.RotateResult); Reused revokes the grant.
+// as.RotateResult); Reused revokes the grant.
 var rotateScript = redis.NewScript(luaNow + luaRevoke + `
 local g = {grant = KEYS[1], revoked = KEYS[2], family = KEYS[3], tokens = KEYS[4], upstream = KEYS[5]}
 local f = redis.call('HMGET', g.family, 'client', 'current', 'previous', 'rs', 'rn', 'res')

@@ -7,10 +7,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
-var _ authz.UpstreamTokenSwapper = (*Store)(nil)
+var _ upstream.TokenSwapper = (*Store)(nil)
 
 // swapUnlessRevokedScript replaces KEYS[1] with ARGV[2] (TTL ARGV[3] ms)
 // only if it still holds exactly ARGV[1] and the grant is not revoked
@@ -21,8 +21,8 @@ if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
 return 1`)
 
-// SwapUpstream implements authz.UpstreamTokenSwapper, in one round trip.
-func (s *Store) SwapUpstream(ctx context.Context, grantID string, old, sealed *authz.Sealed, ttl time.Duration) (swapped bool, err error) {
+// SwapUpstream implements upstream.TokenSwapper, in one round trip.
+func (s *Store) SwapUpstream(ctx context.Context, grantID string, old, sealed *upstream.Sealed, ttl time.Duration) (swapped bool, err error) {
 	if old == nil || sealed == nil {
 		return false, errNilRecord
 	}

@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 )
 
 // A Limiter is one rate limiter under test and control of its clock.
 type Limiter struct {
-	RateLimiter authz.RateLimiter
+	RateLimiter as.RateLimiter
 	// Advance lets at least d pass on the limiter's clock: a fake clock
 	// moves, a real one (Redis) sleeps. REQUIRED.
 	Advance func(d time.Duration)
 }
 
-// RunRateLimiter runs the contract tests of authz.RateLimiter: a token
+// RunRateLimiter runs the contract tests of as.RateLimiter: a token
 // bucket of limit requests refilled at limit per window, as documented
 // there. newLimiter is called once per subtest; limiters may share their
 // data between calls (a Redis server): every subtest uses fresh keys.

@@ -1,7 +1,7 @@
 // Package storetest is the contract test suite that every implementation of
 // the authz stores must pass: the in-process memstore and any shared store
 // (Redis) alike. It tests the behaviour authz relies on, as documented in
-// authz/store.go, never an implementation's internals.
+// the store interfaces, never an implementation's internals.
 //
 // Beyond the interfaces' documentation, the suite requires:
 //
@@ -38,18 +38,20 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // Stores is one implementation under test: its seven stores (usually one
 // value) and control of its clock.
 type Stores struct {
-	Clients  authz.ClientStore
-	Pending  authz.PendingAuthStore
-	Codes    authz.CodeStore
-	Grants   authz.GrantStore
-	Refresh  authz.RefreshStore
-	Upstream authz.UpstreamTokenStore
-	Consent  authz.ConsentStore
+	Clients  as.ClientStore
+	Pending  as.PendingAuthStore
+	Codes    as.CodeStore
+	Grants   as.GrantStore
+	Refresh  as.RefreshStore
+	Upstream upstream.TokenStore
+	Consent  as.ConsentStore
 
 	// Advance lets at least d pass on the stores' clock: a store with an
 	// injectable clock moves it, one on a real clock sleeps. The suite runs
@@ -121,11 +123,11 @@ var at = time.Date(2026, 7, 28, 12, 30, 45, 123456789, time.UTC)
 // The fixtures below set every field, so that a store that drops one is
 // caught; testFixtures makes sure they keep doing so as fields are added.
 
-func client(id string) *authz.Client {
-	return &authz.Client{
+func client(id string) *as.Client {
+	return &as.Client{
 		ClientID:   id,
 		SecretHash: "secret-hash-" + id,
-		Metadata: authz.ClientMetadata{
+		Metadata: as.ClientMetadata{
 			RedirectURIs:            []string{"https://app.example/cb", "http://127.0.0.1/cb"},
 			TokenEndpointAuthMethod: "client_secret_basic",
 			GrantTypes:              []string{"authorization_code", "refresh_token"},
@@ -146,8 +148,8 @@ func client(id string) *authz.Client {
 	}
 }
 
-func pending(id string) *authz.PendingAuth {
-	return &authz.PendingAuth{
+func pending(id string) *as.PendingAuth {
+	return &as.PendingAuth{
 		ID:                id,
 		ClientID:          "client-" + id,
 		RedirectURI:       "https://app.example/cb",
@@ -164,8 +166,8 @@ func pending(id string) *authz.PendingAuth {
 	}
 }
 
-func code(hash string) *authz.AuthCode {
-	return &authz.AuthCode{
+func code(hash string) *as.AuthCode {
+	return &as.AuthCode{
 		Hash:          hash,
 		GrantID:       "grant-" + hash,
 		ClientID:      "client-" + hash,
@@ -178,8 +180,8 @@ func code(hash string) *authz.AuthCode {
 	}
 }
 
-func grant(id string) *authz.Grant {
-	return &authz.Grant{
+func grant(id string) *as.Grant {
+	return &as.Grant{
 		ID:        id,
 		Subject:   "alice",
 		ClientID:  "client-" + id,
@@ -190,8 +192,8 @@ func grant(id string) *authz.Grant {
 	}
 }
 
-func sealed() *authz.Sealed {
-	return &authz.Sealed{KeyID: "k1", Nonce: []byte("twelve bytes"), Ciphertext: []byte("ciphertext and tag")}
+func sealed() *upstream.Sealed {
+	return &upstream.Sealed{KeyID: "k1", Nonce: []byte("twelve bytes"), Ciphertext: []byte("ciphertext and tag")}
 }
 
 // testFixtures checks that every fixture sets every field.
@@ -252,7 +254,7 @@ func scribble(v any) {
 }
 
 func testClients(t *testing.T, newStores func(t *testing.T) Stores) {
-	create := func(t *testing.T, ctx context.Context, s authz.ClientStore, id string, ttl time.Duration) {
+	create := func(t *testing.T, ctx context.Context, s as.ClientStore, id string, ttl time.Duration) {
 		t.Helper()
 		if err := s.CreateClient(ctx, client(id), ttl); err != nil {
 			t.Fatalf("CreateClient: %v", err)
@@ -380,7 +382,7 @@ func testClients(t *testing.T, newStores func(t *testing.T) Stores) {
 }
 
 func testPending(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s authz.PendingAuthStore, p *authz.PendingAuth, ttl time.Duration) {
+	put := func(t *testing.T, ctx context.Context, s as.PendingAuthStore, p *as.PendingAuth, ttl time.Duration) {
 		t.Helper()
 		if err := s.PutPending(ctx, p, ttl); err != nil {
 			t.Fatalf("PutPending: %v", err)
@@ -444,7 +446,7 @@ func testPending(t *testing.T, newStores func(t *testing.T) Stores) {
 		ctx, s := ctxFor(t), newStores(t).Pending
 		id := newID()
 		put(t, ctx, s, pending(id), long)
-		got := make([]*authz.PendingAuth, workers)
+		got := make([]*as.PendingAuth, workers)
 		errs := race(func(i int) (err error) {
 			got[i], err = s.TakePending(ctx, id)
 			return err
@@ -501,18 +503,18 @@ func testPending(t *testing.T, newStores func(t *testing.T) Stores) {
 }
 
 func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s authz.CodeStore, c *authz.AuthCode, ttl time.Duration) {
+	put := func(t *testing.T, ctx context.Context, s as.CodeStore, c *as.AuthCode, ttl time.Duration) {
 		t.Helper()
 		if err := s.PutCode(ctx, c, ttl); err != nil {
 			t.Fatalf("PutCode: %v", err)
 		}
 	}
 	// take calls TakeCode and checks the record it returns, if any.
-	take := func(t *testing.T, ctx context.Context, s authz.CodeStore, hash string) error {
+	take := func(t *testing.T, ctx context.Context, s as.CodeStore, hash string) error {
 		t.Helper()
 		got, err := s.TakeCode(ctx, hash)
 		switch {
-		case err == nil || errors.Is(err, authz.ErrAlreadyUsed):
+		case err == nil || errors.Is(err, as.ErrAlreadyUsed):
 			if diff := cmp.Diff(code(hash), got); diff != "" {
 				t.Errorf("TakeCode record (error %v) (-want +got):\n%s", err, diff)
 			}
@@ -534,7 +536,7 @@ func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
 			t.Fatalf("first TakeCode error = %v, want nil", err)
 		}
 		for i := range 2 {
-			if err := take(t, ctx, s, hash); !errors.Is(err, authz.ErrAlreadyUsed) {
+			if err := take(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
 				t.Errorf("TakeCode #%d error = %v, want ErrAlreadyUsed", i+2, err)
 			}
 		}
@@ -560,7 +562,7 @@ func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
 		if err := s.PutCode(ctx, code(hash), long); err == nil {
 			t.Errorf("PutCode of a used code succeeded, want an error")
 		}
-		if err := take(t, ctx, s, hash); !errors.Is(err, authz.ErrAlreadyUsed) {
+		if err := take(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
 			t.Errorf("TakeCode after a refused PutCode error = %v, want ErrAlreadyUsed", err)
 		}
 	})
@@ -569,7 +571,7 @@ func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
 		ctx, s := ctxFor(t), newStores(t).Codes
 		hash := newID()
 		put(t, ctx, s, code(hash), long)
-		got := make([]*authz.AuthCode, workers)
+		got := make([]*as.AuthCode, workers)
 		errs := race(func(i int) (err error) {
 			got[i], err = s.TakeCode(ctx, hash)
 			return err
@@ -577,7 +579,7 @@ func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
 		if n := count(errs, nil); n != 1 {
 			t.Fatalf("%d of %d concurrent TakeCode calls succeeded, want 1 (errors: %v)", n, workers, errs)
 		}
-		if n := count(errs, authz.ErrAlreadyUsed); n != workers-1 {
+		if n := count(errs, as.ErrAlreadyUsed); n != workers-1 {
 			t.Errorf("%d of %d concurrent TakeCode calls got ErrAlreadyUsed, want %d (errors: %v)", n, workers, workers-1, errs)
 		}
 		for i, c := range got {
@@ -594,7 +596,7 @@ func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
 			want error
 		}{
 			{"unused", false, nil},
-			{"used", true, authz.ErrAlreadyUsed},
+			{"used", true, as.ErrAlreadyUsed},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				ctx, st := ctxFor(t), newStores(t)
@@ -629,20 +631,20 @@ func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
 			t.Fatalf("TakeCode: %v", err)
 		}
 		scribble(got)
-		if err := take(t, ctx, s, hash); !errors.Is(err, authz.ErrAlreadyUsed) {
+		if err := take(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
 			t.Errorf("second TakeCode error = %v, want ErrAlreadyUsed", err)
 		}
 	})
 }
 
 func testGrants(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s authz.GrantStore, g *authz.Grant, ttl time.Duration) {
+	put := func(t *testing.T, ctx context.Context, s as.GrantStore, g *as.Grant, ttl time.Duration) {
 		t.Helper()
 		if err := s.PutGrant(ctx, g, ttl); err != nil {
 			t.Fatalf("PutGrant: %v", err)
 		}
 	}
-	revoked := func(t *testing.T, ctx context.Context, s authz.GrantStore, id string) bool {
+	revoked := func(t *testing.T, ctx context.Context, s as.GrantStore, id string) bool {
 		t.Helper()
 		r, err := s.GrantRevoked(ctx, id)
 		if err != nil {
@@ -650,7 +652,7 @@ func testGrants(t *testing.T, newStores func(t *testing.T) Stores) {
 		}
 		return r
 	}
-	revoke := func(t *testing.T, ctx context.Context, s authz.GrantStore, id string) {
+	revoke := func(t *testing.T, ctx context.Context, s as.GrantStore, id string) {
 		t.Helper()
 		if err := s.RevokeGrant(ctx, id); err != nil {
 			t.Fatalf("RevokeGrant: %v", err)
@@ -851,8 +853,8 @@ func testGrants(t *testing.T, newStores func(t *testing.T) Stores) {
 }
 
 // rotation returns a RefreshRotation with a long TTL.
-func rotation(presented, next, clientID string, now time.Time, grace time.Duration) authz.RefreshRotation {
-	return authz.RefreshRotation{PresentedHash: presented, NewHash: next, ClientID: clientID, Now: now, Grace: grace, TTL: long}
+func rotation(presented, next, clientID string, now time.Time, grace time.Duration) as.RefreshRotation {
+	return as.RefreshRotation{PresentedHash: presented, NewHash: next, ClientID: clientID, Now: now, Grace: grace, TTL: long}
 }
 
 func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
@@ -866,7 +868,7 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 		after     time.Duration
 		clientID  string // default: the family's client
 		grace     time.Duration
-		want      authz.RotateResult
+		want      as.RotateResult
 	}
 	for _, tt := range []struct {
 		name  string
@@ -877,41 +879,41 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 	}{
 		{
 			name:  "current rotates",
-			steps: []step{{presented: 0, grace: grace, want: authz.Rotated}, {presented: 1, grace: grace, want: authz.Rotated}},
+			steps: []step{{presented: 0, grace: grace, want: as.Rotated}, {presented: 1, grace: grace, want: as.Rotated}},
 			live:  []int{0, 1, 2},
 		},
 		{
 			name: "previous within grace",
 			steps: []step{
-				{presented: 0, grace: grace, want: authz.Rotated},
-				{presented: 0, after: grace / 2, grace: grace, want: authz.RotatedInGrace},
-				{presented: 2, after: grace / 2, grace: grace, want: authz.Rotated},
+				{presented: 0, grace: grace, want: as.Rotated},
+				{presented: 0, after: grace / 2, grace: grace, want: as.RotatedInGrace},
+				{presented: 2, after: grace / 2, grace: grace, want: as.Rotated},
 			},
 			live: []int{0, 1, 2, 3},
 		},
 		{
 			name: "previous at the end of grace",
 			steps: []step{
-				{presented: 0, grace: grace, want: authz.Rotated},
-				{presented: 0, after: grace, grace: grace, want: authz.RotatedInGrace},
+				{presented: 0, grace: grace, want: as.Rotated},
+				{presented: 0, after: grace, grace: grace, want: as.RotatedInGrace},
 			},
 			live: []int{0, 1, 2},
 		},
 		{
 			name: "grace does not move with a retry",
 			steps: []step{
-				{presented: 0, grace: grace, want: authz.Rotated},
-				{presented: 0, after: grace / 2, grace: grace, want: authz.RotatedInGrace},
-				{presented: 0, after: grace, grace: grace, want: authz.RotatedInGrace},
-				{presented: 0, after: grace + time.Second, grace: grace, want: authz.Reused},
+				{presented: 0, grace: grace, want: as.Rotated},
+				{presented: 0, after: grace / 2, grace: grace, want: as.RotatedInGrace},
+				{presented: 0, after: grace, grace: grace, want: as.RotatedInGrace},
+				{presented: 0, after: grace + time.Second, grace: grace, want: as.Reused},
 			},
 			gone: []int{0, 1, 2, 3, 4},
 		},
 		{
 			name: "previous past grace",
 			steps: []step{
-				{presented: 0, grace: grace, want: authz.Rotated},
-				{presented: 0, after: grace + time.Second, grace: grace, want: authz.Reused},
+				{presented: 0, grace: grace, want: as.Rotated},
+				{presented: 0, after: grace + time.Second, grace: grace, want: as.Reused},
 				{presented: 1, after: grace + time.Second, grace: grace},
 			},
 			gone: []int{0, 1, 2, 3},
@@ -919,25 +921,25 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 		{
 			name: "previous within grace by another client",
 			steps: []step{
-				{presented: 0, grace: grace, want: authz.Rotated},
-				{presented: 0, after: time.Second, clientID: "mallory", grace: grace, want: authz.Reused},
+				{presented: 0, grace: grace, want: as.Rotated},
+				{presented: 0, after: time.Second, clientID: "mallory", grace: grace, want: as.Reused},
 			},
 			gone: []int{0, 1, 2},
 		},
 		{
 			name: "zero grace",
 			steps: []step{
-				{presented: 0, want: authz.Rotated},
-				{presented: 0, want: authz.Reused},
+				{presented: 0, want: as.Rotated},
+				{presented: 0, want: as.Reused},
 			},
 			gone: []int{0, 1, 2},
 		},
 		{
 			name: "older than previous",
 			steps: []step{
-				{presented: 0, grace: grace, want: authz.Rotated},
-				{presented: 1, grace: grace, want: authz.Rotated},
-				{presented: 0, after: time.Second, grace: grace, want: authz.Reused},
+				{presented: 0, grace: grace, want: as.Rotated},
+				{presented: 1, grace: grace, want: as.Rotated},
+				{presented: 0, after: time.Second, grace: grace, want: as.Reused},
 			},
 			gone: []int{0, 1, 2, 3},
 		},
@@ -946,9 +948,9 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 			// The answer to step 1 was lost; the client retried with token
 			// 0 and got token 2. Token 1 is no longer current.
 			steps: []step{
-				{presented: 0, grace: grace, want: authz.Rotated},
-				{presented: 0, after: time.Second, grace: grace, want: authz.RotatedInGrace},
-				{presented: 1, after: 2 * time.Second, grace: grace, want: authz.Reused},
+				{presented: 0, grace: grace, want: as.Rotated},
+				{presented: 0, after: time.Second, grace: grace, want: as.RotatedInGrace},
+				{presented: 1, after: 2 * time.Second, grace: grace, want: as.Reused},
 				{presented: 2, after: 2 * time.Second, grace: grace},
 			},
 			gone: []int{0, 1, 2, 3, 4},
@@ -1001,10 +1003,10 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 		if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
 			t.Fatalf("IssueRefresh: %v", err)
 		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(t0, t1, clientID, at, 0)); err != nil || res != authz.Rotated {
+		if _, res, err := s.RotateRefresh(ctx, rotation(t0, t1, clientID, at, 0)); err != nil || res != as.Rotated {
 			t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
 		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(t0, t2, clientID, at, 0)); err != nil || res != authz.Reused {
+		if _, res, err := s.RotateRefresh(ctx, rotation(t0, t2, clientID, at, 0)); err != nil || res != as.Reused {
 			t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
 		}
 		for _, h := range []string{t0, t1, t2} {
@@ -1029,7 +1031,7 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 			t.Errorf("RotateRefresh(unknown) = %q, %s, %v; want ErrNotFound", g, resultName(res), err)
 		}
 		// An unknown token says nothing about the family.
-		if _, res, err := s.RotateRefresh(ctx, rotation(t0, newID(), clientID, at, time.Minute)); err != nil || res != authz.Rotated {
+		if _, res, err := s.RotateRefresh(ctx, rotation(t0, newID(), clientID, at, time.Minute)); err != nil || res != as.Rotated {
 			t.Errorf("RotateRefresh of the current token after an unknown one = %s, %v; want Rotated", resultName(res), err)
 		}
 	})
@@ -1043,14 +1045,14 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 				t.Fatalf("IssueRefresh: %v", err)
 			}
 		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(a0, a1, "client", at, 0)); err != nil || res != authz.Rotated {
+		if _, res, err := s.RotateRefresh(ctx, rotation(a0, a1, "client", at, 0)); err != nil || res != as.Rotated {
 			t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
 		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(a0, newID(), "client", at, 0)); err != nil || res != authz.Reused {
+		if _, res, err := s.RotateRefresh(ctx, rotation(a0, newID(), "client", at, 0)); err != nil || res != as.Reused {
 			t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
 		}
 		g, res, err := s.RotateRefresh(ctx, rotation(b0, b1, "client", at, 0))
-		if err != nil || res != authz.Rotated || g != b {
+		if err != nil || res != as.Rotated || g != b {
 			t.Errorf("RotateRefresh in another family = %q, %s, %v; want %q, Rotated, nil", g, resultName(res), err, b)
 		}
 	})
@@ -1100,7 +1102,7 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 					t.Fatalf("IssueRefresh: %v", err)
 				}
 				next := make([]string, workers)
-				res := make([]authz.RotateResult, workers)
+				res := make([]as.RotateResult, workers)
 				errs := race(func(i int) (err error) {
 					next[i] = newID()
 					_, res[i], err = s.RotateRefresh(ctx, rotation(t0, next[i], clientID, at, tt.grace))
@@ -1164,7 +1166,7 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 		st.Advance(ttl / 2)
 		r := rotation(t0, t1, clientID, at, time.Minute)
 		r.TTL = ttl
-		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != authz.Rotated {
+		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
 			t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
 		}
 		st.Advance(ttl * 3 / 4) // 5/4 TTL after IssueRefresh, 3/4 after RotateRefresh
@@ -1179,7 +1181,7 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 }
 
 func testUpstream(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s authz.UpstreamTokenStore, grantID string, v *authz.Sealed, ttl time.Duration) {
+	put := func(t *testing.T, ctx context.Context, s upstream.TokenStore, grantID string, v *upstream.Sealed, ttl time.Duration) {
 		t.Helper()
 		if err := s.PutUpstream(ctx, grantID, v, ttl); err != nil {
 			t.Fatalf("PutUpstream: %v", err)
@@ -1192,14 +1194,14 @@ func testUpstream(t *testing.T, newStores func(t *testing.T) Stores) {
 		// revoked grant's tokens.
 		st := newStores(t)
 		ctx, s := ctxFor(t), st.Upstream
-		sw, ok := s.(authz.UpstreamTokenSwapper)
+		sw, ok := s.(upstream.TokenSwapper)
 		if !ok {
 			t.Fatal("the UpstreamTokenStore does not implement authz.UpstreamTokenSwapper (the vault then writes refreshed tokens without a fence)")
 		}
 		id := newID()
 		put(t, ctx, s, id, sealed(), long)
-		newer := &authz.Sealed{KeyID: "k2", Nonce: []byte("newer nonce!"), Ciphertext: []byte("newer")}
-		stale := &authz.Sealed{KeyID: "k2", Nonce: []byte("stale nonce!"), Ciphertext: []byte("stale")}
+		newer := &upstream.Sealed{KeyID: "k2", Nonce: []byte("newer nonce!"), Ciphertext: []byte("newer")}
+		stale := &upstream.Sealed{KeyID: "k2", Nonce: []byte("stale nonce!"), Ciphertext: []byte("stale")}
 		if ok, err := sw.SwapUpstream(ctx, id, sealed(), newer, long); err != nil || !ok {
 			t.Fatalf("SwapUpstream over the current record = %v, %v; want true", ok, err)
 		}
@@ -1241,7 +1243,7 @@ func testUpstream(t *testing.T, newStores func(t *testing.T) Stores) {
 			t.Errorf("GetUpstream (-want +got):\n%s", diff)
 		}
 		// PutUpstream replaces (a refreshed upstream token).
-		next := &authz.Sealed{KeyID: "k2", Nonce: []byte("other nonce!"), Ciphertext: []byte("other ciphertext")}
+		next := &upstream.Sealed{KeyID: "k2", Nonce: []byte("other nonce!"), Ciphertext: []byte("other ciphertext")}
 		put(t, ctx, s, id, next, long)
 		got, err = s.GetUpstream(ctx, id)
 		if err != nil {
@@ -1309,7 +1311,7 @@ func testUpstream(t *testing.T, newStores func(t *testing.T) Stores) {
 
 func testConsent(t *testing.T, newStores func(t *testing.T) Stores) {
 	scopes := []string{"notes:read", "notes:write"}
-	approve := func(t *testing.T, ctx context.Context, s authz.ConsentStore, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) {
+	approve := func(t *testing.T, ctx context.Context, s as.ConsentStore, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) {
 		t.Helper()
 		if err := s.Approve(ctx, subject, clientID, redirectURI, scopes, ttl); err != nil {
 			t.Fatalf("Approve: %v", err)
@@ -1449,13 +1451,13 @@ func count(errs []error, target error) int {
 }
 
 // resultName makes RotateResult values readable in failures.
-func resultName(r authz.RotateResult) string {
+func resultName(r as.RotateResult) string {
 	switch r {
-	case authz.Rotated:
+	case as.Rotated:
 		return "Rotated"
-	case authz.RotatedInGrace:
+	case as.RotatedInGrace:
 		return "RotatedInGrace"
-	case authz.Reused:
+	case as.Reused:
 		return "Reused"
 	case 0:
 		return "none"

@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/token"
 )
 
 // signingKeyCommand is `remotemcp signing-key [--rotate FILE]`: it prints a
@@ -29,26 +29,26 @@ func signingKeyCommand(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	key, err := authz.GenerateKey()
+	key, err := token.GenerateKey()
 	if err != nil {
 		return err
 	}
-	var ring *authz.KeyRing
+	var ring *token.KeyRing
 	if *rotate != "" {
 		b, err := os.ReadFile(*rotate)
 		if err != nil {
 			return fmt.Errorf("--rotate: %v", err)
 		}
-		if ring, err = authz.UnmarshalKeyRing(b); err != nil {
+		if ring, err = token.UnmarshalKeyRing(b); err != nil {
 			return fmt.Errorf("--rotate %s: %v", *rotate, err)
 		}
 		if err := ring.Rotate(key, *lifetime, time.Now()); err != nil {
 			return err
 		}
-	} else if ring, err = authz.NewKeyRing(key); err != nil {
+	} else if ring, err = token.NewKeyRing(key); err != nil {
 		return err
 	}
-	out, err := authz.MarshalKeyRing(ring)
+	out, err := token.MarshalKeyRing(ring)
 	if err != nil {
 		return err
 	}

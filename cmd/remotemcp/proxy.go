@@ -9,16 +9,16 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 	authzmem "github.com/remotemcp/remotemcp/authz/memstore"
 	authzredis "github.com/remotemcp/remotemcp/authz/redisstore"
+	"github.com/remotemcp/remotemcp/authz/token"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 	"github.com/remotemcp/remotemcp/cmd/remotemcp/devidp"
 	"github.com/remotemcp/remotemcp/tools"
 )
@@ -27,10 +27,10 @@ import (
 // upstream it signs users in with, the vault, and the verifier of our
 // own tokens for /mcp.
 type proxy struct {
-	server   *authz.Server
-	issuer   *authz.Issuer
-	vault    *authz.Vault
-	upstream *authz.Upstream
+	server   *as.Server
+	issuer   *token.Issuer
+	vault    *upstream.Vault
+	upstream *upstream.Provider
 	devIdP   *devidp.Provider // the built-in development provider, if used
 	base     string
 	close    func()
@@ -39,13 +39,13 @@ type proxy struct {
 // authzStores is every store the authorization server needs; memstore
 // and redisstore each provide all of them in one value.
 type authzStores interface {
-	authz.ClientStore
-	authz.PendingAuthStore
-	authz.CodeStore
-	authz.GrantStore
-	authz.RefreshStore
-	authz.UpstreamTokenStore
-	authz.ConsentStore
+	as.ClientStore
+	as.PendingAuthStore
+	as.CodeStore
+	as.GrantStore
+	as.RefreshStore
+	upstream.TokenStore
+	as.ConsentStore
 }
 
 // devIdPPath is where the development identity provider is mounted.
@@ -57,8 +57,8 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 	base := cfg.PublicURL.String()
 	p := &proxy{base: base, close: func() {}}
 	var stores authzStores = authzmem.New(nil)
-	var limiter authz.RateLimiter = authzmem.NewRateLimiter(nil)
-	var sharedMetadata authz.MetadataCache
+	var limiter as.RateLimiter = authzmem.NewRateLimiter(nil)
+	var sharedMetadata as.MetadataCache
 	if rdb != nil {
 		rs := authzredis.New(rdb, &authzredis.Options{Logger: log.With("component", "authzstore")})
 		stores = rs
@@ -66,15 +66,15 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 		limiter = authzredis.NewRateLimiter(rdb, nil)
 		p.close = func() { rs.Close() }
 	}
-	var limits authz.RateLimits
+	var limits as.RateLimits
 	if pc.RateLimits {
 		limits.Limiter = limiter
 	}
 	if len(pc.TrustedProxies) > 0 {
-		limits.ClientAddress = authz.ForwardedFor(pc.TrustedProxies...)
+		limits.ClientAddress = as.ForwardedFor(pc.TrustedProxies...)
 	}
-	callback := base + authz.PathCallback
-	ucfg := authz.UpstreamConfig{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, RedirectURL: callback}
+	callback := base + as.PathCallback
+	ucfg := upstream.Config{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, RedirectURL: callback}
 	var err error
 	var display, prefix string
 	switch pc.Upstream {
@@ -92,18 +92,18 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 		}
 		// Endpoints as its discovery document names them (a test checks
 		// that they agree): the server cannot ask itself before it serves.
-		p.upstream = authz.NewOIDCUpstream("dev", iss, authz.OIDCEndpoints{
+		p.upstream = upstream.NewOIDC("dev", iss, upstream.OIDCEndpoints{
 			AuthorizationEndpoint: iss + "/authorize", TokenEndpoint: iss + "/token", UserInfoEndpoint: iss + "/userinfo",
 		}, ucfg)
 		display, prefix = "the development identity provider", "" // its subjects are "dev|<name>" already
 		log.Warn("using the built-in DEVELOPMENT identity provider: anyone who can reach this loopback listener can sign in as anyone; configure --upstream for real use", "issuer", iss)
 	case "oidc":
-		p.upstream, err = authz.DiscoverOIDC(ctx, pc.UpstreamIssuer, ucfg)
+		p.upstream, err = upstream.DiscoverOIDC(ctx, pc.UpstreamIssuer, ucfg)
 		display, prefix = hostOf(pc.UpstreamIssuer), "oidc:"
 	case "github":
-		p.upstream, display, prefix = authz.GitHub(ucfg), "GitHub", "github:"
+		p.upstream, display, prefix = upstream.GitHub(ucfg), "GitHub", "github:"
 	case "google":
-		p.upstream, err = authz.Google(ctx, ucfg)
+		p.upstream, err = upstream.Google(ctx, ucfg)
 		display, prefix = "Google", "google:"
 	}
 	if err != nil {
@@ -113,42 +113,42 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 		log.Warn("no "+strings.Join(pc.Ephemeral, ", ")+" configured: made up for this process; tokens and upstream sign-ins end with it, and replicas would not share them",
 			"see", "README: Running as the authorization server")
 	}
-	vopts := &authz.VaultOptions{Logger: log.With("component", "vault")}
+	vopts := &upstream.VaultOptions{Logger: log.With("component", "vault")}
 	if rdb != nil {
 		// Upstream refreshes of one grant run on one replica at a time.
 		vopts.Locker = authzredis.NewLocker(rdb, nil)
 	}
-	p.vault = authz.NewVault(stores, stores, pc.VaultKeys, p.upstream, vopts)
-	p.issuer, err = authz.NewIssuer(authz.IssuerOptions{
-		Issuer: base, Audience: cfg.endpoint(), Ring: pc.SigningKeys, AccessTokenLifetime: pc.AccessTokenLifetime,
+	p.vault = upstream.NewVault(stores, stores, pc.VaultKeys, p.upstream, vopts)
+	p.issuer, err = token.NewIssuer(pc.SigningKeys, &token.IssuerOptions{
+		Issuer: base, Audience: cfg.endpoint(), AccessTokenLifetime: pc.AccessTokenLifetime,
 		ClockSkew: cfg.clockSkew(),
-		Revoked:   (&grantCheck{grants: stores, ttl: 30 * time.Second}).revoked,
+		Revoked:   token.NewRevocationCheck[*as.Grant](stores, 30*time.Second).Revoked,
 	})
 	if err != nil {
 		return nil, err
 	}
-	var fetcher *authz.MetadataFetcher
+	var fetcher *as.MetadataFetcher
 	if pc.CIMD {
-		fetcher = authz.NewMetadataFetcher(&authz.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.loopback(), Shared: sharedMetadata, Logger: log.With("component", "cimd")})
+		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.loopback(), Shared: sharedMetadata, Logger: log.With("component", "cimd")})
 	}
-	p.server, err = authz.NewServer(authz.ServerOptions{
-		Issuer:   base,
-		Resource: cfg.endpoint(),
-		Scopes: []authz.ScopeInfo{
-			{Name: cfg.ScopeRead, Description: "Read your notes, search them and export them"},
-			{Name: cfg.ScopeWrite, Description: "Create and delete your notes"},
-		},
-		UpstreamName:  display,
-		SubjectPrefix: prefix,
-		Clients:       stores, Pending: stores, Codes: stores, Grants: stores, Refresh: stores, Consents: stores,
-		Tokens: p.issuer, Upstream: p.upstream, Vault: p.vault, Metadata: fetcher,
-		CookieKey:    pc.CookieKey,
-		RateLimits:   limits,
-		RefreshTTL:   pc.RefreshLifetime,
-		RefreshGrace: pc.RefreshGrace,
-		Now:          cfg.now,
-		Logger:       log.With("component", "authz"),
-	})
+	p.server, err = as.New(as.Stores{Clients: stores, Pending: stores, Codes: stores, Grants: stores, Refresh: stores, Consents: stores},
+		p.issuer, p.upstream, p.vault, &as.Options{
+			Issuer:   base,
+			Resource: cfg.endpoint(),
+			Scopes: []as.ScopeInfo{
+				{Name: cfg.ScopeRead, Description: "Read your notes, search them and export them"},
+				{Name: cfg.ScopeWrite, Description: "Create and delete your notes"},
+			},
+			UpstreamName:  display,
+			SubjectPrefix: prefix,
+			Metadata:      fetcher,
+			CookieKey:     pc.CookieKey,
+			RateLimits:    limits,
+			RefreshTTL:    pc.RefreshLifetime,
+			RefreshGrace:  pc.RefreshGrace,
+			Now:           cfg.now,
+			Logger:        log.With("component", "authz"),
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -175,55 +175,14 @@ func (p *proxy) Identity(ctx context.Context, info *auth.TokenInfo) (*tools.Upst
 	}
 	id, err := p.vault.Identity(ctx, gid)
 	switch {
-	case errors.Is(err, authz.ErrReauthorize):
+	case errors.Is(err, upstream.ErrReauthorize):
 		return nil, errors.New("your sign-in with the identity provider ended; connect again to sign in")
-	case errors.Is(err, authz.ErrUpstreamUnavailable):
+	case errors.Is(err, upstream.ErrUnavailable):
 		return nil, errors.New("the identity provider is not answering; try again shortly")
 	case err != nil:
 		return nil, errors.New("the identity provider could not be asked")
 	}
 	return &tools.UpstreamIdentity{Provider: p.upstream.Name, Subject: id.Subject, Login: id.Login, Name: id.Name, Email: id.Email}, nil
-}
-
-// grantCheck is the access-token revocation check: a token is refused if
-// its grant was revoked (answered from memory by the stores) or is no
-// longer known, which is what a Redis restarted empty looks like: then
-// clients get a clean 401 and re-authorize, instead of using tokens whose
-// grant, refresh family and upstream tokens are gone. That a grant exists
-// is remembered for ttl, so the check costs one store round trip per
-// grant per ttl, not one per request.
-type grantCheck struct {
-	grants authz.GrantStore
-	ttl    time.Duration
-	known  sync.Map // grant id → time.Time it was last seen
-	n      atomic.Int64
-}
-
-func (g *grantCheck) revoked(ctx context.Context, gid, _ string) (bool, error) {
-	if revoked, err := g.grants.GrantRevoked(ctx, gid); err != nil || revoked {
-		return revoked, err
-	}
-	if seen, ok := g.known.Load(gid); ok && time.Since(seen.(time.Time)) < g.ttl {
-		return false, nil
-	}
-	_, err := g.grants.GetGrant(ctx, gid)
-	if errors.Is(err, authz.ErrNotFound) {
-		g.known.Delete(gid)
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	g.known.Store(gid, time.Now())
-	if g.n.Add(1)%1024 == 0 { // bound the map: drop what is stale
-		g.known.Range(func(k, v any) bool {
-			if time.Since(v.(time.Time)) >= g.ttl {
-				g.known.Delete(k)
-			}
-			return true
-		})
-	}
-	return false, nil
 }
 
 func hostOf(u string) string {

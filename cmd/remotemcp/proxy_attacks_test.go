@@ -27,7 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/token"
 )
 
 // ---------------------------------------------------------------------------
@@ -643,15 +643,15 @@ func TestProxyAttackDeny(t *testing.T) {
 // opaque token.
 func TestProxyAttackTokenPassthrough(t *testing.T) {
 	t.Parallel()
-	key, err := authz.GenerateKey()
+	key, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := authz.NewKeyRing(key)
+	ring, err := token.NewKeyRing(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := authz.MarshalKeyRing(ring)
+	doc, err := token.MarshalKeyRing(ring)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -671,11 +671,11 @@ func TestProxyAttackTokenPassthrough(t *testing.T) {
 	if realGrant == "" {
 		t.Fatal("our token has no gid claim")
 	}
-	otherKey, _ := authz.GenerateKey()
-	otherRing, _ := authz.NewKeyRing(otherKey)
-	mint := func(iss, aud string, r *authz.KeyRing, now func() time.Time) string {
+	otherKey, _ := token.GenerateKey()
+	otherRing, _ := token.NewKeyRing(otherKey)
+	mint := func(iss, aud string, r *token.KeyRing, now func() time.Time) string {
 		t.Helper()
-		is, err := authz.NewIssuer(authz.IssuerOptions{Issuer: iss, Audience: aud, Ring: r, Now: now, AccessTokenLifetime: 5 * time.Minute})
+		is, err := token.NewIssuer(r, &token.IssuerOptions{Issuer: iss, Audience: aud, Now: now, AccessTokenLifetime: 5 * time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -729,7 +729,7 @@ func TestProxyAttackTokenPassthrough(t *testing.T) {
 		{"upstream-style opaque token", base64.RawURLEncoding.EncodeToString(opaque)},
 		{"a refresh-token-shaped value", "rt_" + base64.RawURLEncoding.EncodeToString(opaque)},
 		{"our key, a grant the server does not know", func() string {
-			is, err := authz.NewIssuer(authz.IssuerOptions{Issuer: s.base, Audience: s.resource, Ring: ring, AccessTokenLifetime: 5 * time.Minute})
+			is, err := token.NewIssuer(ring, &token.IssuerOptions{Issuer: s.base, Audience: s.resource, AccessTokenLifetime: 5 * time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}

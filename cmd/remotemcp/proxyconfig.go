@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/token"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // proxyConfig is the configuration of --auth proxy: our own authorization
@@ -24,8 +25,8 @@ type proxyConfig struct {
 	Scopes         []string
 	// SigningKeys is the access-token key ring (a MarshalKeyRing
 	// document); nil means a new key per process.
-	SigningKeys *authz.KeyRing
-	VaultKeys   *authz.EncryptionKeys
+	SigningKeys *token.KeyRing
+	VaultKeys   *upstream.EncryptionKeys
 	CookieKey   []byte
 	// Ephemeral lists the secrets made up at start because none was
 	// configured: fine for one replica in development, logged loudly.
@@ -152,17 +153,17 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*pro
 		if err != nil {
 			return nil, fmt.Errorf("--signing-key-file: %v", err)
 		}
-		ring, err := authz.UnmarshalKeyRing(b)
+		ring, err := token.UnmarshalKeyRing(b)
 		if err != nil {
 			return nil, fmt.Errorf("--signing-key-file: %v", err)
 		}
 		pc.SigningKeys = ring
 	} else {
-		k, err := authz.GenerateKey()
+		k, err := token.GenerateKey()
 		if err != nil {
 			return nil, err
 		}
-		if pc.SigningKeys, err = authz.NewKeyRing(k); err != nil {
+		if pc.SigningKeys, err = token.NewKeyRing(k); err != nil {
 			return nil, err
 		}
 		pc.Ephemeral = append(pc.Ephemeral, "signing key")
@@ -182,7 +183,7 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*pro
 		vault = "ephemeral:" + hex.EncodeToString(k)
 		pc.Ephemeral = append(pc.Ephemeral, "vault key")
 	}
-	keys, err := authz.ParseEncryptionKeys(vault)
+	keys, err := upstream.ParseEncryptionKeys(vault)
 	if err != nil {
 		return nil, fmt.Errorf("vault keys: %v", err)
 	}

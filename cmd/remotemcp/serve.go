@@ -15,7 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/resource"
 	"github.com/remotemcp/remotemcp/cmd/remotemcp/fixtures"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/mcpserver/memstore"
@@ -168,7 +168,7 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 	mux := http.NewServeMux()
 	var endpoint http.Handler = mcpHandler
 	if cfg.Auth != "none" {
-		var verify authz.Verifier
+		var verify resource.Verifier
 		var err error
 		if px != nil {
 			verify = px.issuer.Verify
@@ -182,7 +182,7 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
 		}
 		read := cfg.ScopeRead
 		metadataURL := wellknown.MetadataURL(cfg.endpoint())
-		endpoint = authz.RequireBearer(verify, &authz.BearerOptions{
+		endpoint = resource.RequireBearer(verify, &resource.BearerOptions{
 			ResourceMetadataURL: metadataURL,
 			Scopes:              []string{read},
 			CheckScopes:         mcpHandler.CheckScopes,

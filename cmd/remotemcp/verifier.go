@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/resource"
 )
 
 // newVerifier builds the token verifier of --auth jwt or introspect.
-func newVerifier(ctx context.Context, cfg *config) (authz.Verifier, error) {
+func newVerifier(ctx context.Context, cfg *config) (resource.Verifier, error) {
 	switch cfg.Auth {
 	case "jwt":
 		jwks := cfg.JWKSURL
@@ -25,13 +25,13 @@ func newVerifier(ctx context.Context, cfg *config) (authz.Verifier, error) {
 				return nil, err
 			}
 		}
-		v, err := authz.NewJWTVerifier(ctx, authz.JWTOptions{Issuer: cfg.Issuer, JWKSURL: jwks, Audience: cfg.audience(), ClockSkew: cfg.clockSkew()})
+		v, err := resource.NewJWTVerifier(ctx, &resource.JWTOptions{Issuer: cfg.Issuer, JWKSURL: jwks, Audience: cfg.audience(), ClockSkew: cfg.clockSkew()})
 		if err != nil {
 			return nil, err
 		}
 		return v.Verify, nil
 	case "introspect":
-		v, err := authz.NewIntrospector(authz.IntrospectionOptions{
+		v, err := resource.NewIntrospector(&resource.IntrospectionOptions{
 			URL: cfg.IntrospectionURL, ClientID: cfg.IntrospectClientID, ClientSecret: cfg.IntrospectSecret,
 			Audience: cfg.audience(), Issuer: cfg.Issuer,
 		})

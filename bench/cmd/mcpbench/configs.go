@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/as"
 	authzredis "github.com/remotemcp/remotemcp/authz/redisstore"
+	"github.com/remotemcp/remotemcp/authz/token"
 )
 
 // env is what every configuration is started from.
@@ -26,7 +27,7 @@ type env struct {
 	instrument string // the same run() in a test binary with a debug listener (-tags bench)
 	self       string // this program, for the peers
 	harness    string // base URL of our JWKS and OIDC discovery server
-	jwtRing    *authz.KeyRing
+	jwtRing    *token.KeyRing
 	conns      int
 	extraEnv   []string // -server-env
 }
@@ -166,7 +167,7 @@ func startConfig(ctx context.Context, e *env, key string, instrumented bool, red
 		iss := e.harness + "/jwt"
 		s.args = append(common, "--auth", "jwt", "--issuer", iss, "--jwks-url", iss+"/jwks")
 		s.callers = func(ctx context.Context, hc *http.Client, n int) ([]step, error) {
-			issuer, err := authz.NewIssuer(authz.IssuerOptions{Issuer: iss, Audience: s.base + "/mcp", Ring: e.jwtRing, AccessTokenLifetime: time.Hour})
+			issuer, err := token.NewIssuer(e.jwtRing, &token.IssuerOptions{Issuer: iss, Audience: s.base + "/mcp", AccessTokenLifetime: time.Hour})
 			if err != nil {
 				return nil, err
 			}
@@ -223,16 +224,16 @@ func modernCallers(s *server, token string) func(context.Context, *http.Client, 
 
 // proxyKeys writes the signing key ring, vault keys and cookie key that
 // --auth proxy needs with --redis-url, and returns the ring and the flags.
-func proxyKeys(dir string) (*authz.KeyRing, []string, error) {
-	k, err := authz.GenerateKey()
+func proxyKeys(dir string) (*token.KeyRing, []string, error) {
+	k, err := token.GenerateKey()
 	if err != nil {
 		return nil, nil, err
 	}
-	ring, err := authz.NewKeyRing(k)
+	ring, err := token.NewKeyRing(k)
 	if err != nil {
 		return nil, nil, err
 	}
-	ringJSON, err := authz.MarshalKeyRing(ring)
+	ringJSON, err := token.MarshalKeyRing(ring)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,18 +257,18 @@ func proxyKeys(dir string) (*authz.KeyRing, []string, error) {
 // redisGrantCallers mints our tokens with the server's key ring for grants
 // it writes to Redis through authz's own Redis store: what a sign-in
 // through an upstream leaves behind, without the upstream.
-func redisGrantCallers(ctx context.Context, s *server, hc *http.Client, ring *authz.KeyRing, n int) ([]step, error) {
+func redisGrantCallers(ctx context.Context, s *server, hc *http.Client, ring *token.KeyRing, n int) ([]step, error) {
 	rdb := redis.NewClient(&redis.Options{Addr: s.redis})
 	defer rdb.Close()
 	store := authzredis.New(rdb, nil)
 	defer store.Close()
-	issuer, err := authz.NewIssuer(authz.IssuerOptions{Issuer: s.base, Audience: s.base + "/mcp", Ring: ring, AccessTokenLifetime: time.Hour})
+	issuer, err := token.NewIssuer(ring, &token.IssuerOptions{Issuer: s.base, Audience: s.base + "/mcp", AccessTokenLifetime: time.Hour})
 	if err != nil {
 		return nil, err
 	}
 	steps := make([]step, n)
 	for i := range n {
-		g := &authz.Grant{ID: randomString(16), Subject: fmt.Sprintf("oidc:bench-%d", i), ClientID: "mcpbench",
+		g := &as.Grant{ID: randomString(16), Subject: fmt.Sprintf("oidc:bench-%d", i), ClientID: "mcpbench",
 			Scopes: []string{"notes:read"}, Resource: s.base + "/mcp", CreatedAt: time.Now()}
 		if err := store.PutGrant(ctx, g, 24*time.Hour); err != nil {
 			return nil, err
@@ -292,7 +293,7 @@ func startHarness(e *env) (func(), error) {
 	}
 	e.harness = "http://" + ln.Addr().String()
 	mux := http.NewServeMux()
-	mux.Handle("GET /jwt/jwks", authz.JWKSHandler(e.jwtRing, nil))
+	mux.Handle("GET /jwt/jwks", token.JWKSHandler(e.jwtRing, nil))
 	mux.HandleFunc("GET /oidc/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		iss := e.harness + "/oidc"
 		w.Header().Set("Content-Type", "application/json")

@@ -34,7 +34,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/token"
 )
 
 func main() {
@@ -174,11 +174,11 @@ func bench(ctx context.Context, o *options) error {
 	if err := build(e); err != nil {
 		return err
 	}
-	k, err := authz.GenerateKey()
+	k, err := token.GenerateKey()
 	if err != nil {
 		return err
 	}
-	if e.jwtRing, err = authz.NewKeyRing(k); err != nil {
+	if e.jwtRing, err = token.NewKeyRing(k); err != nil {
 		return err
 	}
 	stopHarness, err := startHarness(e)

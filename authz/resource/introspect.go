@@ -1,0 +1,197 @@
+package resource
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
+)
+
+// IntrospectionOptions configures an Introspector.
+type IntrospectionOptions struct {
+	// URL is the RFC 7662 introspection endpoint. REQUIRED.
+	URL string
+	// ClientID and ClientSecret authenticate us to it (client_secret_basic).
+	// They come from the environment or a file, never a flag.
+	ClientID, ClientSecret string
+	// Audience is the canonical MCP URL; the response's aud must contain it.
+	// REQUIRED.
+	Audience string
+	// Issuer, if set, must equal the response's iss when it has one.
+	Issuer string
+	// MaxCache bounds how long an active token is trusted without asking
+	// again (never beyond its exp). Default 2 minutes.
+	MaxCache time.Duration
+	// NegativeCache is how long an inactive token is remembered. Default 10s.
+	NegativeCache time.Duration
+	// HTTPClient calls the endpoint; default a client with a 5s timeout.
+	HTTPClient *http.Client
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// An Introspector verifies opaque access tokens with RFC 7662 introspection,
+// caching answers so that the authorization server is not asked on every
+// request.
+type Introspector struct {
+	o     IntrospectionOptions
+	mu    sync.Mutex
+	cache map[[32]byte]introspected
+}
+
+type introspected struct {
+	info  *auth.TokenInfo // nil: inactive
+	until time.Time
+	why   string
+}
+
+// maxIntrospectionCache bounds the cache's entries.
+const maxIntrospectionCache = 10000
+
+// NewIntrospector returns an Introspector.
+func NewIntrospector(options *IntrospectionOptions) (*Introspector, error) {
+	var opts IntrospectionOptions
+	if options != nil {
+		opts = *options
+	}
+	if opts.URL == "" || opts.Audience == "" {
+		return nil, errors.New("authz: introspection needs an endpoint URL and an audience")
+	}
+	if opts.ClientID == "" || opts.ClientSecret == "" {
+		return nil, errors.New("authz: introspection needs client credentials")
+	}
+	if opts.MaxCache <= 0 {
+		opts.MaxCache = 2 * time.Minute
+	}
+	if opts.NegativeCache <= 0 {
+		opts.NegativeCache = 10 * time.Second
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Introspector{o: opts, cache: map[[32]byte]introspected{}}, nil
+}
+
+// Verify implements Verifier.
+func (i *Introspector) Verify(ctx context.Context, token string) (*auth.TokenInfo, error) {
+	key := sha256.Sum256([]byte(token))
+	now := i.o.Now()
+	i.mu.Lock()
+	e, ok := i.cache[key]
+	i.mu.Unlock()
+	if ok && now.Before(e.until) {
+		if e.info == nil {
+			return nil, tokencheck.Invalid("%s", e.why)
+		}
+		return e.info, nil
+	}
+	info, why, err := i.introspect(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	e = introspected{info: info, why: why, until: now.Add(i.o.NegativeCache)}
+	if info != nil {
+		e.until = now.Add(i.o.MaxCache)
+		if !info.Expiration.IsZero() && info.Expiration.Before(e.until) {
+			e.until = info.Expiration
+		}
+	}
+	i.mu.Lock()
+	if len(i.cache) >= maxIntrospectionCache {
+		for k, v := range i.cache {
+			if !now.Before(v.until) || len(i.cache) >= maxIntrospectionCache {
+				delete(i.cache, k)
+			}
+		}
+	}
+	i.cache[key] = e
+	i.mu.Unlock()
+	if info == nil {
+		return nil, tokencheck.Invalid("%s", why)
+	}
+	return info, nil
+}
+
+// introspect asks the endpoint. A refusal returns why; a failure to get an
+// answer returns ErrUnavailable.
+func (i *Introspector) introspect(ctx context.Context, token string) (info *auth.TokenInfo, why string, err error) {
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.o.URL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", authz.ErrUnavailable, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	// RFC 6749 §2.3.1: form-encode the credentials before Basic.
+	req.SetBasicAuth(url.QueryEscape(i.o.ClientID), url.QueryEscape(i.o.ClientSecret))
+	resp, err := i.o.HTTPClient.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: introspection: %v", authz.ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// Our credentials or the endpoint are wrong, or it is down: either
+		// way not the client's fault, so never a 401 for the client.
+		return nil, "", fmt.Errorf("%w: introspection answered %d", authz.ErrUnavailable, resp.StatusCode)
+	}
+	var r struct {
+		Active   bool            `json:"active"`
+		Sub      string          `json:"sub"`
+		Scope    string          `json:"scope"`
+		ClientID string          `json:"client_id"`
+		Exp      int64           `json:"exp"`
+		Iss      string          `json:"iss"`
+		Aud      json.RawMessage `json:"aud"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&r); err != nil {
+		return nil, "", fmt.Errorf("%w: introspection response: %v", authz.ErrUnavailable, err)
+	}
+	switch {
+	case !r.Active:
+		return nil, "the token is not active", nil
+	case r.Sub == "":
+		return nil, "the token has no subject", nil
+	case i.o.Issuer != "" && r.Iss != "" && r.Iss != i.o.Issuer:
+		return nil, "the token was issued by another authorization server", nil
+	case !slices.ContainsFunc(audiences(r.Aud), func(a string) bool { return authz.SameResource(a, i.o.Audience) }):
+		return nil, "the token was issued for another resource", nil
+	}
+	info = &auth.TokenInfo{UserID: r.Sub, Scopes: authz.ParseScope(r.Scope), Extra: map[string]any{}}
+	if r.Exp > 0 {
+		info.Expiration = time.Unix(r.Exp, 0)
+		if !i.o.Now().Before(info.Expiration) {
+			return nil, "the token has expired", nil
+		}
+	}
+	if r.ClientID != "" {
+		info.Extra["client_id"] = r.ClientID
+	}
+	return info, "", nil
+}
+
+// audiences reads aud, a string or a list of strings.
+func audiences(raw json.RawMessage) []string {
+	var one string
+	if json.Unmarshal(raw, &one) == nil && one != "" {
+		return []string{one}
+	}
+	var many []string
+	json.Unmarshal(raw, &many)
+	return many
+}
