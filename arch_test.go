@@ -132,3 +132,22 @@ func TestImportTable(t *testing.T) {
 		t.Fatalf("checked only %d packages; is go list working?", seen)
 	}
 }
+
+// TestAuthorizationServerImporters: the authorization server is wired by
+// the binary (and the benchmark harness, a program like it, which writes
+// grants through its stores); besides them only its own stores import it.
+// The resource server, the MCP layer and the features never do.
+func TestAuthorizationServerImporters(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	may := []string{"cmd/remotemcp", "bench/cmd/mcpbench", "authz/memstore", "authz/redisstore", "authz/storetest"}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, imports, _ := strings.Cut(line, " ")
+		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
+		if slices.Contains(strings.Fields(imports), module+"/authz/as") && !slices.Contains(may, rel) {
+			t.Errorf("%s imports the authorization server (authz/as); only %v may", rel, may)
+		}
+	}
+}
