@@ -242,7 +242,7 @@ func TestDenyByDefault(t *testing.T) {
 		t.Errorf("getting the sneaky prompt: %v, want the unknown-prompt error", err)
 	}
 	for _, uri := range []string{"x://sneaky", "y://sneaky/1"} {
-		if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri}); !errors.As(err, &rpcErr) || rpcErr.Code != mcp.CodeResourceNotFound {
+		if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri}); !errors.As(err, &rpcErr) || rpcErr.Message != "Resource not found" {
 			t.Errorf("reading %s: %v, want resource not found", uri, err)
 		}
 	}
