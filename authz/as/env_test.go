@@ -1,9 +1,11 @@
 package as_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -35,19 +37,24 @@ const (
 // and one fixed clock shared by the server, its stores and its token
 // issuer: the domain methods are called directly.
 type env struct {
-	srv   *as.Server
-	h     http.Handler
-	st    *memstore.Store
-	iss   *token.Issuer
-	up    *faultyUpstream
-	vault *mapVault
-	clock *authztest.Clock
+	srv *as.Server
+	h   http.Handler
+	// st is the store; the server reaches it through faults, which fails
+	// the calls a test asks it to.
+	st     *memstore.Store
+	faults *faultyStore
+	logs   *bytes.Buffer
+	iss    *token.Issuer
+	up     *faultyUpstream
+	vault  *mapVault
+	clock  *authztest.Clock
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	clock := authztest.ClockAt(time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC))
 	st := memstore.New(&memstore.Options{Now: clock.Now})
+	faults := &faultyStore{Store: st}
 	k, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -58,19 +65,20 @@ func newEnv(t *testing.T) *env {
 	}
 	iss, err := token.NewIssuer(ring, &token.IssuerOptions{Issuer: testIssuer, Audience: testResource,
 		AccessTokenLifetime: envATLifetime, ClockSkew: envSkew, Now: clock.Now,
-		Revoked: func(ctx context.Context, gid, _ string) (bool, error) { return st.GrantRevoked(ctx, gid) }})
+		Revoked: func(ctx context.Context, gid, _ string) (bool, error) { return faults.GrantRevoked(ctx, gid) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{st: st, iss: iss, up: &faultyUpstream{subject: "u1"}, vault: &mapVault{m: map[string]*oauth2.Token{}}, clock: clock}
+	e := &env{st: st, faults: faults, logs: &bytes.Buffer{}, iss: iss, up: &faultyUpstream{subject: "u1"}, vault: &mapVault{m: map[string]*oauth2.Token{}}, clock: clock}
 	opts := as.Options{
 		Issuer: testIssuer, Resource: testResource, UpstreamName: "Test IdP", SubjectPrefix: "test:",
 		Scopes:    []as.ScopeInfo{{Name: "notes:read", Description: "read"}, {Name: "notes:write", Description: "write"}},
 		CookieKey: []byte("0123456789abcdef0123456789abcdef"),
 		CodeTTL:   envCodeTTL, PendingTTL: envPendingTTL, RefreshTTL: envRefreshTTL, RefreshGrace: envGrace,
-		Now: clock.Now,
+		Now: clock.Now, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
-	stores := as.Stores{Clients: st, Pending: st, Codes: st, Grants: st, Refresh: st, Consents: st}
+	f := e.faults
+	stores := as.Stores{Clients: f, Pending: f, Codes: f, Grants: f, Refresh: f, Consents: f}
 	e.srv, err = as.New(stores, iss, e.up, e.vault, &opts)
 	if err != nil {
 		t.Fatal(err)
