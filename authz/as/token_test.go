@@ -24,7 +24,7 @@ func TestExchangeCode(t *testing.T) {
 		want    string
 	}{
 		{name: "valid"},
-		{name: "no redirect_uri (it is optional when only one was registered)", change: func(r *as.TokenRequest) { r.RedirectURI = "" }},
+		{name: "no redirect_uri", change: func(r *as.TokenRequest) { r.RedirectURI = "" }},
 		{name: "no resource", change: func(r *as.TokenRequest) { r.Resource = nil }},
 		{name: "resource with a trailing slash", change: func(r *as.TokenRequest) { r.Resource = []string{testResource + "/"} }},
 		{name: "just before expiry", advance: envCodeTTL - time.Second},
@@ -167,6 +167,10 @@ func TestExchangeRefresh(t *testing.T) {
 	}{
 		{name: "rotation", steps: []step{{token: 0}, {token: 1}, {token: 2}}},
 		{name: "previous token within grace", steps: []step{{token: 0}, {advance: envGrace, token: 0}, {token: 2}}},
+		// A retry within grace answers with a new token, which replaces the
+		// one the first answer carried: that one is no longer current.
+		{name: "the token a retry replaced kills the family", dead: true, steps: []step{
+			{token: 0}, {token: 0}, {token: 1, want: "invalid_grant"}, {token: 2, want: "invalid_grant"}}},
 		{name: "previous token past grace kills the family", dead: true, steps: []step{
 			{token: 0}, {advance: envGrace + time.Second, token: 0, want: "invalid_grant"}, {token: 1, want: "invalid_grant"}}},
 		{name: "a token two rotations old kills the family", dead: true, steps: []step{
