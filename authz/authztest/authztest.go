@@ -44,6 +44,9 @@ type Clock struct {
 // NewClock returns a Clock at the current time, to the second.
 func NewClock() *Clock { return &Clock{now: time.Now().Truncate(time.Second)} }
 
+// ClockAt returns a Clock at t, for tests that need no real time at all.
+func ClockAt(t time.Time) *Clock { return &Clock{now: t} }
+
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()

@@ -1,0 +1,258 @@
+package as_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/remotemcp/remotemcp/authz/as"
+)
+
+// TestAuthorize: Authorize refuses on a page until the redirect URI is
+// known to be registered, and by a redirect to it after; a valid request
+// is recorded as pending, bound to the browser, with its scopes narrowed
+// to those we offer.
+func TestAuthorize(t *testing.T) {
+	const otherRedirect = "http://127.0.0.1:9/other"
+	unknownApp := outcome{Page: http.StatusBadRequest, Title: "Unknown app"}
+	back := func(code string) outcome {
+		return outcome{Error: code, State: "client-state", RedirectURI: testRedirect}
+	}
+	for _, tt := range []struct {
+		name string
+		// two registers the client with two redirect URIs.
+		two    bool
+		change func(r *as.AuthorizeRequest)
+		want   outcome
+		// scopes are the pending authorization's, on success.
+		scopes []string
+	}{
+		{name: "valid", scopes: []string{"notes:read"}},
+		{name: "no scope means every scope offered", change: func(r *as.AuthorizeRequest) { r.Scope = "" }, scopes: []string{"notes:read", "notes:write"}},
+		{name: "scopes we do not offer are dropped", change: func(r *as.AuthorizeRequest) { r.Scope = "notes:write admin notes:read" }, scopes: []string{"notes:read", "notes:write"}},
+		{name: "no resource", change: func(r *as.AuthorizeRequest) { r.Resource = nil }, scopes: []string{"notes:read"}},
+		{name: "no redirect URI, one registered", change: func(r *as.AuthorizeRequest) { r.RedirectURI = "" }, scopes: []string{"notes:read"}},
+		{name: "loopback redirect on another port", change: func(r *as.AuthorizeRequest) { r.RedirectURI = "http://127.0.0.1:5555/cb" }, scopes: []string{"notes:read"}},
+
+		{name: "no client", change: func(r *as.AuthorizeRequest) { r.ClientID = "" }, want: unknownApp},
+		{name: "unknown client", change: func(r *as.AuthorizeRequest) { r.ClientID = "no-such-client" }, want: unknownApp},
+		{name: "metadata document client, CIMD off", change: func(r *as.AuthorizeRequest) { r.ClientID = "https://app.example/client.json" }, want: unknownApp},
+		{name: "unregistered redirect URI", change: func(r *as.AuthorizeRequest) { r.RedirectURI = "https://evil.example/cb" },
+			want: outcome{Page: http.StatusBadRequest, Title: "Redirect URI not registered"}},
+		{name: "no redirect URI, two registered", two: true, change: func(r *as.AuthorizeRequest) { r.RedirectURI = "" },
+			want: outcome{Page: http.StatusBadRequest, Title: "Missing redirect URI"}},
+		// Errors after the redirect URI is known go back to it, even a
+		// bad response_type.
+		{name: "unregistered redirect URI and a bad response type", change: func(r *as.AuthorizeRequest) { r.RedirectURI = "https://evil.example/cb"; r.ResponseType = "token" },
+			want: outcome{Page: http.StatusBadRequest, Title: "Redirect URI not registered"}},
+		{name: "response type token", change: func(r *as.AuthorizeRequest) { r.ResponseType = "token" }, want: back("unsupported_response_type")},
+		{name: "no response type", change: func(r *as.AuthorizeRequest) { r.ResponseType = "" }, want: back("unsupported_response_type")},
+		{name: "no code challenge", change: func(r *as.AuthorizeRequest) { r.CodeChallenge = ""; r.CodeChallengeMethod = "" }, want: back("invalid_request")},
+		{name: "plain PKCE", change: func(r *as.AuthorizeRequest) { r.CodeChallengeMethod = "plain" }, want: back("invalid_request")},
+		{name: "no PKCE method", change: func(r *as.AuthorizeRequest) { r.CodeChallengeMethod = "" }, want: back("invalid_request")},
+		{name: "short challenge", change: func(r *as.AuthorizeRequest) { r.CodeChallenge = "abc" }, want: back("invalid_request")},
+		{name: "another resource", change: func(r *as.AuthorizeRequest) { r.Resource = []string{"https://evil.example/mcp"} }, want: back("invalid_target")},
+		{name: "two resources", change: func(r *as.AuthorizeRequest) { r.Resource = []string{testResource, testResource} }, want: back("invalid_target")},
+		{name: "only scopes we do not offer", change: func(r *as.AuthorizeRequest) { r.Scope = "admin" }, want: back("invalid_scope")},
+		{name: "state is echoed, or omitted", change: func(r *as.AuthorizeRequest) { r.State = ""; r.Scope = "admin" },
+			want: outcome{Error: "invalid_scope", RedirectURI: testRedirect}},
+		{name: "the error goes to the redirect URI asked for", two: true, change: func(r *as.AuthorizeRequest) { r.RedirectURI = otherRedirect; r.Scope = "admin" },
+			want: outcome{Error: "invalid_scope", State: "client-state", RedirectURI: otherRedirect}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			redirects := []string{testRedirect}
+			if tt.two {
+				redirects = append(redirects, otherRedirect)
+			}
+			c, _ := e.register(t, "none", redirects...)
+			req := authReq(c, "notes:read")
+			if tt.change != nil {
+				tt.change(req)
+			}
+			p, gotClient, err := e.srv.Authorize(t.Context(), req, "browser-1")
+			if diff := cmp.Diff(tt.want, outcomeOf(err)); diff != "" {
+				t.Fatalf("Authorize error (-want +got):\n%s", diff)
+			}
+			if err != nil {
+				if p != nil || gotClient != nil {
+					t.Errorf("Authorize failed but returned %v, %v", p, gotClient)
+				}
+				return
+			}
+			redirect := req.RedirectURI
+			if redirect == "" {
+				redirect = testRedirect
+			}
+			want := &as.PendingAuth{ID: p.ID, ClientID: c.ClientID, RedirectURI: redirect, State: "client-state",
+				CodeChallenge: challenge(testVerifier), Resource: testResource, Scopes: tt.scopes, CreatedAt: e.clock.Now(),
+				Browser: as.HashToken("browser-1")}
+			if diff := cmp.Diff(want, p); diff != "" {
+				t.Errorf("pending (-want +got):\n%s", diff)
+			}
+			if gotClient.ClientID != c.ClientID {
+				t.Errorf("client %q, want %q", gotClient.ClientID, c.ClientID)
+			}
+			stored, err := e.st.GetPending(t.Context(), p.ID)
+			if err != nil {
+				t.Fatalf("the pending authorization was not stored: %v", err)
+			}
+			if diff := cmp.Diff(want, stored); diff != "" {
+				t.Errorf("stored pending (-want +got):\n%s", diff)
+			}
+			// It lives PendingTTL.
+			e.clock.Advance(envPendingTTL)
+			if _, err := e.st.GetPending(t.Context(), p.ID); err == nil {
+				t.Error("the pending authorization outlived PendingTTL")
+			}
+		})
+	}
+}
+
+// TestApproveExpired: an approval after PendingTTL is refused and sends
+// nobody upstream.
+func TestApproveExpired(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.register(t, "none")
+	p, _, err := e.srv.Authorize(t.Context(), authReq(c, "notes:read"), "browser-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(envPendingTTL)
+	if u, err := e.srv.Approve(t.Context(), p, ""); err == nil || u != "" {
+		t.Errorf("Approve after PendingTTL: %q, %v; want an error", u, err)
+	}
+}
+
+// TestAuthorizeRemembered: after a sign-in, the same user (signed user
+// cookie) going through /authorize again for the same client, redirect
+// URI and no more scopes goes straight upstream; anything else gets the
+// consent page.
+func TestAuthorizeRemembered(t *testing.T) {
+	direct := map[string]string{"Sec-Fetch-Site": "none"}
+	for _, tt := range []struct {
+		name    string
+		scope   string
+		hdr     map[string]string
+		cookies func(browser, user *http.Cookie) []*http.Cookie
+		advance time.Duration
+		// remembered: the answer is a redirect upstream, not the page.
+		remembered bool
+	}{
+		{name: "same user, opened by the app", remembered: true},
+		{name: "same user, from our own page", hdr: map[string]string{"Sec-Fetch-Site": "same-origin"}, remembered: true},
+		{name: "fewer scopes", scope: "notes:read", remembered: true},
+		{name: "more scopes", scope: "notes:read notes:write"},
+		{name: "started by another site", hdr: map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		{name: "no Sec-Fetch-Site", hdr: map[string]string{}},
+		{name: "no user cookie", cookies: func(b, _ *http.Cookie) []*http.Cookie { return []*http.Cookie{b} }},
+		{name: "no cookie at all", cookies: func(_, _ *http.Cookie) []*http.Cookie { return nil }},
+		{name: "a new browser with the user cookie", cookies: func(_, u *http.Cookie) []*http.Cookie { return []*http.Cookie{u} }, remembered: true},
+		{name: "tampered user cookie", cookies: func(b, u *http.Cookie) []*http.Cookie {
+			forged := *u
+			sub, rest, _ := strings.Cut(u.Value, ".")
+			forged.Value = sub + "A." + rest
+			return []*http.Cookie{b, &forged}
+		}},
+		{name: "user cookie past its age", advance: 30*24*time.Hour + time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			c, _ := e.register(t, "none")
+			q := url.Values{"response_type": {"code"}, "client_id": {c.ClientID}, "redirect_uri": {testRedirect},
+				"code_challenge": {challenge(testVerifier)}, "code_challenge_method": {"S256"}, "state": {"s1"},
+				"resource": {testResource}, "scope": {"notes:read"}}
+			browser, user := e.signIn(t, q)
+			// Halfway, the client is used (so that its registration
+			// outlives the user cookie).
+			e.clock.Advance(tt.advance / 2)
+			if err := e.st.TouchClient(t.Context(), c.ClientID, 30*24*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(tt.advance - tt.advance/2)
+			if tt.scope != "" {
+				q.Set("scope", tt.scope)
+			}
+			cookies := []*http.Cookie{browser, user}
+			if tt.cookies != nil {
+				cookies = tt.cookies(browser, user)
+			}
+			hdr := direct
+			if tt.hdr != nil {
+				hdr = tt.hdr
+			}
+			rec := e.get("/authorize?"+q.Encode(), cookies, hdr)
+			switch {
+			case tt.remembered && rec.Code == http.StatusFound && strings.HasPrefix(rec.Header().Get("Location"), "https://upstream.test/"):
+			case !tt.remembered && rec.Code == http.StatusOK && csrfRE.MatchString(rec.Body.String()):
+			default:
+				t.Errorf("/authorize: %d to %q; want remembered %v", rec.Code, rec.Header().Get("Location"), tt.remembered)
+			}
+		})
+	}
+}
+
+// TestAuthorizeRememberedOtherAccount: a remembered approval is for the
+// user who gave it: signing in upstream as someone else ends on a page,
+// with no code.
+func TestAuthorizeRememberedOtherAccount(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.register(t, "none")
+	q := url.Values{"response_type": {"code"}, "client_id": {c.ClientID}, "redirect_uri": {testRedirect},
+		"code_challenge": {challenge(testVerifier)}, "code_challenge_method": {"S256"}, "state": {"s1"}, "scope": {"notes:read"}}
+	browser, user := e.signIn(t, q)
+	rec := e.get("/authorize?"+q.Encode(), []*http.Cookie{browser, user}, map[string]string{"Sec-Fetch-Site": "none"})
+	if rec.Code != http.StatusFound {
+		t.Fatalf("/authorize: %d, want the remembered approval's redirect", rec.Code)
+	}
+	state := upstreamState(t, rec.Header().Get("Location"))
+	e.up.subject = "u2"
+	_, err := e.srv.Callback(t.Context(), url.Values{"state": {state}, "code": {"c"}}, browserNonce(browser))
+	if diff := cmp.Diff(outcome{Page: http.StatusForbidden, Title: "Signed in as someone else"}, outcomeOf(err)); diff != "" {
+		t.Errorf("callback (-want +got):\n%s", diff)
+	}
+}
+
+// signIn goes through /authorize, the consent page and the callback in
+// one browser; it returns the browser and user cookies.
+func (e *env) signIn(t *testing.T, q url.Values) (browser, user *http.Cookie) {
+	t.Helper()
+	rec := e.get("/authorize?"+q.Encode(), nil, map[string]string{"Sec-Fetch-Site": "none"})
+	browser = cookieNamed(t, rec, "__Host-remotemcp-browser")
+	tx, csrf := txRE.FindStringSubmatch(rec.Body.String()), csrfRE.FindStringSubmatch(rec.Body.String())
+	if rec.Code != http.StatusOK || tx == nil || csrf == nil {
+		t.Fatalf("/authorize: %d, no consent form", rec.Code)
+	}
+	rec = e.form("/authorize/consent", url.Values{"tx": {tx[1]}, "csrf": {csrf[1]}, "decision": {"approve"}},
+		[]*http.Cookie{browser}, map[string]string{"Sec-Fetch-Site": "same-origin"})
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("consent: %d", rec.Code)
+	}
+	state := upstreamState(t, rec.Header().Get("Location"))
+	rec = e.get("/callback?"+url.Values{"state": {state}, "code": {"c"}}.Encode(), []*http.Cookie{browser}, nil)
+	if rec.Code != http.StatusFound {
+		t.Fatalf("callback: %d", rec.Code)
+	}
+	return browser, cookieNamed(t, rec, "__Host-remotemcp-user")
+}
+
+func cookieNamed(t *testing.T, rec interface{ Result() *http.Response }, name string) *http.Cookie {
+	t.Helper()
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no cookie %s", name)
+	return nil
+}
+
+// browserNonce is the nonce in a browser cookie (before its MAC).
+func browserNonce(c *http.Cookie) string {
+	n, _, _ := strings.Cut(c.Value, ".")
+	return n
+}

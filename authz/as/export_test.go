@@ -1,0 +1,26 @@
+package as
+
+import "github.com/remotemcp/remotemcp/authz"
+
+// HashToken is hashToken, for tests that look records up in a store.
+var HashToken = hashToken
+
+// PageError reports whether err is an error shown to the user as a page,
+// with the page's status and title.
+func PageError(err error) (status int, title string, ok bool) {
+	e, ok := err.(*errPage)
+	if !ok {
+		return 0, "", false
+	}
+	return e.status, e.title, true
+}
+
+// RedirectError reports whether err is an error sent back to the client's
+// redirect URI, with that URI, the client's state and the OAuth error.
+func RedirectError(err error) (redirectURI, state string, oe *authz.Error, ok bool) {
+	e, ok := err.(*redirectErr)
+	if !ok {
+		return "", "", nil, false
+	}
+	return e.redirectURI, e.state, e.err, true
+}
