@@ -270,53 +270,64 @@ func (r *Registry) Satisfied(granted []string, a Access) bool {
 // the errors the go-sdk gives for an unknown item.
 func (r *Registry) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		switch p := req.GetParams().(type) {
-		case *mcp.CallToolParamsRaw: // what a server receives
-			if _, ok := r.Lookup(method, p.Name); !ok {
-				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", p.Name)}
-			}
-		case *mcp.CallToolParams:
-			if _, ok := r.Lookup(method, p.Name); !ok {
-				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", p.Name)}
-			}
-		case *mcp.GetPromptParams:
-			if _, ok := r.Lookup(method, p.Name); !ok {
-				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown prompt %q", p.Name)}
-			}
-		case *mcp.ReadResourceParams:
-			if _, ok := r.Lookup(method, p.URI); !ok {
-				return nil, mcp.ResourceNotFoundError(p.URI)
-			}
-		case *mcp.SubscribeParams:
-			if _, ok := r.Lookup(method, p.URI); !ok {
-				return nil, mcp.ResourceNotFoundError(p.URI)
-			}
-		case *mcp.CompleteParams:
-			if p.Ref != nil {
-				if _, ok := r.Lookup(method, refName(p.Ref)); !ok {
-					return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
-				}
+		if kind, name, ok := named(req.GetParams()); ok {
+			if _, known := r.Lookup(method, name); !known {
+				return unknown(kind, name)
 			}
 		}
 		res, err := next(ctx, method, req)
 		if err != nil || res == nil || r.verifying.Load() {
 			return res, err
 		}
+		hidden := func(method, name string) bool { _, known := r.Lookup(method, name); return !known }
 		switch res := res.(type) {
 		case *mcp.ListToolsResult:
-			res.Tools = slices.DeleteFunc(res.Tools, func(t *mcp.Tool) bool { _, ok := r.Lookup("tools/call", t.Name); return !ok })
+			res.Tools = slices.DeleteFunc(res.Tools, func(x *mcp.Tool) bool { return hidden("tools/call", x.Name) })
 		case *mcp.ListPromptsResult:
-			res.Prompts = slices.DeleteFunc(res.Prompts, func(p *mcp.Prompt) bool { _, ok := r.Lookup("prompts/get", p.Name); return !ok })
+			res.Prompts = slices.DeleteFunc(res.Prompts, func(x *mcp.Prompt) bool { return hidden("prompts/get", x.Name) })
 		case *mcp.ListResourcesResult:
-			res.Resources = slices.DeleteFunc(res.Resources, func(x *mcp.Resource) bool { _, ok := r.Lookup("resources/read", x.URI); return !ok })
+			res.Resources = slices.DeleteFunc(res.Resources, func(x *mcp.Resource) bool { return hidden("resources/read", x.URI) })
 		case *mcp.ListResourceTemplatesResult:
 			res.ResourceTemplates = slices.DeleteFunc(res.ResourceTemplates, func(x *mcp.ResourceTemplate) bool {
-				_, ok := r.Lookup("resources/read", x.URITemplate)
-				return !ok
+				return hidden("resources/read", x.URITemplate)
 			})
 		}
 		return res, nil
 	}
+}
+
+// named returns the kind and name of the item that a request's params
+// name; ok is false for a request that names none.
+func named(params mcp.Params) (kind, name string, ok bool) {
+	switch p := params.(type) {
+	case *mcp.CallToolParamsRaw: // what a server receives
+		return "tool", p.Name, true
+	case *mcp.CallToolParams:
+		return "tool", p.Name, true
+	case *mcp.GetPromptParams:
+		return "prompt", p.Name, true
+	case *mcp.ReadResourceParams:
+		return "resource", p.URI, true
+	case *mcp.SubscribeParams:
+		return "resource", p.URI, true
+	case *mcp.CompleteParams:
+		if p.Ref != nil {
+			return "completion", refName(p.Ref), true
+		}
+	}
+	return "", "", false
+}
+
+// unknown answers the use of an item without a rule as the go-sdk answers
+// an unknown one; a completion of one gets no values.
+func unknown(kind, name string) (mcp.Result, error) {
+	switch kind {
+	case "resource":
+		return nil, mcp.ResourceNotFoundError(name)
+	case "completion":
+		return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
+	}
+	return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown %s %q", kind, name)}
 }
 
 // refName is what a completion reference names: a prompt's name or a

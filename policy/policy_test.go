@@ -263,3 +263,37 @@ func TestVerifyAllRegistered(t *testing.T) {
 		t.Errorf("Verify = %v", err)
 	}
 }
+
+// TestCompletionOfUnregisteredRef: completing an argument of an item
+// without a rule gets no values, whatever the server-wide handler knows.
+func TestCompletionOfUnregisteredRef(t *testing.T) {
+	ctx := context.Background()
+	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, &mcp.ServerOptions{
+		CompletionHandler: func(context.Context, *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+			return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{"secret"}}}, nil
+		},
+	})
+	r := policy.New(s, nil)
+	r.AddPrompt(&mcp.Prompt{Name: "listed", Arguments: []*mcp.PromptArgument{{Name: "a"}}}, noopPrompt, policy.Open)
+	s.AddPrompt(&mcp.Prompt{Name: "sneaky", Arguments: []*mcp.PromptArgument{{Name: "a"}}}, noopPrompt)
+	st, ct := mcp.NewInMemoryTransports()
+	ss, err := s.Connect(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil).Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	for prompt, want := range map[string][]string{"listed": {"secret"}, "sneaky": {}} {
+		res, err := cs.Complete(ctx, &mcp.CompleteParams{Ref: &mcp.CompleteReference{Type: "ref/prompt", Name: prompt}, Argument: mcp.CompleteParamsArgument{Name: "a", Value: "s"}})
+		if err != nil {
+			t.Fatalf("complete %s: %v", prompt, err)
+		}
+		if diff := cmp.Diff(want, res.Completion.Values); diff != "" {
+			t.Errorf("completing %s (-want +got):\n%s", prompt, diff)
+		}
+	}
+}
