@@ -174,8 +174,8 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, call *jsonr
 //
 // Rebuilding works around a go-sdk limitation: its stateful sessions live
 // in the memory of the process that initialized them, so a session cannot
-// move between replicas (upstream: modelcontextprotocol/go-sdk#148, closed
-// in favour of stateless mode, and the open pull request
+// move between replicas (upstream: the proposal of shared session storage
+// modelcontextprotocol/go-sdk#148, closed, and the open pull request
 // modelcontextprotocol/go-sdk#232, distributed sessions). So the state the
 // go-sdk keeps (ServerSessionState: the initialize params, the negotiated
 // version, the log level) is stored in the session record, and every
