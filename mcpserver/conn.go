@@ -183,8 +183,10 @@ func (c *conn) Read(ctx context.Context) (jsonrpc.Message, error) {
 //
 // Forgetting the call first works around a go-sdk limitation: it still
 // writes the cancelled handler's response (upstream:
-// modelcontextprotocol/go-sdk#1235 and #1259; a fix is proposed in pull
-// request #1267), which Write then drops as not pending. The go-sdk test
+// https://github.com/modelcontextprotocol/go-sdk/issues/1235 and
+// https://github.com/modelcontextprotocol/go-sdk/issues/1259; a fix is proposed in
+// https://github.com/modelcontextprotocol/go-sdk/pull/1267), which Write then drops as not
+// pending. The go-sdk test
 // TestGoSDKAnswersCancelledCalls fails once the go-sdk stops answering, and
 // this can then simply forward the notification.
 func (c *conn) forwardCancel(k string, msgs <-chan []byte) {

@@ -378,8 +378,9 @@ func TestGoSDKRebuildsSessionsFromState(t *testing.T) {
 
 // TestGoSDKAnswersCancelledCalls pins down what conn.forwardCancel relies
 // on: the go-sdk cancels a call's handler on notifications/cancelled, and
-// still writes a response for it (go-sdk issue #1235), which a cancelled
-// request must not get; the conn forgets the call first, to drop it.
+// still writes a response for it, which a cancelled request must not get
+// (https://github.com/modelcontextprotocol/go-sdk/issues/1235); the conn
+// forgets the call first, to drop it.
 func TestGoSDKAnswersCancelledCalls(t *testing.T) {
 	const revisit = "; revisit conn.forwardCancel in conn.go, which drops that answer"
 	started := make(chan struct{})
@@ -399,7 +400,7 @@ func TestGoSDKAnswersCancelledCalls(t *testing.T) {
 	}
 	c.in <- rawCall(0, "notifications/cancelled", `{"requestId":7}`)
 	// The wait for the answer ends at sdkWait only if the go-sdk changed.
-	c.next(t, "go-sdk behaviour changed: a cancelled call is no longer answered (go-sdk issue #1235 fixed?)"+revisit, response(7))
+	c.next(t, "go-sdk behaviour changed: a cancelled call is no longer answered (https://github.com/modelcontextprotocol/go-sdk/issues/1235 fixed?)"+revisit, response(7))
 }
 
 // TestGoSDKWriteErrorCancelsCalls pins down why conn.Write swallows the

@@ -174,16 +174,18 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, call *jsonr
 //
 // Rebuilding works around a go-sdk limitation: its stateful sessions live
 // in the memory of the process that initialized them, so a session cannot
-// move between replicas (upstream: the proposal of shared session storage
-// modelcontextprotocol/go-sdk#148, closed, and the open pull request
-// modelcontextprotocol/go-sdk#232, distributed sessions). So the state the
-// go-sdk keeps (ServerSessionState: the initialize params, the negotiated
-// version, the log level) is stored in the session record, and every
-// request connects a new ServerSession with it (ServerSessionOptions.State)
-// that serves the request's calls without a handshake and is closed at its
-// end. The go-sdk test TestGoSDKRebuildsSessionsFromState fails if the state
-// stops surviving the store (JSON) or serving calls; go-sdk sessions that
-// can live in a shared store would replace the rebuilding.
+// move between replicas (upstream: the proposal of shared session
+// storage, https://github.com/modelcontextprotocol/go-sdk/issues/148,
+// closed, and the open pull request for distributed sessions,
+// https://github.com/modelcontextprotocol/go-sdk/pull/232). So the state
+// the go-sdk keeps (ServerSessionState: the initialize params, the
+// negotiated version, the log level) is stored in the session record, and
+// every request connects a new ServerSession with it
+// (ServerSessionOptions.State) that serves the request's calls without a
+// handshake and is closed at its end. The go-sdk test
+// TestGoSDKRebuildsSessionsFromState fails if the state stops surviving the
+// store (JSON) or serving calls; go-sdk sessions that can live in a shared
+// store would replace the rebuilding.
 func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Session, calls []*jsonrpc.Request, version string) {
 	streamID := rand.Text()
 	extra := mcp.RequestExtra{TokenInfo: auth.TokenInfoFromContext(r.Context()), Header: r.Header}

@@ -18,7 +18,7 @@ import (
 // the update to every session subscribed to the URI (by resources/subscribe
 // or a 2026-07-28 subscriptions/listen), and can be told neither a session
 // nor a user to limit it to, nor given a context that reaches the sending
-// middleware (upstream: modelcontextprotocol/go-sdk#1265). So the owner
+// middleware (upstream: https://github.com/modelcontextprotocol/go-sdk/issues/1265). So the owner
 // travels in the params' _meta, and a sending middleware drops the update
 // on every other session. It relies on the go-sdk handing legacy sessions
 // one shared params value (the tag is never stripped in place), on the two
@@ -191,7 +191,7 @@ func (h *Handler) filterOwnedNotifications(next mcp.MethodHandler) mcp.MethodHan
 // moment (legacy-era ones unconditionally, 2026-07-28 ones through
 // subscriptions/listen), and offers neither a hook on the change nor a way
 // to send the notification by hand (upstream:
-// modelcontextprotocol/go-sdk#666). A legacy session here is connected only
+// https://github.com/modelcontextprotocol/go-sdk/issues/666). A legacy session here is connected only
 // while one of its requests runs, so a permanent legacy-era session catches
 // the notification for all of them. The go-sdk test
 // TestGoSDKListChangedReachesConnectedLegacySessions fails if that stops
