@@ -180,6 +180,15 @@ func (c *conn) Read(ctx context.Context) (jsonrpc.Message, error) {
 // forwardCancel passes a client's notifications/cancelled for call k to the
 // go-sdk, which cancels the handler, and ends the call: no response is sent
 // for a cancelled request.
+//
+// Forgetting the call first works around a go-sdk limitation: it still
+// writes the cancelled handler's response (upstream:
+// https://github.com/modelcontextprotocol/go-sdk/issues/1235 and
+// https://github.com/modelcontextprotocol/go-sdk/issues/1259; a fix is proposed in
+// https://github.com/modelcontextprotocol/go-sdk/pull/1267), which Write then drops as not
+// pending. The go-sdk test
+// TestGoSDKAnswersCancelledCalls fails once the go-sdk stops answering, and
+// this can then simply forward the notification.
 func (c *conn) forwardCancel(k string, msgs <-chan []byte) {
 	for {
 		select {
@@ -257,8 +266,10 @@ func (c *conn) Write(ctx context.Context, msg jsonrpc.Message) error {
 			}
 			if err := c.send(data, false); err != nil {
 				// A notification the log refused is dropped; an error here
-				// would make the go-sdk close the connection and cancel
-				// every call of the request.
+				// would make the go-sdk take the connection for broken and
+				// cancel every call of the request (no upstream issue
+				// found; TestGoSDKWriteErrorCancelsCalls tells if that
+				// changes).
 				c.h.log.Warn("log notification", "session", shortHash(c.sessionID), "error", err)
 			}
 			return nil
@@ -279,8 +290,10 @@ var broadcastMethods = map[string]bool{
 
 // call sends a server-to-client request on this stream. Its ID is rewritten
 // to one unique in the session, since many rebuilt ServerSessions of one
-// session each count their IDs from 1. The client must see it at once, so
-// the stream is opened.
+// session each count their IDs from the same start (the go-sdk numbers a
+// connection's requests itself, and cannot be given a start or a prefix; no
+// upstream issue found; TestGoSDKRebuildsSessionsFromState tells if that
+// changes). The client must see it at once, so the stream is opened.
 func (c *conn) call(m *jsonrpc.Request) error {
 	c.mu.Lock()
 	c.nextOut++
@@ -612,7 +625,6 @@ func (h *Handler) writeStream(ctx context.Context, sessionID, streamID string, w
 	return last, err
 }
 
-// afterResponse persists what a successful call changed in the session
 // afterResponse persists what a successful call changed in the session
 // record: the negotiated state after initialize, the log level, and resource
 // subscriptions. It runs before the response is visible to the client, so

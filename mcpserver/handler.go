@@ -109,7 +109,10 @@ type Handler struct {
 	// modern serves the stateless revision with SSE responses, which
 	// carry a request's progress and log notifications before its result;
 	// modernJSON with one application/json response, for a request that
-	// can have none (see answersInJSON).
+	// can have none (see answersInJSON). Two handlers, because the go-sdk
+	// answers in JSON or SSE as its options say, never per request (no
+	// upstream issue found; TestGoSDKStreamsEveryStatelessAnswer tells if
+	// that changes).
 	modern, modernJSON http.Handler
 	log                *slog.Logger
 

@@ -640,14 +640,15 @@ func TestBatch2025_03_26(t *testing.T) {
 	}
 }
 
-// slowUpdates delays SessionStore.Update, once armed, until the request
-// stream ends (or 300ms pass), to widen the window between a
-// response's removal from the pending set and its append to the stream.
+// slowUpdates delays SessionStore.Update, once armed, until the other
+// response of the batch is in the request stream's log (or the Update's
+// context ends), to widen the window between one response's removal from
+// the pending set and the other's append to the stream.
 type slowUpdates struct {
 	mcpserver.SessionStore
 	armed   atomic.Bool
 	started chan struct{} // closed when an armed Update begins
-	ended   chan struct{} // closed by slowEnd
+	logged  chan struct{} // closed by slowLog
 	once    sync.Once
 }
 
@@ -655,23 +656,27 @@ func (s *slowUpdates) Update(ctx context.Context, id string, fn func(*mcpserver.
 	if s.armed.Load() {
 		s.once.Do(func() { close(s.started) })
 		select {
-		case <-s.ended:
-		case <-time.After(300 * time.Millisecond):
+		case <-s.logged:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	return s.SessionStore.Update(ctx, id, fn)
 }
 
-type slowEnd struct {
+// slowLog closes s.logged once, armed, it has logged the response whose
+// JSON-RPC ID is id.
+type slowLog struct {
 	mcpserver.EventLog
 	s    *slowUpdates
+	id   string // the response's "id" member, as logged
 	once sync.Once
 }
 
-func (l *slowEnd) WriteStream(ctx context.Context, sid, stream string, w *mcpserver.StreamWrite) (int64, error) {
+func (l *slowLog) WriteStream(ctx context.Context, sid, stream string, w *mcpserver.StreamWrite) (int64, error) {
 	last, err := l.EventLog.WriteStream(ctx, sid, stream, w)
-	if w.End && l.s.armed.Load() {
-		l.once.Do(func() { close(l.s.ended) })
+	if err == nil && l.s.armed.Load() && slices.ContainsFunc(w.Events, func(e []byte) bool { return bytes.Contains(e, []byte(l.id)) }) {
+		l.once.Do(func() { close(l.s.logged) })
 	}
 	return last, err
 }
@@ -680,9 +685,10 @@ func (l *slowEnd) WriteStream(ctx context.Context, sid, stream string, w *mcpser
 // even when the responses are written concurrently.
 func TestBatchResponsesNotLost(t *testing.T) {
 	stores := memstore.New(nil)
-	slow := &slowUpdates{SessionStore: stores.Sessions, started: make(chan struct{}), ended: make(chan struct{})}
+	slow := &slowUpdates{SessionStore: stores.Sessions, started: make(chan struct{}), logged: make(chan struct{})}
 	stores.Sessions = slow
-	stores.Events = &slowEnd{EventLog: stores.Events, s: slow}
+	// subscribe's Update waits for the wait call's response (ID 3).
+	stores.Events = &slowLog{EventLog: stores.Events, s: slow, id: `"id":3`}
 	e := &env{url: serve(t, stores, nil), stores: stores}
 	sid := e.initialize(t, "", mcpserver.Version20250326, "{}")
 	key := t.Name()
@@ -706,6 +712,11 @@ func TestBatchResponsesNotLost(t *testing.T) {
 	slices.Sort(ids)
 	if diff := cmp.Diff([]string{"2", "3"}, ids); diff != "" {
 		t.Errorf("batch responses by ID (-want +got):\n%s", diff)
+	}
+	select {
+	case <-slow.logged:
+	default:
+		t.Error("the wait call's response was not logged while subscribe's session update waited: the window was not exercised")
 	}
 }
 

@@ -171,6 +171,21 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, call *jsonr
 // serveCalls runs the calls of one POST through a go-sdk ServerSession rebuilt
 // from the session record, and streams what it writes back as SSE (or, for
 // initialize, as one JSON response).
+//
+// Rebuilding works around a go-sdk limitation: its stateful sessions live
+// in the memory of the process that initialized them, so a session cannot
+// move between replicas (upstream: the proposal of shared session
+// storage, https://github.com/modelcontextprotocol/go-sdk/issues/148,
+// closed, and the open pull request for distributed sessions,
+// https://github.com/modelcontextprotocol/go-sdk/pull/232). So the state
+// the go-sdk keeps (ServerSessionState: the initialize params, the
+// negotiated version, the log level) is stored in the session record, and
+// every request connects a new ServerSession with it
+// (ServerSessionOptions.State) that serves the request's calls without a
+// handshake and is closed at its end. The go-sdk test
+// TestGoSDKRebuildsSessionsFromState fails if the state stops surviving the
+// store (JSON) or serving calls; go-sdk sessions that can live in a shared
+// store would replace the rebuilding.
 func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Session, calls []*jsonrpc.Request, version string) {
 	streamID := rand.Text()
 	extra := mcp.RequestExtra{TokenInfo: auth.TokenInfoFromContext(r.Context()), Header: r.Header}
@@ -186,7 +201,11 @@ func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Sessi
 	if !isInit {
 		state := sess.State
 		if state.InitializeParams != nil && state.InitializedParams == nil {
-			// Tolerate clients that skip notifications/initialized.
+			// Tolerate clients that skip notifications/initialized: the
+			// go-sdk means to refuse server-to-client requests (an
+			// elicitation) until it has it (a TODO in its
+			// ServerSession.checkInitialized; no upstream issue found).
+			// TestGoSDKRebuildsSessionsFromState tells when it does.
 			state.InitializedParams = &mcp.InitializedParams{}
 		}
 		if state.LogLevel == "" {

@@ -13,6 +13,20 @@ import (
 
 // ownerMetaKey tags a resource-updated notification with the subject allowed
 // to see it; filterOwnedNotifications strips it before it reaches the wire.
+//
+// The tag works around a go-sdk limitation: Server.ResourceUpdated sends
+// the update to every session subscribed to the URI (by resources/subscribe
+// or a 2026-07-28 subscriptions/listen), and can be told neither a session
+// nor a user to limit it to, nor given a context that reaches the sending
+// middleware (upstream: https://github.com/modelcontextprotocol/go-sdk/issues/1265). So the owner
+// travels in the params' _meta, and a sending middleware drops the update
+// on every other session. It relies on the go-sdk handing legacy sessions
+// one shared params value (the tag is never stripped in place), on the two
+// request shapes filterOwnedNotifications knows, and on a middleware that
+// returns without calling next sending nothing; the go-sdk test
+// TestGoSDKResourceUpdatedGoesToEverySubscriber fails if any of that
+// changes. A go-sdk way to notify one session would replace the tag and
+// the filter.
 const ownerMetaKey = "remotemcp/owner"
 
 // A Notifier tells clients that a user's resource changed. It satisfies the
@@ -171,6 +185,17 @@ func (h *Handler) filterOwnedNotifications(next mcp.MethodHandler) mcp.MethodHan
 // startTap connects an internal legacy-era session to the server. The go-sdk
 // sends it every list-changed notification, which it publishes to the
 // Broadcaster for the GET streams of legacy sessions on every replica.
+//
+// The tap works around a go-sdk limitation: when a tool, prompt or resource
+// is added or removed, the go-sdk tells only the sessions connected at that
+// moment (legacy-era ones unconditionally, 2026-07-28 ones through
+// subscriptions/listen), and offers neither a hook on the change nor a way
+// to send the notification by hand (upstream:
+// https://github.com/modelcontextprotocol/go-sdk/issues/666). A legacy session here is connected only
+// while one of its requests runs, so a permanent legacy-era session catches
+// the notification for all of them. The go-sdk test
+// TestGoSDKListChangedReachesConnectedLegacySessions fails if that stops
+// working; a change hook upstream would replace the tap.
 func (h *Handler) startTap(ctx context.Context) func() {
 	t := &tapConn{h: h, ctx: ctx, done: make(chan struct{})}
 	ss, err := h.server.Connect(ctx, t, &mcp.ServerSessionOptions{State: &mcp.ServerSessionState{

@@ -19,7 +19,8 @@ type Session struct {
 	ID      string `json:"id"`
 	Subject string `json:"sub"` // the principal that created the session
 	// State is what the go-sdk needs to rebuild the session for a request:
-	// the initialize params, the negotiated version and the log level.
+	// the initialize params, the negotiated version and the log level (see
+	// Handler.serveCalls for why sessions are rebuilt).
 	State mcp.ServerSessionState `json:"state"`
 	// Subscriptions holds the resource URIs the client subscribed to.
 	Subscriptions []string  `json:"subscriptions,omitempty"`

@@ -207,9 +207,8 @@ func (l *Events) read(ctx context.Context, k []string, a []any) ([]mcpserver.Eve
 }
 
 // readWait reads until there are events, the stream ended, or wait is
-// over. It is apart from Read, and has no defer in its loop, so that the
-// frames of an idle SSE stream's wait stay small (see
-// mcpserver.Handler.serveStandalone).
+// over: it watches the stream's key on the replica's hub before the first
+// read, and reads again each time the hub reports a change.
 func (l *Events) readWait(ctx context.Context, k []string, a []any, wait time.Duration) ([]mcpserver.Event, bool, error) {
 	// Watch before reading, so that a change after the read is not missed.
 	changed, unwatch, err := l.hub.watch(k[0])
