@@ -59,10 +59,22 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	draining.Store(true)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := shutdown(srv, conns, cfg.ShutdownTimeout, cancelBase); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// shutdown drains srv within timeout: ordinary requests get half of it,
+// then endStreams ends the long-lived streams.
+func shutdown(srv *http.Server, conns *connTracker, timeout time.Duration, endStreams context.CancelFunc) error {
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// Give ordinary requests half the budget, then end streams.
-	streamsEnd := time.AfterFunc(cfg.ShutdownTimeout/2, cancelBase)
+	streamsEnd := time.AfterFunc(timeout/2, endStreams)
 	defer streamsEnd.Stop()
 	// Shutdown waits up to 5s for connections that never sent a request
 	// (pre-connects, load-balancer TCP checks); they have nothing in flight,
@@ -71,23 +83,18 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	go func() { shut <- srv.Shutdown(sctx) }()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for done := false; !done; {
+	for {
 		select {
 		case err := <-shut:
 			if err != nil {
 				srv.Close()
 				return fmt.Errorf("shutdown: %w", err)
 			}
-			done = true
+			return nil
 		case <-tick.C:
 			conns.closeIdleNew()
 		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	log.Info("stopped")
-	return nil
 }
 
 // front is the handler serve puts on the listener: a's routes plus
