@@ -146,10 +146,11 @@ func (p *proxy) startDevIdP(ucfg upstream.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// Endpoints as its discovery document names them (a test checks
-	// that they agree): the server cannot ask itself before it serves.
+	// Endpoints from the provider, not its discovery document: the server
+	// cannot ask itself before it serves.
+	e := p.devIdP.Endpoints()
 	p.upstream = upstream.NewOIDC("dev", iss, upstream.OIDCEndpoints{
-		AuthorizationEndpoint: iss + "/authorize", TokenEndpoint: iss + "/token", UserInfoEndpoint: iss + "/userinfo",
+		AuthorizationEndpoint: e.Authorization, TokenEndpoint: e.Token, UserInfoEndpoint: e.UserInfo,
 	}, ucfg)
 	log.Warn("using the built-in DEVELOPMENT identity provider: anyone who can reach this loopback listener can sign in as anyone; configure --upstream for real use", "issuer", iss)
 	return nil
