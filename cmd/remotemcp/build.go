@@ -247,10 +247,11 @@ func authenticate(bg context.Context, cfg *config, log *slog.Logger, mux *http.S
 		return mcpHandler, nil
 	}
 	var verify resource.Verifier
+	authServer := cfg.AuthorizationServer
 	if px != nil {
 		verify = px.issuer.Verify
 		px.mount(mux)
-		cfg.AuthorizationServer = px.base
+		authServer = px.base
 	} else {
 		var err error
 		if verify, err = newVerifier(bg, cfg); err != nil {
@@ -260,7 +261,7 @@ func authenticate(bg context.Context, cfg *config, log *slog.Logger, mux *http.S
 	read := cfg.ScopeRead
 	metadata := wellknown.ProtectedResourceHandler(wellknown.ProtectedResource{
 		Resource:             cfg.endpoint(),
-		AuthorizationServers: []string{cfg.AuthorizationServer},
+		AuthorizationServers: []string{authServer},
 		ScopesSupported:      []string{read},
 		ResourceName:         "remotemcp notes",
 	})
