@@ -65,49 +65,63 @@ func envName(flagName string) string {
 	return "REMOTEMCP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+// configFlags are the flags of the server, before validation.
+type configFlags struct {
+	listen, publicURL, authMode           *string
+	issuer, jwksURL, audience, authServer *string
+	introspectURL, introspectFile         *string
+	clockSkew                             *time.Duration
+	scopeRead, scopeWrite                 *string
+	fixtures, origins                     *string
+	sessionTTL, shutdownTimeout           *time.Duration
+	maxBody                               *int64
+	logLevel, logFormat, stateKeyFile     *string
+	redisURL, redisMode                   *string
+	proxy                                 *proxyFlags
+}
+
+// addFlags defines the server's flags on fs.
+func addFlags(fs *flag.FlagSet) *configFlags {
+	return &configFlags{
+		listen:          fs.String("listen", "127.0.0.1:8080", "address to listen on (host:port)"),
+		publicURL:       fs.String("public-url", "", "canonical base URL clients use, e.g. https://mcp.example.com; the MCP endpoint is <public-url>/mcp (default: http://<listen>)"),
+		authMode:        fs.String("auth", "none", "how requests are authenticated: none (one anonymous user, loopback only), jwt (JWT access tokens from --issuer), introspect (opaque tokens, RFC 7662), proxy (we are the authorization server, users sign in with --upstream)"),
+		issuer:          fs.String("issuer", "", "the authorization server's issuer identifier (exact match with the token's iss)"),
+		jwksURL:         fs.String("jwks-url", "", "the issuer's JWK Set URL (default: jwks_uri from the issuer's metadata)"),
+		audience:        fs.String("audience", "", "the audience tokens must carry (default: the canonical MCP URL <public-url>/mcp)"),
+		authServer:      fs.String("authorization-server", "", "issuer advertised to clients in the protected-resource metadata (default: --issuer)"),
+		introspectURL:   fs.String("introspection-url", "", "RFC 7662 introspection endpoint (--auth introspect); credentials come from REMOTEMCP_INTROSPECTION_CLIENT_ID/_SECRET or --introspection-credentials-file"),
+		introspectFile:  fs.String("introspection-credentials-file", "", "file with the introspection client id on the first line and its secret on the second"),
+		clockSkew:       fs.Duration("clock-skew", 30*time.Second, "clock skew tolerated on token exp, nbf and iat"),
+		scopeRead:       fs.String("scope-read", "notes:read", "scope name that allows reading notes"),
+		scopeWrite:      fs.String("scope-write", "notes:write", "scope name that allows changing notes (implies --scope-read)"),
+		fixtures:        fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback only)"),
+		origins:         fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed on a loopback listener)"),
+		sessionTTL:      fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session"),
+		maxBody:         fs.Int64("max-body-bytes", mcpserver.DefaultMaxBodyBytes, "largest accepted request body"),
+		shutdownTimeout: fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for in-flight requests"),
+		logLevel:        fs.String("log-level", "info", "debug, info, warn or error"),
+		logFormat:       fs.String("log-format", "text", "text or json"),
+		stateKeyFile:    fs.String("state-key-file", "", "file holding the hex key (≥32 bytes) that protects MRTR requestState; env REMOTEMCP_STATE_KEY may hold the key itself (default: random per process)"),
+		redisURL:        fs.String("redis-url", "", "keep all state in Redis so that replicas share it: redis://[user:password@]host:port[/db] or rediss://…; several hosts with ?addr=host:port (default: in-process stores, one replica); prefer the environment twin when it holds a password"),
+		redisMode:       fs.String("redis-mode", "single", "how --redis-url is read: single, sentinel (master_name=<name> in the URL; its hosts are the sentinels) or cluster"),
+		proxy:           addProxyFlags(fs),
+	}
+}
+
+// parseFlags reads the flags from args over their environment twins: a
+// flag wins over the environment.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*configFlags, error) {
 	fs := flag.NewFlagSet("remotemcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var (
-		listen          = fs.String("listen", "127.0.0.1:8080", "address to listen on (host:port)")
-		publicURL       = fs.String("public-url", "", "canonical base URL clients use, e.g. https://mcp.example.com; the MCP endpoint is <public-url>/mcp (default: http://<listen>)")
-		authMode        = fs.String("auth", "none", "how requests are authenticated: none (one anonymous user, loopback only), jwt (JWT access tokens from --issuer), introspect (opaque tokens, RFC 7662), proxy (we are the authorization server, users sign in with --upstream)")
-		issuer          = fs.String("issuer", "", "the authorization server's issuer identifier (exact match with the token's iss)")
-		jwksURL         = fs.String("jwks-url", "", "the issuer's JWK Set URL (default: jwks_uri from the issuer's metadata)")
-		audience        = fs.String("audience", "", "the audience tokens must carry (default: the canonical MCP URL <public-url>/mcp)")
-		authServer      = fs.String("authorization-server", "", "issuer advertised to clients in the protected-resource metadata (default: --issuer)")
-		introspectURL   = fs.String("introspection-url", "", "RFC 7662 introspection endpoint (--auth introspect); credentials come from REMOTEMCP_INTROSPECTION_CLIENT_ID/_SECRET or --introspection-credentials-file")
-		introspectFile  = fs.String("introspection-credentials-file", "", "file with the introspection client id on the first line and its secret on the second")
-		clockSkew       = fs.Duration("clock-skew", 30*time.Second, "clock skew tolerated on token exp, nbf and iat")
-		scopeRead       = fs.String("scope-read", "notes:read", "scope name that allows reading notes")
-		scopeWrite      = fs.String("scope-write", "notes:write", "scope name that allows changing notes (implies --scope-read)")
-		fixtures        = fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback only)")
-		origins         = fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed on a loopback listener)")
-		sessionTTL      = fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session")
-		maxBody         = fs.Int64("max-body-bytes", mcpserver.DefaultMaxBodyBytes, "largest accepted request body")
-		shutdownTimeout = fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for in-flight requests")
-		logLevel        = fs.String("log-level", "info", "debug, info, warn or error")
-		logFormat       = fs.String("log-format", "text", "text or json")
-		stateKeyFile    = fs.String("state-key-file", "", "file holding the hex key (≥32 bytes) that protects MRTR requestState; env REMOTEMCP_STATE_KEY may hold the key itself (default: random per process)")
-	)
-	redisURL := fs.String("redis-url", "", "keep all state in Redis so that replicas share it: redis://[user:password@]host:port[/db] or rediss://…; several hosts with ?addr=host:port (default: in-process stores, one replica); prefer the environment twin when it holds a password")
-	redisMode := fs.String("redis-mode", "single", "how --redis-url is read: single, sentinel (master_name=<name> in the URL; its hosts are the sentinels) or cluster")
-	pf := addProxyFlags(fs)
+	f := addFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: remotemcp [flags]\n\nServes a remote MCP server on <public-url>/mcp. Every flag can also be set\nthrough its environment twin, e.g. --listen as REMOTEMCP_LISTEN; a flag wins\nover the environment.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	// Environment first, so that explicit flags override it.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return nil, envErr
+	if err := setFromEnv(fs, getenv); err != nil {
+		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -118,116 +132,231 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
+	return f, nil
+}
 
-	cfg := &config{
-		Listen:          *listen,
-		Auth:            *authMode,
-		Fixtures:        *fixtures,
-		SessionTTL:      *sessionTTL,
-		MaxBodyBytes:    *maxBody,
-		ShutdownTimeout: *shutdownTimeout,
-		LogFormat:       *logFormat,
-	}
-	host, port, err := net.SplitHostPort(cfg.Listen)
+// setFromEnv sets each flag of fs whose environment twin is set.
+func setFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	return envErr
+}
+
+// parseConfig reads and checks the flags and environment, in this order:
+// the listener and public URL, the --auth mode, the fixtures, the HTTP
+// settings, the requestState key, then Redis.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	f, err := parseFlags(args, getenv, stderr)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: want host:port, e.g. 127.0.0.1:8080", cfg.Listen)
+		return nil, err
+	}
+	cfg := &config{
+		Listen:          *f.listen,
+		Auth:            *f.authMode,
+		Fixtures:        *f.fixtures,
+		SessionTTL:      *f.sessionTTL,
+		MaxBodyBytes:    *f.maxBody,
+		ShutdownTimeout: *f.shutdownTimeout,
+		LogFormat:       *f.logFormat,
+		RedisURL:        *f.redisURL,
+		RedisMode:       *f.redisMode,
+	}
+	loopback, err := cfg.setListener(*f.publicURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.setAuth(f, getenv, loopback); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkFixtures(loopback); err != nil {
+		return nil, err
+	}
+	if err := cfg.setServing(f); err != nil {
+		return nil, err
+	}
+	if err := cfg.setStateKey(*f.stateKeyFile, getenv); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkRedis(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// setListener checks --listen, refuses --auth none off loopback, and sets
+// PublicURL from publicURL (--public-url) or, on loopback only, from the
+// listener. It reports whether the listener is on loopback.
+func (c *config) setListener(publicURL string) (loopback bool, err error) {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false, fmt.Errorf("--listen %q: want host:port, e.g. 127.0.0.1:8080", c.Listen)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
-		return nil, fmt.Errorf("--listen %q: bad port", cfg.Listen)
+		return false, fmt.Errorf("--listen %q: bad port", c.Listen)
 	}
-	loopback := mcpserver.IsLoopbackHost(host)
-
-	if cfg.Auth == "none" && !loopback {
-		return nil, fmt.Errorf("--auth none serves everyone as one anonymous user, so it is refused on the non-loopback listener %q", cfg.Listen)
+	loopback = mcpserver.IsLoopbackHost(host)
+	if c.Auth == "none" && !loopback {
+		return false, fmt.Errorf("--auth none serves everyone as one anonymous user, so it is refused on the non-loopback listener %q", c.Listen)
 	}
-	if *publicURL == "" && !loopback {
-		return nil, fmt.Errorf("--public-url is required with the non-loopback listener %q: it is the URL clients connect to (e.g. https://mcp.example.com) and the audience of their tokens", cfg.Listen)
+	if publicURL == "" && !loopback {
+		return false, fmt.Errorf("--public-url is required with the non-loopback listener %q: it is the URL clients connect to (e.g. https://mcp.example.com) and the audience of their tokens", c.Listen)
 	}
-	if *publicURL == "" {
-		cfg.publicURLDerived = true
+	if publicURL == "" {
+		c.publicURLDerived = true
 		h := host
 		if h == "" || h == "0.0.0.0" || h == "::" {
 			h = "127.0.0.1"
 		}
-		*publicURL = "http://" + net.JoinHostPort(h, port)
+		publicURL = "http://" + net.JoinHostPort(h, port)
 	}
-	u, err := url.Parse(*publicURL)
+	u, err := url.Parse(publicURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("--public-url %q: want an absolute http(s) URL without query or fragment, e.g. https://mcp.example.com", *publicURL)
+		return false, fmt.Errorf("--public-url %q: want an absolute http(s) URL without query or fragment, e.g. https://mcp.example.com", publicURL)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	if u.Scheme == "http" && !mcpserver.IsLoopbackHost(u.Hostname()) {
-		return nil, fmt.Errorf("--public-url %q: plain http is only allowed on loopback; use https", *publicURL)
+		return false, fmt.Errorf("--public-url %q: plain http is only allowed on loopback; use https", publicURL)
 	}
-	cfg.PublicURL = u
+	c.PublicURL = u
+	return loopback, nil
+}
 
-	cfg.Issuer, cfg.JWKSURL, cfg.Audience, cfg.AuthorizationServer = *issuer, *jwksURL, *audience, *authServer
-	cfg.IntrospectionURL, cfg.ClockSkew = *introspectURL, *clockSkew
-	cfg.ScopeRead, cfg.ScopeWrite = strings.TrimSpace(*scopeRead), strings.TrimSpace(*scopeWrite)
-	if cfg.AuthorizationServer == "" {
-		cfg.AuthorizationServer = cfg.Issuer
+// setAuth reads and checks the settings of the --auth mode.
+func (c *config) setAuth(f *configFlags, getenv func(string) string, loopback bool) error {
+	c.Issuer, c.JWKSURL, c.Audience, c.AuthorizationServer = *f.issuer, *f.jwksURL, *f.audience, *f.authServer
+	c.IntrospectionURL, c.ClockSkew = *f.introspectURL, *f.clockSkew
+	c.ScopeRead, c.ScopeWrite = strings.TrimSpace(*f.scopeRead), strings.TrimSpace(*f.scopeWrite)
+	if c.AuthorizationServer == "" {
+		c.AuthorizationServer = c.Issuer
 	}
-	switch cfg.Auth {
-	case "none": // loopback checked above
+	switch c.Auth {
+	case "none": // loopback checked with the listener
+		return nil
 	case "jwt", "introspect":
-		if err := checkURL("--issuer", cfg.Issuer, true); err != nil {
-			return nil, err
-		}
-		if err := checkURL("--jwks-url", cfg.JWKSURL, false); err != nil {
-			return nil, err
-		}
-		if err := checkURL("--authorization-server", cfg.AuthorizationServer, true); err != nil {
-			return nil, err
-		}
-		if cfg.Auth == "introspect" {
-			if err := checkURL("--introspection-url", cfg.IntrospectionURL, true); err != nil {
-				return nil, err
-			}
-			cfg.IntrospectClientID = getenv("REMOTEMCP_INTROSPECTION_CLIENT_ID")
-			cfg.IntrospectSecret = getenv("REMOTEMCP_INTROSPECTION_CLIENT_SECRET")
-			if *introspectFile != "" {
-				b, err := os.ReadFile(*introspectFile)
-				if err != nil {
-					return nil, fmt.Errorf("--introspection-credentials-file: %v", err)
-				}
-				id, secret, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-				cfg.IntrospectClientID, cfg.IntrospectSecret = strings.TrimSpace(id), strings.TrimSpace(secret)
-			}
-			if cfg.IntrospectClientID == "" || cfg.IntrospectSecret == "" {
-				return nil, errors.New("--auth introspect needs client credentials: set REMOTEMCP_INTROSPECTION_CLIENT_ID and REMOTEMCP_INTROSPECTION_CLIENT_SECRET, or --introspection-credentials-file")
-			}
-		}
-		if cfg.ScopeRead == "" || cfg.ScopeWrite == "" || strings.ContainsAny(cfg.ScopeRead+cfg.ScopeWrite, " \"") {
-			return nil, errors.New("--scope-read and --scope-write must be single scope names")
-		}
-		if cfg.ClockSkew < 0 || cfg.ClockSkew > 5*time.Minute {
-			return nil, fmt.Errorf("--clock-skew %v: must be between 0 and 5m", cfg.ClockSkew)
-		}
+		return c.checkResourceServer(*f.introspectFile, getenv)
 	case "proxy":
-		if cfg.Issuer != "" || cfg.JWKSURL != "" || cfg.IntrospectionURL != "" || *authServer != "" {
-			return nil, errors.New("--auth proxy is its own authorization server: drop --issuer, --jwks-url, --authorization-server and --introspection-url")
+		if c.Issuer != "" || c.JWKSURL != "" || c.IntrospectionURL != "" || *f.authServer != "" {
+			return errors.New("--auth proxy is its own authorization server: drop --issuer, --jwks-url, --authorization-server and --introspection-url")
 		}
-		if cfg.ScopeRead == "" || cfg.ScopeWrite == "" || strings.ContainsAny(cfg.ScopeRead+cfg.ScopeWrite, " \"") {
-			return nil, errors.New("--scope-read and --scope-write must be single scope names")
+		if err := c.checkScopes(); err != nil {
+			return err
 		}
-		pc, err := parseProxy(pf, getenv, loopback)
+		pc, err := parseProxy(f.proxy, getenv, loopback)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		cfg.Proxy = pc
-	default:
-		return nil, fmt.Errorf("--auth %q: unknown mode (supported: none, jwt, introspect, proxy)", cfg.Auth)
+		c.Proxy = pc
+		return nil
 	}
-	switch cfg.Fixtures {
+	return fmt.Errorf("--auth %q: unknown mode (supported: none, jwt, introspect, proxy)", c.Auth)
+}
+
+// checkResourceServer checks the settings of --auth jwt and introspect,
+// where another server issues the tokens, and reads the introspection
+// credentials.
+func (c *config) checkResourceServer(introspectFile string, getenv func(string) string) error {
+	if err := checkURL("--issuer", c.Issuer, true); err != nil {
+		return err
+	}
+	if err := checkURL("--jwks-url", c.JWKSURL, false); err != nil {
+		return err
+	}
+	if err := checkURL("--authorization-server", c.AuthorizationServer, true); err != nil {
+		return err
+	}
+	if c.Auth == "introspect" {
+		if err := c.setIntrospection(introspectFile, getenv); err != nil {
+			return err
+		}
+	}
+	if err := c.checkScopes(); err != nil {
+		return err
+	}
+	if c.ClockSkew < 0 || c.ClockSkew > 5*time.Minute {
+		return fmt.Errorf("--clock-skew %v: must be between 0 and 5m", c.ClockSkew)
+	}
+	return nil
+}
+
+// setIntrospection checks --introspection-url and reads the introspection
+// client's credentials: from the environment, or from
+// --introspection-credentials-file when it is set.
+func (c *config) setIntrospection(file string, getenv func(string) string) error {
+	if err := checkURL("--introspection-url", c.IntrospectionURL, true); err != nil {
+		return err
+	}
+	c.IntrospectClientID = getenv("REMOTEMCP_INTROSPECTION_CLIENT_ID")
+	c.IntrospectSecret = getenv("REMOTEMCP_INTROSPECTION_CLIENT_SECRET")
+	if file != "" {
+		var err error
+		if c.IntrospectClientID, c.IntrospectSecret, err = readCredentials("--introspection-credentials-file", file); err != nil {
+			return err
+		}
+	}
+	if c.IntrospectClientID == "" || c.IntrospectSecret == "" {
+		return errors.New("--auth introspect needs client credentials: set REMOTEMCP_INTROSPECTION_CLIENT_ID and REMOTEMCP_INTROSPECTION_CLIENT_SECRET, or --introspection-credentials-file")
+	}
+	return nil
+}
+
+// checkScopes checks that --scope-read and --scope-write are scope names.
+func (c *config) checkScopes() error {
+	if c.ScopeRead == "" || c.ScopeWrite == "" || strings.ContainsAny(c.ScopeRead+c.ScopeWrite, " \"") {
+		return errors.New("--scope-read and --scope-write must be single scope names")
+	}
+	return nil
+}
+
+// checkFixtures checks --fixtures.
+func (c *config) checkFixtures(loopback bool) error {
+	switch c.Fixtures {
 	case "":
 	case "conformance":
 		if !loopback {
-			return nil, fmt.Errorf("--fixtures conformance is loopback only (listener %q)", cfg.Listen)
+			return fmt.Errorf("--fixtures conformance is loopback only (listener %q)", c.Listen)
 		}
 	default:
-		return nil, fmt.Errorf("--fixtures %q: unknown (supported: conformance)", cfg.Fixtures)
+		return fmt.Errorf("--fixtures %q: unknown (supported: conformance)", c.Fixtures)
 	}
-	for _, o := range strings.Split(*origins, ",") {
+	return nil
+}
+
+// setServing reads and checks the HTTP and logging settings.
+func (c *config) setServing(f *configFlags) error {
+	origins, err := parseOrigins(*f.origins)
+	if err != nil {
+		return err
+	}
+	c.AllowedOrigins = origins
+	if c.SessionTTL < time.Minute {
+		return fmt.Errorf("--session-ttl %v: must be at least 1m", c.SessionTTL)
+	}
+	if c.MaxBodyBytes < 1024 {
+		return fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(*f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *f.logLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// parseOrigins reads --allowed-origins: comma-separated origins, each
+// normalized to scheme://host.
+func parseOrigins(s string) ([]string, error) {
+	var origins []string
+	for _, o := range strings.Split(s, ",") {
 		o = strings.TrimSpace(o)
 		if o == "" {
 			continue
@@ -236,60 +365,83 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		if err != nil || (ou.Scheme != "http" && ou.Scheme != "https") || ou.Host == "" || (ou.Path != "" && ou.Path != "/") || ou.RawQuery != "" {
 			return nil, fmt.Errorf("--allowed-origins: %q is not an origin like https://app.example.com", o)
 		}
-		cfg.AllowedOrigins = append(cfg.AllowedOrigins, ou.Scheme+"://"+ou.Host)
+		origins = append(origins, ou.Scheme+"://"+ou.Host)
 	}
-	if cfg.SessionTTL < time.Minute {
-		return nil, fmt.Errorf("--session-ttl %v: must be at least 1m", cfg.SessionTTL)
+	return origins, nil
+}
+
+// setStateKey reads the requestState key from --state-key-file or
+// REMOTEMCP_STATE_KEY, or makes one up for this process.
+func (c *config) setStateKey(file string, getenv func(string) string) error {
+	keyHex, err := secretSetting(getenv, "REMOTEMCP_STATE_KEY", "--state-key-file", file)
+	if err != nil {
+		return err
 	}
-	if cfg.MaxBodyBytes < 1024 {
-		return nil, fmt.Errorf("--max-body-bytes %d: must be at least 1024", cfg.MaxBodyBytes)
+	c.StateKey, c.StateKeyRandom, err = hexKey("requestState key", keyHex)
+	return err
+}
+
+// checkRedis checks --redis-url and --redis-mode, and that replicas
+// sharing state through Redis would share their keys and sign-ins too.
+func (c *config) checkRedis() error {
+	if c.RedisURL == "" {
+		return nil
 	}
-	if cfg.ShutdownTimeout <= 0 {
-		return nil, fmt.Errorf("--shutdown-timeout %v: must be positive", cfg.ShutdownTimeout)
+	rdb, err := newRedis(c.RedisURL, c.RedisMode)
+	if err != nil {
+		return err
 	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	rdb.Close() // only checking; build makes the real one
+	if c.Proxy != nil && len(c.Proxy.Ephemeral) > 0 {
+		return fmt.Errorf("--redis-url shares state between replicas, so they must share keys too: configure the %s (see README: Keys for production)", strings.Join(c.Proxy.Ephemeral, ", "))
 	}
-	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		return nil, fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
+	if c.Proxy != nil && c.Proxy.Upstream == "dev" {
+		return errors.New("--upstream dev keeps its sign-ins in process memory, so it cannot serve several replicas: use a real --upstream with --redis-url")
 	}
-	keyHex := getenv("REMOTEMCP_STATE_KEY")
-	if *stateKeyFile != "" {
-		b, err := os.ReadFile(*stateKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--state-key-file: %v", err)
-		}
-		keyHex = strings.TrimSpace(string(b))
+	if c.StateKeyRandom {
+		return errors.New("--redis-url shares legacy sessions between replicas, so they must share the requestState key: set --state-key-file or REMOTEMCP_STATE_KEY")
 	}
-	if keyHex != "" {
-		k, err := hex.DecodeString(keyHex)
-		if err != nil || len(k) < 32 {
-			return nil, errors.New("requestState key: want at least 32 bytes, hex-encoded (e.g. `openssl rand -hex 32`)")
-		}
-		cfg.StateKey = k
-	} else {
-		cfg.StateKey = make([]byte, 32)
-		rand.Read(cfg.StateKey)
-		cfg.StateKeyRandom = true
+	return nil
+}
+
+// readCredentials reads an OAuth client's id (first line) and secret
+// (second line) from file, the value of the flag named flagName.
+func readCredentials(flagName, file string) (id, secret string, err error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %v", flagName, err)
 	}
-	cfg.RedisURL, cfg.RedisMode = *redisURL, *redisMode
-	if cfg.RedisURL != "" {
-		rdb, err := newRedis(cfg.RedisURL, cfg.RedisMode)
-		if err != nil {
-			return nil, err
-		}
-		rdb.Close() // only checking; build makes the real one
-		if cfg.Proxy != nil && len(cfg.Proxy.Ephemeral) > 0 {
-			return nil, fmt.Errorf("--redis-url shares state between replicas, so they must share keys too: configure the %s (see README: Keys for production)", strings.Join(cfg.Proxy.Ephemeral, ", "))
-		}
-		if cfg.Proxy != nil && cfg.Proxy.Upstream == "dev" {
-			return nil, errors.New("--upstream dev keeps its sign-ins in process memory, so it cannot serve several replicas: use a real --upstream with --redis-url")
-		}
-		if cfg.StateKeyRandom {
-			return nil, errors.New("--redis-url shares legacy sessions between replicas, so they must share the requestState key: set --state-key-file or REMOTEMCP_STATE_KEY")
-		}
+	id, secret, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(id), strings.TrimSpace(secret), nil
+}
+
+// secretSetting is a secret that comes from a file or the environment,
+// never from a flag: the trimmed content of file (the value of the flag
+// named flagName) when it is set, else the environment variable env.
+func secretSetting(getenv func(string) string, env, flagName, file string) (string, error) {
+	if file == "" {
+		return getenv(env), nil
 	}
-	return cfg, nil
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", flagName, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// hexKey decodes a hex-encoded key of at least 32 bytes (name says which
+// in the error); an empty s makes up a random key, and random says so.
+func hexKey(name, s string) (key []byte, random bool, err error) {
+	if s == "" {
+		key = make([]byte, 32)
+		rand.Read(key)
+		return key, true, nil
+	}
+	key, err = hex.DecodeString(s)
+	if err != nil || len(key) < 32 {
+		return nil, false, fmt.Errorf("%s: want at least 32 bytes, hex-encoded (e.g. `openssl rand -hex 32`)", name)
+	}
+	return key, false, nil
 }
 
 // checkURL validates a URL setting: https, or http on loopback only.

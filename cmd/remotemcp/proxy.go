@@ -51,63 +51,16 @@ type authzStores interface {
 // devIdPPath is where the development identity provider is mounted.
 const devIdPPath = "/dev-idp"
 
-// newProxy builds the authorization-server facade of cfg.
+// newProxy builds the authorization-server facade of cfg: its stores
+// (in Redis when rdb is set), the upstream provider, the vault, the token
+// issuer and the authorization server.
 func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.UniversalClient) (*proxy, error) {
 	pc := cfg.Proxy
-	base := cfg.PublicURL.String()
-	p := &proxy{base: base, close: func() {}}
-	var stores authzStores = authzmem.New(nil)
-	var limiter as.RateLimiter = authzmem.NewRateLimiter(nil)
-	var sharedMetadata as.MetadataCache
-	if rdb != nil {
-		rs := authzredis.New(rdb, &authzredis.Options{Logger: log.With("component", "authzstore")})
-		stores = rs
-		sharedMetadata = rs
-		limiter = authzredis.NewRateLimiter(rdb, nil)
-		p.close = func() { rs.Close() }
-	}
-	var limits as.RateLimits
-	if pc.RateLimits {
-		limits.Limiter = limiter
-	}
-	if len(pc.TrustedProxies) > 0 {
-		limits.ClientAddress = as.ForwardedFor(pc.TrustedProxies...)
-	}
-	callback := base + as.PathCallback
-	ucfg := upstream.Config{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, RedirectURL: callback}
-	var err error
-	var display, prefix string
-	switch pc.Upstream {
-	case "dev":
-		secret := make([]byte, 24)
-		rand.Read(secret)
-		ucfg.ClientID, ucfg.ClientSecret = "remotemcp-dev", hex.EncodeToString(secret)
-		iss := base + devIdPPath
-		p.devIdP, err = devidp.New(devidp.Options{
-			Issuer: iss, ClientID: ucfg.ClientID, ClientSecret: ucfg.ClientSecret,
-			RedirectURIs: []string{callback}, Logger: log.With("component", "dev-idp"),
-		})
-		if err != nil {
-			return nil, err
-		}
-		// Endpoints as its discovery document names them (a test checks
-		// that they agree): the server cannot ask itself before it serves.
-		p.upstream = upstream.NewOIDC("dev", iss, upstream.OIDCEndpoints{
-			AuthorizationEndpoint: iss + "/authorize", TokenEndpoint: iss + "/token", UserInfoEndpoint: iss + "/userinfo",
-		}, ucfg)
-		display, prefix = "the development identity provider", "" // its subjects are "dev|<name>" already
-		log.Warn("using the built-in DEVELOPMENT identity provider: anyone who can reach this loopback listener can sign in as anyone; configure --upstream for real use", "issuer", iss)
-	case "oidc":
-		p.upstream, err = upstream.DiscoverOIDC(ctx, pc.UpstreamIssuer, ucfg)
-		display, prefix = hostOf(pc.UpstreamIssuer), "oidc:"
-	case "github":
-		p.upstream, display, prefix = upstream.GitHub(ucfg), "GitHub", "github:"
-	case "google":
-		p.upstream, err = upstream.Google(ctx, ucfg)
-		display, prefix = "Google", "google:"
-	}
+	st := newProxyStores(rdb, log)
+	p := &proxy{base: cfg.PublicURL.String(), close: st.close}
+	display, prefix, err := p.connectUpstream(ctx, pc, log)
 	if err != nil {
-		return nil, fmt.Errorf("upstream %s: %w", pc.Upstream, err)
+		return nil, err
 	}
 	if len(pc.Ephemeral) > 0 {
 		log.Warn("no "+strings.Join(pc.Ephemeral, ", ")+" configured: made up for this process; tokens and upstream sign-ins end with it, and replicas would not share them",
@@ -118,22 +71,110 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 		// Upstream refreshes of one grant run on one replica at a time.
 		vopts.Locker = authzredis.NewLocker(rdb, nil)
 	}
-	p.vault = upstream.NewVault(stores, stores, pc.VaultKeys, p.upstream, vopts)
+	p.vault = upstream.NewVault(st.stores, st.stores, pc.VaultKeys, p.upstream, vopts)
 	p.issuer, err = token.NewIssuer(pc.SigningKeys, &token.IssuerOptions{
-		Issuer: base, Audience: cfg.endpoint(), AccessTokenLifetime: pc.AccessTokenLifetime,
+		Issuer: p.base, Audience: cfg.endpoint(), AccessTokenLifetime: pc.AccessTokenLifetime,
 		ClockSkew: cfg.clockSkew(),
-		Revoked:   token.NewRevocationCheck[*as.Grant](stores, 30*time.Second).Revoked,
+		Revoked:   token.NewRevocationCheck[*as.Grant](st.stores, 30*time.Second).Revoked,
 	})
 	if err != nil {
 		return nil, err
 	}
+	if p.server, err = p.newServer(cfg, log, st, display, prefix); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// proxyStores are the authorization server's stores and rate limiter: in
+// process, or in Redis.
+type proxyStores struct {
+	stores  authzStores
+	limiter as.RateLimiter
+	// shared caches client metadata documents across replicas (nil in
+	// process).
+	shared as.MetadataCache
+	close  func()
+}
+
+func newProxyStores(rdb redis.UniversalClient, log *slog.Logger) *proxyStores {
+	if rdb == nil {
+		return &proxyStores{stores: authzmem.New(nil), limiter: authzmem.NewRateLimiter(nil), close: func() {}}
+	}
+	rs := authzredis.New(rdb, &authzredis.Options{Logger: log.With("component", "authzstore")})
+	return &proxyStores{stores: rs, limiter: authzredis.NewRateLimiter(rdb, nil), shared: rs, close: func() { rs.Close() }}
+}
+
+// connectUpstream sets p.upstream to the identity provider of
+// pc.Upstream (starting the development provider for dev), and returns
+// the name the consent page shows for it and the prefix of its subjects.
+func (p *proxy) connectUpstream(ctx context.Context, pc *proxyConfig, log *slog.Logger) (display, prefix string, err error) {
+	ucfg := upstream.Config{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, RedirectURL: p.base + as.PathCallback}
+	switch pc.Upstream {
+	case "dev":
+		if err := p.startDevIdP(ucfg, log); err != nil {
+			return "", "", err
+		}
+		return "the development identity provider", "", nil // its subjects are "dev|<name>" already
+	case "oidc":
+		p.upstream, err = upstream.DiscoverOIDC(ctx, pc.UpstreamIssuer, ucfg)
+		display, prefix = hostOf(pc.UpstreamIssuer), "oidc:"
+	case "github":
+		p.upstream, display, prefix = upstream.GitHub(ucfg), "GitHub", "github:"
+	case "google":
+		p.upstream, err = upstream.Google(ctx, ucfg)
+		display, prefix = "Google", "google:"
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("upstream %s: %w", pc.Upstream, err)
+	}
+	return display, prefix, nil
+}
+
+// startDevIdP makes the built-in development identity provider, with a
+// client registered for us, and sets p.upstream to it.
+func (p *proxy) startDevIdP(ucfg upstream.Config, log *slog.Logger) error {
+	secret := make([]byte, 24)
+	rand.Read(secret)
+	ucfg.ClientID, ucfg.ClientSecret = "remotemcp-dev", hex.EncodeToString(secret)
+	iss := p.base + devIdPPath
+	var err error
+	p.devIdP, err = devidp.New(devidp.Options{
+		Issuer: iss, ClientID: ucfg.ClientID, ClientSecret: ucfg.ClientSecret,
+		RedirectURIs: []string{ucfg.RedirectURL}, Logger: log.With("component", "dev-idp"),
+	})
+	if err != nil {
+		return err
+	}
+	// Endpoints from the provider, not its discovery document: the server
+	// cannot ask itself before it serves.
+	e := p.devIdP.Endpoints()
+	p.upstream = upstream.NewOIDC("dev", iss, upstream.OIDCEndpoints{
+		AuthorizationEndpoint: e.Authorization, TokenEndpoint: e.Token, UserInfoEndpoint: e.UserInfo,
+	}, ucfg)
+	log.Warn("using the built-in DEVELOPMENT identity provider: anyone who can reach this loopback listener can sign in as anyone; configure --upstream for real use", "issuer", iss)
+	return nil
+}
+
+// newServer makes the authorization server itself, on p's issuer,
+// upstream and vault.
+func (p *proxy) newServer(cfg *config, log *slog.Logger, st *proxyStores, display, prefix string) (*as.Server, error) {
+	pc := cfg.Proxy
+	var limits as.RateLimits
+	if pc.RateLimits {
+		limits.Limiter = st.limiter
+	}
+	if len(pc.TrustedProxies) > 0 {
+		limits.ClientAddress = as.ForwardedFor(pc.TrustedProxies...)
+	}
 	var fetcher *as.MetadataFetcher
 	if pc.CIMD {
-		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.loopback(), Shared: sharedMetadata, Logger: log.With("component", "cimd")})
+		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.loopback(), Shared: st.shared, Logger: log.With("component", "cimd")})
 	}
-	p.server, err = as.New(as.Stores{Clients: stores, Pending: stores, Codes: stores, Grants: stores, Refresh: stores, Consents: stores},
+	s := st.stores
+	return as.New(as.Stores{Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Consents: s},
 		p.issuer, p.upstream, p.vault, &as.Options{
-			Issuer:   base,
+			Issuer:   p.base,
 			Resource: cfg.endpoint(),
 			Scopes: []as.ScopeInfo{
 				{Name: cfg.ScopeRead, Description: "Read your notes, search them and export them"},
@@ -149,10 +190,6 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 			Now:           cfg.now,
 			Logger:        log.With("component", "authz"),
 		})
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
 }
 
 // mount puts the authorization server (and the development provider) on mux.

@@ -75,7 +75,7 @@ func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
 // environment or files only, never from flags.
 func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*proxyConfig, error) {
 	pc := &proxyConfig{
-		Upstream: *pf.upstream, UpstreamIssuer: *pf.upstreamIssuer,
+		Upstream: *pf.upstream, UpstreamIssuer: *pf.upstreamIssuer, Scopes: strings.Fields(*pf.scopes),
 		AccessTokenLifetime: *pf.accessTTL, RefreshLifetime: *pf.refreshTTL, RefreshGrace: *pf.refreshGrace, CIMD: *pf.cimd,
 	}
 	if pc.Upstream == "" {
@@ -87,22 +87,36 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*pro
 	pc.ClientID = getenv("REMOTEMCP_UPSTREAM_CLIENT_ID")
 	pc.ClientSecret = getenv("REMOTEMCP_UPSTREAM_CLIENT_SECRET")
 	if *pf.credsFile != "" {
-		b, err := os.ReadFile(*pf.credsFile)
-		if err != nil {
-			return nil, fmt.Errorf("--upstream-credentials-file: %v", err)
+		var err error
+		if pc.ClientID, pc.ClientSecret, err = readCredentials("--upstream-credentials-file", *pf.credsFile); err != nil {
+			return nil, err
 		}
-		id, secret, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-		pc.ClientID, pc.ClientSecret = strings.TrimSpace(id), strings.TrimSpace(secret)
 	}
-	pc.Scopes = strings.Fields(*pf.scopes)
-	switch *pf.rateLimits {
+	if err := pc.setRateLimits(*pf.rateLimits, *pf.trustedProxies); err != nil {
+		return nil, err
+	}
+	if err := pc.checkUpstream(loopback); err != nil {
+		return nil, err
+	}
+	if err := pc.checkLifetimes(); err != nil {
+		return nil, err
+	}
+	if err := pc.setKeys(pf, getenv); err != nil {
+		return nil, err
+	}
+	return pc, nil
+}
+
+// setRateLimits reads --rate-limits and --trusted-proxies.
+func (pc *proxyConfig) setRateLimits(rateLimits, trustedProxies string) error {
+	switch rateLimits {
 	case "on":
 		pc.RateLimits = true
 	case "off":
 	default:
-		return nil, fmt.Errorf("--rate-limits %q: want on or off", *pf.rateLimits)
+		return fmt.Errorf("--rate-limits %q: want on or off", rateLimits)
 	}
-	for _, c := range strings.Split(*pf.trustedProxies, ",") {
+	for _, c := range strings.Split(trustedProxies, ",") {
 		if c = strings.TrimSpace(c); c == "" {
 			continue
 		}
@@ -111,71 +125,73 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*pro
 			if a, aerr := netip.ParseAddr(c); aerr == nil {
 				p = netip.PrefixFrom(a, a.BitLen())
 			} else {
-				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR like 10.0.0.0/8", c)
+				return fmt.Errorf("--trusted-proxies: %q is not a CIDR like 10.0.0.0/8", c)
 			}
 		}
 		pc.TrustedProxies = append(pc.TrustedProxies, p.Masked())
 	}
+	return nil
+}
+
+// checkUpstream checks that the --upstream provider has what it needs:
+// the development provider only on loopback, the others an issuer where it
+// is not fixed, and client credentials.
+func (pc *proxyConfig) checkUpstream(loopback bool) error {
 	switch pc.Upstream {
 	case "dev":
 		if !loopback {
-			return nil, errors.New("--upstream dev is the built-in development identity provider: it is refused on a non-loopback listener; configure --upstream oidc, github or google")
+			return errors.New("--upstream dev is the built-in development identity provider: it is refused on a non-loopback listener; configure --upstream oidc, github or google")
 		}
 		if pc.UpstreamIssuer != "" || pc.ClientID != "" {
-			return nil, errors.New("--upstream dev takes no --upstream-issuer or upstream credentials")
+			return errors.New("--upstream dev takes no --upstream-issuer or upstream credentials")
 		}
 	case "oidc", "github", "google":
 		if pc.Upstream == "oidc" {
 			if err := checkURL("--upstream-issuer", pc.UpstreamIssuer, true); err != nil {
-				return nil, err
+				return err
 			}
 		} else if pc.UpstreamIssuer != "" {
-			return nil, fmt.Errorf("--upstream %s has a fixed issuer; drop --upstream-issuer", pc.Upstream)
+			return fmt.Errorf("--upstream %s has a fixed issuer; drop --upstream-issuer", pc.Upstream)
 		}
 		if pc.ClientID == "" || pc.ClientSecret == "" {
-			return nil, fmt.Errorf("--upstream %s needs the client registered with it: set REMOTEMCP_UPSTREAM_CLIENT_ID and REMOTEMCP_UPSTREAM_CLIENT_SECRET, or --upstream-credentials-file", pc.Upstream)
+			return fmt.Errorf("--upstream %s needs the client registered with it: set REMOTEMCP_UPSTREAM_CLIENT_ID and REMOTEMCP_UPSTREAM_CLIENT_SECRET, or --upstream-credentials-file", pc.Upstream)
 		}
 	default:
-		return nil, fmt.Errorf("--upstream %q: unknown (supported: dev, oidc, github, google)", pc.Upstream)
+		return fmt.Errorf("--upstream %q: unknown (supported: dev, oidc, github, google)", pc.Upstream)
 	}
+	return nil
+}
+
+// checkLifetimes checks the token lifetimes and the refresh grace.
+func (pc *proxyConfig) checkLifetimes() error {
 	if pc.AccessTokenLifetime < 5*time.Second || pc.AccessTokenLifetime > 24*time.Hour {
-		return nil, fmt.Errorf("--access-token-lifetime %v: must be between 5s and 24h", pc.AccessTokenLifetime)
+		return fmt.Errorf("--access-token-lifetime %v: must be between 5s and 24h", pc.AccessTokenLifetime)
 	}
 	if pc.RefreshGrace < time.Second || pc.RefreshGrace > 5*time.Minute {
-		return nil, fmt.Errorf("--refresh-grace %v: must be between 1s and 5m", pc.RefreshGrace)
+		return fmt.Errorf("--refresh-grace %v: must be between 1s and 5m", pc.RefreshGrace)
 	}
 	if pc.RefreshLifetime < time.Hour {
-		return nil, fmt.Errorf("--refresh-token-lifetime %v: must be at least 1h", pc.RefreshLifetime)
+		return fmt.Errorf("--refresh-token-lifetime %v: must be at least 1h", pc.RefreshLifetime)
 	}
+	return nil
+}
 
-	if *pf.signingKeyFile != "" {
-		b, err := os.ReadFile(*pf.signingKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--signing-key-file: %v", err)
-		}
-		ring, err := token.UnmarshalKeyRing(b)
-		if err != nil {
-			return nil, fmt.Errorf("--signing-key-file: %v", err)
-		}
-		pc.SigningKeys = ring
-	} else {
-		k, err := token.GenerateKey()
-		if err != nil {
-			return nil, err
-		}
-		if pc.SigningKeys, err = token.NewKeyRing(k); err != nil {
-			return nil, err
-		}
+// setKeys reads the signing key ring, the vault keys and the cookie key;
+// each one not configured is made up for this process and listed in
+// Ephemeral.
+func (pc *proxyConfig) setKeys(pf *proxyFlags, getenv func(string) string) error {
+	ring, made, err := signingKeys(*pf.signingKeyFile)
+	if err != nil {
+		return err
+	}
+	pc.SigningKeys = ring
+	if made {
 		pc.Ephemeral = append(pc.Ephemeral, "signing key")
 	}
 
-	vault := getenv("REMOTEMCP_VAULT_KEYS")
-	if *pf.vaultKeysFile != "" {
-		b, err := os.ReadFile(*pf.vaultKeysFile)
-		if err != nil {
-			return nil, fmt.Errorf("--vault-keys-file: %v", err)
-		}
-		vault = strings.TrimSpace(string(b))
+	vault, err := secretSetting(getenv, "REMOTEMCP_VAULT_KEYS", "--vault-keys-file", *pf.vaultKeysFile)
+	if err != nil {
+		return err
 	}
 	if vault == "" {
 		k := make([]byte, 32)
@@ -183,30 +199,40 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*pro
 		vault = "ephemeral:" + hex.EncodeToString(k)
 		pc.Ephemeral = append(pc.Ephemeral, "vault key")
 	}
-	keys, err := upstream.ParseEncryptionKeys(vault)
-	if err != nil {
-		return nil, fmt.Errorf("vault keys: %v", err)
+	if pc.VaultKeys, err = upstream.ParseEncryptionKeys(vault); err != nil {
+		return fmt.Errorf("vault keys: %v", err)
 	}
-	pc.VaultKeys = keys
 
-	cookie := getenv("REMOTEMCP_COOKIE_KEY")
-	if *pf.cookieKeyFile != "" {
-		b, err := os.ReadFile(*pf.cookieKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--cookie-key-file: %v", err)
-		}
-		cookie = strings.TrimSpace(string(b))
+	cookie, err := secretSetting(getenv, "REMOTEMCP_COOKIE_KEY", "--cookie-key-file", *pf.cookieKeyFile)
+	if err != nil {
+		return err
 	}
-	if cookie != "" {
-		k, err := hex.DecodeString(cookie)
-		if err != nil || len(k) < 32 {
-			return nil, errors.New("cookie key: want at least 32 bytes, hex-encoded (e.g. `openssl rand -hex 32`)")
-		}
-		pc.CookieKey = k
-	} else {
-		pc.CookieKey = make([]byte, 32)
-		rand.Read(pc.CookieKey)
+	if pc.CookieKey, made, err = hexKey("cookie key", cookie); err != nil {
+		return err
+	}
+	if made {
 		pc.Ephemeral = append(pc.Ephemeral, "cookie key")
 	}
-	return pc, nil
+	return nil
+}
+
+// signingKeys reads the access-token key ring of --signing-key-file, or
+// makes up a ring of one new key when file is empty (made says so).
+func signingKeys(file string) (ring *token.KeyRing, made bool, err error) {
+	if file == "" {
+		k, err := token.GenerateKey()
+		if err != nil {
+			return nil, false, err
+		}
+		ring, err = token.NewKeyRing(k)
+		return ring, true, err
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, false, fmt.Errorf("--signing-key-file: %v", err)
+	}
+	if ring, err = token.UnmarshalKeyRing(b); err != nil {
+		return nil, false, fmt.Errorf("--signing-key-file: %v", err)
+	}
+	return ring, false, nil
 }

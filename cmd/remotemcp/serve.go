@@ -11,213 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
-	"github.com/redis/go-redis/v9"
-	"github.com/remotemcp/remotemcp/authz/resource"
-	"github.com/remotemcp/remotemcp/cmd/remotemcp/fixtures"
-	"github.com/remotemcp/remotemcp/mcpserver"
-	"github.com/remotemcp/remotemcp/mcpserver/memstore"
-	mcpredis "github.com/remotemcp/remotemcp/mcpserver/redisstore"
-	"github.com/remotemcp/remotemcp/policy"
-	"github.com/remotemcp/remotemcp/prompts"
-	"github.com/remotemcp/remotemcp/resources"
-	"github.com/remotemcp/remotemcp/tools"
-	"github.com/remotemcp/remotemcp/tools/notes"
-	notesmem "github.com/remotemcp/remotemcp/tools/notes/memstore"
-	notesredis "github.com/remotemcp/remotemcp/tools/notes/redisstore"
-	"github.com/remotemcp/remotemcp/wellknown"
 )
-
-// version is the server version reported in serverInfo.
-var version = "0.1.0"
-
-func newLogger(cfg *config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// app is the assembled server: what serve runs and what tests drive.
-type app struct {
-	handler http.Handler
-	close   func()
-	// ready reports whether the shared store is reachable (always true
-	// with in-process stores).
-	ready func() bool
-}
-
-// noteStore is what the notes tools, resources and prompts keep notes in.
-type noteStore interface {
-	notes.Store
-	notes.ExportStore
-}
-
-func build(ctx context.Context, cfg *config, log *slog.Logger) (*app, error) {
-	var (
-		rdb       redis.UniversalClient
-		health    *redisHealth
-		closers   []func()
-		stores    mcpserver.Stores
-		noteStore noteStore
-	)
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	if cfg.RedisURL != "" {
-		var err error
-		if rdb, err = newRedis(cfg.RedisURL, cfg.RedisMode); err != nil {
-			return nil, err
-		}
-		closers = append(closers, func() { rdb.Close() })
-		health = startRedisHealth(ctx, rdb, log.With("component", "redis"), time.Second)
-		closers = append(closers, health.Close)
-		st, stop := mcpredis.New(rdb, &mcpredis.Options{SessionTTL: cfg.SessionTTL, Logger: log.With("component", "mcpstore")})
-		closers = append(closers, func() { stop() })
-		stores = st
-		noteStore = notesredis.New(rdb, nil)
-		log.Info("state in Redis", "url", redactURL(cfg.RedisURL), "mode", cfg.RedisMode)
-	} else {
-		stores = memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL})
-		noteStore = notesmem.New(0)
-	}
-	sealer := mcpserver.NewStateSealer(cfg.StateKey, 0)
-	notifier := mcpserver.NewNotifier(stores.Broadcaster)
-
-	// Completions and subscriptions are server-wide handlers; each feature
-	// package answers for its own references and URIs.
-	var res *resources.Resources
-	var prm *prompts.Prompts
-	complete := func(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
-		if r, ok, err := prm.Complete(ctx, req); ok {
-			return r, err
-		}
-		if cfg.Fixtures == "conformance" {
-			if r, ok := fixtures.Complete(ctx, req); ok {
-				return r, nil
-			}
-		}
-		return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
-	}
-	subscribe := func(ctx context.Context, req *mcp.SubscribeRequest) error {
-		if ok, err := res.Subscribe(ctx, req); ok {
-			return err
-		}
-		if cfg.Fixtures == "conformance" && fixtures.Subscribe(req.Params.URI) {
-			return nil
-		}
-		return mcp.ResourceNotFoundError(req.Params.URI)
-	}
-	server := mcp.NewServer(&mcp.Implementation{Name: "remotemcp", Title: "remotemcp", Version: version}, &mcp.ServerOptions{
-		Instructions:              "remotemcp: per-user notes with search, export and prompts.",
-		Logger:                    log.With("component", "mcp"),
-		SupportedProtocolVersions: mcpserver.SupportedVersions,
-		CompletionHandler:         complete,
-		SubscribeHandler:          subscribe,
-		UnsubscribeHandler:        func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
-	})
-	scopes := tools.Scopes{Read: cfg.ScopeRead, Write: cfg.ScopeWrite}
-	var px *proxy
-	if cfg.Auth == "proxy" {
-		var err error
-		if px, err = newProxy(ctx, cfg, log, rdb); err != nil {
-			closeAll()
-			return nil, err
-		}
-		closers = append(closers, px.close)
-	}
-	deps := tools.Deps{Notes: noteStore, Exports: noteStore, Notifier: notifier, Sealer: sealer, Scopes: scopes}
-	if px != nil {
-		deps.Upstream = px
-	}
-	// Each item declares what it needs as it is registered; what has no
-	// rule is never served.
-	reg := policy.New(server, &policy.Options{Implies: map[string][]string{cfg.ScopeWrite: {cfg.ScopeRead}}})
-	tools.Register(reg, deps)
-	res = resources.Register(reg, noteStore, noteStore, cfg.ScopeRead)
-	prm = prompts.Register(reg, noteStore, cfg.ScopeRead)
-	// A listen stream may subscribe to notes; it needs the read scope.
-	reg.Method("subscriptions/listen", policy.Need(cfg.ScopeRead))
-	bg, cancel := context.WithCancel(ctx)
-	if cfg.Fixtures == "conformance" {
-		fixtures.Register(bg, reg, sealer, notifier)
-	}
-	if err := reg.Verify(ctx); err != nil {
-		cancel()
-		closeAll()
-		return nil, err
-	}
-
-	opts := &mcpserver.Options{
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		Policy:         reg,
-		Logger:         log.With("component", "mcpserver"),
-	}
-	if cfg.loopback() {
-		opts.AllowLoopbackOrigins = true
-		opts.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", cfg.PublicURL.Hostname()}
-	}
-	mcpHandler := mcpserver.NewHandler(server, stores, opts)
-
-	mux := http.NewServeMux()
-	var endpoint http.Handler = mcpHandler
-	if cfg.Auth != "none" {
-		var verify resource.Verifier
-		var err error
-		if px != nil {
-			verify = px.issuer.Verify
-			px.mount(mux)
-			cfg.AuthorizationServer = px.base
-		} else if verify, err = newVerifier(bg, cfg); err != nil {
-			cancel()
-			mcpHandler.Close()
-			closeAll()
-			return nil, err
-		}
-		read := cfg.ScopeRead
-		metadataURL := wellknown.MetadataURL(cfg.endpoint())
-		endpoint = resource.RequireBearer(verify, &resource.BearerOptions{
-			ResourceMetadataURL: metadataURL,
-			Scopes:              []string{read},
-			CheckScopes:         mcpHandler.CheckScopes,
-			Logger:              log.With("component", "authz"),
-		})(mcpHandler)
-		metadata := wellknown.ProtectedResourceHandler(wellknown.ProtectedResource{
-			Resource:             cfg.endpoint(),
-			AuthorizationServers: []string{cfg.AuthorizationServer},
-			ScopesSupported:      []string{read},
-			ResourceName:         "remotemcp notes",
-		})
-		for _, p := range wellknown.MetadataPaths(cfg.endpoint()) {
-			mux.Handle(p, metadata)
-		}
-	}
-	mux.Handle("/mcp", endpoint)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
-	a := &app{
-		handler: mux,
-		close: func() {
-			cancel()
-			mcpHandler.Close()
-			closeAll()
-		},
-		ready: func() bool { return true },
-	}
-	if health != nil {
-		a.handler = health.gate(mux)
-		a.ready = health.up.Load
-	}
-	return a, nil
-}
 
 func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	log := newLogger(cfg, stdout)
@@ -265,10 +59,22 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	draining.Store(true)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := shutdown(srv, conns, cfg.ShutdownTimeout, cancelBase); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// shutdown drains srv within timeout: ordinary requests get half of it,
+// then endStreams ends the long-lived streams.
+func shutdown(srv *http.Server, conns *connTracker, timeout time.Duration, endStreams context.CancelFunc) error {
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// Give ordinary requests half the budget, then end streams.
-	streamsEnd := time.AfterFunc(cfg.ShutdownTimeout/2, cancelBase)
+	streamsEnd := time.AfterFunc(timeout/2, endStreams)
 	defer streamsEnd.Stop()
 	// Shutdown waits up to 5s for connections that never sent a request
 	// (pre-connects, load-balancer TCP checks); they have nothing in flight,
@@ -277,23 +83,18 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	go func() { shut <- srv.Shutdown(sctx) }()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for done := false; !done; {
+	for {
 		select {
 		case err := <-shut:
 			if err != nil {
 				srv.Close()
 				return fmt.Errorf("shutdown: %w", err)
 			}
-			done = true
+			return nil
 		case <-tick.C:
 			conns.closeIdleNew()
 		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	log.Info("stopped")
-	return nil
 }
 
 // front is the handler serve puts on the listener: a's routes plus

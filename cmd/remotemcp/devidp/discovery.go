@@ -34,13 +34,24 @@ type metadata struct {
 // preferred_username and name from userinfo; email releases email.
 var supportedScopes = []string{"openid", "profile", "email", "offline_access"}
 
+// Endpoints are the URLs of a provider's endpoints.
+type Endpoints struct{ Authorization, Token, UserInfo string }
+
+// Endpoints are the provider's endpoint URLs as its discovery document
+// names them, for a client that cannot fetch the document: the server
+// that mounts the provider, before it serves.
+func (p *Provider) Endpoints() Endpoints {
+	return Endpoints{Authorization: p.base + "/authorize", Token: p.base + "/token", UserInfo: p.base + "/userinfo"}
+}
+
 // metadata returns the provider's discovery document.
 func (p *Provider) metadata() *metadata {
+	e := p.Endpoints()
 	return &metadata{
 		Issuer:                                     p.issuer,
-		AuthorizationEndpoint:                      p.base + "/authorize",
-		TokenEndpoint:                              p.base + "/token",
-		UserinfoEndpoint:                           p.base + "/userinfo",
+		AuthorizationEndpoint:                      e.Authorization,
+		TokenEndpoint:                              e.Token,
+		UserinfoEndpoint:                           e.UserInfo,
 		ResponseTypesSupported:                     []string{"code"},
 		ResponseModesSupported:                     []string{"query"},
 		GrantTypesSupported:                        []string{"authorization_code", "refresh_token"},
