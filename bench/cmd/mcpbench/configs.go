@@ -57,15 +57,19 @@ func (s *server) stop() {
 
 // configDesc describes the configurations of the throughput table.
 var configDesc = map[string]string{
-	"a":       "net/http JSON-RPC echo handler (the ceiling)",
-	"b":       "go-sdk v1.8.0 StreamableHTTPHandler, Stateless + JSONResponse, no auth (the peer)",
-	"b-gc":    "as (b), with GOGC=2000 (about the heap goal remotemcp's GC floor gives at this live heap)",
-	"c":       "remotemcp 2026-07-28, --auth proxy, our ES256 tokens verified per request, in-process stores",
-	"c-log":   "as (c), with the default --log-level info (one access-log line per request)",
-	"c-redis": "as (c), with --redis-url (all stores in Redis)",
-	"d":       "remotemcp legacy session (2025-11-25), --redis-url, --auth none",
-	"d-mem":   "remotemcp legacy session (2025-11-25), in-process stores, --auth none",
-	"e":       "remotemcp 2026-07-28, --auth jwt against an external JWKS (served by the harness)",
+	"a":     "net/http JSON-RPC echo handler (the ceiling)",
+	"b":     "go-sdk v1.8.0 StreamableHTTPHandler, Stateless + JSONResponse, no auth (the peer)",
+	"b-gc":  "as (b), with GOGC=2000 (about the heap goal remotemcp's GC floor gives at this live heap)",
+	"c":     "remotemcp 2026-07-28, --auth proxy, our ES256 tokens verified per request, in-process stores",
+	"c-log": "as (c), with the default --log-level info (one access-log line per request)",
+	// The GC floor (cmd/remotemcp's gcFloor) against what a deployment can
+	// set instead: the runtime's default, and a memory limit with GOGC off.
+	"c-gogc":     "as (c), with GOGC=100 (the runtime's default; remotemcp's GC floor is off when GOGC is set)",
+	"c-memlimit": "as (c), with GOGC=off GOMEMLIMIT=96MiB (a deployment's setting instead of the floor, for about the same RSS)",
+	"c-redis":    "as (c), with --redis-url (all stores in Redis)",
+	"d":          "remotemcp legacy session (2025-11-25), --redis-url, --auth none",
+	"d-mem":      "remotemcp legacy session (2025-11-25), in-process stores, --auth none",
+	"e":          "remotemcp 2026-07-28, --auth jwt against an external JWKS (served by the harness)",
 }
 
 // startConfig starts configuration key. redisVia, if set, puts a proxy in
@@ -113,10 +117,15 @@ func startConfig(ctx context.Context, e *env, key string, instrumented bool, red
 		s.args = []string{"mcpbench", "peer", "--kind", kind}
 		s.callers = modernCallers(s, "")
 		return s, p.waitHTTP(s.base + "/healthz")
-	case "c", "c-log":
+	case "c", "c-log", "c-gogc", "c-memlimit":
 		s.args = append(common, "--auth", "proxy", "--rate-limits", "off", "--access-token-lifetime", "1h")
-		if key == "c-log" {
+		switch key {
+		case "c-log":
 			s.args[len(common)-1] = "info"
+		case "c-gogc":
+			s.env = append(s.env, "GOGC=100")
+		case "c-memlimit":
+			s.env = append(s.env, "GOGC=off", "GOMEMLIMIT=96MiB")
 		}
 		s.callers = func(ctx context.Context, hc *http.Client, n int) ([]step, error) {
 			steps := make([]step, n)

@@ -76,7 +76,7 @@ func runBench(args []string) error {
 	var o options
 	var configs, mem, soakConfigs string
 	fs.StringVar(&o.out, "out", filepath.Join("bench", "results", time.Now().UTC().Format("2006-01-02")), "directory the report is written to")
-	fs.StringVar(&configs, "configs", "a,b,b-gc,c,c-log,c-redis,d,d-mem,e", "configurations of the throughput table")
+	fs.StringVar(&configs, "configs", "a,b,b-gc,c,c-log,c-gogc,c-memlimit,c-redis,d,d-mem,e", "configurations of the throughput table")
 	fs.IntVar(&o.conns, "conns", 32, "concurrent connections of the load generator")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured load before the rounds")
 	fs.DurationVar(&o.round, "round", 5*time.Second, "length of one measured round")

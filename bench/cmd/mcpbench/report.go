@@ -47,7 +47,7 @@ func (r *report) rpsOf(key string) float64 {
 // the cost of the first), so that ≥ 1 means "at least as good" in both.
 func (r *report) ratios() {
 	r.Ratios = map[string]float64{}
-	for _, p := range [][2]string{{"c", "b"}, {"c", "a"}, {"d", "b"}, {"e", "b"}, {"c-redis", "b"}, {"d-mem", "b"}, {"c", "b-gc"}} {
+	for _, p := range [][2]string{{"c", "b"}, {"c", "a"}, {"d", "b"}, {"e", "b"}, {"c-redis", "b"}, {"d-mem", "b"}, {"c", "b-gc"}, {"c", "c-gogc"}, {"c", "c-memlimit"}} {
 		x, y := r.load(p[0]), r.load(p[1])
 		if x == nil || y == nil || y.RPS == 0 || x.CPUPerOp == 0 {
 			continue
@@ -64,7 +64,7 @@ func (r *report) table() string {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %.1f µs | %.0f MiB | %.0f%% |\n", t.Key, t.Desc, t.Load.RPS, us(t.Load.P50us), us(t.Load.P99us), t.Load.CPUPerOp, t.PeakRSS/(1<<20), 100*t.OtherLoad)
 	}
 	b.WriteString("\n| ratio | throughput | server CPU per call (inverted) |\n|---|---:|---:|\n")
-	for _, k := range []string{"c/b", "c/a", "d/b", "e/b", "c-redis/b", "d-mem/b", "c/b-gc"} {
+	for _, k := range []string{"c/b", "c/a", "d/b", "e/b", "c-redis/b", "d-mem/b", "c/b-gc", "c/c-gogc", "c/c-memlimit"} {
 		if v, ok := r.Ratios[k]; ok {
 			fmt.Fprintf(&b, "| %s | %.2f | %.2f |\n", k, v, r.Ratios[k+" (CPU)"])
 		}
