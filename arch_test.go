@@ -51,6 +51,10 @@ var allowed = map[string]struct{ project, external []string }{
 	// The benchmark harness (make bench): a program like cmd/remotemcp, which
 	// mints tokens and writes grants with authz's own code.
 	"bench/cmd/mcpbench": {project: []string{"*"}, external: []string{"*"}},
+	// The one bounded cache with per-entry expiry, standard library only:
+	// the verifiers, the revocation answers, the client metadata documents
+	// and the session records keep what they remember in it.
+	"internal/ttlcache": {},
 	// The shared OAuth pieces: the wire error type, scope strings, the
 	// store sentinel. Standard library only.
 	"authz": {},
