@@ -8,11 +8,13 @@
 // expires at its own time, chosen by the caller (a token's expiry, a
 // document's HTTP freshness); the bound is exact and applied at once, the
 // oldest entry going first, as the callers document; time is the caller's
-// clock, so that tests drive expiry with a fake one; and a read, on the
+// clock, so that tests drive expiry with a fake one; and a hit, on the
 // path of every request, costs a read lock and a map look-up, no
-// allocation. The caches of the module proxy that have per-entry expiry
-// admit and evict by frequency, bound only approximately, and cost a
-// read about three times as much.
+// allocation. Of the libraries weighed, otter (per-entry expiry) admits
+// and evicts by frequency, applies its bound approximately and
+// asynchronously, and costs about three times as much per hit; the
+// expirable LRU of hashicorp/golang-lru has one TTL per cache and reads
+// the wall clock.
 package ttlcache
 
 import (
