@@ -70,7 +70,7 @@ var allowed = map[string]struct{ project, external []string }{
 		"github.com/lestrrat-go/jwx/v3/jwt"}},
 	// What the two token verifiers (resource and token) share: the
 	// verified-token cache and the wording of refusals.
-	"authz/internal/tokencheck": {project: []string{"authz"}, external: []string{"github.com/lestrrat-go/jwx/v3/jwt"}},
+	"authz/internal/tokencheck": {project: []string{"authz", "internal/ttlcache"}, external: []string{"github.com/lestrrat-go/jwx/v3/jwt"}},
 	// The upstream leg: providers, the vault of their tokens, its refresh.
 	"authz/upstream": {project: []string{"authz"}, external: []string{"golang.org/x/oauth2", "golang.org/x/oauth2/endpoints", "golang.org/x/sync/singleflight"}},
 	// The authorization server, and the stores of its records (with the
