@@ -61,7 +61,7 @@ var allowed = map[string]struct{ project, external []string }{
 	// The resource server: the bearer middleware, JWT (JWKS) and
 	// introspection verifiers. httprc is jwx/v3's HTTP cache, which
 	// jwk.Cache is built on.
-	"authz/resource": {project: []string{"authz", "authz/internal/tokencheck"}, external: []string{sdk + "/auth",
+	"authz/resource": {project: []string{"authz", "authz/internal/tokencheck", "internal/ttlcache"}, external: []string{sdk + "/auth",
 		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",
 		"github.com/lestrrat-go/jwx/v3/jwt", "github.com/lestrrat-go/httprc/v3"}},
 	// Our access tokens: signing key ring, issuer, JWKS, revocation check.
