@@ -65,7 +65,7 @@ var allowed = map[string]struct{ project, external []string }{
 		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",
 		"github.com/lestrrat-go/jwx/v3/jwt", "github.com/lestrrat-go/httprc/v3"}},
 	// Our access tokens: signing key ring, issuer, JWKS, revocation check.
-	"authz/token": {project: []string{"authz", "authz/internal/tokencheck"}, external: []string{sdk + "/auth",
+	"authz/token": {project: []string{"authz", "authz/internal/tokencheck", "internal/ttlcache"}, external: []string{sdk + "/auth",
 		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",
 		"github.com/lestrrat-go/jwx/v3/jwt"}},
 	// What the two token verifiers (resource and token) share: the
