@@ -78,7 +78,7 @@ var allowed = map[string]struct{ project, external []string }{
 	"authz/as":         {project: []string{"authz", "authz/token", "authz/upstream"}, external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/sync/singleflight"}},
 	"authz/memstore":   {project: []string{"authz", "authz/as", "authz/upstream"}},
 	"authz/storetest":  {project: []string{"authz", "authz/as", "authz/upstream"}, external: []string{"github.com/google/go-cmp/cmp"}},
-	"authz/redisstore": {project: []string{"authz", "authz/as", "authz/upstream"}, external: []string{redis}},
+	"authz/redisstore": {project: []string{"authz", "authz/as", "authz/upstream", "internal/ttlcache"}, external: []string{redis}},
 	// Helpers for the tests of the authz packages (a settable clock, signed
 	// test tokens, goldens); imported by tests only.
 	"authz/authztest": {external: []string{"github.com/google/go-cmp/cmp", "github.com/lestrrat-go/jwx/v3/jwa",
