@@ -75,7 +75,7 @@ var allowed = map[string]struct{ project, external []string }{
 	"authz/upstream": {project: []string{"authz"}, external: []string{"golang.org/x/oauth2", "golang.org/x/oauth2/endpoints", "golang.org/x/sync/singleflight"}},
 	// The authorization server, and the stores of its records (with the
 	// vault's, whose interfaces authz/upstream defines).
-	"authz/as":         {project: []string{"authz", "authz/token", "authz/upstream"}, external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/sync/singleflight"}},
+	"authz/as":         {project: []string{"authz", "authz/token", "authz/upstream", "internal/ttlcache"}, external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/sync/singleflight"}},
 	"authz/memstore":   {project: []string{"authz", "authz/as", "authz/upstream"}},
 	"authz/storetest":  {project: []string{"authz", "authz/as", "authz/upstream"}, external: []string{"github.com/google/go-cmp/cmp"}},
 	"authz/redisstore": {project: []string{"authz", "authz/as", "authz/upstream", "internal/ttlcache"}, external: []string{redis}},
