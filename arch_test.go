@@ -28,7 +28,7 @@ var allowed = map[string]struct{ project, external []string }{
 	"cmd/remotemcp":          {project: []string{"*"}, external: []string{"*"}},
 	"cmd/remotemcp/devidp":   {},
 	"cmd/remotemcp/fixtures": {project: []string{"policy"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/jsonschema-go/jsonschema", "github.com/yosida95/uritemplate/v3"}},
-	"mcpserver":              {project: []string{"policy"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
+	"mcpserver":              {project: []string{"policy", "internal/ttlcache"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
 	// policy: what each tool, prompt and resource needs, declared as it is
 	// registered; the product packages register through it and mcpserver
 	// asks it, so it imports neither.
