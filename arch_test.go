@@ -28,7 +28,7 @@ var allowed = map[string]struct{ project, external []string }{
 	"cmd/remotemcp":          {project: []string{"*"}, external: []string{"*"}},
 	"cmd/remotemcp/devidp":   {},
 	"cmd/remotemcp/fixtures": {project: []string{"policy"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/jsonschema-go/jsonschema", "github.com/yosida95/uritemplate/v3"}},
-	"mcpserver":              {project: []string{"policy"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
+	"mcpserver":              {project: []string{"policy", "internal/ttlcache"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
 	// policy: what each tool, prompt and resource needs, declared as it is
 	// registered; the product packages register through it and mcpserver
 	// asks it, so it imports neither.
@@ -51,30 +51,34 @@ var allowed = map[string]struct{ project, external []string }{
 	// The benchmark harness (make bench): a program like cmd/remotemcp, which
 	// mints tokens and writes grants with authz's own code.
 	"bench/cmd/mcpbench": {project: []string{"*"}, external: []string{"*"}},
+	// The one bounded cache with per-entry expiry, standard library only:
+	// the verifiers, the revocation answers, the client metadata documents
+	// and the session records keep what they remember in it.
+	"internal/ttlcache": {},
 	// The shared OAuth pieces: the wire error type, scope strings, the
 	// store sentinel. Standard library only.
 	"authz": {},
 	// The resource server: the bearer middleware, JWT (JWKS) and
 	// introspection verifiers. httprc is jwx/v3's HTTP cache, which
 	// jwk.Cache is built on.
-	"authz/resource": {project: []string{"authz", "authz/internal/tokencheck"}, external: []string{sdk + "/auth",
+	"authz/resource": {project: []string{"authz", "authz/internal/tokencheck", "internal/ttlcache"}, external: []string{sdk + "/auth",
 		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",
 		"github.com/lestrrat-go/jwx/v3/jwt", "github.com/lestrrat-go/httprc/v3"}},
 	// Our access tokens: signing key ring, issuer, JWKS, revocation check.
-	"authz/token": {project: []string{"authz", "authz/internal/tokencheck"}, external: []string{sdk + "/auth",
+	"authz/token": {project: []string{"authz", "authz/internal/tokencheck", "internal/ttlcache"}, external: []string{sdk + "/auth",
 		"github.com/lestrrat-go/jwx/v3/jwa", "github.com/lestrrat-go/jwx/v3/jwk", "github.com/lestrrat-go/jwx/v3/jws",
 		"github.com/lestrrat-go/jwx/v3/jwt"}},
 	// What the two token verifiers (resource and token) share: the
 	// verified-token cache and the wording of refusals.
-	"authz/internal/tokencheck": {project: []string{"authz"}, external: []string{"github.com/lestrrat-go/jwx/v3/jwt"}},
+	"authz/internal/tokencheck": {project: []string{"authz", "internal/ttlcache"}, external: []string{"github.com/lestrrat-go/jwx/v3/jwt"}},
 	// The upstream leg: providers, the vault of their tokens, its refresh.
 	"authz/upstream": {project: []string{"authz"}, external: []string{"golang.org/x/oauth2", "golang.org/x/oauth2/endpoints", "golang.org/x/sync/singleflight"}},
 	// The authorization server, and the stores of its records (with the
 	// vault's, whose interfaces authz/upstream defines).
-	"authz/as":         {project: []string{"authz", "authz/token", "authz/upstream"}, external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/sync/singleflight"}},
+	"authz/as":         {project: []string{"authz", "authz/token", "authz/upstream", "internal/ttlcache"}, external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/sync/singleflight"}},
 	"authz/memstore":   {project: []string{"authz", "authz/as", "authz/upstream"}},
 	"authz/storetest":  {project: []string{"authz", "authz/as", "authz/upstream"}, external: []string{"github.com/google/go-cmp/cmp"}},
-	"authz/redisstore": {project: []string{"authz", "authz/as", "authz/upstream"}, external: []string{redis}},
+	"authz/redisstore": {project: []string{"authz", "authz/as", "authz/upstream", "internal/ttlcache"}, external: []string{redis}},
 	// Helpers for the tests of the authz packages (a settable clock, signed
 	// test tokens, goldens); imported by tests only.
 	"authz/authztest": {external: []string{"github.com/google/go-cmp/cmp", "github.com/lestrrat-go/jwx/v3/jwa",

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"sync"
 	"time"
+
+	"github.com/remotemcp/remotemcp/internal/ttlcache"
 )
 
 // Bounds of the session cache: see sessionCache.
@@ -56,25 +58,30 @@ const methodSessionChanged = "remotemcp/session-changed"
 // The cache is used only while the Handler's broadcast subscription, which
 // carries the invalidations, is up; it is emptied whenever that
 // subscription starts or ends. Entries are keyed by the SHA-256 of the
-// session ID, which is also what invalidations carry.
+// session ID, which is also what invalidations carry. They are kept in a
+// ttlcache, each for sessionFetched after it was read, at most
+// maxCachedSessions of them, the one read longest ago going first (a
+// session dropped pays one more read). The 2s trust that stream writes
+// renew, and the invalidations, are the Handler's own: they stay here,
+// under one lock with every write of the cache.
 type sessionCache struct {
 	now func() time.Time
 
 	mu   sync.Mutex
 	live bool // the invalidations are received
 	gen  uint64
-	m    map[string]*cachedSession
+	m    *ttlcache.Cache[string, *cachedSession]
 }
 
-// A cachedSession is a session record and what is known of its freshness.
+// A cachedSession is a session record and when the session was last seen to
+// exist. It changes only under sessionCache.mu.
 type cachedSession struct {
 	sess    *Session
-	checked time.Time // the session was last seen to exist
-	fetched time.Time // the record was read
+	checked time.Time
 }
 
 func newSessionCache() *sessionCache {
-	return &sessionCache{now: time.Now, m: map[string]*cachedSession{}}
+	return &sessionCache{now: time.Now, m: ttlcache.New[string, *cachedSession](maxCachedSessions)}
 }
 
 // sessionHash names a session in the cache and in invalidations.
@@ -88,12 +95,12 @@ func sessionHash(id string) string {
 func (c *sessionCache) get(id string) (*Session, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.m[sessionHash(id)]
-	if !c.live || e == nil {
+	if !c.live {
 		return nil, false
 	}
 	now := c.now()
-	if now.Sub(e.checked) >= sessionChecked || now.Sub(e.fetched) >= sessionFetched {
+	e, ok := c.m.Get(sessionHash(id), now)
+	if !ok || now.Sub(e.checked) >= sessionChecked {
 		return nil, false
 	}
 	s := *e.sess
@@ -109,8 +116,7 @@ func (c *sessionCache) begin() uint64 {
 }
 
 // put caches a record just read from the store (which extended the
-// session's lifetime), unless an invalidation came since gen. When the
-// cache is full it first drops what is stale, then an arbitrary half.
+// session's lifetime), unless an invalidation came since gen.
 func (c *sessionCache) put(sess *Session, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -118,32 +124,17 @@ func (c *sessionCache) put(sess *Session, gen uint64) {
 		return
 	}
 	now := c.now()
-	if len(c.m) >= maxCachedSessions {
-		// Drop what is stale, then, if still full, an arbitrary half: not
-		// just one entry, or every later put would scan the whole cache
-		// under the lock. A session dropped pays one more read.
-		for k, e := range c.m {
-			if now.Sub(e.checked) >= sessionChecked || now.Sub(e.fetched) >= sessionFetched {
-				delete(c.m, k)
-			}
-		}
-		for k := range c.m {
-			if len(c.m) < maxCachedSessions/2 {
-				break
-			}
-			delete(c.m, k)
-		}
-	}
 	s := *sess
-	c.m[sessionHash(sess.ID)] = &cachedSession{sess: &s, checked: now, fetched: now}
+	c.m.Set(sessionHash(sess.ID), &cachedSession{sess: &s, checked: now}, now.Add(sessionFetched), now)
 }
 
 // checked records that the session was just seen to exist.
 func (c *sessionCache) checked(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.m[sessionHash(id)]; e != nil {
-		e.checked = c.now()
+	now := c.now()
+	if e, ok := c.m.Get(sessionHash(id), now); ok {
+		e.checked = now
 	}
 }
 
@@ -152,7 +143,7 @@ func (c *sessionCache) forget(hash string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	delete(c.m, hash)
+	c.m.Delete(hash)
 }
 
 // setLive empties the cache, and uses it from now on only if live: the
@@ -162,7 +153,7 @@ func (c *sessionCache) setLive(live bool) {
 	defer c.mu.Unlock()
 	c.gen++
 	c.live = live
-	clear(c.m)
+	c.m.Clear()
 }
 
 // session returns the session id, from the cache if it is fresh there,

@@ -1,7 +1,6 @@
 package as
 
 import (
-	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,13 +15,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/internal/ttlcache"
 )
 
 // Defaults of MetadataFetcherOptions.
@@ -132,10 +131,8 @@ type MetadataFetcher struct {
 	resolve   func(ctx context.Context, host string) ([]netip.Addr, error)
 	allowDial func(netip.AddrPort) bool
 
-	mu    sync.Mutex
-	cache map[string]*list.Element // of *metadataEntry
-	order *list.List               // oldest first
-	calls singleflight.Group       // one fetch per URL at a time
+	cache *ttlcache.Cache[string, metadataEntry] // by URL, the oldest stored going first
+	calls singleflight.Group                     // one fetch per URL at a time
 
 	// joined, if set, is called once a caller waits for a fetch (a test
 	// hook, nil in production).
@@ -144,10 +141,8 @@ type MetadataFetcher struct {
 
 // metadataEntry is a cached document, or a cached failure.
 type metadataEntry struct {
-	url    string
 	client *Client
 	err    *authz.Error
-	until  time.Time
 }
 
 // errDialRefused is the Control function's refusal of an address.
@@ -170,8 +165,6 @@ func NewMetadataFetcher(opts *MetadataFetcherOptions) *MetadataFetcher {
 		now:           o.Now,
 		log:           o.Logger,
 		shared:        o.Shared,
-		cache:         map[string]*list.Element{},
-		order:         list.New(),
 		slots:         make(chan struct{}, maxMetadataFetches),
 	}
 	if f.maxBytes <= 0 || f.maxBytes > maxClientMetadataBytes {
@@ -181,6 +174,7 @@ func NewMetadataFetcher(opts *MetadataFetcherOptions) *MetadataFetcher {
 	if f.maxEntries <= 0 {
 		f.maxEntries = defaultMetadataMaxEntries
 	}
+	f.cache = ttlcache.New[string, metadataEntry](f.maxEntries)
 	if f.now == nil {
 		f.now = time.Now
 	}
@@ -276,23 +270,9 @@ func metadataResult(c *Client, e *authz.Error) (*Client, error) {
 	return &c2, nil
 }
 
-// cached returns the live cache entry for clientID, dropping an expired
-// one.
+// cached returns the live cache entry for clientID.
 func (f *MetadataFetcher) cached(clientID string) (metadataEntry, bool) {
-	now := f.now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	el, ok := f.cache[clientID]
-	if !ok {
-		return metadataEntry{}, false
-	}
-	e := el.Value.(*metadataEntry)
-	if now.Before(e.until) {
-		return *e, true
-	}
-	f.order.Remove(el)
-	delete(f.cache, clientID)
-	return metadataEntry{}, false
+	return f.cache.Get(clientID, f.now())
 }
 
 // run fetches clientID, caches the result and returns it. It looks at the
@@ -304,15 +284,13 @@ func (f *MetadataFetcher) run(ctx context.Context, clientID string) metadataEntr
 	}
 	client, ttl, err := f.fetchShared(ctx, clientID)
 	now := f.now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	switch {
 	case err != nil && err.Code == authz.TemporarilyUnavailable:
 		// Our own load, not the URL's fault: not remembered.
 	case err != nil:
-		f.store(&metadataEntry{url: clientID, err: err, until: now.Add(f.negCache)})
+		f.cache.Set(clientID, metadataEntry{err: err}, now.Add(f.negCache), now)
 	case ttl > 0:
-		f.store(&metadataEntry{url: clientID, client: client, until: now.Add(ttl)})
+		f.cache.Set(clientID, metadataEntry{client: client}, now.Add(ttl), now)
 	}
 	return metadataEntry{client: client, err: err}
 }
@@ -343,20 +321,6 @@ func (f *MetadataFetcher) fetchShared(ctx context.Context, clientID string) (*Cl
 		cancel()
 	}
 	return client, ttl, ferr
-}
-
-// store caches e, dropping the oldest entries beyond maxEntries. f.mu is
-// held.
-func (f *MetadataFetcher) store(e *metadataEntry) {
-	if el, ok := f.cache[e.url]; ok {
-		f.order.Remove(el)
-	}
-	f.cache[e.url] = f.order.PushBack(e)
-	for f.order.Len() > f.maxEntries {
-		oldest := f.order.Front()
-		f.order.Remove(oldest)
-		delete(f.cache, oldest.Value.(*metadataEntry).url)
-	}
 }
 
 // fetch gets and validates the document at clientID, and says how long it

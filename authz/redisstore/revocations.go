@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"net"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/remotemcp/remotemcp/internal/ttlcache"
 )
 
 // Revocations announced on the channel are kept in a local cache, so that
@@ -32,33 +33,28 @@ import (
 // bounded (Options.RevocationCacheSize), oldest entries first. Dropping an
 // entry is always safe: a miss asks Redis.
 
-// An answerCache maps grant IDs to cached GrantRevoked answers. It is safe
-// for concurrent use.
+// An answerCache maps grant IDs to cached GrantRevoked answers, in a
+// ttlcache (expiry and bound), with the state of the subscription that
+// decides which answers may be kept. It is safe for concurrent use.
 type answerCache struct {
-	max int
-	ttl time.Duration
-	now func() time.Time
+	ttl     time.Duration
+	now     func() time.Time
+	answers *ttlcache.Cache[string, bool] // revoked or not, by grant ID
 
+	// mu orders the changes of the subscription's state with the writes
+	// of answers, so that no answer of an old epoch lands after the
+	// cache was emptied for a new one.
 	mu      sync.Mutex
 	healthy bool   // the subscription is confirmed
 	epoch   uint64 // moves on with every change of healthy
-	entries map[string]*list.Element
-	order   list.List // of *answer, oldest first
 	// changed is closed, and replaced, whenever healthy changes or a
 	// revocation is recorded, so that a test can wait for the subscription
 	// instead of polling it.
 	changed chan struct{}
 }
 
-// An answer is one cached GrantRevoked result.
-type answer struct {
-	id      string
-	revoked bool
-	at      time.Time
-}
-
 func newAnswerCache(max int, ttl time.Duration, now func() time.Time) *answerCache {
-	return &answerCache{max: max, ttl: ttl, now: now, entries: map[string]*list.Element{}, changed: make(chan struct{})}
+	return &answerCache{ttl: ttl, now: now, answers: ttlcache.New[string, bool](max), changed: make(chan struct{})}
 }
 
 // changes returns a channel closed at the next change of the subscription's
@@ -77,18 +73,7 @@ func (c *answerCache) signal() {
 
 // get returns the cached answer for a grant, if any.
 func (c *answerCache) get(id string) (revoked, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[id]
-	if !ok {
-		return false, false
-	}
-	a := e.Value.(*answer)
-	if c.now().Sub(a.at) >= c.ttl {
-		c.remove(e)
-		return false, false
-	}
-	return a.revoked, true
+	return c.answers.Get(id, c.now())
 }
 
 // state returns the epoch, and whether the subscription is confirmed.
@@ -108,8 +93,7 @@ func (c *answerCache) setHealthy(healthy bool) bool {
 	}
 	c.healthy = healthy
 	c.epoch++
-	clear(c.entries)
-	c.order.Init()
+	c.answers.Clear()
 	c.signal()
 	return true
 }
@@ -118,10 +102,8 @@ func (c *answerCache) setHealthy(healthy bool) bool {
 func (c *answerCache) revoked(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.entries[id]; ok {
-		c.remove(e)
-	}
-	c.add(id, true)
+	now := c.now()
+	c.answers.Set(id, true, now.Add(c.ttl), now)
 	c.signal()
 }
 
@@ -132,35 +114,16 @@ func (c *answerCache) revoked(id string) {
 func (c *answerCache) read(id string, revoked bool, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[id]; ok {
-		return
-	}
 	if !revoked && (!c.healthy || c.epoch != epoch) {
 		return
 	}
-	c.add(id, revoked)
-}
-
-// add adds an entry for an ID that has none, and drops expired entries
-// and, beyond max, the oldest ones. c.mu must be held.
-func (c *answerCache) add(id string, revoked bool) {
 	now := c.now()
-	for e := c.order.Front(); e != nil && (c.order.Len() >= c.max || now.Sub(e.Value.(*answer).at) >= c.ttl); e = c.order.Front() {
-		c.remove(e)
-	}
-	c.entries[id] = c.order.PushBack(&answer{id: id, revoked: revoked, at: now})
-}
-
-func (c *answerCache) remove(e *list.Element) {
-	delete(c.entries, e.Value.(*answer).id)
-	c.order.Remove(e)
+	c.answers.Add(id, revoked, now.Add(c.ttl), now)
 }
 
 // len returns the number of entries; for tests.
 func (c *answerCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
+	return c.answers.Len()
 }
 
 // Subscription timing.

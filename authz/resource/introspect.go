@@ -11,13 +11,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
+	"github.com/remotemcp/remotemcp/internal/ttlcache"
 )
 
 // IntrospectionOptions configures an Introspector.
@@ -47,15 +47,15 @@ type IntrospectionOptions struct {
 // caching answers so that the authorization server is not asked on every
 // request.
 type Introspector struct {
-	o     IntrospectionOptions
-	mu    sync.Mutex
-	cache map[[32]byte]introspected
+	o IntrospectionOptions
+	// cache holds the answers by the SHA-256 of the token, each until
+	// MaxCache (never beyond the token's exp) or NegativeCache.
+	cache *ttlcache.Cache[[sha256.Size]byte, introspected]
 }
 
 type introspected struct {
-	info  *auth.TokenInfo // nil: inactive
-	until time.Time
-	why   string
+	info *auth.TokenInfo // nil: inactive
+	why  string
 }
 
 // maxIntrospectionCache bounds the cache's entries.
@@ -85,17 +85,14 @@ func NewIntrospector(options *IntrospectionOptions) (*Introspector, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Introspector{o: opts, cache: map[[32]byte]introspected{}}, nil
+	return &Introspector{o: opts, cache: ttlcache.New[[sha256.Size]byte, introspected](maxIntrospectionCache)}, nil
 }
 
 // Verify implements Verifier.
 func (i *Introspector) Verify(ctx context.Context, token string) (*auth.TokenInfo, error) {
 	key := sha256.Sum256([]byte(token))
 	now := i.o.Now()
-	i.mu.Lock()
-	e, ok := i.cache[key]
-	i.mu.Unlock()
-	if ok && now.Before(e.until) {
+	if e, ok := i.cache.Get(key, now); ok {
 		if e.info == nil {
 			return nil, tokencheck.Invalid("%s", e.why)
 		}
@@ -105,23 +102,14 @@ func (i *Introspector) Verify(ctx context.Context, token string) (*auth.TokenInf
 	if err != nil {
 		return nil, err
 	}
-	e = introspected{info: info, why: why, until: now.Add(i.o.NegativeCache)}
+	until := now.Add(i.o.NegativeCache)
 	if info != nil {
-		e.until = now.Add(i.o.MaxCache)
-		if !info.Expiration.IsZero() && info.Expiration.Before(e.until) {
-			e.until = info.Expiration
+		until = now.Add(i.o.MaxCache)
+		if !info.Expiration.IsZero() && info.Expiration.Before(until) {
+			until = info.Expiration
 		}
 	}
-	i.mu.Lock()
-	if len(i.cache) >= maxIntrospectionCache {
-		for k, v := range i.cache {
-			if !now.Before(v.until) || len(i.cache) >= maxIntrospectionCache {
-				delete(i.cache, k)
-			}
-		}
-	}
-	i.cache[key] = e
-	i.mu.Unlock()
+	i.cache.Set(key, introspected{info: info, why: why}, until, now)
 	if info == nil {
 		return nil, tokencheck.Invalid("%s", why)
 	}

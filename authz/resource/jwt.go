@@ -61,7 +61,6 @@ type jwtVerified struct {
 	kid  string
 	key  jwk.Key // the key of the JWKS that verified it
 	info *auth.TokenInfo
-	exp  time.Time
 }
 
 // A JWTVerifier verifies JWT access tokens (RFC 9068) issued by an external
@@ -138,15 +137,14 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*auth.TokenInfo
 	var hash [sha256.Size]byte
 	if v.verified != nil {
 		hash = sha256.Sum256([]byte(token))
-		if e, ok := v.verified.Get(hash); ok {
+		// The cache holds a token until it expires (exp plus ClockSkew):
+		// past that, a miss, and the full verification below refuses it.
+		if e, ok := v.verified.Get(hash, v.o.Now()); ok {
 			key, err := v.key(ctx, e.kid)
 			if err != nil {
 				return nil, err
 			}
 			if key == e.key { // the JWKS still serves the key that verified it
-				if !v.o.Now().Before(e.exp.Add(v.o.ClockSkew)) {
-					return nil, tokencheck.Invalid("the token has expired")
-				}
 				info := *e.info
 				info.Scopes = slices.Clone(info.Scopes)
 				info.Extra = maps.Clone(info.Extra)
@@ -201,7 +199,7 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*auth.TokenInfo
 	kept := *info
 	kept.Scopes = slices.Clone(info.Scopes)
 	kept.Extra = maps.Clone(info.Extra)
-	v.verified.Put(hash, &jwtVerified{kid: kid, key: key, info: &kept, exp: info.Expiration}, info.Expiration, v.o.Now())
+	v.verified.Set(hash, &jwtVerified{kid: kid, key: key, info: &kept}, info.Expiration.Add(v.o.ClockSkew), v.o.Now())
 	return info, nil
 }
 

@@ -3,11 +3,10 @@ package token
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/internal/ttlcache"
 )
 
 // GrantStore is what the revocation check reads of the grants: whether one
@@ -23,17 +22,21 @@ type GrantStore[G any] interface {
 // (answered from memory by the stores) or is no longer known, which is what
 // a Redis restarted empty looks like: then clients get a clean 401 and
 // re-authorize, instead of using tokens whose grant, refresh family and
-// upstream tokens are gone. That a grant exists is remembered for a while,
-// so the check costs one store round trip per grant per that while, not one
+// upstream tokens are gone. That a grant exists is remembered for a while
+// (of up to maxKnownGrants grants, the one seen longest ago going first), so
+// the check costs one store round trip per grant per that while, not one
 // per request.
 type RevocationCheck struct {
 	revoked func(ctx context.Context, id string) (bool, error)
 	exists  func(ctx context.Context, id string) error
 	ttl     time.Duration
 	now     func() time.Time
-	known   sync.Map // grant id → time.Time it was last seen
-	n       atomic.Int64
+	known   *ttlcache.Cache[string, struct{}] // the grants seen to exist
 }
+
+// maxKnownGrants bounds the grants a RevocationCheck remembers. Forgetting
+// one costs a store round trip.
+const maxKnownGrants = 100_000
 
 // NewRevocationCheck returns the check over grants, which remembers for ttl
 // that a grant exists.
@@ -47,8 +50,9 @@ func NewRevocationCheck[G any](grants GrantStore[G], ttl time.Duration) *Revocat
 			_, err := grants.GetGrant(ctx, id)
 			return err
 		},
-		ttl: ttl,
-		now: time.Now,
+		ttl:   ttl,
+		now:   time.Now,
+		known: ttlcache.New[string, struct{}](maxKnownGrants),
 	}
 }
 
@@ -58,7 +62,7 @@ func (c *RevocationCheck) Revoked(ctx context.Context, gid, _ string) (bool, err
 	if revoked, err := c.revoked(ctx, gid); err != nil || revoked {
 		return revoked, err
 	}
-	if seen, ok := c.known.Load(gid); ok && c.now().Sub(seen.(time.Time)) < c.ttl {
+	if _, ok := c.known.Get(gid, c.now()); ok {
 		return false, nil
 	}
 	err := c.exists(ctx, gid)
@@ -70,14 +74,6 @@ func (c *RevocationCheck) Revoked(ctx context.Context, gid, _ string) (bool, err
 		return false, err
 	}
 	now := c.now()
-	c.known.Store(gid, now)
-	if c.n.Add(1)%1024 == 0 { // bound the map: drop what is stale
-		c.known.Range(func(k, v any) bool {
-			if now.Sub(v.(time.Time)) >= c.ttl {
-				c.known.Delete(k)
-			}
-			return true
-		})
-	}
+	c.known.Set(gid, struct{}{}, now.Add(c.ttl), now)
 	return false, nil
 }

@@ -195,7 +195,7 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 	var key [sha256.Size]byte
 	if i.verified != nil {
 		key = sha256.Sum256([]byte(token))
-		if v, ok := i.verified.Get(key); ok {
+		if v, ok := i.verified.Get(key, now); ok {
 			if pub, ok := i.ring.verificationKey(v.kid, now); !ok {
 				return nil, tokencheck.Invalid("unknown signing key")
 			} else if pub == v.pub || pub.Equal(v.pub) { // the same ring entry, or an equal key
@@ -250,7 +250,8 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 	v := &verifiedToken{pub: pub, kid: kid, sub: sub, jti: jti, gid: gid, scopes: authz.ParseScope(scope), exp: exp,
 		extra: [3]any{clientID, jti, gid}}
 	if i.verified != nil {
-		i.verified.Put(key, v, exp, now)
+		// Kept until the token expires, as checkVerified decides it.
+		i.verified.Set(key, v, exp.Add(i.o.ClockSkew), now)
 	}
 	return i.checkVerified(ctx, v, now)
 }
