@@ -254,131 +254,140 @@ func scribble(v any) {
 }
 
 func testClients(t *testing.T, newStores func(t *testing.T) Stores) {
-	create := func(t *testing.T, ctx context.Context, s as.ClientStore, id string, ttl time.Duration) {
-		t.Helper()
-		if err := s.CreateClient(ctx, client(id), ttl); err != nil {
-			t.Fatalf("CreateClient: %v", err)
-		}
+	t.Run("CreateGet", func(t *testing.T) { testClientsCreateGet(t, newStores) })
+	t.Run("GetMissing", func(t *testing.T) { testClientsGetMissing(t, newStores) })
+	t.Run("CreateDuplicate", func(t *testing.T) { testClientsCreateDuplicate(t, newStores) })
+	t.Run("ConcurrentCreate", func(t *testing.T) { testClientsConcurrentCreate(t, newStores) })
+	t.Run("TouchMissing", func(t *testing.T) { testClientsTouchMissing(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testClientsExpiry(t, newStores) })
+	t.Run("TouchExtends", func(t *testing.T) { testClientsTouchExtends(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testClientsNoAliasing(t, newStores) })
+}
+
+func createClient(t *testing.T, ctx context.Context, s as.ClientStore, id string, ttl time.Duration) {
+	t.Helper()
+	if err := s.CreateClient(ctx, client(id), ttl); err != nil {
+		t.Fatalf("CreateClient: %v", err)
 	}
+}
 
-	t.Run("CreateGet", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		id := newID()
-		create(t, ctx, s, id, long)
-		got, err := s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient: %v", err)
-		}
-		if diff := cmp.Diff(client(id), got); diff != "" {
-			t.Errorf("GetClient after CreateClient (-want +got):\n%s", diff)
-		}
-	})
+func testClientsCreateGet(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	id := newID()
+	createClient(t, ctx, s, id, long)
+	got, err := s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient: %v", err)
+	}
+	if diff := cmp.Diff(client(id), got); diff != "" {
+		t.Errorf("GetClient after CreateClient (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("GetMissing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		if _, err := s.GetClient(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetClient(missing) error = %v, want ErrNotFound", err)
-		}
-	})
+func testClientsGetMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	if _, err := s.GetClient(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetClient(missing) error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("CreateDuplicate", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		id := newID()
-		create(t, ctx, s, id, long)
-		dup := client(id)
-		dup.SecretHash = "mallory"
-		if err := s.CreateClient(ctx, dup, long); err == nil {
-			t.Errorf("second CreateClient of %s succeeded, want an error", id)
-		}
-		got, err := s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient: %v", err)
-		}
-		if diff := cmp.Diff(client(id), got); diff != "" {
-			t.Errorf("a failed CreateClient changed the client (-want +got):\n%s", diff)
-		}
-	})
+func testClientsCreateDuplicate(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	id := newID()
+	createClient(t, ctx, s, id, long)
+	dup := client(id)
+	dup.SecretHash = "mallory"
+	if err := s.CreateClient(ctx, dup, long); err == nil {
+		t.Errorf("second CreateClient of %s succeeded, want an error", id)
+	}
+	got, err := s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient: %v", err)
+	}
+	if diff := cmp.Diff(client(id), got); diff != "" {
+		t.Errorf("a failed CreateClient changed the client (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("ConcurrentCreate", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		id := newID()
-		errs := race(func(int) error { return s.CreateClient(ctx, client(id), long) })
-		if n := count(errs, nil); n != 1 {
-			t.Errorf("%d of %d concurrent CreateClient calls succeeded, want 1 (errors: %v)", n, workers, errs)
-		}
-	})
+func testClientsConcurrentCreate(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	id := newID()
+	errs := race(func(int) error { return s.CreateClient(ctx, client(id), long) })
+	if n := count(errs, nil); n != 1 {
+		t.Errorf("%d of %d concurrent CreateClient calls succeeded, want 1 (errors: %v)", n, workers, errs)
+	}
+}
 
-	t.Run("TouchMissing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		if err := s.TouchClient(ctx, newID(), long); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TouchClient(missing) error = %v, want ErrNotFound", err)
-		}
-	})
+func testClientsTouchMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	if err := s.TouchClient(ctx, newID(), long); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TouchClient(missing) error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Clients, st.TTL
-		id := newID()
-		create(t, ctx, s, id, ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.GetClient(ctx, id); err != nil {
-			t.Fatalf("GetClient before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetClient(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetClient after the TTL error = %v, want ErrNotFound", err)
-		}
-		if err := s.TouchClient(ctx, id, long); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TouchClient after the TTL error = %v, want ErrNotFound", err)
-		}
-		// The ID of an expired client is free again.
-		create(t, ctx, s, id, long)
-	})
+func testClientsExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Clients, st.TTL
+	id := newID()
+	createClient(t, ctx, s, id, ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.GetClient(ctx, id); err != nil {
+		t.Fatalf("GetClient before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetClient(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetClient after the TTL error = %v, want ErrNotFound", err)
+	}
+	if err := s.TouchClient(ctx, id, long); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TouchClient after the TTL error = %v, want ErrNotFound", err)
+	}
+	// The ID of an expired client is free again.
+	createClient(t, ctx, s, id, long)
+}
 
-	t.Run("TouchExtends", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Clients, st.TTL
-		id := newID()
-		create(t, ctx, s, id, ttl)
-		st.Advance(ttl / 2)
-		if err := s.TouchClient(ctx, id, ttl); err != nil {
-			t.Fatalf("TouchClient: %v", err)
-		}
-		st.Advance(ttl * 3 / 4) // 5/4 TTL after CreateClient, 3/4 after TouchClient
-		got, err := s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient after TouchClient extended it: %v", err)
-		}
-		if diff := cmp.Diff(client(id), got); diff != "" {
-			t.Errorf("TouchClient changed the client (-want +got):\n%s", diff)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetClient(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetClient after the extended TTL error = %v, want ErrNotFound", err)
-		}
-	})
+func testClientsTouchExtends(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Clients, st.TTL
+	id := newID()
+	createClient(t, ctx, s, id, ttl)
+	st.Advance(ttl / 2)
+	if err := s.TouchClient(ctx, id, ttl); err != nil {
+		t.Fatalf("TouchClient: %v", err)
+	}
+	st.Advance(ttl * 3 / 4) // 5/4 TTL after CreateClient, 3/4 after TouchClient
+	got, err := s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient after TouchClient extended it: %v", err)
+	}
+	if diff := cmp.Diff(client(id), got); diff != "" {
+		t.Errorf("TouchClient changed the client (-want +got):\n%s", diff)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetClient(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetClient after the extended TTL error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		id := newID()
-		c := client(id)
-		if err := s.CreateClient(ctx, c, long); err != nil {
-			t.Fatalf("CreateClient: %v", err)
-		}
-		scribble(c)
-		got, err := s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient: %v", err)
-		}
-		scribble(got)
-		got, err = s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient: %v", err)
-		}
-		if diff := cmp.Diff(client(id), got); diff != "" {
-			t.Errorf("the stored client shares memory with a caller (-want +got):\n%s", diff)
-		}
-	})
+func testClientsNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	id := newID()
+	c := client(id)
+	if err := s.CreateClient(ctx, c, long); err != nil {
+		t.Fatalf("CreateClient: %v", err)
+	}
+	scribble(c)
+	got, err := s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient: %v", err)
+	}
+	scribble(got)
+	got, err = s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient: %v", err)
+	}
+	if diff := cmp.Diff(client(id), got); diff != "" {
+		t.Errorf("the stored client shares memory with a caller (-want +got):\n%s", diff)
+	}
 }
 
 func testPending(t *testing.T, newStores func(t *testing.T) Stores) {
