@@ -391,124 +391,131 @@ func testClientsNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
 }
 
 func testPending(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s as.PendingAuthStore, p *as.PendingAuth, ttl time.Duration) {
-		t.Helper()
-		if err := s.PutPending(ctx, p, ttl); err != nil {
-			t.Fatalf("PutPending: %v", err)
-		}
+	t.Run("PutGetTake", func(t *testing.T) { testPendingPutGetTake(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testPendingMissing(t, newStores) })
+	t.Run("PutReplaces", func(t *testing.T) { testPendingPutReplaces(t, newStores) })
+	t.Run("ConcurrentTake", func(t *testing.T) { testPendingConcurrentTake(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testPendingExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testPendingNoAliasing(t, newStores) })
+}
+
+func putPending(t *testing.T, ctx context.Context, s as.PendingAuthStore, p *as.PendingAuth, ttl time.Duration) {
+	t.Helper()
+	if err := s.PutPending(ctx, p, ttl); err != nil {
+		t.Fatalf("PutPending: %v", err)
 	}
+}
 
-	t.Run("PutGetTake", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Pending
-		id := newID()
-		put(t, ctx, s, pending(id), long)
-		got, err := s.GetPending(ctx, id)
-		if err != nil {
-			t.Fatalf("GetPending: %v", err)
-		}
-		if diff := cmp.Diff(pending(id), got); diff != "" {
-			t.Errorf("GetPending (-want +got):\n%s", diff)
-		}
-		got, err = s.TakePending(ctx, id)
-		if err != nil {
-			t.Fatalf("TakePending: %v", err)
-		}
-		if diff := cmp.Diff(pending(id), got); diff != "" {
-			t.Errorf("TakePending (-want +got):\n%s", diff)
-		}
-		if _, err := s.TakePending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("second TakePending error = %v, want ErrNotFound", err)
-		}
-		if _, err := s.GetPending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetPending after TakePending error = %v, want ErrNotFound", err)
-		}
-	})
+func testPendingPutGetTake(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Pending
+	id := newID()
+	putPending(t, ctx, s, pending(id), long)
+	got, err := s.GetPending(ctx, id)
+	if err != nil {
+		t.Fatalf("GetPending: %v", err)
+	}
+	if diff := cmp.Diff(pending(id), got); diff != "" {
+		t.Errorf("GetPending (-want +got):\n%s", diff)
+	}
+	got, err = s.TakePending(ctx, id)
+	if err != nil {
+		t.Fatalf("TakePending: %v", err)
+	}
+	if diff := cmp.Diff(pending(id), got); diff != "" {
+		t.Errorf("TakePending (-want +got):\n%s", diff)
+	}
+	if _, err := s.TakePending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("second TakePending error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetPending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetPending after TakePending error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Pending
-		if _, err := s.GetPending(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetPending(missing) error = %v, want ErrNotFound", err)
-		}
-		if _, err := s.TakePending(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TakePending(missing) error = %v, want ErrNotFound", err)
-		}
-	})
+func testPendingMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Pending
+	if _, err := s.GetPending(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetPending(missing) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.TakePending(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TakePending(missing) error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("PutReplaces", func(t *testing.T) {
-		// The consent step stores the approved record over the first one.
-		ctx, s := ctxFor(t), newStores(t).Pending
-		id := newID()
-		first := pending(id)
-		first.Approved, first.UpstreamStateHash, first.UpstreamVerifier = false, "", ""
-		put(t, ctx, s, first, long)
-		put(t, ctx, s, pending(id), long)
-		got, err := s.TakePending(ctx, id)
-		if err != nil {
-			t.Fatalf("TakePending: %v", err)
-		}
-		if diff := cmp.Diff(pending(id), got); diff != "" {
-			t.Errorf("TakePending after a second PutPending (-want +got):\n%s", diff)
-		}
-	})
+func testPendingPutReplaces(t *testing.T, newStores func(t *testing.T) Stores) {
+	// The consent step stores the approved record over the first one.
+	ctx, s := ctxFor(t), newStores(t).Pending
+	id := newID()
+	first := pending(id)
+	first.Approved, first.UpstreamStateHash, first.UpstreamVerifier = false, "", ""
+	putPending(t, ctx, s, first, long)
+	putPending(t, ctx, s, pending(id), long)
+	got, err := s.TakePending(ctx, id)
+	if err != nil {
+		t.Fatalf("TakePending: %v", err)
+	}
+	if diff := cmp.Diff(pending(id), got); diff != "" {
+		t.Errorf("TakePending after a second PutPending (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("ConcurrentTake", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Pending
-		id := newID()
-		put(t, ctx, s, pending(id), long)
-		got := make([]*as.PendingAuth, workers)
-		errs := race(func(i int) (err error) {
-			got[i], err = s.TakePending(ctx, id)
-			return err
-		})
-		if n := count(errs, nil); n != 1 {
-			t.Fatalf("%d of %d concurrent TakePending calls succeeded, want 1 (errors: %v)", n, workers, errs)
-		}
-		if n := count(errs, authz.ErrNotFound); n != workers-1 {
-			t.Errorf("%d of %d concurrent TakePending calls got ErrNotFound, want %d (errors: %v)", n, workers, workers-1, errs)
-		}
-		winner := got[slices.Index(errs, nil)]
-		if diff := cmp.Diff(pending(id), winner); diff != "" {
-			t.Errorf("the winning TakePending (-want +got):\n%s", diff)
-		}
+func testPendingConcurrentTake(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Pending
+	id := newID()
+	putPending(t, ctx, s, pending(id), long)
+	got := make([]*as.PendingAuth, workers)
+	errs := race(func(i int) (err error) {
+		got[i], err = s.TakePending(ctx, id)
+		return err
 	})
+	if n := count(errs, nil); n != 1 {
+		t.Fatalf("%d of %d concurrent TakePending calls succeeded, want 1 (errors: %v)", n, workers, errs)
+	}
+	if n := count(errs, authz.ErrNotFound); n != workers-1 {
+		t.Errorf("%d of %d concurrent TakePending calls got ErrNotFound, want %d (errors: %v)", n, workers, workers-1, errs)
+	}
+	winner := got[slices.Index(errs, nil)]
+	if diff := cmp.Diff(pending(id), winner); diff != "" {
+		t.Errorf("the winning TakePending (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Pending, st.TTL
-		id := newID()
-		put(t, ctx, s, pending(id), ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.GetPending(ctx, id); err != nil {
-			t.Fatalf("GetPending before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetPending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetPending after the TTL error = %v, want ErrNotFound", err)
-		}
-		if _, err := s.TakePending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TakePending after the TTL error = %v, want ErrNotFound", err)
-		}
-	})
+func testPendingExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Pending, st.TTL
+	id := newID()
+	putPending(t, ctx, s, pending(id), ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.GetPending(ctx, id); err != nil {
+		t.Fatalf("GetPending before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetPending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetPending after the TTL error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.TakePending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TakePending after the TTL error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Pending
-		id := newID()
-		p := pending(id)
-		put(t, ctx, s, p, long)
-		scribble(p)
-		got, err := s.GetPending(ctx, id)
-		if err != nil {
-			t.Fatalf("GetPending: %v", err)
-		}
-		scribble(got)
-		got, err = s.TakePending(ctx, id)
-		if err != nil {
-			t.Fatalf("TakePending: %v", err)
-		}
-		if diff := cmp.Diff(pending(id), got); diff != "" {
-			t.Errorf("the stored record shares memory with a caller (-want +got):\n%s", diff)
-		}
-	})
+func testPendingNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Pending
+	id := newID()
+	p := pending(id)
+	putPending(t, ctx, s, p, long)
+	scribble(p)
+	got, err := s.GetPending(ctx, id)
+	if err != nil {
+		t.Fatalf("GetPending: %v", err)
+	}
+	scribble(got)
+	got, err = s.TakePending(ctx, id)
+	if err != nil {
+		t.Fatalf("TakePending: %v", err)
+	}
+	if diff := cmp.Diff(pending(id), got); diff != "" {
+		t.Errorf("the stored record shares memory with a caller (-want +got):\n%s", diff)
+	}
 }
 
 func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
