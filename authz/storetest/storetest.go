@@ -519,138 +519,146 @@ func testPendingNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
 }
 
 func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s as.CodeStore, c *as.AuthCode, ttl time.Duration) {
-		t.Helper()
-		if err := s.PutCode(ctx, c, ttl); err != nil {
-			t.Fatalf("PutCode: %v", err)
+	t.Run("TakeOnce", func(t *testing.T) { testCodesTakeOnce(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testCodesMissing(t, newStores) })
+	t.Run("PutDuplicate", func(t *testing.T) { testCodesPutDuplicate(t, newStores) })
+	t.Run("ConcurrentTake", func(t *testing.T) { testCodesConcurrentTake(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testCodesExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testCodesNoAliasing(t, newStores) })
+}
+
+func putCode(t *testing.T, ctx context.Context, s as.CodeStore, c *as.AuthCode, ttl time.Duration) {
+	t.Helper()
+	if err := s.PutCode(ctx, c, ttl); err != nil {
+		t.Fatalf("PutCode: %v", err)
+	}
+}
+
+// takeCode calls TakeCode and checks the record it returns, if any.
+func takeCode(t *testing.T, ctx context.Context, s as.CodeStore, hash string) error {
+	t.Helper()
+	got, err := s.TakeCode(ctx, hash)
+	switch {
+	case err == nil || errors.Is(err, as.ErrAlreadyUsed):
+		if diff := cmp.Diff(code(hash), got); diff != "" {
+			t.Errorf("TakeCode record (error %v) (-want +got):\n%s", err, diff)
+		}
+	case errors.Is(err, authz.ErrNotFound):
+		if got != nil {
+			t.Errorf("TakeCode with ErrNotFound returned a record: %+v", got)
+		}
+	default:
+		t.Fatalf("TakeCode: %v", err)
+	}
+	return err
+}
+
+func testCodesTakeOnce(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	hash := newID()
+	putCode(t, ctx, s, code(hash), long)
+	if err := takeCode(t, ctx, s, hash); err != nil {
+		t.Fatalf("first TakeCode error = %v, want nil", err)
+	}
+	for i := range 2 {
+		if err := takeCode(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
+			t.Errorf("TakeCode #%d error = %v, want ErrAlreadyUsed", i+2, err)
 		}
 	}
-	// take calls TakeCode and checks the record it returns, if any.
-	take := func(t *testing.T, ctx context.Context, s as.CodeStore, hash string) error {
-		t.Helper()
-		got, err := s.TakeCode(ctx, hash)
-		switch {
-		case err == nil || errors.Is(err, as.ErrAlreadyUsed):
-			if diff := cmp.Diff(code(hash), got); diff != "" {
-				t.Errorf("TakeCode record (error %v) (-want +got):\n%s", err, diff)
-			}
-		case errors.Is(err, authz.ErrNotFound):
-			if got != nil {
-				t.Errorf("TakeCode with ErrNotFound returned a record: %+v", got)
-			}
-		default:
-			t.Fatalf("TakeCode: %v", err)
-		}
+}
+
+func testCodesMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	if err := takeCode(t, ctx, s, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TakeCode(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testCodesPutDuplicate(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	hash := newID()
+	putCode(t, ctx, s, code(hash), long)
+	if err := s.PutCode(ctx, code(hash), long); err == nil {
+		t.Errorf("second PutCode of an unused code succeeded, want an error")
+	}
+	if err := takeCode(t, ctx, s, hash); err != nil {
+		t.Fatalf("TakeCode error = %v, want nil", err)
+	}
+	if err := s.PutCode(ctx, code(hash), long); err == nil {
+		t.Errorf("PutCode of a used code succeeded, want an error")
+	}
+	if err := takeCode(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
+		t.Errorf("TakeCode after a refused PutCode error = %v, want ErrAlreadyUsed", err)
+	}
+}
+
+func testCodesConcurrentTake(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	hash := newID()
+	putCode(t, ctx, s, code(hash), long)
+	got := make([]*as.AuthCode, workers)
+	errs := race(func(i int) (err error) {
+		got[i], err = s.TakeCode(ctx, hash)
 		return err
+	})
+	if n := count(errs, nil); n != 1 {
+		t.Fatalf("%d of %d concurrent TakeCode calls succeeded, want 1 (errors: %v)", n, workers, errs)
 	}
-
-	t.Run("TakeOnce", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		hash := newID()
-		put(t, ctx, s, code(hash), long)
-		if err := take(t, ctx, s, hash); err != nil {
-			t.Fatalf("first TakeCode error = %v, want nil", err)
+	if n := count(errs, as.ErrAlreadyUsed); n != workers-1 {
+		t.Errorf("%d of %d concurrent TakeCode calls got ErrAlreadyUsed, want %d (errors: %v)", n, workers, workers-1, errs)
+	}
+	for i, c := range got {
+		if diff := cmp.Diff(code(hash), c); diff != "" {
+			t.Errorf("TakeCode #%d (error %v) (-want +got):\n%s", i, errs[i], diff)
 		}
-		for i := range 2 {
-			if err := take(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
-				t.Errorf("TakeCode #%d error = %v, want ErrAlreadyUsed", i+2, err)
+	}
+}
+
+func testCodesExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	for _, tt := range []struct {
+		name string
+		take bool // take the code once before it expires
+		want error
+	}{
+		{"unused", false, nil},
+		{"used", true, as.ErrAlreadyUsed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, st := ctxFor(t), newStores(t)
+			s, ttl := st.Codes, st.TTL
+			hash := newID()
+			putCode(t, ctx, s, code(hash), ttl)
+			if tt.take {
+				if err := takeCode(t, ctx, s, hash); err != nil {
+					t.Fatalf("TakeCode error = %v, want nil", err)
+				}
 			}
-		}
-	})
-
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		if err := take(t, ctx, s, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TakeCode(missing) error = %v, want ErrNotFound", err)
-		}
-	})
-
-	t.Run("PutDuplicate", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		hash := newID()
-		put(t, ctx, s, code(hash), long)
-		if err := s.PutCode(ctx, code(hash), long); err == nil {
-			t.Errorf("second PutCode of an unused code succeeded, want an error")
-		}
-		if err := take(t, ctx, s, hash); err != nil {
-			t.Fatalf("TakeCode error = %v, want nil", err)
-		}
-		if err := s.PutCode(ctx, code(hash), long); err == nil {
-			t.Errorf("PutCode of a used code succeeded, want an error")
-		}
-		if err := take(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
-			t.Errorf("TakeCode after a refused PutCode error = %v, want ErrAlreadyUsed", err)
-		}
-	})
-
-	t.Run("ConcurrentTake", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		hash := newID()
-		put(t, ctx, s, code(hash), long)
-		got := make([]*as.AuthCode, workers)
-		errs := race(func(i int) (err error) {
-			got[i], err = s.TakeCode(ctx, hash)
-			return err
+			st.Advance(ttl * 3 / 4)
+			if err := takeCode(t, ctx, s, hash); !errors.Is(err, tt.want) {
+				t.Errorf("TakeCode before the TTL error = %v, want %v", err, tt.want)
+			}
+			st.Advance(ttl / 2)
+			if err := takeCode(t, ctx, s, hash); !errors.Is(err, authz.ErrNotFound) {
+				t.Errorf("TakeCode after the TTL error = %v, want ErrNotFound", err)
+			}
 		})
-		if n := count(errs, nil); n != 1 {
-			t.Fatalf("%d of %d concurrent TakeCode calls succeeded, want 1 (errors: %v)", n, workers, errs)
-		}
-		if n := count(errs, as.ErrAlreadyUsed); n != workers-1 {
-			t.Errorf("%d of %d concurrent TakeCode calls got ErrAlreadyUsed, want %d (errors: %v)", n, workers, workers-1, errs)
-		}
-		for i, c := range got {
-			if diff := cmp.Diff(code(hash), c); diff != "" {
-				t.Errorf("TakeCode #%d (error %v) (-want +got):\n%s", i, errs[i], diff)
-			}
-		}
-	})
+	}
+}
 
-	t.Run("Expiry", func(t *testing.T) {
-		for _, tt := range []struct {
-			name string
-			take bool // take the code once before it expires
-			want error
-		}{
-			{"unused", false, nil},
-			{"used", true, as.ErrAlreadyUsed},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				ctx, st := ctxFor(t), newStores(t)
-				s, ttl := st.Codes, st.TTL
-				hash := newID()
-				put(t, ctx, s, code(hash), ttl)
-				if tt.take {
-					if err := take(t, ctx, s, hash); err != nil {
-						t.Fatalf("TakeCode error = %v, want nil", err)
-					}
-				}
-				st.Advance(ttl * 3 / 4)
-				if err := take(t, ctx, s, hash); !errors.Is(err, tt.want) {
-					t.Errorf("TakeCode before the TTL error = %v, want %v", err, tt.want)
-				}
-				st.Advance(ttl / 2)
-				if err := take(t, ctx, s, hash); !errors.Is(err, authz.ErrNotFound) {
-					t.Errorf("TakeCode after the TTL error = %v, want ErrNotFound", err)
-				}
-			})
-		}
-	})
-
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		hash := newID()
-		c := code(hash)
-		put(t, ctx, s, c, long)
-		scribble(c)
-		got, err := s.TakeCode(ctx, hash)
-		if err != nil {
-			t.Fatalf("TakeCode: %v", err)
-		}
-		scribble(got)
-		if err := take(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
-			t.Errorf("second TakeCode error = %v, want ErrAlreadyUsed", err)
-		}
-	})
+func testCodesNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	hash := newID()
+	c := code(hash)
+	putCode(t, ctx, s, c, long)
+	scribble(c)
+	got, err := s.TakeCode(ctx, hash)
+	if err != nil {
+		t.Fatalf("TakeCode: %v", err)
+	}
+	scribble(got)
+	if err := takeCode(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
+		t.Errorf("second TakeCode error = %v, want ErrAlreadyUsed", err)
+	}
 }
 
 func testGrants(t *testing.T, newStores func(t *testing.T) Stores) {
