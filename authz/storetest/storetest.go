@@ -662,218 +662,230 @@ func testCodesNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
 }
 
 func testGrants(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s as.GrantStore, g *as.Grant, ttl time.Duration) {
-		t.Helper()
-		if err := s.PutGrant(ctx, g, ttl); err != nil {
-			t.Fatalf("PutGrant: %v", err)
+	t.Run("PutGet", func(t *testing.T) { testGrantsPutGet(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testGrantsMissing(t, newStores) })
+	t.Run("Revoke", func(t *testing.T) { testGrantsRevoke(t, newStores) })
+	t.Run("RevokeUnknown", func(t *testing.T) { testGrantsRevokeUnknown(t, newStores) })
+	t.Run("RevokeOutlivesGrant", func(t *testing.T) { testGrantsRevokeOutlivesGrant(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testGrantsExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testGrantsNoAliasing(t, newStores) })
+	t.Run("RevokeCascades", func(t *testing.T) { testGrantsRevokeCascades(t, newStores) })
+	t.Run("RevokeIsSticky", func(t *testing.T) { testGrantsRevokeIsSticky(t, newStores) })
+}
+
+func putGrant(t *testing.T, ctx context.Context, s as.GrantStore, g *as.Grant, ttl time.Duration) {
+	t.Helper()
+	if err := s.PutGrant(ctx, g, ttl); err != nil {
+		t.Fatalf("PutGrant: %v", err)
+	}
+}
+
+func grantRevoked(t *testing.T, ctx context.Context, s as.GrantStore, id string) bool {
+	t.Helper()
+	r, err := s.GrantRevoked(ctx, id)
+	if err != nil {
+		t.Fatalf("GrantRevoked: %v", err)
+	}
+	return r
+}
+
+func revokeGrant(t *testing.T, ctx context.Context, s as.GrantStore, id string) {
+	t.Helper()
+	if err := s.RevokeGrant(ctx, id); err != nil {
+		t.Fatalf("RevokeGrant: %v", err)
+	}
+}
+
+func testGrantsPutGet(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id := newID()
+	putGrant(t, ctx, s, grant(id), long)
+	got, err := s.GetGrant(ctx, id)
+	if err != nil {
+		t.Fatalf("GetGrant: %v", err)
+	}
+	if diff := cmp.Diff(grant(id), got); diff != "" {
+		t.Errorf("GetGrant (-want +got):\n%s", diff)
+	}
+	if grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked of a live grant = true")
+	}
+	// PutGrant replaces.
+	g := grant(id)
+	g.Scopes = []string{"notes:read"}
+	putGrant(t, ctx, s, g, long)
+	got, err = s.GetGrant(ctx, id)
+	if err != nil {
+		t.Fatalf("GetGrant: %v", err)
+	}
+	if diff := cmp.Diff(g, got); diff != "" {
+		t.Errorf("GetGrant after a second PutGrant (-want +got):\n%s", diff)
+	}
+}
+
+func testGrantsMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id := newID()
+	if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetGrant(missing) error = %v, want ErrNotFound", err)
+	}
+	if grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked of an unknown grant = true")
+	}
+}
+
+func testGrantsRevoke(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id, other := newID(), newID()
+	putGrant(t, ctx, s, grant(id), long)
+	putGrant(t, ctx, s, grant(other), long)
+	revokeGrant(t, ctx, s, id)
+	if !grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked after RevokeGrant = false")
+	}
+	if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetGrant after RevokeGrant error = %v, want ErrNotFound", err)
+	}
+	revokeGrant(t, ctx, s, id) // idempotent
+	if !grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked after a second RevokeGrant = false")
+	}
+	if grantRevoked(t, ctx, s, other) {
+		t.Errorf("RevokeGrant revoked another grant")
+	}
+	if _, err := s.GetGrant(ctx, other); err != nil {
+		t.Errorf("GetGrant of another grant after RevokeGrant: %v", err)
+	}
+}
+
+func testGrantsRevokeUnknown(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id := newID()
+	revokeGrant(t, ctx, s, id)
+	if !grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked after RevokeGrant of an unknown grant = false")
+	}
+}
+
+func testGrantsRevokeOutlivesGrant(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Grants, st.TTL
+	id := newID()
+	putGrant(t, ctx, s, grant(id), ttl)
+	revokeGrant(t, ctx, s, id)
+	st.Advance(2 * ttl)
+	if !grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked after the grant's TTL = false: the revocation must outlive the grant")
+	}
+}
+
+func testGrantsExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Grants, st.TTL
+	id := newID()
+	putGrant(t, ctx, s, grant(id), ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.GetGrant(ctx, id); err != nil {
+		t.Fatalf("GetGrant before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetGrant after the TTL error = %v, want ErrNotFound", err)
+	}
+	if grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked of an expired grant = true")
+	}
+}
+
+func testGrantsNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id := newID()
+	g := grant(id)
+	putGrant(t, ctx, s, g, long)
+	scribble(g)
+	got, err := s.GetGrant(ctx, id)
+	if err != nil {
+		t.Fatalf("GetGrant: %v", err)
+	}
+	scribble(got)
+	got, err = s.GetGrant(ctx, id)
+	if err != nil {
+		t.Fatalf("GetGrant: %v", err)
+	}
+	if diff := cmp.Diff(grant(id), got); diff != "" {
+		t.Errorf("the stored grant shares memory with a caller (-want +got):\n%s", diff)
+	}
+}
+
+func testGrantsRevokeCascades(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	id, other := newID(), newID()
+	for _, g := range []string{id, other} {
+		putGrant(t, ctx, st.Grants, grant(g), long)
+		if err := st.Refresh.IssueRefresh(ctx, g, "client-"+g, "rt-"+g, long); err != nil {
+			t.Fatalf("IssueRefresh: %v", err)
+		}
+		if err := st.Upstream.PutUpstream(ctx, g, sealed(), long); err != nil {
+			t.Fatalf("PutUpstream: %v", err)
 		}
 	}
-	revoked := func(t *testing.T, ctx context.Context, s as.GrantStore, id string) bool {
-		t.Helper()
-		r, err := s.GrantRevoked(ctx, id)
-		if err != nil {
-			t.Fatalf("GrantRevoked: %v", err)
-		}
-		return r
+	// Rotate once, so that the family holds more than one token.
+	if _, _, err := st.Refresh.RotateRefresh(ctx, rotation("rt-"+id, "rt2-"+id, "client-"+id, at, time.Minute)); err != nil {
+		t.Fatalf("RotateRefresh: %v", err)
 	}
-	revoke := func(t *testing.T, ctx context.Context, s as.GrantStore, id string) {
-		t.Helper()
-		if err := s.RevokeGrant(ctx, id); err != nil {
-			t.Fatalf("RevokeGrant: %v", err)
+	revokeGrant(t, ctx, st.Grants, id)
+
+	for _, h := range []string{"rt-" + id, "rt2-" + id} {
+		if _, _, err := st.Refresh.LookupRefresh(ctx, h); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("LookupRefresh of the revoked grant's token error = %v, want ErrNotFound", err)
+		}
+		if _, _, err := st.Refresh.RotateRefresh(ctx, rotation(h, newID(), "client-"+id, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("RotateRefresh of the revoked grant's token error = %v, want ErrNotFound", err)
 		}
 	}
+	if _, err := st.Upstream.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream of the revoked grant error = %v, want ErrNotFound", err)
+	}
+	// The other grant keeps everything.
+	if g, c, err := st.Refresh.LookupRefresh(ctx, "rt-"+other); err != nil || g != other || c != "client-"+other {
+		t.Errorf("LookupRefresh of another grant's token = %q, %q, %v; want %q, %q, nil", g, c, err, other, "client-"+other)
+	}
+	if _, err := st.Upstream.GetUpstream(ctx, other); err != nil {
+		t.Errorf("GetUpstream of another grant: %v", err)
+	}
+}
 
-	t.Run("PutGet", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id := newID()
-		put(t, ctx, s, grant(id), long)
-		got, err := s.GetGrant(ctx, id)
-		if err != nil {
-			t.Fatalf("GetGrant: %v", err)
-		}
-		if diff := cmp.Diff(grant(id), got); diff != "" {
-			t.Errorf("GetGrant (-want +got):\n%s", diff)
-		}
-		if revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked of a live grant = true")
-		}
-		// PutGrant replaces.
-		g := grant(id)
-		g.Scopes = []string{"notes:read"}
-		put(t, ctx, s, g, long)
-		got, err = s.GetGrant(ctx, id)
-		if err != nil {
-			t.Fatalf("GetGrant: %v", err)
-		}
-		if diff := cmp.Diff(g, got); diff != "" {
-			t.Errorf("GetGrant after a second PutGrant (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id := newID()
-		if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetGrant(missing) error = %v, want ErrNotFound", err)
-		}
-		if revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked of an unknown grant = true")
-		}
-	})
-
-	t.Run("Revoke", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id, other := newID(), newID()
-		put(t, ctx, s, grant(id), long)
-		put(t, ctx, s, grant(other), long)
-		revoke(t, ctx, s, id)
-		if !revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked after RevokeGrant = false")
-		}
-		if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetGrant after RevokeGrant error = %v, want ErrNotFound", err)
-		}
-		revoke(t, ctx, s, id) // idempotent
-		if !revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked after a second RevokeGrant = false")
-		}
-		if revoked(t, ctx, s, other) {
-			t.Errorf("RevokeGrant revoked another grant")
-		}
-		if _, err := s.GetGrant(ctx, other); err != nil {
-			t.Errorf("GetGrant of another grant after RevokeGrant: %v", err)
-		}
-	})
-
-	t.Run("RevokeUnknown", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id := newID()
-		revoke(t, ctx, s, id)
-		if !revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked after RevokeGrant of an unknown grant = false")
-		}
-	})
-
-	t.Run("RevokeOutlivesGrant", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Grants, st.TTL
-		id := newID()
-		put(t, ctx, s, grant(id), ttl)
-		revoke(t, ctx, s, id)
-		st.Advance(2 * ttl)
-		if !revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked after the grant's TTL = false: the revocation must outlive the grant")
-		}
-	})
-
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Grants, st.TTL
-		id := newID()
-		put(t, ctx, s, grant(id), ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.GetGrant(ctx, id); err != nil {
-			t.Fatalf("GetGrant before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetGrant after the TTL error = %v, want ErrNotFound", err)
-		}
-		if revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked of an expired grant = true")
-		}
-	})
-
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id := newID()
-		g := grant(id)
-		put(t, ctx, s, g, long)
-		scribble(g)
-		got, err := s.GetGrant(ctx, id)
-		if err != nil {
-			t.Fatalf("GetGrant: %v", err)
-		}
-		scribble(got)
-		got, err = s.GetGrant(ctx, id)
-		if err != nil {
-			t.Fatalf("GetGrant: %v", err)
-		}
-		if diff := cmp.Diff(grant(id), got); diff != "" {
-			t.Errorf("the stored grant shares memory with a caller (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("RevokeCascades", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		id, other := newID(), newID()
-		for _, g := range []string{id, other} {
-			put(t, ctx, st.Grants, grant(g), long)
-			if err := st.Refresh.IssueRefresh(ctx, g, "client-"+g, "rt-"+g, long); err != nil {
-				t.Fatalf("IssueRefresh: %v", err)
-			}
-			if err := st.Upstream.PutUpstream(ctx, g, sealed(), long); err != nil {
-				t.Fatalf("PutUpstream: %v", err)
-			}
-		}
-		// Rotate once, so that the family holds more than one token.
-		if _, _, err := st.Refresh.RotateRefresh(ctx, rotation("rt-"+id, "rt2-"+id, "client-"+id, at, time.Minute)); err != nil {
-			t.Fatalf("RotateRefresh: %v", err)
-		}
-		revoke(t, ctx, st.Grants, id)
-
-		for _, h := range []string{"rt-" + id, "rt2-" + id} {
-			if _, _, err := st.Refresh.LookupRefresh(ctx, h); !errors.Is(err, authz.ErrNotFound) {
-				t.Errorf("LookupRefresh of the revoked grant's token error = %v, want ErrNotFound", err)
-			}
-			if _, _, err := st.Refresh.RotateRefresh(ctx, rotation(h, newID(), "client-"+id, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
-				t.Errorf("RotateRefresh of the revoked grant's token error = %v, want ErrNotFound", err)
-			}
-		}
-		if _, err := st.Upstream.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream of the revoked grant error = %v, want ErrNotFound", err)
-		}
-		// The other grant keeps everything.
-		if g, c, err := st.Refresh.LookupRefresh(ctx, "rt-"+other); err != nil || g != other || c != "client-"+other {
-			t.Errorf("LookupRefresh of another grant's token = %q, %q, %v; want %q, %q, nil", g, c, err, other, "client-"+other)
-		}
-		if _, err := st.Upstream.GetUpstream(ctx, other); err != nil {
-			t.Errorf("GetUpstream of another grant: %v", err)
-		}
-	})
-
-	t.Run("RevokeIsSticky", func(t *testing.T) {
-		// A code replayed while its first exchange runs revokes the grant
-		// before the exchange stores the refresh token: what the exchange
-		// writes afterwards must not bring the grant back.
-		ctx, st := ctxFor(t), newStores(t)
-		id := newID()
-		revoke(t, ctx, st.Grants, id)
-		if err := st.Grants.PutGrant(ctx, grant(id), long); err != nil {
-			t.Logf("PutGrant after RevokeGrant: %v", err)
-		}
-		if err := st.Refresh.IssueRefresh(ctx, id, "client-"+id, "rt-"+id, long); err != nil {
-			t.Logf("IssueRefresh after RevokeGrant: %v", err)
-		}
-		if err := st.Upstream.PutUpstream(ctx, id, sealed(), long); err != nil {
-			t.Logf("PutUpstream after RevokeGrant: %v", err)
-		}
-		if !revoked(t, ctx, st.Grants, id) {
-			t.Errorf("GrantRevoked after PutGrant of a revoked grant = false")
-		}
-		if _, err := st.Grants.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetGrant of a revoked grant put again error = %v, want ErrNotFound", err)
-		}
-		if _, _, err := st.Refresh.LookupRefresh(ctx, "rt-"+id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("LookupRefresh of a token issued after RevokeGrant error = %v, want ErrNotFound", err)
-		}
-		if _, _, err := st.Refresh.RotateRefresh(ctx, rotation("rt-"+id, newID(), "client-"+id, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("RotateRefresh of a token issued after RevokeGrant error = %v, want ErrNotFound", err)
-		}
-		if _, err := st.Upstream.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream of tokens put after RevokeGrant error = %v, want ErrNotFound", err)
-		}
-	})
+func testGrantsRevokeIsSticky(t *testing.T, newStores func(t *testing.T) Stores) {
+	// A code replayed while its first exchange runs revokes the grant
+	// before the exchange stores the refresh token: what the exchange
+	// writes afterwards must not bring the grant back.
+	ctx, st := ctxFor(t), newStores(t)
+	id := newID()
+	revokeGrant(t, ctx, st.Grants, id)
+	if err := st.Grants.PutGrant(ctx, grant(id), long); err != nil {
+		t.Logf("PutGrant after RevokeGrant: %v", err)
+	}
+	if err := st.Refresh.IssueRefresh(ctx, id, "client-"+id, "rt-"+id, long); err != nil {
+		t.Logf("IssueRefresh after RevokeGrant: %v", err)
+	}
+	if err := st.Upstream.PutUpstream(ctx, id, sealed(), long); err != nil {
+		t.Logf("PutUpstream after RevokeGrant: %v", err)
+	}
+	if !grantRevoked(t, ctx, st.Grants, id) {
+		t.Errorf("GrantRevoked after PutGrant of a revoked grant = false")
+	}
+	if _, err := st.Grants.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetGrant of a revoked grant put again error = %v, want ErrNotFound", err)
+	}
+	if _, _, err := st.Refresh.LookupRefresh(ctx, "rt-"+id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("LookupRefresh of a token issued after RevokeGrant error = %v, want ErrNotFound", err)
+	}
+	if _, _, err := st.Refresh.RotateRefresh(ctx, rotation("rt-"+id, newID(), "client-"+id, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("RotateRefresh of a token issued after RevokeGrant error = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Upstream.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream of tokens put after RevokeGrant error = %v, want ErrNotFound", err)
+	}
 }
 
 // rotation returns a RefreshRotation with a long TTL.
