@@ -1217,132 +1217,138 @@ func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
 }
 
 func testUpstream(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s upstream.TokenStore, grantID string, v *upstream.Sealed, ttl time.Duration) {
-		t.Helper()
-		if err := s.PutUpstream(ctx, grantID, v, ttl); err != nil {
-			t.Fatalf("PutUpstream: %v", err)
-		}
+	t.Run("Swap", func(t *testing.T) { testUpstreamSwap(t, newStores) })
+	t.Run("PutGetDelete", func(t *testing.T) { testUpstreamPutGetDelete(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testUpstreamMissing(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testUpstreamExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testUpstreamNoAliasing(t, newStores) })
+}
+
+func putUpstream(t *testing.T, ctx context.Context, s upstream.TokenStore, grantID string, v *upstream.Sealed, ttl time.Duration) {
+	t.Helper()
+	if err := s.PutUpstream(ctx, grantID, v, ttl); err != nil {
+		t.Fatalf("PutUpstream: %v", err)
 	}
+}
 
-	t.Run("Swap", func(t *testing.T) {
-		// The fence of the vault's refresh: SwapUpstream replaces only
-		// the record it was given, never a newer one, and never revives a
-		// revoked grant's tokens.
-		st := newStores(t)
-		ctx, s := ctxFor(t), st.Upstream
-		sw, ok := s.(upstream.TokenSwapper)
-		if !ok {
-			t.Fatal("the UpstreamTokenStore does not implement authz.UpstreamTokenSwapper (the vault then writes refreshed tokens without a fence)")
-		}
-		id := newID()
-		put(t, ctx, s, id, sealed(), long)
-		newer := &upstream.Sealed{KeyID: "k2", Nonce: []byte("newer nonce!"), Ciphertext: []byte("newer")}
-		stale := &upstream.Sealed{KeyID: "k2", Nonce: []byte("stale nonce!"), Ciphertext: []byte("stale")}
-		if ok, err := sw.SwapUpstream(ctx, id, sealed(), newer, long); err != nil || !ok {
-			t.Fatalf("SwapUpstream over the current record = %v, %v; want true", ok, err)
-		}
-		// A stalled holder still believes the old record is current.
-		if ok, err := sw.SwapUpstream(ctx, id, sealed(), stale, long); err != nil || ok {
-			t.Fatalf("SwapUpstream over a replaced record = %v, %v; want false", ok, err)
-		}
-		got, err := s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(newer, got); diff != "" {
-			t.Errorf("after a refused swap (-want +got):\n%s", diff)
-		}
-		if ok, err := sw.SwapUpstream(ctx, newID(), sealed(), newer, long); err != nil || ok {
-			t.Errorf("SwapUpstream of a missing record = %v, %v; want false", ok, err)
-		}
-		if err := st.Grants.RevokeGrant(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := sw.SwapUpstream(ctx, id, newer, stale, long); err != nil || ok {
-			t.Errorf("SwapUpstream of a revoked grant = %v, %v; want false", ok, err)
-		}
-		if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream of a revoked grant after a swap: %v, want ErrNotFound", err)
-		}
-	})
+func testUpstreamSwap(t *testing.T, newStores func(t *testing.T) Stores) {
+	// The fence of the vault's refresh: SwapUpstream replaces only
+	// the record it was given, never a newer one, and never revives a
+	// revoked grant's tokens.
+	st := newStores(t)
+	ctx, s := ctxFor(t), st.Upstream
+	sw, ok := s.(upstream.TokenSwapper)
+	if !ok {
+		t.Fatal("the UpstreamTokenStore does not implement authz.UpstreamTokenSwapper (the vault then writes refreshed tokens without a fence)")
+	}
+	id := newID()
+	putUpstream(t, ctx, s, id, sealed(), long)
+	newer := &upstream.Sealed{KeyID: "k2", Nonce: []byte("newer nonce!"), Ciphertext: []byte("newer")}
+	stale := &upstream.Sealed{KeyID: "k2", Nonce: []byte("stale nonce!"), Ciphertext: []byte("stale")}
+	if ok, err := sw.SwapUpstream(ctx, id, sealed(), newer, long); err != nil || !ok {
+		t.Fatalf("SwapUpstream over the current record = %v, %v; want true", ok, err)
+	}
+	// A stalled holder still believes the old record is current.
+	if ok, err := sw.SwapUpstream(ctx, id, sealed(), stale, long); err != nil || ok {
+		t.Fatalf("SwapUpstream over a replaced record = %v, %v; want false", ok, err)
+	}
+	got, err := s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(newer, got); diff != "" {
+		t.Errorf("after a refused swap (-want +got):\n%s", diff)
+	}
+	if ok, err := sw.SwapUpstream(ctx, newID(), sealed(), newer, long); err != nil || ok {
+		t.Errorf("SwapUpstream of a missing record = %v, %v; want false", ok, err)
+	}
+	if err := st.Grants.RevokeGrant(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := sw.SwapUpstream(ctx, id, newer, stale, long); err != nil || ok {
+		t.Errorf("SwapUpstream of a revoked grant = %v, %v; want false", ok, err)
+	}
+	if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream of a revoked grant after a swap: %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("PutGetDelete", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Upstream
-		id, other := newID(), newID()
-		put(t, ctx, s, id, sealed(), long)
-		put(t, ctx, s, other, sealed(), long)
-		got, err := s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatalf("GetUpstream: %v", err)
-		}
-		if diff := cmp.Diff(sealed(), got); diff != "" {
-			t.Errorf("GetUpstream (-want +got):\n%s", diff)
-		}
-		// PutUpstream replaces (a refreshed upstream token).
-		next := &upstream.Sealed{KeyID: "k2", Nonce: []byte("other nonce!"), Ciphertext: []byte("other ciphertext")}
-		put(t, ctx, s, id, next, long)
-		got, err = s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatalf("GetUpstream: %v", err)
-		}
-		if diff := cmp.Diff(next, got); diff != "" {
-			t.Errorf("GetUpstream after a second PutUpstream (-want +got):\n%s", diff)
-		}
-		if err := s.DeleteUpstream(ctx, id); err != nil {
-			t.Fatalf("DeleteUpstream: %v", err)
-		}
-		if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream after DeleteUpstream error = %v, want ErrNotFound", err)
-		}
-		if err := s.DeleteUpstream(ctx, id); err != nil && !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("second DeleteUpstream: %v", err)
-		}
-		if _, err := s.GetUpstream(ctx, other); err != nil {
-			t.Errorf("GetUpstream of another grant after DeleteUpstream: %v", err)
-		}
-	})
+func testUpstreamPutGetDelete(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Upstream
+	id, other := newID(), newID()
+	putUpstream(t, ctx, s, id, sealed(), long)
+	putUpstream(t, ctx, s, other, sealed(), long)
+	got, err := s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatalf("GetUpstream: %v", err)
+	}
+	if diff := cmp.Diff(sealed(), got); diff != "" {
+		t.Errorf("GetUpstream (-want +got):\n%s", diff)
+	}
+	// PutUpstream replaces (a refreshed upstream token).
+	next := &upstream.Sealed{KeyID: "k2", Nonce: []byte("other nonce!"), Ciphertext: []byte("other ciphertext")}
+	putUpstream(t, ctx, s, id, next, long)
+	got, err = s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatalf("GetUpstream: %v", err)
+	}
+	if diff := cmp.Diff(next, got); diff != "" {
+		t.Errorf("GetUpstream after a second PutUpstream (-want +got):\n%s", diff)
+	}
+	if err := s.DeleteUpstream(ctx, id); err != nil {
+		t.Fatalf("DeleteUpstream: %v", err)
+	}
+	if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream after DeleteUpstream error = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteUpstream(ctx, id); err != nil && !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("second DeleteUpstream: %v", err)
+	}
+	if _, err := s.GetUpstream(ctx, other); err != nil {
+		t.Errorf("GetUpstream of another grant after DeleteUpstream: %v", err)
+	}
+}
 
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Upstream
-		if _, err := s.GetUpstream(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream(missing) error = %v, want ErrNotFound", err)
-		}
-	})
+func testUpstreamMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Upstream
+	if _, err := s.GetUpstream(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream(missing) error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Upstream, st.TTL
-		id := newID()
-		put(t, ctx, s, id, sealed(), ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.GetUpstream(ctx, id); err != nil {
-			t.Fatalf("GetUpstream before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream after the TTL error = %v, want ErrNotFound", err)
-		}
-	})
+func testUpstreamExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Upstream, st.TTL
+	id := newID()
+	putUpstream(t, ctx, s, id, sealed(), ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.GetUpstream(ctx, id); err != nil {
+		t.Fatalf("GetUpstream before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream after the TTL error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Upstream
-		id := newID()
-		v := sealed()
-		put(t, ctx, s, id, v, long)
-		scribble(v)
-		got, err := s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatalf("GetUpstream: %v", err)
-		}
-		scribble(got)
-		got, err = s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatalf("GetUpstream: %v", err)
-		}
-		if diff := cmp.Diff(sealed(), got); diff != "" {
-			t.Errorf("the stored tokens share memory with a caller (-want +got):\n%s", diff)
-		}
-	})
+func testUpstreamNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Upstream
+	id := newID()
+	v := sealed()
+	putUpstream(t, ctx, s, id, v, long)
+	scribble(v)
+	got, err := s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatalf("GetUpstream: %v", err)
+	}
+	scribble(got)
+	got, err = s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatalf("GetUpstream: %v", err)
+	}
+	if diff := cmp.Diff(sealed(), got); diff != "" {
+		t.Errorf("the stored tokens share memory with a caller (-want +got):\n%s", diff)
+	}
 }
 
 func testConsent(t *testing.T, newStores func(t *testing.T) Stores) {
