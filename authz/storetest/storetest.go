@@ -893,327 +893,344 @@ func rotation(presented, next, clientID string, now time.Time, grace time.Durati
 	return as.RefreshRotation{PresentedHash: presented, NewHash: next, ClientID: clientID, Now: now, Grace: grace, TTL: long}
 }
 
-func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
-	const grace = 30 * time.Second
+// refreshGrace is the grace window of the rotation cases.
+const refreshGrace = 30 * time.Second
 
-	// A step presents token number presented (0 is the issued one, n the
-	// one step n made) and expects want, or ErrNotFound if want is zero.
-	// Each step offers a new token; after is the time since the first step.
-	type step struct {
-		presented int
-		after     time.Duration
-		clientID  string // default: the family's client
-		grace     time.Duration
-		want      as.RotateResult
+// A refreshStep presents token number presented (0 is the issued one, n the
+// one step n made) and expects want, or ErrNotFound if want is zero.
+// Each step offers a new token; after is the time since the first step.
+type refreshStep struct {
+	presented int
+	after     time.Duration
+	clientID  string // default: the family's client
+	grace     time.Duration
+	want      as.RotateResult
+}
+
+// A refreshCase is a sequence of rotations of one family.
+type refreshCase struct {
+	name  string
+	steps []refreshStep
+	// live and gone are the tokens that LookupRefresh must find, and
+	// must not find, after the steps.
+	live, gone []int
+}
+
+// refreshCases are the rotation sequences that testRefresh runs.
+var refreshCases = []refreshCase{
+	{
+		name:  "current rotates",
+		steps: []refreshStep{{presented: 0, grace: refreshGrace, want: as.Rotated}, {presented: 1, grace: refreshGrace, want: as.Rotated}},
+		live:  []int{0, 1, 2},
+	},
+	{
+		name: "previous within grace",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: refreshGrace / 2, grace: refreshGrace, want: as.RotatedInGrace},
+			{presented: 2, after: refreshGrace / 2, grace: refreshGrace, want: as.Rotated},
+		},
+		live: []int{0, 1, 2, 3},
+	},
+	{
+		name: "previous at the end of grace",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: refreshGrace, grace: refreshGrace, want: as.RotatedInGrace},
+		},
+		live: []int{0, 1, 2},
+	},
+	{
+		name: "grace does not move with a retry",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: refreshGrace / 2, grace: refreshGrace, want: as.RotatedInGrace},
+			{presented: 0, after: refreshGrace, grace: refreshGrace, want: as.RotatedInGrace},
+			{presented: 0, after: refreshGrace + time.Second, grace: refreshGrace, want: as.Reused},
+		},
+		gone: []int{0, 1, 2, 3, 4},
+	},
+	{
+		name: "previous past grace",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: refreshGrace + time.Second, grace: refreshGrace, want: as.Reused},
+			{presented: 1, after: refreshGrace + time.Second, grace: refreshGrace},
+		},
+		gone: []int{0, 1, 2, 3},
+	},
+	{
+		name: "previous within grace by another client",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: time.Second, clientID: "mallory", grace: refreshGrace, want: as.Reused},
+		},
+		gone: []int{0, 1, 2},
+	},
+	{
+		name: "zero grace",
+		steps: []refreshStep{
+			{presented: 0, want: as.Rotated},
+			{presented: 0, want: as.Reused},
+		},
+		gone: []int{0, 1, 2},
+	},
+	{
+		name: "older than previous",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 1, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: time.Second, grace: refreshGrace, want: as.Reused},
+		},
+		gone: []int{0, 1, 2, 3},
+	},
+	{
+		name: "replaced by a retry within grace",
+		// The answer to step 1 was lost; the client retried with token
+		// 0 and got token 2. Token 1 is no longer current.
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: time.Second, grace: refreshGrace, want: as.RotatedInGrace},
+			{presented: 1, after: 2 * time.Second, grace: refreshGrace, want: as.Reused},
+			{presented: 2, after: 2 * time.Second, grace: refreshGrace},
+		},
+		gone: []int{0, 1, 2, 3, 4},
+	},
+}
+
+func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
+	for _, tt := range refreshCases {
+		t.Run(tt.name, func(t *testing.T) { testRefreshRotation(t, newStores, tt) })
 	}
+	t.Run("ReusedKillsFamily", func(t *testing.T) { testRefreshReusedKillsFamily(t, newStores) })
+	t.Run("Unknown", func(t *testing.T) { testRefreshUnknown(t, newStores) })
+	t.Run("FamiliesAreSeparate", func(t *testing.T) { testRefreshFamiliesAreSeparate(t, newStores) })
+	t.Run("IssueReplacesFamily", func(t *testing.T) { testRefreshIssueReplacesFamily(t, newStores) })
+	t.Run("ConcurrentRotate", func(t *testing.T) { testRefreshConcurrentRotate(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testRefreshExpiry(t, newStores) })
+	t.Run("RotateExtends", func(t *testing.T) { testRefreshRotateExtends(t, newStores) })
+}
+
+func testRefreshRotation(t *testing.T, newStores func(t *testing.T) Stores, tt refreshCase) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	grantID, clientID := newID(), "client-"+newID()
+	tokens := []string{newID()}
+	if err := s.IssueRefresh(ctx, grantID, clientID, tokens[0], long); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	for i, st := range tt.steps {
+		tokens = append(tokens, newID())
+		r := rotation(tokens[st.presented], tokens[i+1], clientID, at.Add(st.after), st.grace)
+		if st.clientID != "" {
+			r.ClientID = st.clientID
+		}
+		g, res, err := s.RotateRefresh(ctx, r)
+		if st.want == 0 {
+			if !errors.Is(err, authz.ErrNotFound) {
+				t.Errorf("step %d: RotateRefresh(token %d) = %q, %s, %v; want ErrNotFound", i+1, st.presented, g, resultName(res), err)
+			}
+			continue
+		}
+		if err != nil || res != st.want || g != grantID {
+			t.Errorf("step %d: RotateRefresh(token %d) = %q, %s, %v; want %q, %s, nil", i+1, st.presented, g, resultName(res), err, grantID, resultName(st.want))
+		}
+	}
+	for _, n := range tt.live {
+		if g, c, err := s.LookupRefresh(ctx, tokens[n]); err != nil || g != grantID || c != clientID {
+			t.Errorf("LookupRefresh(token %d) = %q, %q, %v; want %q, %q, nil", n, g, c, err, grantID, clientID)
+		}
+	}
+	for _, n := range tt.gone {
+		if n >= len(tokens) {
+			continue
+		}
+		if g, c, err := s.LookupRefresh(ctx, tokens[n]); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("LookupRefresh(token %d) = %q, %q, %v; want ErrNotFound", n, g, c, err)
+		}
+	}
+}
+
+func testRefreshReusedKillsFamily(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	grantID, clientID := newID(), "client-"+newID()
+	t0, t1, t2 := newID(), newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	if _, res, err := s.RotateRefresh(ctx, rotation(t0, t1, clientID, at, 0)); err != nil || res != as.Rotated {
+		t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
+	}
+	if _, res, err := s.RotateRefresh(ctx, rotation(t0, t2, clientID, at, 0)); err != nil || res != as.Reused {
+		t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
+	}
+	for _, h := range []string{t0, t1, t2} {
+		for i := range 2 { // and a dead family stays dead
+			if g, res, err := s.RotateRefresh(ctx, rotation(h, newID(), clientID, at, time.Hour)); !errors.Is(err, authz.ErrNotFound) {
+				t.Errorf("RotateRefresh #%d of a dead family's token = %q, %s, %v; want ErrNotFound", i, g, resultName(res), err)
+			}
+		}
+	}
+}
+
+func testRefreshUnknown(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	grantID, clientID, t0 := newID(), "client-"+newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	if _, _, err := s.LookupRefresh(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("LookupRefresh(unknown) error = %v, want ErrNotFound", err)
+	}
+	if g, res, err := s.RotateRefresh(ctx, rotation(newID(), newID(), clientID, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("RotateRefresh(unknown) = %q, %s, %v; want ErrNotFound", g, resultName(res), err)
+	}
+	// An unknown token says nothing about the family.
+	if _, res, err := s.RotateRefresh(ctx, rotation(t0, newID(), clientID, at, time.Minute)); err != nil || res != as.Rotated {
+		t.Errorf("RotateRefresh of the current token after an unknown one = %s, %v; want Rotated", resultName(res), err)
+	}
+}
+
+func testRefreshFamiliesAreSeparate(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	a, b := newID(), newID()
+	a0, a1, b0, b1 := newID(), newID(), newID(), newID()
+	for _, f := range []struct{ grant, token string }{{a, a0}, {b, b0}} {
+		if err := s.IssueRefresh(ctx, f.grant, "client", f.token, long); err != nil {
+			t.Fatalf("IssueRefresh: %v", err)
+		}
+	}
+	if _, res, err := s.RotateRefresh(ctx, rotation(a0, a1, "client", at, 0)); err != nil || res != as.Rotated {
+		t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
+	}
+	if _, res, err := s.RotateRefresh(ctx, rotation(a0, newID(), "client", at, 0)); err != nil || res != as.Reused {
+		t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
+	}
+	g, res, err := s.RotateRefresh(ctx, rotation(b0, b1, "client", at, 0))
+	if err != nil || res != as.Rotated || g != b {
+		t.Errorf("RotateRefresh in another family = %q, %s, %v; want %q, Rotated, nil", g, resultName(res), err, b)
+	}
+}
+
+func testRefreshIssueReplacesFamily(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	grantID := newID()
+	t0, t1, n0 := newID(), newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, "client-a", t0, long); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	if _, _, err := s.RotateRefresh(ctx, rotation(t0, t1, "client-a", at, time.Minute)); err != nil {
+		t.Fatalf("RotateRefresh: %v", err)
+	}
+	if err := s.IssueRefresh(ctx, grantID, "client-b", n0, long); err != nil {
+		t.Fatalf("second IssueRefresh: %v", err)
+	}
+	for _, h := range []string{t0, t1} {
+		if _, _, err := s.LookupRefresh(ctx, h); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("LookupRefresh of a replaced family's token error = %v, want ErrNotFound", err)
+		}
+		if _, res, err := s.RotateRefresh(ctx, rotation(h, newID(), "client-a", at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("RotateRefresh of a replaced family's token = %s, %v; want ErrNotFound", resultName(res), err)
+		}
+	}
+	if g, c, err := s.LookupRefresh(ctx, n0); err != nil || g != grantID || c != "client-b" {
+		t.Errorf("LookupRefresh of the new family's token = %q, %q, %v; want %q, client-b, nil", g, c, err, grantID)
+	}
+}
+
+func testRefreshConcurrentRotate(t *testing.T, newStores func(t *testing.T) Stores) {
 	for _, tt := range []struct {
 		name  string
-		steps []step
-		// live and gone are the tokens that LookupRefresh must find, and
-		// must not find, after the steps.
-		live, gone []int
+		grace time.Duration
+		// want counts the results: one Rotated, and every other call
+		// either in grace, or the first loser Reused and the rest
+		// ErrNotFound (result 0) as the family is dead.
+		want map[string]int
 	}{
-		{
-			name:  "current rotates",
-			steps: []step{{presented: 0, grace: grace, want: as.Rotated}, {presented: 1, grace: grace, want: as.Rotated}},
-			live:  []int{0, 1, 2},
-		},
-		{
-			name: "previous within grace",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: grace / 2, grace: grace, want: as.RotatedInGrace},
-				{presented: 2, after: grace / 2, grace: grace, want: as.Rotated},
-			},
-			live: []int{0, 1, 2, 3},
-		},
-		{
-			name: "previous at the end of grace",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: grace, grace: grace, want: as.RotatedInGrace},
-			},
-			live: []int{0, 1, 2},
-		},
-		{
-			name: "grace does not move with a retry",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: grace / 2, grace: grace, want: as.RotatedInGrace},
-				{presented: 0, after: grace, grace: grace, want: as.RotatedInGrace},
-				{presented: 0, after: grace + time.Second, grace: grace, want: as.Reused},
-			},
-			gone: []int{0, 1, 2, 3, 4},
-		},
-		{
-			name: "previous past grace",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: grace + time.Second, grace: grace, want: as.Reused},
-				{presented: 1, after: grace + time.Second, grace: grace},
-			},
-			gone: []int{0, 1, 2, 3},
-		},
-		{
-			name: "previous within grace by another client",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: time.Second, clientID: "mallory", grace: grace, want: as.Reused},
-			},
-			gone: []int{0, 1, 2},
-		},
-		{
-			name: "zero grace",
-			steps: []step{
-				{presented: 0, want: as.Rotated},
-				{presented: 0, want: as.Reused},
-			},
-			gone: []int{0, 1, 2},
-		},
-		{
-			name: "older than previous",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 1, grace: grace, want: as.Rotated},
-				{presented: 0, after: time.Second, grace: grace, want: as.Reused},
-			},
-			gone: []int{0, 1, 2, 3},
-		},
-		{
-			name: "replaced by a retry within grace",
-			// The answer to step 1 was lost; the client retried with token
-			// 0 and got token 2. Token 1 is no longer current.
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: time.Second, grace: grace, want: as.RotatedInGrace},
-				{presented: 1, after: 2 * time.Second, grace: grace, want: as.Reused},
-				{presented: 2, after: 2 * time.Second, grace: grace},
-			},
-			gone: []int{0, 1, 2, 3, 4},
-		},
+		{"within grace", time.Minute, map[string]int{"Rotated": 1, "RotatedInGrace": workers - 1}},
+		{"no grace", 0, map[string]int{"Rotated": 1, "Reused": 1, "none": workers - 2}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, s := ctxFor(t), newStores(t).Refresh
-			grantID, clientID := newID(), "client-"+newID()
-			tokens := []string{newID()}
-			if err := s.IssueRefresh(ctx, grantID, clientID, tokens[0], long); err != nil {
+			grantID, clientID, t0 := newID(), "client-"+newID(), newID()
+			if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
 				t.Fatalf("IssueRefresh: %v", err)
 			}
-			for i, st := range tt.steps {
-				tokens = append(tokens, newID())
-				r := rotation(tokens[st.presented], tokens[i+1], clientID, at.Add(st.after), st.grace)
-				if st.clientID != "" {
-					r.ClientID = st.clientID
+			next := make([]string, workers)
+			res := make([]as.RotateResult, workers)
+			errs := race(func(i int) (err error) {
+				next[i] = newID()
+				_, res[i], err = s.RotateRefresh(ctx, rotation(t0, next[i], clientID, at, tt.grace))
+				if errors.Is(err, authz.ErrNotFound) {
+					return nil
 				}
-				g, res, err := s.RotateRefresh(ctx, r)
-				if st.want == 0 {
-					if !errors.Is(err, authz.ErrNotFound) {
-						t.Errorf("step %d: RotateRefresh(token %d) = %q, %s, %v; want ErrNotFound", i+1, st.presented, g, resultName(res), err)
+				return err
+			})
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("RotateRefresh #%d: %v", i, err)
+				}
+			}
+			got := map[string]int{}
+			for _, r := range res {
+				got[resultName(r)]++
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("results of %d concurrent rotations of one token (-want +got):\n%s", workers, diff)
+			}
+			// Within grace, every rotation's new token joined the family.
+			if tt.grace > 0 {
+				for i, h := range next {
+					if g, c, err := s.LookupRefresh(ctx, h); err != nil || g != grantID || c != clientID {
+						t.Errorf("LookupRefresh(new token #%d) = %q, %q, %v; want %q, %q, nil", i, g, c, err, grantID, clientID)
 					}
-					continue
-				}
-				if err != nil || res != st.want || g != grantID {
-					t.Errorf("step %d: RotateRefresh(token %d) = %q, %s, %v; want %q, %s, nil", i+1, st.presented, g, resultName(res), err, grantID, resultName(st.want))
-				}
-			}
-			for _, n := range tt.live {
-				if g, c, err := s.LookupRefresh(ctx, tokens[n]); err != nil || g != grantID || c != clientID {
-					t.Errorf("LookupRefresh(token %d) = %q, %q, %v; want %q, %q, nil", n, g, c, err, grantID, clientID)
-				}
-			}
-			for _, n := range tt.gone {
-				if n >= len(tokens) {
-					continue
-				}
-				if g, c, err := s.LookupRefresh(ctx, tokens[n]); !errors.Is(err, authz.ErrNotFound) {
-					t.Errorf("LookupRefresh(token %d) = %q, %q, %v; want ErrNotFound", n, g, c, err)
 				}
 			}
 		})
 	}
+}
 
-	t.Run("ReusedKillsFamily", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Refresh
-		grantID, clientID := newID(), "client-"+newID()
-		t0, t1, t2 := newID(), newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(t0, t1, clientID, at, 0)); err != nil || res != as.Rotated {
-			t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
-		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(t0, t2, clientID, at, 0)); err != nil || res != as.Reused {
-			t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
-		}
-		for _, h := range []string{t0, t1, t2} {
-			for i := range 2 { // and a dead family stays dead
-				if g, res, err := s.RotateRefresh(ctx, rotation(h, newID(), clientID, at, time.Hour)); !errors.Is(err, authz.ErrNotFound) {
-					t.Errorf("RotateRefresh #%d of a dead family's token = %q, %s, %v; want ErrNotFound", i, g, resultName(res), err)
-				}
-			}
-		}
-	})
+func testRefreshExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Refresh, st.TTL
+	grantID, clientID, t0, t1 := newID(), "client-"+newID(), newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, clientID, t0, ttl); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	st.Advance(ttl * 3 / 4)
+	if _, _, err := s.LookupRefresh(ctx, t0); err != nil {
+		t.Fatalf("LookupRefresh before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, _, err := s.LookupRefresh(ctx, t0); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("LookupRefresh after the TTL error = %v, want ErrNotFound", err)
+	}
+	r := rotation(t0, t1, clientID, at, time.Minute)
+	if g, res, err := s.RotateRefresh(ctx, r); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("RotateRefresh after the TTL = %q, %s, %v; want ErrNotFound", g, resultName(res), err)
+	}
+}
 
-	t.Run("Unknown", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Refresh
-		grantID, clientID, t0 := newID(), "client-"+newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		if _, _, err := s.LookupRefresh(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("LookupRefresh(unknown) error = %v, want ErrNotFound", err)
-		}
-		if g, res, err := s.RotateRefresh(ctx, rotation(newID(), newID(), clientID, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("RotateRefresh(unknown) = %q, %s, %v; want ErrNotFound", g, resultName(res), err)
-		}
-		// An unknown token says nothing about the family.
-		if _, res, err := s.RotateRefresh(ctx, rotation(t0, newID(), clientID, at, time.Minute)); err != nil || res != as.Rotated {
-			t.Errorf("RotateRefresh of the current token after an unknown one = %s, %v; want Rotated", resultName(res), err)
-		}
-	})
-
-	t.Run("FamiliesAreSeparate", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Refresh
-		a, b := newID(), newID()
-		a0, a1, b0, b1 := newID(), newID(), newID(), newID()
-		for _, f := range []struct{ grant, token string }{{a, a0}, {b, b0}} {
-			if err := s.IssueRefresh(ctx, f.grant, "client", f.token, long); err != nil {
-				t.Fatalf("IssueRefresh: %v", err)
-			}
-		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(a0, a1, "client", at, 0)); err != nil || res != as.Rotated {
-			t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
-		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(a0, newID(), "client", at, 0)); err != nil || res != as.Reused {
-			t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
-		}
-		g, res, err := s.RotateRefresh(ctx, rotation(b0, b1, "client", at, 0))
-		if err != nil || res != as.Rotated || g != b {
-			t.Errorf("RotateRefresh in another family = %q, %s, %v; want %q, Rotated, nil", g, resultName(res), err, b)
-		}
-	})
-
-	t.Run("IssueReplacesFamily", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Refresh
-		grantID := newID()
-		t0, t1, n0 := newID(), newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, "client-a", t0, long); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		if _, _, err := s.RotateRefresh(ctx, rotation(t0, t1, "client-a", at, time.Minute)); err != nil {
-			t.Fatalf("RotateRefresh: %v", err)
-		}
-		if err := s.IssueRefresh(ctx, grantID, "client-b", n0, long); err != nil {
-			t.Fatalf("second IssueRefresh: %v", err)
-		}
-		for _, h := range []string{t0, t1} {
-			if _, _, err := s.LookupRefresh(ctx, h); !errors.Is(err, authz.ErrNotFound) {
-				t.Errorf("LookupRefresh of a replaced family's token error = %v, want ErrNotFound", err)
-			}
-			if _, res, err := s.RotateRefresh(ctx, rotation(h, newID(), "client-a", at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
-				t.Errorf("RotateRefresh of a replaced family's token = %s, %v; want ErrNotFound", resultName(res), err)
-			}
-		}
-		if g, c, err := s.LookupRefresh(ctx, n0); err != nil || g != grantID || c != "client-b" {
-			t.Errorf("LookupRefresh of the new family's token = %q, %q, %v; want %q, client-b, nil", g, c, err, grantID)
-		}
-	})
-
-	t.Run("ConcurrentRotate", func(t *testing.T) {
-		for _, tt := range []struct {
-			name  string
-			grace time.Duration
-			// want counts the results: one Rotated, and every other call
-			// either in grace, or the first loser Reused and the rest
-			// ErrNotFound (result 0) as the family is dead.
-			want map[string]int
-		}{
-			{"within grace", time.Minute, map[string]int{"Rotated": 1, "RotatedInGrace": workers - 1}},
-			{"no grace", 0, map[string]int{"Rotated": 1, "Reused": 1, "none": workers - 2}},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				ctx, s := ctxFor(t), newStores(t).Refresh
-				grantID, clientID, t0 := newID(), "client-"+newID(), newID()
-				if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
-					t.Fatalf("IssueRefresh: %v", err)
-				}
-				next := make([]string, workers)
-				res := make([]as.RotateResult, workers)
-				errs := race(func(i int) (err error) {
-					next[i] = newID()
-					_, res[i], err = s.RotateRefresh(ctx, rotation(t0, next[i], clientID, at, tt.grace))
-					if errors.Is(err, authz.ErrNotFound) {
-						return nil
-					}
-					return err
-				})
-				for i, err := range errs {
-					if err != nil {
-						t.Fatalf("RotateRefresh #%d: %v", i, err)
-					}
-				}
-				got := map[string]int{}
-				for _, r := range res {
-					got[resultName(r)]++
-				}
-				if diff := cmp.Diff(tt.want, got); diff != "" {
-					t.Errorf("results of %d concurrent rotations of one token (-want +got):\n%s", workers, diff)
-				}
-				// Within grace, every rotation's new token joined the family.
-				if tt.grace > 0 {
-					for i, h := range next {
-						if g, c, err := s.LookupRefresh(ctx, h); err != nil || g != grantID || c != clientID {
-							t.Errorf("LookupRefresh(new token #%d) = %q, %q, %v; want %q, %q, nil", i, g, c, err, grantID, clientID)
-						}
-					}
-				}
-			})
-		}
-	})
-
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Refresh, st.TTL
-		grantID, clientID, t0, t1 := newID(), "client-"+newID(), newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, clientID, t0, ttl); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		st.Advance(ttl * 3 / 4)
-		if _, _, err := s.LookupRefresh(ctx, t0); err != nil {
-			t.Fatalf("LookupRefresh before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, _, err := s.LookupRefresh(ctx, t0); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("LookupRefresh after the TTL error = %v, want ErrNotFound", err)
-		}
-		r := rotation(t0, t1, clientID, at, time.Minute)
-		if g, res, err := s.RotateRefresh(ctx, r); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("RotateRefresh after the TTL = %q, %s, %v; want ErrNotFound", g, resultName(res), err)
-		}
-	})
-
-	t.Run("RotateExtends", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Refresh, st.TTL
-		grantID, clientID, t0, t1 := newID(), "client-"+newID(), newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, clientID, t0, ttl); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		st.Advance(ttl / 2)
-		r := rotation(t0, t1, clientID, at, time.Minute)
-		r.TTL = ttl
-		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
-			t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
-		}
-		st.Advance(ttl * 3 / 4) // 5/4 TTL after IssueRefresh, 3/4 after RotateRefresh
-		if g, c, err := s.LookupRefresh(ctx, t1); err != nil || g != grantID || c != clientID {
-			t.Errorf("LookupRefresh of the rotated token = %q, %q, %v; want %q, %q, nil", g, c, err, grantID, clientID)
-		}
-		st.Advance(ttl / 2)
-		if _, _, err := s.LookupRefresh(ctx, t1); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("LookupRefresh after the rotated token's TTL error = %v, want ErrNotFound", err)
-		}
-	})
+func testRefreshRotateExtends(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Refresh, st.TTL
+	grantID, clientID, t0, t1 := newID(), "client-"+newID(), newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, clientID, t0, ttl); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	st.Advance(ttl / 2)
+	r := rotation(t0, t1, clientID, at, time.Minute)
+	r.TTL = ttl
+	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
+		t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
+	}
+	st.Advance(ttl * 3 / 4) // 5/4 TTL after IssueRefresh, 3/4 after RotateRefresh
+	if g, c, err := s.LookupRefresh(ctx, t1); err != nil || g != grantID || c != clientID {
+		t.Errorf("LookupRefresh of the rotated token = %q, %q, %v; want %q, %q, nil", g, c, err, grantID, clientID)
+	}
+	st.Advance(ttl / 2)
+	if _, _, err := s.LookupRefresh(ctx, t1); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("LookupRefresh after the rotated token's TTL error = %v, want ErrNotFound", err)
+	}
 }
 
 func testUpstream(t *testing.T, newStores func(t *testing.T) Stores) {
