@@ -1368,117 +1368,125 @@ func testUpstreamNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
 	}
 }
 
+// consentScopes are the scopes that the consent tests approve.
+var consentScopes = []string{"notes:read", "notes:write"}
+
 func testConsent(t *testing.T, newStores func(t *testing.T) Stores) {
-	scopes := []string{"notes:read", "notes:write"}
-	approve := func(t *testing.T, ctx context.Context, s as.ConsentStore, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) {
-		t.Helper()
-		if err := s.Approve(ctx, subject, clientID, redirectURI, scopes, ttl); err != nil {
-			t.Fatalf("Approve: %v", err)
-		}
+	t.Run("ApproveApproved", func(t *testing.T) { testConsentApproveApproved(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testConsentMissing(t, newStores) })
+	t.Run("KeysAreExact", func(t *testing.T) { testConsentKeysAreExact(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testConsentExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testConsentNoAliasing(t, newStores) })
+}
+
+func approveConsent(t *testing.T, ctx context.Context, s as.ConsentStore, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) {
+	t.Helper()
+	if err := s.Approve(ctx, subject, clientID, redirectURI, scopes, ttl); err != nil {
+		t.Fatalf("Approve: %v", err)
 	}
+}
 
-	t.Run("ApproveApproved", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Consent
-		subject := newID()
-		approve(t, ctx, s, subject, "https://app.example/client.json", "https://app.example/cb", scopes, long)
-		got, err := s.Approved(ctx, subject, "https://app.example/client.json", "https://app.example/cb")
-		if err != nil {
-			t.Fatalf("Approved: %v", err)
-		}
-		if diff := cmp.Diff(scopes, got); diff != "" {
-			t.Errorf("Approved (-want +got):\n%s", diff)
-		}
-		// Approve replaces.
-		approve(t, ctx, s, subject, "https://app.example/client.json", "https://app.example/cb", []string{"notes:read"}, long)
-		got, err = s.Approved(ctx, subject, "https://app.example/client.json", "https://app.example/cb")
-		if err != nil {
-			t.Fatalf("Approved: %v", err)
-		}
-		if diff := cmp.Diff([]string{"notes:read"}, got); diff != "" {
-			t.Errorf("Approved after a second Approve (-want +got):\n%s", diff)
-		}
-	})
+func testConsentApproveApproved(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Consent
+	subject := newID()
+	approveConsent(t, ctx, s, subject, "https://app.example/client.json", "https://app.example/cb", consentScopes, long)
+	got, err := s.Approved(ctx, subject, "https://app.example/client.json", "https://app.example/cb")
+	if err != nil {
+		t.Fatalf("Approved: %v", err)
+	}
+	if diff := cmp.Diff(consentScopes, got); diff != "" {
+		t.Errorf("Approved (-want +got):\n%s", diff)
+	}
+	// Approve replaces.
+	approveConsent(t, ctx, s, subject, "https://app.example/client.json", "https://app.example/cb", []string{"notes:read"}, long)
+	got, err = s.Approved(ctx, subject, "https://app.example/client.json", "https://app.example/cb")
+	if err != nil {
+		t.Fatalf("Approved: %v", err)
+	}
+	if diff := cmp.Diff([]string{"notes:read"}, got); diff != "" {
+		t.Errorf("Approved after a second Approve (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Consent
-		if got, err := s.Approved(ctx, newID(), "client", "https://app.example/cb"); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("Approved(missing) = %v, %v; want ErrNotFound", got, err)
-		}
-	})
+func testConsentMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Consent
+	if got, err := s.Approved(ctx, newID(), "client", "https://app.example/cb"); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("Approved(missing) = %v, %v; want ErrNotFound", got, err)
+	}
+}
 
-	t.Run("KeysAreExact", func(t *testing.T) {
-		// Each case approves one triple and asks for another: none may
-		// find the approval, however a store joins the parts of its key.
-		type key struct{ subject, clientID, redirectURI string }
-		for _, tt := range []struct {
-			name          string
-			approved, ask key
-		}{
-			{"separator moves from subject to client", key{"a:b", "c", "https://x/cb"}, key{"a", "b:c", "https://x/cb"}},
-			{"separator moves from client to redirect", key{"a", "b:c", "d"}, key{"a", "b", "c:d"}},
-			{"NUL separator", key{"a\x00b", "c", "d"}, key{"a", "b\x00c", "d"}},
-			{"pipe separator", key{"a|b", "c", "d"}, key{"a", "b|c", "d"}},
-			{"slash separator", key{"a", "https://app.example/c", "b"}, key{"a", "https:", "/app.example/c/b"}},
-			{"empty client", key{"a", "", "bc"}, key{"a", "bc", ""}},
-			{"empty redirect", key{"ab", "c", ""}, key{"a", "bc", ""}},
-			{"other subject", key{"alice", "c", "d"}, key{"bob", "c", "d"}},
-			{"other client", key{"a", "client-1", "d"}, key{"a", "client-2", "d"}},
-			{"trailing slash", key{"a", "c", "https://app.example/cb"}, key{"a", "c", "https://app.example/cb/"}},
-			{"case", key{"a", "c", "https://app.example/cb"}, key{"a", "c", "https://app.example/CB"}},
-			{"loopback port", key{"a", "c", "http://127.0.0.1:1234/cb"}, key{"a", "c", "http://127.0.0.1:5678/cb"}},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				ctx, s := ctxFor(t), newStores(t).Consent
-				p := newID() // isolates the subtest in a shared store
-				approve(t, ctx, s, p+tt.approved.subject, tt.approved.clientID, tt.approved.redirectURI, scopes, long)
-				if got, err := s.Approved(ctx, p+tt.ask.subject, tt.ask.clientID, tt.ask.redirectURI); !errors.Is(err, authz.ErrNotFound) {
-					t.Errorf("Approved(%q) after Approve(%q) = %v, %v; want ErrNotFound", tt.ask, tt.approved, got, err)
-				}
-				got, err := s.Approved(ctx, p+tt.approved.subject, tt.approved.clientID, tt.approved.redirectURI)
-				if err != nil {
-					t.Fatalf("Approved(%q): %v", tt.approved, err)
-				}
-				if diff := cmp.Diff(scopes, got); diff != "" {
-					t.Errorf("Approved(%q) (-want +got):\n%s", tt.approved, diff)
-				}
-			})
-		}
-	})
+func testConsentKeysAreExact(t *testing.T, newStores func(t *testing.T) Stores) {
+	// Each case approves one triple and asks for another: none may
+	// find the approval, however a store joins the parts of its key.
+	type key struct{ subject, clientID, redirectURI string }
+	for _, tt := range []struct {
+		name          string
+		approved, ask key
+	}{
+		{"separator moves from subject to client", key{"a:b", "c", "https://x/cb"}, key{"a", "b:c", "https://x/cb"}},
+		{"separator moves from client to redirect", key{"a", "b:c", "d"}, key{"a", "b", "c:d"}},
+		{"NUL separator", key{"a\x00b", "c", "d"}, key{"a", "b\x00c", "d"}},
+		{"pipe separator", key{"a|b", "c", "d"}, key{"a", "b|c", "d"}},
+		{"slash separator", key{"a", "https://app.example/c", "b"}, key{"a", "https:", "/app.example/c/b"}},
+		{"empty client", key{"a", "", "bc"}, key{"a", "bc", ""}},
+		{"empty redirect", key{"ab", "c", ""}, key{"a", "bc", ""}},
+		{"other subject", key{"alice", "c", "d"}, key{"bob", "c", "d"}},
+		{"other client", key{"a", "client-1", "d"}, key{"a", "client-2", "d"}},
+		{"trailing slash", key{"a", "c", "https://app.example/cb"}, key{"a", "c", "https://app.example/cb/"}},
+		{"case", key{"a", "c", "https://app.example/cb"}, key{"a", "c", "https://app.example/CB"}},
+		{"loopback port", key{"a", "c", "http://127.0.0.1:1234/cb"}, key{"a", "c", "http://127.0.0.1:5678/cb"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, s := ctxFor(t), newStores(t).Consent
+			p := newID() // isolates the subtest in a shared store
+			approveConsent(t, ctx, s, p+tt.approved.subject, tt.approved.clientID, tt.approved.redirectURI, consentScopes, long)
+			if got, err := s.Approved(ctx, p+tt.ask.subject, tt.ask.clientID, tt.ask.redirectURI); !errors.Is(err, authz.ErrNotFound) {
+				t.Errorf("Approved(%q) after Approve(%q) = %v, %v; want ErrNotFound", tt.ask, tt.approved, got, err)
+			}
+			got, err := s.Approved(ctx, p+tt.approved.subject, tt.approved.clientID, tt.approved.redirectURI)
+			if err != nil {
+				t.Fatalf("Approved(%q): %v", tt.approved, err)
+			}
+			if diff := cmp.Diff(consentScopes, got); diff != "" {
+				t.Errorf("Approved(%q) (-want +got):\n%s", tt.approved, diff)
+			}
+		})
+	}
+}
 
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Consent, st.TTL
-		subject := newID()
-		approve(t, ctx, s, subject, "client", "https://app.example/cb", scopes, ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.Approved(ctx, subject, "client", "https://app.example/cb"); err != nil {
-			t.Fatalf("Approved before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.Approved(ctx, subject, "client", "https://app.example/cb"); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("Approved after the TTL error = %v, want ErrNotFound", err)
-		}
-	})
+func testConsentExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Consent, st.TTL
+	subject := newID()
+	approveConsent(t, ctx, s, subject, "client", "https://app.example/cb", consentScopes, ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.Approved(ctx, subject, "client", "https://app.example/cb"); err != nil {
+		t.Fatalf("Approved before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.Approved(ctx, subject, "client", "https://app.example/cb"); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("Approved after the TTL error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Consent
-		subject := newID()
-		in := slices.Clone(scopes)
-		approve(t, ctx, s, subject, "client", "https://app.example/cb", in, long)
-		scribble(in)
-		got, err := s.Approved(ctx, subject, "client", "https://app.example/cb")
-		if err != nil {
-			t.Fatalf("Approved: %v", err)
-		}
-		scribble(got)
-		got, err = s.Approved(ctx, subject, "client", "https://app.example/cb")
-		if err != nil {
-			t.Fatalf("Approved: %v", err)
-		}
-		if diff := cmp.Diff(scopes, got); diff != "" {
-			t.Errorf("the stored approval shares memory with a caller (-want +got):\n%s", diff)
-		}
-	})
+func testConsentNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Consent
+	subject := newID()
+	in := slices.Clone(consentScopes)
+	approveConsent(t, ctx, s, subject, "client", "https://app.example/cb", in, long)
+	scribble(in)
+	got, err := s.Approved(ctx, subject, "client", "https://app.example/cb")
+	if err != nil {
+		t.Fatalf("Approved: %v", err)
+	}
+	scribble(got)
+	got, err = s.Approved(ctx, subject, "client", "https://app.example/cb")
+	if err != nil {
+		t.Fatalf("Approved: %v", err)
+	}
+	if diff := cmp.Diff(consentScopes, got); diff != "" {
+		t.Errorf("the stored approval shares memory with a caller (-want +got):\n%s", diff)
+	}
 }
 
 // race runs f in workers goroutines at once and returns their errors.
