@@ -254,602 +254,638 @@ func scribble(v any) {
 }
 
 func testClients(t *testing.T, newStores func(t *testing.T) Stores) {
-	create := func(t *testing.T, ctx context.Context, s as.ClientStore, id string, ttl time.Duration) {
-		t.Helper()
-		if err := s.CreateClient(ctx, client(id), ttl); err != nil {
-			t.Fatalf("CreateClient: %v", err)
-		}
+	t.Run("CreateGet", func(t *testing.T) { testClientsCreateGet(t, newStores) })
+	t.Run("GetMissing", func(t *testing.T) { testClientsGetMissing(t, newStores) })
+	t.Run("CreateDuplicate", func(t *testing.T) { testClientsCreateDuplicate(t, newStores) })
+	t.Run("ConcurrentCreate", func(t *testing.T) { testClientsConcurrentCreate(t, newStores) })
+	t.Run("TouchMissing", func(t *testing.T) { testClientsTouchMissing(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testClientsExpiry(t, newStores) })
+	t.Run("TouchExtends", func(t *testing.T) { testClientsTouchExtends(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testClientsNoAliasing(t, newStores) })
+}
+
+func createClient(t *testing.T, ctx context.Context, s as.ClientStore, id string, ttl time.Duration) {
+	t.Helper()
+	if err := s.CreateClient(ctx, client(id), ttl); err != nil {
+		t.Fatalf("CreateClient: %v", err)
 	}
+}
 
-	t.Run("CreateGet", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		id := newID()
-		create(t, ctx, s, id, long)
-		got, err := s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient: %v", err)
-		}
-		if diff := cmp.Diff(client(id), got); diff != "" {
-			t.Errorf("GetClient after CreateClient (-want +got):\n%s", diff)
-		}
-	})
+func testClientsCreateGet(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	id := newID()
+	createClient(t, ctx, s, id, long)
+	got, err := s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient: %v", err)
+	}
+	if diff := cmp.Diff(client(id), got); diff != "" {
+		t.Errorf("GetClient after CreateClient (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("GetMissing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		if _, err := s.GetClient(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetClient(missing) error = %v, want ErrNotFound", err)
-		}
-	})
+func testClientsGetMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	if _, err := s.GetClient(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetClient(missing) error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("CreateDuplicate", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		id := newID()
-		create(t, ctx, s, id, long)
-		dup := client(id)
-		dup.SecretHash = "mallory"
-		if err := s.CreateClient(ctx, dup, long); err == nil {
-			t.Errorf("second CreateClient of %s succeeded, want an error", id)
-		}
-		got, err := s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient: %v", err)
-		}
-		if diff := cmp.Diff(client(id), got); diff != "" {
-			t.Errorf("a failed CreateClient changed the client (-want +got):\n%s", diff)
-		}
-	})
+func testClientsCreateDuplicate(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	id := newID()
+	createClient(t, ctx, s, id, long)
+	dup := client(id)
+	dup.SecretHash = "mallory"
+	if err := s.CreateClient(ctx, dup, long); err == nil {
+		t.Errorf("second CreateClient of %s succeeded, want an error", id)
+	}
+	got, err := s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient: %v", err)
+	}
+	if diff := cmp.Diff(client(id), got); diff != "" {
+		t.Errorf("a failed CreateClient changed the client (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("ConcurrentCreate", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		id := newID()
-		errs := race(func(int) error { return s.CreateClient(ctx, client(id), long) })
-		if n := count(errs, nil); n != 1 {
-			t.Errorf("%d of %d concurrent CreateClient calls succeeded, want 1 (errors: %v)", n, workers, errs)
-		}
-	})
+func testClientsConcurrentCreate(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	id := newID()
+	errs := race(func(int) error { return s.CreateClient(ctx, client(id), long) })
+	if n := count(errs, nil); n != 1 {
+		t.Errorf("%d of %d concurrent CreateClient calls succeeded, want 1 (errors: %v)", n, workers, errs)
+	}
+}
 
-	t.Run("TouchMissing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		if err := s.TouchClient(ctx, newID(), long); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TouchClient(missing) error = %v, want ErrNotFound", err)
-		}
-	})
+func testClientsTouchMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	if err := s.TouchClient(ctx, newID(), long); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TouchClient(missing) error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Clients, st.TTL
-		id := newID()
-		create(t, ctx, s, id, ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.GetClient(ctx, id); err != nil {
-			t.Fatalf("GetClient before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetClient(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetClient after the TTL error = %v, want ErrNotFound", err)
-		}
-		if err := s.TouchClient(ctx, id, long); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TouchClient after the TTL error = %v, want ErrNotFound", err)
-		}
-		// The ID of an expired client is free again.
-		create(t, ctx, s, id, long)
-	})
+func testClientsExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Clients, st.TTL
+	id := newID()
+	createClient(t, ctx, s, id, ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.GetClient(ctx, id); err != nil {
+		t.Fatalf("GetClient before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetClient(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetClient after the TTL error = %v, want ErrNotFound", err)
+	}
+	if err := s.TouchClient(ctx, id, long); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TouchClient after the TTL error = %v, want ErrNotFound", err)
+	}
+	// The ID of an expired client is free again.
+	createClient(t, ctx, s, id, long)
+}
 
-	t.Run("TouchExtends", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Clients, st.TTL
-		id := newID()
-		create(t, ctx, s, id, ttl)
-		st.Advance(ttl / 2)
-		if err := s.TouchClient(ctx, id, ttl); err != nil {
-			t.Fatalf("TouchClient: %v", err)
-		}
-		st.Advance(ttl * 3 / 4) // 5/4 TTL after CreateClient, 3/4 after TouchClient
-		got, err := s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient after TouchClient extended it: %v", err)
-		}
-		if diff := cmp.Diff(client(id), got); diff != "" {
-			t.Errorf("TouchClient changed the client (-want +got):\n%s", diff)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetClient(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetClient after the extended TTL error = %v, want ErrNotFound", err)
-		}
-	})
+func testClientsTouchExtends(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Clients, st.TTL
+	id := newID()
+	createClient(t, ctx, s, id, ttl)
+	st.Advance(ttl / 2)
+	if err := s.TouchClient(ctx, id, ttl); err != nil {
+		t.Fatalf("TouchClient: %v", err)
+	}
+	st.Advance(ttl * 3 / 4) // 5/4 TTL after CreateClient, 3/4 after TouchClient
+	got, err := s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient after TouchClient extended it: %v", err)
+	}
+	if diff := cmp.Diff(client(id), got); diff != "" {
+		t.Errorf("TouchClient changed the client (-want +got):\n%s", diff)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetClient(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetClient after the extended TTL error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Clients
-		id := newID()
-		c := client(id)
-		if err := s.CreateClient(ctx, c, long); err != nil {
-			t.Fatalf("CreateClient: %v", err)
-		}
-		scribble(c)
-		got, err := s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient: %v", err)
-		}
-		scribble(got)
-		got, err = s.GetClient(ctx, id)
-		if err != nil {
-			t.Fatalf("GetClient: %v", err)
-		}
-		if diff := cmp.Diff(client(id), got); diff != "" {
-			t.Errorf("the stored client shares memory with a caller (-want +got):\n%s", diff)
-		}
-	})
+func testClientsNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Clients
+	id := newID()
+	c := client(id)
+	if err := s.CreateClient(ctx, c, long); err != nil {
+		t.Fatalf("CreateClient: %v", err)
+	}
+	scribble(c)
+	got, err := s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient: %v", err)
+	}
+	scribble(got)
+	got, err = s.GetClient(ctx, id)
+	if err != nil {
+		t.Fatalf("GetClient: %v", err)
+	}
+	if diff := cmp.Diff(client(id), got); diff != "" {
+		t.Errorf("the stored client shares memory with a caller (-want +got):\n%s", diff)
+	}
 }
 
 func testPending(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s as.PendingAuthStore, p *as.PendingAuth, ttl time.Duration) {
-		t.Helper()
-		if err := s.PutPending(ctx, p, ttl); err != nil {
-			t.Fatalf("PutPending: %v", err)
-		}
+	t.Run("PutGetTake", func(t *testing.T) { testPendingPutGetTake(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testPendingMissing(t, newStores) })
+	t.Run("PutReplaces", func(t *testing.T) { testPendingPutReplaces(t, newStores) })
+	t.Run("ConcurrentTake", func(t *testing.T) { testPendingConcurrentTake(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testPendingExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testPendingNoAliasing(t, newStores) })
+}
+
+func putPending(t *testing.T, ctx context.Context, s as.PendingAuthStore, p *as.PendingAuth, ttl time.Duration) {
+	t.Helper()
+	if err := s.PutPending(ctx, p, ttl); err != nil {
+		t.Fatalf("PutPending: %v", err)
 	}
+}
 
-	t.Run("PutGetTake", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Pending
-		id := newID()
-		put(t, ctx, s, pending(id), long)
-		got, err := s.GetPending(ctx, id)
-		if err != nil {
-			t.Fatalf("GetPending: %v", err)
-		}
-		if diff := cmp.Diff(pending(id), got); diff != "" {
-			t.Errorf("GetPending (-want +got):\n%s", diff)
-		}
-		got, err = s.TakePending(ctx, id)
-		if err != nil {
-			t.Fatalf("TakePending: %v", err)
-		}
-		if diff := cmp.Diff(pending(id), got); diff != "" {
-			t.Errorf("TakePending (-want +got):\n%s", diff)
-		}
-		if _, err := s.TakePending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("second TakePending error = %v, want ErrNotFound", err)
-		}
-		if _, err := s.GetPending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetPending after TakePending error = %v, want ErrNotFound", err)
-		}
-	})
+func testPendingPutGetTake(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Pending
+	id := newID()
+	putPending(t, ctx, s, pending(id), long)
+	got, err := s.GetPending(ctx, id)
+	if err != nil {
+		t.Fatalf("GetPending: %v", err)
+	}
+	if diff := cmp.Diff(pending(id), got); diff != "" {
+		t.Errorf("GetPending (-want +got):\n%s", diff)
+	}
+	got, err = s.TakePending(ctx, id)
+	if err != nil {
+		t.Fatalf("TakePending: %v", err)
+	}
+	if diff := cmp.Diff(pending(id), got); diff != "" {
+		t.Errorf("TakePending (-want +got):\n%s", diff)
+	}
+	if _, err := s.TakePending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("second TakePending error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetPending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetPending after TakePending error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Pending
-		if _, err := s.GetPending(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetPending(missing) error = %v, want ErrNotFound", err)
-		}
-		if _, err := s.TakePending(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TakePending(missing) error = %v, want ErrNotFound", err)
-		}
-	})
+func testPendingMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Pending
+	if _, err := s.GetPending(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetPending(missing) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.TakePending(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TakePending(missing) error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("PutReplaces", func(t *testing.T) {
-		// The consent step stores the approved record over the first one.
-		ctx, s := ctxFor(t), newStores(t).Pending
-		id := newID()
-		first := pending(id)
-		first.Approved, first.UpstreamStateHash, first.UpstreamVerifier = false, "", ""
-		put(t, ctx, s, first, long)
-		put(t, ctx, s, pending(id), long)
-		got, err := s.TakePending(ctx, id)
-		if err != nil {
-			t.Fatalf("TakePending: %v", err)
-		}
-		if diff := cmp.Diff(pending(id), got); diff != "" {
-			t.Errorf("TakePending after a second PutPending (-want +got):\n%s", diff)
-		}
-	})
+func testPendingPutReplaces(t *testing.T, newStores func(t *testing.T) Stores) {
+	// The consent step stores the approved record over the first one.
+	ctx, s := ctxFor(t), newStores(t).Pending
+	id := newID()
+	first := pending(id)
+	first.Approved, first.UpstreamStateHash, first.UpstreamVerifier = false, "", ""
+	putPending(t, ctx, s, first, long)
+	putPending(t, ctx, s, pending(id), long)
+	got, err := s.TakePending(ctx, id)
+	if err != nil {
+		t.Fatalf("TakePending: %v", err)
+	}
+	if diff := cmp.Diff(pending(id), got); diff != "" {
+		t.Errorf("TakePending after a second PutPending (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("ConcurrentTake", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Pending
-		id := newID()
-		put(t, ctx, s, pending(id), long)
-		got := make([]*as.PendingAuth, workers)
-		errs := race(func(i int) (err error) {
-			got[i], err = s.TakePending(ctx, id)
-			return err
-		})
-		if n := count(errs, nil); n != 1 {
-			t.Fatalf("%d of %d concurrent TakePending calls succeeded, want 1 (errors: %v)", n, workers, errs)
-		}
-		if n := count(errs, authz.ErrNotFound); n != workers-1 {
-			t.Errorf("%d of %d concurrent TakePending calls got ErrNotFound, want %d (errors: %v)", n, workers, workers-1, errs)
-		}
-		winner := got[slices.Index(errs, nil)]
-		if diff := cmp.Diff(pending(id), winner); diff != "" {
-			t.Errorf("the winning TakePending (-want +got):\n%s", diff)
-		}
+func testPendingConcurrentTake(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Pending
+	id := newID()
+	putPending(t, ctx, s, pending(id), long)
+	got := make([]*as.PendingAuth, workers)
+	errs := race(func(i int) (err error) {
+		got[i], err = s.TakePending(ctx, id)
+		return err
 	})
+	if n := count(errs, nil); n != 1 {
+		t.Fatalf("%d of %d concurrent TakePending calls succeeded, want 1 (errors: %v)", n, workers, errs)
+	}
+	if n := count(errs, authz.ErrNotFound); n != workers-1 {
+		t.Errorf("%d of %d concurrent TakePending calls got ErrNotFound, want %d (errors: %v)", n, workers, workers-1, errs)
+	}
+	winner := got[slices.Index(errs, nil)]
+	if diff := cmp.Diff(pending(id), winner); diff != "" {
+		t.Errorf("the winning TakePending (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Pending, st.TTL
-		id := newID()
-		put(t, ctx, s, pending(id), ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.GetPending(ctx, id); err != nil {
-			t.Fatalf("GetPending before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetPending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetPending after the TTL error = %v, want ErrNotFound", err)
-		}
-		if _, err := s.TakePending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TakePending after the TTL error = %v, want ErrNotFound", err)
-		}
-	})
+func testPendingExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Pending, st.TTL
+	id := newID()
+	putPending(t, ctx, s, pending(id), ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.GetPending(ctx, id); err != nil {
+		t.Fatalf("GetPending before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetPending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetPending after the TTL error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.TakePending(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TakePending after the TTL error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Pending
-		id := newID()
-		p := pending(id)
-		put(t, ctx, s, p, long)
-		scribble(p)
-		got, err := s.GetPending(ctx, id)
-		if err != nil {
-			t.Fatalf("GetPending: %v", err)
-		}
-		scribble(got)
-		got, err = s.TakePending(ctx, id)
-		if err != nil {
-			t.Fatalf("TakePending: %v", err)
-		}
-		if diff := cmp.Diff(pending(id), got); diff != "" {
-			t.Errorf("the stored record shares memory with a caller (-want +got):\n%s", diff)
-		}
-	})
+func testPendingNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Pending
+	id := newID()
+	p := pending(id)
+	putPending(t, ctx, s, p, long)
+	scribble(p)
+	got, err := s.GetPending(ctx, id)
+	if err != nil {
+		t.Fatalf("GetPending: %v", err)
+	}
+	scribble(got)
+	got, err = s.TakePending(ctx, id)
+	if err != nil {
+		t.Fatalf("TakePending: %v", err)
+	}
+	if diff := cmp.Diff(pending(id), got); diff != "" {
+		t.Errorf("the stored record shares memory with a caller (-want +got):\n%s", diff)
+	}
 }
 
 func testCodes(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s as.CodeStore, c *as.AuthCode, ttl time.Duration) {
-		t.Helper()
-		if err := s.PutCode(ctx, c, ttl); err != nil {
-			t.Fatalf("PutCode: %v", err)
+	t.Run("TakeOnce", func(t *testing.T) { testCodesTakeOnce(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testCodesMissing(t, newStores) })
+	t.Run("PutDuplicate", func(t *testing.T) { testCodesPutDuplicate(t, newStores) })
+	t.Run("ConcurrentTake", func(t *testing.T) { testCodesConcurrentTake(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testCodesExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testCodesNoAliasing(t, newStores) })
+}
+
+func putCode(t *testing.T, ctx context.Context, s as.CodeStore, c *as.AuthCode, ttl time.Duration) {
+	t.Helper()
+	if err := s.PutCode(ctx, c, ttl); err != nil {
+		t.Fatalf("PutCode: %v", err)
+	}
+}
+
+// takeCode calls TakeCode and checks the record it returns, if any.
+func takeCode(t *testing.T, ctx context.Context, s as.CodeStore, hash string) error {
+	t.Helper()
+	got, err := s.TakeCode(ctx, hash)
+	switch {
+	case err == nil || errors.Is(err, as.ErrAlreadyUsed):
+		if diff := cmp.Diff(code(hash), got); diff != "" {
+			t.Errorf("TakeCode record (error %v) (-want +got):\n%s", err, diff)
+		}
+	case errors.Is(err, authz.ErrNotFound):
+		if got != nil {
+			t.Errorf("TakeCode with ErrNotFound returned a record: %+v", got)
+		}
+	default:
+		t.Fatalf("TakeCode: %v", err)
+	}
+	return err
+}
+
+func testCodesTakeOnce(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	hash := newID()
+	putCode(t, ctx, s, code(hash), long)
+	if err := takeCode(t, ctx, s, hash); err != nil {
+		t.Fatalf("first TakeCode error = %v, want nil", err)
+	}
+	for i := range 2 {
+		if err := takeCode(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
+			t.Errorf("TakeCode #%d error = %v, want ErrAlreadyUsed", i+2, err)
 		}
 	}
-	// take calls TakeCode and checks the record it returns, if any.
-	take := func(t *testing.T, ctx context.Context, s as.CodeStore, hash string) error {
-		t.Helper()
-		got, err := s.TakeCode(ctx, hash)
-		switch {
-		case err == nil || errors.Is(err, as.ErrAlreadyUsed):
-			if diff := cmp.Diff(code(hash), got); diff != "" {
-				t.Errorf("TakeCode record (error %v) (-want +got):\n%s", err, diff)
-			}
-		case errors.Is(err, authz.ErrNotFound):
-			if got != nil {
-				t.Errorf("TakeCode with ErrNotFound returned a record: %+v", got)
-			}
-		default:
-			t.Fatalf("TakeCode: %v", err)
-		}
+}
+
+func testCodesMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	if err := takeCode(t, ctx, s, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("TakeCode(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testCodesPutDuplicate(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	hash := newID()
+	putCode(t, ctx, s, code(hash), long)
+	if err := s.PutCode(ctx, code(hash), long); err == nil {
+		t.Errorf("second PutCode of an unused code succeeded, want an error")
+	}
+	if err := takeCode(t, ctx, s, hash); err != nil {
+		t.Fatalf("TakeCode error = %v, want nil", err)
+	}
+	if err := s.PutCode(ctx, code(hash), long); err == nil {
+		t.Errorf("PutCode of a used code succeeded, want an error")
+	}
+	if err := takeCode(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
+		t.Errorf("TakeCode after a refused PutCode error = %v, want ErrAlreadyUsed", err)
+	}
+}
+
+func testCodesConcurrentTake(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	hash := newID()
+	putCode(t, ctx, s, code(hash), long)
+	got := make([]*as.AuthCode, workers)
+	errs := race(func(i int) (err error) {
+		got[i], err = s.TakeCode(ctx, hash)
 		return err
+	})
+	if n := count(errs, nil); n != 1 {
+		t.Fatalf("%d of %d concurrent TakeCode calls succeeded, want 1 (errors: %v)", n, workers, errs)
 	}
-
-	t.Run("TakeOnce", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		hash := newID()
-		put(t, ctx, s, code(hash), long)
-		if err := take(t, ctx, s, hash); err != nil {
-			t.Fatalf("first TakeCode error = %v, want nil", err)
+	if n := count(errs, as.ErrAlreadyUsed); n != workers-1 {
+		t.Errorf("%d of %d concurrent TakeCode calls got ErrAlreadyUsed, want %d (errors: %v)", n, workers, workers-1, errs)
+	}
+	for i, c := range got {
+		if diff := cmp.Diff(code(hash), c); diff != "" {
+			t.Errorf("TakeCode #%d (error %v) (-want +got):\n%s", i, errs[i], diff)
 		}
-		for i := range 2 {
-			if err := take(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
-				t.Errorf("TakeCode #%d error = %v, want ErrAlreadyUsed", i+2, err)
+	}
+}
+
+func testCodesExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	for _, tt := range []struct {
+		name string
+		take bool // take the code once before it expires
+		want error
+	}{
+		{"unused", false, nil},
+		{"used", true, as.ErrAlreadyUsed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, st := ctxFor(t), newStores(t)
+			s, ttl := st.Codes, st.TTL
+			hash := newID()
+			putCode(t, ctx, s, code(hash), ttl)
+			if tt.take {
+				if err := takeCode(t, ctx, s, hash); err != nil {
+					t.Fatalf("TakeCode error = %v, want nil", err)
+				}
 			}
-		}
-	})
-
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		if err := take(t, ctx, s, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("TakeCode(missing) error = %v, want ErrNotFound", err)
-		}
-	})
-
-	t.Run("PutDuplicate", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		hash := newID()
-		put(t, ctx, s, code(hash), long)
-		if err := s.PutCode(ctx, code(hash), long); err == nil {
-			t.Errorf("second PutCode of an unused code succeeded, want an error")
-		}
-		if err := take(t, ctx, s, hash); err != nil {
-			t.Fatalf("TakeCode error = %v, want nil", err)
-		}
-		if err := s.PutCode(ctx, code(hash), long); err == nil {
-			t.Errorf("PutCode of a used code succeeded, want an error")
-		}
-		if err := take(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
-			t.Errorf("TakeCode after a refused PutCode error = %v, want ErrAlreadyUsed", err)
-		}
-	})
-
-	t.Run("ConcurrentTake", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		hash := newID()
-		put(t, ctx, s, code(hash), long)
-		got := make([]*as.AuthCode, workers)
-		errs := race(func(i int) (err error) {
-			got[i], err = s.TakeCode(ctx, hash)
-			return err
+			st.Advance(ttl * 3 / 4)
+			if err := takeCode(t, ctx, s, hash); !errors.Is(err, tt.want) {
+				t.Errorf("TakeCode before the TTL error = %v, want %v", err, tt.want)
+			}
+			st.Advance(ttl / 2)
+			if err := takeCode(t, ctx, s, hash); !errors.Is(err, authz.ErrNotFound) {
+				t.Errorf("TakeCode after the TTL error = %v, want ErrNotFound", err)
+			}
 		})
-		if n := count(errs, nil); n != 1 {
-			t.Fatalf("%d of %d concurrent TakeCode calls succeeded, want 1 (errors: %v)", n, workers, errs)
-		}
-		if n := count(errs, as.ErrAlreadyUsed); n != workers-1 {
-			t.Errorf("%d of %d concurrent TakeCode calls got ErrAlreadyUsed, want %d (errors: %v)", n, workers, workers-1, errs)
-		}
-		for i, c := range got {
-			if diff := cmp.Diff(code(hash), c); diff != "" {
-				t.Errorf("TakeCode #%d (error %v) (-want +got):\n%s", i, errs[i], diff)
-			}
-		}
-	})
+	}
+}
 
-	t.Run("Expiry", func(t *testing.T) {
-		for _, tt := range []struct {
-			name string
-			take bool // take the code once before it expires
-			want error
-		}{
-			{"unused", false, nil},
-			{"used", true, as.ErrAlreadyUsed},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				ctx, st := ctxFor(t), newStores(t)
-				s, ttl := st.Codes, st.TTL
-				hash := newID()
-				put(t, ctx, s, code(hash), ttl)
-				if tt.take {
-					if err := take(t, ctx, s, hash); err != nil {
-						t.Fatalf("TakeCode error = %v, want nil", err)
-					}
-				}
-				st.Advance(ttl * 3 / 4)
-				if err := take(t, ctx, s, hash); !errors.Is(err, tt.want) {
-					t.Errorf("TakeCode before the TTL error = %v, want %v", err, tt.want)
-				}
-				st.Advance(ttl / 2)
-				if err := take(t, ctx, s, hash); !errors.Is(err, authz.ErrNotFound) {
-					t.Errorf("TakeCode after the TTL error = %v, want ErrNotFound", err)
-				}
-			})
-		}
-	})
-
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Codes
-		hash := newID()
-		c := code(hash)
-		put(t, ctx, s, c, long)
-		scribble(c)
-		got, err := s.TakeCode(ctx, hash)
-		if err != nil {
-			t.Fatalf("TakeCode: %v", err)
-		}
-		scribble(got)
-		if err := take(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
-			t.Errorf("second TakeCode error = %v, want ErrAlreadyUsed", err)
-		}
-	})
+func testCodesNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Codes
+	hash := newID()
+	c := code(hash)
+	putCode(t, ctx, s, c, long)
+	scribble(c)
+	got, err := s.TakeCode(ctx, hash)
+	if err != nil {
+		t.Fatalf("TakeCode: %v", err)
+	}
+	scribble(got)
+	if err := takeCode(t, ctx, s, hash); !errors.Is(err, as.ErrAlreadyUsed) {
+		t.Errorf("second TakeCode error = %v, want ErrAlreadyUsed", err)
+	}
 }
 
 func testGrants(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s as.GrantStore, g *as.Grant, ttl time.Duration) {
-		t.Helper()
-		if err := s.PutGrant(ctx, g, ttl); err != nil {
-			t.Fatalf("PutGrant: %v", err)
+	t.Run("PutGet", func(t *testing.T) { testGrantsPutGet(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testGrantsMissing(t, newStores) })
+	t.Run("Revoke", func(t *testing.T) { testGrantsRevoke(t, newStores) })
+	t.Run("RevokeUnknown", func(t *testing.T) { testGrantsRevokeUnknown(t, newStores) })
+	t.Run("RevokeOutlivesGrant", func(t *testing.T) { testGrantsRevokeOutlivesGrant(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testGrantsExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testGrantsNoAliasing(t, newStores) })
+	t.Run("RevokeCascades", func(t *testing.T) { testGrantsRevokeCascades(t, newStores) })
+	t.Run("RevokeIsSticky", func(t *testing.T) { testGrantsRevokeIsSticky(t, newStores) })
+}
+
+func putGrant(t *testing.T, ctx context.Context, s as.GrantStore, g *as.Grant, ttl time.Duration) {
+	t.Helper()
+	if err := s.PutGrant(ctx, g, ttl); err != nil {
+		t.Fatalf("PutGrant: %v", err)
+	}
+}
+
+func grantRevoked(t *testing.T, ctx context.Context, s as.GrantStore, id string) bool {
+	t.Helper()
+	r, err := s.GrantRevoked(ctx, id)
+	if err != nil {
+		t.Fatalf("GrantRevoked: %v", err)
+	}
+	return r
+}
+
+func revokeGrant(t *testing.T, ctx context.Context, s as.GrantStore, id string) {
+	t.Helper()
+	if err := s.RevokeGrant(ctx, id); err != nil {
+		t.Fatalf("RevokeGrant: %v", err)
+	}
+}
+
+func testGrantsPutGet(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id := newID()
+	putGrant(t, ctx, s, grant(id), long)
+	got, err := s.GetGrant(ctx, id)
+	if err != nil {
+		t.Fatalf("GetGrant: %v", err)
+	}
+	if diff := cmp.Diff(grant(id), got); diff != "" {
+		t.Errorf("GetGrant (-want +got):\n%s", diff)
+	}
+	if grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked of a live grant = true")
+	}
+	// PutGrant replaces.
+	g := grant(id)
+	g.Scopes = []string{"notes:read"}
+	putGrant(t, ctx, s, g, long)
+	got, err = s.GetGrant(ctx, id)
+	if err != nil {
+		t.Fatalf("GetGrant: %v", err)
+	}
+	if diff := cmp.Diff(g, got); diff != "" {
+		t.Errorf("GetGrant after a second PutGrant (-want +got):\n%s", diff)
+	}
+}
+
+func testGrantsMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id := newID()
+	if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetGrant(missing) error = %v, want ErrNotFound", err)
+	}
+	if grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked of an unknown grant = true")
+	}
+}
+
+func testGrantsRevoke(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id, other := newID(), newID()
+	putGrant(t, ctx, s, grant(id), long)
+	putGrant(t, ctx, s, grant(other), long)
+	revokeGrant(t, ctx, s, id)
+	if !grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked after RevokeGrant = false")
+	}
+	if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetGrant after RevokeGrant error = %v, want ErrNotFound", err)
+	}
+	revokeGrant(t, ctx, s, id) // idempotent
+	if !grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked after a second RevokeGrant = false")
+	}
+	if grantRevoked(t, ctx, s, other) {
+		t.Errorf("RevokeGrant revoked another grant")
+	}
+	if _, err := s.GetGrant(ctx, other); err != nil {
+		t.Errorf("GetGrant of another grant after RevokeGrant: %v", err)
+	}
+}
+
+func testGrantsRevokeUnknown(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id := newID()
+	revokeGrant(t, ctx, s, id)
+	if !grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked after RevokeGrant of an unknown grant = false")
+	}
+}
+
+func testGrantsRevokeOutlivesGrant(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Grants, st.TTL
+	id := newID()
+	putGrant(t, ctx, s, grant(id), ttl)
+	revokeGrant(t, ctx, s, id)
+	st.Advance(2 * ttl)
+	if !grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked after the grant's TTL = false: the revocation must outlive the grant")
+	}
+}
+
+func testGrantsExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Grants, st.TTL
+	id := newID()
+	putGrant(t, ctx, s, grant(id), ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.GetGrant(ctx, id); err != nil {
+		t.Fatalf("GetGrant before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetGrant after the TTL error = %v, want ErrNotFound", err)
+	}
+	if grantRevoked(t, ctx, s, id) {
+		t.Errorf("GrantRevoked of an expired grant = true")
+	}
+}
+
+func testGrantsNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Grants
+	id := newID()
+	g := grant(id)
+	putGrant(t, ctx, s, g, long)
+	scribble(g)
+	got, err := s.GetGrant(ctx, id)
+	if err != nil {
+		t.Fatalf("GetGrant: %v", err)
+	}
+	scribble(got)
+	got, err = s.GetGrant(ctx, id)
+	if err != nil {
+		t.Fatalf("GetGrant: %v", err)
+	}
+	if diff := cmp.Diff(grant(id), got); diff != "" {
+		t.Errorf("the stored grant shares memory with a caller (-want +got):\n%s", diff)
+	}
+}
+
+func testGrantsRevokeCascades(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	id, other := newID(), newID()
+	for _, g := range []string{id, other} {
+		putGrant(t, ctx, st.Grants, grant(g), long)
+		if err := st.Refresh.IssueRefresh(ctx, g, "client-"+g, "rt-"+g, long); err != nil {
+			t.Fatalf("IssueRefresh: %v", err)
+		}
+		if err := st.Upstream.PutUpstream(ctx, g, sealed(), long); err != nil {
+			t.Fatalf("PutUpstream: %v", err)
 		}
 	}
-	revoked := func(t *testing.T, ctx context.Context, s as.GrantStore, id string) bool {
-		t.Helper()
-		r, err := s.GrantRevoked(ctx, id)
-		if err != nil {
-			t.Fatalf("GrantRevoked: %v", err)
-		}
-		return r
+	// Rotate once, so that the family holds more than one token.
+	if _, _, err := st.Refresh.RotateRefresh(ctx, rotation("rt-"+id, "rt2-"+id, "client-"+id, at, time.Minute)); err != nil {
+		t.Fatalf("RotateRefresh: %v", err)
 	}
-	revoke := func(t *testing.T, ctx context.Context, s as.GrantStore, id string) {
-		t.Helper()
-		if err := s.RevokeGrant(ctx, id); err != nil {
-			t.Fatalf("RevokeGrant: %v", err)
+	revokeGrant(t, ctx, st.Grants, id)
+
+	for _, h := range []string{"rt-" + id, "rt2-" + id} {
+		if _, _, err := st.Refresh.LookupRefresh(ctx, h); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("LookupRefresh of the revoked grant's token error = %v, want ErrNotFound", err)
+		}
+		if _, _, err := st.Refresh.RotateRefresh(ctx, rotation(h, newID(), "client-"+id, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("RotateRefresh of the revoked grant's token error = %v, want ErrNotFound", err)
 		}
 	}
+	if _, err := st.Upstream.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream of the revoked grant error = %v, want ErrNotFound", err)
+	}
+	// The other grant keeps everything.
+	if g, c, err := st.Refresh.LookupRefresh(ctx, "rt-"+other); err != nil || g != other || c != "client-"+other {
+		t.Errorf("LookupRefresh of another grant's token = %q, %q, %v; want %q, %q, nil", g, c, err, other, "client-"+other)
+	}
+	if _, err := st.Upstream.GetUpstream(ctx, other); err != nil {
+		t.Errorf("GetUpstream of another grant: %v", err)
+	}
+}
 
-	t.Run("PutGet", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id := newID()
-		put(t, ctx, s, grant(id), long)
-		got, err := s.GetGrant(ctx, id)
-		if err != nil {
-			t.Fatalf("GetGrant: %v", err)
-		}
-		if diff := cmp.Diff(grant(id), got); diff != "" {
-			t.Errorf("GetGrant (-want +got):\n%s", diff)
-		}
-		if revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked of a live grant = true")
-		}
-		// PutGrant replaces.
-		g := grant(id)
-		g.Scopes = []string{"notes:read"}
-		put(t, ctx, s, g, long)
-		got, err = s.GetGrant(ctx, id)
-		if err != nil {
-			t.Fatalf("GetGrant: %v", err)
-		}
-		if diff := cmp.Diff(g, got); diff != "" {
-			t.Errorf("GetGrant after a second PutGrant (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id := newID()
-		if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetGrant(missing) error = %v, want ErrNotFound", err)
-		}
-		if revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked of an unknown grant = true")
-		}
-	})
-
-	t.Run("Revoke", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id, other := newID(), newID()
-		put(t, ctx, s, grant(id), long)
-		put(t, ctx, s, grant(other), long)
-		revoke(t, ctx, s, id)
-		if !revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked after RevokeGrant = false")
-		}
-		if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetGrant after RevokeGrant error = %v, want ErrNotFound", err)
-		}
-		revoke(t, ctx, s, id) // idempotent
-		if !revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked after a second RevokeGrant = false")
-		}
-		if revoked(t, ctx, s, other) {
-			t.Errorf("RevokeGrant revoked another grant")
-		}
-		if _, err := s.GetGrant(ctx, other); err != nil {
-			t.Errorf("GetGrant of another grant after RevokeGrant: %v", err)
-		}
-	})
-
-	t.Run("RevokeUnknown", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id := newID()
-		revoke(t, ctx, s, id)
-		if !revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked after RevokeGrant of an unknown grant = false")
-		}
-	})
-
-	t.Run("RevokeOutlivesGrant", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Grants, st.TTL
-		id := newID()
-		put(t, ctx, s, grant(id), ttl)
-		revoke(t, ctx, s, id)
-		st.Advance(2 * ttl)
-		if !revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked after the grant's TTL = false: the revocation must outlive the grant")
-		}
-	})
-
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Grants, st.TTL
-		id := newID()
-		put(t, ctx, s, grant(id), ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.GetGrant(ctx, id); err != nil {
-			t.Fatalf("GetGrant before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetGrant after the TTL error = %v, want ErrNotFound", err)
-		}
-		if revoked(t, ctx, s, id) {
-			t.Errorf("GrantRevoked of an expired grant = true")
-		}
-	})
-
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Grants
-		id := newID()
-		g := grant(id)
-		put(t, ctx, s, g, long)
-		scribble(g)
-		got, err := s.GetGrant(ctx, id)
-		if err != nil {
-			t.Fatalf("GetGrant: %v", err)
-		}
-		scribble(got)
-		got, err = s.GetGrant(ctx, id)
-		if err != nil {
-			t.Fatalf("GetGrant: %v", err)
-		}
-		if diff := cmp.Diff(grant(id), got); diff != "" {
-			t.Errorf("the stored grant shares memory with a caller (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("RevokeCascades", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		id, other := newID(), newID()
-		for _, g := range []string{id, other} {
-			put(t, ctx, st.Grants, grant(g), long)
-			if err := st.Refresh.IssueRefresh(ctx, g, "client-"+g, "rt-"+g, long); err != nil {
-				t.Fatalf("IssueRefresh: %v", err)
-			}
-			if err := st.Upstream.PutUpstream(ctx, g, sealed(), long); err != nil {
-				t.Fatalf("PutUpstream: %v", err)
-			}
-		}
-		// Rotate once, so that the family holds more than one token.
-		if _, _, err := st.Refresh.RotateRefresh(ctx, rotation("rt-"+id, "rt2-"+id, "client-"+id, at, time.Minute)); err != nil {
-			t.Fatalf("RotateRefresh: %v", err)
-		}
-		revoke(t, ctx, st.Grants, id)
-
-		for _, h := range []string{"rt-" + id, "rt2-" + id} {
-			if _, _, err := st.Refresh.LookupRefresh(ctx, h); !errors.Is(err, authz.ErrNotFound) {
-				t.Errorf("LookupRefresh of the revoked grant's token error = %v, want ErrNotFound", err)
-			}
-			if _, _, err := st.Refresh.RotateRefresh(ctx, rotation(h, newID(), "client-"+id, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
-				t.Errorf("RotateRefresh of the revoked grant's token error = %v, want ErrNotFound", err)
-			}
-		}
-		if _, err := st.Upstream.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream of the revoked grant error = %v, want ErrNotFound", err)
-		}
-		// The other grant keeps everything.
-		if g, c, err := st.Refresh.LookupRefresh(ctx, "rt-"+other); err != nil || g != other || c != "client-"+other {
-			t.Errorf("LookupRefresh of another grant's token = %q, %q, %v; want %q, %q, nil", g, c, err, other, "client-"+other)
-		}
-		if _, err := st.Upstream.GetUpstream(ctx, other); err != nil {
-			t.Errorf("GetUpstream of another grant: %v", err)
-		}
-	})
-
-	t.Run("RevokeIsSticky", func(t *testing.T) {
-		// A code replayed while its first exchange runs revokes the grant
-		// before the exchange stores the refresh token: what the exchange
-		// writes afterwards must not bring the grant back.
-		ctx, st := ctxFor(t), newStores(t)
-		id := newID()
-		revoke(t, ctx, st.Grants, id)
-		if err := st.Grants.PutGrant(ctx, grant(id), long); err != nil {
-			t.Logf("PutGrant after RevokeGrant: %v", err)
-		}
-		if err := st.Refresh.IssueRefresh(ctx, id, "client-"+id, "rt-"+id, long); err != nil {
-			t.Logf("IssueRefresh after RevokeGrant: %v", err)
-		}
-		if err := st.Upstream.PutUpstream(ctx, id, sealed(), long); err != nil {
-			t.Logf("PutUpstream after RevokeGrant: %v", err)
-		}
-		if !revoked(t, ctx, st.Grants, id) {
-			t.Errorf("GrantRevoked after PutGrant of a revoked grant = false")
-		}
-		if _, err := st.Grants.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetGrant of a revoked grant put again error = %v, want ErrNotFound", err)
-		}
-		if _, _, err := st.Refresh.LookupRefresh(ctx, "rt-"+id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("LookupRefresh of a token issued after RevokeGrant error = %v, want ErrNotFound", err)
-		}
-		if _, _, err := st.Refresh.RotateRefresh(ctx, rotation("rt-"+id, newID(), "client-"+id, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("RotateRefresh of a token issued after RevokeGrant error = %v, want ErrNotFound", err)
-		}
-		if _, err := st.Upstream.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream of tokens put after RevokeGrant error = %v, want ErrNotFound", err)
-		}
-	})
+func testGrantsRevokeIsSticky(t *testing.T, newStores func(t *testing.T) Stores) {
+	// A code replayed while its first exchange runs revokes the grant
+	// before the exchange stores the refresh token: what the exchange
+	// writes afterwards must not bring the grant back.
+	ctx, st := ctxFor(t), newStores(t)
+	id := newID()
+	revokeGrant(t, ctx, st.Grants, id)
+	if err := st.Grants.PutGrant(ctx, grant(id), long); err != nil {
+		t.Logf("PutGrant after RevokeGrant: %v", err)
+	}
+	if err := st.Refresh.IssueRefresh(ctx, id, "client-"+id, "rt-"+id, long); err != nil {
+		t.Logf("IssueRefresh after RevokeGrant: %v", err)
+	}
+	if err := st.Upstream.PutUpstream(ctx, id, sealed(), long); err != nil {
+		t.Logf("PutUpstream after RevokeGrant: %v", err)
+	}
+	if !grantRevoked(t, ctx, st.Grants, id) {
+		t.Errorf("GrantRevoked after PutGrant of a revoked grant = false")
+	}
+	if _, err := st.Grants.GetGrant(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetGrant of a revoked grant put again error = %v, want ErrNotFound", err)
+	}
+	if _, _, err := st.Refresh.LookupRefresh(ctx, "rt-"+id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("LookupRefresh of a token issued after RevokeGrant error = %v, want ErrNotFound", err)
+	}
+	if _, _, err := st.Refresh.RotateRefresh(ctx, rotation("rt-"+id, newID(), "client-"+id, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("RotateRefresh of a token issued after RevokeGrant error = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Upstream.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream of tokens put after RevokeGrant error = %v, want ErrNotFound", err)
+	}
 }
 
 // rotation returns a RefreshRotation with a long TTL.
@@ -857,569 +893,600 @@ func rotation(presented, next, clientID string, now time.Time, grace time.Durati
 	return as.RefreshRotation{PresentedHash: presented, NewHash: next, ClientID: clientID, Now: now, Grace: grace, TTL: long}
 }
 
-func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
-	const grace = 30 * time.Second
+// refreshGrace is the grace window of the rotation cases.
+const refreshGrace = 30 * time.Second
 
-	// A step presents token number presented (0 is the issued one, n the
-	// one step n made) and expects want, or ErrNotFound if want is zero.
-	// Each step offers a new token; after is the time since the first step.
-	type step struct {
-		presented int
-		after     time.Duration
-		clientID  string // default: the family's client
-		grace     time.Duration
-		want      as.RotateResult
+// A refreshStep presents token number presented (0 is the issued one, n the
+// one step n made) and expects want, or ErrNotFound if want is zero.
+// Each step offers a new token; after is the time since the first step.
+type refreshStep struct {
+	presented int
+	after     time.Duration
+	clientID  string // default: the family's client
+	grace     time.Duration
+	want      as.RotateResult
+}
+
+// A refreshCase is a sequence of rotations of one family.
+type refreshCase struct {
+	name  string
+	steps []refreshStep
+	// live and gone are the tokens that LookupRefresh must find, and
+	// must not find, after the steps.
+	live, gone []int
+}
+
+// refreshCases are the rotation sequences that testRefresh runs.
+var refreshCases = []refreshCase{
+	{
+		name:  "current rotates",
+		steps: []refreshStep{{presented: 0, grace: refreshGrace, want: as.Rotated}, {presented: 1, grace: refreshGrace, want: as.Rotated}},
+		live:  []int{0, 1, 2},
+	},
+	{
+		name: "previous within grace",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: refreshGrace / 2, grace: refreshGrace, want: as.RotatedInGrace},
+			{presented: 2, after: refreshGrace / 2, grace: refreshGrace, want: as.Rotated},
+		},
+		live: []int{0, 1, 2, 3},
+	},
+	{
+		name: "previous at the end of grace",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: refreshGrace, grace: refreshGrace, want: as.RotatedInGrace},
+		},
+		live: []int{0, 1, 2},
+	},
+	{
+		name: "grace does not move with a retry",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: refreshGrace / 2, grace: refreshGrace, want: as.RotatedInGrace},
+			{presented: 0, after: refreshGrace, grace: refreshGrace, want: as.RotatedInGrace},
+			{presented: 0, after: refreshGrace + time.Second, grace: refreshGrace, want: as.Reused},
+		},
+		gone: []int{0, 1, 2, 3, 4},
+	},
+	{
+		name: "previous past grace",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: refreshGrace + time.Second, grace: refreshGrace, want: as.Reused},
+			{presented: 1, after: refreshGrace + time.Second, grace: refreshGrace},
+		},
+		gone: []int{0, 1, 2, 3},
+	},
+	{
+		name: "previous within grace by another client",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: time.Second, clientID: "mallory", grace: refreshGrace, want: as.Reused},
+		},
+		gone: []int{0, 1, 2},
+	},
+	{
+		name: "zero grace",
+		steps: []refreshStep{
+			{presented: 0, want: as.Rotated},
+			{presented: 0, want: as.Reused},
+		},
+		gone: []int{0, 1, 2},
+	},
+	{
+		name: "older than previous",
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 1, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: time.Second, grace: refreshGrace, want: as.Reused},
+		},
+		gone: []int{0, 1, 2, 3},
+	},
+	{
+		name: "replaced by a retry within grace",
+		// The answer to step 1 was lost; the client retried with token
+		// 0 and got token 2. Token 1 is no longer current.
+		steps: []refreshStep{
+			{presented: 0, grace: refreshGrace, want: as.Rotated},
+			{presented: 0, after: time.Second, grace: refreshGrace, want: as.RotatedInGrace},
+			{presented: 1, after: 2 * time.Second, grace: refreshGrace, want: as.Reused},
+			{presented: 2, after: 2 * time.Second, grace: refreshGrace},
+		},
+		gone: []int{0, 1, 2, 3, 4},
+	},
+}
+
+func testRefresh(t *testing.T, newStores func(t *testing.T) Stores) {
+	for _, tt := range refreshCases {
+		t.Run(tt.name, func(t *testing.T) { testRefreshRotation(t, newStores, tt) })
 	}
+	t.Run("ReusedKillsFamily", func(t *testing.T) { testRefreshReusedKillsFamily(t, newStores) })
+	t.Run("Unknown", func(t *testing.T) { testRefreshUnknown(t, newStores) })
+	t.Run("FamiliesAreSeparate", func(t *testing.T) { testRefreshFamiliesAreSeparate(t, newStores) })
+	t.Run("IssueReplacesFamily", func(t *testing.T) { testRefreshIssueReplacesFamily(t, newStores) })
+	t.Run("ConcurrentRotate", func(t *testing.T) { testRefreshConcurrentRotate(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testRefreshExpiry(t, newStores) })
+	t.Run("RotateExtends", func(t *testing.T) { testRefreshRotateExtends(t, newStores) })
+}
+
+func testRefreshRotation(t *testing.T, newStores func(t *testing.T) Stores, tt refreshCase) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	grantID, clientID := newID(), "client-"+newID()
+	tokens := []string{newID()}
+	if err := s.IssueRefresh(ctx, grantID, clientID, tokens[0], long); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	for i, st := range tt.steps {
+		tokens = append(tokens, newID())
+		r := rotation(tokens[st.presented], tokens[i+1], clientID, at.Add(st.after), st.grace)
+		if st.clientID != "" {
+			r.ClientID = st.clientID
+		}
+		g, res, err := s.RotateRefresh(ctx, r)
+		if st.want == 0 {
+			if !errors.Is(err, authz.ErrNotFound) {
+				t.Errorf("step %d: RotateRefresh(token %d) = %q, %s, %v; want ErrNotFound", i+1, st.presented, g, resultName(res), err)
+			}
+			continue
+		}
+		if err != nil || res != st.want || g != grantID {
+			t.Errorf("step %d: RotateRefresh(token %d) = %q, %s, %v; want %q, %s, nil", i+1, st.presented, g, resultName(res), err, grantID, resultName(st.want))
+		}
+	}
+	for _, n := range tt.live {
+		if g, c, err := s.LookupRefresh(ctx, tokens[n]); err != nil || g != grantID || c != clientID {
+			t.Errorf("LookupRefresh(token %d) = %q, %q, %v; want %q, %q, nil", n, g, c, err, grantID, clientID)
+		}
+	}
+	for _, n := range tt.gone {
+		if n >= len(tokens) {
+			continue
+		}
+		if g, c, err := s.LookupRefresh(ctx, tokens[n]); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("LookupRefresh(token %d) = %q, %q, %v; want ErrNotFound", n, g, c, err)
+		}
+	}
+}
+
+func testRefreshReusedKillsFamily(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	grantID, clientID := newID(), "client-"+newID()
+	t0, t1, t2 := newID(), newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	if _, res, err := s.RotateRefresh(ctx, rotation(t0, t1, clientID, at, 0)); err != nil || res != as.Rotated {
+		t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
+	}
+	if _, res, err := s.RotateRefresh(ctx, rotation(t0, t2, clientID, at, 0)); err != nil || res != as.Reused {
+		t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
+	}
+	for _, h := range []string{t0, t1, t2} {
+		for i := range 2 { // and a dead family stays dead
+			if g, res, err := s.RotateRefresh(ctx, rotation(h, newID(), clientID, at, time.Hour)); !errors.Is(err, authz.ErrNotFound) {
+				t.Errorf("RotateRefresh #%d of a dead family's token = %q, %s, %v; want ErrNotFound", i, g, resultName(res), err)
+			}
+		}
+	}
+}
+
+func testRefreshUnknown(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	grantID, clientID, t0 := newID(), "client-"+newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	if _, _, err := s.LookupRefresh(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("LookupRefresh(unknown) error = %v, want ErrNotFound", err)
+	}
+	if g, res, err := s.RotateRefresh(ctx, rotation(newID(), newID(), clientID, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("RotateRefresh(unknown) = %q, %s, %v; want ErrNotFound", g, resultName(res), err)
+	}
+	// An unknown token says nothing about the family.
+	if _, res, err := s.RotateRefresh(ctx, rotation(t0, newID(), clientID, at, time.Minute)); err != nil || res != as.Rotated {
+		t.Errorf("RotateRefresh of the current token after an unknown one = %s, %v; want Rotated", resultName(res), err)
+	}
+}
+
+func testRefreshFamiliesAreSeparate(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	a, b := newID(), newID()
+	a0, a1, b0, b1 := newID(), newID(), newID(), newID()
+	for _, f := range []struct{ grant, token string }{{a, a0}, {b, b0}} {
+		if err := s.IssueRefresh(ctx, f.grant, "client", f.token, long); err != nil {
+			t.Fatalf("IssueRefresh: %v", err)
+		}
+	}
+	if _, res, err := s.RotateRefresh(ctx, rotation(a0, a1, "client", at, 0)); err != nil || res != as.Rotated {
+		t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
+	}
+	if _, res, err := s.RotateRefresh(ctx, rotation(a0, newID(), "client", at, 0)); err != nil || res != as.Reused {
+		t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
+	}
+	g, res, err := s.RotateRefresh(ctx, rotation(b0, b1, "client", at, 0))
+	if err != nil || res != as.Rotated || g != b {
+		t.Errorf("RotateRefresh in another family = %q, %s, %v; want %q, Rotated, nil", g, resultName(res), err, b)
+	}
+}
+
+func testRefreshIssueReplacesFamily(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Refresh
+	grantID := newID()
+	t0, t1, n0 := newID(), newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, "client-a", t0, long); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	if _, _, err := s.RotateRefresh(ctx, rotation(t0, t1, "client-a", at, time.Minute)); err != nil {
+		t.Fatalf("RotateRefresh: %v", err)
+	}
+	if err := s.IssueRefresh(ctx, grantID, "client-b", n0, long); err != nil {
+		t.Fatalf("second IssueRefresh: %v", err)
+	}
+	for _, h := range []string{t0, t1} {
+		if _, _, err := s.LookupRefresh(ctx, h); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("LookupRefresh of a replaced family's token error = %v, want ErrNotFound", err)
+		}
+		if _, res, err := s.RotateRefresh(ctx, rotation(h, newID(), "client-a", at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
+			t.Errorf("RotateRefresh of a replaced family's token = %s, %v; want ErrNotFound", resultName(res), err)
+		}
+	}
+	if g, c, err := s.LookupRefresh(ctx, n0); err != nil || g != grantID || c != "client-b" {
+		t.Errorf("LookupRefresh of the new family's token = %q, %q, %v; want %q, client-b, nil", g, c, err, grantID)
+	}
+}
+
+func testRefreshConcurrentRotate(t *testing.T, newStores func(t *testing.T) Stores) {
 	for _, tt := range []struct {
 		name  string
-		steps []step
-		// live and gone are the tokens that LookupRefresh must find, and
-		// must not find, after the steps.
-		live, gone []int
+		grace time.Duration
+		// want counts the results: one Rotated, and every other call
+		// either in grace, or the first loser Reused and the rest
+		// ErrNotFound (result 0) as the family is dead.
+		want map[string]int
 	}{
-		{
-			name:  "current rotates",
-			steps: []step{{presented: 0, grace: grace, want: as.Rotated}, {presented: 1, grace: grace, want: as.Rotated}},
-			live:  []int{0, 1, 2},
-		},
-		{
-			name: "previous within grace",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: grace / 2, grace: grace, want: as.RotatedInGrace},
-				{presented: 2, after: grace / 2, grace: grace, want: as.Rotated},
-			},
-			live: []int{0, 1, 2, 3},
-		},
-		{
-			name: "previous at the end of grace",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: grace, grace: grace, want: as.RotatedInGrace},
-			},
-			live: []int{0, 1, 2},
-		},
-		{
-			name: "grace does not move with a retry",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: grace / 2, grace: grace, want: as.RotatedInGrace},
-				{presented: 0, after: grace, grace: grace, want: as.RotatedInGrace},
-				{presented: 0, after: grace + time.Second, grace: grace, want: as.Reused},
-			},
-			gone: []int{0, 1, 2, 3, 4},
-		},
-		{
-			name: "previous past grace",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: grace + time.Second, grace: grace, want: as.Reused},
-				{presented: 1, after: grace + time.Second, grace: grace},
-			},
-			gone: []int{0, 1, 2, 3},
-		},
-		{
-			name: "previous within grace by another client",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: time.Second, clientID: "mallory", grace: grace, want: as.Reused},
-			},
-			gone: []int{0, 1, 2},
-		},
-		{
-			name: "zero grace",
-			steps: []step{
-				{presented: 0, want: as.Rotated},
-				{presented: 0, want: as.Reused},
-			},
-			gone: []int{0, 1, 2},
-		},
-		{
-			name: "older than previous",
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 1, grace: grace, want: as.Rotated},
-				{presented: 0, after: time.Second, grace: grace, want: as.Reused},
-			},
-			gone: []int{0, 1, 2, 3},
-		},
-		{
-			name: "replaced by a retry within grace",
-			// The answer to step 1 was lost; the client retried with token
-			// 0 and got token 2. Token 1 is no longer current.
-			steps: []step{
-				{presented: 0, grace: grace, want: as.Rotated},
-				{presented: 0, after: time.Second, grace: grace, want: as.RotatedInGrace},
-				{presented: 1, after: 2 * time.Second, grace: grace, want: as.Reused},
-				{presented: 2, after: 2 * time.Second, grace: grace},
-			},
-			gone: []int{0, 1, 2, 3, 4},
-		},
+		{"within grace", time.Minute, map[string]int{"Rotated": 1, "RotatedInGrace": workers - 1}},
+		{"no grace", 0, map[string]int{"Rotated": 1, "Reused": 1, "none": workers - 2}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, s := ctxFor(t), newStores(t).Refresh
-			grantID, clientID := newID(), "client-"+newID()
-			tokens := []string{newID()}
-			if err := s.IssueRefresh(ctx, grantID, clientID, tokens[0], long); err != nil {
+			grantID, clientID, t0 := newID(), "client-"+newID(), newID()
+			if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
 				t.Fatalf("IssueRefresh: %v", err)
 			}
-			for i, st := range tt.steps {
-				tokens = append(tokens, newID())
-				r := rotation(tokens[st.presented], tokens[i+1], clientID, at.Add(st.after), st.grace)
-				if st.clientID != "" {
-					r.ClientID = st.clientID
+			next := make([]string, workers)
+			res := make([]as.RotateResult, workers)
+			errs := race(func(i int) (err error) {
+				next[i] = newID()
+				_, res[i], err = s.RotateRefresh(ctx, rotation(t0, next[i], clientID, at, tt.grace))
+				if errors.Is(err, authz.ErrNotFound) {
+					return nil
 				}
-				g, res, err := s.RotateRefresh(ctx, r)
-				if st.want == 0 {
-					if !errors.Is(err, authz.ErrNotFound) {
-						t.Errorf("step %d: RotateRefresh(token %d) = %q, %s, %v; want ErrNotFound", i+1, st.presented, g, resultName(res), err)
+				return err
+			})
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("RotateRefresh #%d: %v", i, err)
+				}
+			}
+			got := map[string]int{}
+			for _, r := range res {
+				got[resultName(r)]++
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("results of %d concurrent rotations of one token (-want +got):\n%s", workers, diff)
+			}
+			// Within grace, every rotation's new token joined the family.
+			if tt.grace > 0 {
+				for i, h := range next {
+					if g, c, err := s.LookupRefresh(ctx, h); err != nil || g != grantID || c != clientID {
+						t.Errorf("LookupRefresh(new token #%d) = %q, %q, %v; want %q, %q, nil", i, g, c, err, grantID, clientID)
 					}
-					continue
-				}
-				if err != nil || res != st.want || g != grantID {
-					t.Errorf("step %d: RotateRefresh(token %d) = %q, %s, %v; want %q, %s, nil", i+1, st.presented, g, resultName(res), err, grantID, resultName(st.want))
-				}
-			}
-			for _, n := range tt.live {
-				if g, c, err := s.LookupRefresh(ctx, tokens[n]); err != nil || g != grantID || c != clientID {
-					t.Errorf("LookupRefresh(token %d) = %q, %q, %v; want %q, %q, nil", n, g, c, err, grantID, clientID)
-				}
-			}
-			for _, n := range tt.gone {
-				if n >= len(tokens) {
-					continue
-				}
-				if g, c, err := s.LookupRefresh(ctx, tokens[n]); !errors.Is(err, authz.ErrNotFound) {
-					t.Errorf("LookupRefresh(token %d) = %q, %q, %v; want ErrNotFound", n, g, c, err)
 				}
 			}
 		})
 	}
+}
 
-	t.Run("ReusedKillsFamily", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Refresh
-		grantID, clientID := newID(), "client-"+newID()
-		t0, t1, t2 := newID(), newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(t0, t1, clientID, at, 0)); err != nil || res != as.Rotated {
-			t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
-		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(t0, t2, clientID, at, 0)); err != nil || res != as.Reused {
-			t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
-		}
-		for _, h := range []string{t0, t1, t2} {
-			for i := range 2 { // and a dead family stays dead
-				if g, res, err := s.RotateRefresh(ctx, rotation(h, newID(), clientID, at, time.Hour)); !errors.Is(err, authz.ErrNotFound) {
-					t.Errorf("RotateRefresh #%d of a dead family's token = %q, %s, %v; want ErrNotFound", i, g, resultName(res), err)
-				}
-			}
-		}
-	})
+func testRefreshExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Refresh, st.TTL
+	grantID, clientID, t0, t1 := newID(), "client-"+newID(), newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, clientID, t0, ttl); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	st.Advance(ttl * 3 / 4)
+	if _, _, err := s.LookupRefresh(ctx, t0); err != nil {
+		t.Fatalf("LookupRefresh before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, _, err := s.LookupRefresh(ctx, t0); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("LookupRefresh after the TTL error = %v, want ErrNotFound", err)
+	}
+	r := rotation(t0, t1, clientID, at, time.Minute)
+	if g, res, err := s.RotateRefresh(ctx, r); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("RotateRefresh after the TTL = %q, %s, %v; want ErrNotFound", g, resultName(res), err)
+	}
+}
 
-	t.Run("Unknown", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Refresh
-		grantID, clientID, t0 := newID(), "client-"+newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		if _, _, err := s.LookupRefresh(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("LookupRefresh(unknown) error = %v, want ErrNotFound", err)
-		}
-		if g, res, err := s.RotateRefresh(ctx, rotation(newID(), newID(), clientID, at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("RotateRefresh(unknown) = %q, %s, %v; want ErrNotFound", g, resultName(res), err)
-		}
-		// An unknown token says nothing about the family.
-		if _, res, err := s.RotateRefresh(ctx, rotation(t0, newID(), clientID, at, time.Minute)); err != nil || res != as.Rotated {
-			t.Errorf("RotateRefresh of the current token after an unknown one = %s, %v; want Rotated", resultName(res), err)
-		}
-	})
-
-	t.Run("FamiliesAreSeparate", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Refresh
-		a, b := newID(), newID()
-		a0, a1, b0, b1 := newID(), newID(), newID(), newID()
-		for _, f := range []struct{ grant, token string }{{a, a0}, {b, b0}} {
-			if err := s.IssueRefresh(ctx, f.grant, "client", f.token, long); err != nil {
-				t.Fatalf("IssueRefresh: %v", err)
-			}
-		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(a0, a1, "client", at, 0)); err != nil || res != as.Rotated {
-			t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
-		}
-		if _, res, err := s.RotateRefresh(ctx, rotation(a0, newID(), "client", at, 0)); err != nil || res != as.Reused {
-			t.Fatalf("RotateRefresh(reused) = %s, %v; want Reused", resultName(res), err)
-		}
-		g, res, err := s.RotateRefresh(ctx, rotation(b0, b1, "client", at, 0))
-		if err != nil || res != as.Rotated || g != b {
-			t.Errorf("RotateRefresh in another family = %q, %s, %v; want %q, Rotated, nil", g, resultName(res), err, b)
-		}
-	})
-
-	t.Run("IssueReplacesFamily", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Refresh
-		grantID := newID()
-		t0, t1, n0 := newID(), newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, "client-a", t0, long); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		if _, _, err := s.RotateRefresh(ctx, rotation(t0, t1, "client-a", at, time.Minute)); err != nil {
-			t.Fatalf("RotateRefresh: %v", err)
-		}
-		if err := s.IssueRefresh(ctx, grantID, "client-b", n0, long); err != nil {
-			t.Fatalf("second IssueRefresh: %v", err)
-		}
-		for _, h := range []string{t0, t1} {
-			if _, _, err := s.LookupRefresh(ctx, h); !errors.Is(err, authz.ErrNotFound) {
-				t.Errorf("LookupRefresh of a replaced family's token error = %v, want ErrNotFound", err)
-			}
-			if _, res, err := s.RotateRefresh(ctx, rotation(h, newID(), "client-a", at, time.Minute)); !errors.Is(err, authz.ErrNotFound) {
-				t.Errorf("RotateRefresh of a replaced family's token = %s, %v; want ErrNotFound", resultName(res), err)
-			}
-		}
-		if g, c, err := s.LookupRefresh(ctx, n0); err != nil || g != grantID || c != "client-b" {
-			t.Errorf("LookupRefresh of the new family's token = %q, %q, %v; want %q, client-b, nil", g, c, err, grantID)
-		}
-	})
-
-	t.Run("ConcurrentRotate", func(t *testing.T) {
-		for _, tt := range []struct {
-			name  string
-			grace time.Duration
-			// want counts the results: one Rotated, and every other call
-			// either in grace, or the first loser Reused and the rest
-			// ErrNotFound (result 0) as the family is dead.
-			want map[string]int
-		}{
-			{"within grace", time.Minute, map[string]int{"Rotated": 1, "RotatedInGrace": workers - 1}},
-			{"no grace", 0, map[string]int{"Rotated": 1, "Reused": 1, "none": workers - 2}},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				ctx, s := ctxFor(t), newStores(t).Refresh
-				grantID, clientID, t0 := newID(), "client-"+newID(), newID()
-				if err := s.IssueRefresh(ctx, grantID, clientID, t0, long); err != nil {
-					t.Fatalf("IssueRefresh: %v", err)
-				}
-				next := make([]string, workers)
-				res := make([]as.RotateResult, workers)
-				errs := race(func(i int) (err error) {
-					next[i] = newID()
-					_, res[i], err = s.RotateRefresh(ctx, rotation(t0, next[i], clientID, at, tt.grace))
-					if errors.Is(err, authz.ErrNotFound) {
-						return nil
-					}
-					return err
-				})
-				for i, err := range errs {
-					if err != nil {
-						t.Fatalf("RotateRefresh #%d: %v", i, err)
-					}
-				}
-				got := map[string]int{}
-				for _, r := range res {
-					got[resultName(r)]++
-				}
-				if diff := cmp.Diff(tt.want, got); diff != "" {
-					t.Errorf("results of %d concurrent rotations of one token (-want +got):\n%s", workers, diff)
-				}
-				// Within grace, every rotation's new token joined the family.
-				if tt.grace > 0 {
-					for i, h := range next {
-						if g, c, err := s.LookupRefresh(ctx, h); err != nil || g != grantID || c != clientID {
-							t.Errorf("LookupRefresh(new token #%d) = %q, %q, %v; want %q, %q, nil", i, g, c, err, grantID, clientID)
-						}
-					}
-				}
-			})
-		}
-	})
-
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Refresh, st.TTL
-		grantID, clientID, t0, t1 := newID(), "client-"+newID(), newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, clientID, t0, ttl); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		st.Advance(ttl * 3 / 4)
-		if _, _, err := s.LookupRefresh(ctx, t0); err != nil {
-			t.Fatalf("LookupRefresh before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, _, err := s.LookupRefresh(ctx, t0); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("LookupRefresh after the TTL error = %v, want ErrNotFound", err)
-		}
-		r := rotation(t0, t1, clientID, at, time.Minute)
-		if g, res, err := s.RotateRefresh(ctx, r); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("RotateRefresh after the TTL = %q, %s, %v; want ErrNotFound", g, resultName(res), err)
-		}
-	})
-
-	t.Run("RotateExtends", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Refresh, st.TTL
-		grantID, clientID, t0, t1 := newID(), "client-"+newID(), newID(), newID()
-		if err := s.IssueRefresh(ctx, grantID, clientID, t0, ttl); err != nil {
-			t.Fatalf("IssueRefresh: %v", err)
-		}
-		st.Advance(ttl / 2)
-		r := rotation(t0, t1, clientID, at, time.Minute)
-		r.TTL = ttl
-		if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
-			t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
-		}
-		st.Advance(ttl * 3 / 4) // 5/4 TTL after IssueRefresh, 3/4 after RotateRefresh
-		if g, c, err := s.LookupRefresh(ctx, t1); err != nil || g != grantID || c != clientID {
-			t.Errorf("LookupRefresh of the rotated token = %q, %q, %v; want %q, %q, nil", g, c, err, grantID, clientID)
-		}
-		st.Advance(ttl / 2)
-		if _, _, err := s.LookupRefresh(ctx, t1); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("LookupRefresh after the rotated token's TTL error = %v, want ErrNotFound", err)
-		}
-	})
+func testRefreshRotateExtends(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Refresh, st.TTL
+	grantID, clientID, t0, t1 := newID(), "client-"+newID(), newID(), newID()
+	if err := s.IssueRefresh(ctx, grantID, clientID, t0, ttl); err != nil {
+		t.Fatalf("IssueRefresh: %v", err)
+	}
+	st.Advance(ttl / 2)
+	r := rotation(t0, t1, clientID, at, time.Minute)
+	r.TTL = ttl
+	if _, res, err := s.RotateRefresh(ctx, r); err != nil || res != as.Rotated {
+		t.Fatalf("RotateRefresh = %s, %v; want Rotated", resultName(res), err)
+	}
+	st.Advance(ttl * 3 / 4) // 5/4 TTL after IssueRefresh, 3/4 after RotateRefresh
+	if g, c, err := s.LookupRefresh(ctx, t1); err != nil || g != grantID || c != clientID {
+		t.Errorf("LookupRefresh of the rotated token = %q, %q, %v; want %q, %q, nil", g, c, err, grantID, clientID)
+	}
+	st.Advance(ttl / 2)
+	if _, _, err := s.LookupRefresh(ctx, t1); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("LookupRefresh after the rotated token's TTL error = %v, want ErrNotFound", err)
+	}
 }
 
 func testUpstream(t *testing.T, newStores func(t *testing.T) Stores) {
-	put := func(t *testing.T, ctx context.Context, s upstream.TokenStore, grantID string, v *upstream.Sealed, ttl time.Duration) {
-		t.Helper()
-		if err := s.PutUpstream(ctx, grantID, v, ttl); err != nil {
-			t.Fatalf("PutUpstream: %v", err)
-		}
-	}
-
-	t.Run("Swap", func(t *testing.T) {
-		// The fence of the vault's refresh: SwapUpstream replaces only
-		// the record it was given, never a newer one, and never revives a
-		// revoked grant's tokens.
-		st := newStores(t)
-		ctx, s := ctxFor(t), st.Upstream
-		sw, ok := s.(upstream.TokenSwapper)
-		if !ok {
-			t.Fatal("the UpstreamTokenStore does not implement authz.UpstreamTokenSwapper (the vault then writes refreshed tokens without a fence)")
-		}
-		id := newID()
-		put(t, ctx, s, id, sealed(), long)
-		newer := &upstream.Sealed{KeyID: "k2", Nonce: []byte("newer nonce!"), Ciphertext: []byte("newer")}
-		stale := &upstream.Sealed{KeyID: "k2", Nonce: []byte("stale nonce!"), Ciphertext: []byte("stale")}
-		if ok, err := sw.SwapUpstream(ctx, id, sealed(), newer, long); err != nil || !ok {
-			t.Fatalf("SwapUpstream over the current record = %v, %v; want true", ok, err)
-		}
-		// A stalled holder still believes the old record is current.
-		if ok, err := sw.SwapUpstream(ctx, id, sealed(), stale, long); err != nil || ok {
-			t.Fatalf("SwapUpstream over a replaced record = %v, %v; want false", ok, err)
-		}
-		got, err := s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(newer, got); diff != "" {
-			t.Errorf("after a refused swap (-want +got):\n%s", diff)
-		}
-		if ok, err := sw.SwapUpstream(ctx, newID(), sealed(), newer, long); err != nil || ok {
-			t.Errorf("SwapUpstream of a missing record = %v, %v; want false", ok, err)
-		}
-		if err := st.Grants.RevokeGrant(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := sw.SwapUpstream(ctx, id, newer, stale, long); err != nil || ok {
-			t.Errorf("SwapUpstream of a revoked grant = %v, %v; want false", ok, err)
-		}
-		if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream of a revoked grant after a swap: %v, want ErrNotFound", err)
-		}
-	})
-
-	t.Run("PutGetDelete", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Upstream
-		id, other := newID(), newID()
-		put(t, ctx, s, id, sealed(), long)
-		put(t, ctx, s, other, sealed(), long)
-		got, err := s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatalf("GetUpstream: %v", err)
-		}
-		if diff := cmp.Diff(sealed(), got); diff != "" {
-			t.Errorf("GetUpstream (-want +got):\n%s", diff)
-		}
-		// PutUpstream replaces (a refreshed upstream token).
-		next := &upstream.Sealed{KeyID: "k2", Nonce: []byte("other nonce!"), Ciphertext: []byte("other ciphertext")}
-		put(t, ctx, s, id, next, long)
-		got, err = s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatalf("GetUpstream: %v", err)
-		}
-		if diff := cmp.Diff(next, got); diff != "" {
-			t.Errorf("GetUpstream after a second PutUpstream (-want +got):\n%s", diff)
-		}
-		if err := s.DeleteUpstream(ctx, id); err != nil {
-			t.Fatalf("DeleteUpstream: %v", err)
-		}
-		if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream after DeleteUpstream error = %v, want ErrNotFound", err)
-		}
-		if err := s.DeleteUpstream(ctx, id); err != nil && !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("second DeleteUpstream: %v", err)
-		}
-		if _, err := s.GetUpstream(ctx, other); err != nil {
-			t.Errorf("GetUpstream of another grant after DeleteUpstream: %v", err)
-		}
-	})
-
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Upstream
-		if _, err := s.GetUpstream(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream(missing) error = %v, want ErrNotFound", err)
-		}
-	})
-
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Upstream, st.TTL
-		id := newID()
-		put(t, ctx, s, id, sealed(), ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.GetUpstream(ctx, id); err != nil {
-			t.Fatalf("GetUpstream before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("GetUpstream after the TTL error = %v, want ErrNotFound", err)
-		}
-	})
-
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Upstream
-		id := newID()
-		v := sealed()
-		put(t, ctx, s, id, v, long)
-		scribble(v)
-		got, err := s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatalf("GetUpstream: %v", err)
-		}
-		scribble(got)
-		got, err = s.GetUpstream(ctx, id)
-		if err != nil {
-			t.Fatalf("GetUpstream: %v", err)
-		}
-		if diff := cmp.Diff(sealed(), got); diff != "" {
-			t.Errorf("the stored tokens share memory with a caller (-want +got):\n%s", diff)
-		}
-	})
+	t.Run("Swap", func(t *testing.T) { testUpstreamSwap(t, newStores) })
+	t.Run("PutGetDelete", func(t *testing.T) { testUpstreamPutGetDelete(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testUpstreamMissing(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testUpstreamExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testUpstreamNoAliasing(t, newStores) })
 }
 
-func testConsent(t *testing.T, newStores func(t *testing.T) Stores) {
-	scopes := []string{"notes:read", "notes:write"}
-	approve := func(t *testing.T, ctx context.Context, s as.ConsentStore, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) {
-		t.Helper()
-		if err := s.Approve(ctx, subject, clientID, redirectURI, scopes, ttl); err != nil {
-			t.Fatalf("Approve: %v", err)
-		}
+func putUpstream(t *testing.T, ctx context.Context, s upstream.TokenStore, grantID string, v *upstream.Sealed, ttl time.Duration) {
+	t.Helper()
+	if err := s.PutUpstream(ctx, grantID, v, ttl); err != nil {
+		t.Fatalf("PutUpstream: %v", err)
 	}
+}
 
-	t.Run("ApproveApproved", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Consent
-		subject := newID()
-		approve(t, ctx, s, subject, "https://app.example/client.json", "https://app.example/cb", scopes, long)
-		got, err := s.Approved(ctx, subject, "https://app.example/client.json", "https://app.example/cb")
-		if err != nil {
-			t.Fatalf("Approved: %v", err)
-		}
-		if diff := cmp.Diff(scopes, got); diff != "" {
-			t.Errorf("Approved (-want +got):\n%s", diff)
-		}
-		// Approve replaces.
-		approve(t, ctx, s, subject, "https://app.example/client.json", "https://app.example/cb", []string{"notes:read"}, long)
-		got, err = s.Approved(ctx, subject, "https://app.example/client.json", "https://app.example/cb")
-		if err != nil {
-			t.Fatalf("Approved: %v", err)
-		}
-		if diff := cmp.Diff([]string{"notes:read"}, got); diff != "" {
-			t.Errorf("Approved after a second Approve (-want +got):\n%s", diff)
-		}
-	})
+func testUpstreamSwap(t *testing.T, newStores func(t *testing.T) Stores) {
+	// The fence of the vault's refresh: SwapUpstream replaces only
+	// the record it was given, never a newer one, and never revives a
+	// revoked grant's tokens.
+	st := newStores(t)
+	ctx, s := ctxFor(t), st.Upstream
+	sw, ok := s.(upstream.TokenSwapper)
+	if !ok {
+		t.Fatal("the UpstreamTokenStore does not implement authz.UpstreamTokenSwapper (the vault then writes refreshed tokens without a fence)")
+	}
+	id := newID()
+	putUpstream(t, ctx, s, id, sealed(), long)
+	newer := &upstream.Sealed{KeyID: "k2", Nonce: []byte("newer nonce!"), Ciphertext: []byte("newer")}
+	stale := &upstream.Sealed{KeyID: "k2", Nonce: []byte("stale nonce!"), Ciphertext: []byte("stale")}
+	if ok, err := sw.SwapUpstream(ctx, id, sealed(), newer, long); err != nil || !ok {
+		t.Fatalf("SwapUpstream over the current record = %v, %v; want true", ok, err)
+	}
+	// A stalled holder still believes the old record is current.
+	if ok, err := sw.SwapUpstream(ctx, id, sealed(), stale, long); err != nil || ok {
+		t.Fatalf("SwapUpstream over a replaced record = %v, %v; want false", ok, err)
+	}
+	got, err := s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(newer, got); diff != "" {
+		t.Errorf("after a refused swap (-want +got):\n%s", diff)
+	}
+	if ok, err := sw.SwapUpstream(ctx, newID(), sealed(), newer, long); err != nil || ok {
+		t.Errorf("SwapUpstream of a missing record = %v, %v; want false", ok, err)
+	}
+	if err := st.Grants.RevokeGrant(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := sw.SwapUpstream(ctx, id, newer, stale, long); err != nil || ok {
+		t.Errorf("SwapUpstream of a revoked grant = %v, %v; want false", ok, err)
+	}
+	if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream of a revoked grant after a swap: %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("Missing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Consent
-		if got, err := s.Approved(ctx, newID(), "client", "https://app.example/cb"); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("Approved(missing) = %v, %v; want ErrNotFound", got, err)
-		}
-	})
+func testUpstreamPutGetDelete(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Upstream
+	id, other := newID(), newID()
+	putUpstream(t, ctx, s, id, sealed(), long)
+	putUpstream(t, ctx, s, other, sealed(), long)
+	got, err := s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatalf("GetUpstream: %v", err)
+	}
+	if diff := cmp.Diff(sealed(), got); diff != "" {
+		t.Errorf("GetUpstream (-want +got):\n%s", diff)
+	}
+	// PutUpstream replaces (a refreshed upstream token).
+	next := &upstream.Sealed{KeyID: "k2", Nonce: []byte("other nonce!"), Ciphertext: []byte("other ciphertext")}
+	putUpstream(t, ctx, s, id, next, long)
+	got, err = s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatalf("GetUpstream: %v", err)
+	}
+	if diff := cmp.Diff(next, got); diff != "" {
+		t.Errorf("GetUpstream after a second PutUpstream (-want +got):\n%s", diff)
+	}
+	if err := s.DeleteUpstream(ctx, id); err != nil {
+		t.Fatalf("DeleteUpstream: %v", err)
+	}
+	if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream after DeleteUpstream error = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteUpstream(ctx, id); err != nil && !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("second DeleteUpstream: %v", err)
+	}
+	if _, err := s.GetUpstream(ctx, other); err != nil {
+		t.Errorf("GetUpstream of another grant after DeleteUpstream: %v", err)
+	}
+}
 
-	t.Run("KeysAreExact", func(t *testing.T) {
-		// Each case approves one triple and asks for another: none may
-		// find the approval, however a store joins the parts of its key.
-		type key struct{ subject, clientID, redirectURI string }
-		for _, tt := range []struct {
-			name          string
-			approved, ask key
-		}{
-			{"separator moves from subject to client", key{"a:b", "c", "https://x/cb"}, key{"a", "b:c", "https://x/cb"}},
-			{"separator moves from client to redirect", key{"a", "b:c", "d"}, key{"a", "b", "c:d"}},
-			{"NUL separator", key{"a\x00b", "c", "d"}, key{"a", "b\x00c", "d"}},
-			{"pipe separator", key{"a|b", "c", "d"}, key{"a", "b|c", "d"}},
-			{"slash separator", key{"a", "https://app.example/c", "b"}, key{"a", "https:", "/app.example/c/b"}},
-			{"empty client", key{"a", "", "bc"}, key{"a", "bc", ""}},
-			{"empty redirect", key{"ab", "c", ""}, key{"a", "bc", ""}},
-			{"other subject", key{"alice", "c", "d"}, key{"bob", "c", "d"}},
-			{"other client", key{"a", "client-1", "d"}, key{"a", "client-2", "d"}},
-			{"trailing slash", key{"a", "c", "https://app.example/cb"}, key{"a", "c", "https://app.example/cb/"}},
-			{"case", key{"a", "c", "https://app.example/cb"}, key{"a", "c", "https://app.example/CB"}},
-			{"loopback port", key{"a", "c", "http://127.0.0.1:1234/cb"}, key{"a", "c", "http://127.0.0.1:5678/cb"}},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				ctx, s := ctxFor(t), newStores(t).Consent
-				p := newID() // isolates the subtest in a shared store
-				approve(t, ctx, s, p+tt.approved.subject, tt.approved.clientID, tt.approved.redirectURI, scopes, long)
-				if got, err := s.Approved(ctx, p+tt.ask.subject, tt.ask.clientID, tt.ask.redirectURI); !errors.Is(err, authz.ErrNotFound) {
-					t.Errorf("Approved(%q) after Approve(%q) = %v, %v; want ErrNotFound", tt.ask, tt.approved, got, err)
-				}
-				got, err := s.Approved(ctx, p+tt.approved.subject, tt.approved.clientID, tt.approved.redirectURI)
-				if err != nil {
-					t.Fatalf("Approved(%q): %v", tt.approved, err)
-				}
-				if diff := cmp.Diff(scopes, got); diff != "" {
-					t.Errorf("Approved(%q) (-want +got):\n%s", tt.approved, diff)
-				}
-			})
-		}
-	})
+func testUpstreamMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Upstream
+	if _, err := s.GetUpstream(ctx, newID()); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream(missing) error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("Expiry", func(t *testing.T) {
-		ctx, st := ctxFor(t), newStores(t)
-		s, ttl := st.Consent, st.TTL
-		subject := newID()
-		approve(t, ctx, s, subject, "client", "https://app.example/cb", scopes, ttl)
-		st.Advance(ttl * 3 / 4)
-		if _, err := s.Approved(ctx, subject, "client", "https://app.example/cb"); err != nil {
-			t.Fatalf("Approved before the TTL: %v", err)
-		}
-		st.Advance(ttl / 2)
-		if _, err := s.Approved(ctx, subject, "client", "https://app.example/cb"); !errors.Is(err, authz.ErrNotFound) {
-			t.Errorf("Approved after the TTL error = %v, want ErrNotFound", err)
-		}
-	})
+func testUpstreamExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Upstream, st.TTL
+	id := newID()
+	putUpstream(t, ctx, s, id, sealed(), ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.GetUpstream(ctx, id); err != nil {
+		t.Fatalf("GetUpstream before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.GetUpstream(ctx, id); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("GetUpstream after the TTL error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Consent
-		subject := newID()
-		in := slices.Clone(scopes)
-		approve(t, ctx, s, subject, "client", "https://app.example/cb", in, long)
-		scribble(in)
-		got, err := s.Approved(ctx, subject, "client", "https://app.example/cb")
-		if err != nil {
-			t.Fatalf("Approved: %v", err)
-		}
-		scribble(got)
-		got, err = s.Approved(ctx, subject, "client", "https://app.example/cb")
-		if err != nil {
-			t.Fatalf("Approved: %v", err)
-		}
-		if diff := cmp.Diff(scopes, got); diff != "" {
-			t.Errorf("the stored approval shares memory with a caller (-want +got):\n%s", diff)
-		}
-	})
+func testUpstreamNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Upstream
+	id := newID()
+	v := sealed()
+	putUpstream(t, ctx, s, id, v, long)
+	scribble(v)
+	got, err := s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatalf("GetUpstream: %v", err)
+	}
+	scribble(got)
+	got, err = s.GetUpstream(ctx, id)
+	if err != nil {
+		t.Fatalf("GetUpstream: %v", err)
+	}
+	if diff := cmp.Diff(sealed(), got); diff != "" {
+		t.Errorf("the stored tokens share memory with a caller (-want +got):\n%s", diff)
+	}
+}
+
+// consentScopes are the scopes that the consent tests approve.
+var consentScopes = []string{"notes:read", "notes:write"}
+
+func testConsent(t *testing.T, newStores func(t *testing.T) Stores) {
+	t.Run("ApproveApproved", func(t *testing.T) { testConsentApproveApproved(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testConsentMissing(t, newStores) })
+	t.Run("KeysAreExact", func(t *testing.T) { testConsentKeysAreExact(t, newStores) })
+	t.Run("Expiry", func(t *testing.T) { testConsentExpiry(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testConsentNoAliasing(t, newStores) })
+}
+
+func approveConsent(t *testing.T, ctx context.Context, s as.ConsentStore, subject, clientID, redirectURI string, scopes []string, ttl time.Duration) {
+	t.Helper()
+	if err := s.Approve(ctx, subject, clientID, redirectURI, scopes, ttl); err != nil {
+		t.Fatalf("Approve: %v", err)
+	}
+}
+
+func testConsentApproveApproved(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Consent
+	subject := newID()
+	approveConsent(t, ctx, s, subject, "https://app.example/client.json", "https://app.example/cb", consentScopes, long)
+	got, err := s.Approved(ctx, subject, "https://app.example/client.json", "https://app.example/cb")
+	if err != nil {
+		t.Fatalf("Approved: %v", err)
+	}
+	if diff := cmp.Diff(consentScopes, got); diff != "" {
+		t.Errorf("Approved (-want +got):\n%s", diff)
+	}
+	// Approve replaces.
+	approveConsent(t, ctx, s, subject, "https://app.example/client.json", "https://app.example/cb", []string{"notes:read"}, long)
+	got, err = s.Approved(ctx, subject, "https://app.example/client.json", "https://app.example/cb")
+	if err != nil {
+		t.Fatalf("Approved: %v", err)
+	}
+	if diff := cmp.Diff([]string{"notes:read"}, got); diff != "" {
+		t.Errorf("Approved after a second Approve (-want +got):\n%s", diff)
+	}
+}
+
+func testConsentMissing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Consent
+	if got, err := s.Approved(ctx, newID(), "client", "https://app.example/cb"); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("Approved(missing) = %v, %v; want ErrNotFound", got, err)
+	}
+}
+
+func testConsentKeysAreExact(t *testing.T, newStores func(t *testing.T) Stores) {
+	// Each case approves one triple and asks for another: none may
+	// find the approval, however a store joins the parts of its key.
+	type key struct{ subject, clientID, redirectURI string }
+	for _, tt := range []struct {
+		name          string
+		approved, ask key
+	}{
+		{"separator moves from subject to client", key{"a:b", "c", "https://x/cb"}, key{"a", "b:c", "https://x/cb"}},
+		{"separator moves from client to redirect", key{"a", "b:c", "d"}, key{"a", "b", "c:d"}},
+		{"NUL separator", key{"a\x00b", "c", "d"}, key{"a", "b\x00c", "d"}},
+		{"pipe separator", key{"a|b", "c", "d"}, key{"a", "b|c", "d"}},
+		{"slash separator", key{"a", "https://app.example/c", "b"}, key{"a", "https:", "/app.example/c/b"}},
+		{"empty client", key{"a", "", "bc"}, key{"a", "bc", ""}},
+		{"empty redirect", key{"ab", "c", ""}, key{"a", "bc", ""}},
+		{"other subject", key{"alice", "c", "d"}, key{"bob", "c", "d"}},
+		{"other client", key{"a", "client-1", "d"}, key{"a", "client-2", "d"}},
+		{"trailing slash", key{"a", "c", "https://app.example/cb"}, key{"a", "c", "https://app.example/cb/"}},
+		{"case", key{"a", "c", "https://app.example/cb"}, key{"a", "c", "https://app.example/CB"}},
+		{"loopback port", key{"a", "c", "http://127.0.0.1:1234/cb"}, key{"a", "c", "http://127.0.0.1:5678/cb"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, s := ctxFor(t), newStores(t).Consent
+			p := newID() // isolates the subtest in a shared store
+			approveConsent(t, ctx, s, p+tt.approved.subject, tt.approved.clientID, tt.approved.redirectURI, consentScopes, long)
+			if got, err := s.Approved(ctx, p+tt.ask.subject, tt.ask.clientID, tt.ask.redirectURI); !errors.Is(err, authz.ErrNotFound) {
+				t.Errorf("Approved(%q) after Approve(%q) = %v, %v; want ErrNotFound", tt.ask, tt.approved, got, err)
+			}
+			got, err := s.Approved(ctx, p+tt.approved.subject, tt.approved.clientID, tt.approved.redirectURI)
+			if err != nil {
+				t.Fatalf("Approved(%q): %v", tt.approved, err)
+			}
+			if diff := cmp.Diff(consentScopes, got); diff != "" {
+				t.Errorf("Approved(%q) (-want +got):\n%s", tt.approved, diff)
+			}
+		})
+	}
+}
+
+func testConsentExpiry(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	s, ttl := st.Consent, st.TTL
+	subject := newID()
+	approveConsent(t, ctx, s, subject, "client", "https://app.example/cb", consentScopes, ttl)
+	st.Advance(ttl * 3 / 4)
+	if _, err := s.Approved(ctx, subject, "client", "https://app.example/cb"); err != nil {
+		t.Fatalf("Approved before the TTL: %v", err)
+	}
+	st.Advance(ttl / 2)
+	if _, err := s.Approved(ctx, subject, "client", "https://app.example/cb"); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("Approved after the TTL error = %v, want ErrNotFound", err)
+	}
+}
+
+func testConsentNoAliasing(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, s := ctxFor(t), newStores(t).Consent
+	subject := newID()
+	in := slices.Clone(consentScopes)
+	approveConsent(t, ctx, s, subject, "client", "https://app.example/cb", in, long)
+	scribble(in)
+	got, err := s.Approved(ctx, subject, "client", "https://app.example/cb")
+	if err != nil {
+		t.Fatalf("Approved: %v", err)
+	}
+	scribble(got)
+	got, err = s.Approved(ctx, subject, "client", "https://app.example/cb")
+	if err != nil {
+		t.Fatalf("Approved: %v", err)
+	}
+	if diff := cmp.Diff(consentScopes, got); diff != "" {
+		t.Errorf("the stored approval shares memory with a caller (-want +got):\n%s", diff)
+	}
 }
 
 // race runs f in workers goroutines at once and returns their errors.
