@@ -176,10 +176,14 @@ func (s *Server) Approve(ctx context.Context, p *PendingAuth, autoFor string) (s
 	if err != nil {
 		return "", err
 	}
+	sealed, err := s.vault.SealVerifier(p.ID, verifier)
+	if err != nil {
+		return "", err
+	}
 	p.Approved = true
 	p.AutoApprovedFor = autoFor
 	p.UpstreamStateHash = hashToken(secret)
-	p.UpstreamVerifier = verifier
+	p.UpstreamVerifier = sealed
 	ttl := s.o.PendingTTL - s.o.Now().Sub(p.CreatedAt)
 	if ttl <= 0 {
 		return "", authz.ErrNotFound

@@ -1,6 +1,7 @@
 package as_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -302,5 +303,62 @@ func TestAuthorizeNoOpenRedirect(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestApproveSealsUpstreamVerifier: the pending record keeps our PKCE
+// verifier towards the upstream only sealed with the vault's key (with the
+// upstream code it would redeem the sign-in, and the record sits in the
+// store for minutes); the callback opens it and exchanges the code with
+// the verifier sent upstream. A sealed verifier moved to another pending
+// sign-in does not open: the callback answers server_error.
+func TestApproveSealsUpstreamVerifier(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.register(t, "none")
+	p, state := e.approved(t, c, "notes:read", "browser-1")
+	sent := e.up.sent
+	if sent == "" {
+		t.Fatal("no verifier was sent upstream")
+	}
+	stored, err := e.st.GetPending(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), sent) || stored.UpstreamVerifier == nil {
+		t.Errorf("the stored pending record holds the upstream verifier in clear: %s", raw)
+	}
+	if _, err := e.srv.Callback(t.Context(), url.Values{"state": {state}, "code": {"c"}}, "browser-1"); err != nil {
+		t.Fatalf("Callback: %v", err)
+	}
+	if e.up.got != sent {
+		t.Errorf("the code was exchanged with verifier %q, want the one sent upstream %q", e.up.got, sent)
+	}
+
+	// Another sign-in's sealed verifier, copied into this one's record.
+	p1, _ := e.approved(t, c, "notes:read", "browser-1")
+	p2, state2 := e.approved(t, c, "notes:read", "browser-1")
+	r1, err := e.st.GetPending(t.Context(), p1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := e.st.GetPending(t.Context(), p2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.UpstreamVerifier = r1.UpstreamVerifier
+	if err := e.st.PutPending(t.Context(), r2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	e.up.got = ""
+	_, err = e.srv.Callback(t.Context(), url.Values{"state": {state2}, "code": {"c"}}, "browser-1")
+	if got := outcomeOf(err); got.Error != "server_error" || got.RedirectURI != testRedirect {
+		t.Errorf("callback with a moved sealed verifier: %+v, want server_error to the client", got)
+	}
+	if e.up.got != "" {
+		t.Errorf("the code was exchanged with %q", e.up.got)
 	}
 }
