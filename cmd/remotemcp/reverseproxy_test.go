@@ -123,3 +123,50 @@ func TestLoopbackBehindReverseProxy(t *testing.T) {
 		}
 	})
 }
+
+// TestLoopbackOriginsBehindReverseProxy: a browser page on a loopback
+// origin may call /mcp only when the listener and the public URL are both
+// loopback; behind a reverse proxy it is just another origin, refused
+// unless --allowed-origins lists it.
+func TestLoopbackOriginsBehindReverseProxy(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, publicURL, host string
+		wantAllowed           bool
+	}{
+		{"development", "http://127.0.0.1:8080", "127.0.0.1:8080", true},
+		{"behind a reverse proxy", reverseProxyURL, "mcp.example.com", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig([]string{"--listen", "127.0.0.1:8080", "--public-url", tc.publicURL,
+				"--auth", "jwt", "--issuer", "https://as.example.com", "--jwks-url", "https://as.example.com/keys"},
+				func(string) string { return "" }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := slog.New(slog.DiscardHandler)
+			var cl closers
+			t.Cleanup(cl.close)
+			st, err := newState(t.Context(), cfg, log, &cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg, err := newRegistry(t.Context(), t.Context(), cfg, log, st, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := newMCPHandler(cfg, log, reg, st.mcp)
+			t.Cleanup(func() { h.Close() })
+			body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+			req := httptest.NewRequest(http.MethodPost, "http://"+tc.host+"/mcp", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Origin", "http://localhost:5173")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if allowed := rec.Code != http.StatusForbidden; allowed != tc.wantAllowed {
+				t.Errorf("Origin http://localhost:5173 with public URL %s: %d %s; want allowed=%v", tc.publicURL, rec.Code, rec.Body, tc.wantAllowed)
+			}
+		})
+	}
+}
