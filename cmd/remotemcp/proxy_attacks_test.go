@@ -157,21 +157,6 @@ func atkRefusedRequest(t *testing.T, status int, h http.Header, page, code strin
 	}
 }
 
-// atkRedirectQuery checks that a response redirects to prefix and returns
-// the query of the Location.
-func atkRedirectQuery(t *testing.T, status int, h http.Header, page, prefix string) url.Values {
-	t.Helper()
-	loc := h.Get("Location")
-	if status/100 != 3 || !strings.HasPrefix(loc, prefix) {
-		t.Fatalf("want a redirect to %s, got %d Location %q: %s", prefix, status, loc, pageText(page))
-	}
-	u, err := url.Parse(loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Query()
-}
-
 // atkWantOAuthError checks an OAuth error redirect: error code, state and
 // iss, and no code.
 func atkWantOAuthError(t *testing.T, q url.Values, code, state, issuer string) {
