@@ -55,8 +55,9 @@ func parseAuthorizeRequest(q url.Values) (*AuthorizeRequest, error) {
 }
 
 // errPage is an error shown to the user rather than sent to the client:
-// used until the redirect URI is known to be registered, so that an error
-// can never be a redirect to an unregistered URI (an open redirector).
+// every error of an authorization request before the user has seen the
+// consent page, so that no error is a redirect the user did not cause
+// (an open redirector, RFC 9700 §4.11.2).
 type errPage struct {
 	status int
 	title  string
@@ -65,7 +66,9 @@ type errPage struct {
 
 func (e *errPage) Error() string { return e.title + ": " + e.detail }
 
-// redirectErr is an error to send back to the client's redirect URI.
+// redirectErr is an error to send back to the client's redirect URI: only
+// the outcomes of the user's own steps, a denied consent and the upstream
+// callback.
 type redirectErr struct {
 	redirectURI, state string
 	err                *authz.Error
@@ -89,8 +92,10 @@ func (s *Server) client(ctx context.Context, clientID string) (*Client, error) {
 }
 
 // Authorize validates an authorization request and records it as pending,
-// bound to the browser b. It returns *errPage for errors to show the user
-// and *redirectErr for errors to send to the client.
+// bound to the browser b. It returns *errPage for errors to show the user:
+// none is sent to the client's redirect URI, which, though registered,
+// anyone may have registered, and a redirect before the user has done
+// anything would send the user there unasked.
 func (s *Server) Authorize(ctx context.Context, req *AuthorizeRequest, browser string) (*PendingAuth, *Client, error) {
 	c, err := s.client(ctx, req.ClientID)
 	if err != nil {
@@ -113,7 +118,8 @@ func (s *Server) Authorize(ctx context.Context, req *AuthorizeRequest, browser s
 		return nil, nil, &errPage{http.StatusBadRequest, "Redirect URI not registered", "The app asked to send you back to an address it did not register. For your safety, this request was stopped."}
 	}
 	fail := func(e *authz.Error) (*PendingAuth, *Client, error) {
-		return nil, nil, &redirectErr{redirectURI: redirect, state: req.State, err: e}
+		return nil, nil, &errPage{http.StatusBadRequest, "The app sent an invalid sign-in request",
+			e.Description + " (" + string(e.Code) + "). Go back to the app and connect again; if this happens again, tell the app's developers."}
 	}
 	if req.ResponseType != responseTypeCode {
 		return fail(authz.ErrUnsupportedResponseType("response_type must be code"))
@@ -170,10 +176,14 @@ func (s *Server) Approve(ctx context.Context, p *PendingAuth, autoFor string) (s
 	if err != nil {
 		return "", err
 	}
+	sealed, err := s.vault.SealVerifier(p.ID, verifier)
+	if err != nil {
+		return "", err
+	}
 	p.Approved = true
 	p.AutoApprovedFor = autoFor
 	p.UpstreamStateHash = hashToken(secret)
-	p.UpstreamVerifier = verifier
+	p.UpstreamVerifier = sealed
 	ttl := s.o.PendingTTL - s.o.Now().Sub(p.CreatedAt)
 	if ttl <= 0 {
 		return "", authz.ErrNotFound
@@ -221,8 +231,9 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.renderConsent(w, r, p, c, s.mac("csrf", p.ID, browser))
 }
 
-// authorizeFailed renders an error of Authorize or Approve where it
-// belongs: a page, a redirect to the (registered) client, or a 500 page.
+// authorizeFailed renders an error of Authorize, Approve or the callback
+// where it belongs: a page, a redirect to the (registered) client, or a
+// 503 page.
 func (s *Server) authorizeFailed(w http.ResponseWriter, r *http.Request, err error) {
 	var page *errPage
 	var red *redirectErr

@@ -1,6 +1,7 @@
 package as_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,15 +13,16 @@ import (
 	"github.com/remotemcp/remotemcp/authz/as"
 )
 
-// TestAuthorize: Authorize refuses on a page until the redirect URI is
-// known to be registered, and by a redirect to it after; a valid request
-// is recorded as pending, bound to the browser, with its scopes narrowed
-// to those we offer.
+// TestAuthorize: Authorize refuses on a page, never by a redirect: before
+// the user has seen the consent page, a redirect to even a registered URI
+// would be an open redirector (anyone can register one); the page names
+// the OAuth error. A valid request is recorded as pending, bound to the
+// browser, with its scopes narrowed to those we offer.
 func TestAuthorize(t *testing.T) {
 	const otherRedirect = "http://127.0.0.1:9/other"
 	unknownApp := outcome{Page: http.StatusBadRequest, Title: "Unknown app"}
-	back := func(code string) outcome {
-		return outcome{Error: code, State: "client-state", RedirectURI: testRedirect}
+	refused := func(code string) outcome {
+		return outcome{Page: http.StatusBadRequest, Title: "The app sent an invalid sign-in request", Error: code}
 	}
 	for _, tt := range []struct {
 		name string
@@ -45,23 +47,22 @@ func TestAuthorize(t *testing.T) {
 			want: outcome{Page: http.StatusBadRequest, Title: "Redirect URI not registered"}},
 		{name: "no redirect URI, two registered", two: true, change: func(r *as.AuthorizeRequest) { r.RedirectURI = "" },
 			want: outcome{Page: http.StatusBadRequest, Title: "Missing redirect URI"}},
-		// Errors after the redirect URI is known go back to it, even a
+		// Errors after the redirect URI is known are pages too, even a
 		// bad response_type.
 		{name: "unregistered redirect URI and a bad response type", change: func(r *as.AuthorizeRequest) { r.RedirectURI = "https://evil.example/cb"; r.ResponseType = "token" },
 			want: outcome{Page: http.StatusBadRequest, Title: "Redirect URI not registered"}},
-		{name: "response type token", change: func(r *as.AuthorizeRequest) { r.ResponseType = "token" }, want: back("unsupported_response_type")},
-		{name: "no response type", change: func(r *as.AuthorizeRequest) { r.ResponseType = "" }, want: back("unsupported_response_type")},
-		{name: "no code challenge", change: func(r *as.AuthorizeRequest) { r.CodeChallenge = ""; r.CodeChallengeMethod = "" }, want: back("invalid_request")},
-		{name: "plain PKCE", change: func(r *as.AuthorizeRequest) { r.CodeChallengeMethod = "plain" }, want: back("invalid_request")},
-		{name: "no PKCE method", change: func(r *as.AuthorizeRequest) { r.CodeChallengeMethod = "" }, want: back("invalid_request")},
-		{name: "short challenge", change: func(r *as.AuthorizeRequest) { r.CodeChallenge = "abc" }, want: back("invalid_request")},
-		{name: "another resource", change: func(r *as.AuthorizeRequest) { r.Resource = []string{"https://evil.example/mcp"} }, want: back("invalid_target")},
-		{name: "two resources", change: func(r *as.AuthorizeRequest) { r.Resource = []string{testResource, testResource} }, want: back("invalid_target")},
-		{name: "only scopes we do not offer", change: func(r *as.AuthorizeRequest) { r.Scope = "admin" }, want: back("invalid_scope")},
-		{name: "state is echoed, or omitted", change: func(r *as.AuthorizeRequest) { r.State = ""; r.Scope = "admin" },
-			want: outcome{Error: "invalid_scope", RedirectURI: testRedirect}},
-		{name: "the error goes to the redirect URI asked for", two: true, change: func(r *as.AuthorizeRequest) { r.RedirectURI = otherRedirect; r.Scope = "admin" },
-			want: outcome{Error: "invalid_scope", State: "client-state", RedirectURI: otherRedirect}},
+		{name: "response type token", change: func(r *as.AuthorizeRequest) { r.ResponseType = "token" }, want: refused("unsupported_response_type")},
+		{name: "no response type", change: func(r *as.AuthorizeRequest) { r.ResponseType = "" }, want: refused("unsupported_response_type")},
+		{name: "no code challenge", change: func(r *as.AuthorizeRequest) { r.CodeChallenge = ""; r.CodeChallengeMethod = "" }, want: refused("invalid_request")},
+		{name: "plain PKCE", change: func(r *as.AuthorizeRequest) { r.CodeChallengeMethod = "plain" }, want: refused("invalid_request")},
+		{name: "no PKCE method", change: func(r *as.AuthorizeRequest) { r.CodeChallengeMethod = "" }, want: refused("invalid_request")},
+		{name: "short challenge", change: func(r *as.AuthorizeRequest) { r.CodeChallenge = "abc" }, want: refused("invalid_request")},
+		{name: "another resource", change: func(r *as.AuthorizeRequest) { r.Resource = []string{"https://evil.example/mcp"} }, want: refused("invalid_target")},
+		{name: "two resources", change: func(r *as.AuthorizeRequest) { r.Resource = []string{testResource, testResource} }, want: refused("invalid_target")},
+		{name: "only scopes we do not offer", change: func(r *as.AuthorizeRequest) { r.Scope = "admin" }, want: refused("invalid_scope")},
+		{name: "no state", change: func(r *as.AuthorizeRequest) { r.State = ""; r.Scope = "admin" }, want: refused("invalid_scope")},
+		{name: "another registered redirect URI", two: true, change: func(r *as.AuthorizeRequest) { r.RedirectURI = otherRedirect; r.Scope = "admin" },
+			want: refused("invalid_scope")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -255,4 +256,109 @@ func cookieNamed(t *testing.T, rec interface{ Result() *http.Response }, name st
 func browserNonce(c *http.Cookie) string {
 	n, _, _ := strings.Cut(c.Value, ".")
 	return n
+}
+
+// TestAuthorizeNoOpenRedirect: anyone can register a client whose redirect
+// URI is their own site, so GET /authorize with a bad parameter must not
+// answer with a redirect there, which needs no user action (RFC 9700
+// §4.11.2): it answers an error page on our origin, naming the OAuth
+// error, whether or not the user has a remembered approval.
+func TestAuthorizeNoOpenRedirect(t *testing.T) {
+	const landing = "https://evil.example/landing"
+	valid := func(c *as.Client) url.Values {
+		return url.Values{"response_type": {"code"}, "client_id": {c.ClientID}, "redirect_uri": {landing},
+			"code_challenge": {challenge(testVerifier)}, "code_challenge_method": {"S256"}, "state": {"s1"},
+			"resource": {testResource}, "scope": {"notes:read"}}
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(q url.Values)
+		code   string
+	}{
+		{"bad response type", func(q url.Values) { q.Set("response_type", "x") }, "unsupported_response_type"},
+		{"no PKCE", func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") }, "invalid_request"},
+		{"plain PKCE", func(q url.Values) { q.Set("code_challenge_method", "plain") }, "invalid_request"},
+		{"another resource", func(q url.Values) { q.Set("resource", "https://evil.example/mcp") }, "invalid_target"},
+		{"only scopes we do not offer", func(q url.Values) { q.Set("scope", "admin") }, "invalid_scope"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			c, _ := e.register(t, "none", landing)
+			q := valid(c)
+			tt.change(q)
+			for _, hdr := range []map[string]string{nil, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "none"}} {
+				rec := e.get("/authorize?"+q.Encode(), nil, hdr)
+				if rec.Code != http.StatusBadRequest || rec.Header().Get("Location") != "" {
+					t.Fatalf("Sec-Fetch-Site %v: %d to %q, want an error page 400 without Location", hdr, rec.Code, rec.Header().Get("Location"))
+				}
+				if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+					t.Errorf("Content-Type %q, want an HTML page", ct)
+				}
+				body := rec.Body.String()
+				if !strings.Contains(body, tt.code) {
+					t.Errorf("the page does not name the error %s:\n%s", tt.code, body)
+				}
+				if strings.Contains(body, "evil.example/landing") {
+					t.Errorf("the page links to the client's redirect URI:\n%s", body)
+				}
+			}
+		})
+	}
+}
+
+// TestApproveSealsUpstreamVerifier: the pending record keeps our PKCE
+// verifier towards the upstream only sealed with the vault's key (with the
+// upstream code it would redeem the sign-in, and the record sits in the
+// store for minutes); the callback opens it and exchanges the code with
+// the verifier sent upstream. A sealed verifier moved to another pending
+// sign-in does not open: the callback answers server_error.
+func TestApproveSealsUpstreamVerifier(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.register(t, "none")
+	p, state := e.approved(t, c, "notes:read", "browser-1")
+	sent := e.up.sent
+	if sent == "" {
+		t.Fatal("no verifier was sent upstream")
+	}
+	stored, err := e.st.GetPending(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), sent) || stored.UpstreamVerifier == nil {
+		t.Errorf("the stored pending record holds the upstream verifier in clear: %s", raw)
+	}
+	if _, err := e.srv.Callback(t.Context(), url.Values{"state": {state}, "code": {"c"}}, "browser-1"); err != nil {
+		t.Fatalf("Callback: %v", err)
+	}
+	if e.up.got != sent {
+		t.Errorf("the code was exchanged with verifier %q, want the one sent upstream %q", e.up.got, sent)
+	}
+
+	// Another sign-in's sealed verifier, copied into this one's record.
+	p1, _ := e.approved(t, c, "notes:read", "browser-1")
+	p2, state2 := e.approved(t, c, "notes:read", "browser-1")
+	r1, err := e.st.GetPending(t.Context(), p1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := e.st.GetPending(t.Context(), p2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.UpstreamVerifier = r1.UpstreamVerifier
+	if err := e.st.PutPending(t.Context(), r2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	e.up.got = ""
+	_, err = e.srv.Callback(t.Context(), url.Values{"state": {state2}, "code": {"c"}}, "browser-1")
+	if got := outcomeOf(err); got.Error != "server_error" || got.RedirectURI != testRedirect {
+		t.Errorf("callback with a moved sealed verifier: %+v, want server_error to the client", got)
+	}
+	if e.up.got != "" {
+		t.Errorf("the code was exchanged with %q", e.up.got)
+	}
 }

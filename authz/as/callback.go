@@ -56,7 +56,14 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	if code == "" {
 		return nil, back(authz.ErrServerError("the identity provider sent no code"))
 	}
-	tok, err := s.up.Exchange(ctx, code, p.UpstreamVerifier)
+	verifier, err := s.vault.OpenVerifier(p.ID, p.UpstreamVerifier)
+	if err != nil {
+		// A key retired within the record's few minutes, or a record
+		// written by a version that kept the verifier in clear.
+		s.log.WarnContext(ctx, "authz: upstream verifier of a pending sign-in does not open", "err", err)
+		return nil, back(authz.ErrServerError("the sign-in could not be completed; try again"))
+	}
+	tok, err := s.up.Exchange(ctx, code, verifier)
 	if err != nil {
 		s.log.WarnContext(ctx, "authz: upstream code exchange failed", "err", err)
 		return nil, back(upstreamFailure(err))

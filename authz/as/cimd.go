@@ -3,6 +3,7 @@ package as
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -333,13 +333,11 @@ func (f *MetadataFetcher) fetch(ctx context.Context, clientID string) (*Client, 
 			"client_id", clientID, "reason", detail, "err", err, "wire", wire.Description)
 		return nil, 0, wire
 	}
-	notFetched := func(why string) *authz.Error {
-		d := "the client metadata document at " + showURI(clientID) + " could not be fetched"
-		if why != "" {
-			d += ": " + why
-		}
-		return authz.ErrInvalidClient(d)
-	}
+	// Until the document names its own URL as client_id, every failure
+	// reads the same: telling a status, a content type, a size or "not
+	// JSON" apart would describe what some server answered, a scanner of
+	// whatever the fetcher can reach. The reason is in the debug log.
+	notFetched := authz.ErrInvalidClient("the client metadata document at " + showURI(clientID) + " could not be fetched")
 
 	select {
 	case f.slots <- struct{}{}:
@@ -350,36 +348,32 @@ func (f *MetadataFetcher) fetch(ctx context.Context, clientID string) (*Client, 
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
 	if err != nil {
-		return fail(notFetched(""), "building the request", err)
+		return fail(notFetched, "building the request", err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		// One text for every transport failure: telling a refused
-		// address from an unknown name or a TLS error would let the
-		// caller map names and ports it cannot reach itself.
-		return fail(notFetched(""), "request failed", err)
+		return fail(notFetched, "request failed", err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return fail(notFetched("it answered with a redirect, which is not followed"), "redirect", fmt.Errorf("status %d", resp.StatusCode))
+		return fail(notFetched, "redirect, not followed", fmt.Errorf("status %d", resp.StatusCode))
 	case resp.StatusCode != http.StatusOK:
-		return fail(notFetched("it answered HTTP "+strconv.Itoa(resp.StatusCode)), "status", fmt.Errorf("status %d", resp.StatusCode))
+		return fail(notFetched, "status", fmt.Errorf("status %d", resp.StatusCode))
 	}
 	if !jsonMediaType(resp.Header.Get("Content-Type")) {
-		return fail(notFetched("its Content-Type must be application/json"), "content type", fmt.Errorf("content type %q", resp.Header.Get("Content-Type")))
+		return fail(notFetched, "content type", fmt.Errorf("content type %q, want application/json", resp.Header.Get("Content-Type")))
 	}
-	tooLarge := notFetched("it is larger than " + strconv.FormatInt(f.maxBytes, 10) + " bytes")
 	if resp.ContentLength > f.maxBytes {
-		return fail(tooLarge, "too large", fmt.Errorf("content length %d", resp.ContentLength))
+		return fail(notFetched, "too large", fmt.Errorf("content length %d, limit %d", resp.ContentLength, f.maxBytes))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
 	if err != nil {
-		return fail(notFetched(""), "reading the body", err)
+		return fail(notFetched, "reading the body", err)
 	}
 	if int64(len(body)) > f.maxBytes {
-		return fail(tooLarge, "too large", nil)
+		return fail(notFetched, "too large", fmt.Errorf("limit %d", f.maxBytes))
 	}
 
 	doc, err := parseClientMetadata(body)
@@ -387,6 +381,11 @@ func (f *MetadataFetcher) fetch(ctx context.Context, clientID string) (*Client, 
 		err = validateDocument(doc, clientID)
 	}
 	if err != nil {
+		if !namesItself(body, clientID) {
+			return fail(notFetched, "not a document naming its URL as client_id", err)
+		}
+		// A document that names its own URL is meant as one: what is
+		// wrong with it helps its author and tells nobody anything new.
 		var e *authz.Error
 		if !errors.As(err, &e) { // unreachable: both return *Error
 			e = authz.ErrInvalidClientMetadata("the client metadata document is not valid")
@@ -397,6 +396,16 @@ func (f *MetadataFetcher) fetch(ctx context.Context, clientID string) (*Client, 
 	ttl := f.lifetime(resp.Header, now)
 	f.log.DebugContext(ctx, "authz: client metadata document fetched", "client_id", clientID, "cache", ttl)
 	return &Client{ClientID: clientID, Metadata: *doc, IssuedAt: now}, ttl, nil
+}
+
+// namesItself reports whether body is a JSON object whose client_id is
+// clientID: a server that answers so means to serve a client metadata
+// document for that URL.
+func namesItself(body []byte, clientID string) bool {
+	var doc struct {
+		ClientID string `json:"client_id"`
+	}
+	return json.Unmarshal(body, &doc) == nil && doc.ClientID == clientID
 }
 
 // validateDocument is validateMetadataDocument, which only knows https,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -211,6 +212,9 @@ func oauthCode(err error) string {
 // outcome is where an error of Authorize or Callback is shown: a page for
 // the user (with its status and title) or a redirect to the client (with
 // the OAuth error code, the client's state and the URI).
+// outcome is what an error of the authorization flow does: a page (its
+// status and title, and in Error the OAuth error it names in parentheses,
+// if any) or a redirect to the client (Error, State, RedirectURI).
 type outcome struct {
 	Page        int
 	Title       string
@@ -219,12 +223,19 @@ type outcome struct {
 	RedirectURI string
 }
 
+// pageCode finds the OAuth error an error page names: "(invalid_scope)".
+var pageCode = regexp.MustCompile(`\(([a-z_]+)\)`)
+
 func outcomeOf(err error) outcome {
 	if err == nil {
 		return outcome{}
 	}
 	if status, title, ok := as.PageError(err); ok {
-		return outcome{Page: status, Title: title}
+		o := outcome{Page: status, Title: title}
+		if m := pageCode.FindStringSubmatch(as.PageDetail(err)); m != nil {
+			o.Error = m[1]
+		}
+		return o
 	}
 	if uri, state, oe, ok := as.RedirectError(err); ok {
 		return outcome{Error: string(oe.Code), State: state, RedirectURI: uri}

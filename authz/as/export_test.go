@@ -15,6 +15,14 @@ func PageError(err error) (status int, title string, ok bool) {
 	return e.status, e.title, true
 }
 
+// PageDetail is the text of an error shown as a page, or "".
+func PageDetail(err error) string {
+	if e, ok := err.(*errPage); ok {
+		return e.detail
+	}
+	return ""
+}
+
 // RedirectError reports whether err is an error sent back to the client's
 // redirect URI, with that URI, the client's state and the OAuth error.
 func RedirectError(err error) (redirectURI, state string, oe *authz.Error, ok bool) {

@@ -33,10 +33,13 @@ type UpstreamLogin interface {
 	FetchIdentity(ctx context.Context, tok *oauth2.Token) (*upstream.Identity, error)
 }
 
-// TokenVault keeps upstream tokens server-side, per grant. *Vault
-// implements it.
+// TokenVault keeps upstream tokens server-side, per grant, and seals the
+// upstream PKCE verifier of a pending sign-in. *upstream.Vault implements
+// it.
 type TokenVault interface {
 	Put(ctx context.Context, grantID string, tok *oauth2.Token) error
+	SealVerifier(pendingID, verifier string) (*upstream.Sealed, error)
+	OpenVerifier(pendingID string, s *upstream.Sealed) (string, error)
 }
 
 // Options configures a Server; zero durations mean the documented

@@ -30,15 +30,22 @@ type faultyUpstream struct {
 	exchangeErr error
 	identityErr error
 	subject     string
+	// sent is the verifier of the last AuthCodeURL, got the last
+	// Exchange's.
+	sent, got string
 }
 
 func (u *faultyUpstream) AuthCodeURL(state, verifier string) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.sent = verifier
 	return "https://upstream.test/authorize?" + url.Values{"state": {state}}.Encode()
 }
 
 func (u *faultyUpstream) Exchange(ctx context.Context, code, verifier string) (*oauth2.Token, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.got = verifier
 	if u.exchangeErr != nil {
 		return nil, u.exchangeErr
 	}
@@ -64,6 +71,25 @@ func (v *mapVault) Put(ctx context.Context, grantID string, tok *oauth2.Token) e
 	defer v.mu.Unlock()
 	v.m[grantID] = tok
 	return nil
+}
+
+// vaultKeys is the key ring of mapVault's sealing: the same sealing as
+// upstream.Vault's.
+var vaultKeys = func() *upstream.EncryptionKeys {
+	k, err := upstream.NewEncryptionKeys("k1", map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+func (v *mapVault) SealVerifier(pendingID, verifier string) (*upstream.Sealed, error) {
+	return vaultKeys.Seal("pending "+pendingID, []byte(verifier))
+}
+
+func (v *mapVault) OpenVerifier(pendingID string, s *upstream.Sealed) (string, error) {
+	b, err := vaultKeys.Open("pending "+pendingID, s)
+	return string(b), err
 }
 
 const (

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
 // Store errors. Implementations return these (wrapped or not) and never
@@ -59,8 +61,10 @@ type PendingAuth struct {
 	// UpstreamStateHash is hashToken of the secret part of the state we
 	// sent upstream.
 	UpstreamStateHash string `json:"upstream_state_hash,omitempty"`
-	// UpstreamVerifier is our PKCE verifier towards the upstream.
-	UpstreamVerifier string `json:"upstream_verifier,omitempty"`
+	// UpstreamVerifier is our PKCE verifier towards the upstream, sealed
+	// with the vault's key for this record's ID: with the upstream code,
+	// it would redeem the sign-in, so the store never sees it in clear.
+	UpstreamVerifier *upstream.Sealed `json:"upstream_verifier_sealed,omitempty"`
 	// Browser is the hash of the browser binding nonce carried by the
 	// signed transaction cookie: the callback must come from the browser
 	// that approved.

@@ -637,6 +637,9 @@ func cloneClient(c *as.Client) *as.Client {
 func clonePending(p *as.PendingAuth) *as.PendingAuth {
 	out := *p
 	out.Scopes = slices.Clone(p.Scopes)
+	if p.UpstreamVerifier != nil {
+		out.UpstreamVerifier = cloneSealed(p.UpstreamVerifier)
+	}
 	return &out
 }
 

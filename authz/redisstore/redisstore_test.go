@@ -1,9 +1,12 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"regexp"
@@ -1022,4 +1025,40 @@ func awaitReconnect(t *testing.T, rdb *redis.Client, dialed chan struct{}, try f
 			t.Fatalf("Redis does not answer after the restart: %v", err)
 		}
 	}
+}
+
+// TestCloseQuiet: closing the Store, as a server does at shutdown (before
+// it closes the Redis client), ends the revocation subscription without a
+// warning: the subscription was not lost, it was ended.
+func TestCloseQuiet(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	for i := range 10 {
+		var logs bytes.Buffer
+		var mu sync.Mutex
+		log := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		rdb := newClient(t, srv.Addr, nil)
+		s := New(rdb, &Options{Logger: log})
+		waitFor(t, s, 5*time.Second, "subscribed", s.subscribed)
+		s.Close()
+		rdb.Close()
+		mu.Lock()
+		got := logs.String()
+		mu.Unlock()
+		if got != "" {
+			t.Fatalf("round %d: a normal Close logged:\n%s", i, got)
+		}
+	}
+}
+
+// lockedWriter is an io.Writer shared under a mutex.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

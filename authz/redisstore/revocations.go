@@ -155,7 +155,9 @@ func (s *Store) watch() {
 		}
 		confirmed, err := s.receive(ps)
 		_ = ps.Close()
-		if s.cache.setHealthy(false) {
+		// After Close (s.ctx done) the subscription was ended, not lost:
+		// its connection closed under the read, which is no news.
+		if s.cache.setHealthy(false) && s.ctx.Err() == nil {
 			s.log.Warn("redisstore: revocation subscription lost; GrantRevoked asks Redis until it is back", "err", err)
 		}
 		if errors.Is(err, redis.ErrClosed) && s.ctx.Err() == nil {

@@ -161,7 +161,7 @@ func pending(id string) *as.PendingAuth {
 		Approved:          true,
 		AutoApprovedFor:   "alice",
 		UpstreamStateHash: "upstream-state-hash",
-		UpstreamVerifier:  "upstream-verifier",
+		UpstreamVerifier:  sealed(),
 		Browser:           "browser-hash",
 	}
 }
@@ -447,7 +447,7 @@ func testPendingPutReplaces(t *testing.T, newStores func(t *testing.T) Stores) {
 	ctx, s := ctxFor(t), newStores(t).Pending
 	id := newID()
 	first := pending(id)
-	first.Approved, first.UpstreamStateHash, first.UpstreamVerifier = false, "", ""
+	first.Approved, first.UpstreamStateHash, first.UpstreamVerifier = false, "", nil
 	putPending(t, ctx, s, first, long)
 	putPending(t, ctx, s, pending(id), long)
 	got, err := s.TakePending(ctx, id)

@@ -128,6 +128,32 @@ func (v *Vault) put(ctx context.Context, grantID string, tok *oauth2.Token) erro
 	return nil
 }
 
+// verifierOwner is the owner a pending sign-in's PKCE verifier is sealed
+// for: its id, in a name space no grant id (random base64url) shares.
+func verifierOwner(pendingID string) string { return "\x00pending\x00" + pendingID }
+
+// SealVerifier seals our PKCE code_verifier towards the upstream for the
+// pending sign-in pendingID, under the primary key: the pending record
+// sits in the store until the callback, and the verifier with the
+// upstream code is what redeems it.
+func (v *Vault) SealVerifier(pendingID, verifier string) (*Sealed, error) {
+	if pendingID == "" || verifier == "" {
+		return nil, errors.New("authz: seal verifier: no pending id or no verifier")
+	}
+	return v.keys.Seal(verifierOwner(pendingID), []byte(verifier))
+}
+
+// OpenVerifier opens a verifier sealed by SealVerifier for pendingID; a
+// record sealed for another pending sign-in, or under a key no longer
+// in the ring, gives ErrVaultKey.
+func (v *Vault) OpenVerifier(pendingID string, s *Sealed) (string, error) {
+	b, err := v.keys.Open(verifierOwner(pendingID), s)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
 // Delete forgets the upstream tokens of a grant. Deleting a missing record
 // is not an error.
 func (v *Vault) Delete(ctx context.Context, grantID string) error {

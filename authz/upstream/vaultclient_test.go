@@ -797,3 +797,38 @@ func arrive(arrived chan<- struct{}) {
 	default:
 	}
 }
+
+// TestVaultSealVerifier: a pending sign-in's PKCE verifier is sealed for
+// its pending id (nothing of it in clear), opens for that id only, and
+// never as a grant's token record of the same name.
+func TestVaultSealVerifier(t *testing.T) {
+	fx := newVaultFixture(t, issue(true), nil)
+	const verifier = "upstream-pkce-verifier-0123456789abcdefghijklmnopqrstu"
+	s, err := fx.vault.SealVerifier("p1", verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(s)
+	if strings.Contains(string(raw), verifier) || s.KeyID != "k1" {
+		t.Errorf("sealed verifier %s: want it under k1, not in clear", raw)
+	}
+	got, err := fx.vault.OpenVerifier("p1", s)
+	if err != nil || got != verifier {
+		t.Fatalf("OpenVerifier = %q, %v; want the verifier", got, err)
+	}
+	for _, tc := range []struct {
+		name string
+		open func() error
+	}{
+		{"another pending id", func() error { _, err := fx.vault.OpenVerifier("p2", s); return err }},
+		{"as a grant's token record", func() error { _, err := fx.vault.keys.Open("p1", s); return err }},
+		{"no record", func() error { _, err := fx.vault.OpenVerifier("p1", nil); return err }},
+	} {
+		if err := tc.open(); !errors.Is(err, ErrVaultKey) {
+			t.Errorf("%s: error %v, want ErrVaultKey", tc.name, err)
+		}
+	}
+	if _, err := fx.vault.SealVerifier("", verifier); err == nil {
+		t.Error("SealVerifier without a pending id succeeded")
+	}
+}

@@ -231,8 +231,10 @@ func newMCPHandler(cfg *config, log *slog.Logger, reg *policy.Registry, stores m
 		Policy:         reg,
 		Logger:         log.With("component", "mcpserver"),
 	}
-	if cfg.loopback() {
+	if cfg.dev {
 		opts.AllowLoopbackOrigins = true
+	}
+	if cfg.loopback() { // DNS rebinding: also behind a reverse proxy
 		opts.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", cfg.PublicURL.Hostname()}
 	}
 	return mcpserver.NewHandler(reg.Server(), stores, opts)

@@ -51,6 +51,12 @@ type config struct {
 	ClockSkew           time.Duration
 	ScopeRead           string
 	ScopeWrite          string
+	// dev is set when both the listener and PublicURL are on loopback:
+	// only then is development behaviour on (--auth none, --fixtures, the
+	// development identity provider, loopback http client metadata
+	// documents, loopback browser origins). A loopback listener alone may
+	// be a reverse proxy's backend, reachable by anyone.
+	dev bool
 	// publicURLDerived is set when PublicURL comes from --listen, so that a
 	// listener on port 0 can fill in the port it got.
 	publicURLDerived bool
@@ -85,7 +91,7 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 	return &configFlags{
 		listen:          fs.String("listen", "127.0.0.1:8080", "address to listen on (host:port)"),
 		publicURL:       fs.String("public-url", "", "canonical base URL clients use, e.g. https://mcp.example.com; the MCP endpoint is <public-url>/mcp (default: http://<listen>)"),
-		authMode:        fs.String("auth", "none", "how requests are authenticated: none (one anonymous user, loopback only), jwt (JWT access tokens from --issuer), introspect (opaque tokens, RFC 7662), proxy (we are the authorization server, users sign in with --upstream)"),
+		authMode:        fs.String("auth", "none", "how requests are authenticated: none (one anonymous user, loopback listener and public URL only), jwt (JWT access tokens from --issuer), introspect (opaque tokens, RFC 7662), proxy (we are the authorization server, users sign in with --upstream)"),
 		issuer:          fs.String("issuer", "", "the authorization server's issuer identifier (exact match with the token's iss)"),
 		jwksURL:         fs.String("jwks-url", "", "the issuer's JWK Set URL (default: jwks_uri from the issuer's metadata)"),
 		audience:        fs.String("audience", "", "the audience tokens must carry (default: the canonical MCP URL <public-url>/mcp)"),
@@ -95,8 +101,8 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 		clockSkew:       fs.Duration("clock-skew", 30*time.Second, "clock skew tolerated on token exp, nbf and iat"),
 		scopeRead:       fs.String("scope-read", "notes:read", "scope name that allows reading notes"),
 		scopeWrite:      fs.String("scope-write", "notes:write", "scope name that allows changing notes (implies --scope-read)"),
-		fixtures:        fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback only)"),
-		origins:         fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed on a loopback listener)"),
+		fixtures:        fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback listener and public URL only)"),
+		origins:         fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed when the listener and public URL are both loopback)"),
 		sessionTTL:      fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session"),
 		maxBody:         fs.Int64("max-body-bytes", mcpserver.DefaultMaxBodyBytes, "largest accepted request body"),
 		shutdownTimeout: fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for in-flight requests"),
@@ -167,14 +173,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		RedisURL:        *f.redisURL,
 		RedisMode:       *f.redisMode,
 	}
-	loopback, err := cfg.setListener(*f.publicURL)
+	dev, err := cfg.setListener(*f.publicURL)
 	if err != nil {
 		return nil, err
 	}
-	if err := cfg.setAuth(f, getenv, loopback); err != nil {
+	if err := cfg.setAuth(f, getenv, dev); err != nil {
 		return nil, err
 	}
-	if err := cfg.checkFixtures(loopback); err != nil {
+	if err := cfg.checkFixtures(dev); err != nil {
 		return nil, err
 	}
 	if err := cfg.setServing(f); err != nil {
@@ -189,10 +195,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	return cfg, nil
 }
 
-// setListener checks --listen, refuses --auth none off loopback, and sets
-// PublicURL from publicURL (--public-url) or, on loopback only, from the
-// listener. It reports whether the listener is on loopback.
-func (c *config) setListener(publicURL string) (loopback bool, err error) {
+// setListener checks --listen, sets PublicURL from publicURL
+// (--public-url) or, on loopback only, from the listener, and sets dev.
+// It refuses --auth none unless dev is on, and reports dev.
+func (c *config) setListener(publicURL string) (dev bool, err error) {
 	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		return false, fmt.Errorf("--listen %q: want host:port, e.g. 127.0.0.1:8080", c.Listen)
@@ -200,7 +206,7 @@ func (c *config) setListener(publicURL string) (loopback bool, err error) {
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return false, fmt.Errorf("--listen %q: bad port", c.Listen)
 	}
-	loopback = mcpserver.IsLoopbackHost(host)
+	loopback := mcpserver.IsLoopbackHost(host)
 	if c.Auth == "none" && !loopback {
 		return false, fmt.Errorf("--auth none serves everyone as one anonymous user, so it is refused on the non-loopback listener %q", c.Listen)
 	}
@@ -224,11 +230,17 @@ func (c *config) setListener(publicURL string) (loopback bool, err error) {
 		return false, fmt.Errorf("--public-url %q: plain http is only allowed on loopback; use https", publicURL)
 	}
 	c.PublicURL = u
-	return loopback, nil
+	// A loopback listener behind a reverse proxy serves whoever reaches
+	// the public URL: development behaviour needs both on loopback.
+	c.dev = loopback && mcpserver.IsLoopbackHost(u.Hostname())
+	if c.Auth == "none" && !c.dev {
+		return false, fmt.Errorf("--auth none serves everyone as one anonymous user, so it is refused unless both the listener and --public-url are on loopback (listener %q, public URL %q: behind a reverse proxy, use --auth proxy, jwt or introspect)", c.Listen, publicURL)
+	}
+	return c.dev, nil
 }
 
 // setAuth reads and checks the settings of the --auth mode.
-func (c *config) setAuth(f *configFlags, getenv func(string) string, loopback bool) error {
+func (c *config) setAuth(f *configFlags, getenv func(string) string, dev bool) error {
 	c.Issuer, c.JWKSURL, c.Audience, c.AuthorizationServer = *f.issuer, *f.jwksURL, *f.audience, *f.authServer
 	c.IntrospectionURL, c.ClockSkew = *f.introspectURL, *f.clockSkew
 	c.ScopeRead, c.ScopeWrite = strings.TrimSpace(*f.scopeRead), strings.TrimSpace(*f.scopeWrite)
@@ -236,7 +248,7 @@ func (c *config) setAuth(f *configFlags, getenv func(string) string, loopback bo
 		c.AuthorizationServer = c.Issuer
 	}
 	switch c.Auth {
-	case "none": // loopback checked with the listener
+	case "none": // refused off loopback with the listener
 		return nil
 	case "jwt", "introspect":
 		return c.checkResourceServer(*f.introspectFile, getenv)
@@ -247,7 +259,7 @@ func (c *config) setAuth(f *configFlags, getenv func(string) string, loopback bo
 		if err := c.checkScopes(); err != nil {
 			return err
 		}
-		pc, err := parseProxy(f.proxy, getenv, loopback)
+		pc, err := parseProxy(f.proxy, getenv, dev)
 		if err != nil {
 			return err
 		}
@@ -313,13 +325,13 @@ func (c *config) checkScopes() error {
 	return nil
 }
 
-// checkFixtures checks --fixtures.
-func (c *config) checkFixtures(loopback bool) error {
+// checkFixtures checks --fixtures, which are for development (dev) only.
+func (c *config) checkFixtures(dev bool) error {
 	switch c.Fixtures {
 	case "":
 	case "conformance":
-		if !loopback {
-			return fmt.Errorf("--fixtures conformance is loopback only (listener %q)", c.Listen)
+		if !dev {
+			return fmt.Errorf("--fixtures conformance is loopback only: both the listener and --public-url must be on loopback (listener %q, public URL %q)", c.Listen, c.PublicURL)
 		}
 	default:
 		return fmt.Errorf("--fixtures %q: unknown (supported: conformance)", c.Fixtures)
@@ -482,7 +494,8 @@ func (c *config) audience() string {
 // endpoint is the canonical MCP URL.
 func (c *config) endpoint() string { return c.PublicURL.String() + "/mcp" }
 
-// loopback reports whether the listener is on a loopback address.
+// loopback reports whether the listener is on a loopback address; see
+// dev for whether development behaviour is on.
 func (c *config) loopback() bool {
 	host, _, _ := net.SplitHostPort(c.Listen)
 	return mcpserver.IsLoopbackHost(host)

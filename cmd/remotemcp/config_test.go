@@ -111,7 +111,7 @@ func TestParseConfig(t *testing.T) {
 			name: "env twins",
 			env: map[string]string{
 				"REMOTEMCP_LISTEN":           "127.0.0.1:9090",
-				"REMOTEMCP_PUBLIC_URL":       "https://mcp.example.com",
+				"REMOTEMCP_PUBLIC_URL":       "http://localhost:9090",
 				"REMOTEMCP_AUTH":             "none",
 				"REMOTEMCP_FIXTURES":         "conformance",
 				"REMOTEMCP_ALLOWED_ORIGINS":  "https://app.example.com",
@@ -123,7 +123,7 @@ func TestParseConfig(t *testing.T) {
 			},
 			modify: func(v *configView) {
 				v.Listen = "127.0.0.1:9090"
-				v.Endpoint = "https://mcp.example.com/mcp"
+				v.Endpoint = "http://localhost:9090/mcp"
 				v.Fixtures = "conformance"
 				v.AllowedOrigins = []string{"https://app.example.com"}
 				v.SessionTTL = 5 * time.Minute
@@ -152,16 +152,16 @@ func TestParseConfig(t *testing.T) {
 		},
 		{
 			name: "public url trailing slash trimmed",
-			args: []string{"--public-url", "https://mcp.example.com/"},
+			args: []string{"--public-url", "http://localhost:8080/"},
 			modify: func(v *configView) {
-				v.Endpoint = "https://mcp.example.com/mcp"
+				v.Endpoint = "http://localhost:8080/mcp"
 			},
 		},
 		{
 			name: "public url with a base path",
-			args: []string{"--public-url", "https://example.com/tools/"},
+			args: []string{"--public-url", "http://localhost:8080/tools/"},
 			modify: func(v *configView) {
-				v.Endpoint = "https://example.com/tools/mcp"
+				v.Endpoint = "http://localhost:8080/tools/mcp"
 			},
 		},
 		{
@@ -398,6 +398,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"auth none on an empty host", []string{"--listen", ":8080"}, nil, []string{"--auth none", "non-loopback"}},
 		{"auth none from the env listener", nil, map[string]string{"REMOTEMCP_LISTEN": "0.0.0.0:8080"}, []string{"--auth none", "non-loopback"}},
 		{"auth none on a non-loopback IP", []string{"--listen", "192.0.2.1:8080", "--public-url", "https://mcp.example.com"}, nil, []string{"--auth none", "non-loopback", "192.0.2.1:8080"}},
+		{"auth none behind a reverse proxy", []string{"--listen", "127.0.0.1:8080", "--public-url", "https://mcp.example.com"}, nil, []string{"--auth none", "both the listener and --public-url", "127.0.0.1:8080", "https://mcp.example.com"}},
+		{"auth none behind a reverse proxy from the env", nil, map[string]string{"REMOTEMCP_PUBLIC_URL": "https://mcp.example.com"}, []string{"--auth none", "https://mcp.example.com"}},
 		{"auth unknown", []string{"--auth", "basic"}, nil, []string{"--auth", `"basic"`, "unknown"}},
 		{"auth jwt without issuer", []string{"--auth", "jwt"}, nil, []string{"--issuer", "required"}},
 		{"auth jwt plain http issuer", []string{"--auth", "jwt", "--issuer", "http://as.example.com"}, nil, []string{"--issuer", "plain http"}},
@@ -408,8 +410,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"auth introspect without url", []string{"--auth", "introspect", "--issuer", "https://as.example.com"}, nil, []string{"--introspection-url", "required"}},
 		{"auth introspect without credentials", []string{"--auth", "introspect", "--issuer", "https://as.example.com", "--introspection-url", "https://as.example.com/introspect"}, nil, []string{"REMOTEMCP_INTROSPECTION_CLIENT_ID", "--introspection-credentials-file"}},
 		{"fixtures conformance on non-loopback", []string{"--auth", "jwt", "--issuer", "https://as.example.com", "--listen", "0.0.0.0:8080", "--public-url", "https://mcp.example.com", "--fixtures", "conformance"}, nil, []string{"--fixtures conformance", "loopback only", "0.0.0.0:8080"}},
+		{"fixtures conformance behind a reverse proxy", []string{"--auth", "jwt", "--issuer", "https://as.example.com", "--public-url", "https://mcp.example.com", "--fixtures", "conformance"}, nil, []string{"--fixtures conformance", "loopback only", "https://mcp.example.com"}},
 		{"fixtures unknown", []string{"--fixtures", "bogus"}, nil, []string{"--fixtures", `"bogus"`, "unknown"}},
 		{"proxy dev upstream on non-loopback", []string{"--auth", "proxy", "--listen", "0.0.0.0:8080", "--public-url", "https://mcp.example.com"}, nil, []string{"--upstream dev", "non-loopback"}},
+		{"proxy dev upstream behind a reverse proxy", []string{"--auth", "proxy", "--public-url", "https://mcp.example.com"}, nil, []string{"--upstream dev", "non-loopback", "public URL"}},
 		{"proxy unknown upstream", []string{"--auth", "proxy", "--upstream", "myspace"}, nil, []string{"--upstream", `"myspace"`, "unknown"}},
 		{"proxy github without credentials", []string{"--auth", "proxy", "--upstream", "github"}, nil, []string{"REMOTEMCP_UPSTREAM_CLIENT_ID", "--upstream-credentials-file"}},
 		{"proxy oidc plain http issuer", []string{"--auth", "proxy", "--upstream-issuer", "http://idp.example.com"}, map[string]string{"REMOTEMCP_UPSTREAM_CLIENT_ID": "a", "REMOTEMCP_UPSTREAM_CLIENT_SECRET": "b"}, []string{"--upstream-issuer", "plain http"}},

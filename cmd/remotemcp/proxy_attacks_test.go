@@ -145,19 +145,16 @@ func atkErrorPage(t *testing.T, want, status int, h http.Header, page string) {
 	}
 }
 
-// atkRedirectQuery checks that a response redirects to prefix and returns
-// the query of the Location.
-func atkRedirectQuery(t *testing.T, status int, h http.Header, page, prefix string) url.Values {
+// atkRefusedRequest checks that an authorization request was refused on an
+// error page of ours naming the OAuth error code, never by a redirect to
+// the client: before the user has seen the consent page, a redirect would
+// be an open redirector.
+func atkRefusedRequest(t *testing.T, status int, h http.Header, page, code string) {
 	t.Helper()
-	loc := h.Get("Location")
-	if status/100 != 3 || !strings.HasPrefix(loc, prefix) {
-		t.Fatalf("want a redirect to %s, got %d Location %q: %s", prefix, status, loc, pageText(page))
+	atkErrorPage(t, http.StatusBadRequest, status, h, page)
+	if !strings.Contains(pageText(page), code) {
+		t.Errorf("the error page does not name %s: %s", code, pageText(page))
 	}
-	u, err := url.Parse(loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Query()
 }
 
 // atkWantOAuthError checks an OAuth error redirect: error code, state and
@@ -759,6 +756,29 @@ func TestProxyAttackRedirectURI(t *testing.T) {
 	t.Parallel()
 	s := startDevProxy(t)
 
+	t.Run("no open redirect through an authorization error", func(t *testing.T) {
+		// Anyone can register their own site as a redirect URI, then send
+		// users to /authorize with a bad parameter: the answer must not be
+		// a redirect there, which would need no user action.
+		evil := s.register(t, map[string]any{"client_name": "landing", "redirect_uris": []string{"https://evil.example/landing"},
+			"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code"}})
+		for _, tc := range []struct {
+			name, code string
+			extra      url.Values
+		}{
+			{"response_type x", "unsupported_response_type", url.Values{"response_type": {"x"}}},
+			{"plain PKCE", "invalid_request", url.Values{"code_challenge_method": {"plain"}}},
+			{"unknown scope", "invalid_scope", url.Values{"scope": {"admin"}}},
+			{"another resource", "invalid_target", url.Values{"resource": {"https://other.example/mcp"}}},
+		} {
+			authURL, _ := atkAuth(evil, "x", atkRead, tc.extra)
+			for _, site := range []string{"none", "cross-site"} {
+				st, h, page := atkNav(t, nil, http.MethodGet, authURL, nil, map[string]string{"Sec-Fetch-Site": site})
+				atkRefusedRequest(t, st, h, page, tc.code)
+			}
+		}
+	})
+
 	t.Run("register", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string
@@ -915,11 +935,7 @@ func TestProxyAttackPKCEDowngrade(t *testing.T) {
 				authURL := c.authURL(challenge, "pk", atkRead, tc.set)
 				authURL = atkWithout(t, authURL, tc.remove...)
 				st, h, page := atkNav(t, nil, http.MethodGet, authURL, nil, atkTyped)
-				q := atkRedirectQuery(t, st, h, page, c.redirect)
-				atkWantOAuthError(t, q, "invalid_request", "pk", s.base)
-				if q.Get("error_description") == "" {
-					t.Errorf("no error_description in %v", q)
-				}
+				atkRefusedRequest(t, st, h, page, "invalid_request")
 			})
 		}
 		// The same request with S256 gets the consent page.
@@ -1106,9 +1122,10 @@ func TestProxyAttackRefreshRotation(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 9. Mix-up.
 
-// TestProxyAttackMixUp: iss in every authorization response, success or
-// error (RFC 9207), advertised in metadata, whose issuer is our base URL
-// byte for byte.
+// TestProxyAttackMixUp: iss in every authorization response that reaches
+// the client, a code or an error (RFC 9207), advertised in metadata, whose
+// issuer is our base URL byte for byte. An invalid request is not such a
+// response: it gets an error page naming the error, never a redirect.
 func TestProxyAttackMixUp(t *testing.T) {
 	t.Parallel()
 	s := startDevProxy(t)
@@ -1163,7 +1180,7 @@ func TestProxyAttackMixUp(t *testing.T) {
 		t.Run("error: "+tc.name, func(t *testing.T) {
 			authURL, _ := atkAuth(c, "err", atkRead, tc.extra)
 			st, h, page := atkNav(t, nil, http.MethodGet, authURL, nil, atkTyped)
-			atkWantOAuthError(t, atkRedirectQuery(t, st, h, page, c.redirect), tc.code, "err", s.base)
+			atkRefusedRequest(t, st, h, page, tc.code)
 		})
 	}
 	t.Run("error: consent denied", func(t *testing.T) {
@@ -1216,7 +1233,7 @@ func TestProxyAttackResource(t *testing.T) {
 		t.Run("authorize "+strings.Join(res, " "), func(t *testing.T) {
 			authURL, _ := atkAuth(c, "rs", atkRead, url.Values{"resource": res})
 			st, h, page := atkNav(t, nil, http.MethodGet, authURL, nil, atkTyped)
-			atkWantOAuthError(t, atkRedirectQuery(t, st, h, page, c.redirect), "invalid_target", "rs", s.base)
+			atkRefusedRequest(t, st, h, page, "invalid_target")
 		})
 	}
 

@@ -73,7 +73,7 @@ func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
 
 // parseProxy reads the --auth proxy settings; secrets come from the
 // environment or files only, never from flags.
-func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*proxyConfig, error) {
+func parseProxy(pf *proxyFlags, getenv func(string) string, dev bool) (*proxyConfig, error) {
 	pc := &proxyConfig{
 		Upstream: *pf.upstream, UpstreamIssuer: *pf.upstreamIssuer, Scopes: strings.Fields(*pf.scopes),
 		AccessTokenLifetime: *pf.accessTTL, RefreshLifetime: *pf.refreshTTL, RefreshGrace: *pf.refreshGrace, CIMD: *pf.cimd,
@@ -95,7 +95,7 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, loopback bool) (*pro
 	if err := pc.setRateLimits(*pf.rateLimits, *pf.trustedProxies); err != nil {
 		return nil, err
 	}
-	if err := pc.checkUpstream(loopback); err != nil {
+	if err := pc.checkUpstream(dev); err != nil {
 		return nil, err
 	}
 	if err := pc.checkLifetimes(); err != nil {
@@ -134,13 +134,14 @@ func (pc *proxyConfig) setRateLimits(rateLimits, trustedProxies string) error {
 }
 
 // checkUpstream checks that the --upstream provider has what it needs:
-// the development provider only on loopback, the others an issuer where it
-// is not fixed, and client credentials.
-func (pc *proxyConfig) checkUpstream(loopback bool) error {
+// the development provider only when dev (listener and public URL on
+// loopback), the others an issuer where it is not fixed, and client
+// credentials.
+func (pc *proxyConfig) checkUpstream(dev bool) error {
 	switch pc.Upstream {
 	case "dev":
-		if !loopback {
-			return errors.New("--upstream dev is the built-in development identity provider: it is refused on a non-loopback listener; configure --upstream oidc, github or google")
+		if !dev {
+			return errors.New("--upstream dev is the built-in development identity provider: it is refused on a non-loopback listener or public URL (both must be on loopback); configure --upstream oidc, github or google")
 		}
 		if pc.UpstreamIssuer != "" || pc.ClientID != "" {
 			return errors.New("--upstream dev takes no --upstream-issuer or upstream credentials")
