@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -38,7 +39,12 @@ func (h *Handler) legacyPOST(w http.ResponseWriter, r *http.Request, body []byte
 		writeRPCError(w, http.StatusNotAcceptable, jsonrpc.ID{}, -32000, "Accept must list application/json and text/event-stream")
 		return
 	}
-	msgs, isBatch, err := decodeBody(body)
+	msgs, isBatch, err := decodeBody(body, h.opts.MaxBatchMessages)
+	var tooMany *batchTooLargeError
+	if errors.As(err, &tooMany) {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeInvalidRequest, tooMany.Error())
+		return
+	}
 	if err != nil {
 		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeParseError, "Parse error: "+err.Error())
 		return
@@ -573,8 +579,16 @@ func (h *Handler) legacyDELETE(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// decodeBody parses one JSON-RPC message or a batch.
-func decodeBody(body []byte) (msgs []jsonrpc.Message, isBatch bool, err error) {
+// A batchTooLargeError refuses a batch of more messages than allowed.
+type batchTooLargeError struct{ n, max int }
+
+func (e *batchTooLargeError) Error() string {
+	return fmt.Sprintf("batch of %d messages refused: at most %d messages are accepted in one batch; send the rest in further requests", e.n, e.max)
+}
+
+// decodeBody parses one JSON-RPC message or a batch of at most maxBatch
+// messages (a *batchTooLargeError beyond, before any is decoded).
+func decodeBody(body []byte, maxBatch int) (msgs []jsonrpc.Message, isBatch bool, err error) {
 	trimmed := strings.TrimLeft(string(body), " \t\r\n")
 	if strings.HasPrefix(trimmed, "[") {
 		var raws []json.RawMessage
@@ -583,6 +597,9 @@ func decodeBody(body []byte) (msgs []jsonrpc.Message, isBatch bool, err error) {
 		}
 		if len(raws) == 0 {
 			return nil, true, errors.New("empty batch")
+		}
+		if len(raws) > maxBatch {
+			return nil, true, &batchTooLargeError{len(raws), maxBatch}
 		}
 		for _, raw := range raws {
 			m, err := jsonrpc.DecodeMessage(raw)

@@ -226,10 +226,12 @@ func (h *handlers) subscribe(ctx context.Context, req *mcp.SubscribeRequest) err
 // cfg's origin, host and body limits.
 func newMCPHandler(cfg *config, log *slog.Logger, reg *policy.Registry, stores mcpserver.Stores) *mcpserver.Handler {
 	opts := &mcpserver.Options{
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		Policy:         reg,
-		Logger:         log.With("component", "mcpserver"),
+		AllowedOrigins:   cfg.AllowedOrigins,
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		MaxBatchMessages: cfg.MaxBatchMessages,
+		MaxResponseBytes: cfg.MaxResponseBytes,
+		Policy:           reg,
+		Logger:           log.With("component", "mcpserver"),
 	}
 	if cfg.loopback() {
 		opts.AllowLoopbackOrigins = true

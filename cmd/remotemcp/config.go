@@ -19,18 +19,22 @@ import (
 
 // config is everything the flags and environment decide.
 type config struct {
-	Listen          string
-	PublicURL       *url.URL // the canonical base URL; the endpoint is PublicURL + "/mcp"
-	Auth            string
-	Fixtures        string
-	AllowedOrigins  []string
-	SessionTTL      time.Duration
-	MaxBodyBytes    int64
-	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
-	LogFormat       string
-	StateKey        []byte
-	StateKeyRandom  bool // StateKey was made up for this process
+	Listen         string
+	PublicURL      *url.URL // the canonical base URL; the endpoint is PublicURL + "/mcp"
+	Auth           string
+	Fixtures       string
+	AllowedOrigins []string
+	SessionTTL     time.Duration
+	MaxBodyBytes   int64
+	// MaxBatchMessages and MaxResponseBytes bound what one legacy POST
+	// makes the server do and answer (mcpserver.Options).
+	MaxBatchMessages int
+	MaxResponseBytes int
+	ShutdownTimeout  time.Duration
+	LogLevel         slog.Level
+	LogFormat        string
+	StateKey         []byte
+	StateKeyRandom   bool // StateKey was made up for this process
 
 	// RedisURL, if set, puts every store in Redis (--redis-url), so that
 	// replicas share all state; RedisMode is single, sentinel or cluster.
@@ -75,6 +79,7 @@ type configFlags struct {
 	fixtures, origins                     *string
 	sessionTTL, shutdownTimeout           *time.Duration
 	maxBody                               *int64
+	maxBatch, maxResponse                 *int
 	logLevel, logFormat, stateKeyFile     *string
 	redisURL, redisMode                   *string
 	proxy                                 *proxyFlags
@@ -99,6 +104,8 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 		origins:         fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed on a loopback listener)"),
 		sessionTTL:      fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session"),
 		maxBody:         fs.Int64("max-body-bytes", mcpserver.DefaultMaxBodyBytes, "largest accepted request body"),
+		maxBatch:        fs.Int("max-batch-messages", mcpserver.DefaultMaxBatchMessages, "most messages accepted in one 2025-03-26 JSON-RPC batch (400 beyond)"),
+		maxResponse:     fs.Int("max-response-bytes", mcpserver.DefaultMaxResponseBytes, "most bytes the responses to one legacy request may produce; past it a response is a JSON-RPC error"),
 		shutdownTimeout: fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for in-flight requests"),
 		logLevel:        fs.String("log-level", "info", "debug, info, warn or error"),
 		logFormat:       fs.String("log-format", "text", "text or json"),
@@ -157,15 +164,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, err
 	}
 	cfg := &config{
-		Listen:          *f.listen,
-		Auth:            *f.authMode,
-		Fixtures:        *f.fixtures,
-		SessionTTL:      *f.sessionTTL,
-		MaxBodyBytes:    *f.maxBody,
-		ShutdownTimeout: *f.shutdownTimeout,
-		LogFormat:       *f.logFormat,
-		RedisURL:        *f.redisURL,
-		RedisMode:       *f.redisMode,
+		Listen:           *f.listen,
+		Auth:             *f.authMode,
+		Fixtures:         *f.fixtures,
+		SessionTTL:       *f.sessionTTL,
+		MaxBodyBytes:     *f.maxBody,
+		MaxBatchMessages: *f.maxBatch,
+		MaxResponseBytes: *f.maxResponse,
+		ShutdownTimeout:  *f.shutdownTimeout,
+		LogFormat:        *f.logFormat,
+		RedisURL:         *f.redisURL,
+		RedisMode:        *f.redisMode,
 	}
 	loopback, err := cfg.setListener(*f.publicURL)
 	if err != nil {
@@ -339,6 +348,12 @@ func (c *config) setServing(f *configFlags) error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes)
+	}
+	if c.MaxBatchMessages < 1 {
+		return fmt.Errorf("--max-batch-messages %d: must be at least 1", c.MaxBatchMessages)
+	}
+	if c.MaxResponseBytes < 64<<10 {
+		return fmt.Errorf("--max-response-bytes %d: must be at least 65536", c.MaxResponseBytes)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout)

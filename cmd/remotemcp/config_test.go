@@ -22,17 +22,19 @@ import (
 // the endpoint it yields, and only the length of the (possibly random)
 // requestState key.
 type configView struct {
-	Listen          string
-	Endpoint        string
-	Auth            string
-	Fixtures        string
-	AllowedOrigins  []string
-	SessionTTL      time.Duration
-	MaxBodyBytes    int64
-	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
-	LogFormat       string
-	StateKeyLen     int
+	Listen           string
+	Endpoint         string
+	Auth             string
+	Fixtures         string
+	AllowedOrigins   []string
+	SessionTTL       time.Duration
+	MaxBodyBytes     int64
+	MaxBatchMessages int
+	MaxResponseBytes int
+	ShutdownTimeout  time.Duration
+	LogLevel         slog.Level
+	LogFormat        string
+	StateKeyLen      int
 
 	Issuer              string
 	JWKSURL             string
@@ -48,17 +50,19 @@ type configView struct {
 
 func viewOf(c *config) configView {
 	return configView{
-		Listen:          c.Listen,
-		Endpoint:        c.endpoint(),
-		Auth:            c.Auth,
-		Fixtures:        c.Fixtures,
-		AllowedOrigins:  c.AllowedOrigins,
-		SessionTTL:      c.SessionTTL,
-		MaxBodyBytes:    c.MaxBodyBytes,
-		ShutdownTimeout: c.ShutdownTimeout,
-		LogLevel:        c.LogLevel,
-		LogFormat:       c.LogFormat,
-		StateKeyLen:     len(c.StateKey),
+		Listen:           c.Listen,
+		Endpoint:         c.endpoint(),
+		Auth:             c.Auth,
+		Fixtures:         c.Fixtures,
+		AllowedOrigins:   c.AllowedOrigins,
+		SessionTTL:       c.SessionTTL,
+		MaxBodyBytes:     c.MaxBodyBytes,
+		MaxBatchMessages: c.MaxBatchMessages,
+		MaxResponseBytes: c.MaxResponseBytes,
+		ShutdownTimeout:  c.ShutdownTimeout,
+		LogLevel:         c.LogLevel,
+		LogFormat:        c.LogFormat,
+		StateKeyLen:      len(c.StateKey),
 
 		Issuer:              c.Issuer,
 		JWKSURL:             c.JWKSURL,
@@ -76,15 +80,17 @@ func viewOf(c *config) configView {
 // defaultView is the config of no flags and an empty environment.
 func defaultView() configView {
 	return configView{
-		Listen:          "127.0.0.1:8080",
-		Endpoint:        "http://127.0.0.1:8080/mcp",
-		Auth:            "none",
-		SessionTTL:      30 * time.Minute,
-		MaxBodyBytes:    mcpserver.DefaultMaxBodyBytes,
-		ShutdownTimeout: 15 * time.Second,
-		LogLevel:        slog.LevelInfo,
-		LogFormat:       "text",
-		StateKeyLen:     32,
+		Listen:           "127.0.0.1:8080",
+		Endpoint:         "http://127.0.0.1:8080/mcp",
+		Auth:             "none",
+		SessionTTL:       30 * time.Minute,
+		MaxBodyBytes:     mcpserver.DefaultMaxBodyBytes,
+		MaxBatchMessages: mcpserver.DefaultMaxBatchMessages,
+		MaxResponseBytes: mcpserver.DefaultMaxResponseBytes,
+		ShutdownTimeout:  15 * time.Second,
+		LogLevel:         slog.LevelInfo,
+		LogFormat:        "text",
+		StateKeyLen:      32,
 
 		ClockSkew:  30 * time.Second,
 		ScopeRead:  "notes:read",
@@ -433,6 +439,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"session ttl not a duration", []string{"--session-ttl", "soon"}, nil, []string{"session-ttl", "soon"}},
 		{"env value not a duration", nil, map[string]string{"REMOTEMCP_SESSION_TTL": "soon"}, []string{"REMOTEMCP_SESSION_TTL", "soon"}},
 		{"max body too small", []string{"--max-body-bytes", "10"}, nil, []string{"--max-body-bytes", "1024"}},
+		{"batch limit too small", []string{"--max-batch-messages", "0"}, nil, []string{"--max-batch-messages", "at least 1"}},
+		{"response limit too small", []string{"--max-response-bytes", "1000"}, nil, []string{"--max-response-bytes", "65536"}},
 		{"shutdown timeout zero", []string{"--shutdown-timeout", "0s"}, nil, []string{"--shutdown-timeout", "positive"}},
 		{"log level unknown", []string{"--log-level", "bogus"}, nil, []string{"--log-level", `"bogus"`}},
 		{"log format unknown", []string{"--log-format", "xml"}, nil, []string{"--log-format", `"xml"`}},
