@@ -215,7 +215,7 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	h.modern = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &modernOpts)
 	modernOpts.JSONResponse = true
 	h.modernJSON = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &modernOpts)
-	server.AddReceivingMiddleware(h.trackListeners)
+	server.AddReceivingMiddleware(h.trackListeners, h.catchUnavailable)
 	server.AddSendingMiddleware(h.filterOwnedNotifications)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -300,12 +300,15 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isModernRequest(r.Header.Get(headerProtocolVersion), body) {
+		ctx, health := withHealth(r.Context())
+		r = r.WithContext(ctx)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
+		uw := &unavailableWriter{ResponseWriter: w, health: health}
 		if answersInJSON(body) {
-			h.modernJSON.ServeHTTP(w, r)
+			h.modernJSON.ServeHTTP(uw, r)
 		} else {
-			h.modern.ServeHTTP(w, r)
+			h.modern.ServeHTTP(uw, r)
 		}
 		return
 	}

@@ -148,6 +148,17 @@ func newServer() *mcp.Server {
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "resumed"}}}, nil, nil
 		})
+	mcp.AddTool(s, &mcp.Tool{Name: "unreachable", Description: "Fail as a store that cannot be reached, after reporting progress if asked."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			if token := req.Params.GetProgressToken(); token != nil {
+				req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token, Progress: 1, Total: 2})
+			}
+			return nil, nil, fmt.Errorf("list notes: %w", errUnreachable)
+		})
+	s.AddResource(&mcp.Resource{URI: "notes://down", Name: "down", MIMEType: "text/plain"},
+		func(context.Context, *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return nil, fmt.Errorf("get note: %w", errUnreachable)
+		})
 	s.AddResource(&mcp.Resource{URI: "notes://alice/1", Name: "note", MIMEType: "text/plain"},
 		func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "hello"}}}, nil

@@ -219,7 +219,7 @@ func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Sessi
 		}
 		opts = &mcp.ServerSessionOptions{State: &state}
 	}
-	ctx := context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, sess.ID)
+	ctx, health := withHealth(context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, sess.ID))
 	ss, err := h.server.Connect(ctx, c, opts)
 	if err != nil {
 		c.Close()
@@ -245,7 +245,7 @@ func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Sessi
 	}
 	delay := time.AfterFunc(h.opts.StreamDelay, c.open)
 	defer delay.Stop()
-	h.sendStream(w, r, c, primes(version))
+	h.sendStream(w, r, c, health, primes(version))
 }
 
 // primes reports whether the revision expects SSE priming events (SEP-1699).
@@ -291,10 +291,11 @@ func (h *Handler) writeStreamError(w http.ResponseWriter, err error) {
 }
 
 // sendStream writes the SSE response of a request from memory: once its
-// stream is open (or the request over), every message as it is logged,
+// stream is open (or the request over), every message as it is logged
+// (or 503, if a call found a store unreachable by then: IsUnavailable),
 // until the stream ends, the client goes away, or the request closes the
 // connection (SEP-1699). The request runs on if the client goes away.
-func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, priming bool) {
+func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, health *requestHealth, priming bool) {
 	ctx := r.Context()
 	if !c.opened(ctx) {
 		return
@@ -302,6 +303,12 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 	events, phase, changed := c.take()
 	if phase == streamFailed {
 		h.writeStreamError(w, c.failure())
+		return
+	}
+	if health.failed() {
+		// A call found a store unreachable before the stream started:
+		// answered as the session store's failures are.
+		writeUnavailable(w, jsonrpc.ID{})
 		return
 	}
 	sse := startSSE(w, c.streamID)

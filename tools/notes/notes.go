@@ -20,6 +20,21 @@ import (
 // belongs to someone else: the two are indistinguishable on purpose.
 var ErrNotFound = errors.New("notes: not found")
 
+// ErrUnavailable is wrapped by a store's error when the store cannot be
+// reached or refuses to answer (a network error, a timeout, a server
+// that is down or refuses writes). The MCP layer recognizes it (by its
+// Unavailable method) and answers the request 503 with Retry-After,
+// keeping the error's text, which may name internal addresses, in its
+// log. Handlers pass such errors on as they are.
+var ErrUnavailable error = unavailableError{}
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "notes: store unavailable" }
+
+// Unavailable marks the error for the MCP layer (mcpserver.IsUnavailable).
+func (unavailableError) Unavailable() bool { return true }
+
 // ErrLimit is returned when an owner has as many notes as allowed.
 var ErrLimit = errors.New("notes: limit reached")
 

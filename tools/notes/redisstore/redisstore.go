@@ -77,6 +77,13 @@ func New(rdb redis.UniversalClient, opts *Options) *Store {
 	return s
 }
 
+// unavailable is the error of a failed Redis call: Redis could not be
+// reached or refused the command, which the MCP layer answers with 503
+// (notes.ErrUnavailable).
+func unavailable(op string, err error) error {
+	return fmt.Errorf("redisstore: %s: %w: %w", op, notes.ErrUnavailable, err)
+}
+
 // ownerKeys are the keys of one owner; see the package documentation.
 type ownerKeys struct{ notes, updated, exports, expiries string }
 
@@ -131,7 +138,7 @@ func (s *Store) Put(ctx context.Context, n *notes.Note) error {
 	stored, err := putScript.Run(ctx, s.rdb, []string{k.notes, k.updated},
 		n.ID, data, n.UpdatedAt.UnixMilli(), notes.MaxNotesPerOwn, s.noteTTL.Milliseconds()).Int()
 	if err != nil {
-		return fmt.Errorf("redisstore: put note %s: %w", n.ID, err)
+		return unavailable(fmt.Sprintf("put note %s", n.ID), err)
 	}
 	if stored == 0 {
 		return notes.ErrLimit
@@ -146,7 +153,7 @@ func (s *Store) Get(ctx context.Context, owner, id string) (*notes.Note, error) 
 		return nil, notes.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: get note %s: %w", id, err)
+		return nil, unavailable(fmt.Sprintf("get note %s", id), err)
 	}
 	return decodeNote(owner, id, data)
 }
@@ -180,7 +187,7 @@ func (s *Store) List(ctx context.Context, owner string) ([]*notes.Note, error) {
 	k := s.keys(owner)
 	flat, err := listScript.Run(ctx, s.rdb, []string{k.notes, k.updated}).StringSlice()
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: list notes: %w", err)
+		return nil, unavailable("list notes", err)
 	}
 	out := make([]*notes.Note, 0, len(flat)/2)
 	for i := 0; i+1 < len(flat); i += 2 {
@@ -221,7 +228,7 @@ func (s *Store) Delete(ctx context.Context, owner, id string) error {
 	k := s.keys(owner)
 	deleted, err := deleteScript.Run(ctx, s.rdb, []string{k.notes, k.updated}, id, s.noteTTL.Milliseconds()).Int()
 	if err != nil {
-		return fmt.Errorf("redisstore: delete note %s: %w", id, err)
+		return unavailable(fmt.Sprintf("delete note %s", id), err)
 	}
 	if deleted == 0 {
 		return notes.ErrNotFound
@@ -283,7 +290,7 @@ func (s *Store) PutExport(ctx context.Context, e *notes.Export) error {
 	err = putExportScript.Run(ctx, s.rdb, []string{k.exports, k.expiries},
 		e.ID, data, s.exportTTL.Milliseconds(), notes.MaxExportsPerOwn).Err()
 	if err != nil {
-		return fmt.Errorf("redisstore: put export %s: %w", e.ID, err)
+		return unavailable(fmt.Sprintf("put export %s", e.ID), err)
 	}
 	return nil
 }
@@ -312,7 +319,7 @@ func (s *Store) GetExport(ctx context.Context, owner, id string) (*notes.Export,
 		return nil, notes.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: get export %s: %w", id, err)
+		return nil, unavailable(fmt.Sprintf("get export %s", id), err)
 	}
 	var r exportRecord
 	if err := json.Unmarshal([]byte(data), &r); err != nil {

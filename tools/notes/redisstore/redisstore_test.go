@@ -225,7 +225,8 @@ var ops = []struct {
 
 // wantFault checks that every operation fails within limit with an error
 // that is neither ErrNotFound nor ErrLimit: a caller must not tell a user
-// that their note is gone because Redis is.
+// that their note is gone because Redis is. It is ErrUnavailable, which
+// the MCP layer answers 503.
 func wantFault(t *testing.T, s *redisstore.Store, timeout, limit time.Duration) {
 	t.Helper()
 	for _, op := range ops {
@@ -236,6 +237,9 @@ func wantFault(t *testing.T, s *redisstore.Store, timeout, limit time.Duration) 
 		cancel()
 		if err == nil || errors.Is(err, notes.ErrNotFound) || errors.Is(err, notes.ErrLimit) {
 			t.Errorf("%s = %v, want a backend error", op.name, err)
+		}
+		if !errors.Is(err, notes.ErrUnavailable) {
+			t.Errorf("%s = %v, want it to wrap ErrUnavailable", op.name, err)
 		}
 		if elapsed > limit {
 			t.Errorf("%s took %v to fail, want at most %v", op.name, elapsed, limit)
