@@ -57,7 +57,7 @@ func (r *recordingNotifier) ResourceUpdated(_ context.Context, owner, uri string
 // TestScopesAndNotifications: every notes tool declares a scope, configured
 // names are used, and changes are announced on the right URIs.
 func TestScopesAndNotifications(t *testing.T) {
-	store := memstore.New(0)
+	store := memstore.New(nil)
 	n := &recordingNotifier{}
 	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil)
 	reg := policy.New(s, nil)
@@ -99,5 +99,39 @@ func TestScopesAndNotifications(t *testing.T) {
 	wantURIs := []string{"anonymous notes://index", "anonymous notes://" + id, "anonymous notes://index"}
 	if !slices.Equal(n.uris, wantURIs) {
 		t.Errorf("notifications %v, want %v", n.uris, wantURIs)
+	}
+}
+
+// TestCreateLimits: notes_create past a user's limits is a tool error that
+// names the limit and what to do.
+func TestCreateLimits(t *testing.T) {
+	limits := notes.Limits{Notes: 2, Bytes: 100}
+	store := memstore.New(&memstore.Options{Limits: limits})
+	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil)
+	tools.Register(policy.New(s, nil), tools.Deps{Notes: store, Exports: store, Notifier: &recordingNotifier{}, Sealer: plainSealer{}, Limits: limits})
+	cs, done, err := connect(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	create := func(title, body string) *mcp.CallToolResult {
+		t.Helper()
+		res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "notes_create", Arguments: map[string]any{"title": title, "body": body}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	text := func(res *mcp.CallToolResult) string { return res.Content[0].(*mcp.TextContent).Text }
+	if res := create("a", strings.Repeat("x", 100)); !res.IsError || !strings.Contains(text(res), "more than 100 bytes") || !strings.Contains(text(res), "delete") {
+		t.Errorf("a note past the bytes limit: %+v, want a tool error naming 100 bytes and what to do", text(res))
+	}
+	for _, title := range []string{"a", "b"} {
+		if res := create(title, ""); res.IsError {
+			t.Fatalf("create %s: %s", title, text(res))
+		}
+	}
+	if res := create("c", ""); !res.IsError || !strings.Contains(text(res), "already have 2 notes") || !strings.Contains(text(res), "notes_delete") {
+		t.Errorf("a third note with a limit of 2: %q, want a tool error naming the limit and notes_delete", text(res))
 	}
 }

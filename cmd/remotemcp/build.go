@@ -127,7 +127,7 @@ func newState(ctx context.Context, cfg *config, log *slog.Logger, cl *closers) (
 	if cfg.RedisURL == "" {
 		return &state{
 			mcp:   memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL}),
-			notes: notesmem.New(0),
+			notes: notesmem.New(nil),
 		}, nil
 	}
 	rdb, err := newRedis(cfg.RedisURL, cfg.RedisMode)

@@ -44,13 +44,14 @@ func newPrefix() string { return "test:" + rand.Text() + ":" }
 func TestContract(t *testing.T) {
 	rdb := newClient(t, redistest.Start(t))
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
-		s := redisstore.New(rdb, &redisstore.Options{Prefix: newPrefix(), ExportTTL: exportTTL})
+		limits := notes.Limits{Notes: 200, Bytes: 64 << 10}
+		s := redisstore.New(rdb, &redisstore.Options{Prefix: newPrefix(), ExportTTL: exportTTL, Limits: limits})
 		advance := func(d time.Duration) {
 			if err := s.AdvanceClock(t.Context(), d); err != nil {
 				t.Errorf("AdvanceClock(%v): %v", d, err)
 			}
 		}
-		return storetest.Stores{Notes: s, Exports: s, Advance: advance, ExportTTL: exportTTL}
+		return storetest.Stores{Notes: s, Exports: s, Advance: advance, ExportTTL: exportTTL, Limits: limits}
 	})
 }
 
@@ -135,7 +136,7 @@ func TestKeys(t *testing.T) {
 					t.Errorf("PTTL %s = %v, want in [%v, %v]", k, ttl, lo, hi)
 				}
 			}
-			want := map[string]bool{"notes": true, "updated": true, "exports": true, "expiries": true}
+			want := map[string]bool{"notes": true, "updated": true, "sizes": true, "exports": true, "expiries": true}
 			if diff := cmp.Diff(want, families); diff != "" {
 				t.Errorf("key families (-want +got):\n%s", diff)
 			}
