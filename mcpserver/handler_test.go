@@ -1709,3 +1709,28 @@ func TestBatchLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionLimit: a subject at its stores' limit of sessions gets 429
+// with a JSON-RPC error that says what to do; other subjects are
+// unaffected, and ending a session makes room.
+func TestSessionLimit(t *testing.T) {
+	stores := memstore.New(&memstore.Options{MaxSessionsPerSubject: 2})
+	e := &env{url: serve(t, stores, nil), stores: stores}
+	first := e.initialize(t, "alice", mcpserver.Version20251125, "{}")
+	e.initialize(t, "alice", mcpserver.Version20251125, "{}")
+	resp := e.do(t, request{token: "alice", body: initializeBody(mcpserver.Version20251125, "{}")})
+	body := readBody(t, resp)
+	if resp.StatusCode != http.StatusTooManyRequests || errorCode(t, body) != -32000 ||
+		!strings.Contains(string(body), "too many open sessions") || !strings.Contains(string(body), "DELETE") {
+		t.Fatalf("third session = %d %s, want 429 with -32000 saying what to do", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Mcp-Session-Id") != "" {
+		t.Errorf("the refused initialize got a session: %q", resp.Header.Get("Mcp-Session-Id"))
+	}
+	e.initialize(t, "bob", mcpserver.Version20251125, "{}")
+	del := e.do(t, request{method: http.MethodDelete, token: "alice", version: mcpserver.Version20251125, session: first})
+	if del.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE = %d", del.StatusCode)
+	}
+	e.initialize(t, "alice", mcpserver.Version20251125, "{}")
+}

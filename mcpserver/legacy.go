@@ -164,7 +164,13 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, sid string) (*S
 
 func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, call *jsonrpc.Request) {
 	sess := &Session{ID: rand.Text(), Subject: subjectOf(r.Context()), CreatedAt: time.Now().UTC()}
-	if err := h.stores.Sessions.Create(r.Context(), sess); err != nil {
+	err := h.stores.Sessions.Create(r.Context(), sess)
+	if errors.Is(err, ErrSessionLimit) {
+		writeRPCError(w, http.StatusTooManyRequests, call.ID, -32000,
+			"too many open sessions: this user has as many sessions as the server allows; end unused ones (HTTP DELETE with their Mcp-Session-Id) or wait for them to expire")
+		return
+	}
+	if err != nil {
 		h.log.Error("create session", "error", err)
 		w.Header().Set("Retry-After", "1")
 		writeRPCError(w, http.StatusServiceUnavailable, call.ID, -32000, "session store unavailable")

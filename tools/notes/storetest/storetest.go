@@ -488,7 +488,7 @@ func testLimit(t *testing.T, s Stores) {
 func testQuota(t *testing.T, s Stores) {
 	ctx := ctxFor(t)
 	chunk := s.Limits.Bytes / 4
-	body := strings.Repeat("b", chunk-1) // with the title "t": chunk bytes
+	body := strings.Repeat("b", chunk-1)                // with the title "t": chunk bytes
 	over := strings.Repeat("x", s.Limits.Bytes-4*chunk) // one byte too many once full
 	put := func(owner, id, body string) error {
 		return s.Notes.Put(ctx, &notes.Note{ID: id, Owner: owner, Title: "t", Body: body, CreatedAt: t0, UpdatedAt: t0})
