@@ -89,7 +89,12 @@ func (h *Handler) catchUnavailable(next mcp.MethodHandler) mcp.MethodHandler {
 // An unavailableWriter is the ResponseWriter of a stateless POST: if a
 // call of the request found a store unreachable before the response
 // started, the response becomes a 503 with Retry-After, and what the
-// go-sdk writes is dropped.
+// go-sdk writes is dropped. It relies on two things the go-sdk does
+// (v1.8.0): its stateless handler writes the status only with the first
+// message (a request's result, unless progress or a log message came
+// first), and the context of a method handler carries the values of the
+// HTTP request's (where requestHealth travels). TestStoreUnavailable
+// fails if either changes.
 type unavailableWriter struct {
 	http.ResponseWriter
 	health  *requestHealth
