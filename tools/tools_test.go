@@ -2,6 +2,8 @@ package tools_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -133,5 +135,58 @@ func TestCreateLimits(t *testing.T) {
 	}
 	if res := create("c", ""); !res.IsError || !strings.Contains(text(res), "already have 2 notes") || !strings.Contains(text(res), "notes_delete") {
 		t.Errorf("a third note with a limit of 2: %q, want a tool error naming the limit and notes_delete", text(res))
+	}
+}
+
+// downStore is a store that cannot be reached.
+type downStore struct{}
+
+var errDown = fmt.Errorf("redis: read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout: %w", notes.ErrUnavailable)
+
+func (downStore) Put(context.Context, *notes.Note) error                   { return errDown }
+func (downStore) Get(context.Context, string, string) (*notes.Note, error) { return nil, errDown }
+func (downStore) List(context.Context, string) ([]*notes.Note, error)      { return nil, errDown }
+func (downStore) Delete(context.Context, string, string) error             { return errDown }
+func (downStore) PutExport(context.Context, *notes.Export) error           { return errDown }
+func (downStore) GetExport(context.Context, string, string) (*notes.Export, error) {
+	return nil, errDown
+}
+
+// TestStoreUnavailablePassesThrough: every tool hands a store's
+// notes.ErrUnavailable on as its result's error (which the MCP layer turns
+// into a 503), never rewords it into a message that loses it.
+func TestStoreUnavailablePassesThrough(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil)
+	tools.Register(policy.New(s, nil), tools.Deps{Notes: downStore{}, Exports: downStore{}, Notifier: &recordingNotifier{}, Sealer: plainSealer{}})
+	var got error
+	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			res, err := next(ctx, method, req)
+			if r, ok := res.(*mcp.CallToolResult); ok && r != nil {
+				got = r.GetError()
+			}
+			return res, err
+		}
+	})
+	cs, done, err := connect(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	for name, args := range map[string]map[string]any{
+		"notes_create": {"title": "x"},
+		"notes_search": {},
+		"notes_get":    {"id": "abc"},
+		"notes_delete": {"id": "abc", "confirm": true},
+		"export_notes": {},
+	} {
+		got = nil
+		res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: name, Arguments: args})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !res.IsError || !errors.Is(got, notes.ErrUnavailable) {
+			t.Errorf("%s: isError %v, error %v; want the store's ErrUnavailable", name, res.IsError, got)
+		}
 	}
 }
