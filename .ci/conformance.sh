@@ -16,7 +16,10 @@ rm -rf "$out" && mkdir -p "$out"
 
 go build -o bin/remotemcp ./cmd/remotemcp
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-bin/remotemcp --listen "127.0.0.1:$port" --auth none --fixtures conformance --log-level warn >"$out/server.log" 2>&1 &
+# Every scenario of every run is the one anonymous user, opening hundreds
+# of sessions within their lifetime: past the per-user default (100).
+bin/remotemcp --listen "127.0.0.1:$port" --auth none --fixtures conformance --log-level warn \
+  --max-sessions-per-user 100000 >"$out/server.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -90,6 +91,21 @@ type conn struct {
 	detached bool          // the HTTP response is gone: sent is not kept
 	err      error         // why the opening write failed
 	changed  chan struct{} // closed and replaced when sent or phase change
+	budget   int           // bytes the request may still produce (Options.MaxResponseBytes)
+}
+
+// codeResponseTooLarge is the JSON-RPC error code of a response replaced
+// because the request's responses went past Options.MaxResponseBytes.
+const codeResponseTooLarge = -32000
+
+// overBudgetLocked charges data to the request's budget and reports
+// whether it did not fit (and so was not charged).
+func (c *conn) overBudgetLocked(data []byte) bool {
+	if len(data) > c.budget {
+		return true
+	}
+	c.budget -= len(data)
+	return false
 }
 
 // A streamPhase is where a request's stream is in its life (see conn).
@@ -130,6 +146,7 @@ func newConn(h *Handler, sessionID, streamID string, calls []*jsonrpc.Request, e
 		closeHTTP: make(chan time.Duration, 1),
 		pending:   map[string]*jsonrpc.Request{},
 		changed:   make(chan struct{}),
+		budget:    h.opts.MaxResponseBytes,
 	}
 	ctx, cancel := c.storeCtx()
 	defer cancel()
@@ -242,6 +259,12 @@ func (c *conn) Write(ctx context.Context, msg jsonrpc.Message) error {
 			c.mu.Unlock()
 			return nil // cancelled meanwhile
 		}
+		if c.overBudgetLocked(data) {
+			// Small, and charged to nobody: the error responses of a
+			// request are at most one per call.
+			data, _ = jsonrpc.EncodeMessage(&jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: codeResponseTooLarge,
+				Message: fmt.Sprintf("response too large: the responses to one request may produce at most %d bytes; send fewer calls per batch or ask for less", c.h.opts.MaxResponseBytes)}})
+		}
 		// Queued in the same critical section, so that no other response
 		// can queue the end of the stream before this one.
 		delete(c.pending, k)
@@ -263,6 +286,12 @@ func (c *conn) Write(ctx context.Context, msg jsonrpc.Message) error {
 			data, err := jsonrpc.EncodeMessage(m)
 			if err != nil {
 				return err
+			}
+			c.mu.Lock()
+			over := c.overBudgetLocked(data)
+			c.mu.Unlock()
+			if over {
+				return nil // past the request's budget: dropped
 			}
 			if err := c.send(data, false); err != nil {
 				// A notification the log refused is dropped; an error here

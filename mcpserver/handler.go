@@ -50,6 +50,12 @@ const (
 
 	// DefaultMaxBodyBytes is the default request body limit.
 	DefaultMaxBodyBytes = 4 << 20
+	// DefaultMaxBatchMessages is the default limit on the messages of a
+	// 2025-03-26 JSON-RPC batch.
+	DefaultMaxBatchMessages = 100
+	// DefaultMaxResponseBytes is the default limit on the bytes a legacy
+	// request's responses and notifications may produce.
+	DefaultMaxResponseBytes = 16 << 20
 )
 
 // Options configures a Handler. Zero fields mean the documented defaults.
@@ -67,6 +73,17 @@ type Options struct {
 	AllowedHosts []string
 	// MaxBodyBytes bounds a request body (413 beyond). Default 4 MiB.
 	MaxBodyBytes int64
+	// MaxBatchMessages bounds the messages of a 2025-03-26 JSON-RPC batch:
+	// a larger batch is refused whole (400, -32600) before any of it runs,
+	// so that a small body cannot make the server do (and answer) tens of
+	// thousands of calls. Default DefaultMaxBatchMessages (100).
+	MaxBatchMessages int
+	// MaxResponseBytes bounds what one legacy POST produces (its responses
+	// and notifications, as JSON): a response that would go past it is
+	// replaced by a JSON-RPC error response (-32000) saying so, and a
+	// notification past it is dropped. Default DefaultMaxResponseBytes
+	// (16 MiB).
+	MaxResponseBytes int
 	// KeepAlive is the interval of SSE comment lines on idle streams.
 	// Default 15s.
 	KeepAlive time.Duration
@@ -164,6 +181,12 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	if h.opts.MaxBodyBytes <= 0 {
 		h.opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if h.opts.MaxBatchMessages <= 0 {
+		h.opts.MaxBatchMessages = DefaultMaxBatchMessages
+	}
+	if h.opts.MaxResponseBytes <= 0 {
+		h.opts.MaxResponseBytes = DefaultMaxResponseBytes
+	}
 	if h.opts.KeepAlive <= 0 {
 		h.opts.KeepAlive = 15 * time.Second
 	}
@@ -192,7 +215,7 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	h.modern = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &modernOpts)
 	modernOpts.JSONResponse = true
 	h.modernJSON = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &modernOpts)
-	server.AddReceivingMiddleware(h.trackListeners)
+	server.AddReceivingMiddleware(h.trackListeners, h.catchUnavailable)
 	server.AddSendingMiddleware(h.filterOwnedNotifications)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -277,12 +300,15 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isModernRequest(r.Header.Get(headerProtocolVersion), body) {
+		ctx, health := withHealth(r.Context())
+		r = r.WithContext(ctx)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
+		uw := &unavailableWriter{ResponseWriter: w, health: health}
 		if answersInJSON(body) {
-			h.modernJSON.ServeHTTP(w, r)
+			h.modernJSON.ServeHTTP(uw, r)
 		} else {
-			h.modern.ServeHTTP(w, r)
+			h.modern.ServeHTTP(uw, r)
 		}
 		return
 	}

@@ -148,6 +148,17 @@ func newServer() *mcp.Server {
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "resumed"}}}, nil, nil
 		})
+	mcp.AddTool(s, &mcp.Tool{Name: "unreachable", Description: "Fail as a store that cannot be reached, after reporting progress if asked."},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			if token := req.Params.GetProgressToken(); token != nil {
+				req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token, Progress: 1, Total: 2})
+			}
+			return nil, nil, fmt.Errorf("list notes: %w", errUnreachable)
+		})
+	s.AddResource(&mcp.Resource{URI: "notes://down", Name: "down", MIMEType: "text/plain"},
+		func(context.Context, *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return nil, fmt.Errorf("get note: %w", errUnreachable)
+		})
 	s.AddResource(&mcp.Resource{URI: "notes://alice/1", Name: "note", MIMEType: "text/plain"},
 		func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "hello"}}}, nil
@@ -1624,4 +1635,102 @@ func TestResourceUpdatedModernListen(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBatchLimits: a 2025-03-26 batch of more messages than
+// Options.MaxBatchMessages is refused whole before any call runs, and the
+// responses of one request stop at Options.MaxResponseBytes: past it, each
+// response is an error that says why.
+func TestBatchLimits(t *testing.T) {
+	e := newEnv(t, &mcpserver.Options{MaxBatchMessages: 10, MaxResponseBytes: 2000})
+	sid := e.initialize(t, "", mcpserver.Version20250326, "{}")
+	batch := func(n int, call func(i int) string) string {
+		var calls []string
+		for i := range n {
+			calls = append(calls, call(i))
+		}
+		return "[" + strings.Join(calls, ",") + "]"
+	}
+	key := t.Name()
+	t.Cleanup(func() { tallies.Delete(key) })
+	tally := func(i int) string {
+		return callBody(100+i, "tools/call", `{"name":"tally","arguments":{"key":"`+key+`"}}`)
+	}
+
+	t.Run("too many messages", func(t *testing.T) {
+		resp := e.do(t, request{session: sid, body: batch(11, tally)})
+		body := readBody(t, resp)
+		if resp.StatusCode != http.StatusBadRequest || errorCode(t, body) != codeInvalidRequest {
+			t.Fatalf("batch of 11 = %d %s, want 400 with %d", resp.StatusCode, body, codeInvalidRequest)
+		}
+		if !strings.Contains(string(body), "at most 10 messages") {
+			t.Errorf("batch of 11: error %s does not name the limit", body)
+		}
+		if n, ok := tallies.Load(key); ok {
+			t.Errorf("batch of 11 ran %d calls, want none", n.(*atomic.Int64).Load())
+		}
+	})
+
+	t.Run("at the limit", func(t *testing.T) {
+		resp := e.do(t, request{session: sid, body: batch(10, tally)})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("batch of 10 = %d %s", resp.StatusCode, readBody(t, resp))
+		}
+		if got := len(messages(t, readEvents(t, resp))); got != 10 {
+			t.Errorf("batch of 10: %d responses, want 10", got)
+		}
+	})
+
+	t.Run("too many bytes", func(t *testing.T) {
+		// Each echo answers about 600 bytes: three fit in 2000, the rest do not.
+		text := strings.Repeat("x", 500)
+		resp := e.do(t, request{session: sid, body: batch(10, func(i int) string {
+			return callBody(200+i, "tools/call", `{"name":"echo","arguments":{"text":"`+text+`"}}`)
+		})})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status = %d: %s", resp.StatusCode, readBody(t, resp))
+		}
+		msgs := messages(t, readEvents(t, resp))
+		if len(msgs) != 10 {
+			t.Fatalf("%d responses, want one per call (10)", len(msgs))
+		}
+		ok, size := 0, 0
+		for _, m := range msgs {
+			switch {
+			case m.Error == nil:
+				ok++
+				size += len(m.Result)
+			case m.Error.Code != -32000 || !strings.Contains(m.Error.Message, "at most 2000 bytes"):
+				t.Errorf("response %s: error %d %q, want -32000 naming the limit", m.ID, m.Error.Code, m.Error.Message)
+			}
+		}
+		if ok == 0 || ok == 10 || size > 2000 {
+			t.Errorf("%d results of %d bytes in all; want some, but not all, within 2000 bytes", ok, size)
+		}
+	})
+}
+
+// TestSessionLimit: a subject at its stores' limit of sessions gets 429
+// with a JSON-RPC error that says what to do; other subjects are
+// unaffected, and ending a session makes room.
+func TestSessionLimit(t *testing.T) {
+	stores := memstore.New(&memstore.Options{MaxSessionsPerSubject: 2})
+	e := &env{url: serve(t, stores, nil), stores: stores}
+	first := e.initialize(t, "alice", mcpserver.Version20251125, "{}")
+	e.initialize(t, "alice", mcpserver.Version20251125, "{}")
+	resp := e.do(t, request{token: "alice", body: initializeBody(mcpserver.Version20251125, "{}")})
+	body := readBody(t, resp)
+	if resp.StatusCode != http.StatusTooManyRequests || errorCode(t, body) != -32000 ||
+		!strings.Contains(string(body), "too many open sessions") || !strings.Contains(string(body), "DELETE") {
+		t.Fatalf("third session = %d %s, want 429 with -32000 saying what to do", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Mcp-Session-Id") != "" {
+		t.Errorf("the refused initialize got a session: %q", resp.Header.Get("Mcp-Session-Id"))
+	}
+	e.initialize(t, "bob", mcpserver.Version20251125, "{}")
+	del := e.do(t, request{method: http.MethodDelete, token: "alice", version: mcpserver.Version20251125, session: first})
+	if del.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE = %d", del.StatusCode)
+	}
+	e.initialize(t, "alice", mcpserver.Version20251125, "{}")
 }

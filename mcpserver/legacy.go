@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -38,7 +39,12 @@ func (h *Handler) legacyPOST(w http.ResponseWriter, r *http.Request, body []byte
 		writeRPCError(w, http.StatusNotAcceptable, jsonrpc.ID{}, -32000, "Accept must list application/json and text/event-stream")
 		return
 	}
-	msgs, isBatch, err := decodeBody(body)
+	msgs, isBatch, err := decodeBody(body, h.opts.MaxBatchMessages)
+	var tooMany *batchTooLargeError
+	if errors.As(err, &tooMany) {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeInvalidRequest, tooMany.Error())
+		return
+	}
 	if err != nil {
 		writeRPCError(w, http.StatusBadRequest, jsonrpc.ID{}, jsonrpc.CodeParseError, "Parse error: "+err.Error())
 		return
@@ -158,7 +164,13 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, sid string) (*S
 
 func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, call *jsonrpc.Request) {
 	sess := &Session{ID: rand.Text(), Subject: subjectOf(r.Context()), CreatedAt: time.Now().UTC()}
-	if err := h.stores.Sessions.Create(r.Context(), sess); err != nil {
+	err := h.stores.Sessions.Create(r.Context(), sess)
+	if errors.Is(err, ErrSessionLimit) {
+		writeRPCError(w, http.StatusTooManyRequests, call.ID, -32000,
+			"too many open sessions: this user has as many sessions as the server allows; end unused ones (HTTP DELETE with their Mcp-Session-Id) or wait for them to expire")
+		return
+	}
+	if err != nil {
 		h.log.Error("create session", "error", err)
 		w.Header().Set("Retry-After", "1")
 		writeRPCError(w, http.StatusServiceUnavailable, call.ID, -32000, "session store unavailable")
@@ -213,7 +225,7 @@ func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Sessi
 		}
 		opts = &mcp.ServerSessionOptions{State: &state}
 	}
-	ctx := context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, sess.ID)
+	ctx, health := withHealth(context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, sess.ID))
 	ss, err := h.server.Connect(ctx, c, opts)
 	if err != nil {
 		c.Close()
@@ -239,7 +251,7 @@ func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Sessi
 	}
 	delay := time.AfterFunc(h.opts.StreamDelay, c.open)
 	defer delay.Stop()
-	h.sendStream(w, r, c, primes(version))
+	h.sendStream(w, r, c, health, primes(version))
 }
 
 // primes reports whether the revision expects SSE priming events (SEP-1699).
@@ -285,10 +297,11 @@ func (h *Handler) writeStreamError(w http.ResponseWriter, err error) {
 }
 
 // sendStream writes the SSE response of a request from memory: once its
-// stream is open (or the request over), every message as it is logged,
+// stream is open (or the request over), every message as it is logged
+// (or 503, if a call found a store unreachable by then: IsUnavailable),
 // until the stream ends, the client goes away, or the request closes the
 // connection (SEP-1699). The request runs on if the client goes away.
-func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, priming bool) {
+func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, health *requestHealth, priming bool) {
 	ctx := r.Context()
 	if !c.opened(ctx) {
 		return
@@ -296,6 +309,12 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, pr
 	events, phase, changed := c.take()
 	if phase == streamFailed {
 		h.writeStreamError(w, c.failure())
+		return
+	}
+	if health.failed() {
+		// A call found a store unreachable before the stream started:
+		// answered as the session store's failures are.
+		writeUnavailable(w, jsonrpc.ID{})
 		return
 	}
 	sse := startSSE(w, c.streamID)
@@ -573,8 +592,16 @@ func (h *Handler) legacyDELETE(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// decodeBody parses one JSON-RPC message or a batch.
-func decodeBody(body []byte) (msgs []jsonrpc.Message, isBatch bool, err error) {
+// A batchTooLargeError refuses a batch of more messages than allowed.
+type batchTooLargeError struct{ n, max int }
+
+func (e *batchTooLargeError) Error() string {
+	return fmt.Sprintf("batch of %d messages refused: at most %d messages are accepted in one batch; send the rest in further requests", e.n, e.max)
+}
+
+// decodeBody parses one JSON-RPC message or a batch of at most maxBatch
+// messages (a *batchTooLargeError beyond, before any is decoded).
+func decodeBody(body []byte, maxBatch int) (msgs []jsonrpc.Message, isBatch bool, err error) {
 	trimmed := strings.TrimLeft(string(body), " \t\r\n")
 	if strings.HasPrefix(trimmed, "[") {
 		var raws []json.RawMessage
@@ -583,6 +610,9 @@ func decodeBody(body []byte) (msgs []jsonrpc.Message, isBatch bool, err error) {
 		}
 		if len(raws) == 0 {
 			return nil, true, errors.New("empty batch")
+		}
+		if len(raws) > maxBatch {
+			return nil, true, &batchTooLargeError{len(raws), maxBatch}
 		}
 		for _, raw := range raws {
 			m, err := jsonrpc.DecodeMessage(raw)

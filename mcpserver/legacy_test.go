@@ -204,7 +204,7 @@ func TestDecodeBody(t *testing.T) {
 		{"scalar", `42`, nil, false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			msgs, batch, err := decodeBody([]byte(tt.body))
+			msgs, batch, err := decodeBody([]byte(tt.body), DefaultMaxBatchMessages)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("decodeBody error = %v, want error %v", err, tt.wantErr)
 			}
@@ -271,7 +271,7 @@ func FuzzDecodeBody(f *testing.F) {
 		f.Add("2025-06-18", []byte(s))
 	}
 	f.Fuzz(func(t *testing.T, header string, body []byte) {
-		msgs, batch, err := decodeBody(body)
+		msgs, batch, err := decodeBody(body, DefaultMaxBatchMessages)
 		if err == nil && len(msgs) == 0 {
 			t.Fatalf("decodeBody(%q) = no messages, nil error", body)
 		}

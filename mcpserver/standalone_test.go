@@ -38,7 +38,8 @@ func TestGETStreamGoroutines(t *testing.T) {
 		// runtime's, the test server's).
 		slack = 10
 	)
-	e := newEnv(t, nil)
+	stores := memstore.New(&memstore.Options{MaxSessionsPerSubject: n}) // all anonymous
+	e := &env{url: serve(t, stores, nil), stores: stores}
 	sessions := make([]string, n)
 	for i := range sessions {
 		sessions[i] = e.initialize(t, "", version, "{}")

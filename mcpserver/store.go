@@ -27,10 +27,21 @@ type Session struct {
 	CreatedAt     time.Time `json:"createdAt"`
 }
 
+// ErrSessionLimit is returned by SessionStore.Create when the session's
+// subject already has as many live sessions as the store allows.
+var ErrSessionLimit = errors.New("mcpserver: too many sessions for one subject")
+
+// DefaultMaxSessionsPerSubject is the default limit on the live sessions
+// of one subject in this module's stores.
+const DefaultMaxSessionsPerSubject = 100
+
 // A SessionStore keeps legacy session records. Records expire after the
 // store's idle TTL unless read or updated.
 type SessionStore interface {
-	// Create stores a new session; it fails if the ID exists.
+	// Create stores a new session; it fails if the ID exists, and with
+	// ErrSessionLimit if the session's Subject already has the store's
+	// limit of live (created, not deleted nor expired) sessions
+	// (DefaultMaxSessionsPerSubject unless configured otherwise).
 	Create(ctx context.Context, s *Session) error
 	// Get returns the session and extends its lifetime, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Session, error)

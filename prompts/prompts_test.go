@@ -21,7 +21,7 @@ import (
 func setup(t *testing.T, titles ...string) (*prompts.Prompts, *mcp.ClientSession) {
 	t.Helper()
 	ctx := context.Background()
-	store := memstore.New(0)
+	store := memstore.New(nil)
 	for i, title := range titles {
 		at := time.Unix(int64(1000-i), 0) // first title is the most recent
 		store.Put(ctx, &notes.Note{ID: fmt.Sprint("n", i), Owner: notes.Anonymous, Title: title, Body: "body of " + title, Tags: []string{"t"}, CreatedAt: at, UpdatedAt: at})

@@ -27,7 +27,7 @@ import (
 // delivers it) so that two users can be compared.
 func TestReadAndSubscribe(t *testing.T) {
 	ctx := context.Background()
-	store := memstore.New(0)
+	store := memstore.New(nil)
 	now := time.Now().UTC()
 	store.Put(ctx, &notes.Note{ID: "n1", Owner: "alice", Title: "Groceries", Body: "milk", Tags: []string{"home"}, CreatedAt: now, UpdatedAt: now})
 	store.PutExport(ctx, &notes.Export{ID: "e1", Owner: "alice", MIMEType: "text/markdown", Content: "# Notes export", CreatedAt: now})

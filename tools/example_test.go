@@ -38,7 +38,7 @@ func connect(s *mcp.Server) (*mcp.ClientSession, func(), error) {
 // the scopes it needs, which the bearer middleware checks before the tool
 // runs.
 func ExampleRegister() {
-	store := memstore.New(0)
+	store := memstore.New(nil)
 	s := mcp.NewServer(&mcp.Implementation{Name: "notes", Version: "1"}, nil)
 	reg := policy.New(s, nil)
 	tools.Register(reg, tools.Deps{Notes: store, Exports: store, Notifier: nopNotifier{}, Sealer: plainSealer{}})

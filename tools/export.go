@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -89,6 +90,9 @@ func (t *toolset) export(ctx context.Context, req *mcp.CallToolRequest, in Expor
 		e.MIMEType, e.Content = "text/markdown", md.String()
 	}
 	if err := t.Exports.PutExport(ctx, e); err != nil {
+		if errors.Is(err, notes.ErrFull) {
+			return nil, ExportOutput{}, errors.New("cannot store the export: the server's storage is full; export fewer notes (by tag), or try again later")
+		}
 		return nil, ExportOutput{}, err
 	}
 	size := int64(len(e.Content))

@@ -46,13 +46,24 @@ func (t *toolset) create(ctx context.Context, req *mcp.CallToolRequest, in NoteI
 		return nil, NoteOutput{}, fmt.Errorf("cannot create the note: %w", err)
 	}
 	if err := t.Notes.Put(ctx, n); err != nil {
-		if errors.Is(err, notes.ErrLimit) {
-			return nil, NoteOutput{}, fmt.Errorf("cannot create the note: you already have %d notes; delete some first", notes.MaxNotesPerOwn)
-		}
-		return nil, NoteOutput{}, err
+		return nil, NoteOutput{}, t.putError(err)
 	}
 	t.Notifier.ResourceUpdated(ctx, owner, notes.IndexURI)
 	return nil, output(n), nil
+}
+
+// putError says why a note could not be stored and what to do; other
+// errors (a store that cannot be reached) pass as they are.
+func (t *toolset) putError(err error) error {
+	switch {
+	case errors.Is(err, notes.ErrLimit):
+		return fmt.Errorf("cannot create the note: you already have %d notes, the most allowed; delete some first (notes_delete)", t.Limits.Notes)
+	case errors.Is(err, notes.ErrQuota):
+		return fmt.Errorf("cannot create the note: your notes would take more than %d bytes, the most allowed; delete or shorten some first (notes_delete)", t.Limits.Bytes)
+	case errors.Is(err, notes.ErrFull):
+		return errors.New("cannot create the note: the server's note storage is full; delete notes you no longer need, or try again later")
+	}
+	return err
 }
 
 // SearchInput is the input of notes_search.

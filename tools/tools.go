@@ -45,6 +45,9 @@ type Deps struct {
 	// Scopes names the OAuth scopes the tools need; zero fields mean
 	// notes:read and notes:write.
 	Scopes Scopes
+	// Limits are the per-user limits the stores enforce, which the tools
+	// name in their errors; zero fields mean notes' defaults.
+	Limits notes.Limits
 	// Upstream, if set, lets whoami show the caller's identity at the
 	// upstream identity provider (--auth proxy).
 	Upstream Upstream
@@ -82,6 +85,7 @@ func Register(r *policy.Registry, d Deps) {
 		d.Now = time.Now
 	}
 	d.Scopes = d.Scopes.WithDefaults()
+	d.Limits = d.Limits.WithDefaults()
 	t := &toolset{Deps: d}
 	addWhoAmI(r, d.Upstream)
 	t.addNotesCreate(r)

@@ -126,8 +126,8 @@ type state struct {
 func newState(ctx context.Context, cfg *config, log *slog.Logger, cl *closers) (*state, error) {
 	if cfg.RedisURL == "" {
 		return &state{
-			mcp:   memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL}),
-			notes: notesmem.New(0),
+			mcp:   memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL, MaxSessionsPerSubject: cfg.MaxSessionsPerUser}),
+			notes: notesmem.New(&notesmem.Options{Limits: cfg.NoteLimits, MaxBytes: cfg.MaxMemoryStoreBytes}),
 		}, nil
 	}
 	rdb, err := newRedis(cfg.RedisURL, cfg.RedisMode)
@@ -137,10 +137,11 @@ func newState(ctx context.Context, cfg *config, log *slog.Logger, cl *closers) (
 	cl.add(func() { rdb.Close() })
 	health := startRedisHealth(ctx, rdb, log.With("component", "redis"), time.Second)
 	cl.add(health.Close)
-	stores, stop := mcpredis.New(rdb, &mcpredis.Options{SessionTTL: cfg.SessionTTL, Logger: log.With("component", "mcpstore")})
+	stores, stop := mcpredis.New(rdb, &mcpredis.Options{SessionTTL: cfg.SessionTTL,
+		MaxSessionsPerSubject: cfg.MaxSessionsPerUser, Logger: log.With("component", "mcpstore")})
 	cl.add(func() { stop() })
 	log.Info("state in Redis", "url", redactURL(cfg.RedisURL), "mode", cfg.RedisMode)
-	return &state{rdb: rdb, health: health, mcp: stores, notes: notesredis.New(rdb, nil)}, nil
+	return &state{rdb: rdb, health: health, mcp: stores, notes: notesredis.New(rdb, &notesredis.Options{Limits: cfg.NoteLimits})}, nil
 }
 
 // newRegistry makes the MCP server and registers its items: the notes
@@ -160,7 +161,7 @@ func newRegistry(ctx, bg context.Context, cfg *config, log *slog.Logger, st *sta
 		UnsubscribeHandler:        func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
 	deps := tools.Deps{Notes: st.notes, Exports: st.notes, Notifier: notifier, Sealer: sealer,
-		Scopes: tools.Scopes{Read: cfg.ScopeRead, Write: cfg.ScopeWrite}}
+		Scopes: tools.Scopes{Read: cfg.ScopeRead, Write: cfg.ScopeWrite}, Limits: cfg.NoteLimits}
 	if px != nil {
 		deps.Upstream = px
 	}
@@ -226,10 +227,12 @@ func (h *handlers) subscribe(ctx context.Context, req *mcp.SubscribeRequest) err
 // cfg's origin, host and body limits.
 func newMCPHandler(cfg *config, log *slog.Logger, reg *policy.Registry, stores mcpserver.Stores) *mcpserver.Handler {
 	opts := &mcpserver.Options{
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		Policy:         reg,
-		Logger:         log.With("component", "mcpserver"),
+		AllowedOrigins:   cfg.AllowedOrigins,
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		MaxBatchMessages: cfg.MaxBatchMessages,
+		MaxResponseBytes: cfg.MaxResponseBytes,
+		Policy:           reg,
+		Logger:           log.With("component", "mcpserver"),
 	}
 	if cfg.dev {
 		opts.AllowLoopbackOrigins = true

@@ -516,6 +516,10 @@ func (c *cluster) startReplica(t *testing.T, r *replica) {
 		// (127.0.0.N), so the rate limits count per client, as they would
 		// for users on the internet.
 		"--trusted-proxies", "127.0.0.1/32",
+		// The test's clients are one upstream user, who writes notes and
+		// opens sessions for the whole run: past the per-user defaults.
+		"--max-notes-per-user", "1000000", "--max-note-bytes-per-user", "1073741824",
+		"--max-sessions-per-user", "100000",
 		"--shutdown-timeout", clusterShutdownTimeout.String(), "--log-level", "info",
 	}, c.keys...)
 	r.mu.Lock()

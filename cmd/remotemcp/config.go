@@ -15,22 +15,34 @@ import (
 	"time"
 
 	"github.com/remotemcp/remotemcp/mcpserver"
+	"github.com/remotemcp/remotemcp/tools/notes"
+	notesmem "github.com/remotemcp/remotemcp/tools/notes/memstore"
 )
 
 // config is everything the flags and environment decide.
 type config struct {
-	Listen          string
-	PublicURL       *url.URL // the canonical base URL; the endpoint is PublicURL + "/mcp"
-	Auth            string
-	Fixtures        string
-	AllowedOrigins  []string
-	SessionTTL      time.Duration
-	MaxBodyBytes    int64
-	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
-	LogFormat       string
-	StateKey        []byte
-	StateKeyRandom  bool // StateKey was made up for this process
+	Listen         string
+	PublicURL      *url.URL // the canonical base URL; the endpoint is PublicURL + "/mcp"
+	Auth           string
+	Fixtures       string
+	AllowedOrigins []string
+	SessionTTL     time.Duration
+	MaxBodyBytes   int64
+	// MaxBatchMessages and MaxResponseBytes bound what one legacy POST
+	// makes the server do and answer (mcpserver.Options).
+	MaxBatchMessages int
+	MaxResponseBytes int
+	// Per-user bounds: legacy sessions, and notes (count, bytes, exports)
+	// in either store; MaxMemoryStoreBytes bounds the in-process notes
+	// store of all users together.
+	MaxSessionsPerUser  int
+	NoteLimits          notes.Limits
+	MaxMemoryStoreBytes int
+	ShutdownTimeout     time.Duration
+	LogLevel            slog.Level
+	LogFormat           string
+	StateKey            []byte
+	StateKeyRandom      bool // StateKey was made up for this process
 
 	// RedisURL, if set, puts every store in Redis (--redis-url), so that
 	// replicas share all state; RedisMode is single, sentinel or cluster.
@@ -81,6 +93,9 @@ type configFlags struct {
 	fixtures, origins                     *string
 	sessionTTL, shutdownTimeout           *time.Duration
 	maxBody                               *int64
+	maxBatch, maxResponse                 *int
+	maxSessions, maxNotes, maxNoteBytes   *int
+	maxExports, maxMemoryStore            *int
 	logLevel, logFormat, stateKeyFile     *string
 	redisURL, redisMode                   *string
 	proxy                                 *proxyFlags
@@ -105,6 +120,13 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 		origins:         fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed when the listener and public URL are both loopback)"),
 		sessionTTL:      fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session"),
 		maxBody:         fs.Int64("max-body-bytes", mcpserver.DefaultMaxBodyBytes, "largest accepted request body"),
+		maxBatch:        fs.Int("max-batch-messages", mcpserver.DefaultMaxBatchMessages, "most messages accepted in one 2025-03-26 JSON-RPC batch (400 beyond)"),
+		maxResponse:     fs.Int("max-response-bytes", mcpserver.DefaultMaxResponseBytes, "most bytes the responses to one legacy request may produce; past it a response is a JSON-RPC error"),
+		maxSessions:     fs.Int("max-sessions-per-user", mcpserver.DefaultMaxSessionsPerSubject, "most live legacy sessions one user (token subject) may hold; initialize gets 429 beyond"),
+		maxNotes:        fs.Int("max-notes-per-user", notes.DefaultMaxNotes, "most notes one user may have"),
+		maxNoteBytes:    fs.Int("max-note-bytes-per-user", notes.DefaultMaxBytes, "most bytes (titles, bodies, tags) one user's notes may take"),
+		maxExports:      fs.Int("max-exports-per-user", notes.DefaultMaxExports, "most exports one user holds at once; a new one drops the oldest"),
+		maxMemoryStore:  fs.Int("max-memory-store-bytes", notesmem.DefaultMaxBytes, "in-process stores only: most bytes of notes and exports held for all users together"),
 		shutdownTimeout: fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for in-flight requests"),
 		logLevel:        fs.String("log-level", "info", "debug, info, warn or error"),
 		logFormat:       fs.String("log-format", "text", "text or json"),
@@ -163,15 +185,20 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, err
 	}
 	cfg := &config{
-		Listen:          *f.listen,
-		Auth:            *f.authMode,
-		Fixtures:        *f.fixtures,
-		SessionTTL:      *f.sessionTTL,
-		MaxBodyBytes:    *f.maxBody,
-		ShutdownTimeout: *f.shutdownTimeout,
-		LogFormat:       *f.logFormat,
-		RedisURL:        *f.redisURL,
-		RedisMode:       *f.redisMode,
+		Listen:              *f.listen,
+		Auth:                *f.authMode,
+		Fixtures:            *f.fixtures,
+		SessionTTL:          *f.sessionTTL,
+		MaxBodyBytes:        *f.maxBody,
+		MaxBatchMessages:    *f.maxBatch,
+		MaxResponseBytes:    *f.maxResponse,
+		MaxSessionsPerUser:  *f.maxSessions,
+		NoteLimits:          notes.Limits{Notes: *f.maxNotes, Bytes: *f.maxNoteBytes, Exports: *f.maxExports},
+		MaxMemoryStoreBytes: *f.maxMemoryStore,
+		ShutdownTimeout:     *f.shutdownTimeout,
+		LogFormat:           *f.logFormat,
+		RedisURL:            *f.redisURL,
+		RedisMode:           *f.redisMode,
 	}
 	dev, err := cfg.setListener(*f.publicURL)
 	if err != nil {
@@ -351,6 +378,26 @@ func (c *config) setServing(f *configFlags) error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes)
+	}
+	if c.MaxBatchMessages < 1 {
+		return fmt.Errorf("--max-batch-messages %d: must be at least 1", c.MaxBatchMessages)
+	}
+	if c.MaxResponseBytes < 64<<10 {
+		return fmt.Errorf("--max-response-bytes %d: must be at least 65536", c.MaxResponseBytes)
+	}
+	for _, l := range []struct {
+		flag     string
+		val, min int
+	}{
+		{"--max-sessions-per-user", c.MaxSessionsPerUser, 1},
+		{"--max-notes-per-user", c.NoteLimits.Notes, 1},
+		{"--max-note-bytes-per-user", c.NoteLimits.Bytes, notes.MaxBody},
+		{"--max-exports-per-user", c.NoteLimits.Exports, 1},
+		{"--max-memory-store-bytes", c.MaxMemoryStoreBytes, 1 << 20},
+	} {
+		if l.val < l.min {
+			return fmt.Errorf("%s %d: must be at least %d", l.flag, l.val, l.min)
+		}
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout)

@@ -16,23 +16,30 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/remotemcp/remotemcp/mcpserver"
+	"github.com/remotemcp/remotemcp/tools/notes"
+	notesmem "github.com/remotemcp/remotemcp/tools/notes/memstore"
 )
 
 // configView is what a test compares of a parsed config: the public URL as
 // the endpoint it yields, and only the length of the (possibly random)
 // requestState key.
 type configView struct {
-	Listen          string
-	Endpoint        string
-	Auth            string
-	Fixtures        string
-	AllowedOrigins  []string
-	SessionTTL      time.Duration
-	MaxBodyBytes    int64
-	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
-	LogFormat       string
-	StateKeyLen     int
+	Listen              string
+	Endpoint            string
+	Auth                string
+	Fixtures            string
+	AllowedOrigins      []string
+	SessionTTL          time.Duration
+	MaxBodyBytes        int64
+	MaxBatchMessages    int
+	MaxResponseBytes    int
+	MaxSessionsPerUser  int
+	NoteLimits          notes.Limits
+	MaxMemoryStoreBytes int
+	ShutdownTimeout     time.Duration
+	LogLevel            slog.Level
+	LogFormat           string
+	StateKeyLen         int
 
 	Issuer              string
 	JWKSURL             string
@@ -48,17 +55,22 @@ type configView struct {
 
 func viewOf(c *config) configView {
 	return configView{
-		Listen:          c.Listen,
-		Endpoint:        c.endpoint(),
-		Auth:            c.Auth,
-		Fixtures:        c.Fixtures,
-		AllowedOrigins:  c.AllowedOrigins,
-		SessionTTL:      c.SessionTTL,
-		MaxBodyBytes:    c.MaxBodyBytes,
-		ShutdownTimeout: c.ShutdownTimeout,
-		LogLevel:        c.LogLevel,
-		LogFormat:       c.LogFormat,
-		StateKeyLen:     len(c.StateKey),
+		Listen:              c.Listen,
+		Endpoint:            c.endpoint(),
+		Auth:                c.Auth,
+		Fixtures:            c.Fixtures,
+		AllowedOrigins:      c.AllowedOrigins,
+		SessionTTL:          c.SessionTTL,
+		MaxBodyBytes:        c.MaxBodyBytes,
+		MaxBatchMessages:    c.MaxBatchMessages,
+		MaxResponseBytes:    c.MaxResponseBytes,
+		MaxSessionsPerUser:  c.MaxSessionsPerUser,
+		NoteLimits:          c.NoteLimits,
+		MaxMemoryStoreBytes: c.MaxMemoryStoreBytes,
+		ShutdownTimeout:     c.ShutdownTimeout,
+		LogLevel:            c.LogLevel,
+		LogFormat:           c.LogFormat,
+		StateKeyLen:         len(c.StateKey),
 
 		Issuer:              c.Issuer,
 		JWKSURL:             c.JWKSURL,
@@ -76,15 +88,20 @@ func viewOf(c *config) configView {
 // defaultView is the config of no flags and an empty environment.
 func defaultView() configView {
 	return configView{
-		Listen:          "127.0.0.1:8080",
-		Endpoint:        "http://127.0.0.1:8080/mcp",
-		Auth:            "none",
-		SessionTTL:      30 * time.Minute,
-		MaxBodyBytes:    mcpserver.DefaultMaxBodyBytes,
-		ShutdownTimeout: 15 * time.Second,
-		LogLevel:        slog.LevelInfo,
-		LogFormat:       "text",
-		StateKeyLen:     32,
+		Listen:              "127.0.0.1:8080",
+		Endpoint:            "http://127.0.0.1:8080/mcp",
+		Auth:                "none",
+		SessionTTL:          30 * time.Minute,
+		MaxBodyBytes:        mcpserver.DefaultMaxBodyBytes,
+		MaxBatchMessages:    mcpserver.DefaultMaxBatchMessages,
+		MaxResponseBytes:    mcpserver.DefaultMaxResponseBytes,
+		MaxSessionsPerUser:  mcpserver.DefaultMaxSessionsPerSubject,
+		NoteLimits:          notes.Limits{Notes: notes.DefaultMaxNotes, Bytes: notes.DefaultMaxBytes, Exports: notes.DefaultMaxExports},
+		MaxMemoryStoreBytes: notesmem.DefaultMaxBytes,
+		ShutdownTimeout:     15 * time.Second,
+		LogLevel:            slog.LevelInfo,
+		LogFormat:           "text",
+		StateKeyLen:         32,
 
 		ClockSkew:  30 * time.Second,
 		ScopeRead:  "notes:read",
@@ -437,6 +454,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"session ttl not a duration", []string{"--session-ttl", "soon"}, nil, []string{"session-ttl", "soon"}},
 		{"env value not a duration", nil, map[string]string{"REMOTEMCP_SESSION_TTL": "soon"}, []string{"REMOTEMCP_SESSION_TTL", "soon"}},
 		{"max body too small", []string{"--max-body-bytes", "10"}, nil, []string{"--max-body-bytes", "1024"}},
+		{"batch limit too small", []string{"--max-batch-messages", "0"}, nil, []string{"--max-batch-messages", "at least 1"}},
+		{"response limit too small", []string{"--max-response-bytes", "1000"}, nil, []string{"--max-response-bytes", "65536"}},
+		{"session limit zero", []string{"--max-sessions-per-user", "0"}, nil, []string{"--max-sessions-per-user", "at least 1"}},
+		{"note bytes under one note", []string{"--max-note-bytes-per-user", "1000"}, nil, []string{"--max-note-bytes-per-user", "65536"}},
+		{"memory store too small", []string{"--max-memory-store-bytes", "1000"}, nil, []string{"--max-memory-store-bytes", "1048576"}},
 		{"shutdown timeout zero", []string{"--shutdown-timeout", "0s"}, nil, []string{"--shutdown-timeout", "positive"}},
 		{"log level unknown", []string{"--log-level", "bogus"}, nil, []string{"--log-level", `"bogus"`}},
 		{"log format unknown", []string{"--log-format", "xml"}, nil, []string{"--log-format", `"xml"`}},

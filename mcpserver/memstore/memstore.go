@@ -20,6 +20,10 @@ type Options struct {
 	// MaxEventsPerStream bounds each stream's log; older events are dropped.
 	// Default 1000.
 	MaxEventsPerStream int
+	// MaxSessionsPerSubject bounds the live sessions of one subject
+	// (mcpserver.ErrSessionLimit beyond). Default
+	// mcpserver.DefaultMaxSessionsPerSubject.
+	MaxSessionsPerSubject int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -36,10 +40,13 @@ func New(opts *Options) mcpserver.Stores {
 	if o.MaxEventsPerStream <= 0 {
 		o.MaxEventsPerStream = 1000
 	}
+	if o.MaxSessionsPerSubject <= 0 {
+		o.MaxSessionsPerSubject = mcpserver.DefaultMaxSessionsPerSubject
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	sessions := &Sessions{ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionEntry{}}
+	sessions := &Sessions{ttl: o.SessionTTL, max: o.MaxSessionsPerSubject, now: o.Now, m: map[string]*sessionEntry{}, perSubject: map[string]int{}}
 	events := &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionLog{}, sessions: sessions}
 	return mcpserver.Stores{
 		Sessions:    sessions,
@@ -52,15 +59,30 @@ func New(opts *Options) mcpserver.Stores {
 
 // Sessions is an in-process mcpserver.SessionStore.
 type Sessions struct {
-	ttl time.Duration
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*sessionEntry
+	ttl        time.Duration
+	max        int // sessions per subject
+	now        func() time.Time
+	mu         sync.Mutex
+	m          map[string]*sessionEntry
+	perSubject map[string]int // subject → its entries in m
 }
 
 type sessionEntry struct {
 	data    []byte // JSON, so callers never share memory with the store
+	subject string
 	expires time.Time
+}
+
+// removeLocked forgets session id.
+func (s *Sessions) removeLocked(id string) {
+	e, ok := s.m[id]
+	if !ok {
+		return
+	}
+	delete(s.m, id)
+	if s.perSubject[e.subject]--; s.perSubject[e.subject] <= 0 {
+		delete(s.perSubject, e.subject)
+	}
 }
 
 var _ mcpserver.SessionStore = (*Sessions)(nil)
@@ -68,7 +90,7 @@ var _ mcpserver.SessionStore = (*Sessions)(nil)
 func (s *Sessions) gcLocked(now time.Time) {
 	for id, e := range s.m {
 		if now.After(e.expires) {
-			delete(s.m, id)
+			s.removeLocked(id)
 		}
 	}
 }
@@ -88,7 +110,15 @@ func (s *Sessions) Create(_ context.Context, sess *mcpserver.Session) error {
 	if e, ok := s.m[sess.ID]; ok && !now.After(e.expires) {
 		return fmt.Errorf("memstore: session %s exists", sess.ID)
 	}
-	s.m[sess.ID] = &sessionEntry{data: data, expires: now.Add(s.ttl)}
+	s.removeLocked(sess.ID)
+	if s.perSubject[sess.Subject] >= s.max {
+		s.gcLocked(now) // some may have expired
+		if s.perSubject[sess.Subject] >= s.max {
+			return mcpserver.ErrSessionLimit
+		}
+	}
+	s.m[sess.ID] = &sessionEntry{data: data, subject: sess.Subject, expires: now.Add(s.ttl)}
+	s.perSubject[sess.Subject]++
 	return nil
 }
 
@@ -96,7 +126,7 @@ func (s *Sessions) getLocked(id string) (*mcpserver.Session, *sessionEntry, erro
 	e, ok := s.m[id]
 	now := s.now()
 	if !ok || now.After(e.expires) {
-		delete(s.m, id)
+		s.removeLocked(id)
 		return nil, nil, mcpserver.ErrNotFound
 	}
 	var sess mcpserver.Session
@@ -141,7 +171,7 @@ func (s *Sessions) touch(id string) bool {
 	e, ok := s.m[id]
 	now := s.now()
 	if !ok || now.After(e.expires) {
-		delete(s.m, id)
+		s.removeLocked(id)
 		return false
 	}
 	e.expires = now.Add(s.ttl)
@@ -152,7 +182,7 @@ func (s *Sessions) touch(id string) bool {
 func (s *Sessions) Delete(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, id)
+	s.removeLocked(id)
 	return nil
 }
 

@@ -15,6 +15,8 @@
 //	key or channel                   type     TTL          holds
 //	<p>{s:<id>}:session              STRING   SessionTTL   the Session as JSON; GETEX extends the TTL on every Get and Update,
 //	                                                       and so does a WriteStream that checks the session (PEXPIRE)
+//	<p>{u:<sha256>}:sessions         SET      ≥ 24h        the session IDs of one subject (hex SHA-256 of it), for
+//	                                                       MaxSessionsPerSubject; IDs of gone sessions are dropped at the limit
 //	<p>{s:<id>}:events:<stream>      STREAM   EventTTL     one SSE stream: entry <seq>-0 is event seq (field "data": the
 //	                                                       JSON-RPC message); 0-1 marks a stream opened before its first
 //	                                                       event, <last seq>-2 its end; at most MaxEventsPerStream events
@@ -33,7 +35,8 @@
 //
 // # Round trips
 //
-// Sessions.Get, Create and Delete, and Events.Read (when events are ready)
+// Sessions.Create takes two round trips (the subject's limit, then the
+// record; more at the limit). Sessions.Get and Delete, and Events.Read (when events are ready)
 // and WriteStream (the session check, the lease, any number of events and
 // the end, in one script) take one round trip each; Sessions.Update two (a GETEX, then a
 // compare-and-set script; more under contention); Events.DeleteSession

@@ -1,6 +1,8 @@
 package redisstore
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +28,10 @@ type Options struct {
 	// MaxEventsPerStream bounds each stream's log; older events are
 	// dropped. Default 1000.
 	MaxEventsPerStream int
+	// MaxSessionsPerSubject bounds the live sessions of one subject
+	// (mcpserver.ErrSessionLimit beyond). Default
+	// mcpserver.DefaultMaxSessionsPerSubject.
+	MaxSessionsPerSubject int
 	// Logger receives the state of the shared pub/sub connection (lost,
 	// restored) and dropped messages; nil discards.
 	Logger *slog.Logger
@@ -78,6 +84,9 @@ func New(rdb redis.UniversalClient, opts *Options) (stores mcpserver.Stores, sto
 	if o.MaxEventsPerStream <= 0 {
 		o.MaxEventsPerStream = 1000
 	}
+	if o.MaxSessionsPerSubject <= 0 {
+		o.MaxSessionsPerSubject = mcpserver.DefaultMaxSessionsPerSubject
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -85,7 +94,7 @@ func New(rdb redis.UniversalClient, opts *Options) (stores mcpserver.Stores, sto
 	h := newHub(rdb, o.Logger, k.wake(), k.broadcast(), k.inboxPattern())
 	events := &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, max: o.MaxEventsPerStream, sessionTTL: o.SessionTTL}
 	return mcpserver.Stores{
-		Sessions:    &Sessions{rdb: rdb, keys: k, ttl: o.SessionTTL},
+		Sessions:    &Sessions{rdb: rdb, keys: k, ttl: o.SessionTTL, max: o.MaxSessionsPerSubject},
 		Events:      events,
 		Leases:      events,
 		Inbox:       &Inbox{rdb: rdb, keys: k, hub: h, log: o.Logger},
@@ -105,6 +114,14 @@ func hashTag(sessionID string) string { return "{s:" + escape(sessionID) + "}" }
 
 // session is the STRING holding a session's JSON record.
 func (k keys) session(id string) string { return k.tag(id) + ":session" }
+
+// subjectSessions is the SET of the IDs of one subject's sessions, for
+// their limit, tagged with the hex SHA-256 of the subject (any bytes, any
+// length).
+func (k keys) subjectSessions(subject string) string {
+	h := sha256.Sum256([]byte(subject))
+	return k.prefix + "{u:" + hex.EncodeToString(h[:]) + "}:sessions"
+}
 
 // streams is the ZSET indexing a session's event streams (member: stream
 // ID, score: last use in ms), so that DeleteSession finds them.

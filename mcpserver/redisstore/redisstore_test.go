@@ -300,8 +300,10 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: prefix, SessionTTL: sessionTTL, EventTTL: eventTTL})
 	workload(t, s, rand.Text(), rand.Text())
 	keys := scan(t, rdb, prefix)
-	if len(keys) != 2*(1+1+5+1) { // per session: the record, the index, five streams, a lease
-		t.Errorf("the workload left %d keys, want 16: %q", len(keys), keys)
+	// Per session: the record, the index, five streams, a lease; and the
+	// subject's set of sessions.
+	if len(keys) != 2*(1+1+5+1)+1 {
+		t.Errorf("the workload left %d keys, want 17: %q", len(keys), keys)
 	}
 	for _, k := range keys {
 		ttl, err := rdb.PTTL(t.Context(), k).Result()
@@ -309,8 +311,11 @@ func TestEveryKeyHasTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 		limit := eventTTL
-		if strings.HasSuffix(k, ":session") {
+		switch {
+		case strings.HasSuffix(k, ":session"):
 			limit = sessionTTL
+		case strings.Contains(k, "{u:"):
+			limit = 24 * time.Hour // a subject's set of sessions
 		}
 		if ttl <= 0 || ttl > limit {
 			t.Errorf("PTTL %s = %v, want in (0, %v]", k, ttl, limit)
@@ -334,6 +339,9 @@ func TestKeysShareSlot(t *testing.T) {
 		if !ok {
 			t.Errorf("key %q has no hash tag", k)
 			continue
+		}
+		if strings.HasPrefix(tag, "u:") {
+			continue // a subject's set of sessions, not a session's key
 		}
 		if slots[tag] == nil {
 			slots[tag] = map[int]bool{}
@@ -742,7 +750,7 @@ func TestRoundTrips(t *testing.T) {
 		want int64
 		call func() error
 	}{
-		{"Sessions.Create", 1, func() error { return s.Sessions.Create(ctx, &mcpserver.Session{ID: sid}) }},
+		{"Sessions.Create", 2, func() error { return s.Sessions.Create(ctx, &mcpserver.Session{ID: sid}) }},
 		{"Sessions.Get", 1, func() error { _, err := s.Sessions.Get(ctx, sid); return err }},
 		{"Sessions.Update", 2, func() error { return s.Sessions.Update(ctx, sid, func(*mcpserver.Session) {}) }},
 		{"Events.WriteStream (open)", 1, func() error { _, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); return err }},

@@ -13,10 +13,80 @@ import (
 
 // Sessions is a Redis mcpserver.SessionStore. Each record is a JSON
 // STRING with the idle TTL, extended by Get and Update.
+//
+// A subject's session IDs are also in a SET (keys.subjectSessions), which
+// bounds them: Create adds to it under the limit, atomically. Delete and
+// expiry leave the ID there; a Create that finds the subject at the limit
+// drops the IDs whose record is gone and tries once more. The SET lives
+// subjectIndexTTL past the subject's last Create: a subject that keeps
+// sessions alive for longer without opening any may open the limit again.
 type Sessions struct {
 	rdb  redis.UniversalClient
 	keys keys
 	ttl  time.Duration
+	max  int // sessions per subject
+}
+
+// subjectIndexTTL is the least lifetime of a subject's SET of sessions
+// after its last Create.
+const subjectIndexTTL = 24 * time.Hour
+
+// admitScript adds a session ID to its subject's SET unless the subject
+// is at the limit.
+//
+//	KEYS: the subject's SET
+//	ARGV: id, limit, TTL ms
+//	returns 2 when added, 1 when already there, 0 at the limit
+var admitScript = redis.NewScript(`
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 2
+`)
+
+// admit adds id to the subject's sessions, if under the limit: once, then,
+// at the limit, again after dropping the sessions that are gone.
+func (s *Sessions) admit(ctx context.Context, subject, id string) (added bool, err error) {
+	idx := s.keys.subjectSessions(subject)
+	ttl := ms(max(subjectIndexTTL, 2*s.ttl))
+	for attempt := range 2 {
+		res, err := admitScript.Run(ctx, s.rdb, []string{idx}, id, s.max, ttl).Int()
+		if err != nil {
+			return false, err
+		}
+		if res > 0 {
+			return res == 2, nil
+		}
+		if attempt == 1 {
+			break
+		}
+		ids, err := s.rdb.SMembers(ctx, idx).Result()
+		if err != nil {
+			return false, err
+		}
+		pipe := s.rdb.Pipeline()
+		exists := make([]*redis.IntCmd, len(ids))
+		for i, id := range ids {
+			exists[i] = pipe.Exists(ctx, s.keys.session(id))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return false, err
+		}
+		var gone []any
+		for i, c := range exists {
+			if c.Val() == 0 {
+				gone = append(gone, ids[i])
+			}
+		}
+		if len(gone) == 0 {
+			break
+		}
+		if err := s.rdb.SRem(ctx, idx, gone...).Err(); err != nil {
+			return false, err
+		}
+	}
+	return false, mcpserver.ErrSessionLimit
 }
 
 var _ mcpserver.SessionStore = (*Sessions)(nil)
@@ -24,21 +94,28 @@ var _ mcpserver.SessionStore = (*Sessions)(nil)
 // errSessionExists is returned by Create for a live ID.
 var errSessionExists = errors.New("session exists")
 
-// Create implements mcpserver.SessionStore with SET NX PX: one round trip.
+// Create implements mcpserver.SessionStore: a script that admits the ID
+// to its subject's sessions, then SET NX PX; two round trips (more at the
+// limit).
 func (s *Sessions) Create(ctx context.Context, sess *mcpserver.Session) (err error) {
 	defer wrapf(&err, "create session")
 	data, err := json.Marshal(sess)
 	if err != nil {
 		return err
 	}
-	ok, err := s.rdb.SetNX(ctx, s.keys.session(sess.ID), data, s.ttl).Result()
+	added, err := s.admit(ctx, sess.Subject, sess.ID)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return errSessionExists
+	ok, err := s.rdb.SetNX(ctx, s.keys.session(sess.ID), data, s.ttl).Result()
+	if err == nil && !ok {
+		err = errSessionExists
 	}
-	return nil
+	if err != nil && added {
+		// Best effort: a leftover ID is dropped at the limit anyway.
+		s.rdb.SRem(context.WithoutCancel(ctx), s.keys.subjectSessions(sess.Subject), sess.ID)
+	}
+	return err
 }
 
 // Get implements mcpserver.SessionStore with GETEX PX, which reads the

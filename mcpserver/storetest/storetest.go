@@ -104,6 +104,59 @@ func testSessions(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 		}
 	})
 
+	t.Run("SessionLimit", func(t *testing.T) {
+		ctx, s := ctxFor(t), newStores(t).Sessions
+		subject := "limited-" + newID() // the stores may be shared between subtests
+		create := func(subject string) (string, error) {
+			sess := session(newID())
+			sess.Subject = subject
+			return sess.ID, s.Create(ctx, sess)
+		}
+		const free = 4
+		var ids []string
+		for i := range mcpserver.DefaultMaxSessionsPerSubject - free {
+			id, err := create(subject)
+			if err != nil {
+				t.Fatalf("Create #%d = %v", i, err)
+			}
+			ids = append(ids, id)
+		}
+		// Racing Creates take exactly the free places.
+		var wg sync.WaitGroup
+		errs := make([]error, 4*free)
+		for i := range errs {
+			wg.Go(func() { _, errs[i] = create(subject) })
+		}
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, mcpserver.ErrSessionLimit):
+				t.Errorf("racing Create #%d = %v, want nil or ErrSessionLimit", i, err)
+			}
+		}
+		if won != free {
+			t.Errorf("%d of %d racing Creates succeeded with %d places free", won, len(errs), free)
+		}
+		if _, err := create(subject); !errors.Is(err, mcpserver.ErrSessionLimit) {
+			t.Errorf("Create past the limit = %v, want ErrSessionLimit", err)
+		}
+		if _, err := create("other-" + newID()); err != nil {
+			t.Errorf("another subject's Create = %v", err)
+		}
+		if err := s.Delete(ctx, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := create(subject); err != nil {
+			t.Errorf("Create after a Delete freed a place = %v", err)
+		}
+		if _, err := create(subject); !errors.Is(err, mcpserver.ErrSessionLimit) {
+			t.Errorf("Create once the freed place is taken = %v, want ErrSessionLimit", err)
+		}
+	})
+
 	t.Run("CreateDuplicate", func(t *testing.T) {
 		ctx, s := ctxFor(t), newStores(t).Sessions
 		want := session(newID())

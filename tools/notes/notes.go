@@ -20,20 +20,85 @@ import (
 // belongs to someone else: the two are indistinguishable on purpose.
 var ErrNotFound = errors.New("notes: not found")
 
-// ErrLimit is returned when an owner has as many notes as allowed.
+// ErrUnavailable is wrapped by a store's error when the store cannot be
+// reached or refuses to answer (a network error, a timeout, a server
+// that is down or refuses writes). The MCP layer recognizes it (by its
+// Unavailable method) and answers the request 503 with Retry-After,
+// keeping the error's text, which may name internal addresses, in its
+// log. Handlers pass such errors on as they are.
+var ErrUnavailable error = unavailableError{}
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "notes: store unavailable" }
+
+// Unavailable marks the error for the MCP layer (mcpserver.IsUnavailable).
+func (unavailableError) Unavailable() bool { return true }
+
+// ErrLimit is returned when an owner has as many notes as allowed
+// (Limits.Notes).
 var ErrLimit = errors.New("notes: limit reached")
+
+// ErrQuota is returned when an owner's notes would take more bytes than
+// allowed (Limits.Bytes).
+var ErrQuota = errors.New("notes: storage quota reached")
+
+// ErrFull is returned by a store whose memory budget is spent (all
+// owners together): nobody can store more until some is freed.
+var ErrFull = errors.New("notes: store full")
 
 // Limits on what one note may hold.
 const (
-	MaxTitle       = 200
-	MaxBody        = 64 << 10
-	MaxTags        = 16
-	MaxTag         = 32
-	MaxNotesPerOwn = 10000
-	// MaxExportsPerOwn bounds the exports a user holds at once; the
-	// oldest is dropped to make room.
-	MaxExportsPerOwn = 20
+	MaxTitle = 200
+	MaxBody  = 64 << 10
+	MaxTags  = 16
+	MaxTag   = 32
 )
+
+// Defaults of Limits.
+const (
+	DefaultMaxNotes   = 1000
+	DefaultMaxBytes   = 4 << 20
+	DefaultMaxExports = 5
+)
+
+// Limits bound what one owner may store, so that one token cannot fill
+// the store. Zero fields mean the defaults.
+type Limits struct {
+	// Notes is the most notes an owner may have. Default
+	// DefaultMaxNotes (1000).
+	Notes int
+	// Bytes is the most bytes an owner's notes may take, as Size counts
+	// them. Default DefaultMaxBytes (4 MiB).
+	Bytes int
+	// Exports is the most exports an owner holds at once; storing
+	// another drops the one stored first. Default DefaultMaxExports (5).
+	Exports int
+}
+
+// WithDefaults fills zero fields with the defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.Notes <= 0 {
+		l.Notes = DefaultMaxNotes
+	}
+	if l.Bytes <= 0 {
+		l.Bytes = DefaultMaxBytes
+	}
+	if l.Exports <= 0 {
+		l.Exports = DefaultMaxExports
+	}
+	return l
+}
+
+// Size is what a note counts against its owner's Limits.Bytes: the bytes
+// of its title, body and tags.
+func Size(n *Note) int {
+	size := len(n.Title) + len(n.Body)
+	for _, t := range n.Tags {
+		size += len(t)
+	}
+	return size
+}
 
 // A Note is one user's note.
 type Note struct {
@@ -68,7 +133,9 @@ func (e *Export) URI() string { return "notes://exports/" + e.ID }
 // A Store keeps notes per owner.
 type Store interface {
 	// Put creates or replaces the note (Owner, ID). It returns ErrLimit when
-	// a new note would exceed MaxNotesPerOwn.
+	// a new note would exceed the owner's Limits.Notes, and ErrQuota when
+	// the owner's notes would exceed Limits.Bytes (a replaced note counts
+	// with its new Size instead of its old); nothing is stored then.
 	Put(ctx context.Context, n *Note) error
 	// Get returns the owner's note, or ErrNotFound.
 	Get(ctx context.Context, owner, id string) (*Note, error)
@@ -78,7 +145,8 @@ type Store interface {
 	Delete(ctx context.Context, owner, id string) error
 }
 
-// An ExportStore keeps finished exports for a limited time.
+// An ExportStore keeps finished exports for a limited time, at most
+// Limits.Exports per owner (storing another drops the one stored first).
 type ExportStore interface {
 	PutExport(ctx context.Context, e *Export) error
 	GetExport(ctx context.Context, owner, id string) (*Export, error)

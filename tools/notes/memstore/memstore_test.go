@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -19,9 +20,10 @@ var t0 = time.Date(2026, 7, 28, 12, 0, 0, 0, time.UTC)
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
 		clock := &fakeClock{t: t0}
-		s := New(time.Minute)
+		limits := notes.Limits{Notes: 200, Bytes: 64 << 10}
+		s := New(&Options{ExportTTL: time.Minute, Limits: limits})
 		s.now = clock.now
-		return storetest.Stores{Notes: s, Exports: s, Advance: clock.advance, ExportTTL: time.Minute}
+		return storetest.Stores{Notes: s, Exports: s, Advance: clock.advance, ExportTTL: time.Minute, Limits: limits}
 	})
 }
 
@@ -48,7 +50,7 @@ func (c *fakeClock) advance(d time.Duration) {
 func TestExportExpiry(t *testing.T) {
 	ctx := t.Context()
 	clock := &fakeClock{t: t0}
-	s := New(time.Minute)
+	s := New(&Options{ExportTTL: time.Minute})
 	s.now = clock.now
 	e := &notes.Export{ID: "x1", Owner: "alice", MIMEType: "text/markdown", Content: "# Notes export\n", Count: 0, CreatedAt: t0}
 	if err := s.PutExport(ctx, e); err != nil {
@@ -102,14 +104,14 @@ func TestExportExpiry(t *testing.T) {
 
 func TestDefaultExportTTL(t *testing.T) {
 	for _, ttl := range []time.Duration{0, -time.Second} {
-		if got := New(ttl).exportTTL; got != time.Hour {
+		if got := New(&Options{ExportTTL: ttl}).exportTTL; got != time.Hour {
 			t.Errorf("New(%v).exportTTL = %v, want 1h", ttl, got)
 		}
 	}
 	// New's clock is time.Now: in a synctest bubble, the TTL passes on
 	// the bubble's fake clock, which a sleep there moves at once.
 	synctest.Test(t, func(t *testing.T) {
-		s := New(20 * time.Millisecond)
+		s := New(&Options{ExportTTL: 20 * time.Millisecond})
 		ctx := t.Context()
 		if err := s.PutExport(ctx, &notes.Export{ID: "x", Owner: "alice"}); err != nil {
 			t.Fatal(err)
@@ -122,4 +124,43 @@ func TestDefaultExportTTL(t *testing.T) {
 			t.Errorf("GetExport after the TTL = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// TestMemoryBudget: past Options.MaxBytes, all owners together, Put and
+// PutExport return ErrFull; deleting notes and expiring exports free
+// their bytes.
+func TestMemoryBudget(t *testing.T) {
+	ctx := t.Context()
+	clock := &fakeClock{t: t0}
+	s := New(&Options{ExportTTL: time.Minute, MaxBytes: 1000})
+	s.now = clock.now
+	put := func(owner, id string, size int) error {
+		return s.Put(ctx, &notes.Note{ID: id, Owner: owner, Title: "t", Body: strings.Repeat("b", size-1)})
+	}
+	export := func(size int) error {
+		return s.PutExport(ctx, &notes.Export{ID: "x", Owner: "carol", Content: strings.Repeat("x", size)})
+	}
+	for _, step := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"alice's note", func() error { return put("alice", "a", 400) }, nil},
+		{"bob's note", func() error { return put("bob", "b", 400) }, nil},
+		{"carol's note past the budget", func() error { return put("carol", "c", 201) }, notes.ErrFull},
+		{"carol's export past the budget", func() error { return export(201) }, notes.ErrFull},
+		{"carol's export to the budget", func() error { return export(200) }, nil},
+		{"bob's note grown past it", func() error { return put("bob", "b", 401) }, notes.ErrFull},
+		{"bob's note shrunk", func() error { return put("bob", "b", 300) }, nil},
+		{"carol's note in what bob freed", func() error { return put("carol", "c", 100) }, nil},
+		{"carol's second note", func() error { return put("carol", "d", 200) }, notes.ErrFull},
+		{"the export expires", func() error { clock.advance(2 * time.Minute); return nil }, nil},
+		{"carol's second note once the export expired", func() error { return put("carol", "d", 200) }, nil},
+		{"alice deletes hers", func() error { return s.Delete(ctx, "alice", "a") }, nil},
+		{"carol's third note in what alice freed", func() error { return put("carol", "e", 400) }, nil},
+	} {
+		if err := step.do(); !errors.Is(err, step.want) {
+			t.Errorf("%s = %v, want %v", step.name, err, step.want)
+		}
+	}
 }

@@ -15,6 +15,7 @@
 //	pattern                       type  TTL                      contents
 //	<prefix>{n:<owner>}:notes     hash  NoteTTL, reset on write  note ID → note without ID and owner (JSON)
 //	<prefix>{n:<owner>}:updated   zset  NoteTTL, reset on write  note ID, scored by UpdatedAt (Unix ms)
+//	<prefix>{n:<owner>}:sizes     hash  NoteTTL, reset on write  note ID → notes.Size; "*" → their sum
 //	<prefix>{n:<owner>}:exports   hash  until the newest export  export ID → export without ID and owner (JSON)
 //	                                    expires
 //	<prefix>{n:<owner>}:expiries  zset  as :exports              export ID, scored by its expiry (Unix ms,
@@ -34,7 +35,7 @@
 // are distinct, so that the order of expiry is the order of storing: an
 // export stored in the same millisecond as the one before lives a
 // millisecond longer. Storing an export first drops the owner's expired
-// ones, then, at MaxExportsPerOwn, the one stored first.
+// ones, then, at Limits.Exports, the one stored first.
 //
 // # Round trips
 //
@@ -42,7 +43,7 @@
 // PutExport and GetExport are each one Lua script (EVALSHA; after Redis
 // lost its script cache, as after a restart, one more round trip loads it).
 // The scripts make the limit checks atomic: racing Puts can never take an
-// owner past MaxNotesPerOwn.
+// owner past Limits.Notes or Limits.Bytes.
 //
 // Owner and IDs are kept byte for byte; the other strings are stored as
 // JSON, so they must be valid UTF-8, which notes.Validate ensures for notes.

@@ -36,6 +36,8 @@ type Options struct {
 	// ExportTTL is how long an export is kept. Default DefaultExportTTL
 	// (one hour).
 	ExportTTL time.Duration
+	// Limits bound each owner.
+	Limits notes.Limits
 }
 
 // Store is a notes.Store and notes.ExportStore in Redis.
@@ -44,6 +46,7 @@ type Store struct {
 	prefix    string
 	noteTTL   time.Duration
 	exportTTL time.Duration
+	limits    notes.Limits
 }
 
 var (
@@ -64,7 +67,7 @@ func New(rdb redis.UniversalClient, opts *Options) *Store {
 	if strings.ContainsAny(o.Prefix, "{}") {
 		panic(fmt.Sprintf("redisstore: prefix %q contains a brace", o.Prefix))
 	}
-	s := &Store{rdb: rdb, prefix: cmp.Or(o.Prefix, DefaultPrefix), noteTTL: o.NoteTTL, exportTTL: o.ExportTTL}
+	s := &Store{rdb: rdb, prefix: cmp.Or(o.Prefix, DefaultPrefix), noteTTL: o.NoteTTL, exportTTL: o.ExportTTL, limits: o.Limits.WithDefaults()}
 	if s.noteTTL <= 0 {
 		s.noteTTL = DefaultNoteTTL
 	}
@@ -77,14 +80,21 @@ func New(rdb redis.UniversalClient, opts *Options) *Store {
 	return s
 }
 
+// unavailable is the error of a failed Redis call: Redis could not be
+// reached or refused the command, which the MCP layer answers with 503
+// (notes.ErrUnavailable).
+func unavailable(op string, err error) error {
+	return fmt.Errorf("redisstore: %s: %w: %w", op, notes.ErrUnavailable, err)
+}
+
 // ownerKeys are the keys of one owner; see the package documentation.
-type ownerKeys struct{ notes, updated, exports, expiries string }
+type ownerKeys struct{ notes, updated, sizes, exports, expiries string }
 
 // keys returns the owner's keys, tagged with the hash of the owner ID.
 func (s *Store) keys(owner string) ownerKeys {
 	h := sha256.Sum256([]byte(owner))
 	base := s.prefix + "{n:" + hex.EncodeToString(h[:]) + "}:"
-	return ownerKeys{base + "notes", base + "updated", base + "exports", base + "expiries"}
+	return ownerKeys{base + "notes", base + "updated", base + "sizes", base + "exports", base + "expiries"}
 }
 
 // A noteRecord is a note as stored: ID and owner are the hash field and
@@ -105,19 +115,28 @@ func decodeNote(owner, id, data string) (*notes.Note, error) {
 	return &notes.Note{ID: id, Owner: owner, Title: r.Title, Body: r.Body, Tags: r.Tags, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}, nil
 }
 
-// putScript stores a note unless it is new and the owner is at the limit.
+// putScript stores a note unless it is new and the owner is at the notes
+// limit, or the owner's notes would pass the bytes limit. :sizes holds
+// each note's notes.Size and, in field "*" (never an ID), their sum.
 //
-//	KEYS: notes, updated
-//	ARGV: id, record, score, max notes, TTL ms
-//	returns 1 when stored, 0 at the limit
+//	KEYS: notes, updated, sizes
+//	ARGV: id, record, score, max notes, TTL ms, size, max bytes
+//	returns 1 when stored, 0 at the notes limit, -1 past the bytes limit
 var putScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then
 	return 0
 end
+local old = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local total = tonumber(redis.call('HGET', KEYS[3], '*') or '0') - old + tonumber(ARGV[6])
+if total > tonumber(ARGV[7]) then
+	return -1
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[6], '*', total)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return 1
 `)
 
@@ -128,13 +147,16 @@ func (s *Store) Put(ctx context.Context, n *notes.Note) error {
 		return fmt.Errorf("redisstore: encode note %s: %w", n.ID, err)
 	}
 	k := s.keys(n.Owner)
-	stored, err := putScript.Run(ctx, s.rdb, []string{k.notes, k.updated},
-		n.ID, data, n.UpdatedAt.UnixMilli(), notes.MaxNotesPerOwn, s.noteTTL.Milliseconds()).Int()
+	stored, err := putScript.Run(ctx, s.rdb, []string{k.notes, k.updated, k.sizes},
+		n.ID, data, n.UpdatedAt.UnixMilli(), s.limits.Notes, s.noteTTL.Milliseconds(), notes.Size(n), s.limits.Bytes).Int()
 	if err != nil {
-		return fmt.Errorf("redisstore: put note %s: %w", n.ID, err)
+		return unavailable(fmt.Sprintf("put note %s", n.ID), err)
 	}
-	if stored == 0 {
+	switch stored {
+	case 0:
 		return notes.ErrLimit
+	case -1:
+		return notes.ErrQuota
 	}
 	return nil
 }
@@ -146,7 +168,7 @@ func (s *Store) Get(ctx context.Context, owner, id string) (*notes.Note, error) 
 		return nil, notes.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: get note %s: %w", id, err)
+		return nil, unavailable(fmt.Sprintf("get note %s", id), err)
 	}
 	return decodeNote(owner, id, data)
 }
@@ -180,7 +202,7 @@ func (s *Store) List(ctx context.Context, owner string) ([]*notes.Note, error) {
 	k := s.keys(owner)
 	flat, err := listScript.Run(ctx, s.rdb, []string{k.notes, k.updated}).StringSlice()
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: list notes: %w", err)
+		return nil, unavailable("list notes", err)
 	}
 	out := make([]*notes.Note, 0, len(flat)/2)
 	for i := 0; i+1 < len(flat); i += 2 {
@@ -201,9 +223,9 @@ func (s *Store) List(ctx context.Context, owner string) ([]*notes.Note, error) {
 	return out, nil
 }
 
-// deleteScript removes a note.
+// deleteScript removes a note, and its size from the owner's sum.
 //
-//	KEYS: notes, updated
+//	KEYS: notes, updated, sizes
 //	ARGV: id, TTL ms
 //	returns 1 when deleted, 0 when there was no such note
 var deleteScript = redis.NewScript(`
@@ -211,17 +233,25 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
 	return 0
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then
+	redis.call('DEL', KEYS[3])
+else
+	local size = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+	redis.call('HDEL', KEYS[3], ARGV[1])
+	redis.call('HINCRBY', KEYS[3], '*', -size)
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
 return 1
 `)
 
 // Delete implements notes.Store.
 func (s *Store) Delete(ctx context.Context, owner, id string) error {
 	k := s.keys(owner)
-	deleted, err := deleteScript.Run(ctx, s.rdb, []string{k.notes, k.updated}, id, s.noteTTL.Milliseconds()).Int()
+	deleted, err := deleteScript.Run(ctx, s.rdb, []string{k.notes, k.updated, k.sizes}, id, s.noteTTL.Milliseconds()).Int()
 	if err != nil {
-		return fmt.Errorf("redisstore: delete note %s: %w", id, err)
+		return unavailable(fmt.Sprintf("delete note %s", id), err)
 	}
 	if deleted == 0 {
 		return notes.ErrNotFound
@@ -281,9 +311,9 @@ func (s *Store) PutExport(ctx context.Context, e *notes.Export) error {
 	}
 	k := s.keys(e.Owner)
 	err = putExportScript.Run(ctx, s.rdb, []string{k.exports, k.expiries},
-		e.ID, data, s.exportTTL.Milliseconds(), notes.MaxExportsPerOwn).Err()
+		e.ID, data, s.exportTTL.Milliseconds(), s.limits.Exports).Err()
 	if err != nil {
-		return fmt.Errorf("redisstore: put export %s: %w", e.ID, err)
+		return unavailable(fmt.Sprintf("put export %s", e.ID), err)
 	}
 	return nil
 }
@@ -312,7 +342,7 @@ func (s *Store) GetExport(ctx context.Context, owner, id string) (*notes.Export,
 		return nil, notes.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: get export %s: %w", id, err)
+		return nil, unavailable(fmt.Sprintf("get export %s", id), err)
 	}
 	var r exportRecord
 	if err := json.Unmarshal([]byte(data), &r); err != nil {

@@ -44,13 +44,14 @@ func newPrefix() string { return "test:" + rand.Text() + ":" }
 func TestContract(t *testing.T) {
 	rdb := newClient(t, redistest.Start(t))
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
-		s := redisstore.New(rdb, &redisstore.Options{Prefix: newPrefix(), ExportTTL: exportTTL})
+		limits := notes.Limits{Notes: 200, Bytes: 64 << 10}
+		s := redisstore.New(rdb, &redisstore.Options{Prefix: newPrefix(), ExportTTL: exportTTL, Limits: limits})
 		advance := func(d time.Duration) {
 			if err := s.AdvanceClock(t.Context(), d); err != nil {
 				t.Errorf("AdvanceClock(%v): %v", d, err)
 			}
 		}
-		return storetest.Stores{Notes: s, Exports: s, Advance: advance, ExportTTL: exportTTL}
+		return storetest.Stores{Notes: s, Exports: s, Advance: advance, ExportTTL: exportTTL, Limits: limits}
 	})
 }
 
@@ -135,7 +136,7 @@ func TestKeys(t *testing.T) {
 					t.Errorf("PTTL %s = %v, want in [%v, %v]", k, ttl, lo, hi)
 				}
 			}
-			want := map[string]bool{"notes": true, "updated": true, "exports": true, "expiries": true}
+			want := map[string]bool{"notes": true, "updated": true, "sizes": true, "exports": true, "expiries": true}
 			if diff := cmp.Diff(want, families); diff != "" {
 				t.Errorf("key families (-want +got):\n%s", diff)
 			}
@@ -225,7 +226,8 @@ var ops = []struct {
 
 // wantFault checks that every operation fails within limit with an error
 // that is neither ErrNotFound nor ErrLimit: a caller must not tell a user
-// that their note is gone because Redis is.
+// that their note is gone because Redis is. It is ErrUnavailable, which
+// the MCP layer answers 503.
 func wantFault(t *testing.T, s *redisstore.Store, timeout, limit time.Duration) {
 	t.Helper()
 	for _, op := range ops {
@@ -236,6 +238,9 @@ func wantFault(t *testing.T, s *redisstore.Store, timeout, limit time.Duration) 
 		cancel()
 		if err == nil || errors.Is(err, notes.ErrNotFound) || errors.Is(err, notes.ErrLimit) {
 			t.Errorf("%s = %v, want a backend error", op.name, err)
+		}
+		if !errors.Is(err, notes.ErrUnavailable) {
+			t.Errorf("%s = %v, want it to wrap ErrUnavailable", op.name, err)
 		}
 		if elapsed > limit {
 			t.Errorf("%s took %v to fail, want at most %v", op.name, elapsed, limit)

@@ -12,8 +12,10 @@
 //   - Notes with the same UpdatedAt are listed in ID order.
 //   - A missing note or export is reported as notes.ErrNotFound and nothing
 //     else: no backend error (such as redis.Nil) is wrapped along with it.
-//   - When an owner holds MaxExportsPerOwn exports, storing another drops
+//   - When an owner holds Limits.Exports exports, storing another drops
 //     the one stored first (the suite stores them in CreatedAt order).
+//   - The limits on notes (Limits.Notes, Limits.Bytes) hold under racing
+//     Puts.
 //   - Records come back field for field as they were stored (times compare
 //     with time.Time.Equal), and neither the records a store is given nor
 //     those it returns are shared with it. Owners and IDs are kept byte for
@@ -54,6 +56,9 @@ type Stores struct {
 	// dozen store round trips to take less than ExportTTL/4 (a second is
 	// plenty). REQUIRED.
 	ExportTTL time.Duration
+	// Limits are the per-owner limits the stores were built with; zero
+	// fields mean notes' defaults. The suite fills owners to them.
+	Limits notes.Limits
 }
 
 // workers is how many goroutines race for the last free slots of an owner.
@@ -84,12 +89,17 @@ func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 		{"Copies", testCopies},
 		{"Limit", testLimit},
 		{"LimitConcurrent", testLimitConcurrent},
+		{"Quota", testQuota},
 		{"Concurrent", testConcurrent},
 		{"ExportIsolation", testExportIsolation},
 		{"ExportLimit", testExportLimit},
 		{"ExportExpiry", testExportExpiry},
 	} {
-		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStores(t)) })
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStores(t)
+			s.Limits = s.Limits.WithDefaults()
+			tt.test(t, s)
+		})
 	}
 }
 
@@ -436,7 +446,7 @@ func testCopies(t *testing.T, s Stores) {
 
 func testLimit(t *testing.T, s Stores) {
 	ctx := ctxFor(t)
-	fill(t, s.Notes, "alice", "n", notes.MaxNotesPerOwn)
+	fill(t, s.Notes, "alice", "n", s.Limits.Notes)
 	for _, tt := range []struct {
 		name string
 		n    *notes.Note
@@ -458,8 +468,8 @@ func testLimit(t *testing.T, s Stores) {
 	if got, err := s.Notes.Get(ctx, "alice", "n0"); err != nil || got.Title != "replaced" {
 		t.Errorf("Get(replaced at the limit) = %v, %v", got, err)
 	}
-	if l, err := s.Notes.List(ctx, "alice"); err != nil || len(l) != notes.MaxNotesPerOwn {
-		t.Errorf("List at the limit = %d notes, %v; want %d", len(l), err, notes.MaxNotesPerOwn)
+	if l, err := s.Notes.List(ctx, "alice"); err != nil || len(l) != s.Limits.Notes {
+		t.Errorf("List at the limit = %d notes, %v; want %d", len(l), err, s.Limits.Notes)
 	}
 	if err := s.Notes.Delete(ctx, "alice", "n1"); err != nil {
 		t.Fatal(err)
@@ -472,6 +482,51 @@ func testLimit(t *testing.T, s Stores) {
 	}
 }
 
+// testQuota fills an owner's Limits.Bytes: a note that would pass it is
+// refused with ErrQuota and not stored; replacing a note counts its new
+// size instead of its old, and deleting one frees its bytes.
+func testQuota(t *testing.T, s Stores) {
+	ctx := ctxFor(t)
+	chunk := s.Limits.Bytes / 4
+	body := strings.Repeat("b", chunk-1)                // with the title "t": chunk bytes
+	over := strings.Repeat("x", s.Limits.Bytes-4*chunk) // one byte too many once full
+	put := func(owner, id, body string) error {
+		return s.Notes.Put(ctx, &notes.Note{ID: id, Owner: owner, Title: "t", Body: body, CreatedAt: t0, UpdatedAt: t0})
+	}
+	for i := range 4 {
+		if err := put("alice", fmt.Sprint("q", i), body); err != nil {
+			t.Fatalf("Put #%d of 4 notes of a quarter of the quota = %v", i, err)
+		}
+	}
+	if err := put("alice", "over", over); !errors.Is(err, notes.ErrQuota) {
+		t.Errorf("Put past the quota = %v, want ErrQuota", err)
+	}
+	if got, err := s.Notes.Get(ctx, "alice", "over"); !isNotFound(err) {
+		t.Errorf("the refused note was stored: Get = %v, %v", got, err)
+	}
+	if err := put("alice", "q0", body+over+"x"); !errors.Is(err, notes.ErrQuota) {
+		t.Errorf("Put growing a note past the quota = %v, want ErrQuota", err)
+	}
+	if err := put("bob", "q0", body); err != nil {
+		t.Errorf("another owner's Put = %v, want nil", err)
+	}
+	if err := put("alice", "q0", ""); err != nil {
+		t.Errorf("Put shrinking a note at the quota = %v, want nil", err)
+	}
+	if err := put("alice", "more", body[:chunk-2]); err != nil {
+		t.Errorf("Put into the bytes a shrunk note freed = %v, want nil", err)
+	}
+	if err := put("alice", "over", over); !errors.Is(err, notes.ErrQuota) {
+		t.Errorf("Put past the quota again = %v, want ErrQuota", err)
+	}
+	if err := s.Notes.Delete(ctx, "alice", "q1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("alice", "over", body); err != nil {
+		t.Errorf("Put into the bytes a deleted note freed = %v, want nil", err)
+	}
+}
+
 // testLimitConcurrent races many new notes for an owner's last few slots:
 // the check and the write must be one atomic step, so exactly as many win
 // as there were free slots. Replacing existing notes at the same time
@@ -479,7 +534,7 @@ func testLimit(t *testing.T, s Stores) {
 func testLimitConcurrent(t *testing.T, s Stores) {
 	ctx := ctxFor(t)
 	const free = 5
-	fill(t, s.Notes, "alice", "n", notes.MaxNotesPerOwn-free)
+	fill(t, s.Notes, "alice", "n", s.Limits.Notes-free)
 	start := make(chan struct{})
 	errs := make([]error, 2*workers)
 	var wg sync.WaitGroup
@@ -517,8 +572,8 @@ func testLimitConcurrent(t *testing.T, s Stores) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l) != notes.MaxNotesPerOwn {
-		t.Errorf("alice has %d notes, want the limit %d", len(l), notes.MaxNotesPerOwn)
+	if len(l) != s.Limits.Notes {
+		t.Errorf("alice has %d notes, want the limit %d", len(l), s.Limits.Notes)
 	}
 }
 
@@ -616,17 +671,17 @@ func testExportLimit(t *testing.T, s Stores) {
 	if err := s.Exports.PutExport(ctx, export("bob", "x0", t0)); err != nil {
 		t.Fatal(err)
 	}
-	for i := range notes.MaxExportsPerOwn + 2 {
+	for i := range s.Limits.Exports + 2 {
 		if err := s.Exports.PutExport(ctx, export("alice", fmt.Sprint("x", i), t0.Add(time.Duration(i)*time.Second))); err != nil {
 			t.Fatalf("PutExport #%d = %v", i, err)
 		}
 	}
-	for i := range notes.MaxExportsPerOwn + 2 {
+	for i := range s.Limits.Exports + 2 {
 		id := fmt.Sprint("x", i)
 		got, err := s.Exports.GetExport(ctx, "alice", id)
 		if i < 2 {
 			if !isNotFound(err) {
-				t.Errorf("GetExport(%s), one of the 2 oldest of %d = %v, %v; want ErrNotFound", id, notes.MaxExportsPerOwn+2, got, err)
+				t.Errorf("GetExport(%s), one of the 2 oldest of %d = %v, %v; want ErrNotFound", id, s.Limits.Exports+2, got, err)
 			}
 			continue
 		}
@@ -676,7 +731,7 @@ func testExportExpiry(t *testing.T, s Stores) {
 	// An expired export takes no room: a full set of new ones all fit,
 	// and storing an export again restarts its lifetime.
 	var fresh []string
-	for i := range notes.MaxExportsPerOwn {
+	for i := range s.Limits.Exports {
 		id := fmt.Sprint("y", i)
 		fresh = append(fresh, id)
 		if err := s.Exports.PutExport(ctx, export("alice", id, t0.Add(time.Duration(i)*time.Second))); err != nil {
