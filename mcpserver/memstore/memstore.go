@@ -20,6 +20,17 @@ type Options struct {
 	// MaxEventsPerStream bounds each stream's log; older events are dropped.
 	// Default 1000.
 	MaxEventsPerStream int
+	// ResumeWindow is how long a completed stream is kept after its end,
+	// for a client that lost the connection before reading its last
+	// events to resume it. A stream that never ends (a session's GET
+	// stream) is kept as long as its session. Default
+	// mcpserver.DefaultResumeWindow.
+	ResumeWindow time.Duration
+	// MaxLoggedBytes bounds the bytes of the completed streams a session
+	// keeps within the resume window: past it, the oldest are forgotten
+	// early. Streams still being written are not counted. Default
+	// mcpserver.DefaultMaxLoggedBytes.
+	MaxLoggedBytes int64
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -36,11 +47,17 @@ func New(opts *Options) mcpserver.Stores {
 	if o.MaxEventsPerStream <= 0 {
 		o.MaxEventsPerStream = 1000
 	}
+	if o.ResumeWindow <= 0 {
+		o.ResumeWindow = mcpserver.DefaultResumeWindow
+	}
+	if o.MaxLoggedBytes <= 0 {
+		o.MaxLoggedBytes = mcpserver.DefaultMaxLoggedBytes
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	sessions := &Sessions{ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionEntry{}}
-	events := &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionLog{}, sessions: sessions}
+	events := &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, window: o.ResumeWindow, maxBytes: o.MaxLoggedBytes, now: o.Now, m: map[string]*sessionLog{}, sessions: sessions}
 	return mcpserver.Stores{
 		Sessions:    sessions,
 		Events:      events,
@@ -156,12 +173,19 @@ func (s *Sessions) Delete(_ context.Context, id string) error {
 	return nil
 }
 
-// Events is an in-process mcpserver.EventLog and mcpserver.LeaseStore. A session's streams are
-// forgotten when the session has been idle for the session TTL, so logs of
-// sessions that expire without a DELETE do not accumulate.
+// Events is an in-process mcpserver.EventLog and mcpserver.LeaseStore. A
+// completed stream (and its lease) is forgotten a resume window after its
+// end, or earlier when its session's completed streams exceed the logged
+// bytes cap; a session's streams are all forgotten when the session has
+// been idle for the session TTL, so logs of sessions that expire without a
+// DELETE do not accumulate. What a session holds is thus its open streams
+// (each at most MaxEventsPerStream events) and at most MaxLoggedBytes of
+// completed ones.
 type Events struct {
 	max      int
 	ttl      time.Duration
+	window   time.Duration
+	maxBytes int64
 	now      func() time.Time
 	sessions *Sessions // for StreamWrite.Session
 
@@ -174,6 +198,17 @@ type sessionLog struct {
 	streams  map[string]*streamLog
 	leases   map[string]*lease // by stream ID
 	lastUsed time.Time
+	// done lists the completed streams in the order they ended, which is
+	// the order they expire in; doneBytes is the size of their events.
+	done      []doneStream
+	doneBytes int64
+}
+
+// A doneStream is a completed stream awaiting its expiry.
+type doneStream struct {
+	id      string
+	bytes   int64
+	expires time.Time
 }
 
 // A lease is a stream's writer lease (mcpserver.LeaseStore).
@@ -188,6 +223,43 @@ type streamLog struct {
 	next   int64
 	ended  bool
 	wake   chan struct{} // closed and replaced on every change
+}
+
+// newSessionLog returns an empty sessionLog.
+func newSessionLog() *sessionLog {
+	return &sessionLog{streams: map[string]*streamLog{}, leases: map[string]*lease{}}
+}
+
+// expireLocked forgets the session's completed streams whose resume
+// window is over, and then the oldest completed streams while their bytes
+// exceed maxBytes, but never the newest: it may have ended a moment ago,
+// with readers yet to read its end.
+func (sl *sessionLog) expireLocked(now time.Time, maxBytes int64) {
+	n := 0
+	for n < len(sl.done) && (now.After(sl.done[n].expires) || (sl.doneBytes > maxBytes && n < len(sl.done)-1)) {
+		d := sl.done[n]
+		sl.doneBytes -= d.bytes
+		delete(sl.streams, d.id)
+		delete(sl.leases, d.id)
+		n++
+	}
+	if n > 0 {
+		// Copy rather than reslice, so that the array does not only grow.
+		sl.done = append(sl.done[:0:0], sl.done[n:]...)
+	}
+}
+
+// endLocked marks st, the stream id of sl, complete: it is kept for the
+// resume window from now.
+func (l *Events) endLocked(sl *sessionLog, id string, st *streamLog, now time.Time) {
+	st.ended = true
+	var size int64
+	for _, e := range st.events {
+		size += int64(len(e.Data))
+	}
+	sl.done = append(sl.done, doneStream{id: id, bytes: size, expires: now.Add(l.window)})
+	sl.doneBytes += size
+	sl.expireLocked(now, l.maxBytes)
 }
 
 var (
@@ -207,10 +279,11 @@ func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLo
 		if !create {
 			return nil
 		}
-		sl = &sessionLog{streams: map[string]*streamLog{}, leases: map[string]*lease{}}
+		sl = newSessionLog()
 		l.m[sessionID] = sl
 	}
 	sl.lastUsed = now
+	sl.expireLocked(now, l.maxBytes)
 	st := sl.streams[streamID]
 	if st == nil && create {
 		st = &streamLog{next: 1, wake: make(chan struct{})}
@@ -221,6 +294,7 @@ func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLo
 
 func (l *Events) gcLocked(now time.Time) {
 	for id, sl := range l.m {
+		sl.expireLocked(now, l.maxBytes)
 		if now.Sub(sl.lastUsed) > l.ttl {
 			for _, st := range sl.streams {
 				if !st.ended {
@@ -267,7 +341,8 @@ func (l *Events) WriteStream(_ context.Context, sessionID, streamID string, w *m
 	}
 	changed := len(w.Events) > 0
 	if w.End && !st.ended {
-		st.ended, changed = true, true
+		l.endLocked(l.m[sessionID], streamID, st, now)
+		changed = true
 	}
 	if changed {
 		st.notify()
@@ -318,7 +393,7 @@ func (l *Events) Lease(_ context.Context, sessionID, streamID, owner string, ids
 	now := l.now()
 	sl := l.m[sessionID]
 	if sl == nil {
-		sl = &sessionLog{streams: map[string]*streamLog{}, leases: map[string]*lease{}}
+		sl = newSessionLog()
 		l.m[sessionID] = sl
 	}
 	sl.lastUsed = now

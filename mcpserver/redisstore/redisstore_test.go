@@ -296,12 +296,14 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := newClient(t, srv)
 	prefix := uniquePrefix()
-	const sessionTTL, eventTTL = 10 * time.Minute, 5 * time.Minute
-	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: prefix, SessionTTL: sessionTTL, EventTTL: eventTTL})
+	const sessionTTL, eventTTL, window = 10 * time.Minute, 5 * time.Minute, time.Minute
+	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: prefix, SessionTTL: sessionTTL, EventTTL: eventTTL, ResumeWindow: window})
 	workload(t, s, rand.Text(), rand.Text())
 	keys := scan(t, rdb, prefix)
-	if len(keys) != 2*(1+1+5+1) { // per session: the record, the index, five streams, a lease
-		t.Errorf("the workload left %d keys, want 16: %q", len(keys), keys)
+	// Per session: the record, the index, five streams, a lease, the list
+	// of completed streams and the counter of their bytes.
+	if len(keys) != 2*(1+1+5+1+2) {
+		t.Errorf("the workload left %d keys, want 20: %q", len(keys), keys)
 	}
 	for _, k := range keys {
 		ttl, err := rdb.PTTL(t.Context(), k).Result()
@@ -309,8 +311,11 @@ func TestEveryKeyHasTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 		limit := eventTTL
-		if strings.HasSuffix(k, ":session") {
+		switch {
+		case strings.HasSuffix(k, ":session"):
 			limit = sessionTTL
+		case strings.Contains(k, ":events:r") || strings.Contains(k, ":events:w") || strings.Contains(k, ":lease:"):
+			limit = window // completed streams and their leases
 		}
 		if ttl <= 0 || ttl > limit {
 			t.Errorf("PTTL %s = %v, want in (0, %v]", k, ttl, limit)
