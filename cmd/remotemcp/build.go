@@ -126,7 +126,7 @@ type state struct {
 func newState(ctx context.Context, cfg *config, log *slog.Logger, cl *closers) (*state, error) {
 	if cfg.RedisURL == "" {
 		return &state{
-			mcp:   memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL}),
+			mcp:   memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL, ResumeWindow: cfg.ResumeWindow, MaxLoggedBytes: cfg.SessionLogMaxBytes}),
 			notes: notesmem.New(0),
 		}, nil
 	}
@@ -137,7 +137,10 @@ func newState(ctx context.Context, cfg *config, log *slog.Logger, cl *closers) (
 	cl.add(func() { rdb.Close() })
 	health := startRedisHealth(ctx, rdb, log.With("component", "redis"), time.Second)
 	cl.add(health.Close)
-	stores, stop := mcpredis.New(rdb, &mcpredis.Options{SessionTTL: cfg.SessionTTL, Logger: log.With("component", "mcpstore")})
+	stores, stop := mcpredis.New(rdb, &mcpredis.Options{
+		SessionTTL: cfg.SessionTTL, ResumeWindow: cfg.ResumeWindow, MaxLoggedBytes: cfg.SessionLogMaxBytes,
+		Logger: log.With("component", "mcpstore"),
+	})
 	cl.add(func() { stop() })
 	log.Info("state in Redis", "url", redactURL(cfg.RedisURL), "mode", cfg.RedisMode)
 	return &state{rdb: rdb, health: health, mcp: stores, notes: notesredis.New(rdb, nil)}, nil

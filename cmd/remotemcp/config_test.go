@@ -29,6 +29,8 @@ type configView struct {
 	AllowedOrigins  []string
 	SessionTTL      time.Duration
 	MaxBodyBytes    int64
+	ResumeWindow    time.Duration
+	LogMaxBytes     int64
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
@@ -55,6 +57,8 @@ func viewOf(c *config) configView {
 		AllowedOrigins:  c.AllowedOrigins,
 		SessionTTL:      c.SessionTTL,
 		MaxBodyBytes:    c.MaxBodyBytes,
+		ResumeWindow:    c.ResumeWindow,
+		LogMaxBytes:     c.SessionLogMaxBytes,
 		ShutdownTimeout: c.ShutdownTimeout,
 		LogLevel:        c.LogLevel,
 		LogFormat:       c.LogFormat,
@@ -81,6 +85,8 @@ func defaultView() configView {
 		Auth:            "none",
 		SessionTTL:      30 * time.Minute,
 		MaxBodyBytes:    mcpserver.DefaultMaxBodyBytes,
+		ResumeWindow:    mcpserver.DefaultResumeWindow,
+		LogMaxBytes:     mcpserver.DefaultMaxLoggedBytes,
 		ShutdownTimeout: 15 * time.Second,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
@@ -110,16 +116,18 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "env twins",
 			env: map[string]string{
-				"REMOTEMCP_LISTEN":           "127.0.0.1:9090",
-				"REMOTEMCP_PUBLIC_URL":       "https://mcp.example.com",
-				"REMOTEMCP_AUTH":             "none",
-				"REMOTEMCP_FIXTURES":         "conformance",
-				"REMOTEMCP_ALLOWED_ORIGINS":  "https://app.example.com",
-				"REMOTEMCP_SESSION_TTL":      "5m",
-				"REMOTEMCP_MAX_BODY_BYTES":   "2048",
-				"REMOTEMCP_SHUTDOWN_TIMEOUT": "3s",
-				"REMOTEMCP_LOG_LEVEL":        "debug",
-				"REMOTEMCP_LOG_FORMAT":       "json",
+				"REMOTEMCP_LISTEN":                "127.0.0.1:9090",
+				"REMOTEMCP_PUBLIC_URL":            "https://mcp.example.com",
+				"REMOTEMCP_AUTH":                  "none",
+				"REMOTEMCP_FIXTURES":              "conformance",
+				"REMOTEMCP_ALLOWED_ORIGINS":       "https://app.example.com",
+				"REMOTEMCP_SESSION_TTL":           "5m",
+				"REMOTEMCP_MAX_BODY_BYTES":        "2048",
+				"REMOTEMCP_STREAM_RESUME_WINDOW":  "30s",
+				"REMOTEMCP_SESSION_LOG_MAX_BYTES": "1048576",
+				"REMOTEMCP_SHUTDOWN_TIMEOUT":      "3s",
+				"REMOTEMCP_LOG_LEVEL":             "debug",
+				"REMOTEMCP_LOG_FORMAT":            "json",
 			},
 			modify: func(v *configView) {
 				v.Listen = "127.0.0.1:9090"
@@ -128,6 +136,8 @@ func TestParseConfig(t *testing.T) {
 				v.AllowedOrigins = []string{"https://app.example.com"}
 				v.SessionTTL = 5 * time.Minute
 				v.MaxBodyBytes = 2048
+				v.ResumeWindow = 30 * time.Second
+				v.LogMaxBytes = 1 << 20
 				v.ShutdownTimeout = 3 * time.Second
 				v.LogLevel = slog.LevelDebug
 				v.LogFormat = "json"
@@ -431,6 +441,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"allowed origin without scheme", []string{"--allowed-origins", "app.example.com"}, nil, []string{"--allowed-origins", `"app.example.com"`}},
 		{"session ttl too short", []string{"--session-ttl", "1s"}, nil, []string{"--session-ttl", "1s", "at least 1m"}},
 		{"session ttl not a duration", []string{"--session-ttl", "soon"}, nil, []string{"session-ttl", "soon"}},
+		{"resume window too short", []string{"--stream-resume-window", "10ms"}, nil, []string{"--stream-resume-window", "10ms", "at least 1s"}},
+		{"resume window past the session ttl", []string{"--stream-resume-window", "1h"}, nil, []string{"--stream-resume-window", "1h0m0s", "--session-ttl"}},
+		{"session log cap too small", []string{"--session-log-max-bytes", "100"}, nil, []string{"--session-log-max-bytes", "100", "65536"}},
 		{"env value not a duration", nil, map[string]string{"REMOTEMCP_SESSION_TTL": "soon"}, []string{"REMOTEMCP_SESSION_TTL", "soon"}},
 		{"max body too small", []string{"--max-body-bytes", "10"}, nil, []string{"--max-body-bytes", "1024"}},
 		{"shutdown timeout zero", []string{"--shutdown-timeout", "0s"}, nil, []string{"--shutdown-timeout", "positive"}},
