@@ -19,15 +19,15 @@ import (
 // first event, and <last seq>-2 marks the end. The stream thus holds its
 // own counter (the last ID, which trimming keeps) and its ended flag in one
 // key, and every operation is one script on one key (plus the session's
-// index). A ZSET per session indexes its streams for DeleteSession (score:
-// when the stream's key expires, so that expired entries are found by
-// score).
+// index). A ZSET per session indexes its open streams for DeleteSession
+// (score: when the stream's key expires, so that expired entries are found
+// by score).
 //
 // A stream being written, and its lease, live for the event TTL from their
 // last use. A completed stream, and its lease, expire the resume window
 // after its end; a second ZSET per session lists the completed streams
-// (member "<bytes>:<stream ID>", score: their expiry) and a counter holds
-// their bytes, so that when they exceed the logged-bytes cap the oldest are
+// (member "<count>:<bytes>:<stream ID>", score: their expiry) and a HASH
+// holds their bytes and how many streams ended, so that when they exceed the logged-bytes cap the oldest are
 // deleted at once (every key of a session shares its hash slot, so a
 // script may delete them even on Cluster).
 //
@@ -106,7 +106,7 @@ return 1
 
 // writeScript implements WriteStream. KEYS[3] is the session's record,
 // KEYS[4] the stream's lease, KEYS[5] the session's ZSET of completed
-// streams, KEYS[6] the counter of their bytes. ARGV[4] is the session TTL
+// streams, KEYS[6] the HASH of their bytes and count. ARGV[4] is the session TTL
 // in ms, or empty to leave the session alone; ARGV[5] the maximum stream
 // length; ARGV[6] '1' to end the stream; ARGV[7] the lease owner, or empty
 // for no lease; ARGV[8] the lease TTL in ms; ARGV[9] the lease key's TTL in
@@ -166,31 +166,37 @@ elseif ended then
   local expires = string.format('%d', now + window)
   redis.call('PEXPIRE', KEYS[1], window)
   if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('PEXPIRE', KEYS[4], window) end
-  redis.call('ZADD', KEYS[2], expires, ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  redis.call('ZADD', KEYS[5], expires, size .. ':' .. ARGV[1])
-  local total = redis.call('INCRBY', KEYS[6], size)
-  -- Forget the completed streams whose window is over (their keys
-  -- expired), then evict the oldest while over the cap, but not the one
-  -- that ended just now.
-  local function forget(member, evict)
-    local bytes, id = string.match(member, '^(%d+):(.*)$')
-    total = redis.call('DECRBY', KEYS[6], bytes)
-    redis.call('ZREM', KEYS[5], member)
-    if evict then
-      redis.call('DEL', ARGV[13] .. id, ARGV[14] .. id)
-      redis.call('ZREM', KEYS[2], id)
-    end
+  -- The index lists the open streams; the completed ones are in KEYS[5].
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  if created then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%d', now)) end
+  local total = 0
+  -- forget drops a completed stream from the list, and deletes its keys
+  -- if evict.
+  local function forget(m, evict)
+    local bytes, id = string.match(m, '^%d+:(%d+):(.*)$')
+    total = redis.call('HINCRBY', KEYS[6], 'bytes', -tonumber(bytes))
+    redis.call('ZREM', KEYS[5], m)
+    if evict then redis.call('DEL', ARGV[13] .. id, ARGV[14] .. id) end
   end
+  -- First those whose window is over (their keys expired): a list that
+  -- empties is deleted, so that it does not keep the size it grew to.
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', string.format('(%d', now))) do forget(m, false) end
-  while total > tonumber(ARGV[12]) and redis.call('ZCARD', KEYS[5]) > 1 do
+  -- The member starts with the session's count of completed streams,
+  -- so that streams ending in one millisecond sort in the order they
+  -- ended.
+  local member = string.format('%016d:%d:%s', redis.call('HINCRBY', KEYS[6], 'ended', 1), size, ARGV[1])
+  redis.call('ZADD', KEYS[5], expires, member)
+  total = redis.call('HINCRBY', KEYS[6], 'bytes', size)
+  -- Then the oldest while over the cap, but not the one that ended just
+  -- now.
+  while total > tonumber(ARGV[12]) do
     local m = redis.call('ZRANGE', KEYS[5], 0, 0)[1]
-    if m == size .. ':' .. ARGV[1] then break end
+    if m == member then break end
     forget(m, true)
   end
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
   redis.call('PEXPIRE', KEYS[5], ARGV[2])
   redis.call('PEXPIRE', KEYS[6], ARGV[2])
-  if created then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%d', now)) end
 else
   touch(created, now)
 end
@@ -334,14 +340,28 @@ func parseRead(reply []any) (events []mcpserver.Event, ended bool, err error) {
 }
 
 // DeleteSession implements mcpserver.EventLog: two round trips (read the
-// index, then delete everything it names in one script). Reads waiting on
+// index of open streams and the list of completed ones in one pipeline,
+// then delete everything they name in one script). Reads waiting on
 // the session's streams, on any replica, return ErrNotFound.
 func (l *Events) DeleteSession(ctx context.Context, sessionID string) (err error) {
 	defer wrapf(&err, "delete event streams")
 	index := l.keys.streams(sessionID)
-	streams, err := l.rdb.ZRange(ctx, index, 0, -1).Result()
-	if err != nil {
+	var open, completed *redis.StringSliceCmd
+	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		open = p.ZRange(ctx, index, 0, -1)
+		completed = p.ZRange(ctx, l.keys.done(sessionID), 0, -1)
+		return nil
+	}); err != nil {
 		return err
+	}
+	streams := open.Val()
+	for _, m := range completed.Val() {
+		// "<count>:<bytes>:<stream ID>"
+		if _, rest, ok := strings.Cut(m, ":"); ok {
+			if _, id, ok := strings.Cut(rest, ":"); ok {
+				streams = append(streams, id)
+			}
+		}
 	}
 	k := []string{index}
 	for _, s := range streams {

@@ -121,16 +121,18 @@ func hashTag(sessionID string) string { return "{s:" + escape(sessionID) + "}" }
 // session is the STRING holding a session's JSON record.
 func (k keys) session(id string) string { return k.tag(id) + ":session" }
 
-// streams is the ZSET indexing a session's event streams (member: stream
-// ID, score: when its key expires, in server ms), so that DeleteSession
-// finds them.
+// streams is the ZSET indexing a session's open event streams (member:
+// stream ID, score: when its key expires, in server ms), so that
+// DeleteSession finds them; done lists the completed ones.
 func (k keys) streams(id string) string { return k.tag(id) + ":streams" }
 
-// done is the ZSET of a session's completed streams (member: "<bytes>:<stream
-// ID>", score: the end of its resume window, in server ms).
+// done is the ZSET of a session's completed streams (member:
+// "<count>:<bytes>:<stream ID>", score: the end of its resume window, in
+// server ms).
 func (k keys) done(id string) string { return k.tag(id) + ":done" }
 
-// logged is the STRING counting the bytes of the streams in done.
+// logged is the HASH counting the bytes of the streams in done ("bytes")
+// and the streams that ever ended ("ended").
 func (k keys) logged(id string) string { return k.tag(id) + ":logged" }
 
 // events is the STREAM holding one event stream of a session.
