@@ -11,8 +11,23 @@ import (
 )
 
 func TestRetention(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := newClient(t, srv)
+	runRetention(t, newClient(t, redistest.Start(t)))
+}
+
+// TestRetentionCluster runs the retention tests on Redis Cluster (one node
+// serving every slot): evicting a session's completed streams deletes keys
+// of its slot that the script computes.
+func TestRetentionCluster(t *testing.T) {
+	addr := redistest.StartCluster(t).Addr
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: []string{addr}, ContextTimeoutEnabled: true,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+	})
+	t.Cleanup(func() { rdb.Close() })
+	runRetention(t, rdb)
+}
+
+func runRetention(t *testing.T, rdb redis.UniversalClient) {
 	storetest.RunRetention(t, func(t *testing.T, maxBytes int64) storetest.Timed {
 		prefix := uniquePrefix()
 		s := newStores(t, rdb, &redisstore.Options{
