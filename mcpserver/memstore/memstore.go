@@ -241,11 +241,14 @@ func (sl *sessionLog) expireLocked(now time.Time, maxBytes int64) {
 		sl.doneBytes -= d.bytes
 		delete(sl.streams, d.id)
 		delete(sl.leases, d.id)
+		sl.done[n] = doneStream{}
 		n++
 	}
-	if n > 0 {
-		// Copy rather than reslice, so that the array does not only grow.
-		sl.done = append(sl.done[:0:0], sl.done[n:]...)
+	sl.done = sl.done[n:]
+	if cap(sl.done) > 64 && len(sl.done) < cap(sl.done)/4 {
+		// Copy to a smaller array now and then (amortized), so that one
+		// burst of calls does not keep its size for the session's life.
+		sl.done = append([]doneStream(nil), sl.done...)
 	}
 }
 
