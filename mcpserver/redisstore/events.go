@@ -178,9 +178,11 @@ elseif ended then
     redis.call('ZREM', KEYS[5], m)
     if evict then redis.call('DEL', ARGV[13] .. id, ARGV[14] .. id) end
   end
-  -- First those whose window is over (their keys expired): a list that
-  -- empties is deleted, so that it does not keep the size it grew to.
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', string.format('(%d', now))) do forget(m, false) end
+  -- First those whose window is over. Their keys have expired, but Redis
+  -- reclaims an expired key that nobody reads only when its active expiry
+  -- samples it, which lags far behind under load: delete them. A list
+  -- that empties is deleted, so that it does not keep the size it grew to.
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', string.format('(%d', now))) do forget(m, true) end
   -- The member starts with the session's count of completed streams,
   -- so that streams ending in one millisecond sort in the order they
   -- ended.
