@@ -84,6 +84,8 @@ const DefaultResumeWindow = 2 * time.Minute
 // DefaultMaxLoggedBytes is the default cap on the bytes of the completed
 // streams that one session keeps within the resume window (see EventLog):
 // a backstop for a session calling faster than the window was sized for.
+// A store counts a stream's messages plus a fixed charge for the stream
+// (about what an empty one costs it), so that the cap bounds memory.
 const DefaultMaxLoggedBytes = 4 << 20
 
 // ErrLeased is returned by EventLog.WriteStream when another owner holds a

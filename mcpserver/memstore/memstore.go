@@ -252,11 +252,17 @@ func (sl *sessionLog) expireLocked(now time.Time, maxBytes int64) {
 	}
 }
 
+// streamCharge is what a completed stream counts for against
+// MaxLoggedBytes on top of its messages: about what it costs in memory
+// when empty (its records, map entries and lease), so that the cap bounds
+// a session's memory however small its messages.
+const streamCharge = 512
+
 // endLocked marks st, the stream id of sl, complete: it is kept for the
 // resume window from now.
 func (l *Events) endLocked(sl *sessionLog, id string, st *streamLog, now time.Time) {
 	st.ended = true
-	var size int64
+	size := int64(streamCharge)
 	for _, e := range st.events {
 		size += int64(len(e.Data))
 	}

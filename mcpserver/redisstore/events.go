@@ -113,11 +113,12 @@ return 1
 // ms; ARGV[10] the request IDs as a JSON array; ARGV[11] the resume window
 // in ms; ARGV[12] the cap on the bytes of completed streams; ARGV[13] the
 // prefix of the session's stream keys and ARGV[14] that of its lease keys
-// (for the completed streams the cap evicts); ARGV[15:] the events. Every
+// (for the completed streams the cap evicts); ARGV[15] what a stream is
+// charged on top of its messages; ARGV[16:] the events. Every
 // check comes before the first change. Waiting reads are woken only on a
 // stream that existed: nobody can wait on one that did not.
 var writeScript = redis.NewScript(eventsLib + `
-local first = 15
+local first = 16
 if ARGV[4] ~= '' and redis.call('PEXPIRE', KEYS[3], ARGV[4]) == 0 then
   return redis.error_reply('NOSESSION session not found')
 end
@@ -156,7 +157,7 @@ elseif ended then
   -- Keep the stream and its lease for the resume window, and account for
   -- its bytes among the session's completed streams.
   local window = tonumber(ARGV[11])
-  local size = 0
+  local size = tonumber(ARGV[15])
   for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
     local f = e[2]
     for i = 1, #f - 1, 2 do
@@ -206,6 +207,13 @@ if not created and (n > 0 or ended) then redis.call('PUBLISH', ARGV[3], KEYS[1])
 return seq
 `)
 
+// streamCharge is what a completed stream counts for against
+// MaxLoggedBytes on top of its messages: about what its STREAM key costs
+// Redis when empty (a stream's first node is allocated 4 KiB, or
+// stream-node-max-bytes if smaller), so that the cap bounds a session's
+// memory however small its messages.
+const streamCharge = 4 << 10
+
 // errEnded is returned by WriteStream for events on an ended stream.
 var errEnded = errors.New("stream has ended")
 
@@ -236,7 +244,7 @@ func (l *Events) WriteStream(ctx context.Context, sessionID, streamID string, w 
 		}
 	}
 	a = append(a, sessionTTL, l.max, end, w.Owner, ms(w.LeaseTTL), ms(max(l.ttl, w.LeaseTTL)), ids,
-		ms(l.window), l.maxBytes, l.keys.events(sessionID, ""), l.keys.lease(sessionID, ""))
+		ms(l.window), l.maxBytes, l.keys.events(sessionID, ""), l.keys.lease(sessionID, ""), streamCharge)
 	for _, e := range w.Events {
 		a = append(a, e)
 	}
