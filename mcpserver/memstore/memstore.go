@@ -256,7 +256,7 @@ func (sl *sessionLog) expireLocked(now time.Time, maxBytes int64) {
 // MaxLoggedBytes on top of its messages: about what it costs in memory
 // when empty (its records, map entries and lease), so that the cap bounds
 // a session's memory however small its messages.
-const streamCharge = 512
+const streamCharge = 1 << 10
 
 // endLocked marks st, the stream id of sl, complete: it is kept for the
 // resume window from now.
