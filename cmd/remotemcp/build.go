@@ -126,7 +126,7 @@ type state struct {
 func newState(ctx context.Context, cfg *config, log *slog.Logger, cl *closers) (*state, error) {
 	if cfg.RedisURL == "" {
 		return &state{
-			mcp:   memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL, ResumeWindow: cfg.ResumeWindow, MaxLoggedBytes: cfg.SessionLogMaxBytes}),
+			mcp:   memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL, ResumeWindow: cfg.ResumeWindow, MaxLoggedBytes: cfg.LogMaxBytes}),
 			notes: notesmem.New(0),
 		}, nil
 	}
@@ -138,7 +138,7 @@ func newState(ctx context.Context, cfg *config, log *slog.Logger, cl *closers) (
 	health := startRedisHealth(ctx, rdb, log.With("component", "redis"), time.Second)
 	cl.add(health.Close)
 	stores, stop := mcpredis.New(rdb, &mcpredis.Options{
-		SessionTTL: cfg.SessionTTL, ResumeWindow: cfg.ResumeWindow, MaxLoggedBytes: cfg.SessionLogMaxBytes,
+		SessionTTL: cfg.SessionTTL, ResumeWindow: cfg.ResumeWindow, MaxLoggedBytes: cfg.LogMaxBytes,
 		Logger: log.With("component", "mcpstore"),
 	})
 	cl.add(func() { stop() })

@@ -19,23 +19,20 @@ import (
 
 // config is everything the flags and environment decide.
 type config struct {
-	Listen         string
-	PublicURL      *url.URL // the canonical base URL; the endpoint is PublicURL + "/mcp"
-	Auth           string
-	Fixtures       string
-	AllowedOrigins []string
-	SessionTTL     time.Duration
-	MaxBodyBytes   int64
-	// ResumeWindow is how long a completed request stream of a legacy
-	// session is kept for a client to resume; SessionLogMaxBytes caps the
-	// bytes of such streams per session (see mcpserver.EventLog).
-	ResumeWindow       time.Duration
-	SessionLogMaxBytes int64
-	ShutdownTimeout    time.Duration
-	LogLevel           slog.Level
-	LogFormat          string
-	StateKey           []byte
-	StateKeyRandom     bool // StateKey was made up for this process
+	Listen          string
+	PublicURL       *url.URL // the canonical base URL; the endpoint is PublicURL + "/mcp"
+	Auth            string
+	Fixtures        string
+	AllowedOrigins  []string
+	SessionTTL      time.Duration
+	MaxBodyBytes    int64
+	ResumeWindow    time.Duration // how long a legacy session's completed request stream is kept to resume
+	LogMaxBytes     int64         // cap on a legacy session's completed streams (mcpserver.EventLog)
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+	LogFormat       string
+	StateKey        []byte
+	StateKeyRandom  bool // StateKey was made up for this process
 
 	// RedisURL, if set, puts every store in Redis (--redis-url), so that
 	// replicas share all state; RedisMode is single, sentinel or cluster.
@@ -81,7 +78,7 @@ type configFlags struct {
 	sessionTTL, shutdownTimeout           *time.Duration
 	maxBody                               *int64
 	resumeWindow                          *time.Duration
-	sessionLogMaxBytes                    *int64
+	logMaxBytes                           *int64
 	logLevel, logFormat, stateKeyFile     *string
 	redisURL, redisMode                   *string
 	proxy                                 *proxyFlags
@@ -90,31 +87,31 @@ type configFlags struct {
 // addFlags defines the server's flags on fs.
 func addFlags(fs *flag.FlagSet) *configFlags {
 	return &configFlags{
-		listen:             fs.String("listen", "127.0.0.1:8080", "address to listen on (host:port)"),
-		publicURL:          fs.String("public-url", "", "canonical base URL clients use, e.g. https://mcp.example.com; the MCP endpoint is <public-url>/mcp (default: http://<listen>)"),
-		authMode:           fs.String("auth", "none", "how requests are authenticated: none (one anonymous user, loopback only), jwt (JWT access tokens from --issuer), introspect (opaque tokens, RFC 7662), proxy (we are the authorization server, users sign in with --upstream)"),
-		issuer:             fs.String("issuer", "", "the authorization server's issuer identifier (exact match with the token's iss)"),
-		jwksURL:            fs.String("jwks-url", "", "the issuer's JWK Set URL (default: jwks_uri from the issuer's metadata)"),
-		audience:           fs.String("audience", "", "the audience tokens must carry (default: the canonical MCP URL <public-url>/mcp)"),
-		authServer:         fs.String("authorization-server", "", "issuer advertised to clients in the protected-resource metadata (default: --issuer)"),
-		introspectURL:      fs.String("introspection-url", "", "RFC 7662 introspection endpoint (--auth introspect); credentials come from REMOTEMCP_INTROSPECTION_CLIENT_ID/_SECRET or --introspection-credentials-file"),
-		introspectFile:     fs.String("introspection-credentials-file", "", "file with the introspection client id on the first line and its secret on the second"),
-		clockSkew:          fs.Duration("clock-skew", 30*time.Second, "clock skew tolerated on token exp, nbf and iat"),
-		scopeRead:          fs.String("scope-read", "notes:read", "scope name that allows reading notes"),
-		scopeWrite:         fs.String("scope-write", "notes:write", "scope name that allows changing notes (implies --scope-read)"),
-		fixtures:           fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback only)"),
-		origins:            fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed on a loopback listener)"),
-		sessionTTL:         fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session"),
-		maxBody:            fs.Int64("max-body-bytes", mcpserver.DefaultMaxBodyBytes, "largest accepted request body"),
-		resumeWindow:       fs.Duration("stream-resume-window", mcpserver.DefaultResumeWindow, "how long a legacy session's completed request stream is kept after its last event for a client to resume it (Last-Event-ID); a resume after it opens a fresh GET stream"),
-		sessionLogMaxBytes: fs.Int64("session-log-max-bytes", mcpserver.DefaultMaxLoggedBytes, "cap on the bytes of completed request streams one legacy session keeps within the resume window; past it the oldest are forgotten early"),
-		shutdownTimeout:    fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for in-flight requests"),
-		logLevel:           fs.String("log-level", "info", "debug, info, warn or error"),
-		logFormat:          fs.String("log-format", "text", "text or json"),
-		stateKeyFile:       fs.String("state-key-file", "", "file holding the hex key (≥32 bytes) that protects MRTR requestState; env REMOTEMCP_STATE_KEY may hold the key itself (default: random per process)"),
-		redisURL:           fs.String("redis-url", "", "keep all state in Redis so that replicas share it: redis://[user:password@]host:port[/db] or rediss://…; several hosts with ?addr=host:port (default: in-process stores, one replica); prefer the environment twin when it holds a password"),
-		redisMode:          fs.String("redis-mode", "single", "how --redis-url is read: single, sentinel (master_name=<name> in the URL; its hosts are the sentinels) or cluster"),
-		proxy:              addProxyFlags(fs),
+		listen:          fs.String("listen", "127.0.0.1:8080", "address to listen on (host:port)"),
+		publicURL:       fs.String("public-url", "", "canonical base URL clients use, e.g. https://mcp.example.com; the MCP endpoint is <public-url>/mcp (default: http://<listen>)"),
+		authMode:        fs.String("auth", "none", "how requests are authenticated: none (one anonymous user, loopback only), jwt (JWT access tokens from --issuer), introspect (opaque tokens, RFC 7662), proxy (we are the authorization server, users sign in with --upstream)"),
+		issuer:          fs.String("issuer", "", "the authorization server's issuer identifier (exact match with the token's iss)"),
+		jwksURL:         fs.String("jwks-url", "", "the issuer's JWK Set URL (default: jwks_uri from the issuer's metadata)"),
+		audience:        fs.String("audience", "", "the audience tokens must carry (default: the canonical MCP URL <public-url>/mcp)"),
+		authServer:      fs.String("authorization-server", "", "issuer advertised to clients in the protected-resource metadata (default: --issuer)"),
+		introspectURL:   fs.String("introspection-url", "", "RFC 7662 introspection endpoint (--auth introspect); credentials come from REMOTEMCP_INTROSPECTION_CLIENT_ID/_SECRET or --introspection-credentials-file"),
+		introspectFile:  fs.String("introspection-credentials-file", "", "file with the introspection client id on the first line and its secret on the second"),
+		clockSkew:       fs.Duration("clock-skew", 30*time.Second, "clock skew tolerated on token exp, nbf and iat"),
+		scopeRead:       fs.String("scope-read", "notes:read", "scope name that allows reading notes"),
+		scopeWrite:      fs.String("scope-write", "notes:write", "scope name that allows changing notes (implies --scope-read)"),
+		fixtures:        fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback only)"),
+		origins:         fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed on a loopback listener)"),
+		sessionTTL:      fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session"),
+		maxBody:         fs.Int64("max-body-bytes", mcpserver.DefaultMaxBodyBytes, "largest accepted request body"),
+		resumeWindow:    fs.Duration("stream-resume-window", mcpserver.DefaultResumeWindow, "how long a legacy session's completed request stream is kept after its last event for a client to resume it (Last-Event-ID); a resume after it opens a fresh GET stream"),
+		logMaxBytes:     fs.Int64("session-log-max-bytes", mcpserver.DefaultMaxLoggedBytes, "cap on the bytes of completed request streams one legacy session keeps within the resume window; past it the oldest are forgotten early"),
+		shutdownTimeout: fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for in-flight requests"),
+		logLevel:        fs.String("log-level", "info", "debug, info, warn or error"),
+		logFormat:       fs.String("log-format", "text", "text or json"),
+		stateKeyFile:    fs.String("state-key-file", "", "file holding the hex key (≥32 bytes) that protects MRTR requestState; env REMOTEMCP_STATE_KEY may hold the key itself (default: random per process)"),
+		redisURL:        fs.String("redis-url", "", "keep all state in Redis so that replicas share it: redis://[user:password@]host:port[/db] or rediss://…; several hosts with ?addr=host:port (default: in-process stores, one replica); prefer the environment twin when it holds a password"),
+		redisMode:       fs.String("redis-mode", "single", "how --redis-url is read: single, sentinel (master_name=<name> in the URL; its hosts are the sentinels) or cluster"),
+		proxy:           addProxyFlags(fs),
 	}
 }
 
@@ -166,17 +163,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, err
 	}
 	cfg := &config{
-		Listen:             *f.listen,
-		Auth:               *f.authMode,
-		Fixtures:           *f.fixtures,
-		SessionTTL:         *f.sessionTTL,
-		MaxBodyBytes:       *f.maxBody,
-		ResumeWindow:       *f.resumeWindow,
-		SessionLogMaxBytes: *f.sessionLogMaxBytes,
-		ShutdownTimeout:    *f.shutdownTimeout,
-		LogFormat:          *f.logFormat,
-		RedisURL:           *f.redisURL,
-		RedisMode:          *f.redisMode,
+		Listen:          *f.listen,
+		Auth:            *f.authMode,
+		Fixtures:        *f.fixtures,
+		SessionTTL:      *f.sessionTTL,
+		MaxBodyBytes:    *f.maxBody,
+		ResumeWindow:    *f.resumeWindow,
+		LogMaxBytes:     *f.logMaxBytes,
+		ShutdownTimeout: *f.shutdownTimeout,
+		LogFormat:       *f.logFormat,
+		RedisURL:        *f.redisURL,
+		RedisMode:       *f.redisMode,
 	}
 	loopback, err := cfg.setListener(*f.publicURL)
 	if err != nil {
@@ -351,8 +348,8 @@ func (c *config) setServing(f *configFlags) error {
 	if c.ResumeWindow < time.Second || c.ResumeWindow > c.SessionTTL {
 		return fmt.Errorf("--stream-resume-window %v: must be at least 1s and at most --session-ttl (%v)", c.ResumeWindow, c.SessionTTL)
 	}
-	if c.SessionLogMaxBytes < 64<<10 {
-		return fmt.Errorf("--session-log-max-bytes %d: must be at least 65536", c.SessionLogMaxBytes)
+	if c.LogMaxBytes < 64<<10 {
+		return fmt.Errorf("--session-log-max-bytes %d: must be at least 65536", c.LogMaxBytes)
 	}
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes)

@@ -58,7 +58,7 @@ func viewOf(c *config) configView {
 		SessionTTL:      c.SessionTTL,
 		MaxBodyBytes:    c.MaxBodyBytes,
 		ResumeWindow:    c.ResumeWindow,
-		LogMaxBytes:     c.SessionLogMaxBytes,
+		LogMaxBytes:     c.LogMaxBytes,
 		ShutdownTimeout: c.ShutdownTimeout,
 		LogLevel:        c.LogLevel,
 		LogFormat:       c.LogFormat,
@@ -116,18 +116,16 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "env twins",
 			env: map[string]string{
-				"REMOTEMCP_LISTEN":                "127.0.0.1:9090",
-				"REMOTEMCP_PUBLIC_URL":            "https://mcp.example.com",
-				"REMOTEMCP_AUTH":                  "none",
-				"REMOTEMCP_FIXTURES":              "conformance",
-				"REMOTEMCP_ALLOWED_ORIGINS":       "https://app.example.com",
-				"REMOTEMCP_SESSION_TTL":           "5m",
-				"REMOTEMCP_MAX_BODY_BYTES":        "2048",
-				"REMOTEMCP_STREAM_RESUME_WINDOW":  "30s",
-				"REMOTEMCP_SESSION_LOG_MAX_BYTES": "1048576",
-				"REMOTEMCP_SHUTDOWN_TIMEOUT":      "3s",
-				"REMOTEMCP_LOG_LEVEL":             "debug",
-				"REMOTEMCP_LOG_FORMAT":            "json",
+				"REMOTEMCP_LISTEN":           "127.0.0.1:9090",
+				"REMOTEMCP_PUBLIC_URL":       "https://mcp.example.com",
+				"REMOTEMCP_AUTH":             "none",
+				"REMOTEMCP_FIXTURES":         "conformance",
+				"REMOTEMCP_ALLOWED_ORIGINS":  "https://app.example.com",
+				"REMOTEMCP_SESSION_TTL":      "5m",
+				"REMOTEMCP_MAX_BODY_BYTES":   "2048",
+				"REMOTEMCP_SHUTDOWN_TIMEOUT": "3s",
+				"REMOTEMCP_LOG_LEVEL":        "debug",
+				"REMOTEMCP_LOG_FORMAT":       "json",
 			},
 			modify: func(v *configView) {
 				v.Listen = "127.0.0.1:9090"
@@ -136,11 +134,20 @@ func TestParseConfig(t *testing.T) {
 				v.AllowedOrigins = []string{"https://app.example.com"}
 				v.SessionTTL = 5 * time.Minute
 				v.MaxBodyBytes = 2048
-				v.ResumeWindow = 30 * time.Second
-				v.LogMaxBytes = 1 << 20
 				v.ShutdownTimeout = 3 * time.Second
 				v.LogLevel = slog.LevelDebug
 				v.LogFormat = "json"
+			},
+		},
+		{
+			name: "event log retention env twins",
+			env: map[string]string{
+				"REMOTEMCP_STREAM_RESUME_WINDOW":  "30s",
+				"REMOTEMCP_SESSION_LOG_MAX_BYTES": "1048576",
+			},
+			modify: func(v *configView) {
+				v.ResumeWindow = 30 * time.Second
+				v.LogMaxBytes = 1 << 20
 			},
 		},
 		{
