@@ -62,7 +62,8 @@ clean:
 ## ---- benchmarks (bench/README.md) ----
 ## bench: throughput, latency, memory and Redis round trips of remotemcp side by
 ## side with the go-sdk's stateless handler and a bare net/http handler, in one
-## run (about 17 minutes, 10 of them two 5-minute soaks); writes
+## run (about 22 minutes, 10 of them two 5-minute soaks and 4 two 2-minute
+## sustained legacy runs); writes
 ## bench/results/<date>/report.md and report.json and prints the table.
 ## BENCHFLAGS passes flags to bench/cmd/mcpbench, e.g. BENCHFLAGS=-soak=1m for a
 ## quicker run; `go run ./bench/cmd/mcpbench -h` lists them.
@@ -71,9 +72,9 @@ bench:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	$(GO) run ./bench/cmd/mcpbench $(BENCHFLAGS)
 
-## bench-smoke: every phase of make bench, each a second or a few (about two minutes),
+## bench-smoke: every phase of make bench, each a second or a few (about two and a half minutes),
 ## with the report written to a temporary directory: CI runs it so that make bench keeps
 ## working; its figures mean nothing.
 bench-smoke:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
-	out=$$(mktemp -d) && $(GO) run ./bench/cmd/mcpbench -rounds 1 -round 1s -warmup 1s -soak 10s -mem 100 -profile 1s -flows 5 -redis-calls 100 -out $$out && test -s $$out/report.md && test -s $$out/report.json && rm -rf $$out
+	out=$$(mktemp -d) && $(GO) run ./bench/cmd/mcpbench -rounds 1 -round 1s -warmup 1s -soak 10s -sustain 10s -mem 100 -profile 1s -flows 5 -redis-calls 100 -out $$out && test -s $$out/report.md && test -s $$out/report.json && rm -rf $$out

@@ -60,6 +60,18 @@ type Event struct {
 // An EventLog records the messages of every SSE stream of a legacy session so
 // that a client can resume a broken stream with Last-Event-ID on any
 // replica.
+//
+// A stream that is still being written lives as long as its session (at
+// most its last MaxEventsPerStream events, as the stores call it); so does
+// a session's GET stream, which never ends. A completed stream (a request's
+// stream, once its responses are logged) is kept only for the resume
+// window after its end, and only while the session's completed streams
+// hold at most a logged-bytes cap (the oldest go first; the newest is
+// kept); after that, Read returns ErrNotFound for it, as for a stream that
+// never existed. A client resumes a stream only when the connection broke
+// before its last response arrived, which it learns within seconds, so a
+// short window serves every resume while a busy session's store stays
+// bounded by its calls of the last window.
 type EventLog interface {
 	// WriteStream creates the stream if it does not exist yet and applies
 	// w in order: the session check, the lease, the events, the end, in
@@ -75,6 +87,17 @@ type EventLog interface {
 	// DeleteSession forgets every stream of the session, and their leases.
 	DeleteSession(ctx context.Context, sessionID string) error
 }
+
+// DefaultResumeWindow is how long the stores keep a completed stream for a
+// client to resume (see EventLog) unless configured otherwise.
+const DefaultResumeWindow = 2 * time.Minute
+
+// DefaultMaxLoggedBytes is the default cap on the bytes of the completed
+// streams that one session keeps within the resume window (see EventLog):
+// a backstop for a session calling faster than the window was sized for.
+// A store counts a stream's messages plus a fixed charge for the stream
+// (about what an empty one costs it), so that the cap bounds memory.
+const DefaultMaxLoggedBytes = 4 << 20
 
 // ErrLeased is returned by EventLog.WriteStream when another owner holds a
 // live lease on the stream.

@@ -126,7 +126,8 @@ type state struct {
 func newState(ctx context.Context, cfg *config, log *slog.Logger, cl *closers) (*state, error) {
 	if cfg.RedisURL == "" {
 		return &state{
-			mcp:   memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL, MaxSessionsPerSubject: cfg.MaxSessionsPerUser}),
+			mcp: memstore.New(&memstore.Options{SessionTTL: cfg.SessionTTL, MaxSessionsPerSubject: cfg.MaxSessionsPerUser,
+				ResumeWindow: cfg.ResumeWindow, MaxLoggedBytes: cfg.LogMaxBytes}),
 			notes: notesmem.New(&notesmem.Options{Limits: cfg.NoteLimits, MaxBytes: cfg.MaxMemoryStoreBytes}),
 		}, nil
 	}
@@ -137,8 +138,11 @@ func newState(ctx context.Context, cfg *config, log *slog.Logger, cl *closers) (
 	cl.add(func() { rdb.Close() })
 	health := startRedisHealth(ctx, rdb, log.With("component", "redis"), time.Second)
 	cl.add(health.Close)
-	stores, stop := mcpredis.New(rdb, &mcpredis.Options{SessionTTL: cfg.SessionTTL,
-		MaxSessionsPerSubject: cfg.MaxSessionsPerUser, Logger: log.With("component", "mcpstore")})
+	stores, stop := mcpredis.New(rdb, &mcpredis.Options{
+		SessionTTL: cfg.SessionTTL, MaxSessionsPerSubject: cfg.MaxSessionsPerUser,
+		ResumeWindow: cfg.ResumeWindow, MaxLoggedBytes: cfg.LogMaxBytes,
+		Logger: log.With("component", "mcpstore"),
+	})
 	cl.add(func() { stop() })
 	log.Info("state in Redis", "url", redactURL(cfg.RedisURL), "mode", cfg.RedisMode)
 	return &state{rdb: rdb, health: health, mcp: stores, notes: notesredis.New(rdb, &notesredis.Options{Limits: cfg.NoteLimits})}, nil

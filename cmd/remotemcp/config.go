@@ -28,6 +28,10 @@ type config struct {
 	AllowedOrigins []string
 	SessionTTL     time.Duration
 	MaxBodyBytes   int64
+	// ResumeWindow and LogMaxBytes bound what a legacy session keeps of
+	// its completed request streams (mcpserver.EventLog).
+	ResumeWindow time.Duration
+	LogMaxBytes  int64
 	// MaxBatchMessages and MaxResponseBytes bound what one legacy POST
 	// makes the server do and answer (mcpserver.Options).
 	MaxBatchMessages int
@@ -96,6 +100,8 @@ type configFlags struct {
 	maxBatch, maxResponse                 *int
 	maxSessions, maxNotes, maxNoteBytes   *int
 	maxExports, maxMemoryStore            *int
+	resumeWindow                          *time.Duration
+	logMaxBytes                           *int64
 	logLevel, logFormat, stateKeyFile     *string
 	redisURL, redisMode                   *string
 	proxy                                 *proxyFlags
@@ -127,6 +133,8 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 		maxNoteBytes:    fs.Int("max-note-bytes-per-user", notes.DefaultMaxBytes, "most bytes (titles, bodies, tags) one user's notes may take"),
 		maxExports:      fs.Int("max-exports-per-user", notes.DefaultMaxExports, "most exports one user holds at once; a new one drops the oldest"),
 		maxMemoryStore:  fs.Int("max-memory-store-bytes", notesmem.DefaultMaxBytes, "in-process stores only: most bytes of notes and exports held for all users together"),
+		resumeWindow:    fs.Duration("stream-resume-window", mcpserver.DefaultResumeWindow, "how long a legacy session's completed request stream is kept after its last event for a client to resume it (Last-Event-ID); a resume after it opens a fresh GET stream"),
+		logMaxBytes:     fs.Int64("session-log-max-bytes", mcpserver.DefaultMaxLoggedBytes, "cap on the bytes of completed request streams one legacy session keeps within the resume window; past it the oldest are forgotten early"),
 		shutdownTimeout: fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for in-flight requests"),
 		logLevel:        fs.String("log-level", "info", "debug, info, warn or error"),
 		logFormat:       fs.String("log-format", "text", "text or json"),
@@ -190,6 +198,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		Fixtures:            *f.fixtures,
 		SessionTTL:          *f.sessionTTL,
 		MaxBodyBytes:        *f.maxBody,
+		ResumeWindow:        *f.resumeWindow,
+		LogMaxBytes:         *f.logMaxBytes,
 		MaxBatchMessages:    *f.maxBatch,
 		MaxResponseBytes:    *f.maxResponse,
 		MaxSessionsPerUser:  *f.maxSessions,
@@ -375,6 +385,12 @@ func (c *config) setServing(f *configFlags) error {
 	c.AllowedOrigins = origins
 	if c.SessionTTL < time.Minute {
 		return fmt.Errorf("--session-ttl %v: must be at least 1m", c.SessionTTL)
+	}
+	if c.ResumeWindow < time.Second || c.ResumeWindow > c.SessionTTL {
+		return fmt.Errorf("--stream-resume-window %v: must be at least 1s and at most --session-ttl (%v)", c.ResumeWindow, c.SessionTTL)
+	}
+	if c.LogMaxBytes < 64<<10 {
+		return fmt.Errorf("--session-log-max-bytes %d: must be at least 65536", c.LogMaxBytes)
 	}
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes)

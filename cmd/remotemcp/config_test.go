@@ -40,6 +40,8 @@ type configView struct {
 	LogLevel            slog.Level
 	LogFormat           string
 	StateKeyLen         int
+	ResumeWindow        time.Duration
+	LogMaxBytes         int64
 
 	Issuer              string
 	JWKSURL             string
@@ -71,6 +73,8 @@ func viewOf(c *config) configView {
 		LogLevel:            c.LogLevel,
 		LogFormat:           c.LogFormat,
 		StateKeyLen:         len(c.StateKey),
+		ResumeWindow:        c.ResumeWindow,
+		LogMaxBytes:         c.LogMaxBytes,
 
 		Issuer:              c.Issuer,
 		JWKSURL:             c.JWKSURL,
@@ -102,6 +106,8 @@ func defaultView() configView {
 		LogLevel:            slog.LevelInfo,
 		LogFormat:           "text",
 		StateKeyLen:         32,
+		ResumeWindow:        mcpserver.DefaultResumeWindow,
+		LogMaxBytes:         mcpserver.DefaultMaxLoggedBytes,
 
 		ClockSkew:  30 * time.Second,
 		ScopeRead:  "notes:read",
@@ -148,6 +154,17 @@ func TestParseConfig(t *testing.T) {
 				v.ShutdownTimeout = 3 * time.Second
 				v.LogLevel = slog.LevelDebug
 				v.LogFormat = "json"
+			},
+		},
+		{
+			name: "event log retention env twins",
+			env: map[string]string{
+				"REMOTEMCP_STREAM_RESUME_WINDOW":  "30s",
+				"REMOTEMCP_SESSION_LOG_MAX_BYTES": "1048576",
+			},
+			modify: func(v *configView) {
+				v.ResumeWindow = 30 * time.Second
+				v.LogMaxBytes = 1 << 20
 			},
 		},
 		{
@@ -452,6 +469,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"allowed origin without scheme", []string{"--allowed-origins", "app.example.com"}, nil, []string{"--allowed-origins", `"app.example.com"`}},
 		{"session ttl too short", []string{"--session-ttl", "1s"}, nil, []string{"--session-ttl", "1s", "at least 1m"}},
 		{"session ttl not a duration", []string{"--session-ttl", "soon"}, nil, []string{"session-ttl", "soon"}},
+		{"resume window too short", []string{"--stream-resume-window", "10ms"}, nil, []string{"--stream-resume-window", "10ms", "at least 1s"}},
+		{"resume window past the session ttl", []string{"--stream-resume-window", "1h"}, nil, []string{"--stream-resume-window", "1h0m0s", "--session-ttl"}},
+		{"session log cap too small", []string{"--session-log-max-bytes", "100"}, nil, []string{"--session-log-max-bytes", "100", "65536"}},
 		{"env value not a duration", nil, map[string]string{"REMOTEMCP_SESSION_TTL": "soon"}, []string{"REMOTEMCP_SESSION_TTL", "soon"}},
 		{"max body too small", []string{"--max-body-bytes", "10"}, nil, []string{"--max-body-bytes", "1024"}},
 		{"batch limit too small", []string{"--max-batch-messages", "0"}, nil, []string{"--max-batch-messages", "at least 1"}},

@@ -24,6 +24,17 @@ type Options struct {
 	// (mcpserver.ErrSessionLimit beyond). Default
 	// mcpserver.DefaultMaxSessionsPerSubject.
 	MaxSessionsPerSubject int
+	// ResumeWindow is how long a completed stream is kept after its end,
+	// for a client that lost the connection before reading its last
+	// events to resume it. A stream that never ends (a session's GET
+	// stream) is kept as long as its session. Default
+	// mcpserver.DefaultResumeWindow.
+	ResumeWindow time.Duration
+	// MaxLoggedBytes bounds the bytes of the completed streams a session
+	// keeps within the resume window: past it, the oldest are forgotten
+	// early. Streams still being written are not counted. Default
+	// mcpserver.DefaultMaxLoggedBytes.
+	MaxLoggedBytes int64
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -43,11 +54,17 @@ func New(opts *Options) mcpserver.Stores {
 	if o.MaxSessionsPerSubject <= 0 {
 		o.MaxSessionsPerSubject = mcpserver.DefaultMaxSessionsPerSubject
 	}
+	if o.ResumeWindow <= 0 {
+		o.ResumeWindow = mcpserver.DefaultResumeWindow
+	}
+	if o.MaxLoggedBytes <= 0 {
+		o.MaxLoggedBytes = mcpserver.DefaultMaxLoggedBytes
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	sessions := &Sessions{ttl: o.SessionTTL, max: o.MaxSessionsPerSubject, now: o.Now, m: map[string]*sessionEntry{}, perSubject: map[string]int{}}
-	events := &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, now: o.Now, m: map[string]*sessionLog{}, sessions: sessions}
+	events := &Events{max: o.MaxEventsPerStream, ttl: o.SessionTTL, window: o.ResumeWindow, maxBytes: o.MaxLoggedBytes, now: o.Now, m: map[string]*sessionLog{}, sessions: sessions}
 	return mcpserver.Stores{
 		Sessions:    sessions,
 		Events:      events,
@@ -186,12 +203,19 @@ func (s *Sessions) Delete(_ context.Context, id string) error {
 	return nil
 }
 
-// Events is an in-process mcpserver.EventLog and mcpserver.LeaseStore. A session's streams are
-// forgotten when the session has been idle for the session TTL, so logs of
-// sessions that expire without a DELETE do not accumulate.
+// Events is an in-process mcpserver.EventLog and mcpserver.LeaseStore. A
+// completed stream (and its lease) is forgotten a resume window after its
+// end, or earlier when its session's completed streams exceed the logged
+// bytes cap; a session's streams are all forgotten when the session has
+// been idle for the session TTL, so logs of sessions that expire without a
+// DELETE do not accumulate. What a session holds is thus its open streams
+// (each at most MaxEventsPerStream events) and at most MaxLoggedBytes of
+// completed ones.
 type Events struct {
 	max      int
 	ttl      time.Duration
+	window   time.Duration
+	maxBytes int64
 	now      func() time.Time
 	sessions *Sessions // for StreamWrite.Session
 
@@ -204,6 +228,17 @@ type sessionLog struct {
 	streams  map[string]*streamLog
 	leases   map[string]*lease // by stream ID
 	lastUsed time.Time
+	// done lists the completed streams in the order they ended, which is
+	// the order they expire in; doneBytes is the size of their events.
+	done      []doneStream
+	doneBytes int64
+}
+
+// A doneStream is a completed stream awaiting its expiry.
+type doneStream struct {
+	id      string
+	bytes   int64
+	expires time.Time
 }
 
 // A lease is a stream's writer lease (mcpserver.LeaseStore).
@@ -218,6 +253,52 @@ type streamLog struct {
 	next   int64
 	ended  bool
 	wake   chan struct{} // closed and replaced on every change
+}
+
+// newSessionLog returns an empty sessionLog.
+func newSessionLog() *sessionLog {
+	return &sessionLog{streams: map[string]*streamLog{}, leases: map[string]*lease{}}
+}
+
+// expireLocked forgets the session's completed streams whose resume
+// window is over, and then the oldest completed streams while their bytes
+// exceed maxBytes, but never the newest: it may have ended a moment ago,
+// with readers yet to read its end.
+func (sl *sessionLog) expireLocked(now time.Time, maxBytes int64) {
+	n := 0
+	for n < len(sl.done) && (now.After(sl.done[n].expires) || (sl.doneBytes > maxBytes && n < len(sl.done)-1)) {
+		d := sl.done[n]
+		sl.doneBytes -= d.bytes
+		delete(sl.streams, d.id)
+		delete(sl.leases, d.id)
+		sl.done[n] = doneStream{}
+		n++
+	}
+	sl.done = sl.done[n:]
+	if cap(sl.done) > 64 && len(sl.done) < cap(sl.done)/4 {
+		// Copy to a smaller array now and then (amortized), so that one
+		// burst of calls does not keep its size for the session's life.
+		sl.done = append([]doneStream(nil), sl.done...)
+	}
+}
+
+// streamCharge is what a completed stream counts for against
+// MaxLoggedBytes on top of its messages: about what it costs in memory
+// when empty (its records, map entries and lease), so that the cap bounds
+// a session's memory however small its messages.
+const streamCharge = 1 << 10
+
+// endLocked marks st, the stream id of sl, complete: it is kept for the
+// resume window from now.
+func (l *Events) endLocked(sl *sessionLog, id string, st *streamLog, now time.Time) {
+	st.ended = true
+	size := int64(streamCharge)
+	for _, e := range st.events {
+		size += int64(len(e.Data))
+	}
+	sl.done = append(sl.done, doneStream{id: id, bytes: size, expires: now.Add(l.window)})
+	sl.doneBytes += size
+	sl.expireLocked(now, l.maxBytes)
 }
 
 var (
@@ -237,10 +318,11 @@ func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLo
 		if !create {
 			return nil
 		}
-		sl = &sessionLog{streams: map[string]*streamLog{}, leases: map[string]*lease{}}
+		sl = newSessionLog()
 		l.m[sessionID] = sl
 	}
 	sl.lastUsed = now
+	sl.expireLocked(now, l.maxBytes)
 	st := sl.streams[streamID]
 	if st == nil && create {
 		st = &streamLog{next: 1, wake: make(chan struct{})}
@@ -251,6 +333,7 @@ func (l *Events) streamLocked(sessionID, streamID string, create bool) *streamLo
 
 func (l *Events) gcLocked(now time.Time) {
 	for id, sl := range l.m {
+		sl.expireLocked(now, l.maxBytes)
 		if now.Sub(sl.lastUsed) > l.ttl {
 			for _, st := range sl.streams {
 				if !st.ended {
@@ -297,7 +380,8 @@ func (l *Events) WriteStream(_ context.Context, sessionID, streamID string, w *m
 	}
 	changed := len(w.Events) > 0
 	if w.End && !st.ended {
-		st.ended, changed = true, true
+		l.endLocked(l.m[sessionID], streamID, st, now)
+		changed = true
 	}
 	if changed {
 		st.notify()
@@ -348,7 +432,7 @@ func (l *Events) Lease(_ context.Context, sessionID, streamID, owner string, ids
 	now := l.now()
 	sl := l.m[sessionID]
 	if sl == nil {
-		sl = &sessionLog{streams: map[string]*streamLog{}, leases: map[string]*lease{}}
+		sl = newSessionLog()
 		l.m[sessionID] = sl
 	}
 	sl.lastUsed = now

@@ -18,6 +18,21 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(*testing.T) mcpserver.Stores { return memstore.New(nil) })
 }
 
+func TestRetention(t *testing.T) {
+	storetest.RunRetention(t, func(_ *testing.T, maxBytes int64) storetest.Timed {
+		clock := &fakeClock{now: time.Date(2026, 7, 28, 0, 0, 0, 0, time.UTC)}
+		s := memstore.New(&memstore.Options{
+			SessionTTL: storetest.RetentionTTL, ResumeWindow: storetest.RetentionWindow,
+			MaxLoggedBytes: maxBytes, Now: clock.Now,
+		})
+		return storetest.Timed{
+			Stores:  s,
+			Advance: clock.Advance,
+			Size:    func(sid string) (int, int64) { return memstore.SizeOf(s, sid) },
+		}
+	})
+}
+
 // A fakeClock is a settable clock, safe for concurrent use.
 type fakeClock struct {
 	mu  sync.Mutex

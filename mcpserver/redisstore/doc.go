@@ -18,20 +18,30 @@
 //	<p>{u:<sha256>}:sessions         SET      ≥ 24h        the session IDs of one subject (hex SHA-256 of it), for
 //	                                                       MaxSessionsPerSubject; IDs of gone sessions are dropped at the limit
 //	<p>{s:<id>}:events:<stream>      STREAM   EventTTL     one SSE stream: entry <seq>-0 is event seq (field "data": the
-//	                                                       JSON-RPC message); 0-1 marks a stream opened before its first
-//	                                                       event, <last seq>-2 its end; at most MaxEventsPerStream events
-//	<p>{s:<id>}:streams              ZSET     EventTTL     the session's streams (score: last use, ms), for DeleteSession
-//	<p>{s:<id>}:lease:<stream>       HASH     EventTTL     a request stream's writer lease (mcpserver.LeaseStore): fields
-//	                                                       owner, until (server clock, ms) and ids (JSON array)
+//	                                 or the   JSON-RPC message); 0-1 marks a stream opened before its first
+//	                                 window   event, <last seq>-2 its end; at most MaxEventsPerStream events
+//	<p>{s:<id>}:streams              ZSET     EventTTL     the session's open streams (score: expiry, ms), for DeleteSession
+//	<p>{s:<id>}:done                 ZSET     EventTTL     the session's completed streams (member "<count>:<bytes>:<stream
+//	                                                       ID>", score: end of the resume window, ms)
+//	<p>{s:<id>}:logged               HASH     EventTTL     bytes (of the streams in done, for MaxLoggedBytes) and ended (a
+//	                                                       count that orders done)
+//	<p>{s:<id>}:lease:<stream>       HASH     as its       a request stream's writer lease (mcpserver.LeaseStore): fields
+//	                                          stream       owner, until (server clock, ms) and ids (JSON array)
 //	<p>inbox:{s:<id>}:<key>          channel  -            Inbox messages for one waiting request (key "resp:<id>", "req:<id>");
 //	                                                       every replica receives them all (PSUBSCRIBE <p>inbox:*)
 //	<p>broadcast                     channel  -            every Broadcast, as JSON
 //	<p>wake                          channel  -            the key of every event stream that changed, so that waiting
 //	                                                       reads on every replica look again
 //
-// The TTL of a stream and of the index is extended by every operation on
-// the stream, reads included, so the logs of a session that expires
-// without a DELETE are gone EventTTL after their last use.
+// The TTL of an open stream and of the session's keys is extended by every
+// operation on the stream, reads included, so the logs of a session that
+// expires without a DELETE are gone EventTTL after their last use. A
+// completed stream and its lease expire ResumeWindow after its end
+// (reading it does not extend it), or earlier when the session's completed
+// streams exceed MaxLoggedBytes: the write that ends a stream deletes the
+// oldest. So a session holds its open streams and at most the completed
+// streams of the last window: a busy session does not grow with its
+// calls.
 //
 // # Round trips
 //
@@ -40,7 +50,7 @@
 // and WriteStream (the session check, the lease, any number of events and
 // the end, in one script) take one round trip each; Sessions.Update two (a GETEX, then a
 // compare-and-set script; more under contention); Events.DeleteSession
-// two; Events.Lease and LeaseHolder one each; Inbox.Deliver and
+// two (a pipeline reading the session's stream lists, then a script); Events.Lease and LeaseHolder one each; Inbox.Deliver and
 // Broadcaster.Publish one PUBLISH. Broadcaster.Subscribe takes one round
 // trip (a PING) on the shared pub/sub connection; its stop, Inbox.Listen
 // and its stop take none. Scripts run with EVALSHA; the first run

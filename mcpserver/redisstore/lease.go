@@ -19,17 +19,25 @@ local function now()
 end
 `
 
-// leaseScript takes or renews a lease. ARGV[1] is the stream ID, ARGV[2]
-// the key's TTL in ms (the event TTL), ARGV[3] the owner, ARGV[4] the
-// lease's TTL in ms, ARGV[5] the request IDs as a JSON array. It returns 1
-// if the owner holds the lease, 0 if another owner holds a live one.
+// leaseScript takes or renews a lease. KEYS[3] is the stream. ARGV[1] is
+// the stream ID, ARGV[2] the key's TTL in ms (the event TTL), ARGV[3] the
+// owner, ARGV[4] the lease's TTL in ms, ARGV[5] the request IDs as a JSON
+// array. It returns 1 if the owner holds the lease, 0 if another owner
+// holds a live one. The lease of a completed stream (a renewal racing the
+// end) expires with the stream.
 var leaseScript = redis.NewScript(leaseLib + `
 local t = now()
 local cur = redis.call('HMGET', KEYS[1], 'owner', 'until')
 if cur[1] and cur[1] ~= ARGV[3] and tonumber(cur[2]) >= t then return 0 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'until', string.format('%d', t + tonumber(ARGV[4])), 'ids', ARGV[5])
+local e = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+if e and string.match(e[1], '%-2$') then
+  local left = redis.call('PTTL', KEYS[3])
+  if left > 0 then redis.call('PEXPIRE', KEYS[1], left) end
+  return 1
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], string.format('%d', t), ARGV[1])
+redis.call('ZADD', KEYS[2], 'GT', string.format('%d', t + tonumber(ARGV[2])), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 `)
@@ -54,7 +62,7 @@ func (l *Events) Lease(ctx context.Context, sessionID, streamID, owner string, i
 	if err != nil {
 		return false, err
 	}
-	k := []string{l.keys.lease(sessionID, streamID), l.keys.streams(sessionID)}
+	k := []string{l.keys.lease(sessionID, streamID), l.keys.streams(sessionID), l.keys.events(sessionID, streamID)}
 	n, err := leaseScript.Run(ctx, l.rdb, k, streamID, ms(max(l.ttl, ttl)), owner, ms(ttl), enc).Int64()
 	return n == 1, err
 }

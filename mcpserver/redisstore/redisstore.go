@@ -22,9 +22,18 @@ type Options struct {
 	// SessionTTL is how long an unused session lives: Get and Update
 	// extend it. Default 30 minutes.
 	SessionTTL time.Duration
-	// EventTTL is how long an unused event stream lives: every write and
-	// read of the stream extends it. Default SessionTTL.
+	// EventTTL is how long an unused event stream that is still being
+	// written (or never ends, as a session's GET stream) lives: every
+	// write and read of the stream extends it. Default SessionTTL.
 	EventTTL time.Duration
+	// ResumeWindow is how long a completed stream is kept after its end,
+	// for a client that lost the connection before reading its last
+	// events to resume it. Default mcpserver.DefaultResumeWindow.
+	ResumeWindow time.Duration
+	// MaxLoggedBytes bounds the bytes of the completed streams a session
+	// keeps within the resume window: past it, the oldest are deleted
+	// early. Default mcpserver.DefaultMaxLoggedBytes.
+	MaxLoggedBytes int64
 	// MaxEventsPerStream bounds each stream's log; older events are
 	// dropped. Default 1000.
 	MaxEventsPerStream int
@@ -87,12 +96,18 @@ func New(rdb redis.UniversalClient, opts *Options) (stores mcpserver.Stores, sto
 	if o.MaxSessionsPerSubject <= 0 {
 		o.MaxSessionsPerSubject = mcpserver.DefaultMaxSessionsPerSubject
 	}
+	if o.ResumeWindow <= 0 {
+		o.ResumeWindow = mcpserver.DefaultResumeWindow
+	}
+	if o.MaxLoggedBytes <= 0 {
+		o.MaxLoggedBytes = mcpserver.DefaultMaxLoggedBytes
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	k := keys{prefix: o.KeyPrefix}
 	h := newHub(rdb, o.Logger, k.wake(), k.broadcast(), k.inboxPattern())
-	events := &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, max: o.MaxEventsPerStream, sessionTTL: o.SessionTTL}
+	events := &Events{rdb: rdb, keys: k, hub: h, ttl: o.EventTTL, window: o.ResumeWindow, maxBytes: o.MaxLoggedBytes, max: o.MaxEventsPerStream, sessionTTL: o.SessionTTL}
 	return mcpserver.Stores{
 		Sessions:    &Sessions{rdb: rdb, keys: k, ttl: o.SessionTTL, max: o.MaxSessionsPerSubject},
 		Events:      events,
@@ -123,9 +138,19 @@ func (k keys) subjectSessions(subject string) string {
 	return k.prefix + "{u:" + hex.EncodeToString(h[:]) + "}:sessions"
 }
 
-// streams is the ZSET indexing a session's event streams (member: stream
-// ID, score: last use in ms), so that DeleteSession finds them.
+// streams is the ZSET indexing a session's open event streams (member:
+// stream ID, score: when its key expires, in server ms), so that
+// DeleteSession finds them; done lists the completed ones.
 func (k keys) streams(id string) string { return k.tag(id) + ":streams" }
+
+// done is the ZSET of a session's completed streams (member:
+// "<count>:<bytes>:<stream ID>", score: the end of its resume window, in
+// server ms).
+func (k keys) done(id string) string { return k.tag(id) + ":done" }
+
+// logged is the HASH counting the bytes of the streams in done ("bytes")
+// and the streams that ever ended ("ended").
+func (k keys) logged(id string) string { return k.tag(id) + ":logged" }
 
 // events is the STREAM holding one event stream of a session.
 func (k keys) events(id, stream string) string { return k.tag(id) + ":events:" + stream }

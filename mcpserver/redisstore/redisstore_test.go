@@ -296,14 +296,15 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := newClient(t, srv)
 	prefix := uniquePrefix()
-	const sessionTTL, eventTTL = 10 * time.Minute, 5 * time.Minute
-	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: prefix, SessionTTL: sessionTTL, EventTTL: eventTTL})
+	const sessionTTL, eventTTL, window = 10 * time.Minute, 5 * time.Minute, time.Minute
+	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: prefix, SessionTTL: sessionTTL, EventTTL: eventTTL, ResumeWindow: window})
 	workload(t, s, rand.Text(), rand.Text())
 	keys := scan(t, rdb, prefix)
-	// Per session: the record, the index, five streams, a lease; and the
+	// Per session: the record, the index, five streams, a lease, the list
+	// of completed streams and the counter of their bytes; and the
 	// subject's set of sessions.
-	if len(keys) != 2*(1+1+5+1)+1 {
-		t.Errorf("the workload left %d keys, want 17: %q", len(keys), keys)
+	if len(keys) != 2*(1+1+5+1+2)+1 {
+		t.Errorf("the workload left %d keys, want 21: %q", len(keys), keys)
 	}
 	for _, k := range keys {
 		ttl, err := rdb.PTTL(t.Context(), k).Result()
@@ -316,6 +317,8 @@ func TestEveryKeyHasTTL(t *testing.T) {
 			limit = sessionTTL
 		case strings.Contains(k, "{u:"):
 			limit = 24 * time.Hour // a subject's set of sessions
+		case strings.Contains(k, ":events:r") || strings.Contains(k, ":events:w") || strings.Contains(k, ":lease:"):
+			limit = window // completed streams and their leases
 		}
 		if ttl <= 0 || ttl > limit {
 			t.Errorf("PTTL %s = %v, want in (0, %v]", k, ttl, limit)

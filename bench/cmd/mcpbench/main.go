@@ -13,8 +13,9 @@
 // It also counts Redis round trips per tools/call (at a proxy in front of
 // Redis), measures memory per idle legacy session and per open SSE stream
 // (in a build of the same run() with a debug listener, -tags bench),
-// the OAuth endpoints, a soak at half the measured throughput, and CPU
-// profiles of the peer and of remotemcp.
+// the OAuth endpoints, a soak at half the measured throughput, a sustained
+// legacy run at the full measured throughput (memory that grows per call),
+// and CPU profiles of the peer and of remotemcp.
 //
 // Each phase can be skipped, so that one runs alone; the memory phase, with
 // heap profiles of the streams, for example:
@@ -63,6 +64,8 @@ type options struct {
 	soak          time.Duration
 	soakConfigs   []string
 	soakShare     float64
+	sustain       time.Duration
+	sustainCfgs   []string
 	profile       time.Duration
 	profileCfgs   []string
 	pin           bool
@@ -86,6 +89,8 @@ func runBench(args []string) error {
 	fs.DurationVar(&o.soak, "soak", 5*time.Minute, "soak duration per soak configuration (0 skips)")
 	fs.StringVar(&soakConfigs, "soak-configs", "c,d", "configurations soaked")
 	fs.Float64Var(&o.soakShare, "soak-share", 0.5, "soak rate as a share of the configuration's measured throughput")
+	fs.DurationVar(&o.sustain, "sustain", 2*time.Minute, "sustained legacy run per configuration at its measured throughput, reporting server RSS and Redis used_memory at its start and end (0 skips)")
+	sustainConfigs := fs.String("sustain-configs", "d-mem,d", "configurations of the sustained run (flat out if their throughput was not measured)")
 	fs.DurationVar(&o.profile, "profile", 10*time.Second, "CPU profile length (0 skips)")
 	profileConfigs := fs.String("profile-configs", "b,c,d", "configurations profiled")
 	fs.BoolVar(&o.pin, "pin", machineCPUs() >= 2, "pin servers to CPU 1 and the load generator and Redis to CPU 0 (taskset)")
@@ -99,6 +104,7 @@ func runBench(args []string) error {
 	o.soakConfigs = splitList(soakConfigs)
 	o.env = splitList(*serverEnv)
 	o.profileCfgs = splitList(*profileConfigs)
+	o.sustainCfgs = splitList(*sustainConfigs)
 	for _, s := range splitList(mem) {
 		var n int
 		if _, err := fmt.Sscan(s, &n); err != nil || n <= 0 {
@@ -261,6 +267,17 @@ func bench(ctx context.Context, o *options) error {
 			}
 			rep.Soak = append(rep.Soak, r)
 			logf("  heap %+.0f B, goroutines %+.1f, errors %d", r.HeapGrowth, r.GoroutineGrowth, r.Load.Errors)
+		}
+	}
+	if o.sustain > 0 {
+		for _, key := range o.sustainCfgs {
+			rps := rep.rpsOf(key)
+			logf("sustained %s: %v at %.0f calls/s (0: flat out)", key, o.sustain, rps)
+			r, err := sustain(ctx, e, o, key, rps, o.sustain)
+			if err != nil {
+				return fmt.Errorf("sustained %s: %w", key, err)
+			}
+			rep.Sustain = append(rep.Sustain, r)
 		}
 	}
 	rep.Seconds = time.Since(start).Seconds()

@@ -220,3 +220,18 @@ func startRedis(ctx context.Context, dir string) (*proc, string, error) {
 
 // loadCPUSet is the CPU list of the load generator ("" when not pinned).
 var loadCPUSet string
+
+// rss is the process's current resident set size (VmRSS), in bytes.
+func (p *proc) rss() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}

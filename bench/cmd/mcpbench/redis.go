@@ -21,6 +21,15 @@ func redisInfo(addr, section string) (string, error) {
 	return rdb.Info(ctx, section).Result()
 }
 
+// dbSize is the number of keys in the Redis at addr.
+func dbSize(addr string) (int64, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return rdb.DBSize(ctx).Result()
+}
+
 // commandStats is INFO commandstats: calls per command.
 func commandStats(addr string) (map[string]int64, error) {
 	s, err := redisInfo(addr, "commandstats")

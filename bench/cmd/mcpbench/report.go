@@ -24,6 +24,7 @@ type report struct {
 	OAuth      *oauthResult        `json:"oauth"`
 	Profiles   []*profileResult    `json:"profiles"`
 	Soak       []*soakResult       `json:"soak"`
+	Sustain    []*sustainResult    `json:"sustained"`
 }
 
 func (r *report) load(key string) *loadResult {
@@ -189,6 +190,16 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "\nGoroutine stacks that grew in soak %s, from the second sample to the last (profiles/goroutines-soak-%s-*.txt):\n\n```\n%s\n```\n", s.Key, s.Key, strings.Join(s.GrownStacks, "\n"))
 		}
 	}
+	if len(r.Sustain) > 0 {
+		b.WriteString("\n## Sustained legacy load\n\nThe real binary under legacy (2025-11-25) tools/calls at the configuration's measured throughput, one session per connection, after a 5 s warm-up; " +
+			"the server's RSS (VmRSS) and Redis' used_memory and key count at the start and the end. What a call leaves behind is kept for the stream resume window, so both should be flat once a window has passed.\n\n")
+		b.WriteString("| configuration | duration | rate | calls | p50 | p99 | RSS start → end | Redis used_memory start → end | Redis keys start → end |\n|---|---:|---:|---:|---:|---:|---|---|---|\n")
+		for _, s := range r.Sustain {
+			f, l := s.Samples[0], s.Samples[len(s.Samples)-1]
+			fmt.Fprintf(&b, "| %s | %.0f s | %.0f/s | %d | %s | %s | %.1f → %.1f MiB | %.1f → %.1f MiB | %d → %d |\n", s.Key, s.Seconds, s.Rate, l.Calls,
+				us(s.Load.P50us), us(s.Load.P99us), f.RSS/(1<<20), l.RSS/(1<<20), float64(f.RedisUsed)/(1<<20), float64(l.RedisUsed)/(1<<20), f.RedisKeys, l.RedisKeys)
+		}
+	}
 	if len(r.Profiles) > 0 {
 		b.WriteString("\n## CPU profiles\n\nUnder the throughput load; raw profiles in profiles/ (`go tool pprof -top FILE`).\n")
 		for _, p := range r.Profiles {
@@ -254,6 +265,7 @@ func optionsOf(o *options) map[string]string {
 		"conns": fmt.Sprint(o.conns), "warmup": o.warmup.String(), "round": o.round.String(), "rounds": fmt.Sprint(o.rounds),
 		"configs": strings.Join(o.configs, ","), "mem": fmt.Sprint(o.mem), "mem-heap": fmt.Sprint(o.memHeap), "soak": o.soak.String(),
 		"soak-configs": strings.Join(o.soakConfigs, ","), "soak-share": fmt.Sprint(o.soakShare),
+		"sustain": o.sustain.String(), "sustain-configs": strings.Join(o.sustainCfgs, ","),
 		"server-env": strings.Join(o.env, ","), "profile": o.profile.String(), "profile-configs": strings.Join(o.profileCfgs, ","), "pin": fmt.Sprint(o.pin), "redis-calls": fmt.Sprint(o.redisCalls), "flows": fmt.Sprint(o.flows),
 		"command": "go run ./bench/cmd/mcpbench " + strings.Join(os.Args[1:], " "),
 	}
