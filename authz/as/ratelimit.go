@@ -84,10 +84,14 @@ type RateLimits struct {
 	Authorize EndpointLimits
 	// Token limits POST /token. Defaults: 120 a minute per address (an
 	// address may front many clients, each refreshing about once per
-	// access-token lifetime), 60 a minute per client id (one installation
-	// needs a few a minute at most, a retry loop needs more: it is
-	// stopped; and online guessing of a client secret is bounded across
-	// all addresses).
+	// access-token lifetime), 60 a minute per client id and address (one
+	// installation needs a few a minute at most, a retry loop needs more:
+	// it is stopped). PerClient counts here per client id and address, not
+	// per client id alone: the limit is checked before the client is
+	// authenticated, and client ids are not secret, so a budget shared by
+	// all addresses would let anyone spend a client's budget and lock it
+	// out. Our client secrets are 256 random bits, which no rate of
+	// guessing reaches.
 	Token EndpointLimits
 
 	// ClientAddress returns the address of the client of a request, to
@@ -105,8 +109,9 @@ type RateLimits struct {
 type EndpointLimits struct {
 	// PerAddress limits the requests of one client address.
 	PerAddress Limit
-	// PerClient limits the requests that name one client id, from any
-	// address. Client ids that are URLs (Client ID Metadata Documents)
+	// PerClient limits the requests that name one client id: from any
+	// address on /authorize, from one address on /token (see
+	// RateLimits.Token). Client ids that are URLs (Client ID Metadata Documents)
 	// are not limited per client: every installation of an app shares
 	// such an id, so a limit on it would throttle all of the app's users
 	// together. Unused for /register.
@@ -177,12 +182,17 @@ func (s *Server) addressLimited(w http.ResponseWriter, r *http.Request, ep limit
 }
 
 // clientLimited counts a request against the limit of the client id it
-// names (asserted, not yet authenticated) on ep; if that is exhausted it
-// answers 429 and returns true. An empty or URL client id is not counted.
+// names (asserted, not yet authenticated) on ep, on /token together with
+// its address; if that is exhausted it answers 429 and returns true. An
+// empty or URL client id is not counted.
 func (s *Server) clientLimited(w http.ResponseWriter, r *http.Request, ep limitedEndpoint, clientID string) bool {
 	if s.o.RateLimits.Limiter == nil || clientID == "" ||
 		strings.HasPrefix(clientID, "https://") || strings.HasPrefix(clientID, "http://") {
 		return false
+	}
+	if ep == limitToken {
+		addr := addressKey(s.o.RateLimits.ClientAddress(r))
+		return s.limited(w, r, ep, "client-addr", clientKey(clientID)+"@"+addr, s.endpointLimits(ep).PerClient)
 	}
 	return s.limited(w, r, ep, "client", clientKey(clientID), s.endpointLimits(ep).PerClient)
 }

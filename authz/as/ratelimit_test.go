@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -69,6 +70,21 @@ func (f *fixture) token(remote, clientID string, basic bool) *httptest.ResponseR
 		r.SetBasicAuth(url.QueryEscape(clientID), "")
 	}
 	return f.do(r, "application/x-www-form-urlencoded")
+}
+
+// tokens signs in through the fixture's client and redeems the code.
+func (f *fixture) tokens(t *testing.T) *as.TokenResponse {
+	t.Helper()
+	cookies, state := f.consentThenUpstream(t)
+	cb := f.callback(cookies, url.Values{"state": {state}, "code": {"c"}})
+	loc, _ := url.Parse(cb.Header().Get("Location"))
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "code_verifier": {testVerifier}, "client_id": {f.clientID}, "redirect_uri": {testRedirect}}
+	rec := f.do(httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(form.Encode())), "application/x-www-form-urlencoded")
+	var tok as.TokenResponse
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &tok) != nil || tok.RefreshToken == "" {
+		t.Fatalf("token: %d %s", rec.Code, rec.Body)
+	}
+	return &tok
 }
 
 func (f *fixture) authorize(remote, clientID string) *httptest.ResponseRecorder {
@@ -156,19 +172,19 @@ func TestRateLimitToken(t *testing.T) {
 		clientID string
 		basic    bool
 		want     int
-		retry    string // for a 429: 1800 per client (2 an hour), 900 per address (4 an hour)
+		retry    string // for a 429: 1800 per client and address (2 an hour), 900 per address (4 an hour)
 	}{
-		{"client 1/2, a 1/4", a, f.clientID, false, http.StatusBadRequest, ""},
-		{"client 2/2, b 1/4", b, f.clientID, false, http.StatusBadRequest, ""},
-		{"client over from another address, c 1/4", c, f.clientID, false, http.StatusTooManyRequests, "1800"},
-		{"client over, asserted with Basic, a 2/4", a, f.clientID, true, http.StatusTooManyRequests, "1800"},
-		{"another client, a 3/4", a, "other", false, http.StatusUnauthorized, ""},
-		{"yet another client, a 4/4", a, "other2", false, http.StatusUnauthorized, ""},
+		{"client at a 1/2, a 1/4", a, f.clientID, false, http.StatusBadRequest, ""},
+		{"client at a 2/2, a 2/4", a, f.clientID, false, http.StatusBadRequest, ""},
+		{"client over at a, asserted with Basic, a 3/4", a, f.clientID, true, http.StatusTooManyRequests, "1800"},
+		// Another address has its own budget for the client.
+		{"client at b 1/2, b 1/4", b, f.clientID, false, http.StatusBadRequest, ""},
+		{"another client, a 4/4", a, "other", false, http.StatusUnauthorized, ""},
 		{"address over", a, "fresh", false, http.StatusTooManyRequests, "900"},
 		// The address refusal did not count against "fresh".
-		{"fresh 1/2, b 2/4", b, "fresh", false, http.StatusUnauthorized, ""},
-		{"fresh 2/2, b 3/4", b, "fresh", true, http.StatusUnauthorized, ""},
-		{"fresh over", b, "fresh", false, http.StatusTooManyRequests, "1800"},
+		{"fresh at c 1/2, c 1/4", c, "fresh", false, http.StatusUnauthorized, ""},
+		{"fresh at c 2/2, c 2/4", c, "fresh", true, http.StatusUnauthorized, ""},
+		{"fresh over at c", c, "fresh", false, http.StatusTooManyRequests, "1800"},
 	} {
 		rec := f.token(tt.remote, tt.clientID, tt.basic)
 		if rec.Code != tt.want {
@@ -177,6 +193,30 @@ func TestRateLimitToken(t *testing.T) {
 		if tt.want == http.StatusTooManyRequests {
 			checkOAuth429(t, rec, tt.retry)
 		}
+	}
+}
+
+// TestRateLimitTokenNotSpentByOthers: client ids are not secret, so
+// requests that name a client from other addresses, failing, must not
+// spend the budget of the client itself: its refresh from its own address
+// still goes through.
+func TestRateLimitTokenNotSpentByOthers(t *testing.T) {
+	f := limitedFixture(t, as.RateLimits{
+		Limiter: memstore.NewRateLimiter(nil),
+		Token:   as.EndpointLimits{PerClient: as.Limit{Requests: 5, Window: time.Minute}},
+	})
+	tok := f.tokens(t)
+	for i := range 70 {
+		remote := fmt.Sprintf("198.51.100.%d:1", i%7+1)
+		if rec := f.token(remote, f.clientID, i%2 == 0); rec.Code == http.StatusOK {
+			t.Fatalf("garbage request %d succeeded", i)
+		}
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {f.clientID}}
+	r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(form.Encode()))
+	r.RemoteAddr = "192.0.2.50:1"
+	if rec := f.do(r, "application/x-www-form-urlencoded"); rec.Code != http.StatusOK {
+		t.Fatalf("the client's own refresh: %d %s, want 200", rec.Code, rec.Body)
 	}
 }
 
