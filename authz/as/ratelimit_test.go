@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,6 +220,74 @@ func TestRateLimitTokenNotSpentByOthers(t *testing.T) {
 		t.Fatalf("the client's own refresh: %d %s, want 200", rec.Code, rec.Body)
 	}
 }
+
+// TestRateLimitRevokeIntrospect: /revoke and /introspect authenticate the
+// client, which for a URL client id means fetching its metadata document:
+// they spend /token's budget, per address and per client and address, and
+// a refused request fetches nothing.
+func TestRateLimitRevokeIntrospect(t *testing.T) {
+	docs := &countingMetadata{}
+	f := newFixtureWith(t, func(o *as.Options) {
+		o.RateLimits = as.RateLimits{
+			Limiter: memstore.NewRateLimiter(nil),
+			Token: as.EndpointLimits{
+				PerAddress: as.Limit{Requests: 4, Window: time.Hour},
+				PerClient:  as.Limit{Requests: 2, Window: time.Hour},
+			},
+		}
+		o.Metadata = as.NewMetadataFetcher(&as.MetadataFetcherOptions{Shared: docs})
+	})
+	post := func(remote, path, clientID string) *httptest.ResponseRecorder {
+		form := url.Values{"token": {"not-a-token"}, "client_id": {clientID}}
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+		r.RemoteAddr = remote
+		return f.do(r, "application/x-www-form-urlencoded")
+	}
+	const a, b = "192.0.2.10:1", "192.0.2.11:1"
+	for i, tt := range []struct {
+		remote, path, clientID string
+		want                   int
+		retry                  string
+	}{
+		{a, "/revoke", f.clientID, http.StatusOK, ""},
+		{a, "/introspect", f.clientID, http.StatusUnauthorized, ""}, // a public client may not introspect
+		{a, "/revoke", f.clientID, http.StatusTooManyRequests, "1800"},
+		{a, "/revoke", "https://app.example/c.json", http.StatusOK, ""}, // a 4/4
+		{a, "/revoke", "https://app.example/d.json", http.StatusTooManyRequests, "900"},
+		{a, "/introspect", "https://app.example/e.json", http.StatusTooManyRequests, "900"},
+		{a, "/token", "https://app.example/f.json", http.StatusTooManyRequests, "900"},
+		{b, "/revoke", "https://app.example/g.json", http.StatusOK, ""},
+	} {
+		rec := post(tt.remote, tt.path, tt.clientID)
+		if rec.Code != tt.want {
+			t.Fatalf("request %d (%s from %s): status %d, want %d; body %s", i, tt.path, tt.remote, rec.Code, tt.want, rec.Body)
+		}
+		switch {
+		case tt.want != http.StatusTooManyRequests:
+		case tt.path == "/introspect": // server to server: no CORS
+			check429(t, rec, tt.retry)
+		default:
+			checkOAuth429(t, rec, tt.retry)
+		}
+	}
+	if n := docs.gets.Load(); n != 2 {
+		t.Errorf("%d metadata documents fetched, want 2 (none for a refused request)", n)
+	}
+}
+
+// countingMetadata is a shared metadata-document cache that holds a public
+// client for every URL, and counts the documents asked for.
+type countingMetadata struct{ gets atomic.Int32 }
+
+func (m *countingMetadata) GetMetadata(_ context.Context, clientID string) (*as.Client, error) {
+	m.gets.Add(1)
+	return &as.Client{ClientID: clientID, Metadata: as.ClientMetadata{
+		ClientID: clientID, RedirectURIs: []string{testRedirect}, TokenEndpointAuthMethod: "none",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+	}}, nil
+}
+
+func (m *countingMetadata) PutMetadata(context.Context, *as.Client, time.Duration) error { return nil }
 
 func TestRateLimitAuthorize(t *testing.T) {
 	f := limitedFixture(t, as.RateLimits{

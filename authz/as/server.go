@@ -90,8 +90,9 @@ type Options struct {
 	// ConsentTTL is how long a remembered approval lasts. Default 90 days.
 	ConsentTTL time.Duration
 
-	// RateLimits limits /register, /authorize and /token per client
-	// address and client id; the zero value (no Limiter) turns it off.
+	// RateLimits limits /register, /authorize, /token, /revoke and
+	// /introspect per client address and client id; the zero value (no
+	// Limiter) turns it off.
 	RateLimits RateLimits
 
 	Now    func() time.Time

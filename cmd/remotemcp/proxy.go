@@ -169,7 +169,8 @@ func (p *proxy) newServer(cfg *config, log *slog.Logger, st *proxyStores, displa
 	}
 	var fetcher *as.MetadataFetcher
 	if pc.CIMD {
-		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.dev, Shared: st.shared, Logger: log.With("component", "cimd")})
+		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.dev, Shared: st.shared,
+			MaxFetchesPerHost: pc.CIMDFetchesPerHost, Logger: log.With("component", "cimd")})
 	}
 	s := st.stores
 	return as.New(as.Stores{Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Consents: s},

@@ -42,6 +42,9 @@ type proxyConfig struct {
 	RefreshLifetime     time.Duration
 	RefreshGrace        time.Duration
 	CIMD                bool
+	// CIMDFetchesPerHost bounds the metadata-document fetches in flight
+	// to one host.
+	CIMDFetchesPerHost int
 }
 
 type proxyFlags struct {
@@ -49,6 +52,7 @@ type proxyFlags struct {
 	signingKeyFile, vaultKeysFile, cookieKeyFile *string
 	accessTTL, refreshTTL, refreshGrace          *time.Duration
 	cimd                                         *bool
+	cimdPerHost                                  *int
 	trustedProxies                               *string
 	rateLimits                                   *string
 }
@@ -65,9 +69,10 @@ func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
 		accessTTL:      fs.Duration("access-token-lifetime", 10*time.Minute, "--auth proxy: lifetime of our access tokens"),
 		refreshTTL:     fs.Duration("refresh-token-lifetime", 30*24*time.Hour, "--auth proxy: lifetime of a grant and its refresh tokens since last use"),
 		refreshGrace:   fs.Duration("refresh-grace", 30*time.Second, "--auth proxy: how long a rotated refresh token stays valid for a retry by the same client"),
-		rateLimits:     fs.String("rate-limits", "on", "--auth proxy: on (per client address and client id on /register, /authorize and /token, shared through --redis-url; 429 with Retry-After) or off"),
+		rateLimits:     fs.String("rate-limits", "on", "--auth proxy: on (per client address and client id on /register, /authorize, /token, /revoke and /introspect, shared through --redis-url; 429 with Retry-After) or off"),
 		trustedProxies: fs.String("trusted-proxies", "", "--auth proxy: comma-separated CIDRs of the load balancers whose X-Forwarded-For names the client address for rate limits (default: none; never include addresses the internet can reach you from)"),
 		cimd:           fs.Bool("client-id-metadata-documents", true, "--auth proxy: accept https client ids whose metadata document we fetch (CIMD)"),
+		cimdPerHost:    fs.Int("client-metadata-fetches-per-host", 4, "--auth proxy: metadata-document fetches in flight to one host (of 32 in all), so that one host's slow documents cannot hold them all"),
 	}
 }
 
@@ -77,6 +82,10 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, dev bool) (*proxyCon
 	pc := &proxyConfig{
 		Upstream: *pf.upstream, UpstreamIssuer: *pf.upstreamIssuer, Scopes: strings.Fields(*pf.scopes),
 		AccessTokenLifetime: *pf.accessTTL, RefreshLifetime: *pf.refreshTTL, RefreshGrace: *pf.refreshGrace, CIMD: *pf.cimd,
+		CIMDFetchesPerHost: *pf.cimdPerHost,
+	}
+	if pc.CIMDFetchesPerHost < 1 || pc.CIMDFetchesPerHost > 32 {
+		return nil, fmt.Errorf("--client-metadata-fetches-per-host %d: must be between 1 and 32", pc.CIMDFetchesPerHost)
 	}
 	if pc.Upstream == "" {
 		pc.Upstream = "dev"
