@@ -573,3 +573,24 @@ func FuzzForwardedFor(f *testing.F) {
 		t.Fatalf("got %q, which X-Forwarded-For %q does not name", got, xff)
 	})
 }
+
+// TestRegisterFull: past the store's bound on clients, /register answers
+// 503 temporarily_unavailable with Retry-After (an RFC 7591 error body),
+// and the clients registered keep working.
+func TestRegisterFull(t *testing.T) {
+	f := newFixtureOn(t, memstore.New(&memstore.Options{MaxClients: 2}), nil) // 1 of 2
+	if rec := f.register("192.0.2.1:1"); rec.Code != http.StatusCreated {
+		t.Fatalf("second registration: %d %s", rec.Code, rec.Body)
+	}
+	rec := f.register("192.0.2.1:1")
+	var body struct {
+		Error    string `json:"error"`
+		ClientID string `json:"client_id"`
+	}
+	if rec.Code != http.StatusServiceUnavailable || json.Unmarshal(rec.Body.Bytes(), &body) != nil ||
+		body.Error != "temporarily_unavailable" || body.ClientID != "" || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("registration past the bound: %d %s (Retry-After %q), want 503 temporarily_unavailable with Retry-After",
+			rec.Code, rec.Body, rec.Header().Get("Retry-After"))
+	}
+	f.tokens(t) // the first client signs in
+}

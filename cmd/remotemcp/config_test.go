@@ -421,6 +421,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"proxy with an external issuer", []string{"--auth", "proxy", "--issuer", "https://as.example.com"}, nil, []string{"--auth proxy", "drop --issuer"}},
 		{"proxy access token lifetime too long", []string{"--auth", "proxy", "--access-token-lifetime", "48h"}, nil, []string{"--access-token-lifetime", "48h"}},
 		{"proxy refresh grace too long", []string{"--auth", "proxy", "--refresh-grace", "1h"}, nil, []string{"--refresh-grace", "1h"}},
+		{"proxy no registered clients", []string{"--auth", "proxy", "--max-registered-clients", "0"}, nil, []string{"--max-registered-clients", "positive"}},
+		{"proxy unused registration lifetime too short", []string{"--auth", "proxy", "--unused-registration-lifetime", "1m"}, nil, []string{"--unused-registration-lifetime", "between 10m and 720h"}},
 		{"proxy no metadata fetches per host", []string{"--auth", "proxy", "--client-metadata-fetches-per-host", "0"}, nil, []string{"--client-metadata-fetches-per-host", "between 1 and 32"}},
 		{"proxy bad vault keys", []string{"--auth", "proxy"}, map[string]string{"REMOTEMCP_VAULT_KEYS": "k1:abcd"}, []string{"vault keys"}},
 		{"proxy short cookie key", []string{"--auth", "proxy"}, map[string]string{"REMOTEMCP_COOKIE_KEY": "abcd"}, []string{"cookie key", "32 bytes"}},
