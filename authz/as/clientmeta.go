@@ -21,8 +21,9 @@ import (
 const maxClientMetadataBytes = 16 << 10
 
 // Caps on the metadata fields, so that what a registration (anyone may
-// send one) makes us store stays small: about 10 KB at most, against the
-// 16 KiB a body may hold. Real clients' values are far below them.
+// send one) makes us store stays small: at most maxStoredMetadataBytes,
+// against the 16 KiB a body may hold. Real clients' values are far below
+// them (a typical registration stores about 500 bytes).
 const (
 	maxRedirectURIs    = 10
 	maxClientNameRunes = 200
@@ -35,6 +36,8 @@ const (
 	maxContactBytes = 254
 	// maxSoftwareBytes bounds software_id and software_version.
 	maxSoftwareBytes = 128
+	// maxStoredMetadataBytes bounds the metadata as stored (JSON).
+	maxStoredMetadataBytes = 12 << 10
 )
 
 // Values of client metadata that this server supports.
@@ -264,6 +267,11 @@ func (m *ClientMetadata) validate() error {
 		return err
 	}
 	m.Scope = scope
+	// The record as stored: JSON escapes some characters (& < > as six
+	// bytes each), so the field caps alone would not bound it.
+	if b, err := json.Marshal(m); err != nil || len(b) > maxStoredMetadataBytes {
+		return authz.ErrInvalidClientMetadata("client metadata is larger than " + strconv.Itoa(maxStoredMetadataBytes) + " bytes once stored")
+	}
 	return nil
 }
 
