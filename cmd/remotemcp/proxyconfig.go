@@ -63,24 +63,25 @@ type proxyFlags struct {
 }
 
 func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
-	return &proxyFlags{
-		upstream:           fs.String("upstream", "", "--auth proxy: the identity provider users sign in with: dev (built in, loopback only; the default when nothing else is configured), oidc (any OpenID provider, see --upstream-issuer), github or google"),
-		upstreamIssuer:     fs.String("upstream-issuer", "", "--auth proxy: the upstream OpenID provider's issuer URL (discovery from <issuer>/.well-known/openid-configuration); implies --upstream oidc"),
-		credsFile:          fs.String("upstream-credentials-file", "", "--auth proxy: file with the upstream client id on the first line and its secret on the second (or set REMOTEMCP_UPSTREAM_CLIENT_ID and REMOTEMCP_UPSTREAM_CLIENT_SECRET)"),
-		scopes:             fs.String("upstream-scopes", "", "--auth proxy: space-separated scopes to ask the upstream for (default: openid profile email for OIDC and Google, read:user user:email for GitHub; add offline_access where the provider needs it for refresh tokens)"),
-		signingKeyFile:     fs.String("signing-key-file", "", "--auth proxy: JSON key ring that signs our access tokens, shared by all replicas (default: a new key per process; tokens then die with it)"),
-		vaultKeysFile:      fs.String("vault-keys-file", "", "--auth proxy: file holding the upstream-token encryption keys as id:hex64[,id:hex64...], the first one sealing (or env REMOTEMCP_VAULT_KEYS; default: a new key per process)"),
-		cookieKeyFile:      fs.String("cookie-key-file", "", "--auth proxy: file holding the hex key (≥32 bytes) that signs consent cookies and CSRF tokens (or env REMOTEMCP_COOKIE_KEY; default: a new key per process)"),
-		accessTTL:          fs.Duration("access-token-lifetime", 10*time.Minute, "--auth proxy: lifetime of our access tokens"),
-		refreshTTL:         fs.Duration("refresh-token-lifetime", 30*24*time.Hour, "--auth proxy: lifetime of a grant and its refresh tokens since last use"),
-		refreshGrace:       fs.Duration("refresh-grace", 30*time.Second, "--auth proxy: how long a rotated refresh token stays valid for a retry by the same client"),
-		rateLimits:         fs.String("rate-limits", "on", "--auth proxy: on (per client address and client id on /register, /authorize, /token, /revoke and /introspect, shared through --redis-url; 429 with Retry-After) or off"),
-		trustedProxies:     fs.String("trusted-proxies", "", "--auth proxy: comma-separated CIDRs of the load balancers whose X-Forwarded-For names the client address for rate limits (default: none; never include addresses the internet can reach you from)"),
-		cimd:               fs.Bool("client-id-metadata-documents", true, "--auth proxy: accept https client ids whose metadata document we fetch (CIMD)"),
-		maxClients:         fs.Int("max-registered-clients", 20000, "--auth proxy: registered clients held at most; past it /register answers 503 temporarily_unavailable and existing clients keep working"),
-		unusedRegistration: fs.Duration("unused-registration-lifetime", 6*time.Hour, "--auth proxy: how long a registration lives until its first token (from then on, 30 days since its last token request)"),
-		cimdPerHost:        fs.Int("client-metadata-fetches-per-host", 4, "--auth proxy: metadata-document fetches in flight to one host (of 32 in all), so that one host's slow documents cannot hold them all"),
+	pf := &proxyFlags{
+		upstream:       fs.String("upstream", "", "--auth proxy: the identity provider users sign in with: dev (built in, loopback only; the default when nothing else is configured), oidc (any OpenID provider, see --upstream-issuer), github or google"),
+		upstreamIssuer: fs.String("upstream-issuer", "", "--auth proxy: the upstream OpenID provider's issuer URL (discovery from <issuer>/.well-known/openid-configuration); implies --upstream oidc"),
+		credsFile:      fs.String("upstream-credentials-file", "", "--auth proxy: file with the upstream client id on the first line and its secret on the second (or set REMOTEMCP_UPSTREAM_CLIENT_ID and REMOTEMCP_UPSTREAM_CLIENT_SECRET)"),
+		scopes:         fs.String("upstream-scopes", "", "--auth proxy: space-separated scopes to ask the upstream for (default: openid profile email for OIDC and Google, read:user user:email for GitHub; add offline_access where the provider needs it for refresh tokens)"),
+		signingKeyFile: fs.String("signing-key-file", "", "--auth proxy: JSON key ring that signs our access tokens, shared by all replicas (default: a new key per process; tokens then die with it)"),
+		vaultKeysFile:  fs.String("vault-keys-file", "", "--auth proxy: file holding the upstream-token encryption keys as id:hex64[,id:hex64...], the first one sealing (or env REMOTEMCP_VAULT_KEYS; default: a new key per process)"),
+		cookieKeyFile:  fs.String("cookie-key-file", "", "--auth proxy: file holding the hex key (≥32 bytes) that signs consent cookies and CSRF tokens (or env REMOTEMCP_COOKIE_KEY; default: a new key per process)"),
+		accessTTL:      fs.Duration("access-token-lifetime", 10*time.Minute, "--auth proxy: lifetime of our access tokens"),
+		refreshTTL:     fs.Duration("refresh-token-lifetime", 30*24*time.Hour, "--auth proxy: lifetime of a grant and its refresh tokens since last use"),
+		refreshGrace:   fs.Duration("refresh-grace", 30*time.Second, "--auth proxy: how long a rotated refresh token stays valid for a retry by the same client"),
+		rateLimits:     fs.String("rate-limits", "on", "--auth proxy: on (per client address and client id on /register, /authorize, /token, /revoke and /introspect, shared through --redis-url; 429 with Retry-After) or off"),
+		trustedProxies: fs.String("trusted-proxies", "", "--auth proxy: comma-separated CIDRs of the load balancers whose X-Forwarded-For names the client address for rate limits (default: none; never include addresses the internet can reach you from)"),
+		cimd:           fs.Bool("client-id-metadata-documents", true, "--auth proxy: accept https client ids whose metadata document we fetch (CIMD)"),
 	}
+	pf.maxClients = fs.Int("max-registered-clients", 20000, "--auth proxy: registered clients held at most; past it /register answers 503 temporarily_unavailable and existing clients keep working")
+	pf.unusedRegistration = fs.Duration("unused-registration-lifetime", 6*time.Hour, "--auth proxy: how long a registration lives until its first token (from then on, 30 days since its last token request)")
+	pf.cimdPerHost = fs.Int("client-metadata-fetches-per-host", 4, "--auth proxy: metadata-document fetches in flight to one host (of 32 in all), so that one host's slow documents cannot hold them all")
+	return pf
 }
 
 // parseProxy reads the --auth proxy settings; secrets come from the
