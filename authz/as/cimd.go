@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,6 +36,10 @@ const (
 	// distinct URLs are not single-flighted, and each fetch holds a
 	// connection for up to Timeout.
 	maxMetadataFetches = 32
+	// defaultMetadataFetchesPerHost bounds the fetches in flight to one
+	// host, so that one host's slow documents hold at most this many of
+	// the maxMetadataFetches slots.
+	defaultMetadataFetchesPerHost = 4
 )
 
 // MetadataFetcherOptions configures a MetadataFetcher. Zero fields mean the
@@ -68,6 +73,12 @@ type MetadataFetcherOptions struct {
 	// MaxEntries bounds the cache; the oldest entry goes first. Default
 	// 1000.
 	MaxEntries int
+	// MaxFetchesPerHost bounds the fetches in flight to one host name (of
+	// at most 32 in all), so that documents that answer slowly or never
+	// cannot hold every fetch and starve other clients' sign-ins. Further
+	// fetches from that host wait for one of its fetches to end, within
+	// Timeout. Default 4.
+	MaxFetchesPerHost int
 	// Shared, if set, is a cache shared by every replica (Redis): a
 	// document fetched by one replica serves all of them for its cache
 	// lifetime. The in-memory cache stays in front of it.
@@ -101,7 +112,8 @@ type MetadataCache interface {
 //   - ignores HTTP(S)_PROXY from the environment, and follows no redirect;
 //   - bounds the time of a fetch and the size of a document;
 //   - remembers failures for NegativeCache, runs one fetch per URL at a
-//     time however many requests want it, and at most 32 fetches at once.
+//     time however many requests want it, at most MaxFetchesPerHost
+//     fetches at once to one host, and at most 32 in all.
 //
 // The cache is in memory, per replica, in front of an optional cache shared
 // by the replicas (MetadataFetcherOptions.Shared): a client's document is
@@ -122,6 +134,7 @@ type MetadataFetcher struct {
 
 	client    *http.Client
 	slots     chan struct{} // one per fetch in flight
+	hostSlots hostSlots     // the fetches in flight per host
 	dialer    *net.Dialer
 	tlsConfig *tls.Config // the transport's; tests set RootCAs
 
@@ -166,6 +179,10 @@ func NewMetadataFetcher(opts *MetadataFetcherOptions) *MetadataFetcher {
 		log:           o.Logger,
 		shared:        o.Shared,
 		slots:         make(chan struct{}, maxMetadataFetches),
+		hostSlots:     hostSlots{per: o.MaxFetchesPerHost, m: map[string]*hostSlot{}},
+	}
+	if f.hostSlots.per <= 0 {
+		f.hostSlots.per = defaultMetadataFetchesPerHost
 	}
 	if f.maxBytes <= 0 || f.maxBytes > maxClientMetadataBytes {
 		f.maxBytes = maxClientMetadataBytes
@@ -339,17 +356,25 @@ func (f *MetadataFetcher) fetch(ctx context.Context, clientID string) (*Client, 
 	// whatever the fetcher can reach. The reason is in the debug log.
 	notFetched := authz.ErrInvalidClient("the client metadata document at " + showURI(clientID) + " could not be fetched")
 
-	select {
-	case f.slots <- struct{}{}:
-		defer func() { <-f.slots }()
-	case <-ctx.Done():
-		return fail(authz.ErrTemporarilyUnavailable("too many client metadata documents are being fetched; try again later"), "busy", ctx.Err())
-	}
-
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
 	if err != nil {
 		return fail(notFetched, "building the request", err)
 	}
+	busy := authz.ErrTemporarilyUnavailable("too many client metadata documents are being fetched; try again later")
+	// The host's slot first, so that fetches waiting for a slow host hold
+	// none of the slots the other hosts need.
+	release, ok := f.hostSlots.acquire(ctx, strings.ToLower(req.URL.Hostname()))
+	if !ok {
+		return fail(busy, "busy host", ctx.Err())
+	}
+	defer release()
+	select {
+	case f.slots <- struct{}{}:
+		defer func() { <-f.slots }()
+	case <-ctx.Done():
+		return fail(busy, "busy", ctx.Err())
+	}
+
 	req.Header.Set("Accept", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -396,6 +421,46 @@ func (f *MetadataFetcher) fetch(ctx context.Context, clientID string) (*Client, 
 	ttl := f.lifetime(resp.Header, now)
 	f.log.DebugContext(ctx, "authz: client metadata document fetched", "client_id", clientID, "cache", ttl)
 	return &Client{ClientID: clientID, Metadata: *doc, IssuedAt: now}, ttl, nil
+}
+
+// hostSlots bounds the fetches in flight per host name. A host's entry
+// lives while someone holds or waits for one of its slots.
+type hostSlots struct {
+	per int
+	mu  sync.Mutex
+	m   map[string]*hostSlot
+}
+
+type hostSlot struct {
+	ch    chan struct{} // one per fetch in flight
+	users int           // holders and waiters
+}
+
+// acquire waits for one of host's slots, until ctx is done (then ok is
+// false). release gives it back.
+func (h *hostSlots) acquire(ctx context.Context, host string) (release func(), ok bool) {
+	h.mu.Lock()
+	s := h.m[host]
+	if s == nil {
+		s = &hostSlot{ch: make(chan struct{}, h.per)}
+		h.m[host] = s
+	}
+	s.users++
+	h.mu.Unlock()
+	leave := func() {
+		h.mu.Lock()
+		if s.users--; s.users == 0 {
+			delete(h.m, host)
+		}
+		h.mu.Unlock()
+	}
+	select {
+	case s.ch <- struct{}{}:
+		return func() { <-s.ch; leave() }, true
+	case <-ctx.Done():
+		leave()
+		return nil, false
+	}
 }
 
 // namesItself reports whether body is a JSON object whose client_id is

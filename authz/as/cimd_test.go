@@ -1239,6 +1239,51 @@ func TestMetadataFetcherBusy(t *testing.T) {
 	}
 }
 
+// TestMetadataFetcherSlowHost: documents of one host that never answer
+// hold at most MaxFetchesPerHost of the fetch slots, however many are
+// asked for, and another host's document is fetched meanwhile.
+func TestMetadataFetcherSlowHost(t *testing.T) {
+	const slowHost = "slow.example.com"
+	release := make(chan struct{})
+	arrived := make(chan struct{}, maxMetadataFetches)
+	s := newDocServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Host, slowHost+":") {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		serveDoc(nil)(w, r)
+	})
+	f := newTestFetcher(t, s, fetcherConfig{
+		opts:  MetadataFetcherOptions{Timeout: 10 * time.Second, MaxFetchesPerHost: 2},
+		hosts: map[string][]netip.Addr{slowHost: {s.addr().Addr()}},
+	})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(release)
+	for i := range maxMetadataFetches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.Fetch(t.Context(), fmt.Sprintf("https://%s:%s/c%d.json", slowHost, s.port(), i))
+		}()
+	}
+	for range 2 {
+		<-arrived
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := f.Fetch(ctx, s.url("/client.json")); err != nil {
+		t.Fatalf("Fetch from another host while one host is slow: %v", err)
+	}
+	if n := len(arrived); n != 0 {
+		t.Errorf("%d more requests reached the slow host, want at most 2 at once", n)
+	}
+}
+
 func TestMetadataFetcherEviction(t *testing.T) {
 	s := newDocServer(t, serveDoc(nil, "Cache-Control", "max-age=3600"))
 	f := newTestFetcher(t, s, fetcherConfig{opts: MetadataFetcherOptions{MaxEntries: 2}})

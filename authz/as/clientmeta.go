@@ -20,9 +20,24 @@ import (
 // with http.MaxBytesReader.
 const maxClientMetadataBytes = 16 << 10
 
+// Caps on the metadata fields, so that what a registration (anyone may
+// send one) makes us store stays small: at most maxStoredMetadataBytes,
+// against the 16 KiB a body may hold. Real clients' values are far below
+// them (a typical registration stores about 500 bytes).
 const (
 	maxRedirectURIs    = 10
 	maxClientNameRunes = 200
+	// maxURIBytes bounds each redirect URI and informational URL.
+	maxURIBytes = 512
+	// maxScopeBytes bounds scope.
+	maxScopeBytes = 1024
+	// maxContacts and maxContactBytes bound contacts.
+	maxContacts     = 5
+	maxContactBytes = 254
+	// maxSoftwareBytes bounds software_id and software_version.
+	maxSoftwareBytes = 128
+	// maxStoredMetadataBytes bounds the metadata as stored (JSON).
+	maxStoredMetadataBytes = 12 << 10
 )
 
 // Values of client metadata that this server supports.
@@ -223,6 +238,9 @@ func (m *ClientMetadata) validate() error {
 		return authz.ErrInvalidClientMetadata("grant_types must hold authorization_code exactly when response_types holds code")
 	}
 
+	if err := m.checkSizes(); err != nil {
+		return err
+	}
 	if n := utf8.RuneCountInString(m.ClientName); n > maxClientNameRunes {
 		return authz.ErrInvalidClientMetadata("client_name must be at most " + strconv.Itoa(maxClientNameRunes) + " characters")
 	}
@@ -249,6 +267,43 @@ func (m *ClientMetadata) validate() error {
 		return err
 	}
 	m.Scope = scope
+	// The record as stored: JSON escapes some characters (& < > as six
+	// bytes each), so the field caps alone would not bound it.
+	if b, err := json.Marshal(m); err != nil || len(b) > maxStoredMetadataBytes {
+		return authz.ErrInvalidClientMetadata("client metadata is larger than " + strconv.Itoa(maxStoredMetadataBytes) + " bytes once stored")
+	}
+	return nil
+}
+
+// checkSizes checks the size caps of the fields other than client_name and
+// redirect_uris.
+func (m *ClientMetadata) checkSizes() error {
+	too := func(field string, limit int) error {
+		return authz.ErrInvalidClientMetadata(field + " must be at most " + strconv.Itoa(limit) + " bytes")
+	}
+	for _, f := range []struct {
+		name string
+		v    string
+	}{{"client_uri", m.ClientURI}, {"logo_uri", m.LogoURI}, {"tos_uri", m.TOSURI}, {"policy_uri", m.PolicyURI}} {
+		if len(f.v) > maxURIBytes {
+			return too(f.name, maxURIBytes)
+		}
+	}
+	switch {
+	case len(m.Scope) > maxScopeBytes:
+		return too("scope", maxScopeBytes)
+	case len(m.SoftwareID) > maxSoftwareBytes:
+		return too("software_id", maxSoftwareBytes)
+	case len(m.SoftwareVersion) > maxSoftwareBytes:
+		return too("software_version", maxSoftwareBytes)
+	case len(m.Contacts) > maxContacts:
+		return authz.ErrInvalidClientMetadata("contacts may hold at most " + strconv.Itoa(maxContacts) + " entries")
+	}
+	for _, c := range m.Contacts {
+		if len(c) > maxContactBytes {
+			return too("each of contacts", maxContactBytes)
+		}
+	}
 	return nil
 }
 
@@ -265,6 +320,9 @@ func (m *ClientMetadata) validateRedirectURIs() error {
 	// none is declared; then default the type and check again.
 	native := true
 	for _, u := range m.RedirectURIs {
+		if len(u) > maxURIBytes {
+			return authz.ErrInvalidRedirectURI("each redirect_uri must be at most " + strconv.Itoa(maxURIBytes) + " bytes")
+		}
 		info, reason := checkRedirectURI(u, m.ApplicationType)
 		if reason != "" {
 			return authz.ErrInvalidRedirectURI("redirect_uri " + showURI(u) + ": " + reason)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -191,6 +192,14 @@ func TestParseClientMetadata(t *testing.T) {
 		{name: "token response type", body: `{"redirect_uris":["http://[::1]/cb"],"response_types":["code","token"]}`, wantCode: authz.InvalidClientMetadata, wantWhy: "not 'token'"},
 		{name: "refresh_token without authorization_code", body: `{"redirect_uris":["http://[::1]/cb"],"grant_types":["refresh_token"]}`, wantCode: authz.InvalidClientMetadata, wantWhy: "exactly when"},
 		{name: "client_name too long", body: `{"redirect_uris":["http://[::1]/cb"],"client_name":"` + strings.Repeat("a", 201) + `"}`, wantCode: authz.InvalidClientMetadata, wantWhy: "at most 200"},
+		{name: "redirect_uri too long", body: `{"redirect_uris":["http://127.0.0.1/` + strings.Repeat("a", 500) + `"]}`, wantCode: authz.InvalidRedirectURI, wantWhy: "at most 512 bytes"},
+		{name: "client_uri too long", body: `{"redirect_uris":["http://[::1]/cb"],"client_uri":"https://app.example.com/` + strings.Repeat("a", 500) + `"}`, wantCode: authz.InvalidClientMetadata, wantWhy: "client_uri must be at most 512 bytes"},
+		{name: "scope too long", body: `{"redirect_uris":["http://[::1]/cb"],"scope":"` + strings.Repeat("a ", 600) + `"}`, wantCode: authz.InvalidClientMetadata, wantWhy: "scope must be at most 1024 bytes"},
+		{name: "software_id too long", body: `{"redirect_uris":["http://[::1]/cb"],"software_id":"` + strings.Repeat("a", 129) + `"}`, wantCode: authz.InvalidClientMetadata, wantWhy: "software_id must be at most 128 bytes"},
+		{name: "software_version too long", body: `{"redirect_uris":["http://[::1]/cb"],"software_version":"` + strings.Repeat("a", 129) + `"}`, wantCode: authz.InvalidClientMetadata, wantWhy: "software_version must be at most 128 bytes"},
+		{name: "too many contacts", body: `{"redirect_uris":["http://[::1]/cb"],"contacts":["a","b","c","d","e","f"]}`, wantCode: authz.InvalidClientMetadata, wantWhy: "contacts may hold at most 5"},
+		{name: "contact too long", body: `{"redirect_uris":["http://[::1]/cb"],"contacts":["` + strings.Repeat("a", 255) + `"]}`, wantCode: authz.InvalidClientMetadata, wantWhy: "at most 254 bytes"},
+		{name: "too large once stored", body: `{"redirect_uris":` + ampersandURIs + `}`, wantCode: authz.InvalidClientMetadata, wantWhy: "once stored"},
 		{name: "client_name with NUL", body: `{"redirect_uris":["http://[::1]/cb"],"client_name":"a\u0000b"}`, wantCode: authz.InvalidClientMetadata, wantWhy: "control"},
 		{name: "client_name with newline", body: `{"redirect_uris":["http://[::1]/cb"],"client_name":"Good\nApprove"}`, wantCode: authz.InvalidClientMetadata, wantWhy: "control"},
 		{name: "client_name with RTL override", body: `{"redirect_uris":["http://[::1]/cb"],"client_name":"abc\u202egpj.exe"}`, wantCode: authz.InvalidClientMetadata, wantWhy: "control"},
@@ -468,3 +477,17 @@ func TestParseThenValidateMetadataDocument(t *testing.T) {
 		t.Fatalf("ValidateMetadataDocument: %v", err)
 	}
 }
+
+// ampersandURIs is a JSON array of 10 distinct redirect URIs of 500 bytes
+// that JSON escapes to about 2 KB each.
+var ampersandURIs = func() string {
+	uris := make([]string, 10)
+	for i := range uris {
+		uris[i] = "http://127.0.0.1/" + strconv.Itoa(i) + "?" + strings.Repeat("&", 480)
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(uris)
+	return b.String()
+}()

@@ -41,8 +41,8 @@ type RateLimiter interface {
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error)
 }
 
-// RateLimits configures the rate limits of /register, /authorize and
-// /token, per client address and per client id. The zero value turns rate
+// RateLimits configures the rate limits of /register, /authorize, /token,
+// /revoke and /introspect, per client address and per client id. The zero value turns rate
 // limiting off; with a Limiter set, zero limits mean the defaults below.
 //
 // A limiter that fails (its store is down) lets the request through, and
@@ -58,7 +58,8 @@ type RateLimiter interface {
 // rounded up): on /register and /token an OAuth JSON error
 // temporarily_unavailable (RFC 6749 §4.1.2.1, in the IANA OAuth error
 // registry; RFC 7591 §3.2.2 allows other codes, and this server already
-// answers transient /token failures with it), which clients treat as
+// answers transient /token failures with it; /revoke and /introspect
+// answer the same), which clients treat as
 // "retry later" and never as a reason to drop their registration or
 // tokens, unlike invalid_client or invalid_grant; not slow_down, which is
 // RFC 8628's device-polling signal; not too_many_requests, which no RFC
@@ -82,12 +83,18 @@ type RateLimits struct {
 	// a pending authorization, so this bounds what one client id can
 	// make the store hold).
 	Authorize EndpointLimits
-	// Token limits POST /token. Defaults: 120 a minute per address (an
+	// Token limits POST /token, /revoke and /introspect together (one
+	// budget: the three authenticate the client, fetching the metadata
+	// document of a URL client id). Defaults: 120 a minute per address (an
 	// address may front many clients, each refreshing about once per
-	// access-token lifetime), 60 a minute per client id (one installation
-	// needs a few a minute at most, a retry loop needs more: it is
-	// stopped; and online guessing of a client secret is bounded across
-	// all addresses).
+	// access-token lifetime), 60 a minute per client id and address (one
+	// installation needs a few a minute at most, a retry loop needs more:
+	// it is stopped). PerClient counts here per client id and address, not
+	// per client id alone: the limit is checked before the client is
+	// authenticated, and client ids are not secret, so a budget shared by
+	// all addresses would let anyone spend a client's budget and lock it
+	// out. Our client secrets are 256 random bits, which no rate of
+	// guessing reaches.
 	Token EndpointLimits
 
 	// ClientAddress returns the address of the client of a request, to
@@ -105,8 +112,9 @@ type RateLimits struct {
 type EndpointLimits struct {
 	// PerAddress limits the requests of one client address.
 	PerAddress Limit
-	// PerClient limits the requests that name one client id, from any
-	// address. Client ids that are URLs (Client ID Metadata Documents)
+	// PerClient limits the requests that name one client id: from any
+	// address on /authorize, from one address on /token (see
+	// RateLimits.Token). Client ids that are URLs (Client ID Metadata Documents)
 	// are not limited per client: every installation of an app shares
 	// such an id, so a limit on it would throttle all of the app's users
 	// together. Unused for /register.
@@ -149,13 +157,26 @@ func (rl *RateLimits) setDefaults() {
 type limitedEndpoint string
 
 const (
-	limitRegister  limitedEndpoint = "register"
-	limitAuthorize limitedEndpoint = "authorize"
-	limitToken     limitedEndpoint = "token"
+	limitRegister   limitedEndpoint = "register"
+	limitAuthorize  limitedEndpoint = "authorize"
+	limitToken      limitedEndpoint = "token"
+	limitRevoke     limitedEndpoint = "revoke"
+	limitIntrospect limitedEndpoint = "introspect"
 )
 
+// budget is the endpoint whose limits and counts ep shares. /revoke and
+// /introspect authenticate the client as /token does, which for a URL
+// client id means fetching its metadata document: they spend /token's
+// budget, so that moving from one to the others buys no more fetches.
+func (ep limitedEndpoint) budget() limitedEndpoint {
+	if ep == limitRevoke || ep == limitIntrospect {
+		return limitToken
+	}
+	return ep
+}
+
 func (s *Server) endpointLimits(ep limitedEndpoint) EndpointLimits {
-	switch ep {
+	switch ep.budget() {
 	case limitRegister:
 		return s.o.RateLimits.Register
 	case limitAuthorize:
@@ -177,12 +198,17 @@ func (s *Server) addressLimited(w http.ResponseWriter, r *http.Request, ep limit
 }
 
 // clientLimited counts a request against the limit of the client id it
-// names (asserted, not yet authenticated) on ep; if that is exhausted it
-// answers 429 and returns true. An empty or URL client id is not counted.
+// names (asserted, not yet authenticated) on ep, on /token together with
+// its address; if that is exhausted it answers 429 and returns true. An
+// empty or URL client id is not counted.
 func (s *Server) clientLimited(w http.ResponseWriter, r *http.Request, ep limitedEndpoint, clientID string) bool {
 	if s.o.RateLimits.Limiter == nil || clientID == "" ||
 		strings.HasPrefix(clientID, "https://") || strings.HasPrefix(clientID, "http://") {
 		return false
+	}
+	if ep.budget() == limitToken {
+		addr := addressKey(s.o.RateLimits.ClientAddress(r))
+		return s.limited(w, r, ep, "client-addr", clientKey(clientID)+"@"+addr, s.endpointLimits(ep).PerClient)
 	}
 	return s.limited(w, r, ep, "client", clientKey(clientID), s.endpointLimits(ep).PerClient)
 }
@@ -191,7 +217,7 @@ func (s *Server) limited(w http.ResponseWriter, r *http.Request, ep limitedEndpo
 	if l.Requests <= 0 {
 		return false
 	}
-	ok, retry, err := s.o.RateLimits.Limiter.Allow(r.Context(), string(ep)+":"+kind+":"+id, l.Requests, l.Window)
+	ok, retry, err := s.o.RateLimits.Limiter.Allow(r.Context(), string(ep.budget())+":"+kind+":"+id, l.Requests, l.Window)
 	if err != nil {
 		s.logErr(r, "rate limiter failed; request let through", err)
 		return false

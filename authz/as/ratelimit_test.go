@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,6 +71,21 @@ func (f *fixture) token(remote, clientID string, basic bool) *httptest.ResponseR
 		r.SetBasicAuth(url.QueryEscape(clientID), "")
 	}
 	return f.do(r, "application/x-www-form-urlencoded")
+}
+
+// tokens signs in through the fixture's client and redeems the code.
+func (f *fixture) tokens(t *testing.T) *as.TokenResponse {
+	t.Helper()
+	cookies, state := f.consentThenUpstream(t)
+	cb := f.callback(cookies, url.Values{"state": {state}, "code": {"c"}})
+	loc, _ := url.Parse(cb.Header().Get("Location"))
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "code_verifier": {testVerifier}, "client_id": {f.clientID}, "redirect_uri": {testRedirect}}
+	rec := f.do(httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(form.Encode())), "application/x-www-form-urlencoded")
+	var tok as.TokenResponse
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &tok) != nil || tok.RefreshToken == "" {
+		t.Fatalf("token: %d %s", rec.Code, rec.Body)
+	}
+	return &tok
 }
 
 func (f *fixture) authorize(remote, clientID string) *httptest.ResponseRecorder {
@@ -156,19 +173,19 @@ func TestRateLimitToken(t *testing.T) {
 		clientID string
 		basic    bool
 		want     int
-		retry    string // for a 429: 1800 per client (2 an hour), 900 per address (4 an hour)
+		retry    string // for a 429: 1800 per client and address (2 an hour), 900 per address (4 an hour)
 	}{
-		{"client 1/2, a 1/4", a, f.clientID, false, http.StatusBadRequest, ""},
-		{"client 2/2, b 1/4", b, f.clientID, false, http.StatusBadRequest, ""},
-		{"client over from another address, c 1/4", c, f.clientID, false, http.StatusTooManyRequests, "1800"},
-		{"client over, asserted with Basic, a 2/4", a, f.clientID, true, http.StatusTooManyRequests, "1800"},
-		{"another client, a 3/4", a, "other", false, http.StatusUnauthorized, ""},
-		{"yet another client, a 4/4", a, "other2", false, http.StatusUnauthorized, ""},
+		{"client at a 1/2, a 1/4", a, f.clientID, false, http.StatusBadRequest, ""},
+		{"client at a 2/2, a 2/4", a, f.clientID, false, http.StatusBadRequest, ""},
+		{"client over at a, asserted with Basic, a 3/4", a, f.clientID, true, http.StatusTooManyRequests, "1800"},
+		// Another address has its own budget for the client.
+		{"client at b 1/2, b 1/4", b, f.clientID, false, http.StatusBadRequest, ""},
+		{"another client, a 4/4", a, "other", false, http.StatusUnauthorized, ""},
 		{"address over", a, "fresh", false, http.StatusTooManyRequests, "900"},
 		// The address refusal did not count against "fresh".
-		{"fresh 1/2, b 2/4", b, "fresh", false, http.StatusUnauthorized, ""},
-		{"fresh 2/2, b 3/4", b, "fresh", true, http.StatusUnauthorized, ""},
-		{"fresh over", b, "fresh", false, http.StatusTooManyRequests, "1800"},
+		{"fresh at c 1/2, c 1/4", c, "fresh", false, http.StatusUnauthorized, ""},
+		{"fresh at c 2/2, c 2/4", c, "fresh", true, http.StatusUnauthorized, ""},
+		{"fresh over at c", c, "fresh", false, http.StatusTooManyRequests, "1800"},
 	} {
 		rec := f.token(tt.remote, tt.clientID, tt.basic)
 		if rec.Code != tt.want {
@@ -179,6 +196,98 @@ func TestRateLimitToken(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitTokenNotSpentByOthers: client ids are not secret, so
+// requests that name a client from other addresses, failing, must not
+// spend the budget of the client itself: its refresh from its own address
+// still goes through.
+func TestRateLimitTokenNotSpentByOthers(t *testing.T) {
+	f := limitedFixture(t, as.RateLimits{
+		Limiter: memstore.NewRateLimiter(nil),
+		Token:   as.EndpointLimits{PerClient: as.Limit{Requests: 5, Window: time.Minute}},
+	})
+	tok := f.tokens(t)
+	for i := range 70 {
+		remote := fmt.Sprintf("198.51.100.%d:1", i%7+1)
+		if rec := f.token(remote, f.clientID, i%2 == 0); rec.Code == http.StatusOK {
+			t.Fatalf("garbage request %d succeeded", i)
+		}
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {f.clientID}}
+	r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(form.Encode()))
+	r.RemoteAddr = "192.0.2.50:1"
+	if rec := f.do(r, "application/x-www-form-urlencoded"); rec.Code != http.StatusOK {
+		t.Fatalf("the client's own refresh: %d %s, want 200", rec.Code, rec.Body)
+	}
+}
+
+// TestRateLimitRevokeIntrospect: /revoke and /introspect authenticate the
+// client, which for a URL client id means fetching its metadata document:
+// they spend /token's budget, per address and per client and address, and
+// a refused request fetches nothing.
+func TestRateLimitRevokeIntrospect(t *testing.T) {
+	docs := &countingMetadata{}
+	f := newFixtureWith(t, func(o *as.Options) {
+		o.RateLimits = as.RateLimits{
+			Limiter: memstore.NewRateLimiter(nil),
+			Token: as.EndpointLimits{
+				PerAddress: as.Limit{Requests: 4, Window: time.Hour},
+				PerClient:  as.Limit{Requests: 2, Window: time.Hour},
+			},
+		}
+		o.Metadata = as.NewMetadataFetcher(&as.MetadataFetcherOptions{Shared: docs})
+	})
+	post := func(remote, path, clientID string) *httptest.ResponseRecorder {
+		form := url.Values{"token": {"not-a-token"}, "client_id": {clientID}}
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+		r.RemoteAddr = remote
+		return f.do(r, "application/x-www-form-urlencoded")
+	}
+	const a, b = "192.0.2.10:1", "192.0.2.11:1"
+	for i, tt := range []struct {
+		remote, path, clientID string
+		want                   int
+		retry                  string
+	}{
+		{a, "/revoke", f.clientID, http.StatusOK, ""},
+		{a, "/introspect", f.clientID, http.StatusUnauthorized, ""}, // a public client may not introspect
+		{a, "/revoke", f.clientID, http.StatusTooManyRequests, "1800"},
+		{a, "/revoke", "https://app.example/c.json", http.StatusOK, ""}, // a 4/4
+		{a, "/revoke", "https://app.example/d.json", http.StatusTooManyRequests, "900"},
+		{a, "/introspect", "https://app.example/e.json", http.StatusTooManyRequests, "900"},
+		{a, "/token", "https://app.example/f.json", http.StatusTooManyRequests, "900"},
+		{b, "/revoke", "https://app.example/g.json", http.StatusOK, ""},
+	} {
+		rec := post(tt.remote, tt.path, tt.clientID)
+		if rec.Code != tt.want {
+			t.Fatalf("request %d (%s from %s): status %d, want %d; body %s", i, tt.path, tt.remote, rec.Code, tt.want, rec.Body)
+		}
+		switch {
+		case tt.want != http.StatusTooManyRequests:
+		case tt.path == "/introspect": // server to server: no CORS
+			check429(t, rec, tt.retry)
+		default:
+			checkOAuth429(t, rec, tt.retry)
+		}
+	}
+	if n := docs.gets.Load(); n != 2 {
+		t.Errorf("%d metadata documents fetched, want 2 (none for a refused request)", n)
+	}
+}
+
+// countingMetadata is a shared metadata-document cache that holds a public
+// client for every URL, and counts the documents asked for.
+type countingMetadata struct{ gets atomic.Int32 }
+
+func (m *countingMetadata) GetMetadata(_ context.Context, clientID string) (*as.Client, error) {
+	m.gets.Add(1)
+	return &as.Client{ClientID: clientID, Metadata: as.ClientMetadata{
+		ClientID: clientID, RedirectURIs: []string{testRedirect}, TokenEndpointAuthMethod: "none",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+	}}, nil
+}
+
+func (m *countingMetadata) PutMetadata(context.Context, *as.Client, time.Duration) error { return nil }
 
 func TestRateLimitAuthorize(t *testing.T) {
 	f := limitedFixture(t, as.RateLimits{
@@ -463,4 +572,25 @@ func FuzzForwardedFor(f *testing.F) {
 		}
 		t.Fatalf("got %q, which X-Forwarded-For %q does not name", got, xff)
 	})
+}
+
+// TestRegisterFull: past the store's bound on clients, /register answers
+// 503 temporarily_unavailable with Retry-After (an RFC 7591 error body),
+// and the clients registered keep working.
+func TestRegisterFull(t *testing.T) {
+	f := newFixtureOn(t, memstore.New(&memstore.Options{MaxClients: 2}), nil) // 1 of 2
+	if rec := f.register("192.0.2.1:1"); rec.Code != http.StatusCreated {
+		t.Fatalf("second registration: %d %s", rec.Code, rec.Body)
+	}
+	rec := f.register("192.0.2.1:1")
+	var body struct {
+		Error    string `json:"error"`
+		ClientID string `json:"client_id"`
+	}
+	if rec.Code != http.StatusServiceUnavailable || json.Unmarshal(rec.Body.Bytes(), &body) != nil ||
+		body.Error != "temporarily_unavailable" || body.ClientID != "" || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("registration past the bound: %d %s (Retry-After %q), want 503 temporarily_unavailable with Retry-After",
+			rec.Code, rec.Body, rec.Header().Get("Retry-After"))
+	}
+	f.tokens(t) // the first client signs in
 }

@@ -23,6 +23,13 @@ type RegistrationResponse struct {
 	ClientSecretExpiresAt *int64 `json:"client_secret_expires_at,omitempty"`
 }
 
+// errRegistrationsFull answers a registration past the store's bound on
+// clients: an RFC 7591 §3.2.2 error body, with 503 and
+// temporarily_unavailable, since unused registrations expire and free
+// room; clients must not read it as a fault of their metadata.
+var errRegistrationsFull = &authz.Error{Code: authz.TemporarilyUnavailable, Status: http.StatusServiceUnavailable,
+	Description: "this server holds as many client registrations as it accepts; try again later"}
+
 // Register registers a client from its metadata, already parsed. A
 // confidential client (client_secret_basic or client_secret_post) gets a
 // secret, of which only the hash is kept.
@@ -44,7 +51,11 @@ func (s *Server) Register(r *http.Request, md *ClientMetadata) (*RegistrationRes
 		never := int64(0)
 		resp.ClientSecretExpiresAt = &never
 	}
-	if err := s.st.Clients.CreateClient(r.Context(), c, s.o.ClientTTL); err != nil {
+	// NewClientTTL until the first token, which extends it to ClientTTL.
+	if err := s.st.Clients.CreateClient(r.Context(), c, s.o.NewClientTTL); err != nil {
+		if errors.Is(err, ErrTooManyClients) {
+			return nil, errRegistrationsFull
+		}
 		return nil, err
 	}
 	return resp, nil
@@ -75,6 +86,13 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.Register(r, md)
+	if err == errRegistrationsFull {
+		s.log.WarnContext(r.Context(), "authz: registration refused: the client store is full")
+		w.Header().Set("Retry-After", "3600")
+		w.Header().Set("Access-Control-Expose-Headers", "Retry-After")
+		authz.WriteError(w, err)
+		return
+	}
 	if err != nil {
 		s.logErr(r, "register", err)
 		authz.WriteError(w, err)

@@ -61,9 +61,15 @@ func (s *Server) Revoke(ctx context.Context, c *Client, token, hint string) erro
 
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
+	if s.addressLimited(w, r, limitRevoke) {
+		return
+	}
 	form, err := parseForm(w, r)
 	if err != nil {
 		authz.WriteError(w, err)
+		return
+	}
+	if s.clientLimited(w, r, limitRevoke, assertedClientID(r, form)) {
 		return
 	}
 	c, err := s.authenticateClient(r.Context(), r, form)
@@ -126,9 +132,15 @@ func (s *Server) Introspect(ctx context.Context, c *Client, token string) (*Intr
 }
 
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
+	if s.addressLimited(w, r, limitIntrospect) {
+		return
+	}
 	form, err := parseForm(w, r)
 	if err != nil {
 		authz.WriteError(w, err)
+		return
+	}
+	if s.clientLimited(w, r, limitIntrospect, assertedClientID(r, form)) {
 		return
 	}
 	c, err := s.authenticateClient(r.Context(), r, form)

@@ -73,9 +73,14 @@ type Options struct {
 	// same on every replica. REQUIRED.
 	CookieKey []byte
 
-	// ClientTTL is how long a registration lives unused; each token
-	// request extends it. Default 30 days.
+	// ClientTTL is how long a registration lives unused once it has
+	// received a token; each token request extends it. Default 30 days.
 	ClientTTL time.Duration
+	// NewClientTTL is how long a registration lives until its first
+	// token: anyone may register, so one that is never used must not pin
+	// storage for ClientTTL. Default 6 hours (a sign-in takes minutes);
+	// never more than ClientTTL.
+	NewClientTTL time.Duration
 	// CodeTTL is the lifetime of our authorization codes. Default 60s.
 	CodeTTL time.Duration
 	// PendingTTL bounds the time from /authorize to our callback
@@ -90,8 +95,9 @@ type Options struct {
 	// ConsentTTL is how long a remembered approval lasts. Default 90 days.
 	ConsentTTL time.Duration
 
-	// RateLimits limits /register, /authorize and /token per client
-	// address and client id; the zero value (no Limiter) turns it off.
+	// RateLimits limits /register, /authorize, /token, /revoke and
+	// /introspect per client address and client id; the zero value (no
+	// Limiter) turns it off.
 	RateLimits RateLimits
 
 	Now    func() time.Time
@@ -196,6 +202,8 @@ func New(stores Stores, tokens *token.Issuer, up UpstreamLogin, vault TokenVault
 		}
 	}
 	def(&o.ClientTTL, 30*24*time.Hour)
+	def(&o.NewClientTTL, 6*time.Hour)
+	o.NewClientTTL = min(o.NewClientTTL, o.ClientTTL)
 	def(&o.CodeTTL, time.Minute)
 	def(&o.PendingTTL, 10*time.Minute)
 	def(&o.RefreshTTL, 30*24*time.Hour)

@@ -113,7 +113,12 @@ func newFixture(t testing.TB) *fixture {
 // newFixtureWith is newFixture with options changed by configure.
 func newFixtureWith(t testing.TB, configure func(*as.Options)) *fixture {
 	t.Helper()
-	st := memstore.New(nil)
+	return newFixtureOn(t, memstore.New(nil), configure)
+}
+
+// newFixtureOn is newFixtureWith on the store st.
+func newFixtureOn(t testing.TB, st *memstore.Store, configure func(*as.Options)) *fixture {
+	t.Helper()
 	k, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,10 @@ var (
 	// what the first use issued. TakePending never returns it: a pending
 	// authorization that was taken is ErrNotFound.
 	ErrAlreadyUsed = errors.New("authz: already used")
+	// ErrTooManyClients: CreateClient refused a new client because the
+	// store holds as many live clients as it was configured to accept.
+	// Existing clients are unaffected; a slot frees when one expires.
+	ErrTooManyClients = errors.New("authz: too many registered clients")
 )
 
 // A Client is a registered OAuth client: registered through RFC 7591
@@ -32,7 +36,10 @@ type Client struct {
 }
 
 // ClientStore holds dynamically registered clients. A registration that is
-// never used expires; TouchClient extends it when the client is used.
+// never used expires; TouchClient extends it when the client is used. A
+// store may bound the number of live clients: CreateClient then returns
+// ErrTooManyClients for a new one past the bound, and GetClient and
+// TouchClient keep working for the clients it holds.
 type ClientStore interface {
 	CreateClient(ctx context.Context, c *Client, ttl time.Duration) error
 	GetClient(ctx context.Context, clientID string) (*Client, error)

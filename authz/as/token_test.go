@@ -1,12 +1,14 @@
 package as_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/authz/as"
 )
 
@@ -264,5 +266,23 @@ func TestExchangeRefreshRevoked(t *testing.T) {
 	}
 	if _, err := e.refresh(t, c, tok.RefreshToken); oauthCode(err) != "invalid_grant" {
 		t.Errorf("a revoked grant's refresh token: %v, want invalid_grant", err)
+	}
+}
+
+// TestRegistrationUnusedExpires: anyone may register, so a registration
+// that never received a token lives NewClientTTL (6 hours), not the 30
+// days of a client in use; its first token extends it.
+func TestRegistrationUnusedExpires(t *testing.T) {
+	e := newEnv(t)
+	unused, _ := e.register(t, "none")
+	used, _ := e.register(t, "none")
+	e.login(t, used, "notes:read")
+	e.clock.Advance(6*time.Hour + time.Second)
+	if _, err := e.st.GetClient(t.Context(), unused.ClientID); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("a registration unused for 6 hours: GetClient = %v, want ErrNotFound", err)
+	}
+	e.clock.Advance(29 * 24 * time.Hour)
+	if _, err := e.st.GetClient(t.Context(), used.ClientID); err != nil {
+		t.Errorf("a client last used 29 days ago: %v", err)
 	}
 }

@@ -71,13 +71,17 @@ var (
 type Options struct {
 	// Now is the clock that TTLs are measured on. Default time.Now.
 	Now func() time.Time
+	// MaxClients bounds the live registered clients: CreateClient then
+	// returns as.ErrTooManyClients for a new one. Zero means no bound.
+	MaxClients int
 }
 
 // A Store holds every authz record in process memory. It implements
 // ClientStore, PendingAuthStore, CodeStore, GrantStore, RefreshStore,
 // upstream.TokenStore and ConsentStore, and is safe for concurrent use.
 type Store struct {
-	now func() time.Time
+	now        func() time.Time
+	maxClients int
 
 	mu       sync.RWMutex
 	clients  table[string, *as.Client]
@@ -109,6 +113,9 @@ func New(opts *Options) *Store {
 	s := &Store{now: time.Now, refreshIndex: map[string]string{}}
 	if opts != nil && opts.Now != nil {
 		s.now = opts.Now
+	}
+	if opts != nil {
+		s.maxClients = opts.MaxClients
 	}
 	s.clients.init()
 	s.pending.init()
@@ -149,7 +156,8 @@ func (s *Store) len() int {
 // Clients.
 
 // CreateClient implements as.ClientStore. It fails if a client with the
-// same ID exists and has not expired.
+// same ID exists and has not expired, and with as.ErrTooManyClients if the
+// store holds Options.MaxClients live clients.
 func (s *Store) CreateClient(_ context.Context, c *as.Client, ttl time.Duration) error {
 	if c == nil {
 		return errNilRecord
@@ -163,6 +171,14 @@ func (s *Store) CreateClient(_ context.Context, c *as.Client, ttl time.Duration)
 	now := s.writeLocked()
 	if _, ok := s.clients.get(c.ClientID, now); ok {
 		return fmt.Errorf("memstore: client %s already exists", c.ClientID)
+	}
+	if s.maxClients > 0 {
+		// Free every expired client first: each is freed once, so this
+		// costs no more than the sweep would over time.
+		s.clients.sweep(now, s.clients.len())
+		if s.clients.len() >= s.maxClients {
+			return as.ErrTooManyClients
+		}
 	}
 	s.clients.put(c.ClientID, c, now.Add(ttl))
 	return nil

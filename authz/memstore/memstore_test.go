@@ -44,8 +44,36 @@ func TestContract(t *testing.T) {
 		return storetest.Stores{
 			Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s,
 			Advance: clock.Advance,
+			CappedClients: func(_ *testing.T, max int) as.ClientStore {
+				return New(&Options{Now: clock.Now, MaxClients: max})
+			},
 		}
 	})
+}
+
+// TestMaxClientsExpiry: a client that expires frees its place under
+// MaxClients at once.
+func TestMaxClientsExpiry(t *testing.T) {
+	ctx, clock := context.Background(), newClock()
+	s := New(&Options{Now: clock.Now, MaxClients: 2})
+	for _, id := range []string{"a", "b"} {
+		if err := s.CreateClient(ctx, &as.Client{ClientID: id}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateClient(ctx, &as.Client{ClientID: "c"}, time.Hour); !errors.Is(err, as.ErrTooManyClients) {
+		t.Fatalf("third client = %v, want ErrTooManyClients", err)
+	}
+	if err := s.TouchClient(ctx, "b", 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	if err := s.CreateClient(ctx, &as.Client{ClientID: "c"}, time.Hour); err != nil {
+		t.Fatalf("a client after one expired: %v", err)
+	}
+	if err := s.CreateClient(ctx, &as.Client{ClientID: "d"}, time.Hour); !errors.Is(err, as.ErrTooManyClients) {
+		t.Fatalf("past the bound again = %v, want ErrTooManyClients", err)
+	}
 }
 
 func TestRevocationLifetime(t *testing.T) {

@@ -13,6 +13,7 @@
 //
 //	key                          type        TTL                                   holds
 //	p{client:<client_id>}        hash        the registration TTL; TouchClient     rec: JSON as.Client; op: the call that created it
+//	p{clients}                   sorted set  its longest member's expiry           client IDs scored by expiry (ms, server clock); only with MaxClients
 //	p{pending:<id>}              string      PutPending's                          JSON as.PendingAuth
 //	p{code:<code hash>}          hash        PutCode's, kept when taken            rec: JSON as.AuthCode; op; taken: the first taker (the tombstone)
 //	p{grant:<grant_id>}          string      PutGrant's                            JSON as.Grant
@@ -33,6 +34,7 @@
 // # Round trips
 //
 //	CreateClient, PutCode, TakeCode, PutGrant, RevokeGrant, PutUpstream   1 (a script)
+//	CreateClient, TouchClient with MaxClients                             +1 (the client index, a script)
 //	GetClient, TouchClient, PutPending, GetPending, TakePending (GETDEL),
 //	GetGrant, GetUpstream, DeleteUpstream, Approve, Approved               1
 //	GrantRevoked                                                          0 from memory; 1 (EXISTS) on a miss

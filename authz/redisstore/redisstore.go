@@ -46,6 +46,11 @@ var (
 
 // Options configures a Store. The zero value (or nil) means the defaults.
 type Options struct {
+	// MaxClients bounds the live registered clients: CreateClient then
+	// returns as.ErrTooManyClients for a new one. Zero means no bound.
+	// The count is kept in an index of client IDs (the p{clients} key),
+	// written only while a bound is set.
+	MaxClients int
 	// KeyPrefix starts every key and the revocation channel, so that
 	// several deployments can share one Redis. It must not contain '{' or
 	// '}' (the keys' hash tags follow it). Default DefaultKeyPrefix.
@@ -69,12 +74,13 @@ type Options struct {
 // upstream.TokenStore and ConsentStore, and is safe for concurrent use.
 // Close stops its revocation subscription.
 type Store struct {
-	rdb     redis.UniversalClient
-	prefix  string
-	channel string
-	log     *slog.Logger
-	now     func() time.Time
-	cache   *answerCache
+	rdb        redis.UniversalClient
+	prefix     string
+	maxClients int
+	channel    string
+	log        *slog.Logger
+	now        func() time.Time
+	cache      *answerCache
 
 	// The revocation subscription (revocations.go).
 	pingEvery time.Duration
@@ -124,13 +130,14 @@ func New(rdb redis.UniversalClient, opts *Options) *Store {
 		o.RevocationCacheTTL = DefaultRevocationCacheTTL
 	}
 	s := &Store{
-		rdb:       rdb,
-		prefix:    o.KeyPrefix,
-		channel:   o.KeyPrefix + "revocations",
-		log:       o.Logger,
-		now:       time.Now,
-		pingEvery: pingEvery,
-		done:      make(chan struct{}),
+		rdb:        rdb,
+		prefix:     o.KeyPrefix,
+		maxClients: o.MaxClients,
+		channel:    o.KeyPrefix + "revocations",
+		log:        o.Logger,
+		now:        time.Now,
+		pingEvery:  pingEvery,
+		done:       make(chan struct{}),
 	}
 	s.cache = newAnswerCache(o.RevocationCacheSize, o.RevocationCacheTTL, func() time.Time { return s.now() })
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -229,10 +236,25 @@ func (s *Store) create(ctx context.Context, key string, rec any, ttl time.Durati
 // Clients.
 
 // CreateClient implements as.ClientStore. It fails if a client with the
-// same ID exists.
+// same ID exists, and with as.ErrTooManyClients if the store holds
+// Options.MaxClients live clients. The bound is checked in the client
+// index first (its own slot), then the client is created: a creation
+// that fails after that leaves its ID counted until its TTL passes.
 func (s *Store) CreateClient(ctx context.Context, c *as.Client, ttl time.Duration) (err error) {
 	if c == nil {
 		return errNilRecord
+	}
+	if ttl <= 0 {
+		return errNoTTL
+	}
+	if s.maxClients > 0 {
+		n, err := clientIndexScript.Run(ctx, s.rdb, []string{s.clientIndex()}, c.ClientID, millis(ttl), s.maxClients).Int()
+		if err != nil {
+			return fmt.Errorf("redisstore: create client %s: %w", c.ClientID, err)
+		}
+		if n == 0 {
+			return as.ErrTooManyClients
+		}
 	}
 	defer wrapf(&err, "redisstore: create client %s", c.ClientID)
 	ok, err := s.create(ctx, s.key("client", c.ClientID), c, ttl)
@@ -263,8 +285,14 @@ func (s *Store) TouchClient(ctx context.Context, clientID string, ttl time.Durat
 	if err == nil && !ok {
 		err = authz.ErrNotFound
 	}
+	if err == nil && s.maxClients > 0 {
+		err = clientIndexScript.Run(ctx, s.rdb, []string{s.clientIndex()}, clientID, millis(ttl), 0).Err()
+	}
 	return err
 }
+
+// clientIndex is the key of the client index (clientIndexScript).
+func (s *Store) clientIndex() string { return s.prefix + "{clients}" }
 
 // Pending authorizations.
 

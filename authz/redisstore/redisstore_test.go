@@ -60,6 +60,49 @@ func stores(t *testing.T, s *Store) storetest.Stores {
 		Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s,
 		Advance: func(d time.Duration) { advanceExpiry(t, s.rdb, s.prefix+"*", d) },
 		TTL:     time.Second,
+		CappedClients: func(t *testing.T, max int) as.ClientStore {
+			// A prefix of its own, so that other subtests' clients do not
+			// count; its keys are deleted after the checks.
+			c := newStore(t, s.rdb, &Options{KeyPrefix: "capped-" + newID() + ":", MaxClients: max})
+			t.Cleanup(func() {
+				checkClientIndex(t, c)
+				deleteKeys(t, c.rdb, c.prefix+"*")
+			})
+			return c
+		},
+	}
+}
+
+// deleteKeys deletes the keys matching pattern, on every master.
+func deleteKeys(t *testing.T, rdb redis.UniversalClient, pattern string) {
+	del := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 100).Iterator()
+		for iter.Next(ctx) {
+			if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	ctx := context.Background()
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, del)
+	} else {
+		err = del(ctx, rdb.(*redis.Client))
+	}
+	if err != nil {
+		t.Errorf("deleting %s: %v", pattern, err)
+	}
+}
+
+// checkClientIndex checks that the client index of a store with
+// MaxClients expires, and no later than its longest client.
+func checkClientIndex(t *testing.T, s *Store) {
+	ctx := context.Background()
+	ttl, err := s.rdb.PTTL(ctx, s.clientIndex()).Result()
+	if err != nil || ttl <= 0 || ttl > time.Hour+time.Second {
+		t.Errorf("client index PTTL = %v, %v; want at most the clients' hour", ttl, err)
 	}
 }
 

@@ -40,6 +40,27 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `)
 
+// clientIndexScript admits a new client under Options.MaxClients, or
+// moves the expiry of one it holds: KEYS[1] is the client index, a sorted
+// set of client IDs scored by expiry (ms, on the server's clock); ARGV[1]
+// is the client ID, ARGV[2] its TTL (ms), ARGV[3] the bound (0: only
+// update a member, for TouchClient). It first drops the expired members.
+// It returns 0 when the bound is reached and the ID is not a member (or,
+// for a touch, not a member), else 1. The index expires with its longest
+// member.
+var clientIndexScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
+local member = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local max = tonumber(ARGV[3])
+if not member and (max == 0 or redis.call('ZCARD', KEYS[1]) >= max) then return 0 end
+redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[2])), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', tonumber(last[2])))
+return 1
+`)
+
 // takeCodeScript consumes a code: KEYS[1] is the code's hash {rec, op,
 // taken}; ARGV[1] is the op of this take. It returns nil for no code,
 // {0, rec} to the first taker (and its retry), {1, rec} to anyone else.

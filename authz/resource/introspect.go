@@ -37,6 +37,9 @@ type IntrospectionOptions struct {
 	MaxCache time.Duration
 	// NegativeCache is how long an inactive token is remembered. Default 10s.
 	NegativeCache time.Duration
+	// ClockSkew tolerated on nbf. Zero means the default, 30s; a negative
+	// value means none.
+	ClockSkew time.Duration
 	// HTTPClient calls the endpoint; default a client with a 5s timeout.
 	HTTPClient *http.Client
 	// Now is the clock; default time.Now.
@@ -78,6 +81,12 @@ func NewIntrospector(options *IntrospectionOptions) (*Introspector, error) {
 	}
 	if opts.NegativeCache <= 0 {
 		opts.NegativeCache = 10 * time.Second
+	}
+	switch {
+	case opts.ClockSkew == 0:
+		opts.ClockSkew = 30 * time.Second
+	case opts.ClockSkew < 0:
+		opts.ClockSkew = 0
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 5 * time.Second}
@@ -144,6 +153,9 @@ func (i *Introspector) introspect(ctx context.Context, token string) (info *auth
 		Scope    string          `json:"scope"`
 		ClientID string          `json:"client_id"`
 		Exp      int64           `json:"exp"`
+		Nbf      int64           `json:"nbf"`
+		Type     string          `json:"token_type"`
+		Use      string          `json:"token_use"`
 		Iss      string          `json:"iss"`
 		Aud      json.RawMessage `json:"aud"`
 	}
@@ -155,6 +167,10 @@ func (i *Introspector) introspect(ctx context.Context, token string) (info *auth
 		return nil, "the token is not active", nil
 	case r.Sub == "":
 		return nil, "the token has no subject", nil
+	case !accessTokenType(r.Type) || (r.Use != "" && r.Use != "access_token"):
+		return nil, "the token is not an access token", nil
+	case r.Nbf > 0 && i.o.Now().Add(i.o.ClockSkew).Before(time.Unix(r.Nbf, 0)):
+		return nil, "the token is not valid yet", nil
 	case i.o.Issuer != "" && r.Iss != "" && r.Iss != i.o.Issuer:
 		return nil, "the token was issued by another authorization server", nil
 	case !slices.ContainsFunc(audiences(r.Aud), func(a string) bool { return authz.SameResource(a, i.o.Audience) }):
@@ -171,6 +187,24 @@ func (i *Introspector) introspect(ctx context.Context, token string) (info *auth
 		info.Extra["client_id"] = r.ClientID
 	}
 	return info, "", nil
+}
+
+// accessTokenType reports whether an introspection answer's token_type
+// names an access token that a bearer may present. RFC 7662 §2.2 says
+// token_type is the RFC 6749 §7.1 access token type, so conforming servers
+// answer "Bearer" (any case, RFC 6750); others answer "access_token" or the
+// RFC 8693 URI. Some servers answer active for refresh tokens too and say so
+// only here ("refresh_token", "Refresh", the RFC 8693 refresh URI); those,
+// and anything else we cannot name, are refused. "DPoP" is refused as well:
+// a DPoP-bound token needs a proof of possession, which a bearer resource
+// server does not check (RFC 9449 §7.1). An answer without token_type is
+// accepted, as the member is optional.
+func accessTokenType(t string) bool {
+	switch strings.ToLower(t) {
+	case "", "bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token":
+		return true
+	}
+	return false
 }
 
 // audiences reads aud, a string or a list of strings.

@@ -184,6 +184,20 @@ func TestIntrospectorVerify(t *testing.T) {
 		{name: "expired", response: activeResponse(now, "exp", now.Add(-time.Minute).Unix()), desc: "the token has expired"},
 		{name: "expires now", response: activeResponse(now, "exp", now.Unix()), desc: "the token has expired"},
 		{name: "no sub", response: activeResponse(now, "sub", nil), desc: "the token has no subject"},
+		{name: "token_type bearer in lower case", response: activeResponse(now, "token_type", "bearer"), want: full},
+		{name: "token_type access_token", response: activeResponse(now, "token_type", "access_token"), want: full},
+		{name: "token_type as an RFC 8693 URI", response: activeResponse(now, "token_type", "urn:ietf:params:oauth:token-type:access_token"), want: full},
+		{name: "no token_type", response: activeResponse(now, "token_type", nil), want: full},
+		{name: "token_use access_token", response: activeResponse(now, "token_use", "access_token"), want: full},
+		{name: "token_type refresh_token", response: activeResponse(now, "token_type", "refresh_token"), desc: "the token is not an access token"},
+		{name: "token_type Refresh", response: activeResponse(now, "token_type", "Refresh"), desc: "the token is not an access token"},
+		{name: "token_type as the RFC 8693 refresh URI", response: activeResponse(now, "token_type", "urn:ietf:params:oauth:token-type:refresh_token"), desc: "the token is not an access token"},
+		{name: "token_type DPoP", response: activeResponse(now, "token_type", "DPoP"), desc: "the token is not an access token"},
+		{name: "token_use refresh_token", response: activeResponse(now, "token_use", "refresh_token"), desc: "the token is not an access token"},
+		{name: "nbf in the past", response: activeResponse(now, "nbf", now.Add(-time.Minute).Unix()), want: full},
+		{name: "nbf within the clock skew", response: activeResponse(now, "nbf", now.Add(20*time.Second).Unix()), want: full},
+		{name: "nbf in the future", response: activeResponse(now, "nbf", now.Add(time.Hour).Unix()), desc: "the token is not valid yet"},
+		{name: "nbf just past the clock skew", response: activeResponse(now, "nbf", now.Add(31*time.Second).Unix()), desc: "the token is not valid yet"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			const token = "opaque-token-0123456789"

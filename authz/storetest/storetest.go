@@ -64,6 +64,10 @@ type Stores struct {
 	// store round trips to take less than TTL/4 (a second is plenty).
 	// Default one minute.
 	TTL time.Duration
+	// CappedClients returns a client store, empty and of its own, that
+	// holds at most max live clients (CreateClient past that returns
+	// as.ErrTooManyClients). REQUIRED.
+	CappedClients func(t *testing.T, max int) as.ClientStore
 }
 
 // long is the TTL of every record that the suite does not want to expire.
@@ -81,7 +85,7 @@ func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 	t.Run("Complete", func(t *testing.T) {
 		s := newStores(t)
 		if s.Clients == nil || s.Pending == nil || s.Codes == nil || s.Grants == nil ||
-			s.Refresh == nil || s.Upstream == nil || s.Consent == nil || s.Advance == nil {
+			s.Refresh == nil || s.Upstream == nil || s.Consent == nil || s.Advance == nil || s.CappedClients == nil {
 			t.Fatalf("newStores returned incomplete Stores: %+v", s)
 		}
 	})
@@ -262,6 +266,7 @@ func testClients(t *testing.T, newStores func(t *testing.T) Stores) {
 	t.Run("Expiry", func(t *testing.T) { testClientsExpiry(t, newStores) })
 	t.Run("TouchExtends", func(t *testing.T) { testClientsTouchExtends(t, newStores) })
 	t.Run("NoAliasing", func(t *testing.T) { testClientsNoAliasing(t, newStores) })
+	t.Run("Capped", func(t *testing.T) { testClientsCapped(t, newStores) })
 }
 
 func createClient(t *testing.T, ctx context.Context, s as.ClientStore, id string, ttl time.Duration) {
@@ -365,6 +370,35 @@ func testClientsTouchExtends(t *testing.T, newStores func(t *testing.T) Stores) 
 	st.Advance(ttl / 2)
 	if _, err := s.GetClient(ctx, id); !errors.Is(err, authz.ErrNotFound) {
 		t.Errorf("GetClient after the extended TTL error = %v, want ErrNotFound", err)
+	}
+}
+
+// testClientsCapped: past its bound, a store refuses new clients with
+// ErrTooManyClients, and the clients it holds keep working.
+func testClientsCapped(t *testing.T, newStores func(t *testing.T) Stores) {
+	const max = 3
+	ctx, s := ctxFor(t), newStores(t).CappedClients(t, max)
+	ids := make([]string, max)
+	for i := range ids {
+		ids[i] = newID()
+		createClient(t, ctx, s, ids[i], long)
+	}
+	for range 2 {
+		if err := s.CreateClient(ctx, client(newID()), long); !errors.Is(err, as.ErrTooManyClients) {
+			t.Fatalf("CreateClient past the bound of %d = %v, want ErrTooManyClients", max, err)
+		}
+	}
+	for _, id := range ids {
+		if err := s.TouchClient(ctx, id, long); err != nil {
+			t.Errorf("TouchClient of a client held: %v", err)
+		}
+		got, err := s.GetClient(ctx, id)
+		if err != nil {
+			t.Fatalf("GetClient of a client held: %v", err)
+		}
+		if diff := cmp.Diff(client(id), got); diff != "" {
+			t.Errorf("GetClient (-want +got):\n%s", diff)
+		}
 	}
 }
 

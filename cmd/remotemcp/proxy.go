@@ -56,7 +56,7 @@ const devIdPPath = "/dev-idp"
 // issuer and the authorization server.
 func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.UniversalClient) (*proxy, error) {
 	pc := cfg.Proxy
-	st := newProxyStores(rdb, log)
+	st := newProxyStores(rdb, pc.MaxClients, log)
 	p := &proxy{base: cfg.PublicURL.String(), close: st.close}
 	display, prefix, err := p.connectUpstream(ctx, pc, log)
 	if err != nil {
@@ -97,11 +97,11 @@ type proxyStores struct {
 	close  func()
 }
 
-func newProxyStores(rdb redis.UniversalClient, log *slog.Logger) *proxyStores {
+func newProxyStores(rdb redis.UniversalClient, maxClients int, log *slog.Logger) *proxyStores {
 	if rdb == nil {
-		return &proxyStores{stores: authzmem.New(nil), limiter: authzmem.NewRateLimiter(nil), close: func() {}}
+		return &proxyStores{stores: authzmem.New(&authzmem.Options{MaxClients: maxClients}), limiter: authzmem.NewRateLimiter(nil), close: func() {}}
 	}
-	rs := authzredis.New(rdb, &authzredis.Options{Logger: log.With("component", "authzstore")})
+	rs := authzredis.New(rdb, &authzredis.Options{MaxClients: maxClients, Logger: log.With("component", "authzstore")})
 	return &proxyStores{stores: rs, limiter: authzredis.NewRateLimiter(rdb, nil), shared: rs, close: func() { rs.Close() }}
 }
 
@@ -169,7 +169,8 @@ func (p *proxy) newServer(cfg *config, log *slog.Logger, st *proxyStores, displa
 	}
 	var fetcher *as.MetadataFetcher
 	if pc.CIMD {
-		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.dev, Shared: st.shared, Logger: log.With("component", "cimd")})
+		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.dev, Shared: st.shared,
+			MaxFetchesPerHost: pc.CIMDFetchesPerHost, Logger: log.With("component", "cimd")})
 	}
 	s := st.stores
 	return as.New(as.Stores{Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Consents: s},
@@ -186,6 +187,7 @@ func (p *proxy) newServer(cfg *config, log *slog.Logger, st *proxyStores, displa
 			CookieKey:     pc.CookieKey,
 			RateLimits:    limits,
 			RefreshTTL:    pc.RefreshLifetime,
+			NewClientTTL:  pc.UnusedRegistrationLifetime,
 			RefreshGrace:  pc.RefreshGrace,
 			Now:           cfg.now,
 			Logger:        log.With("component", "authz"),

@@ -1761,3 +1761,26 @@ func TestProxyAttackTokenEndpoints(t *testing.T) {
 		t.Errorf("public client's first token at the end: %d", st)
 	}
 }
+
+// TestProxyAttackRegistrationFlood: registrations are unauthenticated, so
+// past --max-registered-clients /register answers 503
+// temporarily_unavailable with Retry-After, and the clients already
+// registered keep signing in and refreshing.
+func TestProxyAttackRegistrationFlood(t *testing.T) {
+	t.Parallel()
+	s := startDevProxy(t, "--max-registered-clients", "3")
+	victim := s.register(t, nil)
+	s.register(t, nil)
+	s.register(t, nil)
+	for i := range 2 {
+		st, h, body := atkPost(t, s, "/register", "application/json",
+			`{"client_name":"flood","redirect_uris":["http://127.0.0.1:9/cb"],"token_endpoint_auth_method":"none"}`, nil)
+		if st != http.StatusServiceUnavailable || atkStr(body, "error") != "temporarily_unavailable" || h.Get("Retry-After") == "" || body["client_id"] != nil {
+			t.Fatalf("registration %d past the bound: %d %v (Retry-After %q), want 503 temporarily_unavailable with Retry-After", i+4, st, body, h.Get("Retry-After"))
+		}
+	}
+	tok := victim.login(t, s.newUser(t), "notes:read")
+	if st, body := atkRefresh(t, victim, atkStr(tok, "refresh_token")); st != http.StatusOK {
+		t.Errorf("a registered client's refresh past the bound: %d %v", st, body)
+	}
+}

@@ -341,4 +341,28 @@ func TestProxyRateLimits(t *testing.T) {
 	if resp.StatusCode == http.StatusTooManyRequests {
 		t.Error("/token shares /register's budget")
 	}
+	// /revoke and /introspect authenticate the client (fetching the
+	// document of a URL client id): they spend /token's budget, 120 a
+	// minute per address, of which /token above took one.
+	for i := range 119 {
+		path := []string{"/revoke", "/introspect"}[i%2]
+		resp, err := http.Post(s.base+path, "application/x-www-form-urlencoded", strings.NewReader(fmt.Sprintf("token=t&client_id=c%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			t.Fatalf("request %d to %s limited before the budget was spent", i+2, path)
+		}
+	}
+	for _, path := range []string{"/revoke", "/introspect", "/token"} {
+		resp, err := http.Post(s.base+path, "application/x-www-form-urlencoded", strings.NewReader("token=t&client_id=https%3A%2F%2Fapp.example%2Fc.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s past /token's budget: %d, want 429 with Retry-After", path, resp.StatusCode)
+		}
+	}
 }

@@ -42,6 +42,13 @@ type proxyConfig struct {
 	RefreshLifetime     time.Duration
 	RefreshGrace        time.Duration
 	CIMD                bool
+	// CIMDFetchesPerHost bounds the metadata-document fetches in flight
+	// to one host.
+	CIMDFetchesPerHost int
+	// MaxClients bounds the registered clients; UnusedRegistrationLifetime
+	// is how long a registration lives until its first token.
+	MaxClients                 int
+	UnusedRegistrationLifetime time.Duration
 }
 
 type proxyFlags struct {
@@ -49,12 +56,14 @@ type proxyFlags struct {
 	signingKeyFile, vaultKeysFile, cookieKeyFile *string
 	accessTTL, refreshTTL, refreshGrace          *time.Duration
 	cimd                                         *bool
+	cimdPerHost, maxClients                      *int
+	unusedRegistration                           *time.Duration
 	trustedProxies                               *string
 	rateLimits                                   *string
 }
 
 func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
-	return &proxyFlags{
+	pf := &proxyFlags{
 		upstream:       fs.String("upstream", "", "--auth proxy: the identity provider users sign in with: dev (built in, loopback only; the default when nothing else is configured), oidc (any OpenID provider, see --upstream-issuer), github or google"),
 		upstreamIssuer: fs.String("upstream-issuer", "", "--auth proxy: the upstream OpenID provider's issuer URL (discovery from <issuer>/.well-known/openid-configuration); implies --upstream oidc"),
 		credsFile:      fs.String("upstream-credentials-file", "", "--auth proxy: file with the upstream client id on the first line and its secret on the second (or set REMOTEMCP_UPSTREAM_CLIENT_ID and REMOTEMCP_UPSTREAM_CLIENT_SECRET)"),
@@ -65,10 +74,14 @@ func addProxyFlags(fs *flag.FlagSet) *proxyFlags {
 		accessTTL:      fs.Duration("access-token-lifetime", 10*time.Minute, "--auth proxy: lifetime of our access tokens"),
 		refreshTTL:     fs.Duration("refresh-token-lifetime", 30*24*time.Hour, "--auth proxy: lifetime of a grant and its refresh tokens since last use"),
 		refreshGrace:   fs.Duration("refresh-grace", 30*time.Second, "--auth proxy: how long a rotated refresh token stays valid for a retry by the same client"),
-		rateLimits:     fs.String("rate-limits", "on", "--auth proxy: on (per client address and client id on /register, /authorize and /token, shared through --redis-url; 429 with Retry-After) or off"),
+		rateLimits:     fs.String("rate-limits", "on", "--auth proxy: on (per client address and client id on /register, /authorize, /token, /revoke and /introspect, shared through --redis-url; 429 with Retry-After) or off"),
 		trustedProxies: fs.String("trusted-proxies", "", "--auth proxy: comma-separated CIDRs of the load balancers whose X-Forwarded-For names the client address for rate limits (default: none; never include addresses the internet can reach you from)"),
 		cimd:           fs.Bool("client-id-metadata-documents", true, "--auth proxy: accept https client ids whose metadata document we fetch (CIMD)"),
 	}
+	pf.maxClients = fs.Int("max-registered-clients", 20000, "--auth proxy: registered clients held at most; past it /register answers 503 temporarily_unavailable and existing clients keep working")
+	pf.unusedRegistration = fs.Duration("unused-registration-lifetime", 6*time.Hour, "--auth proxy: how long a registration lives until its first token (from then on, 30 days since its last token request)")
+	pf.cimdPerHost = fs.Int("client-metadata-fetches-per-host", 4, "--auth proxy: metadata-document fetches in flight to one host (of 32 in all), so that one host's slow documents cannot hold them all")
+	return pf
 }
 
 // parseProxy reads the --auth proxy settings; secrets come from the
@@ -77,6 +90,16 @@ func parseProxy(pf *proxyFlags, getenv func(string) string, dev bool) (*proxyCon
 	pc := &proxyConfig{
 		Upstream: *pf.upstream, UpstreamIssuer: *pf.upstreamIssuer, Scopes: strings.Fields(*pf.scopes),
 		AccessTokenLifetime: *pf.accessTTL, RefreshLifetime: *pf.refreshTTL, RefreshGrace: *pf.refreshGrace, CIMD: *pf.cimd,
+		CIMDFetchesPerHost: *pf.cimdPerHost, MaxClients: *pf.maxClients, UnusedRegistrationLifetime: *pf.unusedRegistration,
+	}
+	if pc.MaxClients < 1 {
+		return nil, fmt.Errorf("--max-registered-clients %d: must be positive", pc.MaxClients)
+	}
+	if pc.UnusedRegistrationLifetime < 10*time.Minute || pc.UnusedRegistrationLifetime > 30*24*time.Hour {
+		return nil, fmt.Errorf("--unused-registration-lifetime %v: must be between 10m and 720h", pc.UnusedRegistrationLifetime)
+	}
+	if pc.CIMDFetchesPerHost < 1 || pc.CIMDFetchesPerHost > 32 {
+		return nil, fmt.Errorf("--client-metadata-fetches-per-host %d: must be between 1 and 32", pc.CIMDFetchesPerHost)
 	}
 	if pc.Upstream == "" {
 		pc.Upstream = "dev"

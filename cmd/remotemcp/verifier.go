@@ -33,7 +33,7 @@ func newVerifier(ctx context.Context, cfg *config) (resource.Verifier, error) {
 	case "introspect":
 		v, err := resource.NewIntrospector(&resource.IntrospectionOptions{
 			URL: cfg.IntrospectionURL, ClientID: cfg.IntrospectClientID, ClientSecret: cfg.IntrospectSecret,
-			Audience: cfg.audience(), Issuer: cfg.Issuer,
+			Audience: cfg.audience(), Issuer: cfg.Issuer, ClockSkew: cfg.clockSkew(),
 		})
 		if err != nil {
 			return nil, err
