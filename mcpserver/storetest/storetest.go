@@ -328,335 +328,356 @@ func testSessions(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 }
 
 func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
-	open := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string) {
-		t.Helper()
-		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
-			t.Fatalf("Open: %v", err)
-		}
+	t.Run("OpenEmpty", func(t *testing.T) { testEventsOpenEmpty(t, newStores) })
+	t.Run("AppendRead", func(t *testing.T) { testEventsAppendRead(t, newStores) })
+	t.Run("OpenKeepsEvents", func(t *testing.T) { testEventsOpenKeepsEvents(t, newStores) })
+	t.Run("StreamsAreIndependent", func(t *testing.T) { testEventsStreamsAreIndependent(t, newStores) })
+	t.Run("ReadUnknown", func(t *testing.T) { testEventsReadUnknown(t, newStores) })
+	t.Run("ReadWaitsForAppend", func(t *testing.T) { testEventsReadWaitsForAppend(t, newStores) })
+	t.Run("ReadWaitsForEnd", func(t *testing.T) { testEventsReadWaitsForEnd(t, newStores) })
+	t.Run("ReadWaitTimesOut", func(t *testing.T) { testEventsReadWaitTimesOut(t, newStores) })
+	t.Run("ReadStopsOnCancel", func(t *testing.T) { testEventsReadStopsOnCancel(t, newStores) })
+	t.Run("End", func(t *testing.T) { testEventsEnd(t, newStores) })
+	t.Run("DeleteSession", func(t *testing.T) { testEventsDeleteSession(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testEventsNoAliasing(t, newStores) })
+}
+
+// open opens the stream with an empty write.
+func open(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string) {
+	t.Helper()
+	if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
+		t.Fatalf("Open: %v", err)
 	}
-	// appendAll opens the stream, appends each message and checks the
-	// sequence numbers.
-	appendAll := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string, first int64, msgs ...string) []mcpserver.Event {
-		t.Helper()
-		open(t, ctx, l, sid, stream)
-		var out []mcpserver.Event
-		for i, m := range msgs {
-			seq, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(m)}})
+}
+
+// appendAll opens the stream, appends each message and checks the
+// sequence numbers.
+func appendAll(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string, first int64, msgs ...string) []mcpserver.Event {
+	t.Helper()
+	open(t, ctx, l, sid, stream)
+	var out []mcpserver.Event
+	for i, m := range msgs {
+		seq, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(m)}})
+		if err != nil {
+			t.Fatalf("Append(%q): %v", m, err)
+		}
+		if want := first + int64(i); seq != want {
+			t.Errorf("Append(%q) = seq %d, want %d", m, seq, want)
+		}
+		out = append(out, mcpserver.Event{Seq: seq, Data: []byte(m)})
+	}
+	return out
+}
+
+// readResult is what a readAsync's Read returned.
+type readResult struct {
+	events []mcpserver.Event
+	ended  bool
+	err    error
+}
+
+// readAsync starts a Read in the background.
+func readAsync(ctx context.Context, l mcpserver.EventLog, sid, stream string, after int64, wait time.Duration) <-chan readResult {
+	ch := make(chan readResult, 1)
+	go func() {
+		events, ended, err := l.Read(ctx, sid, stream, after, wait)
+		ch <- readResult{events, ended, err}
+	}()
+	return ch
+}
+
+// await returns the result of a readAsync, failing the test if it does
+// not come within timeout.
+func await(t *testing.T, ch <-chan readResult) readResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(timeout):
+		t.Fatalf("Read did not return within %v", timeout)
+		return readResult{}
+	}
+}
+
+func testEventsOpenEmpty(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, stream := newID(), newID()
+	open(t, ctx, l, sid, stream)
+	events, ended, err := l.Read(ctx, sid, stream, 0, 0)
+	if err != nil || ended || len(events) != 0 {
+		t.Errorf("Read of a new stream = %v, %v, %v; want no events, not ended, nil", events, ended, err)
+	}
+}
+
+func testEventsAppendRead(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, stream := newID(), newID()
+	open(t, ctx, l, sid, stream)
+	all := appendAll(t, ctx, l, sid, stream, 1, `{"n":1}`, `{"n":2}`, `{"n":3}`)
+	for _, tt := range []struct {
+		name  string
+		after int64
+		want  []mcpserver.Event
+	}{
+		{"from start", 0, all},
+		{"after first", 1, all[1:]},
+		{"after second", 2, all[2:]},
+		{"after last", 3, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ended, err := l.Read(ctx, sid, stream, tt.after, 0)
 			if err != nil {
-				t.Fatalf("Append(%q): %v", m, err)
+				t.Fatalf("Read: %v", err)
 			}
-			if want := first + int64(i); seq != want {
-				t.Errorf("Append(%q) = seq %d, want %d", m, seq, want)
+			if ended {
+				t.Errorf("Read of an open stream: ended = true")
 			}
-			out = append(out, mcpserver.Event{Seq: seq, Data: []byte(m)})
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(eventsEqual)); diff != "" {
+				t.Errorf("Read(after %d) (-want +got):\n%s", tt.after, diff)
+			}
+		})
+	}
+}
+
+func testEventsOpenKeepsEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, stream := newID(), newID()
+	open(t, ctx, l, sid, stream)
+	want := appendAll(t, ctx, l, sid, stream, 1, `"a"`, `"b"`)
+	if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	got, _, err := l.Read(ctx, sid, stream, 0, 0)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(eventsEqual)); diff != "" {
+		t.Errorf("Read after a second Open (-want +got):\n%s", diff)
+	}
+	appendAll(t, ctx, l, sid, stream, 3, `"c"`)
+}
+
+func testEventsStreamsAreIndependent(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, other := newID(), newID()
+	s1, s2 := newID(), newID()
+	want1 := appendAll(t, ctx, l, sid, s1, 1, `"s1-a"`, `"s1-b"`)
+	want2 := appendAll(t, ctx, l, sid, s2, 1, `"s2-a"`)
+	// The same stream ID in another session is another stream.
+	wantOther := appendAll(t, ctx, l, other, s1, 1, `"other-a"`)
+	for _, tt := range []struct {
+		name        string
+		sid, stream string
+		want        []mcpserver.Event
+	}{
+		{"first", sid, s1, want1},
+		{"second", sid, s2, want2},
+		{"other session", other, s1, wantOther},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, err := l.Read(ctx, tt.sid, tt.stream, 0, 0)
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(eventsEqual)); diff != "" {
+				t.Errorf("Read (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func testEventsReadUnknown(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, stream := newID(), newID()
+	open(t, ctx, l, sid, stream)
+	for _, tt := range []struct {
+		name        string
+		sid, stream string
+		wait        time.Duration
+	}{
+		{"unknown stream", sid, newID(), 0},
+		{"unknown session", newID(), stream, 0},
+		// ErrNotFound is immediate: there is nothing to wait for.
+		{"unknown stream with wait", sid, newID(), time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := await(t, readAsync(ctx, l, tt.sid, tt.stream, 0, tt.wait))
+			if !errors.Is(r.err, mcpserver.ErrNotFound) {
+				t.Errorf("Read error = %v, want ErrNotFound", r.err)
+			}
+		})
+	}
+}
+
+func testEventsReadWaitsForAppend(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, stream := newID(), newID()
+	appendAll(t, ctx, l, sid, stream, 1, `"a"`)
+	ch := readAsync(ctx, l, sid, stream, 1, time.Minute)
+	time.Sleep(20 * time.Millisecond) // let Read start waiting; the result is the same if not
+	want := appendAll(t, ctx, l, sid, stream, 2, `"b"`)
+	r := await(t, ch)
+	if r.err != nil {
+		t.Fatalf("Read: %v", r.err)
+	}
+	if diff := cmp.Diff(want, r.events, cmp.Comparer(eventsEqual)); diff != "" {
+		t.Errorf("Read woken by Append (-want +got):\n%s", diff)
+	}
+}
+
+func testEventsReadWaitsForEnd(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, stream := newID(), newID()
+	appendAll(t, ctx, l, sid, stream, 1, `"a"`)
+	ch := readAsync(ctx, l, sid, stream, 1, time.Minute)
+	time.Sleep(20 * time.Millisecond)
+	if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
+		t.Fatalf("End: %v", err)
+	}
+	r := await(t, ch)
+	if r.err != nil || !r.ended || len(r.events) != 0 {
+		t.Errorf("Read woken by End = %v, %v, %v; want no events, ended, nil", r.events, r.ended, r.err)
+	}
+}
+
+func testEventsReadWaitTimesOut(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, stream := newID(), newID()
+	appendAll(t, ctx, l, sid, stream, 1, `"a"`)
+	start := time.Now()
+	r := await(t, readAsync(ctx, l, sid, stream, 1, 50*time.Millisecond))
+	if r.err != nil || r.ended || len(r.events) != 0 {
+		t.Errorf("Read with nothing new = %v, %v, %v; want no events, not ended, nil", r.events, r.ended, r.err)
+	}
+	if d := time.Since(start); d < 40*time.Millisecond {
+		t.Errorf("Read returned after %v, before its wait of 50ms", d)
+	}
+}
+
+func testEventsReadStopsOnCancel(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, stream := newID(), newID()
+	appendAll(t, ctx, l, sid, stream, 1, `"a"`)
+	rctx, cancel := context.WithCancel(ctx)
+	ch := readAsync(rctx, l, sid, stream, 1, time.Minute)
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if r := await(t, ch); len(r.events) != 0 {
+		t.Errorf("cancelled Read returned events %v", r.events)
+	}
+}
+
+func testEventsEnd(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, stream := newID(), newID()
+	all := appendAll(t, ctx, l, sid, stream, 1, `"a"`, `"b"`)
+	if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
+		t.Fatalf("End: %v", err)
+	}
+	if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
+		t.Errorf("second End: %v", err)
+	}
+	for _, tt := range []struct {
+		name  string
+		after int64
+		want  []mcpserver.Event
+	}{
+		{"from start", 0, all},
+		{"after first", 1, all[1:]},
+		{"after last", 2, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := await(t, readAsync(ctx, l, sid, stream, tt.after, time.Minute))
+			if r.err != nil {
+				t.Fatalf("Read: %v", r.err)
+			}
+			if !r.ended {
+				t.Errorf("Read of an ended stream: ended = false")
+			}
+			if diff := cmp.Diff(tt.want, r.events, cmp.Comparer(eventsEqual)); diff != "" {
+				t.Errorf("Read (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if seq, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`"late"`)}}); err == nil {
+		t.Errorf("Append after End = seq %d, nil; want an error", seq)
+	}
+	got, _, err := l.Read(ctx, sid, stream, 0, 0)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if diff := cmp.Diff(all, got, cmp.Comparer(eventsEqual)); diff != "" {
+		t.Errorf("a failed Append changed the stream (-want +got):\n%s", diff)
+	}
+}
+
+func testEventsDeleteSession(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), newStores(t).Events
+	sid, other := newID(), newID()
+	s1, s2 := newID(), newID()
+	appendAll(t, ctx, l, sid, s1, 1, `"a"`)
+	open(t, ctx, l, sid, s2)
+	keep := appendAll(t, ctx, l, other, s1, 1, `"kept"`)
+	// A Read waiting on the session returns no events.
+	waiting := readAsync(ctx, l, sid, s2, 0, timeout/4)
+	time.Sleep(20 * time.Millisecond)
+	if err := l.DeleteSession(ctx, sid); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	if r := await(t, waiting); len(r.events) != 0 {
+		t.Errorf("Read waiting across DeleteSession returned events %v", r.events)
+	}
+	for _, stream := range []string{s1, s2} {
+		if _, _, err := l.Read(ctx, sid, stream, 0, 0); !errors.Is(err, mcpserver.ErrNotFound) {
+			t.Errorf("Read after DeleteSession error = %v, want ErrNotFound", err)
 		}
-		return out
 	}
-	type readResult struct {
-		events []mcpserver.Event
-		ended  bool
-		err    error
+	got, _, err := l.Read(ctx, other, s1, 0, 0)
+	if err != nil {
+		t.Fatalf("Read(other session): %v", err)
 	}
-	// readAsync starts a Read in the background.
-	readAsync := func(ctx context.Context, l mcpserver.EventLog, sid, stream string, after int64, wait time.Duration) <-chan readResult {
-		ch := make(chan readResult, 1)
-		go func() {
-			events, ended, err := l.Read(ctx, sid, stream, after, wait)
-			ch <- readResult{events, ended, err}
-		}()
-		return ch
+	if diff := cmp.Diff(keep, got, cmp.Comparer(eventsEqual)); diff != "" {
+		t.Errorf("DeleteSession changed another session (-want +got):\n%s", diff)
 	}
-	await := func(t *testing.T, ch <-chan readResult) readResult {
+	if err := l.DeleteSession(ctx, newID()); err != nil {
+		t.Errorf("DeleteSession of an unknown session = %v, want nil", err)
+	}
+}
+
+func testEventsNoAliasing(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	// readOne returns the data of the stream's only event.
+	readOne := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string) []byte {
 		t.Helper()
-		select {
-		case r := <-ch:
-			return r
-		case <-time.After(timeout):
-			t.Fatalf("Read did not return within %v", timeout)
-			return readResult{}
+		got, _, err := l.Read(ctx, sid, stream, 0, 0)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("Read = %v, %v; want one event", got, err)
 		}
+		return got[0].Data
 	}
-
-	t.Run("OpenEmpty", func(t *testing.T) {
+	t.Run("Append", func(t *testing.T) {
 		ctx, l := ctxFor(t), newStores(t).Events
 		sid, stream := newID(), newID()
 		open(t, ctx, l, sid, stream)
-		events, ended, err := l.Read(ctx, sid, stream, 0, 0)
-		if err != nil || ended || len(events) != 0 {
-			t.Errorf("Read of a new stream = %v, %v, %v; want no events, not ended, nil", events, ended, err)
+		data := []byte(`"original"`)
+		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{data}}); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		copy(data, `"mutated!"`) // the caller reuses its buffer
+		if diff := cmp.Diff(`"original"`, string(readOne(t, ctx, l, sid, stream))); diff != "" {
+			t.Errorf("the stored event shares memory with Append's caller (-want +got):\n%s", diff)
 		}
 	})
-
-	t.Run("AppendRead", func(t *testing.T) {
+	t.Run("Read", func(t *testing.T) {
 		ctx, l := ctxFor(t), newStores(t).Events
 		sid, stream := newID(), newID()
 		open(t, ctx, l, sid, stream)
-		all := appendAll(t, ctx, l, sid, stream, 1, `{"n":1}`, `{"n":2}`, `{"n":3}`)
-		for _, tt := range []struct {
-			name  string
-			after int64
-			want  []mcpserver.Event
-		}{
-			{"from start", 0, all},
-			{"after first", 1, all[1:]},
-			{"after second", 2, all[2:]},
-			{"after last", 3, nil},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				got, ended, err := l.Read(ctx, sid, stream, tt.after, 0)
-				if err != nil {
-					t.Fatalf("Read: %v", err)
-				}
-				if ended {
-					t.Errorf("Read of an open stream: ended = true")
-				}
-				if diff := cmp.Diff(tt.want, got, cmp.Comparer(eventsEqual)); diff != "" {
-					t.Errorf("Read(after %d) (-want +got):\n%s", tt.after, diff)
-				}
-			})
+		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`"original"`)}}); err != nil {
+			t.Fatalf("Append: %v", err)
 		}
-	})
-
-	t.Run("OpenKeepsEvents", func(t *testing.T) {
-		ctx, l := ctxFor(t), newStores(t).Events
-		sid, stream := newID(), newID()
-		open(t, ctx, l, sid, stream)
-		want := appendAll(t, ctx, l, sid, stream, 1, `"a"`, `"b"`)
-		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
-			t.Fatalf("second Open: %v", err)
+		copy(readOne(t, ctx, l, sid, stream), `"mutated!"`) // a reader edits what it got
+		if diff := cmp.Diff(`"original"`, string(readOne(t, ctx, l, sid, stream))); diff != "" {
+			t.Errorf("the stored event shares memory with Read's caller (-want +got):\n%s", diff)
 		}
-		got, _, err := l.Read(ctx, sid, stream, 0, 0)
-		if err != nil {
-			t.Fatalf("Read: %v", err)
-		}
-		if diff := cmp.Diff(want, got, cmp.Comparer(eventsEqual)); diff != "" {
-			t.Errorf("Read after a second Open (-want +got):\n%s", diff)
-		}
-		appendAll(t, ctx, l, sid, stream, 3, `"c"`)
-	})
-
-	t.Run("StreamsAreIndependent", func(t *testing.T) {
-		ctx, l := ctxFor(t), newStores(t).Events
-		sid, other := newID(), newID()
-		s1, s2 := newID(), newID()
-		want1 := appendAll(t, ctx, l, sid, s1, 1, `"s1-a"`, `"s1-b"`)
-		want2 := appendAll(t, ctx, l, sid, s2, 1, `"s2-a"`)
-		// The same stream ID in another session is another stream.
-		wantOther := appendAll(t, ctx, l, other, s1, 1, `"other-a"`)
-		for _, tt := range []struct {
-			name        string
-			sid, stream string
-			want        []mcpserver.Event
-		}{
-			{"first", sid, s1, want1},
-			{"second", sid, s2, want2},
-			{"other session", other, s1, wantOther},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				got, _, err := l.Read(ctx, tt.sid, tt.stream, 0, 0)
-				if err != nil {
-					t.Fatalf("Read: %v", err)
-				}
-				if diff := cmp.Diff(tt.want, got, cmp.Comparer(eventsEqual)); diff != "" {
-					t.Errorf("Read (-want +got):\n%s", diff)
-				}
-			})
-		}
-	})
-
-	t.Run("ReadUnknown", func(t *testing.T) {
-		ctx, l := ctxFor(t), newStores(t).Events
-		sid, stream := newID(), newID()
-		open(t, ctx, l, sid, stream)
-		for _, tt := range []struct {
-			name        string
-			sid, stream string
-			wait        time.Duration
-		}{
-			{"unknown stream", sid, newID(), 0},
-			{"unknown session", newID(), stream, 0},
-			// ErrNotFound is immediate: there is nothing to wait for.
-			{"unknown stream with wait", sid, newID(), time.Minute},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				r := await(t, readAsync(ctx, l, tt.sid, tt.stream, 0, tt.wait))
-				if !errors.Is(r.err, mcpserver.ErrNotFound) {
-					t.Errorf("Read error = %v, want ErrNotFound", r.err)
-				}
-			})
-		}
-	})
-
-	t.Run("ReadWaitsForAppend", func(t *testing.T) {
-		ctx, l := ctxFor(t), newStores(t).Events
-		sid, stream := newID(), newID()
-		appendAll(t, ctx, l, sid, stream, 1, `"a"`)
-		ch := readAsync(ctx, l, sid, stream, 1, time.Minute)
-		time.Sleep(20 * time.Millisecond) // let Read start waiting; the result is the same if not
-		want := appendAll(t, ctx, l, sid, stream, 2, `"b"`)
-		r := await(t, ch)
-		if r.err != nil {
-			t.Fatalf("Read: %v", r.err)
-		}
-		if diff := cmp.Diff(want, r.events, cmp.Comparer(eventsEqual)); diff != "" {
-			t.Errorf("Read woken by Append (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("ReadWaitsForEnd", func(t *testing.T) {
-		ctx, l := ctxFor(t), newStores(t).Events
-		sid, stream := newID(), newID()
-		appendAll(t, ctx, l, sid, stream, 1, `"a"`)
-		ch := readAsync(ctx, l, sid, stream, 1, time.Minute)
-		time.Sleep(20 * time.Millisecond)
-		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
-			t.Fatalf("End: %v", err)
-		}
-		r := await(t, ch)
-		if r.err != nil || !r.ended || len(r.events) != 0 {
-			t.Errorf("Read woken by End = %v, %v, %v; want no events, ended, nil", r.events, r.ended, r.err)
-		}
-	})
-
-	t.Run("ReadWaitTimesOut", func(t *testing.T) {
-		ctx, l := ctxFor(t), newStores(t).Events
-		sid, stream := newID(), newID()
-		appendAll(t, ctx, l, sid, stream, 1, `"a"`)
-		start := time.Now()
-		r := await(t, readAsync(ctx, l, sid, stream, 1, 50*time.Millisecond))
-		if r.err != nil || r.ended || len(r.events) != 0 {
-			t.Errorf("Read with nothing new = %v, %v, %v; want no events, not ended, nil", r.events, r.ended, r.err)
-		}
-		if d := time.Since(start); d < 40*time.Millisecond {
-			t.Errorf("Read returned after %v, before its wait of 50ms", d)
-		}
-	})
-
-	t.Run("ReadStopsOnCancel", func(t *testing.T) {
-		ctx, l := ctxFor(t), newStores(t).Events
-		sid, stream := newID(), newID()
-		appendAll(t, ctx, l, sid, stream, 1, `"a"`)
-		rctx, cancel := context.WithCancel(ctx)
-		ch := readAsync(rctx, l, sid, stream, 1, time.Minute)
-		time.Sleep(20 * time.Millisecond)
-		cancel()
-		if r := await(t, ch); len(r.events) != 0 {
-			t.Errorf("cancelled Read returned events %v", r.events)
-		}
-	})
-
-	t.Run("End", func(t *testing.T) {
-		ctx, l := ctxFor(t), newStores(t).Events
-		sid, stream := newID(), newID()
-		all := appendAll(t, ctx, l, sid, stream, 1, `"a"`, `"b"`)
-		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
-			t.Fatalf("End: %v", err)
-		}
-		if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{End: true}); err != nil {
-			t.Errorf("second End: %v", err)
-		}
-		for _, tt := range []struct {
-			name  string
-			after int64
-			want  []mcpserver.Event
-		}{
-			{"from start", 0, all},
-			{"after first", 1, all[1:]},
-			{"after last", 2, nil},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				r := await(t, readAsync(ctx, l, sid, stream, tt.after, time.Minute))
-				if r.err != nil {
-					t.Fatalf("Read: %v", r.err)
-				}
-				if !r.ended {
-					t.Errorf("Read of an ended stream: ended = false")
-				}
-				if diff := cmp.Diff(tt.want, r.events, cmp.Comparer(eventsEqual)); diff != "" {
-					t.Errorf("Read (-want +got):\n%s", diff)
-				}
-			})
-		}
-		if seq, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`"late"`)}}); err == nil {
-			t.Errorf("Append after End = seq %d, nil; want an error", seq)
-		}
-		got, _, err := l.Read(ctx, sid, stream, 0, 0)
-		if err != nil {
-			t.Fatalf("Read: %v", err)
-		}
-		if diff := cmp.Diff(all, got, cmp.Comparer(eventsEqual)); diff != "" {
-			t.Errorf("a failed Append changed the stream (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("DeleteSession", func(t *testing.T) {
-		ctx, l := ctxFor(t), newStores(t).Events
-		sid, other := newID(), newID()
-		s1, s2 := newID(), newID()
-		appendAll(t, ctx, l, sid, s1, 1, `"a"`)
-		open(t, ctx, l, sid, s2)
-		keep := appendAll(t, ctx, l, other, s1, 1, `"kept"`)
-		// A Read waiting on the session returns no events.
-		waiting := readAsync(ctx, l, sid, s2, 0, timeout/4)
-		time.Sleep(20 * time.Millisecond)
-		if err := l.DeleteSession(ctx, sid); err != nil {
-			t.Fatalf("DeleteSession: %v", err)
-		}
-		if r := await(t, waiting); len(r.events) != 0 {
-			t.Errorf("Read waiting across DeleteSession returned events %v", r.events)
-		}
-		for _, stream := range []string{s1, s2} {
-			if _, _, err := l.Read(ctx, sid, stream, 0, 0); !errors.Is(err, mcpserver.ErrNotFound) {
-				t.Errorf("Read after DeleteSession error = %v, want ErrNotFound", err)
-			}
-		}
-		got, _, err := l.Read(ctx, other, s1, 0, 0)
-		if err != nil {
-			t.Fatalf("Read(other session): %v", err)
-		}
-		if diff := cmp.Diff(keep, got, cmp.Comparer(eventsEqual)); diff != "" {
-			t.Errorf("DeleteSession changed another session (-want +got):\n%s", diff)
-		}
-		if err := l.DeleteSession(ctx, newID()); err != nil {
-			t.Errorf("DeleteSession of an unknown session = %v, want nil", err)
-		}
-	})
-
-	t.Run("NoAliasing", func(t *testing.T) {
-		// readOne returns the data of the stream's only event.
-		readOne := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string) []byte {
-			t.Helper()
-			got, _, err := l.Read(ctx, sid, stream, 0, 0)
-			if err != nil || len(got) != 1 {
-				t.Fatalf("Read = %v, %v; want one event", got, err)
-			}
-			return got[0].Data
-		}
-		t.Run("Append", func(t *testing.T) {
-			ctx, l := ctxFor(t), newStores(t).Events
-			sid, stream := newID(), newID()
-			open(t, ctx, l, sid, stream)
-			data := []byte(`"original"`)
-			if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{data}}); err != nil {
-				t.Fatalf("Append: %v", err)
-			}
-			copy(data, `"mutated!"`) // the caller reuses its buffer
-			if diff := cmp.Diff(`"original"`, string(readOne(t, ctx, l, sid, stream))); diff != "" {
-				t.Errorf("the stored event shares memory with Append's caller (-want +got):\n%s", diff)
-			}
-		})
-		t.Run("Read", func(t *testing.T) {
-			ctx, l := ctxFor(t), newStores(t).Events
-			sid, stream := newID(), newID()
-			open(t, ctx, l, sid, stream)
-			if _, err := l.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`"original"`)}}); err != nil {
-				t.Fatalf("Append: %v", err)
-			}
-			copy(readOne(t, ctx, l, sid, stream), `"mutated!"`) // a reader edits what it got
-			if diff := cmp.Diff(`"original"`, string(readOne(t, ctx, l, sid, stream))); diff != "" {
-				t.Errorf("the stored event shares memory with Read's caller (-want +got):\n%s", diff)
-			}
-		})
 	})
 }
 
