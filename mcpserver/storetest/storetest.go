@@ -82,249 +82,259 @@ func session(id string) *mcpserver.Session {
 }
 
 func testSessions(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
-	t.Run("CreateGet", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Sessions
-		want := session(newID())
-		if err := s.Create(ctx, session(want.ID)); err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-		got, err := s.Get(ctx, want.ID)
+	t.Run("CreateGet", func(t *testing.T) { testSessionsCreateGet(t, newStores) })
+	t.Run("GetMissing", func(t *testing.T) { testSessionsGetMissing(t, newStores) })
+	t.Run("SessionLimit", func(t *testing.T) { testSessionsSessionLimit(t, newStores) })
+	t.Run("CreateDuplicate", func(t *testing.T) { testSessionsCreateDuplicate(t, newStores) })
+	t.Run("Update", func(t *testing.T) { testSessionsUpdate(t, newStores) })
+	t.Run("UpdateMissing", func(t *testing.T) { testSessionsUpdateMissing(t, newStores) })
+	t.Run("UpdateIsAtomic", func(t *testing.T) { testSessionsUpdateIsAtomic(t, newStores) })
+	t.Run("Delete", func(t *testing.T) { testSessionsDelete(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testSessionsNoAliasing(t, newStores) })
+}
+
+func testSessionsCreateGet(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t).Sessions
+	want := session(newID())
+	if err := s.Create(ctx, session(want.ID)); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	got, err := s.Get(ctx, want.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Get after Create (-want +got):\n%s", diff)
+	}
+}
+
+func testSessionsGetMissing(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t).Sessions
+	if _, err := s.Get(ctx, newID()); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Get(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testSessionsSessionLimit(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t).Sessions
+	subject := "limited-" + newID() // the stores may be shared between subtests
+	create := func(subject string) (string, error) {
+		sess := session(newID())
+		sess.Subject = subject
+		return sess.ID, s.Create(ctx, sess)
+	}
+	const free = 4
+	var ids []string
+	for i := range mcpserver.DefaultMaxSessionsPerSubject - free {
+		id, err := create(subject)
 		if err != nil {
-			t.Fatalf("Get: %v", err)
+			t.Fatalf("Create #%d = %v", i, err)
 		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("Get after Create (-want +got):\n%s", diff)
+		ids = append(ids, id)
+	}
+	// Racing Creates take exactly the free places.
+	var wg sync.WaitGroup
+	errs := make([]error, 4*free)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = create(subject) })
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, mcpserver.ErrSessionLimit):
+			t.Errorf("racing Create #%d = %v, want nil or ErrSessionLimit", i, err)
 		}
-	})
+	}
+	if won != free {
+		t.Errorf("%d of %d racing Creates succeeded with %d places free", won, len(errs), free)
+	}
+	if _, err := create(subject); !errors.Is(err, mcpserver.ErrSessionLimit) {
+		t.Errorf("Create past the limit = %v, want ErrSessionLimit", err)
+	}
+	if _, err := create("other-" + newID()); err != nil {
+		t.Errorf("another subject's Create = %v", err)
+	}
+	if err := s.Delete(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(subject); err != nil {
+		t.Errorf("Create after a Delete freed a place = %v", err)
+	}
+	if _, err := create(subject); !errors.Is(err, mcpserver.ErrSessionLimit) {
+		t.Errorf("Create once the freed place is taken = %v, want ErrSessionLimit", err)
+	}
+}
 
-	t.Run("GetMissing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Sessions
-		if _, err := s.Get(ctx, newID()); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("Get(missing) error = %v, want ErrNotFound", err)
-		}
-	})
+func testSessionsCreateDuplicate(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t).Sessions
+	want := session(newID())
+	if err := s.Create(ctx, session(want.ID)); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	dup := session(want.ID)
+	dup.Subject = "mallory"
+	if err := s.Create(ctx, dup); err == nil {
+		t.Errorf("second Create of %s succeeded, want an error", want.ID)
+	}
+	got, err := s.Get(ctx, want.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("a failed Create changed the record (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("SessionLimit", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Sessions
-		subject := "limited-" + newID() // the stores may be shared between subtests
-		create := func(subject string) (string, error) {
-			sess := session(newID())
-			sess.Subject = subject
-			return sess.ID, s.Create(ctx, sess)
-		}
-		const free = 4
-		var ids []string
-		for i := range mcpserver.DefaultMaxSessionsPerSubject - free {
-			id, err := create(subject)
+func testSessionsUpdate(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t).Sessions
+	id := newID()
+	if err := s.Create(ctx, session(id)); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	calls, seen := 0, ""
+	err := s.Update(ctx, id, func(sess *mcpserver.Session) {
+		calls++
+		seen = cmp.Diff(session(id), sess)
+		sess.State.LogLevel = "debug"
+		sess.Subscriptions = append(sess.Subscriptions, "notes://alice/3")
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if calls == 0 {
+		t.Fatalf("Update did not call fn")
+	}
+	if seen != "" {
+		t.Errorf("Update passed fn the wrong record (-want +got):\n%s", seen)
+	}
+	want := session(id)
+	want.State.LogLevel = "debug"
+	want.Subscriptions = append(want.Subscriptions, "notes://alice/3")
+	got, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Get after Update (-want +got):\n%s", diff)
+	}
+}
+
+func testSessionsUpdateMissing(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t).Sessions
+	called := false
+	err := s.Update(ctx, newID(), func(*mcpserver.Session) { called = true })
+	if !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Update(missing) error = %v, want ErrNotFound", err)
+	}
+	if called {
+		t.Errorf("Update(missing) called fn")
+	}
+}
+
+func testSessionsUpdateIsAtomic(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t).Sessions
+	id := newID()
+	start := session(id)
+	start.Subscriptions = nil
+	if err := s.Create(ctx, start); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			uri := fmt.Sprintf("notes://alice/%d", i)
+			err := s.Update(ctx, id, func(sess *mcpserver.Session) { sess.Subscriptions = append(sess.Subscriptions, uri) })
 			if err != nil {
-				t.Fatalf("Create #%d = %v", i, err)
+				t.Errorf("Update %d: %v", i, err)
 			}
-			ids = append(ids, id)
-		}
-		// Racing Creates take exactly the free places.
-		var wg sync.WaitGroup
-		errs := make([]error, 4*free)
-		for i := range errs {
-			wg.Go(func() { _, errs[i] = create(subject) })
-		}
-		wg.Wait()
-		won := 0
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				won++
-			case !errors.Is(err, mcpserver.ErrSessionLimit):
-				t.Errorf("racing Create #%d = %v, want nil or ErrSessionLimit", i, err)
-			}
-		}
-		if won != free {
-			t.Errorf("%d of %d racing Creates succeeded with %d places free", won, len(errs), free)
-		}
-		if _, err := create(subject); !errors.Is(err, mcpserver.ErrSessionLimit) {
-			t.Errorf("Create past the limit = %v, want ErrSessionLimit", err)
-		}
-		if _, err := create("other-" + newID()); err != nil {
-			t.Errorf("another subject's Create = %v", err)
-		}
-		if err := s.Delete(ctx, ids[0]); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := create(subject); err != nil {
-			t.Errorf("Create after a Delete freed a place = %v", err)
-		}
-		if _, err := create(subject); !errors.Is(err, mcpserver.ErrSessionLimit) {
-			t.Errorf("Create once the freed place is taken = %v, want ErrSessionLimit", err)
-		}
-	})
-
-	t.Run("CreateDuplicate", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Sessions
-		want := session(newID())
-		if err := s.Create(ctx, session(want.ID)); err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-		dup := session(want.ID)
-		dup.Subject = "mallory"
-		if err := s.Create(ctx, dup); err == nil {
-			t.Errorf("second Create of %s succeeded, want an error", want.ID)
-		}
-		got, err := s.Get(ctx, want.ID)
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("a failed Create changed the record (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("Update", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Sessions
-		id := newID()
-		if err := s.Create(ctx, session(id)); err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-		calls, seen := 0, ""
-		err := s.Update(ctx, id, func(sess *mcpserver.Session) {
-			calls++
-			seen = cmp.Diff(session(id), sess)
-			sess.State.LogLevel = "debug"
-			sess.Subscriptions = append(sess.Subscriptions, "notes://alice/3")
 		})
-		if err != nil {
-			t.Fatalf("Update: %v", err)
-		}
-		if calls == 0 {
-			t.Fatalf("Update did not call fn")
-		}
-		if seen != "" {
-			t.Errorf("Update passed fn the wrong record (-want +got):\n%s", seen)
-		}
-		want := session(id)
-		want.State.LogLevel = "debug"
-		want.Subscriptions = append(want.Subscriptions, "notes://alice/3")
-		got, err := s.Get(ctx, id)
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("Get after Update (-want +got):\n%s", diff)
-		}
-	})
+	}
+	wg.Wait()
+	got, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("notes://alice/%d", i))
+	}
+	slices.Sort(want)
+	slices.Sort(got.Subscriptions)
+	if diff := cmp.Diff(want, got.Subscriptions); diff != "" {
+		t.Errorf("concurrent Updates lost writes (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("UpdateMissing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Sessions
-		called := false
-		err := s.Update(ctx, newID(), func(*mcpserver.Session) { called = true })
-		if !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("Update(missing) error = %v, want ErrNotFound", err)
-		}
-		if called {
-			t.Errorf("Update(missing) called fn")
-		}
-	})
-
-	t.Run("UpdateIsAtomic", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Sessions
-		id := newID()
-		start := session(id)
-		start.Subscriptions = nil
-		if err := s.Create(ctx, start); err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-		const n = 16
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				uri := fmt.Sprintf("notes://alice/%d", i)
-				err := s.Update(ctx, id, func(sess *mcpserver.Session) { sess.Subscriptions = append(sess.Subscriptions, uri) })
-				if err != nil {
-					t.Errorf("Update %d: %v", i, err)
-				}
-			})
-		}
-		wg.Wait()
-		got, err := s.Get(ctx, id)
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		var want []string
-		for i := range n {
-			want = append(want, fmt.Sprintf("notes://alice/%d", i))
-		}
-		slices.Sort(want)
-		slices.Sort(got.Subscriptions)
-		if diff := cmp.Diff(want, got.Subscriptions); diff != "" {
-			t.Errorf("concurrent Updates lost writes (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("Delete", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Sessions
-		id, other := newID(), newID()
-		for _, id := range []string{id, other} {
-			if err := s.Create(ctx, session(id)); err != nil {
-				t.Fatalf("Create: %v", err)
-			}
-		}
-		if err := s.Delete(ctx, id); err != nil {
-			t.Fatalf("Delete: %v", err)
-		}
-		if _, err := s.Get(ctx, id); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("Get after Delete error = %v, want ErrNotFound", err)
-		}
-		if err := s.Update(ctx, id, func(*mcpserver.Session) {}); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("Update after Delete error = %v, want ErrNotFound", err)
-		}
-		if _, err := s.Get(ctx, other); err != nil {
-			t.Errorf("Delete(%s) removed another session: Get(other) = %v", id, err)
-		}
-		if err := s.Delete(ctx, id); err != nil {
-			t.Errorf("Delete of a deleted session = %v, want nil", err)
-		}
-		if err := s.Delete(ctx, newID()); err != nil {
-			t.Errorf("Delete of a missing session = %v, want nil", err)
-		}
+func testSessionsDelete(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t).Sessions
+	id, other := newID(), newID()
+	for _, id := range []string{id, other} {
 		if err := s.Create(ctx, session(id)); err != nil {
-			t.Errorf("Create after Delete: %v", err)
-		}
-	})
-
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t).Sessions
-		id := newID()
-		want := session(id)
-		created := session(id)
-		if err := s.Create(ctx, created); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
-		mutate := func(sess *mcpserver.Session) {
-			sess.Subject = "mallory"
-			sess.Subscriptions[0] = "notes://mallory/1"
-			sess.State.InitializeParams.ClientInfo.Name = "mallory"
-			sess.State.LogLevel = "emergency"
-		}
-		mutate(created) // the caller's record after Create
+	}
+	if err := s.Delete(ctx, id); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Get(ctx, id); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Get after Delete error = %v, want ErrNotFound", err)
+	}
+	if err := s.Update(ctx, id, func(*mcpserver.Session) {}); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Update after Delete error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, other); err != nil {
+		t.Errorf("Delete(%s) removed another session: Get(other) = %v", id, err)
+	}
+	if err := s.Delete(ctx, id); err != nil {
+		t.Errorf("Delete of a deleted session = %v, want nil", err)
+	}
+	if err := s.Delete(ctx, newID()); err != nil {
+		t.Errorf("Delete of a missing session = %v, want nil", err)
+	}
+	if err := s.Create(ctx, session(id)); err != nil {
+		t.Errorf("Create after Delete: %v", err)
+	}
+}
 
-		got, err := s.Get(ctx, id)
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		mutate(got) // a record returned by Get
+func testSessionsNoAliasing(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t).Sessions
+	id := newID()
+	want := session(id)
+	created := session(id)
+	if err := s.Create(ctx, created); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	mutate := func(sess *mcpserver.Session) {
+		sess.Subject = "mallory"
+		sess.Subscriptions[0] = "notes://mallory/1"
+		sess.State.InitializeParams.ClientInfo.Name = "mallory"
+		sess.State.LogLevel = "emergency"
+	}
+	mutate(created) // the caller's record after Create
 
-		var kept *mcpserver.Session
-		if err := s.Update(ctx, id, func(sess *mcpserver.Session) { kept = sess }); err != nil {
-			t.Fatalf("Update: %v", err)
-		}
-		mutate(kept) // the record fn saw, after Update returned
+	got, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	mutate(got) // a record returned by Get
 
-		got, err = s.Get(ctx, id)
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("the stored record shares memory with a caller (-want +got):\n%s", diff)
-		}
-	})
+	var kept *mcpserver.Session
+	if err := s.Update(ctx, id, func(sess *mcpserver.Session) { kept = sess }); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	mutate(kept) // the record fn saw, after Update returned
+
+	got, err = s.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the stored record shares memory with a caller (-want +got):\n%s", diff)
+	}
 }
 
 func testEvents(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
