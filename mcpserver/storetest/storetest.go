@@ -858,171 +858,189 @@ func testLeases(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
 
 // testWriteStream tests EventLog.WriteStream's combined writes.
 func testWriteStream(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
-	writer := func(t *testing.T) (mcpserver.Stores, mcpserver.EventLog) {
-		t.Helper()
-		s := newStores(t)
-		return s, s.Events
+	t.Run("WholeStream", func(t *testing.T) { testWriteStreamWholeStream(t, newStores) })
+	t.Run("OpenOnly", func(t *testing.T) { testWriteStreamOpenOnly(t, newStores) })
+	t.Run("Successive", func(t *testing.T) { testWriteStreamSuccessive(t, newStores) })
+	t.Run("EndedStream", func(t *testing.T) { testWriteStreamEndedStream(t, newStores) })
+	t.Run("Session", func(t *testing.T) { testWriteStreamSession(t, newStores) })
+	t.Run("Lease", func(t *testing.T) { testWriteStreamLease(t, newStores) })
+	t.Run("WakesReads", func(t *testing.T) { testWriteStreamWakesReads(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testWriteStreamNoAliasing(t, newStores) })
+}
+
+// writer returns fresh stores and their event log.
+func writer(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) (mcpserver.Stores, mcpserver.EventLog) {
+	t.Helper()
+	s := newStores(t)
+	return s, s.Events
+}
+
+// writeWant writes sw and checks the sequence number of the last event.
+func writeWant(t *testing.T, ctx context.Context, w mcpserver.EventLog, sid, stream string, sw *mcpserver.StreamWrite, want int64) {
+	t.Helper()
+	last, err := w.WriteStream(ctx, sid, stream, sw)
+	if err != nil {
+		t.Fatalf("WriteStream: %v", err)
 	}
-	write := func(t *testing.T, ctx context.Context, w mcpserver.EventLog, sid, stream string, sw *mcpserver.StreamWrite, want int64) {
-		t.Helper()
-		last, err := w.WriteStream(ctx, sid, stream, sw)
-		if err != nil {
-			t.Fatalf("WriteStream: %v", err)
-		}
-		if last != want {
-			t.Errorf("WriteStream = last %d, want %d", last, want)
-		}
+	if last != want {
+		t.Errorf("WriteStream = last %d, want %d", last, want)
 	}
-	read := func(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string, want []mcpserver.Event, wantEnded bool) {
-		t.Helper()
-		events, ended, err := l.Read(ctx, sid, stream, 0, 0)
-		if err != nil {
-			t.Fatalf("Read: %v", err)
-		}
-		if !eventsEqual(want, events) || ended != wantEnded {
-			t.Errorf("Read = %v, ended %v; want %v, ended %v", events, ended, want, wantEnded)
-		}
+}
+
+// readWant reads the whole stream and checks its events and whether it ended.
+func readWant(t *testing.T, ctx context.Context, l mcpserver.EventLog, sid, stream string, want []mcpserver.Event, wantEnded bool) {
+	t.Helper()
+	events, ended, err := l.Read(ctx, sid, stream, 0, 0)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
 	}
-	msgs := func(ms ...string) [][]byte {
-		var out [][]byte
-		for _, m := range ms {
-			out = append(out, []byte(m))
-		}
-		return out
+	if !eventsEqual(want, events) || ended != wantEnded {
+		t.Errorf("Read = %v, ended %v; want %v, ended %v", events, ended, want, wantEnded)
 	}
-	ev := func(seq int64, m string) mcpserver.Event { return mcpserver.Event{Seq: seq, Data: []byte(m)} }
+}
 
-	t.Run("WholeStream", func(t *testing.T) {
-		ctx := ctxFor(t)
-		s, w := writer(t)
-		sid, stream := newID(), newID()
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`"a"`, `"b"`), End: true}, 2)
-		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `"a"`), ev(2, `"b"`)}, true)
-	})
+// payloads returns the messages as event payloads.
+func payloads(ms ...string) [][]byte {
+	var out [][]byte
+	for _, m := range ms {
+		out = append(out, []byte(m))
+	}
+	return out
+}
 
-	t.Run("OpenOnly", func(t *testing.T) {
-		ctx := ctxFor(t)
-		s, w := writer(t)
-		sid, stream := newID(), newID()
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{}, 0)
-		read(t, ctx, s.Events, sid, stream, nil, false)
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{End: true}, 0)
-		read(t, ctx, s.Events, sid, stream, nil, true)
-	})
+// event returns the event of sequence number seq and data m.
+func event(seq int64, m string) mcpserver.Event { return mcpserver.Event{Seq: seq, Data: []byte(m)} }
 
-	t.Run("Successive", func(t *testing.T) {
-		ctx := ctxFor(t)
-		s, w := writer(t)
-		sid, stream := newID(), newID()
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`1`)}, 1)
-		if seq, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`2`)}}); err != nil || seq != 2 {
-			t.Fatalf("Append = %d, %v; want 2", seq, err)
-		}
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`3`, `4`)}, 4)
-		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `1`), ev(2, `2`), ev(3, `3`), ev(4, `4`)}, false)
-	})
+func testWriteStreamWholeStream(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx := ctxFor(t)
+	s, w := writer(t, newStores)
+	sid, stream := newID(), newID()
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: payloads(`"a"`, `"b"`), End: true}, 2)
+	readWant(t, ctx, s.Events, sid, stream, []mcpserver.Event{event(1, `"a"`), event(2, `"b"`)}, true)
+}
 
-	t.Run("EndedStream", func(t *testing.T) {
-		ctx := ctxFor(t)
-		s, w := writer(t)
-		sid, stream := newID(), newID()
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`1`), End: true}, 1)
-		if _, err := w.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: msgs(`2`)}); err == nil {
-			t.Errorf("WriteStream of events to an ended stream succeeded, want an error")
-		}
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{End: true}, 1)
-		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `1`)}, true)
-	})
+func testWriteStreamOpenOnly(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx := ctxFor(t)
+	s, w := writer(t, newStores)
+	sid, stream := newID(), newID()
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{}, 0)
+	readWant(t, ctx, s.Events, sid, stream, nil, false)
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{End: true}, 0)
+	readWant(t, ctx, s.Events, sid, stream, nil, true)
+}
 
-	t.Run("Session", func(t *testing.T) {
-		ctx := ctxFor(t)
-		s, w := writer(t)
-		sid, stream := newID(), newID()
-		_, err := w.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Session: true, Events: msgs(`1`), End: true})
-		if !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Fatalf("WriteStream for a missing session error = %v, want ErrNotFound", err)
-		}
-		if _, _, err := s.Events.Read(ctx, sid, stream, 0, 0); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("Read after a refused WriteStream error = %v, want ErrNotFound: nothing written", err)
-		}
-		if err := s.Sessions.Create(ctx, session(sid)); err != nil {
-			t.Fatal(err)
-		}
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Session: true, Events: msgs(`1`), End: true}, 1)
-		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `1`)}, true)
-		if err := s.Sessions.Delete(ctx, sid); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.WriteStream(ctx, sid, newID(), &mcpserver.StreamWrite{Session: true}); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("WriteStream after Delete error = %v, want ErrNotFound", err)
-		}
-	})
+func testWriteStreamSuccessive(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx := ctxFor(t)
+	s, w := writer(t, newStores)
+	sid, stream := newID(), newID()
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: payloads(`1`)}, 1)
+	if seq, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{[]byte(`2`)}}); err != nil || seq != 2 {
+		t.Fatalf("Append = %d, %v; want 2", seq, err)
+	}
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: payloads(`3`, `4`)}, 4)
+	readWant(t, ctx, s.Events, sid, stream, []mcpserver.Event{event(1, `1`), event(2, `2`), event(3, `3`), event(4, `4`)}, false)
+}
 
-	t.Run("Lease", func(t *testing.T) {
-		ctx := ctxFor(t)
-		s, w := writer(t)
-		l := s.Leases
-		sid, stream := newID(), newID()
-		ids := []json.RawMessage{json.RawMessage(`7`)}
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "a", IDs: ids, LeaseTTL: leaseTTL, Events: msgs(`1`)}, 1)
-		owner, got, live, err := l.LeaseHolder(ctx, sid, stream)
-		if err != nil || owner != "a" || !live || !slices.Equal(idStrings(got), idStrings(ids)) {
-			t.Errorf("LeaseHolder = %q, %v, live %v, %v; want a's live lease of [7]", owner, idStrings(got), live, err)
-		}
-		if _, err := w.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Owner: "b", LeaseTTL: leaseTTL, Events: msgs(`2`)}); !errors.Is(err, mcpserver.ErrLeased) {
-			t.Errorf("WriteStream by another owner error = %v, want ErrLeased", err)
-		}
-		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `1`)}, false)
-		if ok, err := l.Lease(ctx, sid, stream, "b", nil, leaseTTL); err != nil || ok {
-			t.Errorf("Lease by b = %v, %v; want refused", ok, err)
-		}
-		// The owner renews; without an owner, the lease is not checked.
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "a", IDs: ids, LeaseTTL: leaseTTL, Events: msgs(`2`)}, 2)
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`3`)}, 3)
-		time.Sleep(lapse)
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "b", LeaseTTL: leaseTTL, End: true}, 3)
-		if owner, _, live, err := l.LeaseHolder(ctx, sid, stream); err != nil || owner != "b" || !live {
-			t.Errorf("LeaseHolder after the lapse = %q, live %v, %v; want b's live lease", owner, live, err)
-		}
-		if err := s.Events.DeleteSession(ctx, sid); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("LeaseHolder after DeleteSession error = %v, want ErrNotFound", err)
-		}
-	})
+func testWriteStreamEndedStream(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx := ctxFor(t)
+	s, w := writer(t, newStores)
+	sid, stream := newID(), newID()
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: payloads(`1`), End: true}, 1)
+	if _, err := w.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Events: payloads(`2`)}); err == nil {
+		t.Errorf("WriteStream of events to an ended stream succeeded, want an error")
+	}
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{End: true}, 1)
+	readWant(t, ctx, s.Events, sid, stream, []mcpserver.Event{event(1, `1`)}, true)
+}
 
-	t.Run("WakesReads", func(t *testing.T) {
-		ctx := ctxFor(t)
-		s, w := writer(t)
-		sid, stream := newID(), newID()
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{}, 0)
-		done := make(chan []mcpserver.Event, 1)
-		go func() {
-			events, _, _ := s.Events.Read(ctx, sid, stream, 0, 10*timeout)
-			done <- events
-		}()
-		time.Sleep(quiet)
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: msgs(`1`), End: true}, 1)
-		select {
-		case events := <-done:
-			if !eventsEqual([]mcpserver.Event{ev(1, `1`)}, events) {
-				t.Errorf("waiting Read = %v", events)
-			}
-		case <-time.After(timeout):
-			t.Fatalf("a waiting Read was not woken by WriteStream")
-		}
-	})
+func testWriteStreamSession(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx := ctxFor(t)
+	s, w := writer(t, newStores)
+	sid, stream := newID(), newID()
+	_, err := w.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Session: true, Events: payloads(`1`), End: true})
+	if !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Fatalf("WriteStream for a missing session error = %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.Events.Read(ctx, sid, stream, 0, 0); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Read after a refused WriteStream error = %v, want ErrNotFound: nothing written", err)
+	}
+	if err := s.Sessions.Create(ctx, session(sid)); err != nil {
+		t.Fatal(err)
+	}
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Session: true, Events: payloads(`1`), End: true}, 1)
+	readWant(t, ctx, s.Events, sid, stream, []mcpserver.Event{event(1, `1`)}, true)
+	if err := s.Sessions.Delete(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteStream(ctx, sid, newID(), &mcpserver.StreamWrite{Session: true}); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("WriteStream after Delete error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx := ctxFor(t)
-		s, w := writer(t)
-		sid, stream := newID(), newID()
-		data := []byte(`"original"`)
-		write(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{data}}, 1)
-		copy(data, `"mutated!"`)
-		read(t, ctx, s.Events, sid, stream, []mcpserver.Event{ev(1, `"original"`)}, false)
-	})
+func testWriteStreamLease(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx := ctxFor(t)
+	s, w := writer(t, newStores)
+	l := s.Leases
+	sid, stream := newID(), newID()
+	ids := []json.RawMessage{json.RawMessage(`7`)}
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "a", IDs: ids, LeaseTTL: leaseTTL, Events: payloads(`1`)}, 1)
+	owner, got, live, err := l.LeaseHolder(ctx, sid, stream)
+	if err != nil || owner != "a" || !live || !slices.Equal(idStrings(got), idStrings(ids)) {
+		t.Errorf("LeaseHolder = %q, %v, live %v, %v; want a's live lease of [7]", owner, idStrings(got), live, err)
+	}
+	if _, err := w.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{Owner: "b", LeaseTTL: leaseTTL, Events: payloads(`2`)}); !errors.Is(err, mcpserver.ErrLeased) {
+		t.Errorf("WriteStream by another owner error = %v, want ErrLeased", err)
+	}
+	readWant(t, ctx, s.Events, sid, stream, []mcpserver.Event{event(1, `1`)}, false)
+	if ok, err := l.Lease(ctx, sid, stream, "b", nil, leaseTTL); err != nil || ok {
+		t.Errorf("Lease by b = %v, %v; want refused", ok, err)
+	}
+	// The owner renews; without an owner, the lease is not checked.
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "a", IDs: ids, LeaseTTL: leaseTTL, Events: payloads(`2`)}, 2)
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: payloads(`3`)}, 3)
+	time.Sleep(lapse)
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Owner: "b", LeaseTTL: leaseTTL, End: true}, 3)
+	if owner, _, live, err := l.LeaseHolder(ctx, sid, stream); err != nil || owner != "b" || !live {
+		t.Errorf("LeaseHolder after the lapse = %q, live %v, %v; want b's live lease", owner, live, err)
+	}
+	if err := s.Events.DeleteSession(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("LeaseHolder after DeleteSession error = %v, want ErrNotFound", err)
+	}
+}
+
+func testWriteStreamWakesReads(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx := ctxFor(t)
+	s, w := writer(t, newStores)
+	sid, stream := newID(), newID()
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{}, 0)
+	done := make(chan []mcpserver.Event, 1)
+	go func() {
+		events, _, _ := s.Events.Read(ctx, sid, stream, 0, 10*timeout)
+		done <- events
+	}()
+	time.Sleep(quiet)
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: payloads(`1`), End: true}, 1)
+	select {
+	case events := <-done:
+		if !eventsEqual([]mcpserver.Event{event(1, `1`)}, events) {
+			t.Errorf("waiting Read = %v", events)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("a waiting Read was not woken by WriteStream")
+	}
+}
+
+func testWriteStreamNoAliasing(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx := ctxFor(t)
+	s, w := writer(t, newStores)
+	sid, stream := newID(), newID()
+	data := []byte(`"original"`)
+	writeWant(t, ctx, w, sid, stream, &mcpserver.StreamWrite{Events: [][]byte{data}}, 1)
+	copy(data, `"mutated!"`)
+	readWant(t, ctx, s.Events, sid, stream, []mcpserver.Event{event(1, `"original"`)}, false)
 }
 
 // idStrings makes request ids comparable.
