@@ -700,160 +700,177 @@ const lapse = leaseTTL + 200*time.Millisecond
 
 // testLeases tests the LeaseStore, with the store's own clock.
 func testLeases(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
-	leaser := func(t *testing.T) mcpserver.LeaseStore {
-		t.Helper()
-		return newStores(t).Leases
+	t.Run("Take", func(t *testing.T) { testLeasesTake(t, newStores) })
+	t.Run("Missing", func(t *testing.T) { testLeasesMissing(t, newStores) })
+	t.Run("RefusedWhileLive", func(t *testing.T) { testLeasesRefusedWhileLive(t, newStores) })
+	t.Run("RenewByOwner", func(t *testing.T) { testLeasesRenewByOwner(t, newStores) })
+	t.Run("TakeoverAfterLapse", func(t *testing.T) { testLeasesTakeoverAfterLapse(t, newStores) })
+	t.Run("OneTaker", func(t *testing.T) { testLeasesOneTaker(t, newStores) })
+	t.Run("StreamsAreIndependent", func(t *testing.T) { testLeasesStreamsAreIndependent(t, newStores) })
+	t.Run("DeleteSession", func(t *testing.T) { testLeasesDeleteSession(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testLeasesNoAliasing(t, newStores) })
+}
+
+// leaser returns a fresh LeaseStore.
+func leaser(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) mcpserver.LeaseStore {
+	t.Helper()
+	return newStores(t).Leases
+}
+
+// leaseIDs are the request ids the LeaseStore tests lease.
+var leaseIDs = []json.RawMessage{json.RawMessage(`1`), json.RawMessage(`"two"`)}
+
+// leaseWant asks for the lease and checks whether it was granted.
+func leaseWant(t *testing.T, ctx context.Context, l mcpserver.LeaseStore, sid, stream, owner string, ids []json.RawMessage, want bool) {
+	t.Helper()
+	got, err := l.Lease(ctx, sid, stream, owner, ids, leaseTTL)
+	if err != nil {
+		t.Fatalf("Lease(%s): %v", owner, err)
 	}
-	ids := []json.RawMessage{json.RawMessage(`1`), json.RawMessage(`"two"`)}
-	lease := func(t *testing.T, ctx context.Context, l mcpserver.LeaseStore, sid, stream, owner string, ids []json.RawMessage, want bool) {
-		t.Helper()
-		got, err := l.Lease(ctx, sid, stream, owner, ids, leaseTTL)
-		if err != nil {
-			t.Fatalf("Lease(%s): %v", owner, err)
-		}
-		if got != want {
-			t.Fatalf("Lease(%s) = %v, want %v", owner, got, want)
-		}
+	if got != want {
+		t.Fatalf("Lease(%s) = %v, want %v", owner, got, want)
 	}
-	holder := func(t *testing.T, ctx context.Context, l mcpserver.LeaseStore, sid, stream, wantOwner string, wantIDs []json.RawMessage, wantLive bool) {
-		t.Helper()
-		owner, ids, live, err := l.LeaseHolder(ctx, sid, stream)
-		if err != nil {
-			t.Fatalf("LeaseHolder: %v", err)
-		}
-		if owner != wantOwner || live != wantLive {
-			t.Errorf("LeaseHolder = owner %q, live %v; want %q, %v", owner, live, wantOwner, wantLive)
-		}
-		if diff := cmp.Diff(idStrings(wantIDs), idStrings(ids)); diff != "" {
-			t.Errorf("LeaseHolder ids (-want +got):\n%s", diff)
-		}
+}
+
+// holderWant checks the lease's holder, its ids and whether it is live.
+func holderWant(t *testing.T, ctx context.Context, l mcpserver.LeaseStore, sid, stream, wantOwner string, wantIDs []json.RawMessage, wantLive bool) {
+	t.Helper()
+	owner, ids, live, err := l.LeaseHolder(ctx, sid, stream)
+	if err != nil {
+		t.Fatalf("LeaseHolder: %v", err)
 	}
+	if owner != wantOwner || live != wantLive {
+		t.Errorf("LeaseHolder = owner %q, live %v; want %q, %v", owner, live, wantOwner, wantLive)
+	}
+	if diff := cmp.Diff(idStrings(wantIDs), idStrings(ids)); diff != "" {
+		t.Errorf("LeaseHolder ids (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("Take", func(t *testing.T) {
-		ctx, l := ctxFor(t), leaser(t)
-		sid, stream := newID(), newID()
-		lease(t, ctx, l, sid, stream, "a", ids, true)
-		holder(t, ctx, l, sid, stream, "a", ids, true)
-	})
+func testLeasesTake(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), leaser(t, newStores)
+	sid, stream := newID(), newID()
+	leaseWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+	holderWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+}
 
-	t.Run("Missing", func(t *testing.T) {
-		ctx, l := ctxFor(t), leaser(t)
-		sid, stream := newID(), newID()
-		if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("LeaseHolder(never leased) error = %v, want ErrNotFound", err)
-		}
-		lease(t, ctx, l, sid, stream, "a", ids, true)
-		if _, _, _, err := l.LeaseHolder(ctx, sid, newID()); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("LeaseHolder(another stream) error = %v, want ErrNotFound", err)
-		}
-		if _, _, _, err := l.LeaseHolder(ctx, newID(), stream); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("LeaseHolder(another session) error = %v, want ErrNotFound", err)
-		}
-	})
+func testLeasesMissing(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), leaser(t, newStores)
+	sid, stream := newID(), newID()
+	if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("LeaseHolder(never leased) error = %v, want ErrNotFound", err)
+	}
+	leaseWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+	if _, _, _, err := l.LeaseHolder(ctx, sid, newID()); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("LeaseHolder(another stream) error = %v, want ErrNotFound", err)
+	}
+	if _, _, _, err := l.LeaseHolder(ctx, newID(), stream); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("LeaseHolder(another session) error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("RefusedWhileLive", func(t *testing.T) {
-		ctx, l := ctxFor(t), leaser(t)
-		sid, stream := newID(), newID()
-		lease(t, ctx, l, sid, stream, "a", ids, true)
-		lease(t, ctx, l, sid, stream, "b", []json.RawMessage{json.RawMessage(`3`)}, false)
-		holder(t, ctx, l, sid, stream, "a", ids, true)
-	})
+func testLeasesRefusedWhileLive(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), leaser(t, newStores)
+	sid, stream := newID(), newID()
+	leaseWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+	leaseWant(t, ctx, l, sid, stream, "b", []json.RawMessage{json.RawMessage(`3`)}, false)
+	holderWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+}
 
-	t.Run("RenewByOwner", func(t *testing.T) {
-		ctx, l := ctxFor(t), leaser(t)
-		sid, stream := newID(), newID()
-		lease(t, ctx, l, sid, stream, "a", ids, true)
-		// Renewed before it lapses, the lease lives past its first term.
-		for range 3 {
-			time.Sleep(leaseTTL / 2)
-			lease(t, ctx, l, sid, stream, "a", ids, true)
-		}
-		lease(t, ctx, l, sid, stream, "b", ids, false)
-		holder(t, ctx, l, sid, stream, "a", ids, true)
-	})
+func testLeasesRenewByOwner(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), leaser(t, newStores)
+	sid, stream := newID(), newID()
+	leaseWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+	// Renewed before it lapses, the lease lives past its first term.
+	for range 3 {
+		time.Sleep(leaseTTL / 2)
+		leaseWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+	}
+	leaseWant(t, ctx, l, sid, stream, "b", leaseIDs, false)
+	holderWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+}
 
-	t.Run("TakeoverAfterLapse", func(t *testing.T) {
-		ctx, l := ctxFor(t), leaser(t)
-		sid, stream := newID(), newID()
-		lease(t, ctx, l, sid, stream, "a", ids, true)
-		time.Sleep(lapse)
-		// A lapsed lease still tells its ids, so that a taker learns them.
-		holder(t, ctx, l, sid, stream, "a", ids, false)
-		lease(t, ctx, l, sid, stream, "b", ids, true)
-		holder(t, ctx, l, sid, stream, "b", ids, true)
-		lease(t, ctx, l, sid, stream, "c", ids, false)
-		lease(t, ctx, l, sid, stream, "a", ids, false) // the old owner lost it
-	})
+func testLeasesTakeoverAfterLapse(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), leaser(t, newStores)
+	sid, stream := newID(), newID()
+	leaseWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+	time.Sleep(lapse)
+	// A lapsed lease still tells its ids, so that a taker learns them.
+	holderWant(t, ctx, l, sid, stream, "a", leaseIDs, false)
+	leaseWant(t, ctx, l, sid, stream, "b", leaseIDs, true)
+	holderWant(t, ctx, l, sid, stream, "b", leaseIDs, true)
+	leaseWant(t, ctx, l, sid, stream, "c", leaseIDs, false)
+	leaseWant(t, ctx, l, sid, stream, "a", leaseIDs, false) // the old owner lost it
+}
 
-	t.Run("OneTaker", func(t *testing.T) {
-		ctx, l := ctxFor(t), leaser(t)
-		sid, stream := newID(), newID()
-		lease(t, ctx, l, sid, stream, "a", ids, true)
-		time.Sleep(lapse)
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var won []string
-		for i := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				owner := fmt.Sprint("taker", i)
-				ok, err := l.Lease(ctx, sid, stream, owner, ids, leaseTTL)
-				if err != nil {
-					t.Errorf("Lease: %v", err)
-				}
-				if ok {
-					mu.Lock()
-					won = append(won, owner)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		if len(won) != 1 {
-			t.Errorf("%d of 8 concurrent takers won the lapsed lease (%v), want 1", len(won), won)
-		}
-	})
+func testLeasesOneTaker(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), leaser(t, newStores)
+	sid, stream := newID(), newID()
+	leaseWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+	time.Sleep(lapse)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var won []string
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprint("taker", i)
+			ok, err := l.Lease(ctx, sid, stream, owner, leaseIDs, leaseTTL)
+			if err != nil {
+				t.Errorf("Lease: %v", err)
+			}
+			if ok {
+				mu.Lock()
+				won = append(won, owner)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(won) != 1 {
+		t.Errorf("%d of 8 concurrent takers won the lapsed lease (%v), want 1", len(won), won)
+	}
+}
 
-	t.Run("StreamsAreIndependent", func(t *testing.T) {
-		ctx, l := ctxFor(t), leaser(t)
-		sid, s1, s2 := newID(), newID(), newID()
-		lease(t, ctx, l, sid, s1, "a", ids, true)
-		lease(t, ctx, l, sid, s2, "b", ids[:1], true)
-		lease(t, ctx, l, newID(), s1, "c", ids, true)
-		holder(t, ctx, l, sid, s1, "a", ids, true)
-		holder(t, ctx, l, sid, s2, "b", ids[:1], true)
-	})
+func testLeasesStreamsAreIndependent(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), leaser(t, newStores)
+	sid, s1, s2 := newID(), newID(), newID()
+	leaseWant(t, ctx, l, sid, s1, "a", leaseIDs, true)
+	leaseWant(t, ctx, l, sid, s2, "b", leaseIDs[:1], true)
+	leaseWant(t, ctx, l, newID(), s1, "c", leaseIDs, true)
+	holderWant(t, ctx, l, sid, s1, "a", leaseIDs, true)
+	holderWant(t, ctx, l, sid, s2, "b", leaseIDs[:1], true)
+}
 
-	t.Run("DeleteSession", func(t *testing.T) {
-		ctx, s := ctxFor(t), newStores(t)
-		l := s.Leases
-		sid, stream := newID(), newID()
-		if _, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		lease(t, ctx, l, sid, stream, "a", ids, true)
-		if err := s.Events.DeleteSession(ctx, sid); err != nil {
-			t.Fatalf("DeleteSession: %v", err)
-		}
-		if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("LeaseHolder after DeleteSession error = %v, want ErrNotFound", err)
-		}
-	})
+func testLeasesDeleteSession(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, s := ctxFor(t), newStores(t)
+	l := s.Leases
+	sid, stream := newID(), newID()
+	if _, err := s.Events.WriteStream(ctx, sid, stream, &mcpserver.StreamWrite{}); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	leaseWant(t, ctx, l, sid, stream, "a", leaseIDs, true)
+	if err := s.Events.DeleteSession(ctx, sid); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	if _, _, _, err := l.LeaseHolder(ctx, sid, stream); !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("LeaseHolder after DeleteSession error = %v, want ErrNotFound", err)
+	}
+}
 
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, l := ctxFor(t), leaser(t)
-		sid, stream := newID(), newID()
-		mine := []json.RawMessage{json.RawMessage(`11`)}
-		lease(t, ctx, l, sid, stream, "a", mine, true)
-		copy(mine[0], `99`) // the caller reuses its buffer
-		_, got, _, err := l.LeaseHolder(ctx, sid, stream)
-		if err != nil || len(got) != 1 {
-			t.Fatalf("LeaseHolder = %v, %v; want one id", got, err)
-		}
-		copy(got[0], `77`) // a reader edits what it got
-		holder(t, ctx, l, sid, stream, "a", []json.RawMessage{json.RawMessage(`11`)}, true)
-	})
+func testLeasesNoAliasing(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, l := ctxFor(t), leaser(t, newStores)
+	sid, stream := newID(), newID()
+	mine := []json.RawMessage{json.RawMessage(`11`)}
+	leaseWant(t, ctx, l, sid, stream, "a", mine, true)
+	copy(mine[0], `99`) // the caller reuses its buffer
+	_, got, _, err := l.LeaseHolder(ctx, sid, stream)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("LeaseHolder = %v, %v; want one id", got, err)
+	}
+	copy(got[0], `77`) // a reader edits what it got
+	holderWant(t, ctx, l, sid, stream, "a", []json.RawMessage{json.RawMessage(`11`)}, true)
 }
 
 // testWriteStream tests EventLog.WriteStream's combined writes.
