@@ -1077,154 +1077,166 @@ func eventsEqual(a, b []mcpserver.Event) bool {
 }
 
 func testInbox(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
-	receive := func(t *testing.T, msgs <-chan []byte) string {
-		t.Helper()
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				t.Fatalf("Listen channel closed, want a message")
-			}
-			return string(m)
-		case <-time.After(timeout):
-			t.Fatalf("no message within %v", timeout)
-			return ""
-		}
-	}
-	listen := func(t *testing.T, ctx context.Context, in mcpserver.Inbox, sid, key string) (<-chan []byte, func()) {
-		t.Helper()
-		msgs, stop, err := in.Listen(ctx, sid, key)
-		if err != nil {
-			t.Fatalf("Listen(%s): %v", key, err)
-		}
-		t.Cleanup(stop)
-		return msgs, stop
-	}
+	t.Run("DeliverWithoutListener", func(t *testing.T) { testInboxDeliverWithoutListener(t, newStores) })
+	t.Run("ListenDeliver", func(t *testing.T) { testInboxListenDeliver(t, newStores) })
+	t.Run("KeysAreScoped", func(t *testing.T) { testInboxKeysAreScoped(t, newStores) })
+	t.Run("Stop", func(t *testing.T) { testInboxStop(t, newStores) })
+	t.Run("SecondListen", func(t *testing.T) { testInboxSecondListen(t, newStores) })
+	t.Run("NoAliasing", func(t *testing.T) { testInboxNoAliasing(t, newStores) })
+}
 
-	// nobody checks that msgs receives nothing for a while.
-	nothing := func(t *testing.T, msgs <-chan []byte) {
-		t.Helper()
-		select {
-		case m, ok := <-msgs:
-			if ok {
-				t.Errorf("received %s, want nothing", m)
-			}
-		case <-time.After(quiet):
+// receiveMessage returns the next message of msgs, failing the test if none
+// comes within timeout.
+func receiveMessage(t *testing.T, msgs <-chan []byte) string {
+	t.Helper()
+	select {
+	case m, ok := <-msgs:
+		if !ok {
+			t.Fatalf("Listen channel closed, want a message")
 		}
+		return string(m)
+	case <-time.After(timeout):
+		t.Fatalf("no message within %v", timeout)
+		return ""
 	}
-	// unheard checks Deliver's answer for a key nobody listens to.
-	unheard := func(t *testing.T, err error) {
-		t.Helper()
-		if err != nil && !errors.Is(err, mcpserver.ErrNotFound) {
-			t.Errorf("Deliver with no listener error = %v, want nil or ErrNotFound", err)
-		}
+}
+
+// listen listens for key and stops listening when the test ends.
+func listen(t *testing.T, ctx context.Context, in mcpserver.Inbox, sid, key string) (<-chan []byte, func()) {
+	t.Helper()
+	msgs, stop, err := in.Listen(ctx, sid, key)
+	if err != nil {
+		t.Fatalf("Listen(%s): %v", key, err)
 	}
+	t.Cleanup(stop)
+	return msgs, stop
+}
 
-	t.Run("DeliverWithoutListener", func(t *testing.T) {
-		ctx, in := ctxFor(t), newStores(t).Inbox
-		unheard(t, in.Deliver(ctx, newID(), "resp:1", []byte(`{}`)))
-		// Also once the store has had listeners.
-		sid := newID()
-		_, stop := listen(t, ctx, in, sid, "resp:1")
-		stop()
-		unheard(t, in.Deliver(ctx, sid, "resp:2", []byte(`{}`)))
-	})
+// receivesNothing checks that msgs receives nothing for a while.
+func receivesNothing(t *testing.T, msgs <-chan []byte) {
+	t.Helper()
+	select {
+	case m, ok := <-msgs:
+		if ok {
+			t.Errorf("received %s, want nothing", m)
+		}
+	case <-time.After(quiet):
+	}
+}
 
-	t.Run("ListenDeliver", func(t *testing.T) {
-		ctx, in := ctxFor(t), newStores(t).Inbox
-		sid := newID()
-		msgs, _ := listen(t, ctx, in, sid, `resp:"a.1"`)
-		want := []string{`{"jsonrpc":"2.0","id":"a.1","result":{}}`, `{"second":true}`, `{"third":true}`}
-		for _, m := range want {
-			if err := in.Deliver(ctx, sid, `resp:"a.1"`, []byte(m)); err != nil {
-				t.Fatalf("Deliver: %v", err)
-			}
-		}
-		var got []string
-		for range want {
-			got = append(got, receive(t, msgs))
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("messages received (-want +got):\n%s", diff)
-		}
-	})
+// unheard checks Deliver's answer for a key nobody listens to.
+func unheard(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && !errors.Is(err, mcpserver.ErrNotFound) {
+		t.Errorf("Deliver with no listener error = %v, want nil or ErrNotFound", err)
+	}
+}
 
-	t.Run("KeysAreScoped", func(t *testing.T) {
-		ctx, in := ctxFor(t), newStores(t).Inbox
-		sid := newID()
-		msgs, _ := listen(t, ctx, in, sid, "req:1")
-		for _, tt := range []struct {
-			name     string
-			sid, key string
-		}{
-			{"other key", sid, "req:2"},
-			{"same key, other session", newID(), "req:1"},
-			{"string and number IDs differ", sid, `req:"1"`},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				unheard(t, in.Deliver(ctx, tt.sid, tt.key, []byte(`"`+tt.name+`"`)))
-			})
-		}
-		// Deliveries reach a listener in order: if any of the above had
-		// reached it, it would come first.
-		if err := in.Deliver(ctx, sid, "req:1", []byte(`"mine"`)); err != nil {
+func testInboxDeliverWithoutListener(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, in := ctxFor(t), newStores(t).Inbox
+	unheard(t, in.Deliver(ctx, newID(), "resp:1", []byte(`{}`)))
+	// Also once the store has had listeners.
+	sid := newID()
+	_, stop := listen(t, ctx, in, sid, "resp:1")
+	stop()
+	unheard(t, in.Deliver(ctx, sid, "resp:2", []byte(`{}`)))
+}
+
+func testInboxListenDeliver(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, in := ctxFor(t), newStores(t).Inbox
+	sid := newID()
+	msgs, _ := listen(t, ctx, in, sid, `resp:"a.1"`)
+	want := []string{`{"jsonrpc":"2.0","id":"a.1","result":{}}`, `{"second":true}`, `{"third":true}`}
+	for _, m := range want {
+		if err := in.Deliver(ctx, sid, `resp:"a.1"`, []byte(m)); err != nil {
 			t.Fatalf("Deliver: %v", err)
 		}
-		if got := receive(t, msgs); got != `"mine"` {
-			t.Errorf("received %s, want only \"mine\"", got)
-		}
-		nothing(t, msgs)
-	})
+	}
+	var got []string
+	for range want {
+		got = append(got, receiveMessage(t, msgs))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("messages received (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("Stop", func(t *testing.T) {
-		ctx, in := ctxFor(t), newStores(t).Inbox
-		sid := newID()
-		stopped, stop := listen(t, ctx, in, sid, "req:2")
+func testInboxKeysAreScoped(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, in := ctxFor(t), newStores(t).Inbox
+	sid := newID()
+	msgs, _ := listen(t, ctx, in, sid, "req:1")
+	for _, tt := range []struct {
+		name     string
+		sid, key string
+	}{
+		{"other key", sid, "req:2"},
+		{"same key, other session", newID(), "req:1"},
+		{"string and number IDs differ", sid, `req:"1"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			unheard(t, in.Deliver(ctx, tt.sid, tt.key, []byte(`"`+tt.name+`"`)))
+		})
+	}
+	// Deliveries reach a listener in order: if any of the above had
+	// reached it, it would come first.
+	if err := in.Deliver(ctx, sid, "req:1", []byte(`"mine"`)); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if got := receiveMessage(t, msgs); got != `"mine"` {
+		t.Errorf("received %s, want only \"mine\"", got)
+	}
+	receivesNothing(t, msgs)
+}
+
+func testInboxStop(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, in := ctxFor(t), newStores(t).Inbox
+	sid := newID()
+	stopped, stop := listen(t, ctx, in, sid, "req:2")
+	stop()
+	unheard(t, in.Deliver(ctx, sid, "req:2", []byte(`{}`)))
+	receivesNothing(t, stopped)
+	stop() // idempotent
+	// The key is free again.
+	_, stop = listen(t, ctx, in, sid, "req:1")
+	stop()
+	msgs, _ := listen(t, ctx, in, sid, "req:1")
+	if err := in.Deliver(ctx, sid, "req:1", []byte(`"again"`)); err != nil {
+		t.Fatalf("Deliver to a new listener: %v", err)
+	}
+	if got := receiveMessage(t, msgs); got != `"again"` {
+		t.Errorf("received %s, want \"again\"", got)
+	}
+}
+
+func testInboxSecondListen(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, in := ctxFor(t), newStores(t).Inbox
+	sid := newID()
+	msgs, _ := listen(t, ctx, in, sid, "resp:7")
+	if _, stop, err := in.Listen(ctx, sid, "resp:7"); err == nil {
 		stop()
-		unheard(t, in.Deliver(ctx, sid, "req:2", []byte(`{}`)))
-		nothing(t, stopped)
-		stop() // idempotent
-		// The key is free again.
-		_, stop = listen(t, ctx, in, sid, "req:1")
-		stop()
-		msgs, _ := listen(t, ctx, in, sid, "req:1")
-		if err := in.Deliver(ctx, sid, "req:1", []byte(`"again"`)); err != nil {
-			t.Fatalf("Deliver to a new listener: %v", err)
-		}
-		if got := receive(t, msgs); got != `"again"` {
-			t.Errorf("received %s, want \"again\"", got)
-		}
-	})
+		t.Fatalf("second Listen on the same key succeeded, want an error")
+	}
+	// The failed Listen must not have displaced the first listener.
+	if err := in.Deliver(ctx, sid, "resp:7", []byte(`"first"`)); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if got := receiveMessage(t, msgs); got != `"first"` {
+		t.Errorf("received %s, want \"first\"", got)
+	}
+}
 
-	t.Run("SecondListen", func(t *testing.T) {
-		ctx, in := ctxFor(t), newStores(t).Inbox
-		sid := newID()
-		msgs, _ := listen(t, ctx, in, sid, "resp:7")
-		if _, stop, err := in.Listen(ctx, sid, "resp:7"); err == nil {
-			stop()
-			t.Fatalf("second Listen on the same key succeeded, want an error")
-		}
-		// The failed Listen must not have displaced the first listener.
-		if err := in.Deliver(ctx, sid, "resp:7", []byte(`"first"`)); err != nil {
-			t.Fatalf("Deliver: %v", err)
-		}
-		if got := receive(t, msgs); got != `"first"` {
-			t.Errorf("received %s, want \"first\"", got)
-		}
-	})
-
-	t.Run("NoAliasing", func(t *testing.T) {
-		ctx, in := ctxFor(t), newStores(t).Inbox
-		sid := newID()
-		msgs, _ := listen(t, ctx, in, sid, "req:1")
-		data := []byte(`"original"`)
-		if err := in.Deliver(ctx, sid, "req:1", data); err != nil {
-			t.Fatalf("Deliver: %v", err)
-		}
-		copy(data, `"mutated!"`)
-		if got := receive(t, msgs); got != `"original"` {
-			t.Errorf("received %s, want \"original\": the message shares memory with the sender", got)
-		}
-	})
+func testInboxNoAliasing(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, in := ctxFor(t), newStores(t).Inbox
+	sid := newID()
+	msgs, _ := listen(t, ctx, in, sid, "req:1")
+	data := []byte(`"original"`)
+	if err := in.Deliver(ctx, sid, "req:1", data); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	copy(data, `"mutated!"`)
+	if got := receiveMessage(t, msgs); got != `"original"` {
+		t.Errorf("received %s, want \"original\": the message shares memory with the sender", got)
+	}
 }
 
 func testBroadcaster(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
