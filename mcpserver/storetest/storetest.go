@@ -1240,119 +1240,130 @@ func testInboxNoAliasing(t *testing.T, newStores func(t *testing.T) mcpserver.St
 }
 
 func testBroadcaster(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
-	subscribe := func(t *testing.T, ctx context.Context, b mcpserver.Broadcaster) (<-chan mcpserver.Broadcast, func()) {
-		t.Helper()
-		msgs, stop, err := b.Subscribe(ctx)
-		if err != nil {
-			t.Fatalf("Subscribe: %v", err)
-		}
-		t.Cleanup(stop)
-		return msgs, stop
+	t.Run("PublishWithoutSubscribers", func(t *testing.T) { testBroadcasterPublishWithoutSubscribers(t, newStores) })
+	t.Run("ReachesEverySubscriber", func(t *testing.T) { testBroadcasterReachesEverySubscriber(t, newStores) })
+	t.Run("OnlyAfterSubscribe", func(t *testing.T) { testBroadcasterOnlyAfterSubscribe(t, newStores) })
+	t.Run("Stop", func(t *testing.T) { testBroadcasterStop(t, newStores) })
+}
+
+// subscribe subscribes to b and unsubscribes when the test ends.
+func subscribe(t *testing.T, ctx context.Context, b mcpserver.Broadcaster) (<-chan mcpserver.Broadcast, func()) {
+	t.Helper()
+	msgs, stop, err := b.Subscribe(ctx)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
 	}
-	receive := func(t *testing.T, msgs <-chan mcpserver.Broadcast) mcpserver.Broadcast {
-		t.Helper()
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				t.Fatalf("Subscribe channel closed, want a broadcast")
-			}
+	t.Cleanup(stop)
+	return msgs, stop
+}
+
+// receiveBroadcast returns the next broadcast of msgs, failing the test if
+// none comes within timeout.
+func receiveBroadcast(t *testing.T, msgs <-chan mcpserver.Broadcast) mcpserver.Broadcast {
+	t.Helper()
+	select {
+	case m, ok := <-msgs:
+		if !ok {
+			t.Fatalf("Subscribe channel closed, want a broadcast")
+		}
+		return m
+	case <-time.After(timeout):
+		t.Fatalf("no broadcast within %v", timeout)
+		return mcpserver.Broadcast{}
+	}
+}
+
+// tagged returns the next broadcast of msgs tagged tag. A shared store
+// (Redis) sees broadcasts of other tests: each subtest tags its own with a
+// fresh URI and ignores the rest.
+func tagged(t *testing.T, msgs <-chan mcpserver.Broadcast, tag string) mcpserver.Broadcast {
+	t.Helper()
+	for {
+		if m := receiveBroadcast(t, msgs); m.URI == tag || m.Owner == tag {
 			return m
-		case <-time.After(timeout):
-			t.Fatalf("no broadcast within %v", timeout)
-			return mcpserver.Broadcast{}
 		}
 	}
-	// A shared store (Redis) sees broadcasts of other tests: each subtest
-	// tags its own with a fresh URI and ignores the rest.
-	tagged := func(t *testing.T, msgs <-chan mcpserver.Broadcast, tag string) mcpserver.Broadcast {
-		t.Helper()
-		for {
-			if m := receive(t, msgs); m.URI == tag || m.Owner == tag {
-				return m
-			}
+}
+
+func testBroadcasterPublishWithoutSubscribers(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, b := ctxFor(t), newStores(t).Broadcaster
+	if err := b.Publish(ctx, mcpserver.Broadcast{Method: "notifications/tools/list_changed"}); err != nil {
+		t.Errorf("Publish: %v", err)
+	}
+}
+
+func testBroadcasterReachesEverySubscriber(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, b := ctxFor(t), newStores(t).Broadcaster
+	tag := "notes://" + newID()
+	subs := make([]<-chan mcpserver.Broadcast, 3)
+	for i := range subs {
+		subs[i], _ = subscribe(t, ctx, b)
+	}
+	want := []mcpserver.Broadcast{
+		{Method: "notifications/resources/updated", URI: tag, Owner: "alice"},
+		{Method: "notifications/resources/list_changed", URI: tag},
+		{Method: "notifications/resources/updated", URI: tag, Owner: "bob"},
+	}
+	for _, m := range want {
+		if err := b.Publish(ctx, m); err != nil {
+			t.Fatalf("Publish: %v", err)
 		}
 	}
+	for i, msgs := range subs {
+		var got []mcpserver.Broadcast
+		for range want {
+			got = append(got, tagged(t, msgs, tag))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("subscriber %d received (-want +got):\n%s", i, diff)
+		}
+	}
+}
 
-	t.Run("PublishWithoutSubscribers", func(t *testing.T) {
-		ctx, b := ctxFor(t), newStores(t).Broadcaster
-		if err := b.Publish(ctx, mcpserver.Broadcast{Method: "notifications/tools/list_changed"}); err != nil {
-			t.Errorf("Publish: %v", err)
-		}
-	})
+func testBroadcasterOnlyAfterSubscribe(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, b := ctxFor(t), newStores(t).Broadcaster
+	tag := "notes://" + newID()
+	if err := b.Publish(ctx, mcpserver.Broadcast{Method: "before", URI: tag}); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	msgs, _ := subscribe(t, ctx, b)
+	want := mcpserver.Broadcast{Method: "after", URI: tag}
+	if err := b.Publish(ctx, want); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if diff := cmp.Diff(want, tagged(t, msgs, tag)); diff != "" {
+		t.Errorf("first broadcast received (-want +got):\n%s", diff)
+	}
+}
 
-	t.Run("ReachesEverySubscriber", func(t *testing.T) {
-		ctx, b := ctxFor(t), newStores(t).Broadcaster
-		tag := "notes://" + newID()
-		subs := make([]<-chan mcpserver.Broadcast, 3)
-		for i := range subs {
-			subs[i], _ = subscribe(t, ctx, b)
-		}
-		want := []mcpserver.Broadcast{
-			{Method: "notifications/resources/updated", URI: tag, Owner: "alice"},
-			{Method: "notifications/resources/list_changed", URI: tag},
-			{Method: "notifications/resources/updated", URI: tag, Owner: "bob"},
-		}
-		for _, m := range want {
-			if err := b.Publish(ctx, m); err != nil {
-				t.Fatalf("Publish: %v", err)
-			}
-		}
-		for i, msgs := range subs {
-			var got []mcpserver.Broadcast
-			for range want {
-				got = append(got, tagged(t, msgs, tag))
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("subscriber %d received (-want +got):\n%s", i, diff)
-			}
-		}
-	})
-
-	t.Run("OnlyAfterSubscribe", func(t *testing.T) {
-		ctx, b := ctxFor(t), newStores(t).Broadcaster
-		tag := "notes://" + newID()
-		if err := b.Publish(ctx, mcpserver.Broadcast{Method: "before", URI: tag}); err != nil {
-			t.Fatalf("Publish: %v", err)
-		}
-		msgs, _ := subscribe(t, ctx, b)
-		want := mcpserver.Broadcast{Method: "after", URI: tag}
-		if err := b.Publish(ctx, want); err != nil {
-			t.Fatalf("Publish: %v", err)
-		}
-		if diff := cmp.Diff(want, tagged(t, msgs, tag)); diff != "" {
-			t.Errorf("first broadcast received (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("Stop", func(t *testing.T) {
-		ctx, b := ctxFor(t), newStores(t).Broadcaster
-		tag := "notes://" + newID()
-		stopped, stop := subscribe(t, ctx, b)
-		live, _ := subscribe(t, ctx, b)
-		stop()
-		stop() // idempotent
-		want := mcpserver.Broadcast{Method: "notifications/resources/list_changed", URI: tag}
-		if err := b.Publish(ctx, want); err != nil {
-			t.Fatalf("Publish: %v", err)
-		}
-		if diff := cmp.Diff(want, tagged(t, live, tag)); diff != "" {
-			t.Errorf("live subscriber received (-want +got):\n%s", diff)
-		}
-		// A stopped subscription may be closed, or silent; it must not
-		// deliver what was published after stop.
-		deadline := time.After(quiet)
-		for {
-			select {
-			case m, ok := <-stopped:
-				if !ok {
-					return
-				}
-				if m.URI == tag {
-					t.Fatalf("stopped subscriber received %+v", m)
-				}
-			case <-deadline:
+func testBroadcasterStop(t *testing.T, newStores func(t *testing.T) mcpserver.Stores) {
+	ctx, b := ctxFor(t), newStores(t).Broadcaster
+	tag := "notes://" + newID()
+	stopped, stop := subscribe(t, ctx, b)
+	live, _ := subscribe(t, ctx, b)
+	stop()
+	stop() // idempotent
+	want := mcpserver.Broadcast{Method: "notifications/resources/list_changed", URI: tag}
+	if err := b.Publish(ctx, want); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if diff := cmp.Diff(want, tagged(t, live, tag)); diff != "" {
+		t.Errorf("live subscriber received (-want +got):\n%s", diff)
+	}
+	// A stopped subscription may be closed, or silent; it must not
+	// deliver what was published after stop.
+	deadline := time.After(quiet)
+	for {
+		select {
+		case m, ok := <-stopped:
+			if !ok {
 				return
 			}
+			if m.URI == tag {
+				t.Fatalf("stopped subscriber received %+v", m)
+			}
+		case <-deadline:
+			return
 		}
-	})
+	}
 }
