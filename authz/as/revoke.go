@@ -61,20 +61,8 @@ func (s *Server) Revoke(ctx context.Context, c *Client, token, hint string) erro
 
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	if s.addressLimited(w, r, limitRevoke) {
-		return
-	}
-	form, err := parseForm(w, r)
-	if err != nil {
-		authz.WriteError(w, err)
-		return
-	}
-	if s.clientLimited(w, r, limitRevoke, assertedClientID(r, form)) {
-		return
-	}
-	c, err := s.authenticateClient(r.Context(), r, form)
-	if err != nil {
-		s.tokenFailed(w, r, err)
+	form, c, ok := s.clientRequest(w, r, limitRevoke)
+	if !ok {
 		return
 	}
 	token := form.Get("token")
@@ -132,20 +120,8 @@ func (s *Server) Introspect(ctx context.Context, c *Client, token string) (*Intr
 }
 
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	if s.addressLimited(w, r, limitIntrospect) {
-		return
-	}
-	form, err := parseForm(w, r)
-	if err != nil {
-		authz.WriteError(w, err)
-		return
-	}
-	if s.clientLimited(w, r, limitIntrospect, assertedClientID(r, form)) {
-		return
-	}
-	c, err := s.authenticateClient(r.Context(), r, form)
-	if err != nil {
-		s.tokenFailed(w, r, err)
+	form, c, ok := s.clientRequest(w, r, limitIntrospect)
+	if !ok {
 		return
 	}
 	if form.Get("token") == "" {

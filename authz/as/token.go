@@ -277,20 +277,8 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	if s.addressLimited(w, r, limitToken) {
-		return
-	}
-	form, err := parseForm(w, r)
-	if err != nil {
-		authz.WriteError(w, err)
-		return
-	}
-	if s.clientLimited(w, r, limitToken, assertedClientID(r, form)) {
-		return
-	}
-	c, err := s.authenticateClient(r.Context(), r, form)
-	if err != nil {
-		s.tokenFailed(w, r, err)
+	form, c, ok := s.clientRequest(w, r, limitToken)
+	if !ok {
 		return
 	}
 	resp, err := s.Exchange(r.Context(), &TokenRequest{
@@ -313,6 +301,28 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 // tokenFailed writes an error of the token endpoint; anything that is not
 // an OAuth error is a store or upstream failure: logged, and answered as
 // temporarily unavailable so that clients retry rather than re-authorize.
+// clientRequest starts /token, /revoke and /introspect alike: the
+// per-address limit, the form, the per-client limit and the client's
+// authentication. ok is false when it has already answered.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request, ep limitedEndpoint) (form url.Values, c *Client, ok bool) {
+	if s.addressLimited(w, r, ep) {
+		return nil, nil, false
+	}
+	form, err := parseForm(w, r)
+	if err != nil {
+		authz.WriteError(w, err)
+		return nil, nil, false
+	}
+	if s.clientLimited(w, r, ep, assertedClientID(r, form)) {
+		return nil, nil, false
+	}
+	if c, err = s.authenticateClient(r.Context(), r, form); err != nil {
+		s.tokenFailed(w, r, err)
+		return nil, nil, false
+	}
+	return form, c, true
+}
+
 func (s *Server) tokenFailed(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *authz.Error
 	if errors.As(err, &oe) {
