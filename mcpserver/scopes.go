@@ -9,7 +9,7 @@ import (
 
 // CheckScopes tells the bearer middleware whether a request's token, which
 // grants granted, covers what the request asks for. For a POST it reads the
-// body (once: the returned request carries what was read, and ServePOST
+// body (once: the returned request carries what was read, and servePOST
 // uses it), finds the operations it names (operations), and looks each up
 // in Options.Policy. need is nil when the token covers every operation, and
 // otherwise every scope the operations need, sorted, for the 403
@@ -23,7 +23,7 @@ func (h *Handler) CheckScopes(r *http.Request, granted []string) (_ *http.Reques
 		return r, nil, nil
 	}
 	// No ResponseWriter here: a body over the limit is reported by the
-	// MaxBytesError that ServePOST answers with 413.
+	// MaxBytesError that servePOST answers with 413.
 	body, readErr := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.opts.MaxBodyBytes))
 	r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, bodyRead{body, readErr}))
 	if readErr != nil {
