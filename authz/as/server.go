@@ -94,6 +94,10 @@ type Options struct {
 	RefreshGrace time.Duration
 	// ConsentTTL is how long a remembered approval lasts. Default 90 days.
 	ConsentTTL time.Duration
+	// StepUpTTL is how long a step-up mark (WantStepUp) waits for the
+	// refresh it refuses. Default 5 minutes: a client that refreshes
+	// instead of authorizing again may first ask its user.
+	StepUpTTL time.Duration
 
 	// RateLimits limits /register, /authorize, /token, /revoke and
 	// /introspect per client address and client id; the zero value (no
@@ -105,8 +109,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Stores are the stores of the server's records, all REQUIRED. One value
-// (memstore.Store, redisstore.Store) usually implements them all.
+// Stores are the stores of the server's records, all REQUIRED but
+// StepUps. One value (memstore.Store, redisstore.Store) usually implements
+// them all.
 type Stores struct {
 	Clients  ClientStore
 	Pending  PendingAuthStore
@@ -114,6 +119,9 @@ type Stores struct {
 	Grants   GrantStore
 	Refresh  RefreshStore
 	Consents ConsentStore
+	// StepUps holds step-up marks (see WantStepUp); nil turns them off:
+	// then clients that refresh on 403 insufficient_scope cannot step up.
+	StepUps StepUpStore
 }
 
 // ScopeInfo is a scope we offer and what it lets a client do.
@@ -209,6 +217,7 @@ func New(stores Stores, tokens *token.Issuer, up UpstreamLogin, vault TokenVault
 	def(&o.RefreshTTL, 30*24*time.Hour)
 	def(&o.RefreshGrace, 30*time.Second)
 	def(&o.ConsentTTL, 90*24*time.Hour)
+	def(&o.StepUpTTL, 5*time.Minute)
 	o.RateLimits.setDefaults()
 	if o.ServiceName == "" {
 		o.ServiceName = "remotemcp"

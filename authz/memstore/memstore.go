@@ -92,6 +92,7 @@ type Store struct {
 	families table[string, *family] // by grant ID
 	upstream table[string, *upstream.Sealed]
 	consent  table[consentKey, []string]
+	stepups  table[string, []string] // step-up marks, by key
 	// refreshIndex maps every token hash of every family to its grant ID.
 	// A family's entries are removed with the family.
 	refreshIndex map[string]string
@@ -106,6 +107,7 @@ var (
 	_ upstream.TokenStore   = (*Store)(nil)
 	_ upstream.TokenSwapper = (*Store)(nil)
 	_ as.ConsentStore       = (*Store)(nil)
+	_ as.StepUpStore        = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -126,6 +128,7 @@ func New(opts *Options) *Store {
 	s.families.onEvict = s.unindexFamily
 	s.upstream.init()
 	s.consent.init()
+	s.stepups.init()
 	return s
 }
 
@@ -141,6 +144,7 @@ func (s *Store) writeLocked() time.Time {
 	s.families.sweep(now, sweepBatch)
 	s.upstream.sweep(now, sweepBatch)
 	s.consent.sweep(now, sweepBatch)
+	s.stepups.sweep(now, sweepBatch)
 	return now
 }
 
@@ -150,7 +154,7 @@ func (s *Store) len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.clients.len() + s.pending.len() + s.codes.len() + s.grants.len() + s.revoked.len() +
-		s.families.len() + s.upstream.len() + s.consent.len() + len(s.refreshIndex)
+		s.families.len() + s.upstream.len() + s.consent.len() + s.stepups.len() + len(s.refreshIndex)
 }
 
 // Clients.
