@@ -57,7 +57,7 @@ func newStore(t *testing.T, rdb redis.UniversalClient, opts *Options) *Store {
 // the records' lifetimes are Redis key TTLs on the server's clock.
 func stores(t *testing.T, s *Store) storetest.Stores {
 	return storetest.Stores{
-		Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s,
+		Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s, StepUps: s,
 		Advance: func(d time.Duration) { advanceExpiry(t, s.rdb, s.prefix+"*", d) },
 		TTL:     time.Second,
 		CappedClients: func(t *testing.T, max int) as.ClientStore {
