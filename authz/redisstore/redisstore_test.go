@@ -256,7 +256,7 @@ func TestContract(t *testing.T) {
 		if err := iter.Err(); err != nil {
 			t.Fatalf("SCAN: %v", err)
 		}
-		want := []string{"client", "code", "consent", "grant", "grant:family", "grant:revoked", "grant:tokens", "grant:upstream", "pending", "rt"}
+		want := []string{"client", "code", "consent", "grant", "grant:family", "grant:revoked", "grant:tokens", "grant:upstream", "pending", "rt", "stepup"}
 		if diff := cmp.Diff(want, slices.Sorted(maps.Keys(kinds))); diff != "" {
 			t.Errorf("key families seen (-want +got):\n%s", diff)
 		}
@@ -277,6 +277,7 @@ func putOneOfEach(t *testing.T, ctx context.Context, s *Store) {
 		s.IssueRefresh(ctx, id, "c", id, time.Hour),
 		s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, time.Hour),
 		s.Approve(ctx, id, "c", "r", nil, time.Hour),
+		s.MarkStepUp(ctx, id, []string{"notes:write"}, time.Hour),
 		s.RevokeGrant(ctx, newID()),
 	} {
 		if err != nil {
