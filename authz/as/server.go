@@ -94,9 +94,12 @@ type Options struct {
 	RefreshGrace time.Duration
 	// ConsentTTL is how long a remembered approval lasts. Default 90 days.
 	ConsentTTL time.Duration
-	// StepUpTTL is how long a step-up mark (WantStepUp) waits for the
-	// refresh it refuses. Default 5 minutes: a client that refreshes
-	// instead of authorizing again may first ask its user.
+	// StepUpTTL is how long a grant's step-up mark (WantStepUp) waits
+	// for the refresh it refuses. Default 1 minute: the clients it is for
+	// refresh at once, and a correct client that declined the step-up
+	// meets the refusal only if it refreshes within that time. The mark
+	// a refusal leaves for the next authorization lives PendingTTL, as
+	// long as a sign-in may take to reach us.
 	StepUpTTL time.Duration
 
 	// RateLimits limits /register, /authorize, /token, /revoke and
@@ -217,7 +220,7 @@ func New(stores Stores, tokens *token.Issuer, up UpstreamLogin, vault TokenVault
 	def(&o.RefreshTTL, 30*24*time.Hour)
 	def(&o.RefreshGrace, 30*time.Second)
 	def(&o.ConsentTTL, 90*24*time.Hour)
-	def(&o.StepUpTTL, 5*time.Minute)
+	def(&o.StepUpTTL, time.Minute)
 	o.RateLimits.setDefaults()
 	if o.ServiceName == "" {
 		o.ServiceName = "remotemcp"

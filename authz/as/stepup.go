@@ -22,7 +22,7 @@ import (
 //
 // So the resource server tells us (WantStepUp) when it refuses a token of
 // one of our grants for missing scopes, and we remember that for a short
-// while (Options.StepUpTTL). The next refresh of that grant that would not
+// while (Options.StepUpTTL, a minute). The next refresh of that grant that would not
 // bring those scopes is answered with invalid_grant, once: the mark is
 // taken by that refresh. The grant is not revoked and its refresh token
 // stays valid (nothing is rotated), so that a client which declines the
@@ -33,7 +33,7 @@ import (
 // Some of those clients then authorize again with the scopes of their
 // first sign-in, not those of the challenge (the MCP Inspector 2.12.0
 // CLI). So the refused refresh leaves a second mark, for the grant's
-// client and user: the next authorization request of that client from a
+// client and user, for Options.PendingTTL (10 minutes): the next authorization request of that client from a
 // browser signed in as that user (our user cookie) also asks for the
 // missing scopes. The consent page then lists them (a remembered approval
 // does not cover them), so the user approves them explicitly; RFC 6749
@@ -100,7 +100,7 @@ func (s *Server) checkStepUp(ctx context.Context, g *Grant, scopes []string) err
 	if len(missing) == 0 {
 		return nil
 	}
-	if err := s.st.StepUps.MarkStepUp(ctx, carryKey(g.ClientID, g.Subject), missing, s.o.StepUpTTL); err != nil {
+	if err := s.st.StepUps.MarkStepUp(ctx, carryKey(g.ClientID, g.Subject), missing, s.o.PendingTTL); err != nil {
 		return err
 	}
 	s.log.InfoContext(ctx, "authz: refresh refused so that the client authorizes again for more scopes", "client_id", g.ClientID, "grant", g.ID, "scopes", missing)

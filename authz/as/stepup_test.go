@@ -55,16 +55,27 @@ func TestStepUpRefreshCoveringPasses(t *testing.T) {
 	}
 }
 
-// TestStepUpMarkExpires: past Options.StepUpTTL (default 5 minutes) the
-// mark is gone and the refresh works.
+// TestStepUpMarkExpires: past Options.StepUpTTL (default a minute) the
+// grant's mark is gone and the refresh works; past PendingTTL the mark for
+// the next authorization is gone too.
 func TestStepUpMarkExpires(t *testing.T) {
 	e := newEnv(t)
 	c, _ := e.register(t, "none")
 	tok := e.login(t, c, "notes:read")
 	e.srv.WantStepUp(t.Context(), e.grantOf(t, tok.AccessToken), []string{"notes:write"})
-	e.clock.Advance(5*time.Minute + time.Nanosecond)
-	if _, err := e.refresh(t, c, tok.RefreshToken); err != nil {
+	e.clock.Advance(time.Minute + time.Nanosecond)
+	tok, err := e.refresh(t, c, tok.RefreshToken)
+	if err != nil {
 		t.Fatalf("refresh after the mark's lifetime: %v", err)
+	}
+
+	e.srv.WantStepUp(t.Context(), e.grantOf(t, tok.AccessToken), []string{"notes:write"})
+	if _, err := e.refresh(t, c, tok.RefreshToken); oauthCode(err) != string(authz.InvalidGrant) {
+		t.Fatalf("refresh: %v, want invalid_grant", err)
+	}
+	e.clock.Advance(envPendingTTL + time.Nanosecond)
+	if got, _ := e.authorizeScopes(t, c, []*http.Cookie{e.srv.UserCookie(stepUpSubject)}, "none"); !slices.Equal(got, []string{"notes:read"}) {
+		t.Errorf("an authorization past PendingTTL asks for %v, want [notes:read]", got)
 	}
 }
 
@@ -114,29 +125,13 @@ func TestStepUpCarriesToNextAuthorization(t *testing.T) {
 			if tt.other {
 				asking, _ = e.register(t, "none")
 			}
-			scopes := func() (_ []string, page bool) {
+			scopes := func() ([]string, bool) {
 				t.Helper()
 				var cookies []*http.Cookie
 				if tt.user != "" {
 					cookies = append(cookies, e.srv.UserCookie(tt.user))
 				}
-				q := url.Values{"response_type": {"code"}, "client_id": {asking.ClientID}, "redirect_uri": {testRedirect},
-					"code_challenge": {challenge(testVerifier)}, "code_challenge_method": {"S256"}, "scope": {"notes:read"}}
-				rec := e.get(as.PathAuthorize+"?"+q.Encode(), cookies, map[string]string{"Sec-Fetch-Site": tt.site})
-				var id string
-				switch tx := txRE.FindStringSubmatch(rec.Body.String()); {
-				case rec.Code == http.StatusOK && tx != nil: // the consent page
-					id, page = tx[1], true
-				case rec.Code == http.StatusFound: // a remembered approval: upstream, state "<id>.<secret>"
-					id, _, _ = strings.Cut(upstreamState(t, rec.Header().Get("Location")), ".")
-				default:
-					t.Fatalf("authorize: %d %s", rec.Code, rec.Body)
-				}
-				p, err := e.st.GetPending(t.Context(), id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return p.Scopes, page
+				return e.authorizeScopes(t, asking, cookies, tt.site)
 			}
 			got, page := scopes()
 			if !slices.Equal(got, tt.scopes) {
@@ -169,4 +164,29 @@ func TestStepUpOffWithoutStore(t *testing.T) {
 	if _, err := srv.Exchange(t.Context(), &as.TokenRequest{Client: c, GrantType: "refresh_token", RefreshToken: tok.RefreshToken}); err != nil {
 		t.Fatalf("refresh: %v", err)
 	}
+}
+
+// authorizeScopes runs GET /authorize for c asking for notes:read, with
+// cookies and Sec-Fetch-Site, and returns the scopes of the pending
+// authorization and whether the consent page was shown (else a remembered
+// approval sent the browser upstream).
+func (e *env) authorizeScopes(t *testing.T, c *as.Client, cookies []*http.Cookie, site string) (_ []string, page bool) {
+	t.Helper()
+	q := url.Values{"response_type": {"code"}, "client_id": {c.ClientID}, "redirect_uri": {testRedirect},
+		"code_challenge": {challenge(testVerifier)}, "code_challenge_method": {"S256"}, "scope": {"notes:read"}}
+	rec := e.get(as.PathAuthorize+"?"+q.Encode(), cookies, map[string]string{"Sec-Fetch-Site": site})
+	var id string
+	switch tx := txRE.FindStringSubmatch(rec.Body.String()); {
+	case rec.Code == http.StatusOK && tx != nil: // the consent page
+		id, page = tx[1], true
+	case rec.Code == http.StatusFound: // a remembered approval: upstream, state "<id>.<secret>"
+		id, _, _ = strings.Cut(upstreamState(t, rec.Header().Get("Location")), ".")
+	default:
+		t.Fatalf("authorize: %d %s", rec.Code, rec.Body)
+	}
+	p, err := e.st.GetPending(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Scopes, page
 }
