@@ -22,9 +22,9 @@ import (
 //
 // So the resource server tells us (WantStepUp) when it refuses a token of
 // one of our grants for missing scopes, and we remember that for a short
-// while (Options.StepUpTTL, a minute). The next refresh of that grant that would not
-// bring those scopes is answered with invalid_grant, once: the mark is
-// taken by that refresh. The grant is not revoked and its refresh token
+// while (Options.StepUpTTL, a minute). The next refresh of that grant that
+// would not bring those scopes is answered with invalid_grant, once: the
+// mark is taken by that refresh. The grant is not revoked and its refresh token
 // stays valid (nothing is rotated), so that a client which declines the
 // step-up keeps working after one more refresh. A client that steps up
 // correctly (a new authorization, no refresh) never meets the mark; it
@@ -33,9 +33,9 @@ import (
 // Some of those clients then authorize again with the scopes of their
 // first sign-in, not those of the challenge (the MCP Inspector 2.12.0
 // CLI). So the refused refresh leaves a second mark, for the grant's
-// client and user, for Options.PendingTTL (10 minutes): the next authorization request of that client from a
-// browser signed in as that user (our user cookie) also asks for the
-// missing scopes. The consent page then lists them (a remembered approval
+// client and user, for Options.PendingTTL (10 minutes): the next
+// authorization request of that client from a browser signed in as that
+// user (our user cookie) also asks for the missing scopes. The consent page then lists them (a remembered approval
 // does not cover them), so the user approves them explicitly; RFC 6749
 // §3.3 lets the server issue other scopes than requested, and the token
 // response says which.
