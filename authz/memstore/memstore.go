@@ -3,8 +3,8 @@
 // packages' own tests run on. It passes the contract suite of package storetest, like every
 // other implementation.
 //
-// One [Store] implements all seven store interfaces (authz/as/store.go,
-// authz/upstream/vaultstore.go), behind one lock, so that operations that span record types (RevokeGrant) are atomic
+// One [Store] implements all eight store interfaces (authz/as/store.go,
+// authz/as/stepup.go, authz/upstream/vaultstore.go), behind one lock, so that operations that span record types (RevokeGrant) are atomic
 // too. Records are copied in and out: a caller never shares memory with the
 // store. Every record has a TTL; an expired record behaves as missing at
 // once, and is freed lazily: each write frees at most a few expired records
@@ -78,7 +78,7 @@ type Options struct {
 
 // A Store holds every authz record in process memory. It implements
 // ClientStore, PendingAuthStore, CodeStore, GrantStore, RefreshStore,
-// upstream.TokenStore and ConsentStore, and is safe for concurrent use.
+// upstream.TokenStore, ConsentStore and StepUpStore, and is safe for concurrent use.
 type Store struct {
 	now        func() time.Time
 	maxClients int
