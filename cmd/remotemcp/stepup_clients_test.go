@@ -5,7 +5,9 @@ package main
 // which needs notes:write: our 403 insufficient_scope must bring it, in
 // the end, to a second authorization that asks for notes:write, and to the
 // note. Against make run's configuration (--auth proxy, the development
-// provider), in process, behind pcRecorder.
+// provider), in process, behind pcRecorder; the TypeScript SDK flows add
+// pcStart's short token lifetime, so that the stepped-up token is
+// refreshed too.
 //
 // Clients that refresh on that 403 (the TypeScript SDK v1, and what is
 // built on it) get past it because the authorization server refuses that
