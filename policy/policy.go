@@ -117,6 +117,19 @@ const (
 	Hidden
 )
 
+// String returns the Verdict's name.
+func (v Verdict) String() string {
+	switch v {
+	case Allowed:
+		return "Allowed"
+	case StepUp:
+		return "StepUp"
+	case Hidden:
+		return "Hidden"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
 // Options configures a Registry.
 type Options struct {
 	// Implies maps a scope to the scopes it includes: with
