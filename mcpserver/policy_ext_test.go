@@ -286,12 +286,28 @@ func TestStepUpOnlyWhenScopeHelps(t *testing.T) {
 	}
 }
 
-// TestStepUpChangesTheListWithoutNotification is the documented
-// behaviour of a step-up: the server sends no list_changed for it; the
-// next list the client asks for, with its new token, shows what the new
-// scopes allow. In a legacy session, which is bound to the subject and not
-// to the token, the session goes on across the step-up.
-func TestStepUpChangesTheListWithoutNotification(t *testing.T) {
+// methods returns the methods of the notifications among msgs.
+func methods(msgs []message) []string {
+	var out []string
+	for _, m := range msgs {
+		if m.Method != "" {
+			out = append(out, m.Method)
+		}
+	}
+	return out
+}
+
+var listChangedAll = []string{"notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed"}
+
+// TestStepUpChangesTheList is the documented behaviour of a step-up (or
+// any change of the token's scopes or groups): the next list, with the
+// new token, shows what it allows. A legacy session, which is bound to
+// the subject and not to the token, goes on across the change, and the
+// first request with the new token gets the three list_changed
+// notifications before its response, and only that request: a token with
+// the same scopes and groups (a refresh) tells nothing. In the stateless
+// revision there is no session to tell: nothing is sent.
+func TestStepUpChangesTheList(t *testing.T) {
 	url := servePolicy(t)
 	for _, e := range eras {
 		t.Run(e.name, func(t *testing.T) {
@@ -299,19 +315,30 @@ func TestStepUpChangesTheListWithoutNotification(t *testing.T) {
 			if got := c.names("tools/list"); slices.Contains(got, "notes_create") {
 				t.Fatalf("read-only tools/list: %v", got)
 			}
+			if got := methods(c.call("tools/call", `{"name":"whoami","arguments":{}}`)); len(got) != 0 {
+				t.Errorf("notifications with an unchanged token: %q", got)
+			}
 			c.token = "alice-write" // the same user after a step-up
-			var seen []string
-			for _, m := range c.call("tools/call", `{"name":"notes_create","arguments":{"title":"t","body":"b"}}`) {
-				seen = append(seen, m.Method)
+			msgs := c.call("tools/call", `{"name":"notes_create","arguments":{"title":"t","body":"b"}}`)
+			var want []string
+			if e.legacy {
+				want = listChangedAll
 			}
-			for _, m := range c.call("tools/list", "{}") {
-				seen = append(seen, m.Method)
+			if diff := cmp.Diff(want, methods(msgs)); diff != "" {
+				t.Errorf("notifications of the first request after the step-up (-want +got):\n%s", diff)
 			}
-			if slices.ContainsFunc(seen, func(m string) bool { return strings.HasSuffix(m, "/list_changed") }) {
-				t.Errorf("messages after the step-up: %q; want no list_changed", seen)
+			if m := msgs[len(msgs)-1]; m.Error != nil || m.Result == nil {
+				t.Errorf("the call after the step-up: %+v", m)
 			}
 			if got := c.names("tools/list"); !slices.Contains(got, "notes_create") {
 				t.Errorf("tools/list after the step-up: %v; want notes_create", got)
+			}
+			if got := methods(c.call("tools/call", `{"name":"whoami","arguments":{}}`)); len(got) != 0 {
+				t.Errorf("notifications of a later request: %q; want none", got)
+			}
+			c.token = "alice-read" // and back: a narrower token is a change too
+			if diff := cmp.Diff(want, methods(c.call("tools/call", `{"name":"whoami","arguments":{}}`))); diff != "" {
+				t.Errorf("notifications after narrowing (-want +got):\n%s", diff)
 			}
 		})
 	}
