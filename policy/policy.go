@@ -136,6 +136,14 @@ type Options struct {
 	// {"notes:write": {"notes:read"}}, a token granting notes:write may use
 	// what needs notes:read.
 	Implies map[string][]string
+	// ListStepUp lists, besides what the caller may use, the items that a
+	// token with more scope would let them use (Verdict StepUp), so that a
+	// client that calls only what it was listed can call one and be asked
+	// to step up. By default they are left out: each caller is listed what
+	// their token allows, and a client sees more only once it holds a
+	// token with more scope. Items whose predicate the caller does not
+	// satisfy are never listed.
+	ListStepUp bool
 }
 
 // A Registry holds the items of one server and what each needs.
@@ -144,7 +152,8 @@ type Registry struct {
 	// impliedBy maps a scope to the other scopes that include it,
 	// transitively (Options.Implies reversed and closed), so that
 	// Satisfied allocates nothing.
-	impliedBy map[string][]string
+	impliedBy  map[string][]string
+	listStepUp bool
 
 	verifying atomic.Bool // Verify is listing what the server has
 
@@ -178,6 +187,7 @@ func New(s *mcp.Server, opts *Options) *Registry {
 	}
 	if opts != nil {
 		r.impliedBy = impliedBy(opts.Implies)
+		r.listStepUp = opts.ListStepUp
 	}
 	s.AddReceivingMiddleware(r.middleware)
 	return r
@@ -408,7 +418,11 @@ func (r *Registry) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		}
 		hidden := func(method, name string) bool {
 			a, known := r.Lookup(method, name)
-			return !known || r.decide(&q, a) != Allowed
+			if !known {
+				return true
+			}
+			v := r.decide(&q, a)
+			return v == Hidden || (v == StepUp && !r.listStepUp)
 		}
 		var c *mcp.Cacheable
 		switch res := res.(type) {

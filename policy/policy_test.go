@@ -513,3 +513,19 @@ func TestMethodRuleWithPredicate(t *testing.T) {
 		t.Errorf("bob listing: %v, want method not found", err)
 	}
 }
+
+// TestListStepUp: with Options.ListStepUp, an item a step-up would open is
+// listed (and its call refused naming the scopes), and one whose predicate
+// is false still is not.
+func TestListStepUp(t *testing.T) {
+	s := newServer()
+	r := policy.New(s, &policy.Options{ListStepUp: true})
+	policy.AddTool(r, &mcp.Tool{Name: "read"}, noopTool, policy.Need("r"))
+	policy.AddTool(r, &mcp.Tool{Name: "write"}, noopTool, policy.Need("w"))
+	policy.AddTool(r, &mcp.Tool{Name: "admin"}, noopTool, policy.Need("w").For(policy.Group("admins")))
+	policy.AddTool(r, &mcp.Tool{Name: "staff"}, noopTool, policy.Need("r").For(policy.Group("staff")))
+	cs := serveWithTokens(t, s, map[string]*auth.TokenInfo{"reader": {UserID: "u", Scopes: []string{"r"}, Extra: map[string]any{authz.ExtraGroups: []string{"admins"}}}}, "reader")
+	if diff := cmp.Diff([]string{"admin", "read", "write"}, lists(t, cs)["tools"]); diff != "" {
+		t.Errorf("tools/list (-want +got):\n%s", diff)
+	}
+}
