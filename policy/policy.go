@@ -383,10 +383,12 @@ func (r *Registry) decide(q *asker, a Access) Verdict {
 	return Allowed
 }
 
-// middleware answers each request for its caller: an item the caller may
-// not use (no rule, a false predicate, or, when the endpoint did not
-// already refuse it with a step-up challenge, a scope missing) is answered
-// as an unknown item and left out of the lists.
+// middleware answers each request for its caller (the request's
+// TokenInfo): an item the caller may not use is left out of the lists, and
+// its use is answered as the use of an unknown item when no scope would
+// help (Hidden), or with an error naming the scopes when one would
+// (StepUp: only when the endpoint did not already answer with a step-up
+// challenge, which mcpserver's CheckScopes does).
 func (r *Registry) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		q := asker{}
