@@ -276,6 +276,11 @@ func (r *Registry) Method(method string, a Access) {
 func (r *Registry) Lookup(method, name string) (a Access, known bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	return r.lookup(method, name)
+}
+
+// lookup is Lookup with r.mu held.
+func (r *Registry) lookup(method, name string) (a Access, known bool) {
 	switch method {
 	case "tools/call":
 		a, known = r.tools[name]
@@ -418,8 +423,12 @@ func (r *Registry) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		if err != nil || res == nil || r.verifying.Load() {
 			return res, err
 		}
+		// One read lock for the whole list (predicates must not call
+		// back into the Registry).
+		r.mu.RLock()
+		defer r.mu.RUnlock()
 		hidden := func(method, name string) bool {
-			a, known := r.Lookup(method, name)
+			a, known := r.lookup(method, name)
 			if !known {
 				return true
 			}
