@@ -31,8 +31,10 @@ var allowed = map[string]struct{ project, external []string }{
 	"mcpserver":              {project: []string{"policy", "internal/ttlcache"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
 	// policy: what each tool, prompt and resource needs, declared as it is
 	// registered; the product packages register through it and mcpserver
-	// asks it, so it imports neither.
-	"policy":               {external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/yosida95/uritemplate/v3"}},
+	// asks it, so it imports neither. It reads the caller from the
+	// verified token (go-sdk auth.TokenInfo) under the keys that authz
+	// names for the verifiers.
+	"policy":               {project: []string{"authz"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc", "github.com/yosida95/uritemplate/v3"}},
 	"mcpserver/memstore":   {project: []string{"mcpserver"}, external: []string{sdk + "/mcp"}},
 	"mcpserver/storetest":  {project: []string{"mcpserver"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/go-cmp/cmp"}},
 	"tools":                {project: []string{"tools/notes", "policy"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},

@@ -28,13 +28,15 @@ type BearerOptions struct {
 	// Scopes is the scope= of a 401 challenge: what basic use needs.
 	Scopes []string
 	// CheckScopes, if set, is asked about each request whose token is
-	// valid: it returns the scopes the request needs when the token does
-	// not grant them all (nil when it does), which get a 403
-	// insufficient_scope challenge, or an error for a request it cannot
-	// read (400 invalid_request). It may read the body, and returns the
-	// request to pass on, which carries what it read. The MCP endpoint's
-	// (*mcpserver.Handler).CheckScopes is one.
-	CheckScopes func(r *http.Request, granted []string) (*http.Request, []string, error)
+	// valid, with what the verifier found (scopes, subject, and the
+	// caller's claims in Extra): it returns the scopes the request needs
+	// when the token does not grant them all and more scope would help
+	// (nil otherwise), which get a 403 insufficient_scope challenge, or an
+	// error for a request it cannot read (400 invalid_request). It may
+	// read the body, and returns the request to pass on, which carries
+	// what it read. The MCP endpoint's (*mcpserver.Handler).CheckScopes is
+	// one.
+	CheckScopes func(r *http.Request, info *auth.TokenInfo) (*http.Request, []string, error)
 	// InsufficientScope, if set, hears of each 403 insufficient_scope
 	// before it is written: the token's info and the scopes the request
 	// needs. An authorization server that issued the token can use it to
@@ -122,7 +124,7 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 			}
 			if o.CheckScopes != nil {
 				var need []string
-				if r, need, err = o.CheckScopes(r, info.Scopes); err != nil {
+				if r, need, err = o.CheckScopes(r, info); err != nil {
 					c.write(http.StatusBadRequest, authz.InvalidRequest, err.Error(), nil)
 					return
 				}

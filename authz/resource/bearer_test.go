@@ -467,9 +467,9 @@ func TestRequireBearerPanics(t *testing.T) {
 // TestRequireBearerCheckScopes: the MCP layer's verdict on a request's
 // scopes becomes a 403 insufficient_scope challenge naming what it needs, or
 // a 400 for a body it cannot read; on success the request it returns (which
-// carries the body it read) goes on, with the token's TokenInfo.
-// InsufficientScope hears of each 403, with the token's info and the
-// scopes needed, and of nothing else.
+// carries the body it read) goes on, with the token's TokenInfo, which
+// CheckScopes is given too. InsufficientScope hears of each 403, with the
+// token's info and the scopes needed, and of nothing else.
 func TestRequireBearerCheckScopes(t *testing.T) {
 	type ctxKey struct{}
 	for _, tt := range []struct {
@@ -485,16 +485,16 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 		{name: "unreadable body", err: errors.New("the request body is not a well-formed JSON-RPC message"), wantStatus: http.StatusBadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var granted, heard []string
-			var heardInfo *auth.TokenInfo
+			var got, heardInfo *auth.TokenInfo
+			var heard []string
 			heardCalls := 0
 			next := &nextRecorder{}
 			info := &auth.TokenInfo{UserID: "user-1", Scopes: []string{"notes:read"}, Expiration: time.Now().Add(time.Hour)}
 			h := RequireBearer(staticVerifier(info, nil), &BearerOptions{
 				ResourceMetadataURL: testMetadataURL,
 				Scopes:              []string{"notes:read"},
-				CheckScopes: func(r *http.Request, g []string) (*http.Request, []string, error) {
-					granted = g
+				CheckScopes: func(r *http.Request, i *auth.TokenInfo) (*http.Request, []string, error) {
+					got = i
 					io.ReadAll(r.Body) // read once, here
 					r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, "checked"))
 					r.Body = io.NopCloser(strings.NewReader("body passed on"))
@@ -518,8 +518,8 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d (body %q)", rec.Code, tt.wantStatus, rec.Body)
 			}
-			if diff := cmp.Diff(info.Scopes, granted); diff != "" {
-				t.Errorf("scopes given to CheckScopes (-want +got):\n%s", diff)
+			if got != info {
+				t.Errorf("CheckScopes was given %+v, want the verifier's TokenInfo %+v", got, info)
 			}
 			switch tt.wantStatus {
 			case http.StatusForbidden:
