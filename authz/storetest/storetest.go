@@ -181,6 +181,8 @@ func code(hash string) *as.AuthCode {
 		Scopes:        []string{"notes:read", "notes:write"},
 		Subject:       "alice",
 		ExpiresAt:     at.Add(time.Minute),
+		Email:         "alice@example.com",
+		Groups:        []string{"eng", "my-org/platform"},
 	}
 }
 
@@ -193,6 +195,8 @@ func grant(id string) *as.Grant {
 		Resource:  "https://mcp.example/mcp",
 		CreatedAt: at,
 		Upstream:  "github:12345",
+		Email:     "alice@example.com",
+		Groups:    []string{"eng", "my-org/platform"},
 	}
 }
 
