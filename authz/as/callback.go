@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/token"
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
@@ -78,7 +79,7 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 		s.log.InfoContext(ctx, "authz: sign-in refused by the allow-list", "client_id", p.ClientID, "sub", subject)
 		return nil, s.refusal(err, p)
 	}
-	email := verifiedEmail(id)
+	email, groups := verifiedEmail(id), token.BoundGroups(id.Groups)
 	if p.AutoApprovedFor != "" && p.AutoApprovedFor != subject {
 		// The remembered approval was another user's: this user never
 		// approved the client.
@@ -90,7 +91,7 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	}
 	now := s.o.Now()
 	g := &Grant{ID: grantID, Subject: subject, ClientID: p.ClientID, Scopes: p.Scopes, Resource: p.Resource, CreatedAt: now, Upstream: id.Login,
-		Email: email, Groups: id.Groups}
+		Email: email, Groups: groups}
 	if err := s.st.Grants.PutGrant(ctx, g, s.o.RefreshTTL); err != nil {
 		return nil, err
 	}
@@ -114,7 +115,7 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	}
 	c := &AuthCode{Hash: hash, GrantID: grantID, ClientID: p.ClientID, RedirectURI: p.RedirectURI, CodeChallenge: p.CodeChallenge,
 		Resource: p.Resource, Scopes: p.Scopes, Subject: subject, ExpiresAt: now.Add(s.o.CodeTTL),
-		Email: email, Groups: id.Groups}
+		Email: email, Groups: groups}
 	if err := s.st.Codes.PutCode(ctx, c, s.o.CodeTTL); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/token"
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
@@ -140,7 +141,7 @@ func (s *Server) readmit(ctx context.Context, g *Grant) (*Grant, error) {
 		return nil, authz.ErrInvalidGrant("the user is no longer allowed to use this server")
 	}
 	ng := *g
-	ng.Email, ng.Groups = verifiedEmail(id), id.Groups
+	ng.Email, ng.Groups = verifiedEmail(id), token.BoundGroups(id.Groups)
 	return &ng, nil
 }
 

@@ -99,9 +99,10 @@ type UserClaims struct {
 	Groups []string
 }
 
-// boundedGroups keeps groups in order while the claim stays within
-// MaxGroupsClaimNames and MaxGroupsClaimBytes.
-func boundedGroups(groups []string) []string {
+// BoundGroups keeps groups in order while the claim stays within
+// MaxGroupsClaimNames and MaxGroupsClaimBytes: what an access token
+// carries of them.
+func BoundGroups(groups []string) []string {
 	var out []string
 	n := 0
 	for _, g := range groups {
@@ -195,7 +196,7 @@ func (i *Issuer) MintAccessTokenFor(subject, clientID string, scopes []string, g
 	if s := authz.ParseScope(strings.Join(scopes, " ")); len(s) > 0 {
 		b = b.Claim("scope", strings.Join(s, " "))
 	}
-	if g := boundedGroups(user.Groups); len(g) > 0 {
+	if g := BoundGroups(user.Groups); len(g) > 0 {
 		b = b.Claim("groups", g)
 	}
 	if user.Email != "" && len(user.Email) <= maxEmailLen {
