@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
 
 // claimsOf decodes the payload of our access token (already verified by
@@ -87,4 +92,43 @@ func TestSignInGroupsZitadel(t *testing.T) {
 			t.Fatalf("a user outside the list: %v", err)
 		}
 	})
+}
+
+// TestSignInAllowListJWT: with --auth jwt, the allow-list reads the
+// token's claims: a valid token of a user off the list gets 403
+// access_denied, and the client does not loop through authorizations.
+func TestSignInAllowListJWT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Node authorization server; -short skips it (make test runs it)")
+	}
+	ln, base := reserve(t)
+	issuer := startProvider(t, "RESOURCE="+base+"/mcp")
+	s := startOAuthServer(t, ln, base, "--auth", "jwt", "--issuer", issuer, "--allow-users", "bob")
+	browser := &headlessBrowser{redirect: "http://127.0.0.1:8765/callback"}
+	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName: "go-sdk e2e", RedirectURIs: []string{browser.redirect}, TokenEndpointAuthMethod: "none",
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+		}},
+		RedirectURL:              browser.redirect,
+		AuthorizationCodeFetcher: browser.fetch,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "oauth-e2e", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: s.resource, OAuthHandler: h}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err == nil {
+		cs.Close()
+		t.Fatal("alice, who is not on the list, connected")
+	}
+	t.Logf("refused: %v", err)
+	if !strings.Contains(err.Error(), "403") && !strings.Contains(err.Error(), "Forbidden") {
+		t.Errorf("connect error %v, want a 403", err)
+	}
+	if n := browser.count.Load(); n != 1 {
+		t.Errorf("%d authorizations, want 1 (a refused user is not sent to authorize again)", n)
+	}
 }
