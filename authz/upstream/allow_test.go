@@ -1,10 +1,12 @@
 package upstream
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -297,4 +299,34 @@ func TestVaultRefreshRecheckOutageKeepsGrant(t *testing.T) {
 	if fx.stores.revoked["g1"] {
 		t.Error("an outage revoked the grant")
 	}
+}
+
+// FuzzClaimGroups: whatever an upstream puts in the groups claim, the
+// groups are sorted, unique, within MaxGroups and MaxGroupLen, and a
+// check against them does not fail but by refusing.
+func FuzzClaimGroups(f *testing.F) {
+	f.Add(`["eng","admins","eng",""]`)
+	f.Add(`"eng"`)
+	f.Add(`{"reader":{"1":"a"},"writer":null}`)
+	f.Add(`[1,true,null,{"a":1},["x"]]`)
+	f.Fuzz(func(t *testing.T, claim string) {
+		var v any
+		if json.Unmarshal([]byte(claim), &v) != nil {
+			return
+		}
+		all := claimGroups(v, 0)
+		g := boundGroups(all, MaxGroups)
+		if len(g) > MaxGroups || !slices.IsSorted(g) || len(slices.Compact(slices.Clone(g))) != len(g) {
+			t.Fatalf("groups %q", g)
+		}
+		for _, x := range all {
+			if x == "" || len(x) > MaxGroupLen {
+				t.Fatalf("group %q kept", x)
+			}
+		}
+		id := &Identity{Subject: "1", Groups: g, allGroups: all}
+		if err := (&AllowList{Groups: []string{"eng"}}).Check(id); err != nil && !errors.Is(err, ErrNotAllowed) {
+			t.Fatalf("Check = %v", err)
+		}
+	})
 }
