@@ -24,9 +24,11 @@ type CallbackResult struct {
 
 // Callback completes an approved authorization after the upstream login:
 // it checks the state (single-use, bound to the browser), exchanges the
-// upstream code with our verifier, learns who signed in, stores the
-// upstream tokens, creates the grant and issues our code, bound to the
-// client, redirect URI, PKCE challenge, resource and scopes.
+// upstream code with our verifier, learns who signed in, checks them
+// against Options.Allow (a refused user gets a *Denied, and nothing is
+// stored), stores the upstream tokens, creates the grant (with the user's
+// groups and verified e-mail for the access tokens) and issues our code,
+// bound to the client, redirect URI, PKCE challenge, resource and scopes.
 func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*CallbackResult, error) {
 	state := q.Get("state")
 	tx, secret, ok := strings.Cut(state, ".")

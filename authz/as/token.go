@@ -46,7 +46,10 @@ type TokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 }
 
-// Exchange runs a token request.
+// Exchange runs a token request. A refresh, when Options.Allow is set or
+// the grant carries groups, first asks the upstream again who the user is
+// (see readmit): a user the allow-list no longer admits gets
+// invalid_grant and the grant is revoked.
 func (s *Server) Exchange(ctx context.Context, req *TokenRequest) (*TokenResponse, error) {
 	for _, res := range req.Resource {
 		if !s.resourceOK(res) {
