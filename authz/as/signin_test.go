@@ -1,6 +1,7 @@
 package as_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +11,15 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/authz/as"
+	"github.com/remotemcp/remotemcp/authz/memstore"
+	"github.com/remotemcp/remotemcp/authz/token"
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
@@ -167,5 +171,81 @@ func TestRefreshRecheckOutage(t *testing.T) {
 	f.up.identityErr = errors.New("authz: upstream userinfo: HTTP 401")
 	if rec := f.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fresh.RefreshToken}}); rec.Code != http.StatusBadRequest {
 		t.Errorf("refresh when the upstream refuses: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestRefreshRefusedThroughVault: the refresh re-check with the real
+// upstream.Vault, which asks a userinfo endpoint (on loopback) with the
+// grant's stored upstream token: a user the endpoint no longer puts in
+// the group loses the grant at the next refresh.
+func TestRefreshRefusedThroughVault(t *testing.T) {
+	var groups atomic.Pointer[string]
+	eng := `["eng"]`
+	groups.Store(&eng)
+	userinfo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer upstream-") {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"sub":"u1","groups":%s}`, *groups.Load())
+	}))
+	t.Cleanup(userinfo.Close)
+	provider := upstream.NewOIDC("oidc", "https://idp.example.com", upstream.OIDCEndpoints{UserInfoEndpoint: userinfo.URL}, upstream.Config{HTTPClient: userinfo.Client()})
+
+	st := memstore.New(nil)
+	k, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := token.NewKeyRing(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := token.NewIssuer(ring, &token.IssuerOptions{Issuer: testIssuer, Audience: testResource,
+		Revoked: func(ctx context.Context, gid, _ string) (bool, error) { return st.GrantRevoked(ctx, gid) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := &upstream.AllowList{Groups: []string{"eng"}}
+	vault := upstream.NewVault(st, st, vaultKeys, provider, &upstream.VaultOptions{Allow: allow})
+	up := &faultyUpstream{subject: "u1", groups: []string{"eng"}}
+	srv, err := as.New(as.Stores{Clients: st, Pending: st, Codes: st, Grants: st, Refresh: st, Consents: st}, iss, up, vault, &as.Options{
+		Issuer: testIssuer, Resource: testResource, UpstreamName: "Test IdP", SubjectPrefix: "test:", Allow: allow,
+		Scopes:    []as.ScopeInfo{{Name: "notes:read", Description: "read"}},
+		CookieKey: []byte("0123456789abcdef0123456789abcdef"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{iss: iss, srv: srv, h: srv.Handler(), up: up}
+	rec := f.do(httptest.NewRequest(http.MethodPost, "/register", strings.NewReader(
+		`{"client_name":"unit","redirect_uris":["`+testRedirect+`"],"token_endpoint_auth_method":"none"}`)), "application/json")
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &reg) != nil {
+		t.Fatalf("register: %d %s", rec.Code, rec.Body)
+	}
+	f.clientID = reg.ClientID
+
+	tok := f.signIn(t)
+	tok = f.tokenOK(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+	info, err := iss.Verify(t.Context(), tok.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid, _ := info.Extra["gid"].(string)
+	sales := `["sales"]`
+	groups.Store(&sales)
+	rec = f.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "no longer allowed") {
+		t.Fatalf("refresh of a removed user: %d %s", rec.Code, rec.Body)
+	}
+	if _, err := iss.Verify(t.Context(), tok.AccessToken); !errors.Is(err, authz.ErrInvalidToken) {
+		t.Errorf("the removed user's access token: %v", err)
+	}
+	if _, err := vault.Token(t.Context(), gid); !errors.Is(err, upstream.ErrReauthorize) {
+		t.Errorf("the revoked grant's upstream token: %v, want ErrReauthorize", err)
 	}
 }
