@@ -137,8 +137,6 @@ func (c *config) checkSignIn(allow *upstream.AllowList) error {
 		return errors.New("signin.groups: GitHub has no groups claim; list organizations in signin.github_orgs or teams in signin.github_teams")
 	case github && c.SignIn.GroupsClaim != "":
 		return errors.New("signin.groups_claim is for OpenID providers and JWTs; GitHub's groups are its organizations and teams")
-	case c.Auth == "proxy" && c.Proxy.Upstream == "dev" && !allow.Empty():
-		// Allowed: a way to try the refusal page on a laptop.
 	}
 	if c.SignIn.GroupsClaim != "" && (strings.TrimSpace(c.SignIn.GroupsClaim) != c.SignIn.GroupsClaim || len(c.SignIn.GroupsClaim) > 256) {
 		return fmt.Errorf("signin.groups_claim %q: want a claim name without surrounding spaces", c.SignIn.GroupsClaim)
