@@ -24,6 +24,11 @@
 //   - token.go: [RFC 6749 §4.1.3] and [RFC 6749 §6]: codes single-use (a
 //     replay revokes the grant), refresh rotation with a grace window and
 //     reuse detection;
+//   - stepup.go: step-up for clients that refresh on a 403
+//     insufficient_scope ([RFC 6750 §3.1]): the resource server's mark on
+//     the grant refuses one refresh with invalid_grant, and the missing
+//     scopes carry to the client's next authorization for the same user
+//     ([RFC 6749 §3.3]: the server may issue other scopes than asked);
 //   - revoke.go: [RFC 7009] revocation and [RFC 7662] introspection;
 //   - pkce.go: [RFC 7636 §4.6] S256 (plain and missing challenges are
 //     refused);
@@ -47,6 +52,8 @@
 // [RFC 6749 §4.1.2]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2
 // [RFC 6749 §4.1.3]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.3
 // [RFC 6749 §6]: https://www.rfc-editor.org/rfc/rfc6749#section-6
+// [RFC 6749 §3.3]: https://www.rfc-editor.org/rfc/rfc6749#section-3.3
+// [RFC 6750 §3.1]: https://www.rfc-editor.org/rfc/rfc6750#section-3.1
 // [RFC 8707]: https://www.rfc-editor.org/rfc/rfc8707
 // [RFC 9207]: https://www.rfc-editor.org/rfc/rfc9207
 // [RFC 7009]: https://www.rfc-editor.org/rfc/rfc7009

@@ -152,6 +152,10 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 		}
 		scopes = asked
 	}
+	// Before the rotation: the refused refresh token stays valid.
+	if err := s.checkStepUp(ctx, g, scopes); err != nil {
+		return nil, err
+	}
 	refresh, hash, err := newRefreshToken(s.o.Rand)
 	if err != nil {
 		return nil, err

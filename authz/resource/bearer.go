@@ -43,6 +43,11 @@ type BearerOptions struct {
 	// and no scope helps. The error's text is the error_description: make
 	// it safe to send.
 	Admit func(info *auth.TokenInfo) error
+	// InsufficientScope, if set, hears of each 403 insufficient_scope
+	// before it is written: the token's info and the scopes the request
+	// needs. An authorization server that issued the token can use it to
+	// answer the client's next refresh (see the as package's WantStepUp).
+	InsufficientScope func(r *http.Request, info *auth.TokenInfo, need []string)
 	// Logger receives refused requests (never the token); nil discards.
 	Logger *slog.Logger
 }
@@ -137,6 +142,9 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 					return
 				}
 				if len(need) > 0 {
+					if o.InsufficientScope != nil {
+						o.InsufficientScope(r, info, need)
+					}
 					c.write(http.StatusForbidden, authz.InsufficientScope,
 						"this operation needs the scopes: "+strings.Join(need, " "), need)
 					return

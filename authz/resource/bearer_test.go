@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -467,6 +468,8 @@ func TestRequireBearerPanics(t *testing.T) {
 // scopes becomes a 403 insufficient_scope challenge naming what it needs, or
 // a 400 for a body it cannot read; on success the request it returns (which
 // carries the body it read) goes on, with the token's TokenInfo.
+// InsufficientScope hears of each 403, with the token's info and the
+// scopes needed, and of nothing else.
 func TestRequireBearerCheckScopes(t *testing.T) {
 	type ctxKey struct{}
 	for _, tt := range []struct {
@@ -482,7 +485,9 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 		{name: "unreadable body", err: errors.New("the request body is not a well-formed JSON-RPC message"), wantStatus: http.StatusBadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var granted []string
+			var granted, heard []string
+			var heardInfo *auth.TokenInfo
+			heardCalls := 0
 			next := &nextRecorder{}
 			info := &auth.TokenInfo{UserID: "user-1", Scopes: []string{"notes:read"}, Expiration: time.Now().Add(time.Hour)}
 			h := RequireBearer(staticVerifier(info, nil), &BearerOptions{
@@ -494,6 +499,10 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 					r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, "checked"))
 					r.Body = io.NopCloser(strings.NewReader("body passed on"))
 					return r, tt.need, tt.err
+				},
+				InsufficientScope: func(_ *http.Request, info *auth.TokenInfo, need []string) {
+					heardCalls++
+					heardInfo, heard = info, need
 				},
 			})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Context().Value(ctxKey{}) != "checked" {
@@ -523,6 +532,9 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 				if n := next.calls.Load(); n != 0 {
 					t.Errorf("next handler ran %d times", n)
 				}
+				if heardCalls != 1 || heardInfo != info || !slices.Equal(heard, tt.need) {
+					t.Errorf("InsufficientScope heard %d times, of %v needing %v; want once, of the token's info, needing %v", heardCalls, heardInfo, heard, tt.need)
+				}
 			case http.StatusOK:
 				if n := next.calls.Load(); n != 1 || string(next.body) != "body passed on" || next.info == nil || next.info.UserID != "user-1" {
 					t.Errorf("next handler ran %d times with body %q and token info %v", n, next.body, next.info)
@@ -539,6 +551,9 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 			}
 			if strings.Contains(rec.Body.String(), testToken) {
 				t.Errorf("the body contains the token: %q", rec.Body)
+			}
+			if tt.wantStatus != http.StatusForbidden && heardCalls != 0 {
+				t.Errorf("InsufficientScope heard of a %d", tt.wantStatus)
 			}
 		})
 	}

@@ -280,11 +280,15 @@ func authenticate(bg context.Context, cfg *config, log *slog.Logger, mux *http.S
 	for _, p := range wellknown.MetadataPaths(cfg.endpoint()) {
 		mux.Handle(p, metadata)
 	}
-	return resource.RequireBearer(verify, &resource.BearerOptions{
+	bopts := &resource.BearerOptions{
 		ResourceMetadataURL: wellknown.MetadataURL(cfg.endpoint()),
 		Scopes:              []string{read},
 		CheckScopes:         mcpHandler.CheckScopes,
 		Admit:               cfg.admit(),
 		Logger:              log.With("component", "authz"),
-	})(mcpHandler), nil
+	}
+	if px != nil {
+		bopts.InsufficientScope = px.wantStepUp
+	}
+	return resource.RequireBearer(verify, bopts)(mcpHandler), nil
 }

@@ -46,6 +46,7 @@ type authzStores interface {
 	as.RefreshStore
 	upstream.TokenStore
 	as.ConsentStore
+	as.StepUpStore
 }
 
 // devIdPPath is where the development identity provider is mounted.
@@ -174,7 +175,7 @@ func (p *proxy) newServer(cfg *config, log *slog.Logger, st *proxyStores, displa
 			MaxFetchesPerHost: pc.CIMDFetchesPerHost, Logger: log.With("component", "cimd")})
 	}
 	s := st.stores
-	return as.New(as.Stores{Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Consents: s},
+	return as.New(as.Stores{Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Consents: s, StepUps: s},
 		p.issuer, p.upstream, p.vault, &as.Options{
 			Issuer:   p.base,
 			Resource: cfg.endpoint(),
@@ -225,6 +226,15 @@ func (p *proxy) Identity(ctx context.Context, info *auth.TokenInfo) (*tools.Upst
 		return nil, errors.New("the identity provider could not be asked")
 	}
 	return &tools.UpstreamIdentity{Provider: p.upstream.Name, Subject: id.Subject, Login: id.Login, Name: id.Name, Email: id.Email}, nil
+}
+
+// wantStepUp tells the authorization server that /mcp refused a token of
+// one of its grants for missing scopes, so that a client which refreshes
+// instead of authorizing again is sent to authorize (as.Server.WantStepUp).
+func (p *proxy) wantStepUp(r *http.Request, info *auth.TokenInfo, need []string) {
+	if gid, _ := info.Extra["gid"].(string); gid != "" {
+		p.server.WantStepUp(r.Context(), gid, need)
+	}
 }
 
 func hostOf(u string) string {
