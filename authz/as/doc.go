@@ -18,6 +18,9 @@
 //     binding the flow to one browser; [RFC 9207] iss on every response;
 //   - callback.go: the upstream's answer: single-use state, code exchange,
 //     identity, grant, vault, our code ([RFC 6749 §4.1.2]);
+//   - signin.go: who may sign in (Options.Allow): the refusal page with
+//     its link that sends access_denied ([RFC 6749 §4.1.2.1]), and the
+//     re-check of the user at each refresh;
 //   - token.go: [RFC 6749 §4.1.3] and [RFC 6749 §6]: codes single-use (a
 //     replay revokes the grant), refresh rotation with a grace window and
 //     reuse detection;
@@ -39,6 +42,7 @@
 //
 // Its access tokens come from authz/token, its users from authz/upstream.
 //
+// [RFC 6749 §4.1.2.1]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2.1
 // [RFC 8414 §3]: https://www.rfc-editor.org/rfc/rfc8414#section-3
 // [RFC 7591 §2]: https://www.rfc-editor.org/rfc/rfc7591#section-2
 // [RFC 7591 §3]: https://www.rfc-editor.org/rfc/rfc7591#section-3

@@ -65,6 +65,15 @@ type Options struct {
 	// users of two providers.
 	SubjectPrefix string
 
+	// Allow says who may sign in, checked at the callback and again at
+	// every refresh (see Server.Exchange); nil or empty allows everyone
+	// the upstream signs in.
+	Allow *upstream.AllowList
+	// Contact is whom a refused user should ask for access (an address,
+	// a team, a URL), shown on the refusal page. Default: "the
+	// administrator of <ServiceName>".
+	Contact string
+
 	// Metadata fetches Client ID Metadata Documents; nil turns CIMD off
 	// (and metadata then says so).
 	Metadata *MetadataFetcher

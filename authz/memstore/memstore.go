@@ -666,12 +666,14 @@ func clonePending(p *as.PendingAuth) *as.PendingAuth {
 func cloneCode(c *as.AuthCode) *as.AuthCode {
 	out := *c
 	out.Scopes = slices.Clone(c.Scopes)
+	out.Groups = slices.Clone(c.Groups)
 	return &out
 }
 
 func cloneGrant(g *as.Grant) *as.Grant {
 	out := *g
 	out.Scopes = slices.Clone(g.Scopes)
+	out.Groups = slices.Clone(g.Groups)
 	return &out
 }
 

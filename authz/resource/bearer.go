@@ -37,6 +37,14 @@ type BearerOptions struct {
 	// what it read. The MCP endpoint's (*mcpserver.Handler).CheckScopes is
 	// one.
 	CheckScopes func(r *http.Request, info *auth.TokenInfo) (*http.Request, []string, error)
+	// Admit, if set, is asked about each valid token before CheckScopes:
+	// an error refuses the user (an allow-list of who may use the server)
+	// with 403 and {"error":"access_denied"}, and a challenge without
+	// error=, so that clients do not try another token or more scopes:
+	// a 401 would send them to authorize again, only to be refused again,
+	// and no scope helps. The error's text is the error_description: make
+	// it safe to send.
+	Admit func(info *auth.TokenInfo) error
 	// InsufficientScope, if set, hears of each 403 insufficient_scope
 	// before it is written: the token's info and the scopes the request
 	// needs. An authorization server that issued the token can use it to
@@ -122,6 +130,13 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 				http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
 				return
 			}
+			if o.Admit != nil {
+				if err := o.Admit(info); err != nil {
+					o.Logger.Info("user refused", "sub", info.UserID, "reason", err.Error())
+					c.deny(authz.WireText(err.Error()))
+					return
+				}
+			}
 			if o.CheckScopes != nil {
 				var need []string
 				if r, need, err = o.CheckScopes(r, info); err != nil {
@@ -178,6 +193,16 @@ func (c challenge) write(status int, code authz.Code, desc string, scopes []stri
 		body["error_description"] = "this MCP server needs an access token; see resource_metadata in WWW-Authenticate"
 	}
 	json.NewEncoder(c.w).Encode(body)
+}
+
+// deny writes the 403 of a user Admit refused.
+func (c challenge) deny(desc string) {
+	h := c.w.Header()
+	h.Set("WWW-Authenticate", "Bearer resource_metadata="+quote(c.o.ResourceMetadataURL))
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	c.w.WriteHeader(http.StatusForbidden)
+	json.NewEncoder(c.w).Encode(map[string]string{"error": string(authz.AccessDenied), "error_description": desc})
 }
 
 var errNoToken = errors.New("no bearer token")

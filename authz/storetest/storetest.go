@@ -183,6 +183,8 @@ func code(hash string) *as.AuthCode {
 		Scopes:        []string{"notes:read", "notes:write"},
 		Subject:       "alice",
 		ExpiresAt:     at.Add(time.Minute),
+		Email:         "alice@example.com",
+		Groups:        []string{"eng", "my-org/platform"},
 	}
 }
 
@@ -195,6 +197,8 @@ func grant(id string) *as.Grant {
 		Resource:  "https://mcp.example/mcp",
 		CreatedAt: at,
 		Upstream:  "github:12345",
+		Email:     "alice@example.com",
+		Groups:    []string{"eng", "my-org/platform"},
 	}
 }
 

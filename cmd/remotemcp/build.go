@@ -171,6 +171,9 @@ func newRegistry(ctx, bg context.Context, cfg *config, log *slog.Logger, st *sta
 	}
 	reg := policy.New(server, &policy.Options{Implies: map[string][]string{cfg.ScopeWrite: {cfg.ScopeRead}}})
 	tools.Register(reg, deps)
+	if err := cfg.applyToolRules(reg); err != nil {
+		return nil, err
+	}
 	res := resources.Register(reg, st.notes, st.notes, cfg.ScopeRead)
 	prm := prompts.Register(reg, st.notes, cfg.ScopeRead)
 	h.add(prm.Complete, res.Subscribe)
@@ -281,6 +284,7 @@ func authenticate(bg context.Context, cfg *config, log *slog.Logger, mux *http.S
 		ResourceMetadataURL: wellknown.MetadataURL(cfg.endpoint()),
 		Scopes:              []string{read},
 		CheckScopes:         mcpHandler.CheckScopes,
+		Admit:               cfg.admit(),
 		Logger:              log.With("component", "authz"),
 	}
 	if px != nil {

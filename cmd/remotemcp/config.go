@@ -55,6 +55,9 @@ type config struct {
 
 	// Proxy is the --auth proxy configuration, nil in other modes.
 	Proxy *proxyConfig
+	// SignIn is who may sign in and the per-tool rules: the
+	// configuration file (--config) under the sign-in flags.
+	SignIn signIn
 
 	// OAuth resource server (--auth jwt | introspect).
 	Issuer              string
@@ -105,6 +108,7 @@ type configFlags struct {
 	logLevel, logFormat, stateKeyFile     *string
 	redisURL, redisMode                   *string
 	proxy                                 *proxyFlags
+	signin                                *signInFlags
 }
 
 // addFlags defines the server's flags on fs.
@@ -142,6 +146,7 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 		redisURL:        fs.String("redis-url", "", "keep all state in Redis so that replicas share it: redis://[user:password@]host:port[/db] or rediss://…; several hosts with ?addr=host:port (default: in-process stores, one replica); prefer the environment twin when it holds a password"),
 		redisMode:       fs.String("redis-mode", "single", "how --redis-url is read: single, sentinel (master_name=<name> in the URL; its hosts are the sentinels) or cluster"),
 		proxy:           addProxyFlags(fs),
+		signin:          addSignInFlags(fs),
 	}
 }
 
@@ -215,6 +220,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, err
 	}
 	if err := cfg.setAuth(f, getenv, dev); err != nil {
+		return nil, err
+	}
+	if err := cfg.setSignIn(f.signin); err != nil {
 		return nil, err
 	}
 	if err := cfg.checkFixtures(dev); err != nil {

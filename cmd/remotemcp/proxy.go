@@ -63,11 +63,12 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 	if err != nil {
 		return nil, err
 	}
+	cfg.SignIn.configureUpstream(p.upstream)
 	if len(pc.Ephemeral) > 0 {
 		log.Warn("no "+strings.Join(pc.Ephemeral, ", ")+" configured: made up for this process; tokens and upstream sign-ins end with it, and replicas would not share them",
 			"see", "README: Running as the authorization server")
 	}
-	vopts := &upstream.VaultOptions{Logger: log.With("component", "vault")}
+	vopts := &upstream.VaultOptions{Logger: log.With("component", "vault"), Allow: cfg.SignIn.Allow}
 	if rdb != nil {
 		// Upstream refreshes of one grant run on one replica at a time.
 		vopts.Locker = authzredis.NewLocker(rdb, nil)
@@ -190,6 +191,8 @@ func (p *proxy) newServer(cfg *config, log *slog.Logger, st *proxyStores, displa
 			RefreshTTL:    pc.RefreshLifetime,
 			NewClientTTL:  pc.UnusedRegistrationLifetime,
 			RefreshGrace:  pc.RefreshGrace,
+			Allow:         cfg.SignIn.Allow,
+			Contact:       cfg.SignIn.Contact,
 			Now:           cfg.now,
 			Logger:        log.With("component", "authz"),
 		})

@@ -25,7 +25,8 @@ func newVerifier(ctx context.Context, cfg *config) (resource.Verifier, error) {
 				return nil, err
 			}
 		}
-		v, err := resource.NewJWTVerifier(ctx, &resource.JWTOptions{Issuer: cfg.Issuer, JWKSURL: jwks, Audience: cfg.audience(), ClockSkew: cfg.clockSkew()})
+		v, err := resource.NewJWTVerifier(ctx, &resource.JWTOptions{Issuer: cfg.Issuer, JWKSURL: jwks, Audience: cfg.audience(), ClockSkew: cfg.clockSkew(),
+			GroupsClaim: cfg.SignIn.GroupsClaim})
 		if err != nil {
 			return nil, err
 		}
@@ -34,6 +35,7 @@ func newVerifier(ctx context.Context, cfg *config) (resource.Verifier, error) {
 		v, err := resource.NewIntrospector(&resource.IntrospectionOptions{
 			URL: cfg.IntrospectionURL, ClientID: cfg.IntrospectClientID, ClientSecret: cfg.IntrospectSecret,
 			Audience: cfg.audience(), Issuer: cfg.Issuer, ClockSkew: cfg.clockSkew(),
+			GroupsClaim: cfg.SignIn.GroupsClaim,
 		})
 		if err != nil {
 			return nil, err
