@@ -150,9 +150,6 @@ func (c *config) checkSignIn(allow *upstream.AllowList) error {
 				return fmt.Errorf("tools.%s.scopes: %q is not a scope this authorization server offers (%s, %s)", name, sc, c.ScopeRead, c.ScopeWrite)
 			}
 		}
-		if len(r.Groups) > 0 {
-			return fmt.Errorf("tools.%s.groups: per-tool groups are not supported by this build yet; restrict who may sign in with signin instead", name)
-		}
 	}
 	return nil
 }
@@ -204,7 +201,11 @@ func (c *config) admit() func(*auth.TokenInfo) error {
 func (c *config) applyToolRules(reg *policy.Registry) error {
 	for _, name := range slices.Sorted(maps.Keys(c.SignIn.ToolRules)) {
 		r := c.SignIn.ToolRules[name]
-		if err := reg.SetToolAccess(name, policy.Need(r.Scopes...)); err != nil {
+		a := policy.Need(r.Scopes...)
+		if len(r.Groups) > 0 {
+			a = a.For(policy.Group(r.Groups...))
+		}
+		if err := reg.SetToolAccess(name, a); err != nil {
 			return fmt.Errorf("configuration file: tools.%s: no such tool", name)
 		}
 	}

@@ -141,7 +141,6 @@ func TestConfigFileFitsTheMode(t *testing.T) {
 		{"groups with github", append(github, "--allow-groups", "eng"), creds, "GitHub has no groups claim"},
 		{"groups claim with github", append(github, "--groups-claim", "roles"), creds, "for OpenID providers"},
 		{"tool scope not offered", []string{"--auth", "proxy", "--config", writeConfig(t, "tools:\n  notes_get:\n    scopes: [admin]\n")}, nil, `"admin" is not a scope this authorization server offers`},
-		{"tool groups", append(jwt, "--config", writeConfig(t, "tools:\n  notes_get:\n    scopes: [notes:read]\n    groups: [eng]\n")), nil, "per-tool groups are not supported"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseConfig(tt.args, envOf(tt.env), &bytes.Buffer{})
@@ -194,6 +193,20 @@ func TestApplyToolRules(t *testing.T) {
 	}
 	if a, _ := reg.Lookup("tools/call", "notes_get"); !cmp.Equal(a.Scopes, []string{"notes:write"}) {
 		t.Errorf("notes_get needs %v, want notes:write", a.Scopes)
+	}
+	// groups: only members may see or call the tool, whatever their scopes.
+	cfg.SignIn.ToolRules["notes_get"] = toolRule{Scopes: []string{"notes:read"}, Groups: []string{"eng"}}
+	if err := cfg.applyToolRules(reg); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := reg.Lookup("tools/call", "notes_get")
+	member := &auth.TokenInfo{UserID: "u", Scopes: []string{"notes:read"}, Extra: map[string]any{"groups": []string{"eng"}}}
+	other := &auth.TokenInfo{UserID: "v", Scopes: []string{"notes:read", "notes:write"}, Extra: map[string]any{"groups": []string{"sales"}}}
+	if v := reg.Decide(member, a); v != policy.Allowed {
+		t.Errorf("a member of eng: %v, want Allowed", v)
+	}
+	if v := reg.Decide(other, a); v != policy.Hidden {
+		t.Errorf("a non-member: %v, want Hidden", v)
 	}
 	cfg.SignIn.ToolRules["notes_gte"] = toolRule{Scopes: []string{"notes:read"}}
 	if err := cfg.applyToolRules(reg); err == nil || !strings.Contains(err.Error(), "tools.notes_gte: no such tool") {
