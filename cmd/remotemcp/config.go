@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/remotemcp/remotemcp"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/tools/notes"
 	notesmem "github.com/remotemcp/remotemcp/tools/notes/memstore"
@@ -462,11 +463,9 @@ func (c *config) checkRedis() error {
 	if c.RedisURL == "" {
 		return nil
 	}
-	rdb, err := newRedis(c.RedisURL, c.RedisMode)
-	if err != nil {
-		return err
+	if err := remotemcp.CheckRedisURL(c.RedisURL, c.RedisMode); err != nil {
+		return fmt.Errorf("--redis-url, --redis-mode: %w", err)
 	}
-	rdb.Close() // only checking; build makes the real one
 	if c.Proxy != nil && len(c.Proxy.Ephemeral) > 0 {
 		return fmt.Errorf("--redis-url shares state between replicas, so they must share keys too: configure the %s (see README: Keys for production)", strings.Join(c.Proxy.Ephemeral, ", "))
 	}
