@@ -34,7 +34,7 @@ var allowed = map[string]struct{ project, external []string }{
 		external: []string{sdk + "/auth", redis}},
 	// A program of its own on the public API, as a user of the module
 	// writes one.
-	"examples/teamserver": {project: []string{"policy"}, external: []string{module, sdk + "/mcp"}},
+	"examples/teamserver":    {project: []string{"policy"}, external: []string{module, sdk + "/mcp"}},
 	"cmd/remotemcp":          {project: []string{"*"}, external: []string{"*"}},
 	"cmd/remotemcp/devidp":   {},
 	"cmd/remotemcp/fixtures": {project: []string{"policy"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/jsonschema-go/jsonschema", "github.com/yosida95/uritemplate/v3"}},

@@ -96,7 +96,8 @@ type Options struct {
 	AllowedOrigins []string
 	// AllowedHosts, if set, lists the host names the Host header may
 	// carry. Set it (to the loopback names and PublicURL's host) when the
-	// listener is on loopback, against DNS rebinding.
+	// listener is on loopback, against DNS rebinding. Default: none, but
+	// with Dev localhost, 127.0.0.1, ::1 and PublicURL's host.
 	AllowedHosts []string
 	// MaxBodyBytes bounds a request body (413 beyond). Default 4 MiB.
 	MaxBodyBytes int64
@@ -263,6 +264,9 @@ func check(opts *Options) (*settings, error) {
 		}
 	default:
 		return nil, fmt.Errorf("remotemcp: Auth %q: want none, jwt, introspect or proxy", s.Auth)
+	}
+	if s.Dev && len(s.AllowedHosts) == 0 {
+		s.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", u.Hostname()}
 	}
 	if slices.Contains(s.RequiredScopes, "") {
 		return nil, errors.New("remotemcp: empty name in RequiredScopes")
