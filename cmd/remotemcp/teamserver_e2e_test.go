@@ -186,4 +186,3 @@ func TestTeamserverJWT(t *testing.T) {
 		})
 	}
 }
-
