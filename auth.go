@@ -107,7 +107,7 @@ func discoverJWKS(ctx context.Context, issuer string) (string, error) {
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", c, err))
 	}
-	return "", fmt.Errorf("discover the JWKS of %s (set --jwks-url to skip discovery): %w", issuer, errors.Join(errs...))
+	return "", fmt.Errorf("discover the JWKS of %s (set the JWKS URL, --jwks-url, to skip discovery): %w", issuer, errors.Join(errs...))
 }
 
 func fetchJWKSURI(ctx context.Context, client *http.Client, metadataURL, issuer string) (string, error) {

@@ -189,7 +189,7 @@ func (p *proxy) startDevIdP(ucfg upstream.Config, log *slog.Logger) error {
 	p.upstream = upstream.NewOIDC("dev", iss, upstream.OIDCEndpoints{
 		AuthorizationEndpoint: e.Authorization, TokenEndpoint: e.Token, UserInfoEndpoint: e.UserInfo,
 	}, ucfg)
-	log.Warn("using the built-in DEVELOPMENT identity provider: anyone who can reach this loopback listener can sign in as anyone; configure --upstream for real use", "issuer", iss)
+	log.Warn("using the built-in DEVELOPMENT identity provider: anyone who can reach this loopback listener can sign in as anyone; configure a real upstream (--upstream) for real use", "issuer", iss)
 	return nil
 }
 
