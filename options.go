@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -246,21 +247,12 @@ func check(opts *Options) (*settings, error) {
 			return nil, errors.New("remotemcp: AuthNone serves everyone as one anonymous user: it needs Dev (a listener and PublicURL on loopback)")
 		}
 	case AuthJWT, AuthIntrospect:
-		if s.Tokens.Issuer == "" {
-			return nil, fmt.Errorf("remotemcp: Auth %s needs Tokens.Issuer", s.Auth)
-		}
-		if s.Tokens.AuthorizationServer == "" {
-			s.Tokens.AuthorizationServer = s.Tokens.Issuer
+		if err := s.checkTokens(); err != nil {
+			return nil, err
 		}
 	case AuthProxy:
-		if s.Proxy.Upstream == "" {
-			s.Proxy.Upstream = "dev"
-		}
-		if s.Proxy.Upstream == "dev" && !s.Dev {
-			return nil, errors.New("remotemcp: the development upstream lets anyone sign in as anyone: it needs Dev (a listener and PublicURL on loopback)")
-		}
-		if s.Proxy.MaxClients == 0 {
-			s.Proxy.MaxClients = 20000
+		if err := s.checkProxy(); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("remotemcp: Auth %q: want none, jwt, introspect or proxy", s.Auth)
@@ -278,4 +270,72 @@ func check(opts *Options) (*settings, error) {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
+}
+
+// checkTokens checks the settings of AuthJWT and AuthIntrospect.
+func (s *settings) checkTokens() error {
+	t := &s.Tokens
+	if t.Issuer == "" {
+		return fmt.Errorf("remotemcp: Auth %s needs Tokens.Issuer", s.Auth)
+	}
+	if t.AuthorizationServer == "" {
+		t.AuthorizationServer = t.Issuer
+	}
+	urls := map[string]string{"Tokens.Issuer": t.Issuer, "Tokens.AuthorizationServer": t.AuthorizationServer, "Tokens.JWKSURL": t.JWKSURL}
+	if s.Auth == AuthIntrospect {
+		if t.IntrospectionURL == "" || t.ClientID == "" || t.ClientSecret == "" {
+			return errors.New("remotemcp: AuthIntrospect needs Tokens.IntrospectionURL, ClientID and ClientSecret")
+		}
+		urls["Tokens.IntrospectionURL"] = t.IntrospectionURL
+	}
+	for _, name := range slices.Sorted(maps.Keys(urls)) {
+		if urls[name] == "" {
+			continue
+		}
+		if err := checkHTTPS(name, urls[name]); err != nil {
+			return fmt.Errorf("remotemcp: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkProxy checks the settings of AuthProxy and fills in its defaults.
+func (s *settings) checkProxy() error {
+	pc := &s.Proxy
+	if pc.Upstream == "" {
+		pc.Upstream = "dev"
+	}
+	switch pc.Upstream {
+	case "dev":
+		if !s.Dev {
+			return errors.New("remotemcp: the development upstream lets anyone sign in as anyone: it needs Dev (a listener and PublicURL on loopback)")
+		}
+		if s.RedisURL != "" {
+			return errors.New("remotemcp: the development upstream keeps its sign-ins in process memory, so it cannot serve several replicas: use a real upstream with RedisURL")
+		}
+	case "oidc", "github", "google":
+		if pc.Upstream == "oidc" {
+			if pc.UpstreamIssuer == "" {
+				return errors.New("remotemcp: Proxy.Upstream oidc needs Proxy.UpstreamIssuer")
+			}
+			if err := checkHTTPS("Proxy.UpstreamIssuer", pc.UpstreamIssuer); err != nil {
+				return fmt.Errorf("remotemcp: %w", err)
+			}
+		}
+		if pc.ClientID == "" || pc.ClientSecret == "" {
+			return fmt.Errorf("remotemcp: Proxy.Upstream %s needs the client registered with it: Proxy.ClientID and ClientSecret", pc.Upstream)
+		}
+	default:
+		return fmt.Errorf("remotemcp: Proxy.Upstream %q: unknown (supported: dev, oidc, github, google)", pc.Upstream)
+	}
+	if s.RedisURL != "" && (pc.SigningKeys == nil || pc.VaultKeys == nil || pc.CookieKey == nil) {
+		return errors.New("remotemcp: RedisURL shares state between replicas, so they must share keys too: set Proxy.SigningKeys, VaultKeys and CookieKey")
+	}
+	if pc.CookieKey != nil && len(pc.CookieKey) < 32 {
+		return errors.New("remotemcp: Proxy.CookieKey: want at least 32 bytes")
+	}
+	if pc.MaxClients == 0 {
+		pc.MaxClients = 20000
+	}
+	return nil
 }
