@@ -238,6 +238,9 @@ func check(opts *Options) (*settings, error) {
 		return nil, fmt.Errorf("remotemcp: PublicURL %q: plain http is only allowed on loopback; use https", s.PublicURL)
 	}
 	s.public = u
+	if s.Dev && !mcpserver.IsLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("remotemcp: Dev is only for a server on loopback, and PublicURL %q is not", s.PublicURL)
+	}
 	if s.Auth == "" {
 		s.Auth = AuthNone
 	}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/remotemcp/remotemcp/mcpserver"
 )
 
 // ListenAndServe listens on the TCP address addr and calls Serve.
@@ -25,9 +27,14 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // refused, ordinary requests get half the timeout to finish, and then the
 // long-lived SSE streams end. It returns nil after a clean drain. It first
 // checks that every item of the registry has a rule (policy.Registry.Verify),
-// for those added after New. Serve closes ln; the caller still calls Close.
+// for those added after New, and that ln is on loopback with Options.Dev.
+// Serve closes ln; the caller still calls Close.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	log := s.opts.Logger
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); s.opts.Dev && !mcpserver.IsLoopbackHost(host) {
+		ln.Close()
+		return fmt.Errorf("remotemcp: Dev is only for a server on loopback, and the listener %s is not", ln.Addr())
+	}
 	if err := s.reg.Verify(ctx); err != nil {
 		ln.Close()
 		return err

@@ -42,6 +42,7 @@ func TestNewOptionErrors(t *testing.T) {
 		{"relative public URL", &Options{PublicURL: "mcp.example.com", Dev: true}, "absolute"},
 		{"public URL with a query", &Options{PublicURL: "https://mcp.example.com/?a=b", Auth: AuthJWT, Tokens: TokenOptions{Issuer: "https://as.example.com"}}, "query"},
 		{"plain http off loopback", &Options{PublicURL: "http://mcp.example.com", Auth: AuthJWT, Tokens: TokenOptions{Issuer: "https://as.example.com"}}, "plain http"},
+		{"Dev off loopback", &Options{PublicURL: "https://mcp.example.com", Dev: true}, "loopback"},
 		{"no authentication without Dev", &Options{PublicURL: "http://127.0.0.1:8080"}, "AuthNone"},
 		{"jwt without an issuer", &Options{PublicURL: "https://mcp.example.com", Auth: AuthJWT}, "Tokens.Issuer"},
 		{"introspect without an issuer", &Options{PublicURL: "https://mcp.example.com", Auth: AuthIntrospect}, "Tokens.Issuer"},
@@ -147,6 +148,22 @@ func TestRoutes(t *testing.T) {
 	}
 	if _, err := srv.UpstreamIdentity(t.Context(), &auth.TokenInfo{}); err == nil {
 		t.Error("UpstreamIdentity of a token without an upstream sign-in succeeded")
+	}
+}
+
+// Dev is refused on a listener off loopback.
+func TestServeDevOffLoopback(t *testing.T) {
+	srv, err := New(t.Context(), newRegistry(), &Options{PublicURL: "http://127.0.0.1:8080", Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(t.Context(), ln); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("Serve on %s with Dev = %v, want a refusal", ln.Addr(), err)
 	}
 }
 
