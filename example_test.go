@@ -2,17 +2,21 @@ package remotemcp_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/remotemcp/remotemcp"
+	"github.com/remotemcp/remotemcp/authz/token"
+	"github.com/remotemcp/remotemcp/authz/upstream"
 	"github.com/remotemcp/remotemcp/policy"
 )
 
@@ -74,12 +78,30 @@ func ExampleNew_denyByDefault() {
 
 // The server as its own authorization server: users sign in with GitHub,
 // clients register themselves, and the tokens and sessions live in Redis so
-// that every replica serves every request.
+// that every replica serves every request. Replicas share their keys: the
+// token signing keys (made with `remotemcp signing-key`), the keys that
+// encrypt the upstream tokens, and the cookie key.
 func ExampleNew_authorizationServer() {
 	server := mcp.NewServer(&mcp.Implementation{Name: "team", Version: "1.0.0"}, nil)
 	reg := policy.New(server, &policy.Options{Implies: map[string][]string{"team:write": {"team:read"}}})
 	policy.AddTool(reg, &mcp.Tool{Name: "greet"}, greet, policy.Need("team:read"))
 
+	ring, err := os.ReadFile("/etc/team/signing-keys.json")
+	if err != nil {
+		log.Fatal(err)
+	}
+	signing, err := token.UnmarshalKeyRing(ring)
+	if err != nil {
+		log.Fatal(err)
+	}
+	vault, err := upstream.ParseEncryptionKeys(os.Getenv("VAULT_KEYS")) // id:hex64[,id:hex64…]
+	if err != nil {
+		log.Fatal(err)
+	}
+	cookie, err := hex.DecodeString(os.Getenv("COOKIE_KEY")) // 32 bytes or more
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv, err := remotemcp.New(context.Background(), reg, &remotemcp.Options{
 		PublicURL:      "https://mcp.example.com",
 		Auth:           remotemcp.AuthProxy,
@@ -87,9 +109,11 @@ func ExampleNew_authorizationServer() {
 		RequiredScopes: []string{"team:read"},
 		Proxy: remotemcp.ProxyOptions{
 			Upstream:     "github",
-			ClientID:     "Iv1.0123456789abcdef", // the OAuth app registered at GitHub,
-			ClientSecret: "…",                    // with the redirect URI https://mcp.example.com/callback
-			// SigningKeys, VaultKeys and CookieKey: shared by every replica.
+			ClientID:     os.Getenv("GITHUB_CLIENT_ID"),     // the OAuth app registered at GitHub, with the
+			ClientSecret: os.Getenv("GITHUB_CLIENT_SECRET"), // redirect URI https://mcp.example.com/callback
+			SigningKeys:  signing,
+			VaultKeys:    vault,
+			CookieKey:    cookie,
 		},
 		RedisURL: "redis://redis.internal:6379",
 	})
