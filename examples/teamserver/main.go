@@ -27,7 +27,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "loopback address to listen on")
 	authMode := flag.String("auth", "proxy", "proxy (sign in with the development provider), jwt (tokens of -issuer) or none")
 	issuer := flag.String("issuer", "", "with -auth jwt: the issuer of the access tokens")
-	redisURL := flag.String("redis-url", "", "keep the server's state in Redis (default: in process)")
+	redisURL := flag.String("redis-url", "", "keep the server's state in Redis, with -auth jwt or none (default: in process)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
