@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/remotemcp/remotemcp"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/tools/notes"
 	notesmem "github.com/remotemcp/remotemcp/tools/notes/memstore"
@@ -70,6 +71,9 @@ type config struct {
 	ClockSkew           time.Duration
 	ScopeRead           string
 	ScopeWrite          string
+	// ListStepUp lists to each caller, besides what their token allows,
+	// the items that more scope would open (policy.Options.ListStepUp).
+	ListStepUp bool
 	// dev is set when both the listener and PublicURL are on loopback:
 	// only then is development behaviour on (--auth none, --fixtures, the
 	// development identity provider, loopback http client metadata
@@ -98,6 +102,7 @@ type configFlags struct {
 	clockSkew                             *time.Duration
 	scopeRead, scopeWrite                 *string
 	fixtures, origins                     *string
+	listStepUp                            *bool
 	sessionTTL, shutdownTimeout           *time.Duration
 	maxBody                               *int64
 	maxBatch, maxResponse                 *int
@@ -126,6 +131,7 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 		clockSkew:       fs.Duration("clock-skew", 30*time.Second, "clock skew tolerated on token exp, nbf and iat"),
 		scopeRead:       fs.String("scope-read", "notes:read", "scope name that allows reading notes"),
 		scopeWrite:      fs.String("scope-write", "notes:write", "scope name that allows changing notes (implies --scope-read)"),
+		listStepUp:      fs.Bool("list-step-up", true, "also list to each caller the tools, prompts and resources that more scope would open (calling one starts a step-up); false lists only what the caller's token allows now"),
 		fixtures:        fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback listener and public URL only)"),
 		origins:         fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed when the listener and public URL are both loopback)"),
 		sessionTTL:      fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session"),
@@ -201,6 +207,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		Listen:              *f.listen,
 		Auth:                *f.authMode,
 		Fixtures:            *f.fixtures,
+		ListStepUp:          *f.listStepUp,
 		SessionTTL:          *f.sessionTTL,
 		MaxBodyBytes:        *f.maxBody,
 		ResumeWindow:        *f.resumeWindow,
@@ -470,11 +477,9 @@ func (c *config) checkRedis() error {
 	if c.RedisURL == "" {
 		return nil
 	}
-	rdb, err := newRedis(c.RedisURL, c.RedisMode)
-	if err != nil {
-		return err
+	if err := remotemcp.CheckRedisURL(c.RedisURL, c.RedisMode); err != nil {
+		return fmt.Errorf("--redis-url, --redis-mode: %w", err)
 	}
-	rdb.Close() // only checking; build makes the real one
 	if c.Proxy != nil && len(c.Proxy.Ephemeral) > 0 {
 		return fmt.Errorf("--redis-url shares state between replicas, so they must share keys too: configure the %s (see README: Keys for production)", strings.Join(c.Proxy.Ephemeral, ", "))
 	}

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/modelcontextprotocol/go-sdk/auth"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/remotemcp/remotemcp/authz"
@@ -163,38 +162,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// configureUpstream sets what the provider reads for the allow-list and
-// the groups claim: the claim name, and GitHub's memberships when the
-// list names organizations or teams.
-func (s *signIn) configureUpstream(u *upstream.Provider) {
-	if s.GroupsClaim != "" {
-		u.GroupsClaim = s.GroupsClaim
-	}
-	if u.Name == "github" && s.Allow != nil && len(s.Allow.Orgs)+len(s.Allow.Teams) > 0 {
-		u.UseGitHubMemberships()
-	}
-}
-
-// admit is RequireBearer's Admit for --auth jwt and introspect: the
-// allow-list over the token's claims (subject, verified e-mail, groups);
-// nil when there is no list (and with --auth proxy, whose own tokens
-// were checked at sign-in and every refresh).
-func (c *config) admit() func(*auth.TokenInfo) error {
-	allow := c.SignIn.Allow
-	if allow == nil || c.Auth == "proxy" || c.Auth == "none" {
-		return nil
-	}
-	return func(info *auth.TokenInfo) error {
-		email, _ := info.Extra["email"].(string)
-		groups, _ := info.Extra["groups"].([]string)
-		err := allow.Check(&upstream.Identity{Subject: info.UserID, Email: email, EmailVerified: email != "", Groups: groups})
-		if r, ok := errors.AsType[*upstream.Refusal](err); ok {
-			return errors.New(r.Reason)
-		}
-		return err
-	}
 }
 
 // applyToolRules replaces what the tools named in the file need.

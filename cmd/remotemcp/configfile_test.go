@@ -154,32 +154,6 @@ func TestConfigFileFitsTheMode(t *testing.T) {
 	}
 }
 
-// TestAdmitJWT: with --auth jwt, the allow-list reads the token's claims.
-func TestAdmitJWT(t *testing.T) {
-	cfg := &config{Auth: "jwt", SignIn: signIn{Allow: &upstream.AllowList{Groups: []string{"eng"}, EmailDomains: []string{"example.com"}}}}
-	admit := cfg.admit()
-	for _, tt := range []struct {
-		name  string
-		extra map[string]any
-		want  bool
-	}{
-		{"group", map[string]any{"groups": []string{"eng"}}, true},
-		{"verified domain", map[string]any{"email": "a@example.com"}, true},
-		{"neither", map[string]any{"groups": []string{"sales"}, "email": "a@example.org"}, false},
-		{"no claims", map[string]any{}, false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			err := admit(&auth.TokenInfo{UserID: "u1", Extra: tt.extra})
-			if (err == nil) != tt.want {
-				t.Errorf("admit = %v, want allowed %v", err, tt.want)
-			}
-		})
-	}
-	if (&config{Auth: "proxy", SignIn: cfg.SignIn}).admit() != nil || (&config{Auth: "jwt"}).admit() != nil {
-		t.Error("an Admit without a list, or with --auth proxy (checked at sign-in)")
-	}
-}
-
 // TestApplyToolRules: a rule replaces what the tool's code declared; a
 // rule for a tool the server does not have stops the start.
 func TestApplyToolRules(t *testing.T) {

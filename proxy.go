@@ -1,4 +1,4 @@
-package main
+package remotemcp
 
 import (
 	"context"
@@ -12,20 +12,18 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
-
 	"github.com/redis/go-redis/v9"
+
 	"github.com/remotemcp/remotemcp/authz/as"
 	authzmem "github.com/remotemcp/remotemcp/authz/memstore"
 	authzredis "github.com/remotemcp/remotemcp/authz/redisstore"
 	"github.com/remotemcp/remotemcp/authz/token"
 	"github.com/remotemcp/remotemcp/authz/upstream"
 	"github.com/remotemcp/remotemcp/cmd/remotemcp/devidp"
-	"github.com/remotemcp/remotemcp/tools"
 )
 
-// proxy is --auth proxy put together: our authorization server, the
-// upstream it signs users in with, the vault, and the verifier of our
-// own tokens for /mcp.
+// proxy is AuthProxy put together: our authorization server, the upstream
+// it signs users in with, the vault, and the verifier of our own tokens.
 type proxy struct {
 	server   *as.Server
 	issuer   *token.Issuer
@@ -33,7 +31,6 @@ type proxy struct {
 	upstream *upstream.Provider
 	devIdP   *devidp.Provider // the built-in development provider, if used
 	base     string
-	close    func()
 }
 
 // authzStores is every store the authorization server needs; memstore
@@ -52,40 +49,78 @@ type authzStores interface {
 // devIdPPath is where the development identity provider is mounted.
 const devIdPPath = "/dev-idp"
 
-// newProxy builds the authorization-server facade of cfg: its stores
-// (in Redis when rdb is set), the upstream provider, the vault, the token
-// issuer and the authorization server.
-func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.UniversalClient) (*proxy, error) {
-	pc := cfg.Proxy
+// newProxy builds the authorization-server facade of s: its stores (in
+// Redis when rdb is set), the upstream provider, the vault, the token
+// issuer and the authorization server. cl gets what closes them.
+func newProxy(ctx context.Context, s *settings, rdb redis.UniversalClient, cl *closers) (*proxy, error) {
+	pc := &s.Proxy
+	log := s.Logger
 	st := newProxyStores(rdb, pc.MaxClients, log)
-	p := &proxy{base: cfg.PublicURL.String(), close: st.close}
+	cl.add(st.close)
+	p := &proxy{base: s.public.String()}
 	display, prefix, err := p.connectUpstream(ctx, pc, log)
 	if err != nil {
 		return nil, err
 	}
-	cfg.SignIn.configureUpstream(p.upstream)
-	if len(pc.Ephemeral) > 0 {
-		log.Warn("no "+strings.Join(pc.Ephemeral, ", ")+" configured: made up for this process; tokens and upstream sign-ins end with it, and replicas would not share them",
-			"see", "README: Running as the authorization server")
+	s.SignIn.configureUpstream(p.upstream)
+	if err := madeUpKeys(pc, log); err != nil {
+		return nil, err
 	}
-	vopts := &upstream.VaultOptions{Logger: log.With("component", "vault"), Allow: cfg.SignIn.Allow}
+	vopts := &upstream.VaultOptions{Logger: log.With("component", "vault"), Allow: s.SignIn.Allow}
 	if rdb != nil {
 		// Upstream refreshes of one grant run on one replica at a time.
 		vopts.Locker = authzredis.NewLocker(rdb, nil)
 	}
 	p.vault = upstream.NewVault(st.stores, st.stores, pc.VaultKeys, p.upstream, vopts)
 	p.issuer, err = token.NewIssuer(pc.SigningKeys, &token.IssuerOptions{
-		Issuer: p.base, Audience: cfg.endpoint(), AccessTokenLifetime: pc.AccessTokenLifetime,
-		ClockSkew: cfg.clockSkew(),
+		Issuer: p.base, Audience: s.endpoint(), AccessTokenLifetime: pc.AccessTokenLifetime,
+		ClockSkew: s.ClockSkew,
 		Revoked:   token.NewRevocationCheck[*as.Grant](st.stores, 30*time.Second).Revoked,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if p.server, err = p.newServer(cfg, log, st, display, prefix); err != nil {
+	if p.server, err = p.newServer(s, st, display, prefix); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// madeUpKeys makes up, for this process, the keys pc leaves unset, and
+// says so loudly: tokens and upstream sign-ins then end with the process,
+// and replicas would not share them.
+func madeUpKeys(pc *ProxyOptions, log *slog.Logger) error {
+	var made []string
+	if pc.SigningKeys == nil {
+		k, err := token.GenerateKey()
+		if err != nil {
+			return err
+		}
+		if pc.SigningKeys, err = token.NewKeyRing(k); err != nil {
+			return err
+		}
+		made = append(made, "signing key")
+	}
+	if pc.VaultKeys == nil {
+		k := make([]byte, 32)
+		rand.Read(k)
+		keys, err := upstream.ParseEncryptionKeys("ephemeral:" + hex.EncodeToString(k))
+		if err != nil {
+			return err
+		}
+		pc.VaultKeys = keys
+		made = append(made, "vault key")
+	}
+	if pc.CookieKey == nil {
+		pc.CookieKey = make([]byte, 32)
+		rand.Read(pc.CookieKey)
+		made = append(made, "cookie key")
+	}
+	if len(made) > 0 {
+		log.Warn("no "+strings.Join(made, ", ")+" configured: made up for this process; tokens and upstream sign-ins end with it, and replicas would not share them",
+			"see", "README: Running as the authorization server")
+	}
+	return nil
 }
 
 // proxyStores are the authorization server's stores and rate limiter: in
@@ -110,8 +145,8 @@ func newProxyStores(rdb redis.UniversalClient, maxClients int, log *slog.Logger)
 // connectUpstream sets p.upstream to the identity provider of
 // pc.Upstream (starting the development provider for dev), and returns
 // the name the consent page shows for it and the prefix of its subjects.
-func (p *proxy) connectUpstream(ctx context.Context, pc *proxyConfig, log *slog.Logger) (display, prefix string, err error) {
-	ucfg := upstream.Config{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, RedirectURL: p.base + as.PathCallback}
+func (p *proxy) connectUpstream(ctx context.Context, pc *ProxyOptions, log *slog.Logger) (display, prefix string, err error) {
+	ucfg := upstream.Config{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.UpstreamScopes, RedirectURL: p.base + as.PathCallback}
 	switch pc.Upstream {
 	case "dev":
 		if err := p.startDevIdP(ucfg, log); err != nil {
@@ -126,6 +161,8 @@ func (p *proxy) connectUpstream(ctx context.Context, pc *proxyConfig, log *slog.
 	case "google":
 		p.upstream, err = upstream.Google(ctx, ucfg)
 		display, prefix = "Google", "google:"
+	default:
+		return "", "", fmt.Errorf("upstream %q: unknown (supported: dev, oidc, github, google)", pc.Upstream)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("upstream %s: %w", pc.Upstream, err)
@@ -154,35 +191,37 @@ func (p *proxy) startDevIdP(ucfg upstream.Config, log *slog.Logger) error {
 	p.upstream = upstream.NewOIDC("dev", iss, upstream.OIDCEndpoints{
 		AuthorizationEndpoint: e.Authorization, TokenEndpoint: e.Token, UserInfoEndpoint: e.UserInfo,
 	}, ucfg)
-	log.Warn("using the built-in DEVELOPMENT identity provider: anyone who can reach this loopback listener can sign in as anyone; configure --upstream for real use", "issuer", iss)
+	log.Warn("using the built-in DEVELOPMENT identity provider: anyone who can reach this loopback listener can sign in as anyone; configure a real upstream (--upstream) for real use", "issuer", iss)
 	return nil
 }
 
 // newServer makes the authorization server itself, on p's issuer,
 // upstream and vault.
-func (p *proxy) newServer(cfg *config, log *slog.Logger, st *proxyStores, display, prefix string) (*as.Server, error) {
-	pc := cfg.Proxy
+func (p *proxy) newServer(s *settings, st *proxyStores, display, prefix string) (*as.Server, error) {
+	pc := &s.Proxy
+	log := s.Logger
 	var limits as.RateLimits
-	if pc.RateLimits {
+	if !pc.DisableRateLimits {
 		limits.Limiter = st.limiter
 	}
 	if len(pc.TrustedProxies) > 0 {
 		limits.ClientAddress = as.ForwardedFor(pc.TrustedProxies...)
 	}
 	var fetcher *as.MetadataFetcher
-	if pc.CIMD {
-		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: cfg.dev, Shared: st.shared,
-			MaxFetchesPerHost: pc.CIMDFetchesPerHost, Logger: log.With("component", "cimd")})
+	if !pc.DisableClientMetadataDocuments {
+		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: s.Dev, Shared: st.shared,
+			MaxFetchesPerHost: pc.MetadataFetchesPerHost, Logger: log.With("component", "cimd")})
 	}
-	s := st.stores
-	return as.New(as.Stores{Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Consents: s, StepUps: s},
+	scopes := make([]as.ScopeInfo, len(s.Scopes))
+	for i, sc := range s.Scopes {
+		scopes[i] = as.ScopeInfo{Name: sc.Name, Description: sc.Description}
+	}
+	ss := st.stores
+	return as.New(as.Stores{Clients: ss, Pending: ss, Codes: ss, Grants: ss, Refresh: ss, Consents: ss, StepUps: ss},
 		p.issuer, p.upstream, p.vault, &as.Options{
-			Issuer:   p.base,
-			Resource: cfg.endpoint(),
-			Scopes: []as.ScopeInfo{
-				{Name: cfg.ScopeRead, Description: "Read your notes, search them and export them"},
-				{Name: cfg.ScopeWrite, Description: "Create and delete your notes"},
-			},
+			Issuer:        p.base,
+			Resource:      s.endpoint(),
+			Scopes:        scopes,
 			UpstreamName:  display,
 			SubjectPrefix: prefix,
 			Metadata:      fetcher,
@@ -191,9 +230,9 @@ func (p *proxy) newServer(cfg *config, log *slog.Logger, st *proxyStores, displa
 			RefreshTTL:    pc.RefreshLifetime,
 			NewClientTTL:  pc.UnusedRegistrationLifetime,
 			RefreshGrace:  pc.RefreshGrace,
-			Allow:         cfg.SignIn.Allow,
-			Contact:       cfg.SignIn.Contact,
-			Now:           cfg.now,
+			Allow:         s.SignIn.Allow,
+			Contact:       s.SignIn.Contact,
+			Now:           pc.Now,
 			Logger:        log.With("component", "authz"),
 		})
 }
@@ -209,14 +248,34 @@ func (p *proxy) mount(mux *http.ServeMux) {
 	}
 }
 
-// Identity implements tools.Upstream: whoami's live look-up at the
-// upstream, with the token kept for the caller's grant.
-func (p *proxy) Identity(ctx context.Context, info *auth.TokenInfo) (*tools.UpstreamIdentity, error) {
-	gid, _ := info.Extra["gid"].(string)
+// An UpstreamIdentity is who the caller is at the upstream identity
+// provider (AuthProxy), asked live with the upstream token kept for the
+// caller's grant.
+type UpstreamIdentity struct {
+	// Provider is the upstream: dev, oidc, github or google.
+	Provider string
+	// Subject is the user's stable id there; Login, Name and Email what
+	// the provider says of them, when it does.
+	Subject, Login, Name, Email string
+}
+
+// UpstreamIdentity asks the upstream identity provider who the caller of a
+// tool is (info is the tool request's Extra.TokenInfo), with the upstream
+// token the server keeps for the caller's grant; the token itself never
+// leaves the server. Its errors are sentences for the caller: the sign-in
+// ended, the provider does not answer. Only with AuthProxy.
+func (s *Server) UpstreamIdentity(ctx context.Context, info *auth.TokenInfo) (*UpstreamIdentity, error) {
+	if s.proxy == nil {
+		return nil, errors.New("this server signs nobody in upstream")
+	}
+	var gid string
+	if info != nil {
+		gid, _ = info.Extra["gid"].(string)
+	}
 	if gid == "" {
 		return nil, errors.New("this token has no upstream sign-in")
 	}
-	id, err := p.vault.Identity(ctx, gid)
+	id, err := s.proxy.vault.Identity(ctx, gid)
 	switch {
 	case errors.Is(err, upstream.ErrReauthorize):
 		return nil, errors.New("your sign-in with the identity provider ended; connect again to sign in")
@@ -225,7 +284,7 @@ func (p *proxy) Identity(ctx context.Context, info *auth.TokenInfo) (*tools.Upst
 	case err != nil:
 		return nil, errors.New("the identity provider could not be asked")
 	}
-	return &tools.UpstreamIdentity{Provider: p.upstream.Name, Subject: id.Subject, Login: id.Login, Name: id.Name, Email: id.Email}, nil
+	return &UpstreamIdentity{Provider: s.proxy.upstream.Name, Subject: id.Subject, Login: id.Login, Name: id.Name, Email: id.Email}, nil
 }
 
 // wantStepUp tells the authorization server that /mcp refused a token of
