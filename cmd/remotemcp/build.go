@@ -25,9 +25,6 @@ import (
 	"github.com/remotemcp/remotemcp/wellknown"
 )
 
-// version is the server version reported in serverInfo.
-var version = "0.1.0"
-
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
