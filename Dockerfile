@@ -1,7 +1,8 @@
 # remotemcp's container image: the static binary of make build on an empty
 # base, run as uid 65532 with nothing to write (README: Container image).
 #
-#   docker build -t remotemcp --build-arg VERSION=$(git describe --tags --always --dirty) .
+#   docker build -t remotemcp --build-arg VERSION=$(git describe --tags --always --dirty) \
+#     --build-arg COMMIT=$(git rev-parse HEAD) .
 #   docker run --rm --read-only -p 8080:8080 remotemcp \
 #     --public-url https://mcp.example.com --auth jwt --issuer https://sso.example.com
 #
