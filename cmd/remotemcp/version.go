@@ -5,7 +5,6 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
-	"strings"
 )
 
 // version and commit are stamped by make build with
@@ -69,6 +68,6 @@ func isVersionCommand(arg string) bool {
 // platform, one to a line.
 func printVersion(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "remotemcp %s\ncommit %s\n%s %s/%s\n", version, commit,
-		strings.TrimSpace(runtime.Version()), runtime.GOOS, runtime.GOARCH)
+		runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return err
 }
