@@ -21,9 +21,6 @@ import (
 	notesredis "github.com/remotemcp/remotemcp/tools/notes/redisstore"
 )
 
-// version is the server version reported in serverInfo.
-var version = "0.1.0"
-
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {

@@ -160,26 +160,50 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 // flag wins over the environment.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*configFlags, error) {
 	fs := flag.NewFlagSet("remotemcp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	f := addFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: remotemcp [flags]\n\nServes a remote MCP server on <public-url>/mcp. Every flag can also be set\nthrough its environment twin, e.g. --listen as REMOTEMCP_LISTEN; a flag wins\nover the environment.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	// The flag package would print a parse error and then the whole usage;
+	// the error alone comes back instead, for main to print on one line
+	// with a pointer to --help. Only --help prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	// Environment first, so that explicit flags override it.
 	if err := setFromEnv(fs, getenv); err != nil {
 		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stderr)
 			return nil, errHelp
 		}
-		return nil, err
+		return nil, &usageError{command: "remotemcp", err: err}
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		return nil, &usageError{command: "remotemcp", err: fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))}
 	}
 	return f, nil
+}
+
+// printUsage writes remotemcp's usage to w: the commands, then every flag
+// of fs with its default.
+func printUsage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, `Usage: remotemcp [flags]
+       remotemcp signing-key [--rotate FILE] > signing.json
+       remotemcp version
+
+Serves a remote MCP server on <public-url>/mcp; with a command instead:
+  signing-key  prints a new access-token signing key ring for
+               --signing-key-file, or FILE's ring rotated to a new key
+               ('remotemcp signing-key --help' lists its flags)
+  version      prints the version, commit and Go version (also --version)
+
+Every flag can also be set through its environment twin, e.g. --listen as
+REMOTEMCP_LISTEN; a flag wins over the environment.
+
+Flags:
+`)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // setFromEnv sets each flag of fs whose environment twin is set.
