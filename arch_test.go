@@ -29,7 +29,7 @@ var allowed = map[string]struct{ project, external []string }{
 	// packages meet, for the binary, examples/ and any program with its own
 	// go-sdk server. It never imports the notes product (tools, resources,
 	// prompts), of which the binary is the one user.
-	"": {project: []string{"authz/as", "authz/memstore", "authz/redisstore", "authz/resource", "authz/token", "authz/upstream",
+	"": {project: []string{"authz", "authz/as", "authz/memstore", "authz/redisstore", "authz/resource", "authz/token", "authz/upstream",
 		"cmd/remotemcp/devidp", "mcpserver", "mcpserver/memstore", "mcpserver/redisstore", "policy", "wellknown"},
 		external: []string{sdk + "/auth", redis}},
 	// A program of its own on the public API, as a user of the module
