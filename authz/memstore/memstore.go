@@ -14,9 +14,8 @@
 // Beyond what the store interfaces spell out, the store guarantees:
 //
 //   - Revocation is sticky. RevokeGrant deletes the grant, its refresh
-//     family and its upstream tokens, and remembers the revocation for at
-//     least [RevocationTTL], and at least as long as any of those records
-//     would have lived. While it remembers, PutGrant, IssueRefresh and
+//     family and its upstream tokens, and remembers the revocation for
+//     [RevocationTTL] (longer if it was revoked before). While it remembers, PutGrant, IssueRefresh and
 //     PutUpstream for that grant succeed but store nothing, so that a
 //     request racing with the revocation (a replayed code while the first
 //     exchange is still running) cannot bring the grant back.
@@ -47,15 +46,19 @@ import (
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
-// RevocationTTL is the shortest time a Store remembers a revoked grant.
-// It outlives the access tokens of the grant (GrantRevoked is their
-// revocation check) by far.
+// RevocationTTL is how long a Store remembers a revoked grant: as long as
+// an access token of the grant could still be presented (GrantRevoked is
+// their revocation check), at the longest access-token lifetime allowed.
+// The grant's other records are deleted at once, so nothing else needs
+// the mark longer.
 const RevocationTTL = 24 * time.Hour
 
 // MaxFamilyTokens bounds how many refresh tokens of one family a Store
-// remembers, so that a client that refreshes in a loop cannot grow it
-// without bound. The current and previous tokens are always kept.
-const MaxFamilyTokens = 1000
+// remembers, however often the grant rotates: the current one, the
+// previous one (for its grace window) and the two before, so that a
+// replay of a recently replaced token is recognised as reuse and revokes
+// the grant. An older token is unknown (invalid_grant).
+const MaxFamilyTokens = 4
 
 // sweepBatch is how many expired records of each kind one write frees. Any
 // number above one makes expired records shrink while the store is written.
@@ -342,10 +345,8 @@ func (s *Store) RevokeGrant(_ context.Context, id string) error {
 	defer s.mu.Unlock()
 	now := s.writeLocked()
 	until := now.Add(RevocationTTL)
-	for _, exp := range []time.Time{s.revoked.expiry(id), s.grants.expiry(id), s.families.expiry(id), s.upstream.expiry(id)} {
-		if exp.After(until) {
-			until = exp
-		}
+	if exp := s.revoked.expiry(id); exp.After(until) {
+		until = exp
 	}
 	s.revoked.put(id, struct{}{}, until)
 	s.grants.delete(id)

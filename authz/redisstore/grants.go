@@ -26,16 +26,18 @@ func (s *Store) GetGrant(ctx context.Context, id string) (_ *as.Grant, err error
 
 // RevokeGrant implements as.GrantStore. In one script it deletes the
 // grant, its refresh family and its upstream tokens, marks it revoked for
-// at least RevocationTTL and at least as long as any of those would have
-// lived, and announces the revocation to every Store on the same Redis.
+// RevocationTTL, and announces the revocation to every Store on the same
+// Redis; then it deletes the index entries of the family's tokens.
 // Revoking an unknown grant is not an error: it is remembered all the
 // same.
 func (s *Store) RevokeGrant(ctx context.Context, id string) (err error) {
 	defer wrapf(&err, "redisstore: revoke grant %s", id)
-	if err := revokeScript.Run(ctx, s.rdb, s.grantKeys(id).all(), millis(RevocationTTL), s.channel, id).Err(); err != nil {
+	hashes, err := revokeScript.Run(ctx, s.rdb, s.grantKeys(id).all(), millis(RevocationTTL), s.channel, id).StringSlice()
+	if err != nil {
 		return err
 	}
 	s.cache.revoked(id)
+	s.unclaimRefresh(ctx, hashes...)
 	return nil
 }
 

@@ -21,15 +21,19 @@ import (
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
-// RevocationTTL is the shortest time a Store remembers a revoked grant. It
-// outlives the access tokens of the grant (GrantRevoked is their
-// revocation check) by far.
+// RevocationTTL is how long a Store remembers a revoked grant: as long as
+// an access token of the grant could still be presented (GrantRevoked is
+// their revocation check), at the longest access-token lifetime allowed.
+// The grant's other records are deleted at once, so nothing else needs
+// the mark longer.
 const RevocationTTL = 24 * time.Hour
 
 // MaxFamilyTokens bounds how many refresh tokens of one family a Store
-// remembers, so that a client that refreshes in a loop cannot grow it
-// without bound. The current and previous tokens are always kept.
-const MaxFamilyTokens = 1000
+// remembers, however often the grant rotates: the current one, the
+// previous one (for its grace window) and the two before, so that a
+// replay of a recently replaced token is recognised as reuse and revokes
+// the grant. An older token is unknown (invalid_grant).
+const MaxFamilyTokens = 4
 
 // Defaults of Options.
 const (
