@@ -13,8 +13,11 @@
 // default.
 //
 //	key or channel                   type     TTL          holds
-//	<p>{s:<id>}:session              STRING   SessionTTL   the Session as JSON; GETEX extends the TTL on every Get and Update,
-//	                                                       and so does a WriteStream that checks the session (PEXPIRE)
+//	<p>{s:<id>}:session              STRING   SessionTTL   the Session as JSON, without its subscriptions, at most
+//	                                                       mcpserver.MaxSessionBytes; Get and Update extend the TTL, and so
+//	                                                       does a WriteStream that checks the session (PEXPIRE)
+//	<p>{s:<id>}:subs                 SET      as :session  the session's resource subscriptions (at most MaxSubscriptions
+//	                                                       URIs): SetSubscription adds or removes one without the record
 //	<p>{u:<sha256>}:sessions         SET      ≥ 24h        the session IDs of one subject (hex SHA-256 of it), for
 //	                                                       MaxSessionsPerSubject; IDs of gone sessions are dropped at the limit
 //	<p>{s:<id>}:events:<stream>      STREAM   EventTTL     one SSE stream: entry <seq>-0 is event seq (field "data": the
