@@ -33,6 +33,10 @@ type Client struct {
 	SecretHash string         `json:"secret_hash,omitempty"`
 	Metadata   ClientMetadata `json:"metadata"`
 	IssuedAt   time.Time      `json:"issued_at"`
+	// CacheUntil is, for a client known through its metadata document,
+	// when the document's cache lifetime ends; zero for a registered
+	// client.
+	CacheUntil time.Time `json:"cache_until,omitzero"`
 }
 
 // ClientStore holds dynamically registered clients. A registration that is

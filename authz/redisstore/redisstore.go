@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -71,6 +72,15 @@ type Options struct {
 	// subscription failing (see the package documentation). Default
 	// DefaultRevocationCacheTTL.
 	RevocationCacheTTL time.Duration
+	// MaxMetadataDocuments, MaxMetadataBytes and MaxMetadataPerHost
+	// bound the cache of client metadata documents (as.MetadataCache):
+	// how many documents, how many bytes of them, and how many from one
+	// host. Past a bound, PutMetadata caches nothing. Defaults
+	// DefaultMaxMetadataDocuments, DefaultMaxMetadataBytes and
+	// DefaultMaxMetadataPerHost.
+	MaxMetadataDocuments int
+	MaxMetadataBytes     int64
+	MaxMetadataPerHost   int
 }
 
 // A Store holds every authz record in Redis. It implements ClientStore,
@@ -85,6 +95,10 @@ type Store struct {
 	log        *slog.Logger
 	now        func() time.Time
 	cache      *answerCache
+	metadata   struct {
+		documents, perHost int
+		bytes              int64
+	}
 
 	// The revocation subscription (revocations.go).
 	pingEvery time.Duration
@@ -143,6 +157,9 @@ func New(rdb redis.UniversalClient, opts *Options) *Store {
 		pingEvery:  pingEvery,
 		done:       make(chan struct{}),
 	}
+	s.metadata.documents = cmp.Or(max(o.MaxMetadataDocuments, 0), DefaultMaxMetadataDocuments)
+	s.metadata.bytes = cmp.Or(max(o.MaxMetadataBytes, 0), DefaultMaxMetadataBytes)
+	s.metadata.perHost = cmp.Or(max(o.MaxMetadataPerHost, 0), DefaultMaxMetadataPerHost)
 	s.cache = newAnswerCache(o.RevocationCacheSize, o.RevocationCacheTTL, func() time.Time { return s.now() })
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.watch()

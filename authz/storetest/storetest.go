@@ -159,7 +159,8 @@ func client(id string) *as.Client {
 			ApplicationType:         "web",
 			ClientID:                id,
 		},
-		IssuedAt: at,
+		IssuedAt:   at,
+		CacheUntil: at.Add(time.Hour),
 	}
 }
 
