@@ -236,7 +236,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	// never to a request another site started (a cross-site request
 	// could otherwise approve on the user's behalf).
 	if sub := s.userFromCookie(r); sub != "" && !crossSite(r) {
-		if approved, err := s.st.Consents.Approved(r.Context(), sub, p.ClientID, p.RedirectURI); err == nil && subset(p.Scopes, approved) {
+		if approved, err := s.st.Consents.Approved(r.Context(), sub, p.ClientID, consentRedirect(p.RedirectURI)); err == nil && subset(p.Scopes, approved) {
 			u, err := s.Approve(r.Context(), p, sub)
 			if err != nil {
 				s.authorizeFailed(w, r, err)

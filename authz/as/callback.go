@@ -92,14 +92,14 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 		return nil, err
 	}
 	approved := p.Scopes // remembered approvals grow with step-ups: union with what was approved before
-	if before, err := s.st.Consents.Approved(ctx, subject, p.ClientID, p.RedirectURI); err == nil {
+	if before, err := s.st.Consents.Approved(ctx, subject, p.ClientID, consentRedirect(p.RedirectURI)); err == nil {
 		for _, sc := range before {
 			if !slices.Contains(approved, sc) {
 				approved = append(slices.Clone(approved), sc)
 			}
 		}
 	}
-	if err := s.st.Consents.Approve(ctx, subject, p.ClientID, p.RedirectURI, approved, s.o.ConsentTTL); err != nil {
+	if err := s.st.Consents.Approve(ctx, subject, p.ClientID, consentRedirect(p.RedirectURI), approved, s.consentTTL(p.ClientID)); err != nil {
 		s.log.WarnContext(ctx, "authz: remembering the approval failed", "err", err)
 	}
 	ours, hash, err := newAuthorizationCode(s.o.Rand)
