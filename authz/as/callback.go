@@ -85,10 +85,7 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	}
 	now := s.o.Now()
 	g := &Grant{ID: grantID, Subject: subject, ClientID: p.ClientID, Scopes: p.Scopes, Resource: p.Resource, CreatedAt: now, Upstream: id.Login}
-	if err := s.st.Grants.PutGrant(ctx, g, s.o.RefreshTTL); err != nil {
-		return nil, err
-	}
-	if err := s.vault.Put(ctx, grantID, tok); err != nil {
+	if err := s.putSignIn(ctx, g, tok); err != nil {
 		return nil, err
 	}
 	approved := p.Scopes // remembered approvals grow with step-ups: union with what was approved before

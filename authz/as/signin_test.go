@@ -1,0 +1,50 @@
+package as_test
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/remotemcp/remotemcp/authz"
+)
+
+// TestSignInAbandoned: a sign-in whose code is never redeemed keeps its
+// grant and upstream tokens only as long as the code could still be
+// redeemed (and a minute); a completed one keeps them for the refresh
+// token's lifetime.
+func TestSignInAbandoned(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.register(t, "none")
+	e.code(t, c, "notes:read")
+	abandoned := slices.Collect(maps.Keys(e.vault.m))
+	if len(abandoned) != 1 {
+		t.Fatalf("vault holds %d grants after the callback, want 1", len(abandoned))
+	}
+	gid := abandoned[0]
+	if got, want := e.vault.signIn[gid], envCodeTTL+time.Minute; got != want {
+		t.Errorf("upstream tokens of an unredeemed sign-in kept for %v, want %v", got, want)
+	}
+	e.login(t, c, "notes:read")
+	var completed string
+	for id := range e.vault.m {
+		if id != gid {
+			completed = id
+		}
+	}
+	if _, ok := e.vault.signIn[completed]; ok {
+		t.Errorf("upstream tokens of a completed sign-in not kept")
+	}
+	e.clock.Advance(envCodeTTL + time.Minute + time.Second)
+	if _, err := e.st.GetGrant(t.Context(), gid); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("grant of an abandoned sign-in after its code expired: %v, want ErrNotFound", err)
+	}
+	if _, err := e.st.GetGrant(t.Context(), completed); err != nil {
+		t.Errorf("grant of a completed sign-in: %v", err)
+	}
+	e.clock.Advance(envRefreshTTL - 3*time.Minute)
+	if _, err := e.st.GetGrant(t.Context(), completed); err != nil {
+		t.Errorf("grant of a completed sign-in before the refresh lifetime ends: %v", err)
+	}
+}
