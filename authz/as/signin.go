@@ -33,10 +33,16 @@ func (s *Server) putSignIn(ctx context.Context, g *Grant, tok *oauth2.Token) err
 	return s.vault.Put(ctx, g.ID, tok)
 }
 
-// keepSignIn completes a sign-in whose code is being redeemed: the grant
-// lives RefreshTTL, the upstream tokens the vault's lifetime. A grant that
-// is gone (revoked, or the sign-in expired) is invalid_grant.
-func (s *Server) keepSignIn(ctx context.Context, grantID string) error {
+// keepSignIn completes a sign-in whose code c is being redeemed: the grant
+// lives RefreshTTL, the upstream tokens the vault's lifetime, and the
+// grant replaces the one of the same user's previous sign-in with the
+// same registered client (revoked: the client signed in again because it
+// lost or gave up on that one). A metadata-document client keeps its
+// earlier grants: its client_id is shared by every installation of the
+// app, so the earlier grant may be another device's. A grant that is gone
+// (revoked, or the sign-in expired) is invalid_grant.
+func (s *Server) keepSignIn(ctx context.Context, c *AuthCode) error {
+	grantID := c.GrantID
 	g, err := s.st.Grants.GetGrant(ctx, grantID)
 	if errors.Is(err, authz.ErrNotFound) {
 		return authz.ErrInvalidGrant("the authorization code is invalid or expired")
@@ -52,5 +58,19 @@ func (s *Server) keepSignIn(ctx context.Context, grantID string) error {
 			return err
 		}
 	}
-	return nil
+	return s.replaceLogin(ctx, c)
+}
+
+// replaceLogin revokes the grant that c's grant replaces (see keepSignIn).
+func (s *Server) replaceLogin(ctx context.Context, c *AuthCode) error {
+	idx, ok := s.st.Grants.(LoginIndex)
+	if !ok || isDocumentClientID(c.ClientID) {
+		return nil
+	}
+	prev, err := idx.SwapLogin(ctx, c.Subject, c.ClientID, c.GrantID, s.o.RefreshTTL)
+	if err != nil || prev == "" || prev == c.GrantID {
+		return err
+	}
+	s.log.InfoContext(ctx, "authz: signed in again; the earlier grant is revoked", "client_id", c.ClientID, "grant", c.GrantID, "revoked", prev)
+	return s.revokeGrant(ctx, prev)
 }

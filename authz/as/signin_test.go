@@ -48,3 +48,27 @@ func TestSignInAbandoned(t *testing.T) {
 		t.Errorf("grant of a completed sign-in before the refresh lifetime ends: %v", err)
 	}
 }
+
+// TestSignInReplacesGrant: a user's new sign-in with the same registered
+// client revokes the grant of the one before (its tokens stop working);
+// the same user's grant with another client stands.
+func TestSignInReplacesGrant(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.register(t, "none")
+	other, _ := e.register(t, "none")
+	first := e.login(t, c, "notes:read")
+	kept := e.login(t, other, "notes:read")
+	for i := range 3 {
+		second := e.login(t, c, "notes:read")
+		if e.live(t, first.AccessToken) {
+			t.Errorf("sign-in %d: the earlier grant's access token still works", i+2)
+		}
+		if _, err := e.refresh(t, c, first.RefreshToken); err == nil {
+			t.Errorf("sign-in %d: the earlier grant's refresh token still works", i+2)
+		}
+		if !e.live(t, second.AccessToken) || !e.live(t, kept.AccessToken) {
+			t.Errorf("sign-in %d: the new grant, or the grant of another client, does not work", i+2)
+		}
+		first = second
+	}
+}

@@ -97,7 +97,7 @@ func (s *Server) exchangeCode(ctx context.Context, req *TokenRequest) (*TokenRes
 	case s.o.Now().After(c.ExpiresAt):
 		return nil, authz.ErrInvalidGrant("the authorization code is invalid or expired")
 	}
-	if err := s.keepSignIn(ctx, c.GrantID); err != nil {
+	if err := s.keepSignIn(ctx, c); err != nil {
 		return nil, err
 	}
 	refresh, hash, err := newRefreshToken(s.o.Rand)

@@ -95,6 +95,7 @@ type Store struct {
 	families table[string, *family] // by grant ID
 	upstream table[string, *upstream.Sealed]
 	consent  table[consentKey, []string]
+	logins   table[[2]string, string] // the latest grant by subject and client
 	// refreshIndex maps every token hash of every family to its grant ID.
 	// A family's entries are removed with the family.
 	refreshIndex map[string]string
@@ -129,6 +130,7 @@ func New(opts *Options) *Store {
 	s.families.onEvict = s.unindexFamily
 	s.upstream.init()
 	s.consent.init()
+	s.logins.init()
 	return s
 }
 
@@ -144,6 +146,7 @@ func (s *Store) writeLocked() time.Time {
 	s.families.sweep(now, sweepBatch)
 	s.upstream.sweep(now, sweepBatch)
 	s.consent.sweep(now, sweepBatch)
+	s.logins.sweep(now, sweepBatch)
 	return now
 }
 
@@ -153,7 +156,7 @@ func (s *Store) len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.clients.len() + s.pending.len() + s.codes.len() + s.grants.len() + s.revoked.len() +
-		s.families.len() + s.upstream.len() + s.consent.len() + len(s.refreshIndex)
+		s.families.len() + s.upstream.len() + s.consent.len() + s.logins.len() + len(s.refreshIndex)
 }
 
 // Clients.
@@ -599,6 +602,22 @@ func (s *Store) DeleteUpstream(_ context.Context, grantID string) error {
 	s.writeLocked()
 	s.upstream.delete(grantID)
 	return nil
+}
+
+var _ as.LoginIndex = (*Store)(nil)
+
+// SwapLogin implements as.LoginIndex.
+func (s *Store) SwapLogin(_ context.Context, subject, clientID, grantID string, ttl time.Duration) (string, error) {
+	if ttl <= 0 {
+		return "", errNoTTL
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.writeLocked()
+	k := [2]string{subject, clientID}
+	prev, _ := s.logins.get(k, now)
+	s.logins.put(k, grantID, now.Add(ttl))
+	return prev, nil
 }
 
 // Consent.

@@ -58,6 +58,9 @@ func (s *Store) Size() (entries int, bytes int64) {
 	for k, e := range s.upstream.m {
 		add(k, e.val)
 	}
+	for k, e := range s.logins.m {
+		add(k[0]+k[1], e.val)
+	}
 	for k, e := range s.consent.m {
 		add(k.subject+k.clientID+k.redirectURI, e.val)
 	}

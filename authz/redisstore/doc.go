@@ -24,6 +24,7 @@
 //	p{rt:<refresh token hash>}   string      the token's TTL; deleted when its     the grant ID: the index from a token to its family;
 //	                                         family forgets the token              at most MaxFamilyTokens per grant
 //	p{consent:<sha256>}          string      Approve's                             JSON array of approved scopes; the key hashes subject, client_id, redirect_uri
+//	p{login:<sha256>}            string      SwapLogin's (the refresh lifetime)    the latest grant ID of a subject and client (the key hashes both)
 //	p{cimd:cache}:docs           hash        its longest member's                  client metadata documents (JSON as.Client) by member: host, newline, SHA-256 of the URL
 //	p{cimd:cache}:expiry         sorted set  as :docs                              members by expiry (ms, server clock); the expired are dropped on each put
 //	p{cimd:cache}:hosts          hash        as :docs                              documents per host, for MaxMetadataPerHost

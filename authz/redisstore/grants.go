@@ -2,7 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/remotemcp/remotemcp/authz/as"
 )
@@ -50,4 +53,20 @@ func (s *Store) GrantRevoked(ctx context.Context, id string) (_ bool, err error)
 	}
 	defer wrapf(&err, "redisstore: check revocation of grant %s", id)
 	return s.checkRevoked(ctx, id)
+}
+
+var _ as.LoginIndex = (*Store)(nil)
+
+// SwapLogin implements as.LoginIndex: one SET … GET on a key that hashes
+// the subject and client.
+func (s *Store) SwapLogin(ctx context.Context, subject, clientID, grantID string, ttl time.Duration) (_ string, err error) {
+	if ttl <= 0 {
+		return "", errNoTTL
+	}
+	defer wrapf(&err, "redisstore: swap the latest grant of client %s", clientID)
+	prev, err := s.rdb.SetArgs(ctx, s.loginKey(subject, clientID), grantID, redis.SetArgs{TTL: ttl, Get: true}).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return prev, err
 }

@@ -189,6 +189,19 @@ func (k grantKeys) all() []string {
 	return []string{k.grant, k.revoked, k.family, k.tokens, k.upstream}
 }
 
+// loginKey is the key of the latest grant of a subject and client: the
+// pair hashed, each part length-prefixed.
+func (s *Store) loginKey(subject, clientID string) string {
+	h := sha256.New()
+	for _, p := range []string{subject, clientID} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	return s.key("login", hex.EncodeToString(h.Sum(nil)))
+}
+
 // consentKey hashes the triple, each part length-prefixed, so that no two
 // triples share a key however their parts are split.
 func (s *Store) consentKey(subject, clientID, redirectURI string) string {

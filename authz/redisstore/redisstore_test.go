@@ -297,7 +297,7 @@ func TestContract(t *testing.T) {
 		if err := iter.Err(); err != nil {
 			t.Fatalf("SCAN: %v", err)
 		}
-		want := []string{"cimd:bytes", "cimd:docs", "cimd:expiry", "cimd:hosts", "client", "code", "consent", "grant", "grant:family", "grant:revoked", "grant:tokens", "grant:upstream", "pending", "rt"}
+		want := []string{"cimd:bytes", "cimd:docs", "cimd:expiry", "cimd:hosts", "client", "code", "consent", "grant", "grant:family", "grant:revoked", "grant:tokens", "grant:upstream", "login", "pending", "rt"}
 		if diff := cmp.Diff(want, slices.Sorted(maps.Keys(kinds))); diff != "" {
 			t.Errorf("key families seen (-want +got):\n%s", diff)
 		}
@@ -320,6 +320,7 @@ func putOneOfEach(t *testing.T, ctx context.Context, s *Store) {
 		s.Approve(ctx, id, "c", "r", nil, time.Hour),
 		s.RevokeGrant(ctx, newID()),
 		s.PutMetadata(ctx, &as.Client{ClientID: "https://app.example/" + id}, time.Hour),
+		func() error { _, err := s.SwapLogin(ctx, id, "c", id, time.Hour); return err }(),
 	} {
 		if err != nil {
 			t.Fatal(err)

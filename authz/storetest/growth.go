@@ -42,6 +42,35 @@ func testGrowth(t *testing.T, newStores func(t *testing.T) Stores) {
 	t.Run("RefreshRotation", func(t *testing.T) { testGrowthRefreshRotation(t, newStores) })
 	t.Run("RefreshReissue", func(t *testing.T) { testGrowthRefreshReissue(t, newStores) })
 	t.Run("RevokeRotatedGrant", func(t *testing.T) { testGrowthRevokeRotatedGrant(t, newStores) })
+	t.Run("LoginIndex", func(t *testing.T) { testGrowthLoginIndex(t, newStores) })
+}
+
+// testGrowthLoginIndex: SwapLogin returns the grant it replaces, and one
+// user and client hold one entry however often they sign in.
+func testGrowthLoginIndex(t *testing.T, newStores func(t *testing.T) Stores) {
+	ctx, st := ctxFor(t), newStores(t)
+	idx, ok := st.Grants.(as.LoginIndex)
+	if !ok {
+		t.Skip("the grant store is not a LoginIndex")
+	}
+	before := st.Size(t)
+	subject, prev := "user-"+newID(), ""
+	for i := range growthRounds {
+		id := newID()
+		got, err := idx.SwapLogin(ctx, subject, "client", id, long)
+		if err != nil || got != prev {
+			t.Fatalf("SwapLogin %d = %q, %v; want %q", i, got, err, prev)
+		}
+		prev = id
+	}
+	if got, err := idx.SwapLogin(ctx, subject, "another client", newID(), long); err != nil || got != "" {
+		t.Errorf("SwapLogin for another client = %q, %v; want none", got, err)
+	}
+	g := growth(before, st.Size(t))
+	t.Logf("login index: %d sign-ins of one user and client, and one with another: %d entries, %d B", growthRounds, g.Entries, g.Bytes)
+	if g.Entries > 2 || g.Bytes > 600 {
+		t.Errorf("the login index holds %d entries, %d B; want at most 2, 600 B", g.Entries, g.Bytes)
+	}
 }
 
 // rotateMany issues a family for a new grant and rotates it n times; it
