@@ -86,8 +86,8 @@ return 1
 `)
 
 // luaRevoke is a prelude: revoke(g, minTTL, channel, id) marks the grant
-// whose keys are g revoked, for minTTL ms and at least as long as its
-// grant record would have lived; deletes its records; and announces it.
+// whose keys are g revoked, for minTTL ms (or as long as an earlier mark
+// has left, if longer); deletes its records; and announces it.
 // It returns the hashes of the family's tokens, whose index entries the
 // caller deletes (they are in other slots).
 const luaRevoke = `
