@@ -72,3 +72,21 @@ func TestSignInReplacesGrant(t *testing.T) {
 		first = second
 	}
 }
+
+// TestConsentLivesWithClient: a registered client's remembered approval
+// lives no longer than the client lives unused (30 days by default), not
+// the 90 days of ConsentTTL.
+func TestConsentLivesWithClient(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.register(t, "none")
+	e.code(t, c, "notes:read")
+	const loopback = "http://127.0.0.1/cb" // keyed without the loopback port
+	e.clock.Advance(30*24*time.Hour - time.Minute)
+	if _, err := e.st.Approved(t.Context(), "test:u1", c.ClientID, loopback); err != nil {
+		t.Fatalf("approval before the client's lifetime: %v", err)
+	}
+	e.clock.Advance(2 * time.Minute)
+	if _, err := e.st.Approved(t.Context(), "test:u1", c.ClientID, loopback); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("approval after the client's lifetime: %v, want ErrNotFound", err)
+	}
+}
