@@ -679,8 +679,13 @@ func (h *Handler) afterResponse(ctx context.Context, sid string, call *jsonrpc.R
 			h.forget(ctx, sid)
 			return
 		}
+		kept, err := keptInitializeParams(&params)
+		if err != nil { // initialize checked them before the session was created
+			h.forget(ctx, sid)
+			return
+		}
 		update = func(s *Session) {
-			s.State.InitializeParams = &params
+			s.State.InitializeParams = kept
 			s.State.NegotiatedProtocolVersion = result.ProtocolVersion
 			s.State.LogLevel = "info"
 		}
@@ -702,9 +707,14 @@ func (h *Handler) afterResponse(ctx context.Context, sid string, call *jsonrpc.R
 			return
 		}
 		sub := call.Method == "resources/subscribe"
+		if ss, ok := h.stores.Sessions.(SubscriptionStore); ok {
+			// One member added or removed; the record is not rewritten.
+			h.changed(ctx, sid, call.Method, ss.SetSubscription(ctx, sid, p.URI, sub))
+			return
+		}
 		update = func(s *Session) {
 			s.Subscriptions = slices.DeleteFunc(s.Subscriptions, func(u string) bool { return u == p.URI })
-			if sub && len(s.Subscriptions) < maxSubscriptions {
+			if sub && len(s.Subscriptions) < MaxSubscriptions {
 				s.Subscriptions = append(s.Subscriptions, p.URI)
 			}
 		}
@@ -714,16 +724,22 @@ func (h *Handler) afterResponse(ctx context.Context, sid string, call *jsonrpc.R
 	err := h.stores.Sessions.Update(ctx, sid, update)
 	if call.Method == "initialize" {
 		h.cache.forget(sessionHash(sid)) // no other replica knows the session yet
-	} else {
-		h.sessionChanged(ctx, sid)
+		if err != nil {
+			h.log.Warn("update session", "session", shortHash(sid), "method", call.Method, "error", err)
+		}
+		return
 	}
-	if err != nil {
-		h.log.Warn("update session", "session", shortHash(sid), "method", call.Method, "error", err)
-	}
+	h.changed(ctx, sid, call.Method, err)
 }
 
-// maxSubscriptions bounds the resource subscriptions of one session.
-const maxSubscriptions = 256
+// changed tells every replica that the session's record changed, and logs
+// err if the change failed.
+func (h *Handler) changed(ctx context.Context, sid, method string, err error) {
+	h.sessionChanged(ctx, sid)
+	if err != nil {
+		h.log.Warn("update session", "session", shortHash(sid), "method", method, "error", err)
+	}
+}
 
 func (h *Handler) forget(ctx context.Context, sid string) {
 	_ = h.stores.Sessions.Delete(ctx, sid)

@@ -163,6 +163,13 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, sid string) (*S
 }
 
 func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, call *jsonrpc.Request) {
+	var params mcp.InitializeParams
+	if err := json.Unmarshal(call.Params, &params); err == nil {
+		if _, err := keptInitializeParams(&params); err != nil {
+			writeRPCError(w, http.StatusBadRequest, call.ID, jsonrpc.CodeInvalidParams, "Invalid params: "+err.Error())
+			return
+		}
+	} // else the go-sdk answers the bad params
 	sess := &Session{ID: rand.Text(), Subject: subjectOf(r.Context()), View: h.view(r.Context()), CreatedAt: time.Now().UTC()}
 	err := h.stores.Sessions.Create(r.Context(), sess)
 	if errors.Is(err, ErrSessionLimit) {

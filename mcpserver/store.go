@@ -20,9 +20,13 @@ type Session struct {
 	Subject string `json:"sub"` // the principal that created the session
 	// State is what the go-sdk needs to rebuild the session for a request:
 	// the initialize params, the negotiated version and the log level (see
-	// Handler.serveCalls for why sessions are rebuilt).
+	// Handler.serveCalls for why sessions are rebuilt). Of the client's
+	// initialize params, the Handler keeps only what the server reads, so
+	// that the record stays small whatever the client sent.
 	State mcp.ServerSessionState `json:"state"`
-	// Subscriptions holds the resource URIs the client subscribed to.
+	// Subscriptions holds the resource URIs the client subscribed to, at
+	// most MaxSubscriptions. A store that implements SubscriptionStore
+	// keeps them apart from the rest of the record.
 	Subscriptions []string `json:"subscriptions,omitempty"`
 	// View fingerprints the scopes and claims of the token the session
 	// was last used with, which decide what its lists show (see view.go).
@@ -37,6 +41,33 @@ var ErrSessionLimit = errors.New("mcpserver: too many sessions for one subject")
 // DefaultMaxSessionsPerSubject is the default limit on the live sessions
 // of one subject in this module's stores.
 const DefaultMaxSessionsPerSubject = 100
+
+// MaxSessionBytes bounds a session record as JSON, without its
+// subscriptions: SessionStore.Create and Update refuse a record past it
+// with ErrSessionTooLarge. A record the Handler writes is far smaller (the
+// initialize params it keeps are capped field by field).
+const MaxSessionBytes = 4 << 10
+
+// ErrSessionTooLarge is returned by SessionStore.Create and Update for a
+// record larger than MaxSessionBytes; nothing is written.
+var ErrSessionTooLarge = errors.New("mcpserver: session record too large")
+
+// MaxSubscriptions bounds the resource subscriptions of one session.
+const MaxSubscriptions = 256
+
+// ErrSubscriptionLimit is returned by SubscriptionStore.SetSubscription
+// for a new subscription of a session that holds MaxSubscriptions.
+var ErrSubscriptionLimit = errors.New("mcpserver: too many subscriptions in one session")
+
+// A SubscriptionStore is an optional capability of a SessionStore: it
+// adds or removes one resource subscription of a session without reading
+// or rewriting the rest of the record, and extends the session's lifetime
+// as Get does. Adding one that is there, or removing one that is not, is
+// not an error; adding one past MaxSubscriptions is ErrSubscriptionLimit.
+// A missing session is ErrNotFound.
+type SubscriptionStore interface {
+	SetSubscription(ctx context.Context, id, uri string, subscribed bool) error
+}
 
 // A SessionStore keeps legacy session records. Records expire after the
 // store's idle TTL unless read or updated.

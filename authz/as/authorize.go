@@ -88,13 +88,32 @@ func (s *Server) client(ctx context.Context, clientID string) (*Client, error) {
 	if clientID == "" {
 		return nil, authz.ErrNotFound
 	}
-	if strings.HasPrefix(clientID, "https://") || strings.HasPrefix(clientID, "http://") {
+	if isDocumentClientID(clientID) {
 		if s.o.Metadata == nil {
 			return nil, authz.ErrNotFound
 		}
 		return s.o.Metadata.Fetch(ctx, clientID)
 	}
 	return s.st.Clients.GetClient(ctx, clientID)
+}
+
+// isDocumentClientID reports whether clientID names a Client ID Metadata
+// Document (an http or https URL) rather than a registered client.
+func isDocumentClientID(clientID string) bool {
+	return strings.HasPrefix(clientID, "https://") || strings.HasPrefix(clientID, "http://")
+}
+
+// documentClient is the client whose client_id is a document URL, without
+// its document: a public client, which is all that revocation and
+// introspection need to know (see authenticateClient).
+func (s *Server) documentClient(clientID string) (*Client, error) {
+	if s.o.Metadata == nil {
+		return nil, authz.ErrNotFound
+	}
+	if reason := checkClientIDURL(clientID, s.o.Metadata.allowLoopback); reason != "" {
+		return nil, authz.ErrInvalidClient("client_id " + showURI(clientID) + " is not a valid client metadata document URL: " + reason)
+	}
+	return &Client{ClientID: clientID, Metadata: ClientMetadata{ClientID: clientID, TokenEndpointAuthMethod: authMethodNone}}, nil
 }
 
 // Authorize validates an authorization request and records it as pending,
@@ -229,7 +248,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	// never to a request another site started (a cross-site request
 	// could otherwise approve on the user's behalf).
 	if sub := s.userFromCookie(r); sub != "" && !crossSite(r) {
-		if approved, err := s.st.Consents.Approved(r.Context(), sub, p.ClientID, p.RedirectURI); err == nil && subset(p.Scopes, approved) {
+		if approved, err := s.st.Consents.Approved(r.Context(), sub, p.ClientID, consentRedirect(p.RedirectURI)); err == nil && subset(p.Scopes, approved) {
 			u, err := s.Approve(r.Context(), p, sub)
 			if err != nil {
 				s.authorizeFailed(w, r, err)

@@ -141,12 +141,16 @@ func TestAuthorizeRemembered(t *testing.T) {
 		hdr     map[string]string
 		cookies func(browser, user *http.Cookie) []*http.Cookie
 		advance time.Duration
+		// redirect, if set, is the redirect URI of the second request.
+		redirect string
 		// remembered: the answer is a redirect upstream, not the page.
 		remembered bool
 	}{
 		{name: "same user, opened by the app", remembered: true},
 		{name: "same user, from our own page", hdr: map[string]string{"Sec-Fetch-Site": "same-origin"}, remembered: true},
 		{name: "fewer scopes", scope: "notes:read", remembered: true},
+		// RFC 8252 §7.3: a native client listens on a new port each time.
+		{name: "another loopback port", redirect: "http://127.0.0.1:49152/cb", remembered: true},
 		{name: "more scopes", scope: "notes:read notes:write"},
 		{name: "started by another site", hdr: map[string]string{"Sec-Fetch-Site": "cross-site"}},
 		{name: "no Sec-Fetch-Site", hdr: map[string]string{}},
@@ -179,6 +183,9 @@ func TestAuthorizeRemembered(t *testing.T) {
 			e.clock.Advance(tt.advance - tt.advance/2)
 			if tt.scope != "" {
 				q.Set("scope", tt.scope)
+			}
+			if tt.redirect != "" {
+				q.Set("redirect_uri", tt.redirect)
 			}
 			cookies := []*http.Cookie{browser, user}
 			if tt.cookies != nil {

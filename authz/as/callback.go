@@ -94,21 +94,18 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	now := s.o.Now()
 	g := &Grant{ID: grantID, Subject: subject, ClientID: p.ClientID, Scopes: p.Scopes, Resource: p.Resource, CreatedAt: now, Upstream: id.Login,
 		Email: email, Groups: groups}
-	if err := s.st.Grants.PutGrant(ctx, g, s.o.RefreshTTL); err != nil {
-		return nil, err
-	}
-	if err := s.vault.Put(ctx, grantID, tok); err != nil {
+	if err := s.putSignIn(ctx, g, tok); err != nil {
 		return nil, err
 	}
 	approved := p.Scopes // remembered approvals grow with step-ups: union with what was approved before
-	if before, err := s.st.Consents.Approved(ctx, subject, p.ClientID, p.RedirectURI); err == nil {
+	if before, err := s.st.Consents.Approved(ctx, subject, p.ClientID, consentRedirect(p.RedirectURI)); err == nil {
 		for _, sc := range before {
 			if !slices.Contains(approved, sc) {
 				approved = append(slices.Clone(approved), sc)
 			}
 		}
 	}
-	if err := s.st.Consents.Approve(ctx, subject, p.ClientID, p.RedirectURI, approved, s.o.ConsentTTL); err != nil {
+	if err := s.st.Consents.Approve(ctx, subject, p.ClientID, consentRedirect(p.RedirectURI), approved, s.consentTTL(p.ClientID)); err != nil {
 		s.log.WarnContext(ctx, "authz: remembering the approval failed", "err", err)
 	}
 	ours, hash, err := newAuthorizationCode(s.o.Rand)

@@ -152,7 +152,7 @@ func TestCallback(t *testing.T) {
 				cmpopts.IgnoreUnexported(oauth2.Token{})); diff != "" {
 				t.Errorf("vault (-want +got):\n%s", diff)
 			}
-			scopes, err := e.st.Approved(t.Context(), "test:u1", c.ClientID, testRedirect)
+			scopes, err := e.st.Approved(t.Context(), "test:u1", c.ClientID, "http://127.0.0.1/cb") // keyed without the loopback port
 			if err != nil || !cmp.Equal(scopes, []string{"notes:read"}) {
 				t.Errorf("remembered approval: %v, %v", scopes, err)
 			}
@@ -174,7 +174,7 @@ func TestCallbackApprovalsGrow(t *testing.T) {
 		{"notes:read", []string{"notes:read", "notes:write"}},
 	} {
 		e.code(t, c, tt.scope)
-		got, err := e.st.Approved(t.Context(), "test:u1", c.ClientID, testRedirect)
+		got, err := e.st.Approved(t.Context(), "test:u1", c.ClientID, "http://127.0.0.1/cb") // keyed without the loopback port
 		if err != nil {
 			t.Fatal(err)
 		}

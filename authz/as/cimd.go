@@ -31,6 +31,7 @@ const (
 	defaultMetadataMinCache      = time.Minute
 	defaultMetadataMaxCache      = 24 * time.Hour
 	defaultMetadataNegativeCache = 30 * time.Second
+	defaultMetadataUnusedCache   = 10 * time.Minute
 	defaultMetadataMaxEntries    = 1000
 	// maxMetadataFetches bounds the fetches in flight, whatever their URLs:
 	// distinct URLs are not single-flighted, and each fetch holds a
@@ -80,9 +81,16 @@ type MetadataFetcherOptions struct {
 	// Timeout. Default 4.
 	MaxFetchesPerHost int
 	// Shared, if set, is a cache shared by every replica (Redis): a
-	// document fetched by one replica serves all of them for its cache
-	// lifetime. The in-memory cache stays in front of it.
+	// document fetched by one replica serves all of them. It holds a
+	// document for UnusedCache at first (long enough for the sign-in that
+	// fetched it to end on any replica), and for the rest of its cache
+	// lifetime once its client was used (Used: a token was issued to it),
+	// so that documents fetched for anyone who names a URL do not fill it.
+	// The in-memory cache stays in front of it.
 	Shared MetadataCache
+	// UnusedCache is how long Shared holds a document whose client has
+	// not been used yet. Default 10 minutes.
+	UnusedCache time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives the details of failures at debug level (the wire
@@ -127,6 +135,7 @@ type MetadataFetcher struct {
 	minCache      time.Duration
 	maxCache      time.Duration
 	negCache      time.Duration
+	unusedCache   time.Duration
 	maxEntries    int
 	now           func() time.Time
 	log           *slog.Logger
@@ -156,6 +165,10 @@ type MetadataFetcher struct {
 type metadataEntry struct {
 	client *Client
 	err    *authz.Error
+	// expires is when the entry leaves the in-memory cache; shared, that
+	// the document is in the shared cache for its whole lifetime (Used).
+	expires time.Time
+	shared  bool
 }
 
 // errDialRefused is the Control function's refusal of an address.
@@ -174,6 +187,7 @@ func NewMetadataFetcher(opts *MetadataFetcherOptions) *MetadataFetcher {
 		minCache:      orDefault(o.MinCache, defaultMetadataMinCache),
 		maxCache:      orDefault(o.MaxCache, defaultMetadataMaxCache),
 		negCache:      orDefault(o.NegativeCache, defaultMetadataNegativeCache),
+		unusedCache:   orDefault(o.UnusedCache, defaultMetadataUnusedCache),
 		maxEntries:    o.MaxEntries,
 		now:           o.Now,
 		log:           o.Logger,
@@ -307,14 +321,42 @@ func (f *MetadataFetcher) run(ctx context.Context, clientID string) metadataEntr
 	case err != nil:
 		f.cache.Set(clientID, metadataEntry{err: err}, now.Add(f.negCache), now)
 	case ttl > 0:
-		f.cache.Set(clientID, metadataEntry{client: client}, now.Add(ttl), now)
+		f.cache.Set(clientID, metadataEntry{client: client, expires: now.Add(ttl)}, now.Add(ttl), now)
 	}
 	return metadataEntry{client: client, err: err}
 }
 
+// Used tells the fetcher that clientID, a document URL, was used: a token
+// was issued to it. The shared cache then keeps its document for the rest
+// of its cache lifetime instead of UnusedCache (once per replica and
+// document lifetime: later calls find it done). A shared cache that fails
+// is only logged.
+func (f *MetadataFetcher) Used(ctx context.Context, clientID string) {
+	if f.shared == nil {
+		return
+	}
+	now := f.now()
+	e, ok := f.cached(clientID)
+	if !ok || e.client == nil || e.shared {
+		return
+	}
+	if left := e.client.CacheUntil.Sub(now); left > f.unusedCache {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
+		err := f.shared.PutMetadata(sctx, e.client, left)
+		cancel()
+		if err != nil {
+			f.log.Debug("cimd: shared cache write failed", "err", err)
+			return
+		}
+	}
+	e.shared = true
+	f.cache.Set(clientID, e, e.expires, now)
+}
+
 // fetchShared is fetch behind the shared cache: a document another replica
-// fetched is used as it is (kept locally for MinCache, the shared entry
-// keeps its own lifetime); one this replica fetches is shared. A shared
+// fetched is used as it is (kept locally for the rest of its lifetime, the
+// shared entry keeps its own); one this replica fetches is shared for
+// UnusedCache (Used extends it). A shared
 // cache that fails is only logged: the fetch goes on without it.
 func (f *MetadataFetcher) fetchShared(ctx context.Context, clientID string) (*Client, time.Duration, *authz.Error) {
 	if f.shared == nil {
@@ -324,7 +366,10 @@ func (f *MetadataFetcher) fetchShared(ctx context.Context, clientID string) (*Cl
 	cached, err := f.shared.GetMetadata(sctx, clientID)
 	cancel()
 	if err == nil && cached != nil && cached.ClientID == clientID {
-		return cached, f.minCache, nil
+		// As long as the document's own lifetime, which the replica that
+		// fetched it recorded, within this fetcher's bounds.
+		ttl := min(max(cached.CacheUntil.Sub(f.now()), f.minCache), f.maxCache)
+		return cached, ttl, nil
 	}
 	if err != nil && !errors.Is(err, authz.ErrNotFound) {
 		f.log.Debug("cimd: shared cache read failed", "err", err)
@@ -332,7 +377,7 @@ func (f *MetadataFetcher) fetchShared(ctx context.Context, clientID string) (*Cl
 	client, ttl, ferr := f.fetch(ctx, clientID)
 	if ferr == nil && ttl > 0 {
 		sctx, cancel := context.WithTimeout(ctx, f.timeout)
-		if err := f.shared.PutMetadata(sctx, client, ttl); err != nil {
+		if err := f.shared.PutMetadata(sctx, client, min(ttl, f.unusedCache)); err != nil {
 			f.log.Debug("cimd: shared cache write failed", "err", err)
 		}
 		cancel()
@@ -420,7 +465,7 @@ func (f *MetadataFetcher) fetch(ctx context.Context, clientID string) (*Client, 
 	now := f.now()
 	ttl := f.lifetime(resp.Header, now)
 	f.log.DebugContext(ctx, "authz: client metadata document fetched", "client_id", clientID, "cache", ttl)
-	return &Client{ClientID: clientID, Metadata: *doc, IssuedAt: now}, ttl, nil
+	return &Client{ClientID: clientID, Metadata: *doc, IssuedAt: now, CacheUntil: now.Add(ttl)}, ttl, nil
 }
 
 // hostSlots bounds the fetches in flight per host name. A host's entry

@@ -127,8 +127,9 @@ func serveDoc(edit func(m map[string]any), kv ...string) http.HandlerFunc {
 // wantClient is what Fetch returns for docJSON(u, nil) fetched at t.
 func wantClient(u string, t time.Time) *Client {
 	return &Client{
-		ClientID: u,
-		IssuedAt: t,
+		ClientID:   u,
+		IssuedAt:   t,
+		CacheUntil: t.Add(defaultMetadataMinCache), // the documents say nothing of caching
 		Metadata: ClientMetadata{
 			ClientID:                u,
 			ClientName:              "Example MCP client",
@@ -1368,6 +1369,7 @@ type mapMetadataCache struct {
 	mu   sync.Mutex
 	m    map[string]*Client
 	gets int
+	ttls []time.Duration // of every put, in order
 }
 
 func (c *mapMetadataCache) GetMetadata(_ context.Context, id string) (*Client, error) {
@@ -1381,12 +1383,46 @@ func (c *mapMetadataCache) GetMetadata(_ context.Context, id string) (*Client, e
 	return nil, authz.ErrNotFound
 }
 
-func (c *mapMetadataCache) PutMetadata(_ context.Context, v *Client, _ time.Duration) error {
+func (c *mapMetadataCache) PutMetadata(_ context.Context, v *Client, ttl time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v2 := *v
 	c.m[v.ClientID] = &v2
+	c.ttls = append(c.ttls, ttl)
 	return nil
+}
+
+// TestMetadataFetcherUsed: the shared cache holds a fetched document for
+// UnusedCache only, and for the rest of its lifetime once its client is
+// used, once; a replica that reads it from the shared cache keeps it
+// locally for the document's lifetime.
+func TestMetadataFetcherUsed(t *testing.T) {
+	s := newDocServer(t, serveDoc(nil, "Cache-Control", "max-age=3600"))
+	shared := &mapMetadataCache{m: map[string]*Client{}}
+	a := newTestFetcher(t, s, fetcherConfig{opts: MetadataFetcherOptions{Shared: shared}})
+	u := s.url("/client.json")
+	if _, err := a.Fetch(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	a.clock.Advance(time.Minute)
+	a.Used(t.Context(), u)
+	a.Used(t.Context(), u)
+	want := []time.Duration{defaultMetadataUnusedCache, time.Hour - time.Minute}
+	if diff := cmp.Diff(want, shared.ttls); diff != "" {
+		t.Errorf("shared cache lifetimes (-want +got):\n%s", diff)
+	}
+	b := newTestFetcher(t, s, fetcherConfig{opts: MetadataFetcherOptions{Shared: shared}})
+	b.clock.Advance(30 * time.Minute)
+	if _, err := b.Fetch(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(20 * time.Minute)
+	if _, err := b.Fetch(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.count("/client.json"); n != 1 {
+		t.Errorf("%d fetches, want 1: the second replica keeps the shared document for its lifetime", n)
+	}
 }
 
 // TestMetadataFetcherShared: two replicas' fetchers with one shared cache

@@ -232,3 +232,14 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 </body>
 </html>
 `))
+
+// consentTTL is how long an approval of clientID is remembered: ConsentTTL,
+// but no longer than a registered client lives unused (ClientTTL), so that
+// approvals do not outlive their client by much. A metadata-document
+// client is not stored, and keeps ConsentTTL.
+func (s *Server) consentTTL(clientID string) time.Duration {
+	if isDocumentClientID(clientID) {
+		return s.o.ConsentTTL
+	}
+	return min(s.o.ConsentTTL, s.o.ClientTTL)
+}

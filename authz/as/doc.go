@@ -21,6 +21,9 @@
 //   - signin.go: who may sign in (Options.Allow): the refusal page with
 //     its link that sends access_denied ([RFC 6749 §4.1.2.1]), and the
 //     re-check of the user at each refresh;
+//   - signinstate.go: how long a sign-in's grant and upstream tokens live
+//     (until its code is redeemed, then their full lifetime), and the
+//     grant a new sign-in of the same user and client replaces;
 //   - token.go: [RFC 6749 §4.1.3] and [RFC 6749 §6]: codes single-use (a
 //     replay revokes the grant), refresh rotation with a grace window and
 //     reuse detection;

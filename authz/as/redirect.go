@@ -380,6 +380,19 @@ func matchRedirectURI(registered []string, requested string) (string, bool) {
 	return "", false
 }
 
+// consentRedirect is the redirect URI as a remembered approval is keyed:
+// the URI itself, but without the port of an http loopback URI, which a
+// native client picks anew at each sign-in (RFC 8252 §7.3) and the
+// authorization endpoint lets vary (matchRedirectURI). So a native client
+// has one remembered approval, not one per port it ever listened on.
+func consentRedirect(uri string) string {
+	p, ok := splitLoopback(uri)
+	if !ok {
+		return uri
+	}
+	return p.scheme + "://" + p.host + p.rest
+}
+
 // loopbackParts is an http loopback URI cut into its raw pieces.
 type loopbackParts struct {
 	scheme, host, port, rest string

@@ -42,6 +42,17 @@ type TokenVault interface {
 	OpenVerifier(pendingID string, s *upstream.Sealed) (string, error)
 }
 
+// A SignInVault is an optional capability of a TokenVault (found by type
+// assertion; *upstream.Vault has it): it keeps the upstream tokens of a
+// sign-in only as long as its authorization code may be redeemed
+// (PutSignIn), and for the vault's own lifetime once it is (Keep). So an
+// abandoned sign-in leaves nothing for long. Without it, the callback uses
+// Put.
+type SignInVault interface {
+	PutSignIn(ctx context.Context, grantID string, tok *oauth2.Token, ttl time.Duration) error
+	Keep(ctx context.Context, grantID string) error
+}
+
 // Options configures a Server; zero durations mean the documented
 // defaults. The fields marked REQUIRED have no default: New refuses
 // options without them (nil options included).

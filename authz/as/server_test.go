@@ -14,9 +14,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/authz/as"
 	"github.com/remotemcp/remotemcp/authz/memstore"
 	"github.com/remotemcp/remotemcp/authz/token"
@@ -68,6 +70,9 @@ type mapVault struct {
 	mu sync.Mutex
 	m  map[string]*oauth2.Token
 	up *faultyUpstream
+	// signIn holds the grants whose tokens PutSignIn stored, with its
+	// TTL, until Keep.
+	signIn map[string]time.Duration
 }
 
 // Identity is upstream.Vault's: who the grant's user is now.
@@ -85,6 +90,27 @@ func (v *mapVault) Put(ctx context.Context, grantID string, tok *oauth2.Token) e
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.m[grantID] = tok
+	return nil
+}
+
+func (v *mapVault) PutSignIn(ctx context.Context, grantID string, tok *oauth2.Token, ttl time.Duration) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.m[grantID] = tok
+	if v.signIn == nil {
+		v.signIn = map[string]time.Duration{}
+	}
+	v.signIn[grantID] = ttl
+	return nil
+}
+
+func (v *mapVault) Keep(ctx context.Context, grantID string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.m[grantID]; !ok {
+		return authz.ErrNotFound
+	}
+	delete(v.signIn, grantID)
 	return nil
 }
 

@@ -33,6 +33,10 @@ type Client struct {
 	SecretHash string         `json:"secret_hash,omitempty"`
 	Metadata   ClientMetadata `json:"metadata"`
 	IssuedAt   time.Time      `json:"issued_at"`
+	// CacheUntil is, for a client known through its metadata document,
+	// when the document's cache lifetime ends; zero for a registered
+	// client.
+	CacheUntil time.Time `json:"cache_until,omitzero"`
 }
 
 // ClientStore holds dynamically registered clients. A registration that is
@@ -145,6 +149,17 @@ type GrantStore interface {
 	GetGrant(ctx context.Context, id string) (*Grant, error)
 	RevokeGrant(ctx context.Context, id string) error
 	GrantRevoked(ctx context.Context, id string) (bool, error)
+}
+
+// A LoginIndex is an optional capability of a GrantStore (found by type
+// assertion; both of this module's stores have it): it remembers the
+// latest grant of each user and client, so that a completed sign-in
+// replaces the grant of the one before instead of leaving it to expire
+// unused for the refresh token's lifetime.
+type LoginIndex interface {
+	// SwapLogin records grantID as the latest grant of subject and
+	// clientID, for ttl, and returns the one it replaces ("" if none).
+	SwapLogin(ctx context.Context, subject, clientID, grantID string, ttl time.Duration) (previous string, err error)
 }
 
 // RotateResult says what RotateRefresh did with a presented refresh token.

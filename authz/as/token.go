@@ -101,6 +101,9 @@ func (s *Server) exchangeCode(ctx context.Context, req *TokenRequest) (*TokenRes
 	case s.o.Now().After(c.ExpiresAt):
 		return nil, authz.ErrInvalidGrant("the authorization code is invalid or expired")
 	}
+	if err := s.keepSignIn(ctx, c); err != nil {
+		return nil, err
+	}
 	refresh, hash, err := newRefreshToken(s.o.Rand)
 	if err != nil {
 		return nil, err
@@ -205,10 +208,14 @@ func (s *Server) revokeGrant(ctx context.Context, grantID string) error {
 	return s.st.Grants.RevokeGrant(ctx, grantID)
 }
 
-// touch extends an unused-registration expiry for a registered client.
+// touch extends an unused-registration expiry for a registered client,
+// and tells the metadata fetcher that a document's client was used.
 func (s *Server) touch(ctx context.Context, c *Client) {
-	if strings.HasPrefix(c.ClientID, "https://") {
-		return // a metadata-document client is not stored
+	if isDocumentClientID(c.ClientID) {
+		if s.o.Metadata != nil {
+			s.o.Metadata.Used(ctx, c.ClientID) // a metadata-document client is not stored
+		}
+		return
 	}
 	_ = s.st.Clients.TouchClient(ctx, c.ClientID, s.o.ClientTTL)
 }
@@ -239,7 +246,15 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 // introspection request (RFC 6749 §2.3): HTTP Basic or client_secret in
 // the body for a confidential client, client_id alone for a public one.
 // The method must be the one the client registered.
-func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (*Client, error) {
+//
+// With fetch false (revocation, introspection), a client_id that is a
+// metadata document URL is not fetched: such a client is public (a
+// document holds no secret), so its document would authenticate nothing,
+// and the request is answered from the token alone (RFC 7009 §2.2: a
+// token that is not the client's is ignored; RFC 7662: introspection
+// needs a confidential client). So those endpoints cannot be used to fill
+// the document cache.
+func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values, fetch bool) (*Client, error) {
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		var err1, err2 error
@@ -260,7 +275,13 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if id == "" {
 		return nil, authz.ErrInvalidClient("client authentication is required")
 	}
-	c, err := s.client(ctx, id)
+	var c *Client
+	var err error
+	if !fetch && isDocumentClientID(id) {
+		c, err = s.documentClient(id)
+	} else {
+		c, err = s.client(ctx, id)
+	}
 	if errors.Is(err, authz.ErrNotFound) {
 		return nil, authz.ErrInvalidClient("unknown client")
 	}
@@ -327,7 +348,7 @@ func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request, ep limite
 	if s.clientLimited(w, r, ep, assertedClientID(r, form)) {
 		return nil, nil, false
 	}
-	if c, err = s.authenticateClient(r.Context(), r, form); err != nil {
+	if c, err = s.authenticateClient(r.Context(), r, form, ep == limitToken); err != nil {
 		s.tokenFailed(w, r, err)
 		return nil, nil, false
 	}

@@ -106,7 +106,8 @@ func TestExchangeCodeReplay(t *testing.T) {
 			e := newEnv(t)
 			c, _ := e.register(t, "none")
 			thief, _ := e.register(t, "none")
-			bystander := e.login(t, c, "notes:read")
+			other, _ := e.register(t, "none") // a sign-in with c again would replace the bystander's grant
+			bystander := e.login(t, other, "notes:read")
 			code := e.code(t, c, "notes:read")
 			redeem := func(cl *as.Client, verifier string) (*as.TokenResponse, error) {
 				return e.srv.Exchange(t.Context(), &as.TokenRequest{Client: cl, GrantType: "authorization_code", Code: code, CodeVerifier: verifier})
@@ -138,7 +139,7 @@ func TestExchangeCodeReplay(t *testing.T) {
 			if !e.live(t, bystander.AccessToken) {
 				t.Error("another grant's access token died with the replayed one")
 			}
-			if _, err := e.refresh(t, c, bystander.RefreshToken); err != nil {
+			if _, err := e.refresh(t, other, bystander.RefreshToken); err != nil {
 				t.Errorf("another grant's refresh token after the replay: %v", err)
 			}
 		})

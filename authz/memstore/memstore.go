@@ -14,9 +14,8 @@
 // Beyond what the store interfaces spell out, the store guarantees:
 //
 //   - Revocation is sticky. RevokeGrant deletes the grant, its refresh
-//     family and its upstream tokens, and remembers the revocation for at
-//     least [RevocationTTL], and at least as long as any of those records
-//     would have lived. While it remembers, PutGrant, IssueRefresh and
+//     family and its upstream tokens, and remembers the revocation for
+//     [RevocationTTL] (longer if it was revoked before). While it remembers, PutGrant, IssueRefresh and
 //     PutUpstream for that grant succeed but store nothing, so that a
 //     request racing with the revocation (a replayed code while the first
 //     exchange is still running) cannot bring the grant back.
@@ -47,15 +46,19 @@ import (
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
-// RevocationTTL is the shortest time a Store remembers a revoked grant.
-// It outlives the access tokens of the grant (GrantRevoked is their
-// revocation check) by far.
+// RevocationTTL is how long a Store remembers a revoked grant: as long as
+// an access token of the grant could still be presented (GrantRevoked is
+// their revocation check), at the longest access-token lifetime allowed.
+// The grant's other records are deleted at once, so nothing else needs
+// the mark longer.
 const RevocationTTL = 24 * time.Hour
 
 // MaxFamilyTokens bounds how many refresh tokens of one family a Store
-// remembers, so that a client that refreshes in a loop cannot grow it
-// without bound. The current and previous tokens are always kept.
-const MaxFamilyTokens = 1000
+// remembers, however often the grant rotates: the current one, the
+// previous one (for its grace window) and the two before, so that a
+// replay of a recently replaced token is recognised as reuse and revokes
+// the grant. An older token is unknown (invalid_grant).
+const MaxFamilyTokens = 4
 
 // sweepBatch is how many expired records of each kind one write frees. Any
 // number above one makes expired records shrink while the store is written.
@@ -92,7 +95,8 @@ type Store struct {
 	families table[string, *family] // by grant ID
 	upstream table[string, *upstream.Sealed]
 	consent  table[consentKey, []string]
-	stepups  table[string, []string] // step-up marks, by key
+	stepups  table[string, []string]  // step-up marks, by key
+	logins   table[[2]string, string] // the latest grant by subject and client
 	// refreshIndex maps every token hash of every family to its grant ID.
 	// A family's entries are removed with the family.
 	refreshIndex map[string]string
@@ -129,6 +133,7 @@ func New(opts *Options) *Store {
 	s.upstream.init()
 	s.consent.init()
 	s.stepups.init()
+	s.logins.init()
 	return s
 }
 
@@ -145,6 +150,7 @@ func (s *Store) writeLocked() time.Time {
 	s.upstream.sweep(now, sweepBatch)
 	s.consent.sweep(now, sweepBatch)
 	s.stepups.sweep(now, sweepBatch)
+	s.logins.sweep(now, sweepBatch)
 	return now
 }
 
@@ -154,7 +160,7 @@ func (s *Store) len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.clients.len() + s.pending.len() + s.codes.len() + s.grants.len() + s.revoked.len() +
-		s.families.len() + s.upstream.len() + s.consent.len() + s.stepups.len() + len(s.refreshIndex)
+		s.families.len() + s.upstream.len() + s.consent.len() + s.stepups.len() + s.logins.len() + len(s.refreshIndex)
 }
 
 // Clients.
@@ -346,10 +352,8 @@ func (s *Store) RevokeGrant(_ context.Context, id string) error {
 	defer s.mu.Unlock()
 	now := s.writeLocked()
 	until := now.Add(RevocationTTL)
-	for _, exp := range []time.Time{s.revoked.expiry(id), s.grants.expiry(id), s.families.expiry(id), s.upstream.expiry(id)} {
-		if exp.After(until) {
-			until = exp
-		}
+	if exp := s.revoked.expiry(id); exp.After(until) {
+		until = exp
 	}
 	s.revoked.put(id, struct{}{}, until)
 	s.grants.delete(id)
@@ -602,6 +606,22 @@ func (s *Store) DeleteUpstream(_ context.Context, grantID string) error {
 	s.writeLocked()
 	s.upstream.delete(grantID)
 	return nil
+}
+
+var _ as.LoginIndex = (*Store)(nil)
+
+// SwapLogin implements as.LoginIndex.
+func (s *Store) SwapLogin(_ context.Context, subject, clientID, grantID string, ttl time.Duration) (string, error) {
+	if ttl <= 0 {
+		return "", errNoTTL
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.writeLocked()
+	k := [2]string{subject, clientID}
+	prev, _ := s.logins.get(k, now)
+	s.logins.put(k, grantID, now.Add(ttl))
+	return prev, nil
 }
 
 // Consent.

@@ -17,13 +17,19 @@
 //	p{pending:<id>}              string      PutPending's                          JSON as.PendingAuth
 //	p{code:<code hash>}          hash        PutCode's, kept when taken            rec: JSON as.AuthCode; op; taken: the first taker (the tombstone)
 //	p{grant:<grant_id>}          string      PutGrant's                            JSON as.Grant
-//	p{grant:<grant_id>}:revoked  string      >= RevocationTTL and >= the grant's   "1": the grant is revoked (sticky)
+//	p{grant:<grant_id>}:revoked  string      RevocationTTL (24 h)                  "1": the grant is revoked (sticky)
 //	p{grant:<grant_id>}:family   hash        the longest of its tokens' TTLs       client, current, previous: token hashes; rs, rn: when previous was replaced; res
 //	p{grant:<grant_id>}:tokens   sorted set  as :family                            the family's token hashes, scored by expiry (µs)
 //	p{grant:<grant_id>}:upstream string      PutUpstream's                         JSON upstream.Sealed (AES-GCM sealed upstream tokens)
-//	p{rt:<refresh token hash>}   string      the token's TTL                       the grant ID: the index from a token to its family
+//	p{rt:<refresh token hash>}   string      the token's TTL; deleted when its     the grant ID: the index from a token to its family;
+//	                                         family forgets the token              at most MaxFamilyTokens per grant
 //	p{consent:<sha256>}          string      Approve's                             JSON array of approved scopes; the key hashes subject, client_id, redirect_uri
 //	p{stepup:<key>}              string      MarkStepUp's (minutes)                the scopes of a step-up mark, space-separated; key: a grant ID or "carry:<sha256>"
+//	p{login:<sha256>}            string      SwapLogin's (the refresh lifetime)    the latest grant ID of a subject and client (the key hashes both)
+//	p{cimd:cache}:docs           hash        its longest member's                  client metadata documents (JSON as.Client) by member: host, newline, SHA-256 of the URL
+//	p{cimd:cache}:expiry         sorted set  as :docs                              members by expiry (ms, server clock); the expired are dropped on each put
+//	p{cimd:cache}:hosts          hash        as :docs                              documents per host, for MaxMetadataPerHost
+//	p{cimd:cache}:bytes          hash        as :docs                              bytes: of all documents, for MaxMetadataBytes
 //	p revocations (channel)      pub/sub     -                                     grant IDs, published as they are revoked
 //
 // Token and code hashes are SHA-256 hashes (base64url): Redis never holds a token,
@@ -35,6 +41,7 @@
 // # Round trips
 //
 //	CreateClient, PutCode, TakeCode, PutGrant, RevokeGrant, PutUpstream   1 (a script)
+//	RevokeGrant of a grant with refresh tokens                            +1 (their index entries, pipelined)
 //	CreateClient, TouchClient with MaxClients                             +1 (the client index, a script)
 //	GetClient, TouchClient, PutPending, GetPending, TakePending (GETDEL),
 //	GetGrant, GetUpstream, DeleteUpstream, Approve, Approved,
@@ -43,6 +50,7 @@
 //	IssueRefresh                                                          2 (claim the index entry; a script)
 //	LookupRefresh                                                         2 (read the index entry; a script)
 //	RotateRefresh                                                         3 (read the presented entry; claim the new one; a script)
+//	                                                                      +1 when the family forgets tokens (their index entries, pipelined)
 //
 // A script costs one more round trip the first time a Redis server sees
 // it (EVALSHA, then EVAL). Failure paths may add one (deleting an index
@@ -54,8 +62,8 @@
 //
 //   - Revocation is sticky. RevokeGrant deletes the grant, its refresh
 //     family and its upstream tokens and marks it revoked, in one script,
-//     for at least [RevocationTTL] and at least as long as any of those
-//     would have lived. While the mark lives, PutGrant, IssueRefresh and
+//     for [RevocationTTL]; then the index entries of the family's tokens.
+//     While the mark lives, PutGrant, IssueRefresh and
 //     PutUpstream for the grant succeed but store nothing (they check the
 //     mark in the script that writes).
 //   - RotateRefresh's Reused revokes the grant as RevokeGrant does, in the
@@ -63,7 +71,8 @@
 //   - PutCode refuses a hash it already holds, used or not; CreateClient
 //     refuses an ID that exists.
 //   - A refresh family remembers each token until that token's own TTL
-//     passes, and at most [MaxFamilyTokens] tokens.
+//     passes, and at most [MaxFamilyTokens] tokens; the index entry of a
+//     token it forgets is deleted.
 //   - A grace window needs a positive RefreshRotation.Grace. The window
 //     is measured on RefreshRotation.Now (a zero Now means the Store's
 //     clock); TTLs and token expiry on the Redis server's clock.

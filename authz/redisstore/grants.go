@@ -2,7 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/remotemcp/remotemcp/authz/as"
 )
@@ -26,16 +29,18 @@ func (s *Store) GetGrant(ctx context.Context, id string) (_ *as.Grant, err error
 
 // RevokeGrant implements as.GrantStore. In one script it deletes the
 // grant, its refresh family and its upstream tokens, marks it revoked for
-// at least RevocationTTL and at least as long as any of those would have
-// lived, and announces the revocation to every Store on the same Redis.
+// RevocationTTL, and announces the revocation to every Store on the same
+// Redis; then it deletes the index entries of the family's tokens.
 // Revoking an unknown grant is not an error: it is remembered all the
 // same.
 func (s *Store) RevokeGrant(ctx context.Context, id string) (err error) {
 	defer wrapf(&err, "redisstore: revoke grant %s", id)
-	if err := revokeScript.Run(ctx, s.rdb, s.grantKeys(id).all(), millis(RevocationTTL), s.channel, id).Err(); err != nil {
+	hashes, err := revokeScript.Run(ctx, s.rdb, s.grantKeys(id).all(), millis(RevocationTTL), s.channel, id).StringSlice()
+	if err != nil {
 		return err
 	}
 	s.cache.revoked(id)
+	s.unclaimRefresh(ctx, hashes...)
 	return nil
 }
 
@@ -48,4 +53,20 @@ func (s *Store) GrantRevoked(ctx context.Context, id string) (_ bool, err error)
 	}
 	defer wrapf(&err, "redisstore: check revocation of grant %s", id)
 	return s.checkRevoked(ctx, id)
+}
+
+var _ as.LoginIndex = (*Store)(nil)
+
+// SwapLogin implements as.LoginIndex: one SET … GET on a key that hashes
+// the subject and client.
+func (s *Store) SwapLogin(ctx context.Context, subject, clientID, grantID string, ttl time.Duration) (_ string, err error) {
+	if ttl <= 0 {
+		return "", errNoTTL
+	}
+	defer wrapf(&err, "redisstore: swap the latest grant of client %s", clientID)
+	prev, err := s.rdb.SetArgs(ctx, s.loginKey(subject, clientID), grantID, redis.SetArgs{TTL: ttl, Get: true}).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return prev, err
 }

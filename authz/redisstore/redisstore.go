@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -21,15 +22,19 @@ import (
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
-// RevocationTTL is the shortest time a Store remembers a revoked grant. It
-// outlives the access tokens of the grant (GrantRevoked is their
-// revocation check) by far.
+// RevocationTTL is how long a Store remembers a revoked grant: as long as
+// an access token of the grant could still be presented (GrantRevoked is
+// their revocation check), at the longest access-token lifetime allowed.
+// The grant's other records are deleted at once, so nothing else needs
+// the mark longer.
 const RevocationTTL = 24 * time.Hour
 
 // MaxFamilyTokens bounds how many refresh tokens of one family a Store
-// remembers, so that a client that refreshes in a loop cannot grow it
-// without bound. The current and previous tokens are always kept.
-const MaxFamilyTokens = 1000
+// remembers, however often the grant rotates: the current one, the
+// previous one (for its grace window) and the two before, so that a
+// replay of a recently replaced token is recognised as reuse and revokes
+// the grant. An older token is unknown (invalid_grant).
+const MaxFamilyTokens = 4
 
 // Defaults of Options.
 const (
@@ -67,6 +72,15 @@ type Options struct {
 	// subscription failing (see the package documentation). Default
 	// DefaultRevocationCacheTTL.
 	RevocationCacheTTL time.Duration
+	// MaxMetadataDocuments, MaxMetadataBytes and MaxMetadataPerHost
+	// bound the cache of client metadata documents (as.MetadataCache):
+	// how many documents, how many bytes of them, and how many from one
+	// host. Past a bound, PutMetadata caches nothing. Defaults
+	// DefaultMaxMetadataDocuments, DefaultMaxMetadataBytes and
+	// DefaultMaxMetadataPerHost.
+	MaxMetadataDocuments int
+	MaxMetadataBytes     int64
+	MaxMetadataPerHost   int
 }
 
 // A Store holds every authz record in Redis. It implements ClientStore,
@@ -81,6 +95,10 @@ type Store struct {
 	log        *slog.Logger
 	now        func() time.Time
 	cache      *answerCache
+	metadata   struct {
+		documents, perHost int
+		bytes              int64
+	}
 
 	// The revocation subscription (revocations.go).
 	pingEvery time.Duration
@@ -139,6 +157,9 @@ func New(rdb redis.UniversalClient, opts *Options) *Store {
 		pingEvery:  pingEvery,
 		done:       make(chan struct{}),
 	}
+	s.metadata.documents = cmp.Or(max(o.MaxMetadataDocuments, 0), DefaultMaxMetadataDocuments)
+	s.metadata.bytes = cmp.Or(max(o.MaxMetadataBytes, 0), DefaultMaxMetadataBytes)
+	s.metadata.perHost = cmp.Or(max(o.MaxMetadataPerHost, 0), DefaultMaxMetadataPerHost)
 	s.cache = newAnswerCache(o.RevocationCacheSize, o.RevocationCacheTTL, func() time.Time { return s.now() })
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.watch()
@@ -166,6 +187,19 @@ func (s *Store) grantKeys(id string) grantKeys {
 // all returns the keys in the order the scripts take them.
 func (k grantKeys) all() []string {
 	return []string{k.grant, k.revoked, k.family, k.tokens, k.upstream}
+}
+
+// loginKey is the key of the latest grant of a subject and client: the
+// pair hashed, each part length-prefixed.
+func (s *Store) loginKey(subject, clientID string) string {
+	h := sha256.New()
+	for _, p := range []string{subject, clientID} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	return s.key("login", hex.EncodeToString(h.Sum(nil)))
 }
 
 // consentKey hashes the triple, each part length-prefixed, so that no two

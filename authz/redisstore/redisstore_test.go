@@ -60,6 +60,7 @@ func stores(t *testing.T, s *Store) storetest.Stores {
 		Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s, StepUps: s,
 		Advance: func(d time.Duration) { advanceExpiry(t, s.rdb, s.prefix+"*", d) },
 		TTL:     time.Second,
+		Size:    func(t *testing.T) storetest.Size { return keySize(t, s.rdb, s.prefix+"*") },
 		CappedClients: func(t *testing.T, max int) as.ClientStore {
 			// A prefix of its own, so that other subtests' clients do not
 			// count; its keys are deleted after the checks.
@@ -71,6 +72,44 @@ func stores(t *testing.T, s *Store) storetest.Stores {
 			return c
 		},
 	}
+}
+
+// keySize counts the keys matching pattern and their MEMORY USAGE, on
+// every master.
+func keySize(t *testing.T, rdb redis.UniversalClient, pattern string) storetest.Size {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		size storetest.Size
+	)
+	count := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			n, err := c.MemoryUsage(ctx, iter.Val(), 0).Result()
+			if errors.Is(err, redis.Nil) {
+				continue // expired since SCAN
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			size.Entries++
+			size.Bytes += n
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	ctx := ctxFor(t)
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, count)
+	} else {
+		err = count(ctx, rdb.(*redis.Client))
+	}
+	if err != nil {
+		t.Fatalf("size of %s: %v", pattern, err)
+	}
+	return size
 }
 
 // deleteKeys deletes the keys matching pattern, on every master.
@@ -224,7 +263,9 @@ func TestContract(t *testing.T) {
 	rdb := newClient(t, srv.Addr, nil)
 	const prefix = "contract:"
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
-		return stores(t, newStore(t, rdb, &Options{KeyPrefix: prefix}))
+		// A prefix of its own for each subtest, so that Size counts its
+		// records only.
+		return stores(t, newStore(t, rdb, &Options{KeyPrefix: prefix + newID() + ":"}))
 	})
 
 	// After the suite, and one record of every kind, every key expires.
@@ -232,7 +273,7 @@ func TestContract(t *testing.T) {
 		ctx := ctxFor(t)
 		putOneOfEach(t, ctx, newStore(t, rdb, &Options{KeyPrefix: prefix}))
 		kinds := map[string]int{}
-		family := regexp.MustCompile(`^` + prefix + `\{([a-z]+):[^}]*\}(:[a-z]+)?$`)
+		family := regexp.MustCompile(`^` + prefix + `(?:[A-Z2-7]+:)?\{([a-z]+):[^}]*\}(:[a-z]+)?$`)
 		iter := rdb.Scan(ctx, 0, "*", 100).Iterator()
 		for iter.Next(ctx) {
 			key := iter.Val()
@@ -256,7 +297,7 @@ func TestContract(t *testing.T) {
 		if err := iter.Err(); err != nil {
 			t.Fatalf("SCAN: %v", err)
 		}
-		want := []string{"client", "code", "consent", "grant", "grant:family", "grant:revoked", "grant:tokens", "grant:upstream", "pending", "rt", "stepup"}
+		want := []string{"cimd:bytes", "cimd:docs", "cimd:expiry", "cimd:hosts", "client", "code", "consent", "grant", "grant:family", "grant:revoked", "grant:tokens", "grant:upstream", "login", "pending", "rt", "stepup"}
 		if diff := cmp.Diff(want, slices.Sorted(maps.Keys(kinds))); diff != "" {
 			t.Errorf("key families seen (-want +got):\n%s", diff)
 		}
@@ -279,6 +320,8 @@ func putOneOfEach(t *testing.T, ctx context.Context, s *Store) {
 		s.Approve(ctx, id, "c", "r", nil, time.Hour),
 		s.MarkStepUp(ctx, id, []string{"notes:write"}, time.Hour),
 		s.RevokeGrant(ctx, newID()),
+		s.PutMetadata(ctx, &as.Client{ClientID: "https://app.example/" + id}, time.Hour),
+		func() error { _, err := s.SwapLogin(ctx, id, "c", id, time.Hour); return err }(),
 	} {
 		if err != nil {
 			t.Fatal(err)
@@ -394,8 +437,9 @@ func TestNewPanics(t *testing.T) {
 	}
 }
 
-// TestRevocationLifetime checks that the revocation mark outlives every
-// record of the grant.
+// TestRevocationLifetime checks that the revocation mark lives
+// RevocationTTL, however long the grant's records would have lived: they
+// are deleted with the revocation.
 func TestRevocationLifetime(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -409,11 +453,11 @@ func TestRevocationLifetime(t *testing.T) {
 	}{
 		{"unknown grant", func(string) error { return nil }, RevocationTTL},
 		{"short-lived grant", func(id string) error { return s.PutGrant(ctx, &as.Grant{ID: id}, time.Hour) }, RevocationTTL},
-		{"long-lived grant", func(id string) error { return s.PutGrant(ctx, &as.Grant{ID: id}, 30*24*time.Hour) }, 30 * 24 * time.Hour},
-		{"long-lived refresh family", func(id string) error { return s.IssueRefresh(ctx, id, "c", newID(), 90*24*time.Hour) }, 90 * 24 * time.Hour},
+		{"long-lived grant", func(id string) error { return s.PutGrant(ctx, &as.Grant{ID: id}, 30*24*time.Hour) }, RevocationTTL},
+		{"long-lived refresh family", func(id string) error { return s.IssueRefresh(ctx, id, "c", newID(), 90*24*time.Hour) }, RevocationTTL},
 		{"long-lived upstream tokens", func(id string) error {
 			return s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, 7*24*time.Hour)
-		}, 7 * 24 * time.Hour},
+		}, RevocationTTL},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			id := newID()
@@ -838,7 +882,9 @@ func TestRoundTrips(t *testing.T) {
 		{"DeleteUpstream", func(id string) error { return s.DeleteUpstream(ctx, id) }, 1},
 		{"Approve", func(id string) error { return s.Approve(ctx, id, "c", "r", nil, time.Hour) }, 1},
 		{"Approved", func(id string) error { _, err := s.Approved(ctx, id, "c", "r"); return err }, 1},
-		{"RevokeGrant", func(id string) error { return s.RevokeGrant(ctx, id) }, 1},
+		// A script, then the index entries of the family's two tokens
+		// (one pipeline; the hook counts its commands).
+		{"RevokeGrant", func(id string) error { return s.RevokeGrant(ctx, id) }, 3},
 	}
 	for i := range 2 { // the first pass loads the scripts
 		id := newID()

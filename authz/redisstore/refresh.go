@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,9 +17,12 @@ import (
 // {rt:hash} cannot share the slot of its grant: each operation on a token
 // is two steps, each atomic within one slot. The first reads (or claims)
 // the index entry; the second runs on the grant's keys, where the family
-// is the authority: an index entry whose token is not in the family (it
-// was replaced, revoked or killed) leads nowhere, and expires with the
-// token's TTL.
+// is the authority. The scripts return the hashes of the tokens a family
+// forgets (trimmed to MaxFamilyTokens, expired, replaced, revoked), and
+// their index entries are deleted in a third step: so a grant holds at
+// most MaxFamilyTokens index entries however often it rotates. An entry
+// whose deletion was lost (a crash between the steps) leads nowhere, as
+// the family is the authority, and expires with its token's TTL.
 
 // IssueRefresh implements as.RefreshStore. It starts the family of the
 // grant, replacing any earlier one (whose tokens are then unknown), and
@@ -33,11 +37,16 @@ func (s *Store) IssueRefresh(ctx context.Context, grantID, clientID, hash string
 		return err
 	}
 	k := s.grantKeys(grantID)
-	n, err := issueScript.Run(ctx, s.rdb, []string{k.revoked, k.family, k.tokens}, clientID, hash, millis(ttl)).Int()
-	if err == nil && n == 0 {
-		s.unclaimRefresh(ctx, hash) // revoked: the entry would lead nowhere
+	res, err := issueScript.Run(ctx, s.rdb, []string{k.revoked, k.family, k.tokens}, clientID, hash, millis(ttl)).StringSlice()
+	if err != nil {
+		return err
 	}
-	return err
+	if len(res) == 0 || res[0] == "0" {
+		s.unclaimRefresh(ctx, hash) // revoked: the entry would lead nowhere
+		return nil
+	}
+	s.unclaimRefresh(ctx, res[1:]...) // the replaced family's
+	return nil
 }
 
 // RotateRefresh implements as.RefreshStore. Beyond the interface's contract,
@@ -68,19 +77,24 @@ func (s *Store) RotateRefresh(ctx context.Context, r as.RefreshRotation) (_ stri
 	res, err := rotateScript.Run(ctx, s.rdb, s.grantKeys(grantID).all(),
 		r.PresentedHash, r.NewHash, r.ClientID,
 		at.Unix(), at.Nanosecond(), cutoff.Unix(), cutoff.Nanosecond(), grace,
-		millis(r.TTL), MaxFamilyTokens, s.channel, grantID, millis(RevocationTTL)).Int64Slice()
+		millis(r.TTL), MaxFamilyTokens, s.channel, grantID, millis(RevocationTTL)).StringSlice()
 	if err != nil {
 		return "", 0, err
 	}
-	if len(res) != 1 {
+	if len(res) == 0 {
 		return "", 0, fmt.Errorf("unexpected reply %v", res)
 	}
-	switch rr := as.RotateResult(res[0]); rr {
+	n, err := strconv.Atoi(res[0])
+	if err != nil {
+		return "", 0, fmt.Errorf("unexpected reply %v", res)
+	}
+	switch rr := as.RotateResult(n); rr {
 	case as.Rotated, as.RotatedInGrace:
+		s.unclaimRefresh(ctx, res[1:]...)
 		return grantID, rr, nil
 	case as.Reused:
 		s.cache.revoked(grantID)
-		s.unclaimRefresh(ctx, r.NewHash)
+		s.unclaimRefresh(ctx, append(res[1:], r.NewHash)...)
 		return grantID, rr, nil
 	default:
 		s.unclaimRefresh(ctx, r.NewHash)
@@ -122,10 +136,20 @@ func (s *Store) claimRefresh(ctx context.Context, hash, grantID string, ttl time
 	return errors.New("refresh token hash already issued")
 }
 
-// unclaimRefresh deletes the index entry of a token that did not join a
-// family, best effort: if it stays, it leads nowhere and expires.
-func (s *Store) unclaimRefresh(ctx context.Context, hash string) {
+// unclaimRefresh deletes the index entries of tokens that did not join a
+// family or that a family forgot, best effort: an entry that stays leads
+// nowhere and expires with its token. Each entry is in a slot of its own,
+// so each is one DEL, pipelined.
+func (s *Store) unclaimRefresh(ctx context.Context, hashes ...string) {
+	if len(hashes) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	_ = s.rdb.Del(ctx, s.key("rt", hash)).Err()
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, h := range hashes {
+			p.Del(ctx, s.key("rt", h))
+		}
+		return nil
+	})
 }

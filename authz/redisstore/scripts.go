@@ -86,32 +86,35 @@ return 1
 `)
 
 // luaRevoke is a prelude: revoke(g, minTTL, channel, id) marks the grant
-// whose keys are g revoked, for minTTL ms and at least as long as any of
-// its keys would have lived; deletes its records; and announces it.
+// whose keys are g revoked, for minTTL ms (or as long as an earlier mark
+// has left, if longer); deletes its records; and announces it.
+// It returns the hashes of the family's tokens, whose index entries the
+// caller deletes (they are in other slots).
 const luaRevoke = `
 local function revoke(g, minTTL, channel, id)
   local ttl = tonumber(minTTL)
-  for _, k in ipairs({g.grant, g.revoked, g.family, g.tokens, g.upstream}) do
-    local p = redis.call('PTTL', k)
-    if p > ttl then ttl = p end
-  end
+  local p = redis.call('PTTL', g.revoked)
+  if p > ttl then ttl = p end
+  local members = redis.call('ZRANGE', g.tokens, 0, -1)
   redis.call('SET', g.revoked, '1', 'PX', int(ttl))
   redis.call('DEL', g.grant, g.family, g.tokens, g.upstream)
   redis.call('PUBLISH', channel, id)
+  return members
 end
 `
 
 // revokeScript revokes a grant: KEYS are the grant's keys in the order of
-// grantKeys.all; ARGV is min TTL (ms), channel, grant ID.
+// grantKeys.all; ARGV is min TTL (ms), channel, grant ID. It returns the
+// hashes of the tokens the family held.
 var revokeScript = redis.NewScript(luaNow + luaRevoke + `
-revoke({grant = KEYS[1], revoked = KEYS[2], family = KEYS[3], tokens = KEYS[4], upstream = KEYS[5]},
+return revoke({grant = KEYS[1], revoked = KEYS[2], family = KEYS[3], tokens = KEYS[4], upstream = KEYS[5]},
   ARGV[1], ARGV[2], ARGV[3])
-return 1
 `)
 
 // issueScript starts the refresh family of a grant, replacing any: KEYS
 // are revoked, family, tokens; ARGV is client ID, token hash, ttl (ms). It
-// returns 1 if the family was started, 0 if the grant is revoked.
+// returns {"1", hashes of the replaced family's tokens...} if the family
+// was started, {"0"} if the grant is revoked.
 //
 // The family is a hash {client, current, previous, rs, rn, res}: the
 // client, the current and previous token hashes, when the previous one
@@ -119,29 +122,35 @@ return 1
 // the result that installed the current one. Its tokens are a sorted set
 // of token hashes by expiry (µs, server clock).
 var issueScript = redis.NewScript(luaNow + `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'0'} end
+local out = {'1'}
+for _, h in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  if h ~= ARGV[2] then table.insert(out, h) end
+end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'current', ARGV[2])
 redis.call('ZADD', KEYS[3], int(now() + tonumber(ARGV[3]) * 1000), ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
-return 1
+return out
 `)
 
 // rotateScript rotates a refresh token: KEYS are the grant's keys in the
 // order of grantKeys.all; ARGV is presented hash, new hash, client ID,
 // at (Unix s), at (ns), grace cutoff (Unix s), cutoff (ns), grace ("1" if
 // positive), ttl (ms), max tokens, channel, grant ID, revocation TTL (ms).
-// It returns {0} for an unknown token, {result} otherwise (see
-// as.RotateResult); Reused revokes the grant.
+// It returns {"0"} for an unknown token, {result, forgotten hashes...}
+// otherwise (see as.RotateResult): the hashes are of the tokens the family
+// no longer remembers (expired, beyond max tokens, or every token of a
+// family that Reused revoked), whose index entries the caller deletes.
 var rotateScript = redis.NewScript(luaNow + luaRevoke + `
 local g = {grant = KEYS[1], revoked = KEYS[2], family = KEYS[3], tokens = KEYS[4], upstream = KEYS[5]}
 local f = redis.call('HMGET', g.family, 'client', 'current', 'previous', 'rs', 'rn', 'res')
-if not f[1] then return {0} end
+if not f[1] then return {'0'} end
 local t = now()
 local exp = redis.call('ZSCORE', g.tokens, ARGV[1])
-if not exp or tonumber(exp) <= t then return {0} end
-if f[2] == ARGV[2] then return {tonumber(f[6])} end -- our own retry
+if not exp or tonumber(exp) <= t then return {'0'} end
+if f[2] == ARGV[2] then return {f[6]} end -- our own retry
 local res
 if ARGV[1] == f[2] then
   res = 1
@@ -150,8 +159,9 @@ elseif f[3] and ARGV[1] == f[3] and ARGV[3] == f[1] and ARGV[8] == '1' and
      (tonumber(f[4]) == tonumber(ARGV[6]) and tonumber(f[5]) >= tonumber(ARGV[7]))) then
   res = 2
 else
-  revoke(g, ARGV[13], ARGV[11], ARGV[12])
-  return {3}
+  local out = {'3'}
+  for _, h in ipairs(revoke(g, ARGV[13], ARGV[11], ARGV[12])) do table.insert(out, h) end
+  return out
 end
 local previous = f[3]
 if res == 1 then
@@ -160,14 +170,21 @@ if res == 1 then
 end
 redis.call('HSET', g.family, 'current', ARGV[2], 'res', res)
 local ttl = tonumber(ARGV[9])
+local out = {tostring(res)}
 redis.call('ZADD', g.tokens, int(t + ttl * 1000), ARGV[2])
-redis.call('ZREMRANGEBYSCORE', g.tokens, '-inf', int(t))
+for _, h in ipairs(redis.call('ZRANGEBYSCORE', g.tokens, '-inf', int(t))) do
+  if h ~= ARGV[2] and h ~= previous then
+    redis.call('ZREM', g.tokens, h)
+    table.insert(out, h)
+  end
+end
 local excess = redis.call('ZCARD', g.tokens) - tonumber(ARGV[10])
 if excess > 0 then
   for _, h in ipairs(redis.call('ZRANGE', g.tokens, 0, excess + 1)) do
     if excess == 0 then break end
     if h ~= ARGV[2] and h ~= previous then
       redis.call('ZREM', g.tokens, h)
+      table.insert(out, h)
       excess = excess - 1
     end
   end
@@ -175,7 +192,7 @@ end
 for _, k in ipairs({g.family, g.tokens}) do
   if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ARGV[9]) end
 end
-return {res}
+return out
 `)
 
 // lookupScript finds a live token of a live family: KEYS are family,

@@ -125,12 +125,48 @@ func (v *Vault) Put(ctx context.Context, grantID string, tok *oauth2.Token) erro
 }
 
 func (v *Vault) put(ctx context.Context, grantID string, tok *oauth2.Token) error {
+	return v.putFor(ctx, grantID, tok, v.o.TTL)
+}
+
+func (v *Vault) putFor(ctx context.Context, grantID string, tok *oauth2.Token, ttl time.Duration) error {
 	s, err := v.keys.SealToken(grantID, tok)
 	if err != nil {
 		return fmt.Errorf("authz: seal upstream token of grant %s: %w", grantID, err)
 	}
-	if err := v.store.PutUpstream(ctx, grantID, s, v.o.TTL); err != nil {
+	if err := v.store.PutUpstream(ctx, grantID, s, ttl); err != nil {
 		return fmt.Errorf("authz: store upstream token of grant %s: %w", grantID, err)
+	}
+	return nil
+}
+
+// PutSignIn stores the upstream tokens of a sign-in that has not been
+// completed yet (our authorization code is not redeemed): for ttl only, so
+// that an abandoned sign-in does not keep them for the vault's TTL. Keep
+// gives them the vault's TTL once the sign-in is completed.
+func (v *Vault) PutSignIn(ctx context.Context, grantID string, tok *oauth2.Token, ttl time.Duration) error {
+	if grantID == "" || tok == nil || tok.AccessToken == "" || ttl <= 0 {
+		return errors.New("authz: vault put: no grant id, no access token or no lifetime")
+	}
+	return v.putFor(ctx, grantID, tok, min(ttl, v.o.TTL))
+}
+
+// Keep gives the upstream tokens of a grant the vault's TTL: the sign-in
+// that stored them with PutSignIn was completed. It rewrites the sealed
+// record as it is (through TokenSwapper when the store has it, so that a
+// refresh that stored newer tokens meanwhile wins). ErrNotFound if the
+// tokens are gone.
+func (v *Vault) Keep(ctx context.Context, grantID string) error {
+	s, err := v.store.GetUpstream(ctx, grantID)
+	if err != nil {
+		return fmt.Errorf("authz: keep upstream token of grant %s: %w", grantID, err)
+	}
+	if sw, ok := v.store.(TokenSwapper); ok {
+		_, err = sw.SwapUpstream(ctx, grantID, s, s, v.o.TTL)
+	} else {
+		err = v.store.PutUpstream(ctx, grantID, s, v.o.TTL)
+	}
+	if err != nil {
+		return fmt.Errorf("authz: keep upstream token of grant %s: %w", grantID, err)
 	}
 	return nil
 }

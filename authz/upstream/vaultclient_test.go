@@ -839,3 +839,39 @@ func TestVaultSealVerifier(t *testing.T) {
 		t.Error("SealVerifier without a pending id succeeded")
 	}
 }
+
+// TestVaultSignIn: PutSignIn stores a sign-in's tokens for its short
+// lifetime (never beyond the vault's TTL); Keep stores the same record
+// for the vault's TTL; Keep of a grant without tokens is ErrNotFound.
+func TestVaultSignIn(t *testing.T) {
+	fx := newVaultFixture(t, issue(true), &VaultOptions{TTL: time.Hour})
+	tok := &oauth2.Token{AccessToken: oldAccess, TokenType: "Bearer", RefreshToken: "r"}
+	if err := fx.vault.PutSignIn(t.Context(), "g1", tok, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.stores.ttl["g1"]; got != 2*time.Minute {
+		t.Errorf("PutSignIn TTL = %v, want 2m", got)
+	}
+	before := fx.stores.record("g1")
+	if err := fx.vault.Keep(t.Context(), "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.stores.ttl["g1"]; got != time.Hour {
+		t.Errorf("TTL after Keep = %v, want the vault's 1h", got)
+	}
+	if diff := cmp.Diff(before, fx.stores.record("g1")); diff != "" {
+		t.Errorf("Keep changed the record (-before +after):\n%s", diff)
+	}
+	if err := fx.vault.PutSignIn(t.Context(), "g2", tok, 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.stores.ttl["g2"]; got != time.Hour {
+		t.Errorf("PutSignIn beyond the vault's TTL = %v, want 1h", got)
+	}
+	if err := fx.vault.Keep(t.Context(), "missing"); !errors.Is(err, authz.ErrNotFound) {
+		t.Errorf("Keep of a missing grant = %v, want ErrNotFound", err)
+	}
+	if err := fx.vault.PutSignIn(t.Context(), "g3", tok, 0); err == nil {
+		t.Error("PutSignIn without a lifetime succeeded")
+	}
+}

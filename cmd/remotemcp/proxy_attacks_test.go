@@ -993,8 +993,10 @@ func TestProxyAttackCodeReplay(t *testing.T) {
 	c := s.register(t, nil)
 	u := s.newUser(t)
 
-	// An unrelated grant of the same user and client, which must survive.
-	bystander := c.login(t, u, atkRead)
+	// An unrelated grant of the same user, which must survive (with
+	// another client: a sign-in with c again replaces c's earlier grant).
+	bc := s.register(t, nil)
+	bystander := bc.login(t, u, atkRead)
 
 	code, verifier := atkCode(t, c, u, atkRead, nil)
 	st, first := atkExchange(t, c, code, verifier)
@@ -1029,7 +1031,7 @@ func TestProxyAttackCodeReplay(t *testing.T) {
 	// An access token is no refresh token.
 	st, body = atkRefresh(t, c, atkStr(bystander, "access_token"))
 	atkWantTokenError(t, "access token as refresh token", st, body, http.StatusBadRequest, "invalid_grant")
-	if st, body := atkRefresh(t, c, atkStr(bystander, "refresh_token")); st != http.StatusOK {
+	if st, body := atkRefresh(t, bc, atkStr(bystander, "refresh_token")); st != http.StatusOK {
 		t.Errorf("another grant's refresh after the replay: %d %v", st, body)
 	}
 }
@@ -1725,8 +1727,12 @@ func TestProxyAttackTokenEndpoints(t *testing.T) {
 				}
 			}
 		}
-		// Another client's tokens: 200, and nothing revoked.
-		victim := pub.login(t, u, atkRead)
+		// Another client's tokens: 200, and nothing revoked. (The victim
+		// is a public client of its own: a sign-in of u with pub again
+		// would replace pubTok's grant.)
+		vc := s.register(t, nil)
+		asVc := url.Values{"client_id": {vc.id}}
+		victim := vc.login(t, u, atkRead)
 		for _, tok := range []string{atkStr(victim, "access_token"), atkStr(victim, "refresh_token")} {
 			if st := rev(tok, "", nil, confCreds); st != http.StatusOK {
 				t.Errorf("revoke another client's token: %d", st)
@@ -1736,19 +1742,19 @@ func TestProxyAttackTokenEndpoints(t *testing.T) {
 			t.Errorf("another client revoked the victim's grant: /mcp %d", st)
 		}
 		// The owner revokes the refresh token: the grant goes.
-		if st := rev(atkStr(victim, "refresh_token"), "refresh_token", asPub, nil); st != http.StatusOK {
+		if st := rev(atkStr(victim, "refresh_token"), "refresh_token", asVc, nil); st != http.StatusOK {
 			t.Fatalf("revoke: %d", st)
 		}
 		atkWantInvalidToken(t, s, "access token of a revoked grant", atkStr(victim, "access_token"))
-		st, body := atkRefresh(t, pub, atkStr(victim, "refresh_token"))
+		st, body := atkRefresh(t, vc, atkStr(victim, "refresh_token"))
 		atkWantTokenError(t, "revoked refresh token", st, body, http.StatusBadRequest, "invalid_grant")
 		// Revoking through the access token takes the refresh token too.
-		victim2 := pub.login(t, u, atkRead)
-		if st := rev(atkStr(victim2, "access_token"), "access_token", asPub, nil); st != http.StatusOK {
+		victim2 := vc.login(t, u, atkRead)
+		if st := rev(atkStr(victim2, "access_token"), "access_token", asVc, nil); st != http.StatusOK {
 			t.Fatalf("revoke access token: %d", st)
 		}
 		atkWantInvalidToken(t, s, "revoked access token", atkStr(victim2, "access_token"))
-		st, body = atkRefresh(t, pub, atkStr(victim2, "refresh_token"))
+		st, body = atkRefresh(t, vc, atkStr(victim2, "refresh_token"))
 		atkWantTokenError(t, "refresh token of a grant revoked through its access token", st, body, http.StatusBadRequest, "invalid_grant")
 		// Revocation needs client authentication.
 		st2, _, out := atkPost(t, s, "/revoke", form, url.Values{"token": {atkStr(confTok, "refresh_token")}}.Encode(), nil)

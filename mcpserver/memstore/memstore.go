@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -112,9 +113,28 @@ func (s *Sessions) gcLocked(now time.Time) {
 	}
 }
 
+// encodeSession is the record as the store keeps it: JSON, refused past
+// mcpserver.MaxSessionBytes (subscriptions not counted).
+func encodeSession(sess *mcpserver.Session) ([]byte, error) {
+	subs := sess.Subscriptions
+	rest := *sess
+	rest.Subscriptions = nil
+	data, err := json.Marshal(&rest)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > mcpserver.MaxSessionBytes {
+		return nil, mcpserver.ErrSessionTooLarge
+	}
+	if len(subs) == 0 {
+		return data, nil
+	}
+	return json.Marshal(sess)
+}
+
 // Create implements mcpserver.SessionStore.
 func (s *Sessions) Create(_ context.Context, sess *mcpserver.Session) error {
-	data, err := json.Marshal(sess)
+	data, err := encodeSession(sess)
 	if err != nil {
 		return err
 	}
@@ -172,6 +192,36 @@ func (s *Sessions) Update(_ context.Context, id string, fn func(*mcpserver.Sessi
 	}
 	fn(sess)
 	sess.ID = id
+	data, err := encodeSession(sess)
+	if err != nil {
+		return err
+	}
+	e.data = data
+	return nil
+}
+
+var _ mcpserver.SubscriptionStore = (*Sessions)(nil)
+
+// SetSubscription implements mcpserver.SubscriptionStore. In memory a
+// record is cheap to rewrite, so it is.
+func (s *Sessions) SetSubscription(_ context.Context, id, uri string, subscribed bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, e, err := s.getLocked(id)
+	if err != nil {
+		return err
+	}
+	has := slices.Contains(sess.Subscriptions, uri)
+	switch {
+	case subscribed == has:
+		return nil
+	case subscribed && len(sess.Subscriptions) >= mcpserver.MaxSubscriptions:
+		return mcpserver.ErrSubscriptionLimit
+	case subscribed:
+		sess.Subscriptions = append(sess.Subscriptions, uri)
+	default:
+		sess.Subscriptions = slices.DeleteFunc(sess.Subscriptions, func(u string) bool { return u == uri })
+	}
 	data, err := json.Marshal(sess)
 	if err != nil {
 		return err

@@ -13,8 +13,11 @@
 // default.
 //
 //	key or channel                   type     TTL          holds
-//	<p>{s:<id>}:session              STRING   SessionTTL   the Session as JSON; GETEX extends the TTL on every Get and Update,
-//	                                                       and so does a WriteStream that checks the session (PEXPIRE)
+//	<p>{s:<id>}:session              STRING   SessionTTL   the Session as JSON, without its subscriptions, at most
+//	                                                       mcpserver.MaxSessionBytes; Get and Update extend the TTL, and so
+//	                                                       does a WriteStream that checks the session (PEXPIRE)
+//	<p>{s:<id>}:subs                 SET      as :session  the session's resource subscriptions (at most MaxSubscriptions
+//	                                                       URIs): SetSubscription adds or removes one without the record
 //	<p>{u:<sha256>}:sessions         SET      ≥ 24h        the session IDs of one subject (hex SHA-256 of it), for
 //	                                                       MaxSessionsPerSubject; IDs of gone sessions are dropped at the limit
 //	<p>{s:<id>}:events:<stream>      STREAM   EventTTL     one SSE stream: entry <seq>-0 is event seq (field "data": the
@@ -46,10 +49,12 @@
 // # Round trips
 //
 // Sessions.Create takes two round trips (the subject's limit, then the
-// record; more at the limit). Sessions.Get and Delete, and Events.Read (when events are ready)
-// and WriteStream (the session check, the lease, any number of events and
-// the end, in one script) take one round trip each; Sessions.Update two (a GETEX, then a
-// compare-and-set script; more under contention); Events.DeleteSession
+// record and its subscriptions, a script; more at the limit). Sessions.Get
+// (a script reading the record and its subscriptions), Delete and
+// SetSubscription, and Events.Read (when events are ready) and WriteStream
+// (the session check, the lease, any number of events and the end, in one
+// script) take one round trip each; Sessions.Update two (a read as Get,
+// then a compare-and-set script; more under contention); Events.DeleteSession
 // two (a pipeline reading the session's stream lists, then a script); Events.Lease and LeaseHolder one each; Inbox.Deliver and
 // Broadcaster.Publish one PUBLISH. Broadcaster.Subscribe takes one round
 // trip (a PING) on the shared pub/sub connection; its stop, Inbox.Listen

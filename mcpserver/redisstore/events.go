@@ -106,7 +106,8 @@ return 1
 
 // writeScript implements WriteStream. KEYS[3] is the session's record,
 // KEYS[4] the stream's lease, KEYS[5] the session's ZSET of completed
-// streams, KEYS[6] the HASH of their bytes and count. ARGV[4] is the session TTL
+// streams, KEYS[6] the HASH of their bytes and count, KEYS[7] the
+// session's subscriptions (extended with the record). ARGV[4] is the session TTL
 // in ms, or empty to leave the session alone; ARGV[5] the maximum stream
 // length; ARGV[6] '1' to end the stream; ARGV[7] the lease owner, or empty
 // for no lease; ARGV[8] the lease TTL in ms; ARGV[9] the lease key's TTL in
@@ -119,8 +120,11 @@ return 1
 // stream that existed: nobody can wait on one that did not.
 var writeScript = redis.NewScript(eventsLib + `
 local first = 16
-if ARGV[4] ~= '' and redis.call('PEXPIRE', KEYS[3], ARGV[4]) == 0 then
-  return redis.error_reply('NOSESSION session not found')
+if ARGV[4] ~= '' then
+  if redis.call('PEXPIRE', KEYS[3], ARGV[4]) == 0 then
+    return redis.error_reply('NOSESSION session not found')
+  end
+  redis.call('PEXPIRE', KEYS[7], ARGV[4])
 end
 local now = clock()
 local owner = ARGV[7]
@@ -228,7 +232,8 @@ func (l *Events) args(sessionID, streamID string) ([]string, []any) {
 func (l *Events) WriteStream(ctx context.Context, sessionID, streamID string, w *mcpserver.StreamWrite) (last int64, err error) {
 	defer wrapf(&err, "write stream")
 	k, a := l.args(sessionID, streamID)
-	k = append(k, l.keys.session(sessionID), l.keys.lease(sessionID, streamID), l.keys.done(sessionID), l.keys.logged(sessionID))
+	k = append(k, l.keys.session(sessionID), l.keys.lease(sessionID, streamID), l.keys.done(sessionID), l.keys.logged(sessionID),
+		l.keys.subscriptions(sessionID))
 	sessionTTL := ""
 	if w.Session {
 		sessionTTL = strconv.FormatInt(ms(l.sessionTTL), 10)

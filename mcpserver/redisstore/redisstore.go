@@ -130,6 +130,11 @@ func hashTag(sessionID string) string { return "{s:" + escape(sessionID) + "}" }
 // session is the STRING holding a session's JSON record.
 func (k keys) session(id string) string { return k.tag(id) + ":session" }
 
+// subscriptions is the SET of a session's resource subscriptions, kept
+// apart from the record so that a subscription does not rewrite it; it
+// lives as long as the record.
+func (k keys) subscriptions(id string) string { return k.tag(id) + ":subs" }
+
 // subjectSessions is the SET of the IDs of one subject's sessions, for
 // their limit, tagged with the hex SHA-256 of the subject (any bytes, any
 // length).

@@ -300,11 +300,11 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	s := newStores(t, rdb, &redisstore.Options{KeyPrefix: prefix, SessionTTL: sessionTTL, EventTTL: eventTTL, ResumeWindow: window})
 	workload(t, s, rand.Text(), rand.Text())
 	keys := scan(t, rdb, prefix)
-	// Per session: the record, the index, five streams, a lease, the list
-	// of completed streams and the counter of their bytes; and the
-	// subject's set of sessions.
-	if len(keys) != 2*(1+1+5+1+2)+1 {
-		t.Errorf("the workload left %d keys, want 21: %q", len(keys), keys)
+	// Per session: the record, its subscriptions, the index, five
+	// streams, a lease, the list of completed streams and the counter of
+	// their bytes; and the subject's set of sessions.
+	if len(keys) != 2*(1+1+1+5+1+2)+1 {
+		t.Errorf("the workload left %d keys, want 23: %q", len(keys), keys)
 	}
 	for _, k := range keys {
 		ttl, err := rdb.PTTL(t.Context(), k).Result()
@@ -313,7 +313,7 @@ func TestEveryKeyHasTTL(t *testing.T) {
 		}
 		limit := eventTTL
 		switch {
-		case strings.HasSuffix(k, ":session"):
+		case strings.HasSuffix(k, ":session"), strings.HasSuffix(k, ":subs"):
 			limit = sessionTTL
 		case strings.Contains(k, "{u:"):
 			limit = 24 * time.Hour // a subject's set of sessions

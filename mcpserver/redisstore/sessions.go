@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/remotemcp/remotemcp/mcpserver"
 )
 
-// Sessions is a Redis mcpserver.SessionStore. Each record is a JSON
-// STRING with the idle TTL, extended by Get and Update.
+// Sessions is a Redis mcpserver.SessionStore and SubscriptionStore. Each
+// record is a JSON STRING with the idle TTL, extended by Get and Update;
+// its subscriptions are a SET beside it (keys.subscriptions) with the same
+// TTL, so that a subscription adds or removes one member instead of
+// rewriting the record.
 //
 // A subject's session IDs are also in a SET (keys.subjectSessions), which
 // bounds them: Create adds to it under the limit, atomically. Delete and
@@ -99,7 +103,7 @@ var errSessionExists = errors.New("session exists")
 // limit).
 func (s *Sessions) Create(ctx context.Context, sess *mcpserver.Session) (err error) {
 	defer wrapf(&err, "create session")
-	data, err := json.Marshal(sess)
+	data, err := encodeSession(sess)
 	if err != nil {
 		return err
 	}
@@ -107,7 +111,8 @@ func (s *Sessions) Create(ctx context.Context, sess *mcpserver.Session) (err err
 	if err != nil {
 		return err
 	}
-	ok, err := s.rdb.SetNX(ctx, s.keys.session(sess.ID), data, s.ttl).Result()
+	ok, err := createScript.Run(ctx, s.rdb, []string{s.keys.session(sess.ID), s.keys.subscriptions(sess.ID)},
+		append([]any{data, ms(s.ttl)}, anys(sess.Subscriptions)...)...).Bool()
 	if err == nil && !ok {
 		err = errSessionExists
 	}
@@ -118,65 +123,184 @@ func (s *Sessions) Create(ctx context.Context, sess *mcpserver.Session) (err err
 	return err
 }
 
-// Get implements mcpserver.SessionStore with GETEX PX, which reads the
-// record and extends its lifetime in one round trip.
-func (s *Sessions) Get(ctx context.Context, id string) (_ *mcpserver.Session, err error) {
-	defer wrapf(&err, "get session")
-	data, err := s.rdb.GetEx(ctx, s.keys.session(id), s.ttl).Bytes()
-	if err != nil {
-		return nil, err
+// encodeSession is the record as stored, without its subscriptions
+// (which are the SET's), refused past mcpserver.MaxSessionBytes.
+func encodeSession(sess *mcpserver.Session) ([]byte, error) {
+	rest := *sess
+	rest.Subscriptions = nil
+	data, err := json.Marshal(&rest)
+	if err == nil && len(data) > mcpserver.MaxSessionBytes {
+		err = mcpserver.ErrSessionTooLarge
 	}
-	return decodeSession(data)
+	return data, err
 }
 
-func decodeSession(data []byte) (*mcpserver.Session, error) {
-	var sess mcpserver.Session
-	if err := json.Unmarshal(data, &sess); err != nil {
-		return nil, err
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
 	}
-	return &sess, nil
+	return out
+}
+
+// createScript stores a new record and its subscriptions.
+//
+//	KEYS: the record, its subscriptions
+//	ARGV: record, TTL ms, subscriptions...
+//	returns 1 when created, 0 if the record exists
+var createScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return 0 end
+redis.call('DEL', KEYS[2])
+if #ARGV > 2 then
+  redis.call('SADD', KEYS[2], unpack(ARGV, 3))
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+`)
+
+// getScript reads a record and its subscriptions, and extends both.
+//
+//	KEYS: the record, its subscriptions
+//	ARGV: TTL ms
+//	returns {record, subscriptions...}, or nil if there is no record
+var getScript = redis.NewScript(`
+local rec = redis.call('GET', KEYS[1])
+if not rec then return false end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+local out = redis.call('SMEMBERS', KEYS[2])
+table.insert(out, 1, rec)
+return out
+`)
+
+// Get implements mcpserver.SessionStore: one script, which reads the
+// record and its subscriptions and extends their lifetime.
+func (s *Sessions) Get(ctx context.Context, id string) (_ *mcpserver.Session, err error) {
+	defer wrapf(&err, "get session")
+	sess, _, err := s.get(ctx, id)
+	return sess, err
+}
+
+// get returns the session and its record as stored.
+func (s *Sessions) get(ctx context.Context, id string) (*mcpserver.Session, string, error) {
+	v, err := getScript.Run(ctx, s.rdb, []string{s.keys.session(id), s.keys.subscriptions(id)}, ms(s.ttl)).StringSlice()
+	if err != nil {
+		return nil, "", err
+	}
+	if len(v) == 0 {
+		return nil, "", errors.New("empty reply")
+	}
+	var sess mcpserver.Session
+	if err := json.Unmarshal([]byte(v[0]), &sess); err != nil {
+		return nil, "", err
+	}
+	if subs := v[1:]; len(subs) > 0 {
+		slices.Sort(subs)
+		sess.Subscriptions = append(sess.Subscriptions, subs...)
+	}
+	return &sess, v[0], nil
 }
 
 // casScript replaces the record only if it is still the one that was read,
-// and extends its lifetime. It returns 1 on success, 0 if the record
-// changed, -1 if it is gone.
+// applies the changes to its subscriptions, and extends their lifetime.
+//
+//	KEYS: the record, its subscriptions
+//	ARGV: the record read, the new record, TTL ms, how many subscriptions
+//	      to add, then those, then the ones to remove
+//	returns 1 on success, 0 if the record changed, -1 if it is gone
 var casScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
 if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n do redis.call('SADD', KEYS[2], ARGV[i]) end
+for i = 5 + n, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
 `)
+
+// subscribeScript adds or removes one subscription.
+//
+//	KEYS: the record, its subscriptions
+//	ARGV: URI, "1" to add or "0" to remove, TTL ms, the limit
+//	returns 1 on success, 0 at the limit, -1 if the session is gone
+var subscribeScript = redis.NewScript(`
+if redis.call('PEXPIRE', KEYS[1], ARGV[3]) == 0 then return -1 end
+if ARGV[2] == '1' then
+  if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', KEYS[2], ARGV[3])
+    return 0
+  end
+  redis.call('SADD', KEYS[2], ARGV[1])
+else
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+`)
+
+var _ mcpserver.SubscriptionStore = (*Sessions)(nil)
+
+// SetSubscription implements mcpserver.SubscriptionStore: one script on
+// the SET of the session's subscriptions; the record is only extended.
+func (s *Sessions) SetSubscription(ctx context.Context, id, uri string, subscribed bool) (err error) {
+	defer wrapf(&err, "set subscription")
+	on := "0"
+	if subscribed {
+		on = "1"
+	}
+	res, err := subscribeScript.Run(ctx, s.rdb, []string{s.keys.session(id), s.keys.subscriptions(id)}, uri, on, ms(s.ttl), mcpserver.MaxSubscriptions).Int()
+	switch {
+	case err != nil:
+		return err
+	case res == -1:
+		return mcpserver.ErrNotFound
+	case res == 0:
+		return mcpserver.ErrSubscriptionLimit
+	}
+	return nil
+}
 
 // maxUpdateAttempts bounds the optimistic retries of Update under
 // contention; 16 concurrent writers of one session need far fewer.
 const maxUpdateAttempts = 64
 
 // Update implements mcpserver.SessionStore as an optimistic transaction:
-// GETEX, fn on a private copy, then a compare-and-set script that writes
-// only if the record is unchanged; on a conflict it starts over. fn may
+// a read (as Get), fn on a private copy, then a compare-and-set script that
+// writes only if the record is unchanged, and applies the changes fn made
+// to the subscriptions; on a conflict it starts over. fn may
 // therefore run more than once, each time on the current record. Two round
 // trips without contention. (A compare-and-set script rather than
 // WATCH/MULTI, which would pin a pooled connection for the duration.)
 func (s *Sessions) Update(ctx context.Context, id string, fn func(*mcpserver.Session)) (err error) {
 	defer wrapf(&err, "update session")
-	key := s.keys.session(id)
+	keys := []string{s.keys.session(id), s.keys.subscriptions(id)}
 	for attempt := range maxUpdateAttempts {
-		old, err := s.rdb.GetEx(ctx, key, s.ttl).Bytes()
+		sess, old, err := s.get(ctx, id)
 		if err != nil {
 			return err
 		}
-		sess, err := decodeSession(old)
-		if err != nil {
-			return err
-		}
+		had := slices.Clone(sess.Subscriptions)
 		fn(sess)
 		sess.ID = id
-		data, err := json.Marshal(sess)
+		data, err := encodeSession(sess)
 		if err != nil {
 			return err
 		}
-		res, err := casScript.Run(ctx, s.rdb, []string{key}, old, data, ms(s.ttl)).Int()
+		var added, removed []any
+		for _, u := range sess.Subscriptions {
+			if !slices.Contains(had, u) {
+				added = append(added, u)
+			}
+		}
+		for _, u := range had {
+			if !slices.Contains(sess.Subscriptions, u) {
+				removed = append(removed, u)
+			}
+		}
+		args := append([]any{old, data, ms(s.ttl), len(added)}, added...)
+		res, err := casScript.Run(ctx, s.rdb, keys, append(args, removed...)...).Int()
 		if err != nil {
 			return err
 		}
@@ -198,12 +322,13 @@ func (s *Sessions) Update(ctx context.Context, id string, fn func(*mcpserver.Ses
 	return errors.New("too much contention")
 }
 
-// Delete implements mcpserver.SessionStore: one DEL. The session's event
+// Delete implements mcpserver.SessionStore: one DEL of the record and its
+// subscriptions. The session's event
 // streams are left to EventLog.DeleteSession (which the Handler calls on
 // DELETE) or to their TTL: removing them here would race with the Handler,
 // which forgets a session whose initialize failed before it appends the
 // error response that the client is waiting for.
 func (s *Sessions) Delete(ctx context.Context, id string) (err error) {
 	defer wrapf(&err, "delete session")
-	return s.rdb.Del(ctx, s.keys.session(id)).Err()
+	return s.rdb.Del(ctx, s.keys.session(id), s.keys.subscriptions(id)).Err()
 }

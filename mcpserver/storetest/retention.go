@@ -51,6 +51,7 @@ func RunRetention(t *testing.T, newStores func(t *testing.T, maxBytes int64) Tim
 	t.Run("OpenStreamsKept", func(t *testing.T) { testRetentionOpenStreamsKept(t, newStores) })
 	t.Run("MaxLoggedBytes", func(t *testing.T) { testRetentionMaxLoggedBytes(t, newStores) })
 	t.Run("Growth", func(t *testing.T) { testRetentionGrowth(t, newStores) })
+	t.Run("SessionGrowth", func(t *testing.T) { testSessionGrowth(t, newStores) })
 }
 
 // call logs one legacy tools/call the way a Handler does for a call
