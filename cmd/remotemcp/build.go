@@ -158,7 +158,7 @@ func newRegistry(ctx, bg context.Context, cfg *config, log *slog.Logger, st *sta
 	var h handlers
 	server := mcp.NewServer(&mcp.Implementation{Name: "remotemcp", Title: "remotemcp", Version: version}, &mcp.ServerOptions{
 		Instructions:              "remotemcp: per-user notes with search, export and prompts.",
-		Logger:                    log.With("component", "mcp"),
+		Logger:                    sdkLogger(log.With("component", "mcp")),
 		SupportedProtocolVersions: mcpserver.SupportedVersions,
 		CompletionHandler:         h.complete,
 		SubscribeHandler:          h.subscribe,
