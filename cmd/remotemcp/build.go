@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -40,9 +41,9 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 type app struct {
 	handler http.Handler
 	close   func()
-	// ready reports whether the shared store is reachable (always true
-	// with in-process stores).
-	ready func() bool
+	// ready is nil when the server can serve, else why not: the shared
+	// store is unreachable, or the identity provider has not answered yet.
+	ready func() error
 }
 
 // build assembles the server of cfg: its state, the --auth proxy
@@ -66,7 +67,8 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err erro
 	}
 	var px *proxy
 	if cfg.Auth == "proxy" {
-		if px, err = newProxy(ctx, cfg, log, st.rdb); err != nil {
+		// bg: a discovery of the upstream retried in the background ends with the app.
+		if px, err = newProxy(bg, cfg, log, st.rdb); err != nil {
 			return nil, err
 		}
 		cl.add(px.close)
@@ -79,19 +81,31 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err erro
 	cl.add(func() { mcpHandler.Close() })
 
 	mux := http.NewServeMux()
-	endpoint, err := authenticate(bg, cfg, log, mux, mcpHandler, px)
+	endpoint, idp, err := authenticate(bg, cfg, log, mux, mcpHandler, px)
 	if err != nil {
 		return nil, err
+	}
+	if idp != nil {
+		cl.add(idp.close)
 	}
 	mux.Handle("/mcp", endpoint)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	a := &app{handler: mux, close: closeAll, ready: func() bool { return true }}
+	a := &app{handler: mux, close: closeAll, ready: func() error { return nil }}
+	if idp != nil {
+		a.handler, a.ready = idp.gate(a.handler), idp.err
+	}
 	if st.health != nil {
-		a.handler = st.health.gate(mux)
-		a.ready = st.health.up.Load
+		a.handler = st.health.gate(a.handler)
+		idpReady := a.ready
+		a.ready = func() error {
+			if !st.health.up.Load() {
+				return errors.New("the shared store is unreachable")
+			}
+			return idpReady()
+		}
 	}
 	return a, nil
 }
@@ -250,21 +264,23 @@ func newMCPHandler(cfg *config, log *slog.Logger, reg *policy.Registry, stores m
 // authenticate is mcpHandler behind the bearer-token check of cfg.Auth
 // (mcpHandler itself with --auth none), and mounts on mux what that mode
 // serves: the protected-resource metadata and, with --auth proxy (px),
-// the authorization server.
-func authenticate(bg context.Context, cfg *config, log *slog.Logger, mux *http.ServeMux, mcpHandler *mcpserver.Handler, px *proxy) (http.Handler, error) {
+// the authorization server. The wait, if not nil, is for an identity
+// provider that could not be reached yet.
+func authenticate(bg context.Context, cfg *config, log *slog.Logger, mux *http.ServeMux, mcpHandler *mcpserver.Handler, px *proxy) (http.Handler, *idpWait, error) {
 	if cfg.Auth == "none" {
-		return mcpHandler, nil
+		return mcpHandler, nil, nil
 	}
 	var verify resource.Verifier
+	var wait *idpWait
 	authServer := cfg.AuthorizationServer
 	if px != nil {
-		verify = px.issuer.Verify
+		verify, wait = px.issuer.Verify, px.wait
 		px.mount(mux)
 		authServer = px.base
 	} else {
 		var err error
-		if verify, err = newVerifier(bg, cfg); err != nil {
-			return nil, err
+		if verify, wait, err = startVerifier(bg, cfg, log); err != nil {
+			return nil, nil, err
 		}
 	}
 	read := cfg.ScopeRead
@@ -282,5 +298,5 @@ func authenticate(bg context.Context, cfg *config, log *slog.Logger, mux *http.S
 		Scopes:              []string{read},
 		CheckScopes:         mcpHandler.CheckScopes,
 		Logger:              log.With("component", "authz"),
-	})(mcpHandler), nil
+	})(mcpHandler), wait, nil
 }

@@ -80,6 +80,10 @@ type config struct {
 	// no flag sets it: tests do, to be past a time window (the refresh
 	// grace) without waiting for it.
 	now func() time.Time
+	// idpRetry waits between the tries of an identity provider that could
+	// not be reached at start-up (nil: time.After); tests set it to drive
+	// the retries.
+	idpRetry func(time.Duration) <-chan time.Time
 }
 
 // envName is the environment twin of a flag: --public-url ⇒ REMOTEMCP_PUBLIC_URL.

@@ -32,6 +32,7 @@ type proxy struct {
 	vault    *upstream.Vault
 	upstream *upstream.Provider
 	devIdP   *devidp.Provider // the built-in development provider, if used
+	wait     *idpWait         // the upstream's discovery, while it cannot be reached
 	base     string
 	close    func()
 }
@@ -58,7 +59,7 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 	pc := cfg.Proxy
 	st := newProxyStores(rdb, pc.MaxClients, log)
 	p := &proxy{base: cfg.PublicURL.String(), close: st.close}
-	display, prefix, err := p.connectUpstream(ctx, pc, log)
+	display, prefix, err := p.connectUpstream(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +109,8 @@ func newProxyStores(rdb redis.UniversalClient, maxClients int, log *slog.Logger)
 // connectUpstream sets p.upstream to the identity provider of
 // pc.Upstream (starting the development provider for dev), and returns
 // the name the consent page shows for it and the prefix of its subjects.
-func (p *proxy) connectUpstream(ctx context.Context, pc *proxyConfig, log *slog.Logger) (display, prefix string, err error) {
+func (p *proxy) connectUpstream(ctx context.Context, cfg *config, log *slog.Logger) (display, prefix string, err error) {
+	pc := cfg.Proxy
 	ucfg := upstream.Config{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, RedirectURL: p.base + as.PathCallback}
 	switch pc.Upstream {
 	case "dev":
@@ -117,12 +119,16 @@ func (p *proxy) connectUpstream(ctx context.Context, pc *proxyConfig, log *slog.
 		}
 		return "the development identity provider", "", nil // its subjects are "dev|<name>" already
 	case "oidc":
-		p.upstream, err = upstream.DiscoverOIDC(ctx, pc.UpstreamIssuer, ucfg)
+		p.upstream, p.wait, err = discoverUpstream(ctx, log, cfg.idpRetry, pc.UpstreamIssuer, func(ctx context.Context) (*upstream.Provider, error) {
+			return upstream.DiscoverOIDC(ctx, pc.UpstreamIssuer, ucfg)
+		})
 		display, prefix = hostOf(pc.UpstreamIssuer), "oidc:"
 	case "github":
 		p.upstream, display, prefix = upstream.GitHub(ucfg), "GitHub", "github:"
 	case "google":
-		p.upstream, err = upstream.Google(ctx, ucfg)
+		p.upstream, p.wait, err = discoverUpstream(ctx, log, cfg.idpRetry, "https://accounts.google.com", func(ctx context.Context) (*upstream.Provider, error) {
+			return upstream.Google(ctx, ucfg)
+		})
 		display, prefix = "Google", "google:"
 	}
 	if err != nil {

@@ -111,8 +111,8 @@ func (a *app) front(log *slog.Logger, draining *atomic.Bool) http.Handler {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
 		}
-		if !a.ready() {
-			http.Error(w, "the shared store is unreachable", http.StatusServiceUnavailable)
+		if err := a.ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

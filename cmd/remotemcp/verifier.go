@@ -25,6 +25,9 @@ func newVerifier(ctx context.Context, cfg *config) (resource.Verifier, error) {
 				return nil, err
 			}
 		}
+		if err := probeJWKS(ctx, jwks); err != nil {
+			return nil, err
+		}
 		v, err := resource.NewJWTVerifier(ctx, &resource.JWTOptions{Issuer: cfg.Issuer, JWKSURL: jwks, Audience: cfg.audience(), ClockSkew: cfg.clockSkew()})
 		if err != nil {
 			return nil, err
@@ -75,11 +78,14 @@ func fetchJWKSURI(ctx context.Context, client *http.Client, metadataURL, issuer 
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return "", unreachable(errors.New(netReason(err)))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d", resp.StatusCode)
+	switch {
+	case outageStatus(resp.StatusCode):
+		return "", unreachable(fmt.Errorf("HTTP %d", resp.StatusCode))
+	case resp.StatusCode != http.StatusOK:
+		return "", fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	var m struct {
 		Issuer  string `json:"issuer"`
