@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,7 +57,7 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, rdb redis.Univ
 	pc := cfg.Proxy
 	st := newProxyStores(rdb, pc.MaxClients, log)
 	p := &proxy{base: cfg.PublicURL.String(), close: st.close}
-	display, prefix, err := p.connectUpstream(ctx, cfg, log)
+	display, prefix, err := p.connectUpstream(ctx, cfg, rdb, log)
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +107,12 @@ func newProxyStores(rdb redis.UniversalClient, maxClients int, log *slog.Logger)
 // connectUpstream sets p.upstream to the identity provider of
 // pc.Upstream (starting the development provider for dev), and returns
 // the name the consent page shows for it and the prefix of its subjects.
-func (p *proxy) connectUpstream(ctx context.Context, cfg *config, log *slog.Logger) (display, prefix string, err error) {
+func (p *proxy) connectUpstream(ctx context.Context, cfg *config, rdb redis.UniversalClient, log *slog.Logger) (display, prefix string, err error) {
 	pc := cfg.Proxy
 	ucfg := upstream.Config{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, RedirectURL: p.base + as.PathCallback}
 	switch pc.Upstream {
 	case "dev":
-		if err := p.startDevIdP(ucfg, log); err != nil {
+		if err := p.startDevIdP(ucfg, cfg.StateKey, rdb, log); err != nil {
 			return "", "", err
 		}
 		return "the development identity provider", "", nil // its subjects are "dev|<name>" already
@@ -138,17 +136,20 @@ func (p *proxy) connectUpstream(ctx context.Context, cfg *config, log *slog.Logg
 }
 
 // startDevIdP makes the built-in development identity provider, with a
-// client registered for us, and sets p.upstream to it.
-func (p *proxy) startDevIdP(ucfg upstream.Config, log *slog.Logger) error {
-	secret := make([]byte, 24)
-	rand.Read(secret)
-	ucfg.ClientID, ucfg.ClientSecret = "remotemcp-dev", hex.EncodeToString(secret)
+// client registered for us, and sets p.upstream to it. Its records go to
+// Redis when rdb is set, so that replicas share its sign-ins.
+func (p *proxy) startDevIdP(ucfg upstream.Config, stateKey []byte, rdb redis.UniversalClient, log *slog.Logger) error {
+	ucfg.ClientID, ucfg.ClientSecret = "remotemcp-dev", devIdPSecret(stateKey)
 	iss := p.base + devIdPPath
-	var err error
-	p.devIdP, err = devidp.New(devidp.Options{
+	opts := devidp.Options{
 		Issuer: iss, ClientID: ucfg.ClientID, ClientSecret: ucfg.ClientSecret,
 		RedirectURIs: []string{ucfg.RedirectURL}, Logger: log.With("component", "dev-idp"),
-	})
+	}
+	if rdb != nil {
+		opts.Store = devIdPStore{rdb}
+	}
+	var err error
+	p.devIdP, err = devidp.New(opts)
 	if err != nil {
 		return err
 	}
