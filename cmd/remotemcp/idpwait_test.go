@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -403,4 +404,37 @@ func signTestAT(t *testing.T, priv jwk.Key, iss, aud string) string {
 		t.Fatal(err)
 	}
 	return string(out)
+}
+
+// TestJWKSUnreachableAtStart: a JWKS whose host refuses connections at
+// start-up (nothing listens on its port) is waited for the same way, and
+// /readyz says the connection was refused; once something listens there
+// and serves the JWK Set, the server is ready.
+func TestJWKSUnreachableAtStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	clock := newRetryClock()
+	_, a, srv := testApp(t, clock, "--auth", "jwt", "--issuer", "http://127.0.0.1:9", "--jwks-url", "http://"+addr+"/jwks")
+	clock.next(t)
+	r := do(t, "GET", srv.URL+"/readyz", "", "")
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "http://"+addr+"/jwks") || !strings.Contains(r.body, "connection refused") {
+		t.Errorf("/readyz: %d %q; want 503 naming the URL and the refused connection", r.status, r.body)
+	}
+
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	_, jwksJSON := newTestJWKS(t)
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(jwksJSON) }), ReadHeaderTimeout: 5 * time.Second}
+	go up.Serve(ln)
+	defer up.Close()
+	clock.fire <- time.Now()
+	if err := waitFor(t, 10*time.Second, a.ready); err != nil {
+		t.Fatalf("not ready once the JWKS is served: %v", err)
+	}
 }
