@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -436,5 +438,31 @@ func TestJWKSUnreachableAtStart(t *testing.T) {
 	clock.fire <- time.Now()
 	if err := waitFor(t, 10*time.Second, a.ready); err != nil {
 		t.Fatalf("not ready once the JWKS is served: %v", err)
+	}
+}
+
+// TestIntrospectionOutageAtStart: --auth introspect fetches nothing at
+// start-up, so an unreachable introspection endpoint does not stop the
+// server: it is ready, and a request with a token gets 503 with
+// Retry-After (never a 401) until the endpoint answers.
+func TestIntrospectionOutageAtStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	creds := filepath.Join(t.TempDir(), "creds")
+	if err := os.WriteFile(creds, []byte("rs\nsecret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, srv := testApp(t, newRetryClock(), "--auth", "introspect", "--issuer", "http://127.0.0.1:9",
+		"--introspection-url", "http://"+addr+"/introspect", "--introspection-credentials-file", creds)
+	if r := do(t, "GET", srv.URL+"/readyz", "", ""); r.status != http.StatusOK {
+		t.Errorf("/readyz: %d %q, want 200", r.status, r.body)
+	}
+	r := do(t, "POST", srv.URL+"/mcp", "opaque-token", initializeBody)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("/mcp with a token: %d Retry-After %q, want 503 with Retry-After", r.status, r.header.Get("Retry-After"))
 	}
 }
