@@ -106,7 +106,7 @@ func (w *idpWait) run(ctx context.Context) {
 // setReason records why the provider is not ready, and reports whether
 // that changed.
 func (w *idpWait) setReason(err error) bool {
-	r := "waiting for the identity provider: " + err.Error() +
+	r := "waiting for the identity provider: " + strings.ReplaceAll(err.Error(), "\n", "; ") +
 		"; check that it is up and reachable from this server (DNS, firewall, outbound proxy) and that the URL is right; retrying in the background"
 	old := w.reason.Swap(&r)
 	return old == nil || *old != r
