@@ -1,6 +1,7 @@
 // Package authz holds what every OAuth package of remotemcp shares, and
 // nothing else: the one OAuth error type, scope strings, the resource
-// comparison and the store sentinel. The OAuth code itself is split by
+// comparison, the store sentinel and the names of what a verified token
+// says of its caller. The OAuth code itself is split by
 // role, one RFC family per package:
 //
 //   - authz/resource: the resource server: the bearer middleware in front
@@ -27,7 +28,9 @@
 //     no-store, and no cause ever serialized;
 //   - scopes.go: scope strings ([RFC 6749 §3.3]) and secret fingerprints
 //     for logs;
-//   - audience.go: resource identifiers compared ([RFC 8707 §2]).
+//   - audience.go: resource identifiers compared ([RFC 8707 §2]);
+//   - extra.go: the keys of auth.TokenInfo.Extra that the verifiers fill
+//     and the per-item policy reads (client id, verified e-mail, groups).
 //
 // [RFC 6750 §3.1]: https://www.rfc-editor.org/rfc/rfc6750#section-3.1
 // [RFC 6749 §5.2]: https://www.rfc-editor.org/rfc/rfc6749#section-5.2

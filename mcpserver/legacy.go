@@ -163,7 +163,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, sid string) (*S
 }
 
 func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, call *jsonrpc.Request) {
-	sess := &Session{ID: rand.Text(), Subject: subjectOf(r.Context()), CreatedAt: time.Now().UTC()}
+	sess := &Session{ID: rand.Text(), Subject: subjectOf(r.Context()), View: h.view(r.Context()), CreatedAt: time.Now().UTC()}
 	err := h.stores.Sessions.Create(r.Context(), sess)
 	if errors.Is(err, ErrSessionLimit) {
 		writeRPCError(w, http.StatusTooManyRequests, call.ID, -32000,
@@ -224,6 +224,9 @@ func (h *Handler) serveCalls(w http.ResponseWriter, r *http.Request, sess *Sessi
 			state.LogLevel = "info"
 		}
 		opts = &mcp.ServerSessionOptions{State: &state}
+	}
+	if !isInit {
+		h.announceView(r.Context(), sess, c)
 	}
 	ctx, health := withHealth(context.WithValue(context.WithoutCancel(r.Context()), sessionKey{}, sess.ID))
 	ss, err := h.server.Connect(ctx, c, opts)

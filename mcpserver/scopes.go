@@ -5,20 +5,26 @@ import (
 	"io"
 	"net/http"
 	"slices"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/remotemcp/remotemcp/policy"
 )
 
-// CheckScopes tells the bearer middleware whether a request's token, which
-// grants granted, covers what the request asks for. For a POST it reads the
+// CheckScopes tells the bearer middleware whether a request's verified
+// token, info, covers what the request asks for. For a POST it reads the
 // body (once: the returned request carries what was read, and servePOST
-// uses it), finds the operations it names (operations), and looks each up
-// in Options.Policy. need is nil when the token covers every operation, and
-// otherwise every scope the operations need, sorted, for the 403
-// insufficient_scope challenge. An operation that names an item without a
-// rule adds nothing here: the policy's own middleware answers it as an
-// unknown item. err is for a body that is not well-formed JSON-RPC (the
-// middleware answers 400); a body too large or unreadable is left for
-// ServeHTTP to answer as it answers any other.
-func (h *Handler) CheckScopes(r *http.Request, granted []string) (_ *http.Request, need []string, err error) {
+// uses it), finds the operations it names (operations), and asks
+// Options.Policy about each (policy.Registry.Decide). need is nil when the
+// token covers every operation, and otherwise every scope the operations
+// need, sorted, for the 403 insufficient_scope challenge. An operation
+// that no token of this caller could use (an item without a rule, or one
+// whose predicate is false for the caller) adds nothing here: no scope
+// would help, and the policy's own middleware answers it as an unknown
+// item. err is for a body that is not well-formed JSON-RPC (the middleware
+// answers 400); a body too large or unreadable is left for ServeHTTP to
+// answer as it answers any other.
+func (h *Handler) CheckScopes(r *http.Request, info *auth.TokenInfo) (_ *http.Request, need []string, err error) {
 	if h.opts.Policy == nil || r.Method != http.MethodPost {
 		return r, nil, nil
 	}
@@ -39,12 +45,16 @@ func (h *Handler) CheckScopes(r *http.Request, granted []string) (_ *http.Reques
 		if !known {
 			continue
 		}
+		v := h.opts.Policy.Decide(info, a)
+		if v == policy.Hidden {
+			continue
+		}
 		for _, s := range a.Scopes {
 			if !slices.Contains(need, s) {
 				need = append(need, s)
 			}
 		}
-		covered = covered && h.opts.Policy.Satisfied(granted, a)
+		covered = covered && v == policy.Allowed
 	}
 	if covered {
 		return r, nil, nil

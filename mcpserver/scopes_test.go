@@ -8,13 +8,16 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/policy"
 )
 
 // stepUpRegistry: writing needs notes:write, reading notes needs
-// notes:read, notes:write includes notes:read, and whoami is open.
+// notes:read, notes:write includes notes:read, and whoami is open;
+// notes_purge needs notes:write and is for the group admins only.
 func stepUpRegistry() *policy.Registry {
 	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil)
 	r := policy.New(s, &policy.Options{Implies: map[string][]string{"notes:write": {"notes:read"}}})
@@ -23,10 +26,13 @@ func stepUpRegistry() *policy.Registry {
 	}
 	policy.AddTool(r, &mcp.Tool{Name: "notes_create"}, noop, policy.Need("notes:write"))
 	policy.AddTool(r, &mcp.Tool{Name: "whoami"}, noop, policy.Open)
+	policy.AddTool(r, &mcp.Tool{Name: "notes_purge"}, noop, policy.Need("notes:write").For(policy.Group("admins")))
 	read := func(context.Context, *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) { return nil, nil }
 	r.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: "notes://{id}", Name: "note"}, read, policy.Need("notes:read"))
 	return r
 }
+
+const purgeBody = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notes_purge","arguments":{}}}`
 
 func TestCheckScopes(t *testing.T) {
 	h := &Handler{opts: Options{Policy: stepUpRegistry(), MaxBodyBytes: DefaultMaxBodyBytes}}
@@ -34,6 +40,8 @@ func TestCheckScopes(t *testing.T) {
 		name     string
 		method   string
 		scopes   []string
+		groups   []string
+		noAuth   bool // no token: --auth none
 		body     string
 		maxBody  int64
 		wantNeed []string
@@ -67,6 +75,15 @@ func TestCheckScopes(t *testing.T) {
 		{name: "mistyped ref beside the name", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"notes_create","ref":"x","arguments":{"title":"t"}}}`, wantNeed: []string{"notes:write"}},
 		{name: "params.name beside the resource uri", body: `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"x","uri":"notes://x"}}`, wantNeed: []string{"notes:read"}},
 		{name: "params.name beside the completion ref", body: `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"name":"x","ref":{"type":"ref/resource","uri":"notes://{id}"},"argument":{"name":"id","value":"1"}}}`, wantNeed: []string{"notes:read"}},
+		// A predicate: more scope helps only the callers it admits.
+		{name: "purge by an admin with a read-only token", scopes: []string{"notes:read"}, groups: []string{"admins"}, body: purgeBody, wantNeed: []string{"notes:write"}},
+		{name: "purge by an admin with notes:write", scopes: []string{"notes:write"}, groups: []string{"staff", "admins"}, body: purgeBody},
+		{name: "purge by another, read-only: no scope would help", scopes: []string{"notes:read"}, groups: []string{"staff"}, body: purgeBody},
+		{name: "purge by another with notes:write: left to the middleware", scopes: []string{"notes:write"}, body: purgeBody},
+		{name: "batch of another's purge and create needs only create's", scopes: []string{"notes:read"}, body: "[" + purgeBody + "," + createBody + "]", wantNeed: []string{"notes:write"}},
+		// Without authentication scopes are not checked, and no predicate holds.
+		{name: "create without authentication", noAuth: true, body: createBody},
+		{name: "purge without authentication", noAuth: true, body: purgeBody},
 		{name: "duplicate key", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"notes_create"}}`, wantErr: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +92,11 @@ func TestCheckScopes(t *testing.T) {
 				method = tt.method
 			}
 			req := httptest.NewRequest(method, "/mcp", strings.NewReader(tt.body))
-			got, need, err := h.CheckScopes(req, tt.scopes)
+			info := &auth.TokenInfo{UserID: "user-1", Scopes: tt.scopes, Extra: map[string]any{authz.ExtraGroups: tt.groups}}
+			if tt.noAuth {
+				info = nil
+			}
+			got, need, err := h.CheckScopes(req, info)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("CheckScopes error = %v, want error: %v", err, tt.wantErr)
 			}

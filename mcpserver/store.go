@@ -23,8 +23,11 @@ type Session struct {
 	// Handler.serveCalls for why sessions are rebuilt).
 	State mcp.ServerSessionState `json:"state"`
 	// Subscriptions holds the resource URIs the client subscribed to.
-	Subscriptions []string  `json:"subscriptions,omitempty"`
-	CreatedAt     time.Time `json:"createdAt"`
+	Subscriptions []string `json:"subscriptions,omitempty"`
+	// View fingerprints the scopes and claims of the token the session
+	// was last used with, which decide what its lists show (see view.go).
+	View      string    `json:"view,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 // ErrSessionLimit is returned by SessionStore.Create when the session's

@@ -4,19 +4,26 @@
 //
 // A Registry wraps a go-sdk *mcp.Server. Items are added through it
 // (AddTool, AddPrompt, AddResource, AddResourceTemplate), each with the
-// Access it needs; an Access that names no scope and is not Open is a
-// wiring mistake and panics at registration. The Registry installs a
-// receiving middleware on the server that makes an item without a rule
-// invisible and uncallable: it is left out of tools/list, prompts/list,
-// resources/list and resources/templates/list, and tools/call, prompts/get,
-// resources/read and resources/subscribe answer as for an unknown item.
-// So an item added to the server directly, bypassing the Registry, is never
-// served.
+// Access it needs: scopes (Need) or none (Open), and optionally a
+// Predicate over the caller (Access.For: Subject, Email, EmailDomain,
+// Group, ClientID, combined with AnyOf and AllOf). An Access that names no
+// scope and is not Open is a wiring mistake and panics at registration.
+//
+// The Registry installs a receiving middleware on the server that answers
+// each request for its caller (the go-sdk's req.Extra.TokenInfo). An item
+// the caller may not use is left out of their tools/list, prompts/list,
+// resources/list and resources/templates/list, and their tools/call,
+// prompts/get, resources/read and resources/subscribe of it answer as for
+// an unknown item. An item without a rule is used by no one: so an item
+// added to the server directly, bypassing the Registry, is never served.
+// A list given to an authenticated caller is marked cacheScope "private".
 //
 // The scopes themselves are checked before the request reaches the MCP
 // layer, by the bearer middleware, which asks the MCP endpoint what a
-// request needs (Lookup), so that a missing scope gets an HTTP 403
-// insufficient_scope challenge that clients answer with a step-up.
+// request needs (Decide), so that a missing scope gets an HTTP 403
+// insufficient_scope challenge that clients answer with a step-up. That
+// challenge is given only when more scope would help: for a caller whose
+// predicate is false, the use is answered as unknown instead (Verdict).
 //
 // Matching is deterministic: tools and prompts by exact name; a resource URI
 // by an exact registered resource URI, then an exact template string (a
@@ -35,12 +42,14 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/yosida95/uritemplate/v3"
 )
 
-// An Access is what using one item needs.
+// An Access is what using one item needs: the scopes the caller's token
+// must grant, and optionally a Predicate the caller must satisfy.
 type Access struct {
 	// Scopes are the OAuth scopes the caller's token must grant, all of
 	// them (a scope may imply others: Options.Implies).
@@ -49,6 +58,8 @@ type Access struct {
 	// passed authentication when the endpoint requires it, anyone when it
 	// does not. Open and Scopes are exclusive.
 	Open bool
+	// Allow, if set, must also hold for the caller (see For).
+	Allow Predicate
 }
 
 // Need is the Access that requires every one of scopes.
@@ -56,6 +67,28 @@ func Need(scopes ...string) Access { return Access{Scopes: scopes} }
 
 // Open is the Access of an item any caller may use.
 var Open = Access{Open: true}
+
+// For returns a with p added to what the caller must satisfy (with a
+// predicate already there, both must hold):
+//
+//	policy.Need("notes:write").For(policy.Group("admins"))
+//
+// A caller for whom the predicate is false cannot use the item whatever
+// the scopes of their token: it is absent from their lists, and their use
+// of it is answered as the use of an unknown item, with no step-up
+// challenge, since no scope would help. A request without authentication
+// (no token: --auth none) has no caller, so an item with a predicate is
+// refused to it, and Open, scope-only items are served to it.
+func (a Access) For(p Predicate) Access {
+	if p == nil {
+		panic("policy: Access.For: nil Predicate")
+	}
+	if a.Allow != nil {
+		p = AllOf(a.Allow, p)
+	}
+	a.Allow = p
+	return a
+}
 
 func (a Access) check(kind, name string) Access {
 	if a.Open == (len(a.Scopes) > 0) {
@@ -68,18 +101,59 @@ func (a Access) check(kind, name string) Access {
 	return a
 }
 
+// A Verdict is what a caller may do with one item (Registry.Decide).
+type Verdict int
+
+const (
+	// Allowed: the caller may list and use the item.
+	Allowed Verdict = iota
+	// StepUp: the caller satisfies the item's predicate, if any, but the
+	// token lacks scopes: a token with more scope would do, so a use gets
+	// the 403 insufficient_scope challenge. The item is not listed.
+	StepUp
+	// Hidden: no token of this caller would do (the item has no rule, or
+	// its predicate is false): the item is not listed and its use is
+	// answered as the use of an unknown item.
+	Hidden
+)
+
+// String returns the Verdict's name.
+func (v Verdict) String() string {
+	switch v {
+	case Allowed:
+		return "Allowed"
+	case StepUp:
+		return "StepUp"
+	case Hidden:
+		return "Hidden"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
 // Options configures a Registry.
 type Options struct {
 	// Implies maps a scope to the scopes it includes: with
 	// {"notes:write": {"notes:read"}}, a token granting notes:write may use
 	// what needs notes:read.
 	Implies map[string][]string
+	// ListStepUp lists, besides what the caller may use, the items that a
+	// token with more scope would let them use (Verdict StepUp), so that a
+	// client that calls only what it was listed can call one and be asked
+	// to step up. By default they are left out: each caller is listed what
+	// their token allows, and a client sees more only once it holds a
+	// token with more scope. Items whose predicate the caller does not
+	// satisfy are never listed.
+	ListStepUp bool
 }
 
 // A Registry holds the items of one server and what each needs.
 type Registry struct {
-	server  *mcp.Server
-	implies map[string][]string
+	server *mcp.Server
+	// impliedBy maps a scope to the other scopes that include it,
+	// transitively (Options.Implies reversed and closed), so that
+	// Satisfied allocates nothing.
+	impliedBy  map[string][]string
+	listStepUp bool
 
 	verifying atomic.Bool // Verify is listing what the server has
 
@@ -112,7 +186,8 @@ func New(s *mcp.Server, opts *Options) *Registry {
 		methods:   map[string]Access{},
 	}
 	if opts != nil {
-		r.implies = opts.Implies
+		r.impliedBy = impliedBy(opts.Implies)
+		r.listStepUp = opts.ListStepUp
 	}
 	s.AddReceivingMiddleware(r.middleware)
 	return r
@@ -201,6 +276,11 @@ func (r *Registry) Method(method string, a Access) {
 func (r *Registry) Lookup(method, name string) (a Access, known bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	return r.lookup(method, name)
+}
+
+// lookup is Lookup with r.mu held.
+func (r *Registry) lookup(method, name string) (a Access, known bool) {
 	switch method {
 	case "tools/call":
 		a, known = r.tools[name]
@@ -239,61 +319,154 @@ func (r *Registry) resource(uri string) (Access, bool) {
 }
 
 // Satisfied reports whether a token granting granted may use what a needs,
-// following Options.Implies transitively (a cycle is harmless).
+// following Options.Implies transitively (a cycle is harmless). It ignores
+// a's predicate: see Decide.
 func (r *Registry) Satisfied(granted []string, a Access) bool {
-	if len(a.Scopes) == 0 {
-		return true
-	}
-	have := map[string]bool{}
-	var add func(s string)
-	add = func(s string) {
-		if have[s] {
-			return
-		}
-		have[s] = true
-		for _, t := range r.implies[s] {
-			add(t)
-		}
-	}
-	for _, s := range granted {
-		add(s)
-	}
-	for _, s := range a.Scopes {
-		if !have[s] {
+	for _, need := range a.Scopes {
+		if !slices.ContainsFunc(granted, func(g string) bool {
+			return g == need || slices.Contains(r.impliedBy[need], g)
+		}) {
 			return false
 		}
 	}
 	return true
 }
 
-// middleware hides the items that have no rule and refuses their use with
-// the errors the go-sdk gives for an unknown item.
+// impliedBy reverses implies and closes it: each scope maps to every other
+// scope that includes it, directly or through others.
+func impliedBy(implies map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for from := range implies {
+		seen := map[string]bool{from: true}
+		stack := []string{from}
+		for len(stack) > 0 {
+			s := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, t := range implies[s] {
+				if !seen[t] {
+					seen[t] = true
+					stack = append(stack, t)
+					out[t] = append(out[t], from)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Decide returns what the caller of a request may do with an item that
+// needs a. info is the request's verified token, nil for a request without
+// authentication, whose scopes are not checked (the endpoint requires
+// none) and which satisfies no predicate.
+func (r *Registry) Decide(info *auth.TokenInfo, a Access) Verdict {
+	q := asker{info: info}
+	return r.decide(&q, a)
+}
+
+// asker is one request's caller, built once and only if a predicate asks.
+type asker struct {
+	info   *auth.TokenInfo
+	caller Caller
+	built  bool
+}
+
+func (r *Registry) decide(q *asker, a Access) Verdict {
+	if a.Allow != nil {
+		if q.info == nil {
+			return Hidden
+		}
+		if !q.built {
+			q.caller, q.built = CallerOf(q.info), true
+		}
+		if !a.Allow(q.caller) {
+			return Hidden
+		}
+	}
+	if q.info != nil && !r.Satisfied(q.info.Scopes, a) {
+		return StepUp
+	}
+	return Allowed
+}
+
+// middleware answers each request for its caller (the request's
+// TokenInfo): an item the caller may not use is left out of the lists, and
+// its use is answered as the use of an unknown item when no scope would
+// help (Hidden), or with an error naming the scopes when one would
+// (StepUp: only when the endpoint did not already answer with a step-up
+// challenge, which mcpserver's CheckScopes does).
 func (r *Registry) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		q := asker{}
+		if extra := req.GetExtra(); extra != nil {
+			q.info = extra.TokenInfo
+		}
 		if kind, name, ok := named(req.GetParams()); ok {
-			if _, known := r.Lookup(method, name); !known {
+			a, known := r.Lookup(method, name)
+			if !known {
 				return unknown(kind, name)
+			}
+			switch r.decide(&q, a) {
+			case Hidden:
+				return unknown(kind, name)
+			case StepUp:
+				return insufficient(kind, name, a)
+			}
+		} else if a, ruled := r.method(method); ruled {
+			switch r.decide(&q, a) {
+			case Hidden:
+				return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "method not found"}
+			case StepUp:
+				return insufficient("method", method, a)
 			}
 		}
 		res, err := next(ctx, method, req)
 		if err != nil || res == nil || r.verifying.Load() {
 			return res, err
 		}
-		hidden := func(method, name string) bool { _, known := r.Lookup(method, name); return !known }
+		// One read lock for the whole list (predicates must not call
+		// back into the Registry).
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		hidden := func(method, name string) bool {
+			a, known := r.lookup(method, name)
+			if !known {
+				return true
+			}
+			v := r.decide(&q, a)
+			return v == Hidden || (v == StepUp && !r.listStepUp)
+		}
+		var c *mcp.Cacheable
 		switch res := res.(type) {
 		case *mcp.ListToolsResult:
 			res.Tools = slices.DeleteFunc(res.Tools, func(x *mcp.Tool) bool { return hidden("tools/call", x.Name) })
+			c = &res.Cacheable
 		case *mcp.ListPromptsResult:
 			res.Prompts = slices.DeleteFunc(res.Prompts, func(x *mcp.Prompt) bool { return hidden("prompts/get", x.Name) })
+			c = &res.Cacheable
 		case *mcp.ListResourcesResult:
 			res.Resources = slices.DeleteFunc(res.Resources, func(x *mcp.Resource) bool { return hidden("resources/read", x.URI) })
+			c = &res.Cacheable
 		case *mcp.ListResourceTemplatesResult:
 			res.ResourceTemplates = slices.DeleteFunc(res.ResourceTemplates, func(x *mcp.ResourceTemplate) bool {
 				return hidden("resources/read", x.URITemplate)
 			})
+			c = &res.Cacheable
+		}
+		if c != nil && q.info != nil {
+			// The list is this caller's: no one else may be served it
+			// from a cache (2026-07-28 cacheScope).
+			c.CacheScope = "private"
 		}
 		return res, nil
 	}
+}
+
+// method returns the rule of a method that names no item, if it has one.
+func (r *Registry) method(method string) (Access, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	a, ok := r.methods[method]
+	return a, ok
 }
 
 // named returns the kind and name of the item that a request's params
@@ -318,8 +491,9 @@ func named(params mcp.Params) (kind, name string, ok bool) {
 	return "", "", false
 }
 
-// unknown answers the use of an item without a rule as the go-sdk answers
-// an unknown one; a completion of one gets no values.
+// unknown answers the use of an item without a rule, or one the caller
+// may not use whatever their scopes, as the go-sdk answers an unknown one;
+// a completion of one gets no values.
 func unknown(kind, name string) (mcp.Result, error) {
 	switch kind {
 	case "resource":
@@ -328,6 +502,18 @@ func unknown(kind, name string) (mcp.Result, error) {
 		return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
 	}
 	return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown %s %q", kind, name)}
+}
+
+// insufficient answers the use of an item whose scopes the token lacks
+// when the endpoint did not check them first (mcpserver's CheckScopes
+// does, and answers with the 403 step-up challenge): as a JSON-RPC error
+// naming the scopes, which a caller who could ask for them may learn.
+func insufficient(kind, name string, a Access) (mcp.Result, error) {
+	if kind == "completion" {
+		return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
+	}
+	return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+		Message: fmt.Sprintf("%s %q needs the scopes: %s", kind, name, strings.Join(a.Scopes, " "))}
 }
 
 // refName is what a completion reference names: a prompt's name or a

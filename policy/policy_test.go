@@ -3,13 +3,19 @@ package policy_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/policy"
 )
 
@@ -295,5 +301,231 @@ func TestCompletionOfUnregisteredRef(t *testing.T) {
 		if diff := cmp.Diff(want, res.Completion.Values); diff != "" {
 			t.Errorf("completing %s (-want +got):\n%s", prompt, diff)
 		}
+	}
+}
+
+// serveWithTokens serves s statelessly over HTTP behind the go-sdk's bearer
+// middleware, which puts the TokenInfo of tokens[token] in each request's
+// Extra, and returns a client session for token.
+func serveWithTokens(t *testing.T, s *mcp.Server, tokens map[string]*auth.TokenInfo, token string) *mcp.ClientSession {
+	t.Helper()
+	verify := func(_ context.Context, tok string, _ *http.Request) (*auth.TokenInfo, error) {
+		info, ok := tokens[tok]
+		if !ok {
+			return nil, auth.ErrInvalidToken
+		}
+		c := *info
+		c.Expiration = time.Now().Add(time.Hour)
+		return &c, nil
+	}
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true})
+	srv := httptest.NewServer(auth.RequireBearerToken(verify, nil)(h))
+	t.Cleanup(srv.Close)
+	client := &http.Client{Transport: bearerTransport(token)}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil).Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: srv.URL, HTTPClient: client}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+type bearerTransport string
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+string(b))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// connectInMemory connects a client to s with no authentication.
+func connectInMemory(t *testing.T, s *mcp.Server) *mcp.ClientSession {
+	t.Helper()
+	st, ct := mcp.NewInMemoryTransports()
+	ss, err := s.Connect(t.Context(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ss.Close() })
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil).Connect(t.Context(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// callerRegistry: tools read (r), write (w), open, and admin (r, group
+// admins only); a prompt, a resource and a template for the admins only; a
+// completion handler that knows a secret.
+func callerRegistry() *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, &mcp.ServerOptions{
+		CompletionHandler: func(context.Context, *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+			return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{"secret"}}}, nil
+		},
+	})
+	r := policy.New(s, &policy.Options{Implies: map[string][]string{"w": {"r"}}})
+	admins := policy.Group("admins")
+	policy.AddTool(r, &mcp.Tool{Name: "read"}, noopTool, policy.Need("r"))
+	policy.AddTool(r, &mcp.Tool{Name: "write"}, noopTool, policy.Need("w"))
+	policy.AddTool(r, &mcp.Tool{Name: "open"}, noopTool, policy.Open)
+	policy.AddTool(r, &mcp.Tool{Name: "admin"}, noopTool, policy.Need("r").For(admins))
+	r.AddPrompt(&mcp.Prompt{Name: "p", Arguments: []*mcp.PromptArgument{{Name: "a"}}}, noopPrompt, policy.Need("r").For(admins))
+	r.AddResource(&mcp.Resource{URI: "x://a", Name: "a"}, noopResource, policy.Need("r").For(admins))
+	r.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: "x://t/{id}", Name: "t"}, noopResource, policy.Need("r").For(admins))
+	return s
+}
+
+// lists returns the names a client sees in each list, sorted.
+func lists(t *testing.T, cs *mcp.ClientSession) map[string][]string {
+	t.Helper()
+	ctx := t.Context()
+	out := map[string][]string{"tools": {}, "prompts": {}, "resources": {}, "templates": {}}
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range tools.Tools {
+		out["tools"] = append(out["tools"], x.Name)
+	}
+	prompts, err := cs.ListPrompts(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range prompts.Prompts {
+		out["prompts"] = append(out["prompts"], x.Name)
+	}
+	res, err := cs.ListResources(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range res.Resources {
+		out["resources"] = append(out["resources"], x.URI)
+	}
+	tmpls, err := cs.ListResourceTemplates(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range tmpls.ResourceTemplates {
+		out["templates"] = append(out["templates"], x.URITemplate)
+	}
+	for _, v := range out {
+		slices.Sort(v)
+	}
+	return out
+}
+
+// TestMiddlewarePerCaller: the middleware lists and serves each caller
+// what their token and the predicates allow, and nothing else.
+func TestMiddlewarePerCaller(t *testing.T) {
+	tokens := map[string]*auth.TokenInfo{
+		"admin": {UserID: "root", Scopes: []string{"r"}, Extra: map[string]any{authz.ExtraGroups: []any{"admins"}}},
+		"staff": {UserID: "bob", Scopes: []string{"w"}, Extra: map[string]any{authz.ExtraGroups: []string{"staff"}}},
+		"none":  {UserID: "eve"},
+	}
+	admin := map[string][]string{"tools": {"admin", "open", "read"}, "prompts": {"p"}, "resources": {"x://a"}, "templates": {"x://t/{id}"}}
+	staff := map[string][]string{"tools": {"open", "read", "write"}, "prompts": {}, "resources": {}, "templates": {}}
+	for _, tt := range []struct {
+		token string // "" for no authentication
+		want  map[string][]string
+	}{
+		{token: "admin", want: admin},
+		{token: "staff", want: staff},
+		{token: "none", want: map[string][]string{"tools": {"open"}, "prompts": {}, "resources": {}, "templates": {}}},
+		// Without authentication scopes are not checked, and no predicate
+		// holds.
+		{token: "", want: staff},
+	} {
+		t.Run("lists of "+tt.token, func(t *testing.T) {
+			var cs *mcp.ClientSession
+			if tt.token == "" {
+				cs = connectInMemory(t, callerRegistry())
+			} else {
+				cs = serveWithTokens(t, callerRegistry(), tokens, tt.token)
+			}
+			if diff := cmp.Diff(tt.want, lists(t, cs)); diff != "" {
+				t.Errorf("lists (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	ctx := t.Context()
+	var rpcErr *jsonrpc.Error
+	t.Run("the admins' items are unknown to others", func(t *testing.T) {
+		for _, cs := range []*mcp.ClientSession{serveWithTokens(t, callerRegistry(), tokens, "staff"), connectInMemory(t, callerRegistry())} {
+			if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "admin"}); !errors.As(err, &rpcErr) || rpcErr.Code != jsonrpc.CodeInvalidParams || rpcErr.Message != `unknown tool "admin"` {
+				t.Errorf("calling admin: %v, want the unknown-tool error", err)
+			}
+			if _, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "p"}); !errors.As(err, &rpcErr) || rpcErr.Message != `unknown prompt "p"` {
+				t.Errorf("getting p: %v, want the unknown-prompt error", err)
+			}
+			for _, uri := range []string{"x://a", "x://t/1"} {
+				if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri}); !errors.As(err, &rpcErr) || rpcErr.Message != "Resource not found" {
+					t.Errorf("reading %s: %v, want resource not found", uri, err)
+				}
+			}
+			res, err := cs.Complete(ctx, &mcp.CompleteParams{Ref: &mcp.CompleteReference{Type: "ref/prompt", Name: "p"}, Argument: mcp.CompleteParamsArgument{Name: "a", Value: "s"}})
+			if err != nil || len(res.Completion.Values) != 0 {
+				t.Errorf("completing p: %v, %v; want no values", res, err)
+			}
+		}
+	})
+	t.Run("the admins use them", func(t *testing.T) {
+		cs := serveWithTokens(t, callerRegistry(), tokens, "admin")
+		if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "admin"}); err != nil || res.IsError {
+			t.Errorf("calling admin: %v %v", res, err)
+		}
+		if _, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "p"}); err != nil {
+			t.Errorf("getting p: %v", err)
+		}
+		if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "x://t/1"}); err != nil {
+			t.Errorf("reading x://t/1: %v", err)
+		}
+		res, err := cs.Complete(ctx, &mcp.CompleteParams{Ref: &mcp.CompleteReference{Type: "ref/prompt", Name: "p"}, Argument: mcp.CompleteParamsArgument{Name: "a", Value: "s"}})
+		if err != nil || !slices.Equal(res.Completion.Values, []string{"secret"}) {
+			t.Errorf("completing p: %v, %v; want the handler's values", res, err)
+		}
+	})
+	// Where nothing checked the scopes before (mcpserver's CheckScopes
+	// answers with the 403 step-up challenge), the middleware refuses a
+	// use the token's scopes do not cover, naming them.
+	t.Run("a scope missing", func(t *testing.T) {
+		cs := serveWithTokens(t, callerRegistry(), tokens, "admin")
+		if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "write"}); !errors.As(err, &rpcErr) || rpcErr.Message != `tool "write" needs the scopes: w` {
+			t.Errorf("calling write with r: %v, want the scopes named", err)
+		}
+	})
+}
+
+// TestMethodRuleWithPredicate: a method that names no item, given a rule
+// with a predicate, is refused as an unknown method to the callers it
+// does not admit.
+func TestMethodRuleWithPredicate(t *testing.T) {
+	s := newServer()
+	r := policy.New(s, nil)
+	r.Method("tools/list", policy.Open.For(policy.Subject("root")))
+	tokens := map[string]*auth.TokenInfo{"root": {UserID: "root"}, "bob": {UserID: "bob"}}
+	if _, err := serveWithTokens(t, s, tokens, "root").ListTools(t.Context(), nil); err != nil {
+		t.Errorf("root listing: %v", err)
+	}
+	var rpcErr *jsonrpc.Error
+	if _, err := serveWithTokens(t, s, tokens, "bob").ListTools(t.Context(), nil); !errors.As(err, &rpcErr) || rpcErr.Code != jsonrpc.CodeMethodNotFound {
+		t.Errorf("bob listing: %v, want method not found", err)
+	}
+}
+
+// TestListStepUp: with Options.ListStepUp, an item a step-up would open is
+// listed (and its call refused naming the scopes), and one whose predicate
+// is false still is not.
+func TestListStepUp(t *testing.T) {
+	s := newServer()
+	r := policy.New(s, &policy.Options{ListStepUp: true})
+	policy.AddTool(r, &mcp.Tool{Name: "read"}, noopTool, policy.Need("r"))
+	policy.AddTool(r, &mcp.Tool{Name: "write"}, noopTool, policy.Need("w"))
+	policy.AddTool(r, &mcp.Tool{Name: "admin"}, noopTool, policy.Need("w").For(policy.Group("admins")))
+	policy.AddTool(r, &mcp.Tool{Name: "staff"}, noopTool, policy.Need("r").For(policy.Group("staff")))
+	cs := serveWithTokens(t, s, map[string]*auth.TokenInfo{"reader": {UserID: "u", Scopes: []string{"r"}, Extra: map[string]any{authz.ExtraGroups: []string{"admins"}}}}, "reader")
+	if diff := cmp.Diff([]string{"admin", "read", "write"}, lists(t, cs)["tools"]); diff != "" {
+		t.Errorf("tools/list (-want +got):\n%s", diff)
 	}
 }

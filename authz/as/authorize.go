@@ -24,6 +24,12 @@ type AuthorizeRequest struct {
 	CodeChallenge       string
 	CodeChallengeMethod string
 	Resource            []string
+
+	// user is the subject our signed user cookie names, for a request the
+	// user's browser did not get from another site: a step-up the
+	// resource server wanted for this user and client is added to the
+	// request (carryStepUp).
+	user string
 }
 
 // maxParam bounds each authorization request parameter.
@@ -143,6 +149,9 @@ func (s *Server) Authorize(ctx context.Context, req *AuthorizeRequest, browser s
 		errors.As(err, &oe)
 		return fail(oe)
 	}
+	if scopes, err = s.carryStepUp(ctx, c.ClientID, req.user, scopes); err != nil {
+		return nil, nil, err
+	}
 	id, err := s.newID(16)
 	if err != nil {
 		return nil, nil, err
@@ -207,6 +216,9 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	browser := s.browserNonce(w, r)
+	if !crossSite(r) {
+		req.user = s.userFromCookie(r)
+	}
 	p, c, err := s.Authorize(r.Context(), req, browser)
 	if err != nil {
 		s.authorizeFailed(w, r, err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/token"
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
@@ -23,9 +24,11 @@ type CallbackResult struct {
 
 // Callback completes an approved authorization after the upstream login:
 // it checks the state (single-use, bound to the browser), exchanges the
-// upstream code with our verifier, learns who signed in, stores the
-// upstream tokens, creates the grant and issues our code, bound to the
-// client, redirect URI, PKCE challenge, resource and scopes.
+// upstream code with our verifier, learns who signed in, checks them
+// against Options.Allow (a refused user gets a *Denied, and nothing is
+// stored), stores the upstream tokens, creates the grant (with the user's
+// groups and verified e-mail for the access tokens) and issues our code,
+// bound to the client, redirect URI, PKCE challenge, resource and scopes.
 func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*CallbackResult, error) {
 	state := q.Get("state")
 	tx, secret, ok := strings.Cut(state, ".")
@@ -74,6 +77,11 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 		return nil, back(upstreamFailure(err))
 	}
 	subject := s.o.SubjectPrefix + id.Subject
+	if err := s.o.Allow.Check(id); err != nil {
+		s.log.InfoContext(ctx, "authz: sign-in refused by the allow-list", "client_id", p.ClientID, "sub", subject)
+		return nil, s.refusal(err, p)
+	}
+	email, groups := verifiedEmail(id), token.BoundGroups(id.Groups)
 	if p.AutoApprovedFor != "" && p.AutoApprovedFor != subject {
 		// The remembered approval was another user's: this user never
 		// approved the client.
@@ -84,7 +92,8 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 		return nil, err
 	}
 	now := s.o.Now()
-	g := &Grant{ID: grantID, Subject: subject, ClientID: p.ClientID, Scopes: p.Scopes, Resource: p.Resource, CreatedAt: now, Upstream: id.Login}
+	g := &Grant{ID: grantID, Subject: subject, ClientID: p.ClientID, Scopes: p.Scopes, Resource: p.Resource, CreatedAt: now, Upstream: id.Login,
+		Email: email, Groups: groups}
 	if err := s.st.Grants.PutGrant(ctx, g, s.o.RefreshTTL); err != nil {
 		return nil, err
 	}
@@ -107,7 +116,8 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 		return nil, err
 	}
 	c := &AuthCode{Hash: hash, GrantID: grantID, ClientID: p.ClientID, RedirectURI: p.RedirectURI, CodeChallenge: p.CodeChallenge,
-		Resource: p.Resource, Scopes: p.Scopes, Subject: subject, ExpiresAt: now.Add(s.o.CodeTTL)}
+		Resource: p.Resource, Scopes: p.Scopes, Subject: subject, ExpiresAt: now.Add(s.o.CodeTTL),
+		Email: email, Groups: groups}
 	if err := s.st.Codes.PutCode(ctx, c, s.o.CodeTTL); err != nil {
 		return nil, err
 	}
@@ -127,6 +137,10 @@ func upstreamFailure(err error) *authz.Error {
 func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request) {
 	browser, _ := s.browserFromCookie(r)
 	res, err := s.Callback(r.Context(), r.URL.Query(), browser)
+	if d, ok := errors.AsType[*Denied](err); ok {
+		s.renderDenied(w, d)
+		return
+	}
 	if err != nil {
 		s.authorizeFailed(w, r, err)
 		return

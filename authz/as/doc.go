@@ -18,9 +18,17 @@
 //     binding the flow to one browser; [RFC 9207] iss on every response;
 //   - callback.go: the upstream's answer: single-use state, code exchange,
 //     identity, grant, vault, our code ([RFC 6749 §4.1.2]);
+//   - signin.go: who may sign in (Options.Allow): the refusal page with
+//     its link that sends access_denied ([RFC 6749 §4.1.2.1]), and the
+//     re-check of the user at each refresh;
 //   - token.go: [RFC 6749 §4.1.3] and [RFC 6749 §6]: codes single-use (a
 //     replay revokes the grant), refresh rotation with a grace window and
 //     reuse detection;
+//   - stepup.go: step-up for clients that refresh on a 403
+//     insufficient_scope ([RFC 6750 §3.1]): the resource server's mark on
+//     the grant refuses one refresh with invalid_grant, and the missing
+//     scopes carry to the client's next authorization for the same user
+//     ([RFC 6749 §3.3]: the server may issue other scopes than asked);
 //   - revoke.go: [RFC 7009] revocation and [RFC 7662] introspection;
 //   - pkce.go: [RFC 7636 §4.6] S256 (plain and missing challenges are
 //     refused);
@@ -34,6 +42,7 @@
 //
 // Its access tokens come from authz/token, its users from authz/upstream.
 //
+// [RFC 6749 §4.1.2.1]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2.1
 // [RFC 8414 §3]: https://www.rfc-editor.org/rfc/rfc8414#section-3
 // [RFC 7591 §2]: https://www.rfc-editor.org/rfc/rfc7591#section-2
 // [RFC 7591 §3]: https://www.rfc-editor.org/rfc/rfc7591#section-3
@@ -43,6 +52,8 @@
 // [RFC 6749 §4.1.2]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2
 // [RFC 6749 §4.1.3]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.3
 // [RFC 6749 §6]: https://www.rfc-editor.org/rfc/rfc6749#section-6
+// [RFC 6749 §3.3]: https://www.rfc-editor.org/rfc/rfc6749#section-3.3
+// [RFC 6750 §3.1]: https://www.rfc-editor.org/rfc/rfc6750#section-3.1
 // [RFC 8707]: https://www.rfc-editor.org/rfc/rfc8707
 // [RFC 9207]: https://www.rfc-editor.org/rfc/rfc9207
 // [RFC 7009]: https://www.rfc-editor.org/rfc/rfc7009

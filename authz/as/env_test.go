@@ -79,7 +79,7 @@ func newEnv(t *testing.T) *env {
 		Now: clock.Now, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	f := e.faults
-	stores := as.Stores{Clients: f, Pending: f, Codes: f, Grants: f, Refresh: f, Consents: f}
+	stores := as.Stores{Clients: f, Pending: f, Codes: f, Grants: f, Refresh: f, Consents: f, StepUps: f}
 	e.srv, err = as.New(stores, iss, e.up, e.vault, &opts)
 	if err != nil {
 		t.Fatal(err)

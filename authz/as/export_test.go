@@ -1,6 +1,11 @@
 package as
 
-import "github.com/remotemcp/remotemcp/authz"
+import (
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/remotemcp/remotemcp/authz"
+)
 
 // HashToken is hashToken, for tests that look records up in a store.
 var HashToken = hashToken
@@ -31,4 +36,12 @@ func RedirectError(err error) (redirectURI, state string, oe *authz.Error, ok bo
 		return "", "", nil, false
 	}
 	return e.redirectURI, e.state, e.err, true
+}
+
+// UserCookie is the cookie our callback sets for a browser signed in as
+// subject.
+func (s *Server) UserCookie(subject string) *http.Cookie {
+	w := httptest.NewRecorder()
+	s.setUserCookie(w, subject)
+	return w.Result().Cookies()[0]
 }

@@ -65,6 +65,15 @@ type Options struct {
 	// users of two providers.
 	SubjectPrefix string
 
+	// Allow says who may sign in, checked at the callback and again at
+	// every refresh (see Server.Exchange); nil or empty allows everyone
+	// the upstream signs in.
+	Allow *upstream.AllowList
+	// Contact is whom a refused user should ask for access (an address,
+	// a team, a URL), shown on the refusal page. Default: "the
+	// administrator of <ServiceName>".
+	Contact string
+
 	// Metadata fetches Client ID Metadata Documents; nil turns CIMD off
 	// (and metadata then says so).
 	Metadata *MetadataFetcher
@@ -94,6 +103,13 @@ type Options struct {
 	RefreshGrace time.Duration
 	// ConsentTTL is how long a remembered approval lasts. Default 90 days.
 	ConsentTTL time.Duration
+	// StepUpTTL is how long a grant's step-up mark (WantStepUp) waits
+	// for the refresh it refuses. Default 1 minute: the clients it is for
+	// refresh at once, and a correct client that declined the step-up
+	// meets the refusal only if it refreshes within that time. The mark
+	// a refusal leaves for the next authorization lives PendingTTL, as
+	// long as a sign-in may take to reach us.
+	StepUpTTL time.Duration
 
 	// RateLimits limits /register, /authorize, /token, /revoke and
 	// /introspect per client address and client id; the zero value (no
@@ -105,8 +121,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Stores are the stores of the server's records, all REQUIRED. One value
-// (memstore.Store, redisstore.Store) usually implements them all.
+// Stores are the stores of the server's records, all REQUIRED but
+// StepUps. One value (memstore.Store, redisstore.Store) usually implements
+// them all.
 type Stores struct {
 	Clients  ClientStore
 	Pending  PendingAuthStore
@@ -114,6 +131,9 @@ type Stores struct {
 	Grants   GrantStore
 	Refresh  RefreshStore
 	Consents ConsentStore
+	// StepUps holds step-up marks (see WantStepUp); nil turns them off:
+	// then clients that refresh on 403 insufficient_scope cannot step up.
+	StepUps StepUpStore
 }
 
 // ScopeInfo is a scope we offer and what it lets a client do.
@@ -209,6 +229,7 @@ func New(stores Stores, tokens *token.Issuer, up UpstreamLogin, vault TokenVault
 	def(&o.RefreshTTL, 30*24*time.Hour)
 	def(&o.RefreshGrace, 30*time.Second)
 	def(&o.ConsentTTL, 90*24*time.Hour)
+	def(&o.StepUpTTL, time.Minute)
 	o.RateLimits.setDefaults()
 	if o.ServiceName == "" {
 		o.ServiceName = "remotemcp"

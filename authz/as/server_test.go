@@ -30,6 +30,9 @@ type faultyUpstream struct {
 	exchangeErr error
 	identityErr error
 	subject     string
+	// groups and email, if set, are the identity's.
+	groups []string
+	email  string
 	// sent is the verifier of the last AuthCodeURL, got the last
 	// Exchange's.
 	sent, got string
@@ -58,12 +61,24 @@ func (u *faultyUpstream) FetchIdentity(ctx context.Context, tok *oauth2.Token) (
 	if u.identityErr != nil {
 		return nil, u.identityErr
 	}
-	return &upstream.Identity{Subject: u.subject, Login: u.subject}, nil
+	return &upstream.Identity{Subject: u.subject, Login: u.subject, Groups: u.groups, Email: u.email, EmailVerified: u.email != ""}, nil
 }
 
 type mapVault struct {
 	mu sync.Mutex
 	m  map[string]*oauth2.Token
+	up *faultyUpstream
+}
+
+// Identity is upstream.Vault's: who the grant's user is now.
+func (v *mapVault) Identity(ctx context.Context, grantID string) (*upstream.Identity, error) {
+	v.mu.Lock()
+	tok, ok := v.m[grantID]
+	v.mu.Unlock()
+	if !ok {
+		return nil, upstream.ErrReauthorize
+	}
+	return v.up.FetchIdentity(ctx, tok)
 }
 
 func (v *mapVault) Put(ctx context.Context, grantID string, tok *oauth2.Token) error {
@@ -99,6 +114,7 @@ const (
 )
 
 type fixture struct {
+	iss      *token.Issuer
 	srv      *as.Server
 	h        http.Handler
 	up       *faultyUpstream
@@ -142,11 +158,11 @@ func newFixtureOn(t testing.TB, st *memstore.Store, configure func(*as.Options))
 		configure(&opts)
 	}
 	stores := as.Stores{Clients: st, Pending: st, Codes: st, Grants: st, Refresh: st, Consents: st}
-	srv, err := as.New(stores, iss, up, &mapVault{m: map[string]*oauth2.Token{}}, &opts)
+	srv, err := as.New(stores, iss, up, &mapVault{m: map[string]*oauth2.Token{}, up: up}, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{srv: srv, h: srv.Handler(), up: up}
+	f := &fixture{iss: iss, srv: srv, h: srv.Handler(), up: up}
 	rec := f.do(httptest.NewRequest(http.MethodPost, "/register", strings.NewReader(
 		`{"client_name":"unit","redirect_uris":["`+testRedirect+`"],"token_endpoint_auth_method":"none"}`)), "application/json")
 	var reg struct {

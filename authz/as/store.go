@@ -99,6 +99,10 @@ type AuthCode struct {
 	Scopes        []string  `json:"scopes"`
 	Subject       string    `json:"subject"`
 	ExpiresAt     time.Time `json:"expires_at"`
+	// Email and Groups are the user's claims for the access token (see
+	// Grant).
+	Email  string   `json:"email,omitempty"`
+	Groups []string `json:"groups,omitempty"`
 }
 
 // CodeStore holds authorization codes. TakeCode consumes a code atomically;
@@ -122,6 +126,12 @@ type Grant struct {
 	// Upstream names the upstream identity: provider and its user id,
 	// for display; the upstream tokens are in the vault.
 	Upstream string `json:"upstream,omitempty"`
+	// Email (verified only) and Groups are what the upstream said of the
+	// user at sign-in or at the last refresh that re-read the identity;
+	// they go into the grant's access tokens (token.UserClaims), and are
+	// kept bounded as those are (token.BoundGroups: 64 names, 2 KiB).
+	Email  string   `json:"email,omitempty"`
+	Groups []string `json:"groups,omitempty"`
 }
 
 // GrantStore holds grants. GrantRevoked is on the hot path of every MCP

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/token"
 )
 
 // maxFormBytes bounds the body of token, revocation and introspection
@@ -45,7 +46,10 @@ type TokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 }
 
-// Exchange runs a token request.
+// Exchange runs a token request. A refresh, when Options.Allow is set or
+// the grant carries groups, first asks the upstream again who the user is
+// (see readmit): a user the allow-list no longer admits gets
+// invalid_grant and the grant is revoked.
 func (s *Server) Exchange(ctx context.Context, req *TokenRequest) (*TokenResponse, error) {
 	for _, res := range req.Resource {
 		if !s.resourceOK(res) {
@@ -105,7 +109,7 @@ func (s *Server) exchangeCode(ctx context.Context, req *TokenRequest) (*TokenRes
 		return nil, err
 	}
 	s.touch(ctx, req.Client)
-	return s.accessToken(c.Subject, c.ClientID, c.Scopes, c.GrantID, refresh)
+	return s.accessToken(c.Subject, c.ClientID, c.Scopes, c.GrantID, refresh, token.UserClaims{Email: c.Email, Groups: c.Groups})
 }
 
 func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*TokenResponse, error) {
@@ -137,6 +141,9 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 	} else if revoked {
 		return nil, authz.ErrInvalidGrant("the grant was revoked")
 	}
+	if g, err = s.readmit(ctx, g); err != nil {
+		return nil, err
+	}
 	scopes := g.Scopes
 	if req.Scope != "" { // narrowing only (RFC 6749 §6)
 		asked := authz.ParseScope(req.Scope)
@@ -144,6 +151,10 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 			return nil, authz.ErrInvalidScope("a refresh cannot add scopes; authorize again for more")
 		}
 		scopes = asked
+	}
+	// Before the rotation: the refused refresh token stays valid.
+	if err := s.checkStepUp(ctx, g, scopes); err != nil {
+		return nil, err
 	}
 	refresh, hash, err := newRefreshToken(s.o.Rand)
 	if err != nil {
@@ -171,11 +182,11 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 		return nil, err
 	}
 	s.touch(ctx, req.Client)
-	return s.accessToken(g.Subject, g.ClientID, scopes, g.ID, refresh)
+	return s.accessToken(g.Subject, g.ClientID, scopes, g.ID, refresh, token.UserClaims{Email: g.Email, Groups: g.Groups})
 }
 
-func (s *Server) accessToken(subject, clientID string, scopes []string, grantID, refresh string) (*TokenResponse, error) {
-	at, _, exp, err := s.tokens.MintAccessToken(subject, clientID, scopes, grantID)
+func (s *Server) accessToken(subject, clientID string, scopes []string, grantID, refresh string, user token.UserClaims) (*TokenResponse, error) {
+	at, _, exp, err := s.tokens.MintAccessTokenFor(subject, clientID, scopes, grantID, user)
 	if err != nil {
 		return nil, err
 	}

@@ -3,8 +3,8 @@
 // packages' own tests run on. It passes the contract suite of package storetest, like every
 // other implementation.
 //
-// One [Store] implements all seven store interfaces (authz/as/store.go,
-// authz/upstream/vaultstore.go), behind one lock, so that operations that span record types (RevokeGrant) are atomic
+// One [Store] implements all eight store interfaces (authz/as/store.go,
+// authz/as/stepup.go, authz/upstream/vaultstore.go), behind one lock, so that operations that span record types (RevokeGrant) are atomic
 // too. Records are copied in and out: a caller never shares memory with the
 // store. Every record has a TTL; an expired record behaves as missing at
 // once, and is freed lazily: each write frees at most a few expired records
@@ -78,7 +78,7 @@ type Options struct {
 
 // A Store holds every authz record in process memory. It implements
 // ClientStore, PendingAuthStore, CodeStore, GrantStore, RefreshStore,
-// upstream.TokenStore and ConsentStore, and is safe for concurrent use.
+// upstream.TokenStore, ConsentStore and StepUpStore, and is safe for concurrent use.
 type Store struct {
 	now        func() time.Time
 	maxClients int
@@ -92,6 +92,7 @@ type Store struct {
 	families table[string, *family] // by grant ID
 	upstream table[string, *upstream.Sealed]
 	consent  table[consentKey, []string]
+	stepups  table[string, []string] // step-up marks, by key
 	// refreshIndex maps every token hash of every family to its grant ID.
 	// A family's entries are removed with the family.
 	refreshIndex map[string]string
@@ -106,6 +107,7 @@ var (
 	_ upstream.TokenStore   = (*Store)(nil)
 	_ upstream.TokenSwapper = (*Store)(nil)
 	_ as.ConsentStore       = (*Store)(nil)
+	_ as.StepUpStore        = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -126,6 +128,7 @@ func New(opts *Options) *Store {
 	s.families.onEvict = s.unindexFamily
 	s.upstream.init()
 	s.consent.init()
+	s.stepups.init()
 	return s
 }
 
@@ -141,6 +144,7 @@ func (s *Store) writeLocked() time.Time {
 	s.families.sweep(now, sweepBatch)
 	s.upstream.sweep(now, sweepBatch)
 	s.consent.sweep(now, sweepBatch)
+	s.stepups.sweep(now, sweepBatch)
 	return now
 }
 
@@ -150,7 +154,7 @@ func (s *Store) len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.clients.len() + s.pending.len() + s.codes.len() + s.grants.len() + s.revoked.len() +
-		s.families.len() + s.upstream.len() + s.consent.len() + len(s.refreshIndex)
+		s.families.len() + s.upstream.len() + s.consent.len() + s.stepups.len() + len(s.refreshIndex)
 }
 
 // Clients.
@@ -662,12 +666,14 @@ func clonePending(p *as.PendingAuth) *as.PendingAuth {
 func cloneCode(c *as.AuthCode) *as.AuthCode {
 	out := *c
 	out.Scopes = slices.Clone(c.Scopes)
+	out.Groups = slices.Clone(c.Groups)
 	return &out
 }
 
 func cloneGrant(g *as.Grant) *as.Grant {
 	out := *g
 	out.Scopes = slices.Clone(g.Scopes)
+	out.Groups = slices.Clone(g.Groups)
 	return &out
 }
 

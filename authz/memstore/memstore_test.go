@@ -42,7 +42,7 @@ func TestContract(t *testing.T) {
 		clock := newClock()
 		s := New(&Options{Now: clock.Now})
 		return storetest.Stores{
-			Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s,
+			Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s, StepUps: s,
 			Advance: clock.Advance,
 			CappedClients: func(_ *testing.T, max int) as.ClientStore {
 				return New(&Options{Now: clock.Now, MaxClients: max})

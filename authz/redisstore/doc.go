@@ -1,6 +1,6 @@
 // Package redisstore implements every authz store in Redis, so that any
 // number of replicas share their OAuth state: one [Store] implements all
-// seven store interfaces (of authz/as and authz/upstream) on a go-redis
+// eight store interfaces (of authz/as and authz/upstream) on a go-redis
 // UniversalClient (a single server, Sentinel or Cluster). It passes the
 // contract suite of package storetest, like memstore. It needs Redis 6.2 or later (GETDEL).
 //
@@ -23,6 +23,7 @@
 //	p{grant:<grant_id>}:upstream string      PutUpstream's                         JSON upstream.Sealed (AES-GCM sealed upstream tokens)
 //	p{rt:<refresh token hash>}   string      the token's TTL                       the grant ID: the index from a token to its family
 //	p{consent:<sha256>}          string      Approve's                             JSON array of approved scopes; the key hashes subject, client_id, redirect_uri
+//	p{stepup:<key>}              string      MarkStepUp's (minutes)                the scopes of a step-up mark, space-separated; key: a grant ID or "carry:<sha256>"
 //	p revocations (channel)      pub/sub     -                                     grant IDs, published as they are revoked
 //
 // Token and code hashes are SHA-256 hashes (base64url): Redis never holds a token,
@@ -36,7 +37,8 @@
 //	CreateClient, PutCode, TakeCode, PutGrant, RevokeGrant, PutUpstream   1 (a script)
 //	CreateClient, TouchClient with MaxClients                             +1 (the client index, a script)
 //	GetClient, TouchClient, PutPending, GetPending, TakePending (GETDEL),
-//	GetGrant, GetUpstream, DeleteUpstream, Approve, Approved               1
+//	GetGrant, GetUpstream, DeleteUpstream, Approve, Approved,
+//	MarkStepUp, TakeStepUp (GETDEL)                                       1
 //	GrantRevoked                                                          0 from memory; 1 (EXISTS) on a miss
 //	IssueRefresh                                                          2 (claim the index entry; a script)
 //	LookupRefresh                                                         2 (read the index entry; a script)

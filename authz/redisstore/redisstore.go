@@ -71,7 +71,7 @@ type Options struct {
 
 // A Store holds every authz record in Redis. It implements ClientStore,
 // PendingAuthStore, CodeStore, GrantStore, RefreshStore,
-// upstream.TokenStore and ConsentStore, and is safe for concurrent use.
+// upstream.TokenStore, ConsentStore and StepUpStore, and is safe for concurrent use.
 // Close stops its revocation subscription.
 type Store struct {
 	rdb        redis.UniversalClient

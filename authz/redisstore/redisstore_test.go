@@ -57,7 +57,7 @@ func newStore(t *testing.T, rdb redis.UniversalClient, opts *Options) *Store {
 // the records' lifetimes are Redis key TTLs on the server's clock.
 func stores(t *testing.T, s *Store) storetest.Stores {
 	return storetest.Stores{
-		Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s,
+		Clients: s, Pending: s, Codes: s, Grants: s, Refresh: s, Upstream: s, Consent: s, StepUps: s,
 		Advance: func(d time.Duration) { advanceExpiry(t, s.rdb, s.prefix+"*", d) },
 		TTL:     time.Second,
 		CappedClients: func(t *testing.T, max int) as.ClientStore {
@@ -256,7 +256,7 @@ func TestContract(t *testing.T) {
 		if err := iter.Err(); err != nil {
 			t.Fatalf("SCAN: %v", err)
 		}
-		want := []string{"client", "code", "consent", "grant", "grant:family", "grant:revoked", "grant:tokens", "grant:upstream", "pending", "rt"}
+		want := []string{"client", "code", "consent", "grant", "grant:family", "grant:revoked", "grant:tokens", "grant:upstream", "pending", "rt", "stepup"}
 		if diff := cmp.Diff(want, slices.Sorted(maps.Keys(kinds))); diff != "" {
 			t.Errorf("key families seen (-want +got):\n%s", diff)
 		}
@@ -277,6 +277,7 @@ func putOneOfEach(t *testing.T, ctx context.Context, s *Store) {
 		s.IssueRefresh(ctx, id, "c", id, time.Hour),
 		s.PutUpstream(ctx, id, &upstream.Sealed{KeyID: "k"}, time.Hour),
 		s.Approve(ctx, id, "c", "r", nil, time.Hour),
+		s.MarkStepUp(ctx, id, []string{"notes:write"}, time.Hour),
 		s.RevokeGrant(ctx, newID()),
 	} {
 		if err != nil {

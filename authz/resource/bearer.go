@@ -28,13 +28,28 @@ type BearerOptions struct {
 	// Scopes is the scope= of a 401 challenge: what basic use needs.
 	Scopes []string
 	// CheckScopes, if set, is asked about each request whose token is
-	// valid: it returns the scopes the request needs when the token does
-	// not grant them all (nil when it does), which get a 403
-	// insufficient_scope challenge, or an error for a request it cannot
-	// read (400 invalid_request). It may read the body, and returns the
-	// request to pass on, which carries what it read. The MCP endpoint's
-	// (*mcpserver.Handler).CheckScopes is one.
-	CheckScopes func(r *http.Request, granted []string) (*http.Request, []string, error)
+	// valid, with what the verifier found (scopes, subject, and the
+	// caller's claims in Extra): it returns the scopes the request needs
+	// when the token does not grant them all and more scope would help
+	// (nil otherwise), which get a 403 insufficient_scope challenge, or an
+	// error for a request it cannot read (400 invalid_request). It may
+	// read the body, and returns the request to pass on, which carries
+	// what it read. The MCP endpoint's (*mcpserver.Handler).CheckScopes is
+	// one.
+	CheckScopes func(r *http.Request, info *auth.TokenInfo) (*http.Request, []string, error)
+	// Admit, if set, is asked about each valid token before CheckScopes:
+	// an error refuses the user (an allow-list of who may use the server)
+	// with 403 and {"error":"access_denied"}, and a challenge without
+	// error=, so that clients do not try another token or more scopes:
+	// a 401 would send them to authorize again, only to be refused again,
+	// and no scope helps. The error's text is the error_description: make
+	// it safe to send.
+	Admit func(info *auth.TokenInfo) error
+	// InsufficientScope, if set, hears of each 403 insufficient_scope
+	// before it is written: the token's info and the scopes the request
+	// needs. An authorization server that issued the token can use it to
+	// answer the client's next refresh (see the as package's WantStepUp).
+	InsufficientScope func(r *http.Request, info *auth.TokenInfo, need []string)
 	// Logger receives refused requests (never the token); nil discards.
 	Logger *slog.Logger
 }
@@ -115,13 +130,23 @@ func RequireBearer(verify Verifier, opts *BearerOptions) func(http.Handler) http
 				http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
 				return
 			}
+			if o.Admit != nil {
+				if err := o.Admit(info); err != nil {
+					o.Logger.Info("user refused", "sub", info.UserID, "reason", err.Error())
+					c.deny(authz.WireText(err.Error()))
+					return
+				}
+			}
 			if o.CheckScopes != nil {
 				var need []string
-				if r, need, err = o.CheckScopes(r, info.Scopes); err != nil {
+				if r, need, err = o.CheckScopes(r, info); err != nil {
 					c.write(http.StatusBadRequest, authz.InvalidRequest, err.Error(), nil)
 					return
 				}
 				if len(need) > 0 {
+					if o.InsufficientScope != nil {
+						o.InsufficientScope(r, info, need)
+					}
 					c.write(http.StatusForbidden, authz.InsufficientScope,
 						"this operation needs the scopes: "+strings.Join(need, " "), need)
 					return
@@ -168,6 +193,16 @@ func (c challenge) write(status int, code authz.Code, desc string, scopes []stri
 		body["error_description"] = "this MCP server needs an access token; see resource_metadata in WWW-Authenticate"
 	}
 	json.NewEncoder(c.w).Encode(body)
+}
+
+// deny writes the 403 of a user Admit refused.
+func (c challenge) deny(desc string) {
+	h := c.w.Header()
+	h.Set("WWW-Authenticate", "Bearer resource_metadata="+quote(c.o.ResourceMetadataURL))
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	c.w.WriteHeader(http.StatusForbidden)
+	json.NewEncoder(c.w).Encode(map[string]string{"error": string(authz.AccessDenied), "error_description": desc})
 }
 
 var errNoToken = errors.New("no bearer token")

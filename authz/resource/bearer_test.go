@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -466,7 +467,9 @@ func TestRequireBearerPanics(t *testing.T) {
 // TestRequireBearerCheckScopes: the MCP layer's verdict on a request's
 // scopes becomes a 403 insufficient_scope challenge naming what it needs, or
 // a 400 for a body it cannot read; on success the request it returns (which
-// carries the body it read) goes on, with the token's TokenInfo.
+// carries the body it read) goes on, with the token's TokenInfo, which
+// CheckScopes is given too. InsufficientScope hears of each 403, with the
+// token's info and the scopes needed, and of nothing else.
 func TestRequireBearerCheckScopes(t *testing.T) {
 	type ctxKey struct{}
 	for _, tt := range []struct {
@@ -482,18 +485,24 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 		{name: "unreadable body", err: errors.New("the request body is not a well-formed JSON-RPC message"), wantStatus: http.StatusBadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var granted []string
+			var got, heardInfo *auth.TokenInfo
+			var heard []string
+			heardCalls := 0
 			next := &nextRecorder{}
 			info := &auth.TokenInfo{UserID: "user-1", Scopes: []string{"notes:read"}, Expiration: time.Now().Add(time.Hour)}
 			h := RequireBearer(staticVerifier(info, nil), &BearerOptions{
 				ResourceMetadataURL: testMetadataURL,
 				Scopes:              []string{"notes:read"},
-				CheckScopes: func(r *http.Request, g []string) (*http.Request, []string, error) {
-					granted = g
+				CheckScopes: func(r *http.Request, i *auth.TokenInfo) (*http.Request, []string, error) {
+					got = i
 					io.ReadAll(r.Body) // read once, here
 					r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, "checked"))
 					r.Body = io.NopCloser(strings.NewReader("body passed on"))
 					return r, tt.need, tt.err
+				},
+				InsufficientScope: func(_ *http.Request, info *auth.TokenInfo, need []string) {
+					heardCalls++
+					heardInfo, heard = info, need
 				},
 			})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Context().Value(ctxKey{}) != "checked" {
@@ -509,8 +518,8 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d (body %q)", rec.Code, tt.wantStatus, rec.Body)
 			}
-			if diff := cmp.Diff(info.Scopes, granted); diff != "" {
-				t.Errorf("scopes given to CheckScopes (-want +got):\n%s", diff)
+			if got != info {
+				t.Errorf("CheckScopes was given %+v, want the verifier's TokenInfo %+v", got, info)
 			}
 			switch tt.wantStatus {
 			case http.StatusForbidden:
@@ -522,6 +531,9 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 				})
 				if n := next.calls.Load(); n != 0 {
 					t.Errorf("next handler ran %d times", n)
+				}
+				if heardCalls != 1 || heardInfo != info || !slices.Equal(heard, tt.need) {
+					t.Errorf("InsufficientScope heard %d times, of %v needing %v; want once, of the token's info, needing %v", heardCalls, heardInfo, heard, tt.need)
 				}
 			case http.StatusOK:
 				if n := next.calls.Load(); n != 1 || string(next.body) != "body passed on" || next.info == nil || next.info.UserID != "user-1" {
@@ -539,6 +551,9 @@ func TestRequireBearerCheckScopes(t *testing.T) {
 			}
 			if strings.Contains(rec.Body.String(), testToken) {
 				t.Errorf("the body contains the token: %q", rec.Body)
+			}
+			if tt.wantStatus != http.StatusForbidden && heardCalls != 0 {
+				t.Errorf("InsufficientScope heard of a %d", tt.wantStatus)
 			}
 		})
 	}

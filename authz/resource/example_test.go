@@ -28,10 +28,10 @@ func ExampleRequireBearer() {
 	// In production CheckScopes is the MCP endpoint's
 	// (*mcpserver.Handler).CheckScopes, which reads the JSON-RPC body once
 	// and asks each item's policy; here creating needs notes:write.
-	checkScopes := func(r *http.Request, granted []string) (*http.Request, []string, error) {
+	checkScopes := func(r *http.Request, info *auth.TokenInfo) (*http.Request, []string, error) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if bytes.Contains(body, []byte(`"notes_create"`)) && !slices.Contains(granted, "notes:write") {
+		if bytes.Contains(body, []byte(`"notes_create"`)) && !slices.Contains(info.Scopes, "notes:write") {
 			return r, []string{"notes:write"}, nil
 		}
 		return r, nil, nil

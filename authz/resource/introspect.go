@@ -44,6 +44,10 @@ type IntrospectionOptions struct {
 	HTTPClient *http.Client
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// GroupsClaim names the response member that holds the user's groups
+	// or roles, put in TokenInfo.Extra["groups"] as JWTOptions.GroupsClaim
+	// says. Default "groups".
+	GroupsClaim string
 }
 
 // An Introspector verifies opaque access tokens with RFC 7662 introspection,
@@ -94,6 +98,9 @@ func NewIntrospector(options *IntrospectionOptions) (*Introspector, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.GroupsClaim == "" {
+		opts.GroupsClaim = "groups"
+	}
 	return &Introspector{o: opts, cache: ttlcache.New[[sha256.Size]byte, introspected](maxIntrospectionCache)}, nil
 }
 
@@ -105,7 +112,7 @@ func (i *Introspector) Verify(ctx context.Context, token string) (*auth.TokenInf
 		if e.info == nil {
 			return nil, tokencheck.Invalid("%s", e.why)
 		}
-		return e.info, nil
+		return own(e.info), nil
 	}
 	info, why, err := i.introspect(ctx, token)
 	if err != nil {
@@ -122,7 +129,16 @@ func (i *Introspector) Verify(ctx context.Context, token string) (*auth.TokenInf
 	if info == nil {
 		return nil, tokencheck.Invalid("%s", why)
 	}
-	return info, nil
+	return own(info), nil
+}
+
+// own is a copy of a cached TokenInfo for one caller: its scopes and
+// extra (groups included) are its own.
+func own(info *auth.TokenInfo) *auth.TokenInfo {
+	c := *info
+	c.Scopes = slices.Clone(info.Scopes)
+	c.Extra = tokencheck.CloneExtra(info.Extra)
+	return &c
 }
 
 // introspect asks the endpoint. A refusal returns why; a failure to get an
@@ -159,7 +175,11 @@ func (i *Introspector) introspect(ctx context.Context, token string) (info *auth
 		Iss      string          `json:"iss"`
 		Aud      json.RawMessage `json:"aud"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&r); err != nil {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: introspection response: %v", authz.ErrUnavailable, err)
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, "", fmt.Errorf("%w: introspection response: %v", authz.ErrUnavailable, err)
 	}
 	switch {
@@ -185,6 +205,10 @@ func (i *Introspector) introspect(ctx context.Context, token string) (info *auth
 	}
 	if r.ClientID != "" {
 		info.Extra["client_id"] = r.ClientID
+	}
+	var user map[string]any
+	if json.Unmarshal(body, &user) == nil {
+		tokencheck.SetUserClaims(info.Extra, user[i.o.GroupsClaim], user["email"], user["email_verified"])
 	}
 	return info, "", nil
 }

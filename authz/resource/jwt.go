@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -53,6 +52,11 @@ type JWTOptions struct {
 	// the very key that verified it; expiry is checked on every request.
 	// Zero means 10 000; negative, none.
 	VerifiedCacheSize int
+	// GroupsClaim names the claim that holds the user's groups or roles
+	// (an array of strings, a string, or an object whose keys are the
+	// names), put in TokenInfo.Extra["groups"] as a sorted []string of at
+	// most 100 names. Default "groups".
+	GroupsClaim string
 }
 
 // A jwtVerified is what JWTVerifier.Verify learned from a token it
@@ -107,6 +111,9 @@ func NewJWTVerifier(ctx context.Context, options *JWTOptions) (*JWTVerifier, err
 	if opts.StartupTimeout <= 0 {
 		opts.StartupTimeout = 4 * time.Second
 	}
+	if opts.GroupsClaim == "" {
+		opts.GroupsClaim = "groups"
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -147,7 +154,7 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*auth.TokenInfo
 			if key == e.key { // the JWKS still serves the key that verified it
 				info := *e.info
 				info.Scopes = slices.Clone(info.Scopes)
-				info.Extra = maps.Clone(info.Extra)
+				info.Extra = tokencheck.CloneExtra(info.Extra)
 				return &info, nil
 			}
 			// The JWKS was fetched again since: verify in full.
@@ -191,14 +198,14 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*auth.TokenInfo
 	if !slices.ContainsFunc(aud, func(a string) bool { return authz.SameResource(a, v.o.Audience) }) {
 		return nil, tokencheck.Invalid("the token was issued for another resource")
 	}
-	info, err := tokenInfo(tok)
+	info, err := tokenInfo(tok, v.o.GroupsClaim)
 	if err != nil || v.verified == nil {
 		return info, err
 	}
 	// Remembered as verified, a copy: the caller may change what it gets.
 	kept := *info
 	kept.Scopes = slices.Clone(info.Scopes)
-	kept.Extra = maps.Clone(info.Extra)
+	kept.Extra = tokencheck.CloneExtra(info.Extra)
 	v.verified.Set(hash, &jwtVerified{kid: kid, key: key, info: &kept}, info.Expiration.Add(v.o.ClockSkew), v.o.Now())
 	return info, nil
 }
@@ -273,8 +280,9 @@ func compatible(kty jwa.KeyType, alg jwa.SignatureAlgorithm) bool {
 }
 
 // tokenInfo extracts identity and scopes: scope (RFC 9068, a string) or scp
-// (a list or string, as Entra ID and Okta send it).
-func tokenInfo(tok jwt.Token) (*auth.TokenInfo, error) {
+// (a list or string, as Entra ID and Okta send it); the groups of
+// groupsClaim, and the e-mail address when email_verified is true.
+func tokenInfo(tok jwt.Token, groupsClaim string) (*auth.TokenInfo, error) {
 	sub, _ := tok.Subject()
 	if sub == "" {
 		return nil, tokencheck.Invalid("the token has no subject")
@@ -300,6 +308,11 @@ func tokenInfo(tok jwt.Token) (*auth.TokenInfo, error) {
 	if jti, ok := tok.JwtID(); ok {
 		info.Extra["jti"] = jti
 	}
+	var groups, email, verified any
+	_ = tok.Get(groupsClaim, &groups)
+	_ = tok.Get("email", &email)
+	_ = tok.Get("email_verified", &verified)
+	tokencheck.SetUserClaims(info.Extra, groups, email, verified)
 	return info, nil
 }
 

@@ -42,7 +42,7 @@ import (
 	"github.com/remotemcp/remotemcp/authz/upstream"
 )
 
-// Stores is one implementation under test: its seven stores (usually one
+// Stores is one implementation under test: its eight stores (usually one
 // value) and control of its clock.
 type Stores struct {
 	Clients  as.ClientStore
@@ -52,6 +52,7 @@ type Stores struct {
 	Refresh  as.RefreshStore
 	Upstream upstream.TokenStore
 	Consent  as.ConsentStore
+	StepUps  as.StepUpStore
 
 	// Advance lets at least d pass on the stores' clock: a store with an
 	// injectable clock moves it, one on a real clock sleeps. The suite runs
@@ -85,7 +86,7 @@ func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 	t.Run("Complete", func(t *testing.T) {
 		s := newStores(t)
 		if s.Clients == nil || s.Pending == nil || s.Codes == nil || s.Grants == nil ||
-			s.Refresh == nil || s.Upstream == nil || s.Consent == nil || s.Advance == nil || s.CappedClients == nil {
+			s.Refresh == nil || s.Upstream == nil || s.Consent == nil || s.StepUps == nil || s.Advance == nil || s.CappedClients == nil {
 			t.Fatalf("newStores returned incomplete Stores: %+v", s)
 		}
 	})
@@ -98,6 +99,7 @@ func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 	t.Run("Refresh", func(t *testing.T) { testRefresh(t, newStores) })
 	t.Run("Upstream", func(t *testing.T) { testUpstream(t, newStores) })
 	t.Run("Consent", func(t *testing.T) { testConsent(t, newStores) })
+	t.Run("StepUps", func(t *testing.T) { testStepUps(t, newStores) })
 }
 
 func withDefaults(newStores func(t *testing.T) Stores) func(t *testing.T) Stores {
@@ -181,6 +183,8 @@ func code(hash string) *as.AuthCode {
 		Scopes:        []string{"notes:read", "notes:write"},
 		Subject:       "alice",
 		ExpiresAt:     at.Add(time.Minute),
+		Email:         "alice@example.com",
+		Groups:        []string{"eng", "my-org/platform"},
 	}
 }
 
@@ -193,6 +197,8 @@ func grant(id string) *as.Grant {
 		Resource:  "https://mcp.example/mcp",
 		CreatedAt: at,
 		Upstream:  "github:12345",
+		Email:     "alice@example.com",
+		Groups:    []string{"eng", "my-org/platform"},
 	}
 }
 

@@ -75,10 +75,48 @@ const (
 	// grantIDClaim is the private claim naming the grant a token came from,
 	// so that revoking the grant revokes its access tokens.
 	grantIDClaim = "gid"
-	// maxAccessTokenLen bounds the tokens Verify parses; ours are well under
-	// 1 KiB.
-	maxAccessTokenLen = 4096
+	// maxAccessTokenLen bounds the tokens Verify parses; ours are under
+	// 1 KiB, and under 5 KiB with the most groups and the longest e-mail
+	// address (see UserClaims).
+	maxAccessTokenLen = 8192
+	// MaxGroupsClaimBytes and MaxGroupsClaimNames bound the groups claim of
+	// an access token: the groups are kept in order while both hold, the
+	// rest dropped.
+	MaxGroupsClaimBytes = 2048
+	MaxGroupsClaimNames = 64
+	// maxEmailLen bounds the email claim (RFC 5321 §4.5.3.1.3's path
+	// limit); a longer address is left out.
+	maxEmailLen = 254
 )
+
+// UserClaims are what an access token says of its user besides the
+// subject, for per-item policy: the upstream groups ("groups", bounded
+// by MaxGroupsClaimNames and MaxGroupsClaimBytes) and a verified e-mail
+// address ("email"; never an unverified one). Zero values are left out
+// of the token.
+type UserClaims struct {
+	Email  string
+	Groups []string
+}
+
+// BoundGroups keeps groups in order while the claim stays within
+// MaxGroupsClaimNames and MaxGroupsClaimBytes: what an access token
+// carries of them.
+func BoundGroups(groups []string) []string {
+	var out []string
+	n := 0
+	for _, g := range groups {
+		if g == "" {
+			continue
+		}
+		if len(out) == MaxGroupsClaimNames || n+len(g) > MaxGroupsClaimBytes {
+			break
+		}
+		n += len(g)
+		out = append(out, g)
+	}
+	return out
+}
 
 // NewIssuer returns an Issuer that signs with ring's active key and
 // verifies with any key ring publishes. It checks opts (REQUIRED fields
@@ -122,6 +160,13 @@ func NewIssuer(ring *KeyRing, options *IssuerOptions) (*Issuer, error) {
 // omitted when empty), jti, iat, nbf and exp, plus gid, the grant. It
 // returns the token with its jti and expiry, for the caller to record.
 func (i *Issuer) MintAccessToken(subject, clientID string, scopes []string, grantID string) (token, jti string, exp time.Time, err error) {
+	return i.MintAccessTokenFor(subject, clientID, scopes, grantID, UserClaims{})
+}
+
+// MintAccessTokenFor is MintAccessToken with the user's claims: "groups"
+// (a JSON array, bounded as UserClaims says) and "email", each only when
+// not empty.
+func (i *Issuer) MintAccessTokenFor(subject, clientID string, scopes []string, grantID string, user UserClaims) (token, jti string, exp time.Time, err error) {
 	if subject == "" || clientID == "" || grantID == "" {
 		return "", "", time.Time{}, errors.New("authz: mint access token: subject, client and grant are required")
 	}
@@ -150,6 +195,12 @@ func (i *Issuer) MintAccessToken(subject, clientID string, scopes []string, gran
 		Claim(grantIDClaim, grantID)
 	if s := authz.ParseScope(strings.Join(scopes, " ")); len(s) > 0 {
 		b = b.Claim("scope", strings.Join(s, " "))
+	}
+	if g := BoundGroups(user.Groups); len(g) > 0 {
+		b = b.Claim("groups", g)
+	}
+	if user.Email != "" && len(user.Email) <= maxEmailLen {
+		b = b.Claim("email", user.Email)
 	}
 	tok, err := b.Build()
 	if err != nil {
@@ -247,8 +298,16 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 	if sub == "" || clientID == "" || jti == "" || gid == "" {
 		return nil, tokencheck.Invalid("the token lacks a required claim")
 	}
+	var email string
+	groups, ok := stringsClaim(tok, "groups")
+	if !ok {
+		return nil, tokencheck.Invalid("the groups claim is not an array of strings")
+	}
+	if tok.Has("email") && tok.Get("email", &email) != nil {
+		return nil, tokencheck.Invalid("the email claim is not a string")
+	}
 	v := &verifiedToken{pub: pub, kid: kid, sub: sub, jti: jti, gid: gid, scopes: authz.ParseScope(scope), exp: exp,
-		extra: [3]any{clientID, jti, gid}}
+		extra: [3]any{clientID, jti, gid}, groups: groups, email: email}
 	if i.verified != nil {
 		// Kept until the token expires, as checkVerified decides it.
 		i.verified.Set(key, v, exp.Add(i.o.ClockSkew), now)
@@ -273,12 +332,19 @@ func (i *Issuer) checkVerified(ctx context.Context, v *verifiedToken, now time.T
 			return nil, tokencheck.Invalid("the token was revoked")
 		}
 	}
-	return &auth.TokenInfo{
+	info := &auth.TokenInfo{
 		UserID:     v.sub,
 		Scopes:     slices.Clone(v.scopes),
 		Expiration: v.exp,
 		Extra:      map[string]any{"client_id": v.extra[0], "jti": v.extra[1], "gid": v.extra[2]},
-	}, nil
+	}
+	if len(v.groups) > 0 {
+		info.Extra["groups"] = slices.Clone(v.groups)
+	}
+	if v.email != "" {
+		info.Extra["email"] = v.email
+	}
+	return info, nil
 }
 
 // A verifiedToken is what Issuer.Verify learned from a token whose
@@ -294,6 +360,30 @@ type verifiedToken struct {
 	// extra is clientID, jti and gid as the values of TokenInfo.Extra,
 	// boxed once here rather than on every request.
 	extra [3]any
+	// groups and email are the user's claims, for TokenInfo.Extra
+	// "groups" ([]string) and "email" (string).
+	groups []string
+	email  string
+}
+
+// stringsClaim reads a claim that is an array of strings; a missing
+// claim is nil and ok.
+func stringsClaim(tok jwt.Token, name string) (out []string, ok bool) {
+	if !tok.Has(name) {
+		return nil, true
+	}
+	var raw []any
+	if tok.Get(name, &raw) != nil {
+		return nil, false
+	}
+	for _, v := range raw {
+		s, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
 }
 
 // randomID reads n bytes from r and encodes them in base64url.

@@ -9,7 +9,11 @@
 //   - vaultclient.go: the Vault: upstream tokens per grant, refreshed
 //     ([RFC 6749 §6]) before expiry under single-flight and an optional
 //     cross-replica lock; invalid_grant revokes the grant, 5xx keeps it;
-//   - vaultstore.go: the vault's store interfaces.
+//   - vaultstore.go: the vault's store interfaces;
+//   - allow.go: the allow-list of who may sign in (users, verified e-mail
+//     domains, GitHub organizations and teams, OIDC groups), checked by
+//     the authorization server and again at every upstream refresh;
+//   - github.go: a GitHub user's verified e-mail and memberships.
 //
 // [RFC 6749 §4.1]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1
 // [RFC 6749 §6]: https://www.rfc-editor.org/rfc/rfc6749#section-6

@@ -40,9 +40,23 @@ type Identity struct {
 	// Email is the address the provider reports; empty when an OIDC
 	// provider says email_verified is false.
 	Email string
+	// EmailVerified says the provider vouches for Email: an OIDC
+	// provider's email_verified is true, or GitHub lists the address as
+	// verified. Only a verified address counts for an allow-list's
+	// EmailDomains or goes into our access tokens.
+	EmailVerified bool
+	// Groups are the user's groups, sorted: the values of an OIDC
+	// provider's GroupsClaim, or with GitHubMemberships the GitHub
+	// organizations ("org") and teams ("org/team-slug"). At most
+	// MaxGroups, each at most MaxGroupLen bytes.
+	Groups []string
 	// Raw is the provider's whole answer, for display; numbers are
 	// json.Number.
 	Raw map[string]any
+
+	// allGroups are the groups before the MaxGroups bound, for
+	// AllowList.Check.
+	allGroups []string
 }
 
 // Config is our registration at the upstream identity provider.
@@ -80,6 +94,15 @@ type Provider struct {
 	AuthParams url.Values
 	// HTTPClient makes every upstream call.
 	HTTPClient *http.Client
+	// GroupsClaim names the userinfo claim that holds an OIDC user's
+	// groups or roles: an array of strings, a string, or an object whose
+	// keys are the names. Default "groups".
+	GroupsClaim string
+	// GitHubMemberships, for GitHub, reads the user's organizations and
+	// teams into Identity.Groups (GET /user/orgs and /user/teams, which
+	// need the read:org scope): one to four more API calls per sign-in
+	// and refresh.
+	GitHubMemberships bool
 
 	// accept is the Accept header of the userinfo request.
 	accept string
@@ -352,9 +375,11 @@ func parseOIDCIdentity(m map[string]any) (*Identity, error) {
 	id := &Identity{Subject: sub, Raw: m}
 	id.Login, _ = m["preferred_username"].(string)
 	id.Name, _ = m["name"].(string)
-	if verified, ok := m["email_verified"].(bool); !ok || verified {
+	verified, ok := m["email_verified"].(bool)
+	if !ok || verified {
 		id.Email, _ = m["email"].(string)
 	}
+	id.EmailVerified = verified && id.Email != ""
 	return id, nil
 }
 
@@ -401,7 +426,10 @@ func parseGitHubIdentity(m map[string]any) (*Identity, error) {
 	out := &Identity{Subject: strconv.FormatUint(id, 10), Raw: m}
 	out.Login, _ = m["login"].(string)
 	out.Name, _ = m["name"].(string)
+	// The public profile address: GitHub lets a user show only a
+	// verified one.
 	out.Email, _ = m["email"].(string)
+	out.EmailVerified = out.Email != ""
 	return out, nil
 }
 
@@ -510,7 +538,23 @@ func (u *Provider) FetchIdentity(ctx context.Context, tok *oauth2.Token) (*Ident
 	if parse == nil {
 		parse = parseOIDCIdentity
 	}
-	return parse(m)
+	id, err := parse(m)
+	if err != nil {
+		return nil, err
+	}
+	if u.Name == "github" {
+		if err := u.githubDetails(ctx, hc, tok, id); err != nil {
+			return nil, err
+		}
+		return id, nil
+	}
+	claim := u.GroupsClaim
+	if claim == "" {
+		claim = "groups"
+	}
+	id.allGroups = claimGroups(m[claim], 0)
+	id.Groups = boundGroups(id.allGroups, MaxGroups)
+	return id, nil
 }
 
 // loopbackHost reports a loopback host name or literal.

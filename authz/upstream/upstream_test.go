@@ -334,7 +334,7 @@ func TestFetchIdentityGitHub(t *testing.T) {
 			name: "user",
 			// An id above 2^53: decoding it as a float64 would round it.
 			body: `{"login":"octocat","id":9007199254740993,"name":"The Octocat","email":"octocat@github.com","site_admin":false}`,
-			want: &Identity{Subject: "9007199254740993", Login: "octocat", Name: "The Octocat", Email: "octocat@github.com"},
+			want: &Identity{Subject: "9007199254740993", Login: "octocat", Name: "The Octocat", Email: "octocat@github.com", EmailVerified: true},
 		},
 		{
 			name: "no public name or email",
@@ -364,7 +364,7 @@ func TestFetchIdentityGitHub(t *testing.T) {
 			if got.Raw["login"] != got.Login {
 				t.Errorf("Raw = %v", got.Raw)
 			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(Identity{}, "Raw")); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(Identity{}, "Raw"), cmpopts.IgnoreUnexported(Identity{})); diff != "" {
 				t.Errorf("Identity (-want +got):\n%s", diff)
 			}
 		})
@@ -381,7 +381,7 @@ func TestFetchIdentityOIDC(t *testing.T) {
 		{
 			name: "full",
 			body: `{"sub":"248289761001","name":"Jane Doe","preferred_username":"j.doe","email":"janedoe@example.com","email_verified":true}`,
-			want: &Identity{Subject: "248289761001", Login: "j.doe", Name: "Jane Doe", Email: "janedoe@example.com"},
+			want: &Identity{Subject: "248289761001", Login: "j.doe", Name: "Jane Doe", Email: "janedoe@example.com", EmailVerified: true},
 		},
 		{
 			name: "unverified email",
@@ -411,7 +411,7 @@ func TestFetchIdentityOIDC(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(Identity{}, "Raw")); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(Identity{}, "Raw"), cmpopts.IgnoreUnexported(Identity{})); diff != "" {
 				t.Errorf("Identity (-want +got):\n%s", diff)
 			}
 		})

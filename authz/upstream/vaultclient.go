@@ -50,6 +50,13 @@ type VaultOptions struct {
 	// Logger receives refresh failures and revocations (grant ids, never
 	// tokens); nil discards.
 	Logger *slog.Logger
+	// Allow, if not empty, is checked again after every refresh of a
+	// grant's upstream token, with the identity the fresh token gets: a
+	// user the list no longer allows (removed from the organization,
+	// the group, ...) has the grant revoked, and Token returns an error
+	// matching both ErrReauthorize and ErrNotAllowed. An upstream that
+	// cannot answer then keeps the grant until the next refresh.
+	Allow *AllowList
 }
 
 // A Vault keeps each grant's upstream tokens, sealed with EncryptionKeys
@@ -274,7 +281,7 @@ func (v *Vault) refresh(ctx context.Context, grantID string, tok *oauth2.Token, 
 			return v.usable(ctx, grantID, cur)
 		}
 		v.o.Logger.Debug("authz: upstream token refreshed", "grant", grantID, "expiry", fresh.Expiry)
-		return fresh, nil
+		return v.recheck(ctx, grantID, fresh)
 	}
 	if err := v.put(ctx, grantID, fresh); err != nil {
 		// The upstream may have rotated the refresh token we could not
@@ -283,7 +290,34 @@ func (v *Vault) refresh(ctx context.Context, grantID string, tok *oauth2.Token, 
 		return nil, err
 	}
 	v.o.Logger.Debug("authz: upstream token refreshed", "grant", grantID, "expiry", fresh.Expiry)
-	return fresh, nil
+	return v.recheck(ctx, grantID, fresh)
+}
+
+// recheck asks the upstream who holds a freshly refreshed token and
+// checks the allow-list again. A refused user, or an upstream that refuses
+// to say, ends the grant; an upstream that does not answer keeps it.
+func (v *Vault) recheck(ctx context.Context, grantID string, fresh *oauth2.Token) (*oauth2.Token, error) {
+	if v.o.Allow.Empty() {
+		return fresh, nil
+	}
+	id, err := v.up.FetchIdentity(ctx, fresh)
+	if errors.Is(err, ErrUnavailable) {
+		v.o.Logger.Warn("authz: allow-list re-check postponed: upstream unavailable", "grant", grantID, "err", err)
+		return fresh, nil
+	}
+	if err == nil {
+		err = v.o.Allow.Check(id)
+	}
+	if err == nil {
+		return fresh, nil
+	}
+	if derr := v.Delete(ctx, grantID); derr != nil {
+		v.o.Logger.Warn("authz: delete upstream token of a refused user", "grant", grantID, "err", derr)
+	}
+	if !errors.Is(err, ErrNotAllowed) {
+		return nil, v.reauthorize(ctx, grantID, "the upstream no longer says who the user is")
+	}
+	return nil, fmt.Errorf("%w (%w)", v.reauthorize(ctx, grantID, "the user is no longer allowed to sign in"), ErrNotAllowed)
 }
 
 // refused reports an upstream answer that the refresh token is dead:

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/oauth2"
 
 	"github.com/remotemcp/remotemcp/authz"
@@ -106,8 +107,10 @@ func (f *fakeStores) record(id string) *Sealed {
 type fakeUpstream struct {
 	up        *Provider
 	refreshes atomic.Int32
-	mu        sync.Mutex
-	forms     []map[string]string
+	// userinfo, if set, is the userinfo answer instead of alice's.
+	userinfo atomic.Pointer[string]
+	mu       sync.Mutex
+	forms    []map[string]string
 }
 
 func newFakeUpstream(t *testing.T, token http.HandlerFunc) *fakeUpstream {
@@ -132,6 +135,10 @@ func newFakeUpstream(t *testing.T, token http.HandlerFunc) *fakeUpstream {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if u := f.userinfo.Load(); u != nil {
+			w.Write([]byte(*u))
+			return
+		}
 		w.Write([]byte(`{"sub":"user-1","preferred_username":"alice","name":"Alice","email":"alice@example.com","email_verified":true}`))
 	})
 	srv := httptest.NewServer(mux)
@@ -640,7 +647,7 @@ func TestVaultIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Identity{Subject: "user-1", Login: "alice", Name: "Alice", Email: "alice@example.com"}
+	want := &Identity{Subject: "user-1", Login: "alice", Name: "Alice", Email: "alice@example.com", EmailVerified: true}
 	if diff := cmp.Diff(want, id, cmpIgnoreRaw); diff != "" {
 		t.Errorf("Identity (-want +got):\n%s", diff)
 	}
@@ -649,7 +656,7 @@ func TestVaultIdentity(t *testing.T) {
 	}
 }
 
-var cmpIgnoreRaw = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Raw" }, cmp.Ignore())
+var cmpIgnoreRaw = cmp.Options{cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Raw" }, cmp.Ignore()), cmpopts.IgnoreUnexported(Identity{})}
 
 func TestVaultClient(t *testing.T) {
 	fx := newVaultFixture(t, issue(true), nil)

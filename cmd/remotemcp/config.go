@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/remotemcp/remotemcp"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/tools/notes"
 	notesmem "github.com/remotemcp/remotemcp/tools/notes/memstore"
@@ -55,6 +56,9 @@ type config struct {
 
 	// Proxy is the --auth proxy configuration, nil in other modes.
 	Proxy *proxyConfig
+	// SignIn is who may sign in and the per-tool rules: the
+	// configuration file (--config) under the sign-in flags.
+	SignIn signIn
 
 	// OAuth resource server (--auth jwt | introspect).
 	Issuer              string
@@ -67,6 +71,9 @@ type config struct {
 	ClockSkew           time.Duration
 	ScopeRead           string
 	ScopeWrite          string
+	// ListStepUp lists to each caller, besides what their token allows,
+	// the items that more scope would open (policy.Options.ListStepUp).
+	ListStepUp bool
 	// dev is set when both the listener and PublicURL are on loopback:
 	// only then is development behaviour on (--auth none, --fixtures, the
 	// development identity provider, loopback http client metadata
@@ -80,10 +87,6 @@ type config struct {
 	// no flag sets it: tests do, to be past a time window (the refresh
 	// grace) without waiting for it.
 	now func() time.Time
-	// idpRetry waits between the tries of an identity provider that could
-	// not be reached at start-up (nil: time.After); tests set it to drive
-	// the retries.
-	idpRetry func(time.Duration) <-chan time.Time
 }
 
 // envName is the environment twin of a flag: --public-url ⇒ REMOTEMCP_PUBLIC_URL.
@@ -99,6 +102,7 @@ type configFlags struct {
 	clockSkew                             *time.Duration
 	scopeRead, scopeWrite                 *string
 	fixtures, origins                     *string
+	listStepUp                            *bool
 	sessionTTL, shutdownTimeout           *time.Duration
 	maxBody                               *int64
 	maxBatch, maxResponse                 *int
@@ -109,6 +113,7 @@ type configFlags struct {
 	logLevel, logFormat, stateKeyFile     *string
 	redisURL, redisMode                   *string
 	proxy                                 *proxyFlags
+	signin                                *signInFlags
 }
 
 // addFlags defines the server's flags on fs.
@@ -126,6 +131,7 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 		clockSkew:       fs.Duration("clock-skew", 30*time.Second, "clock skew tolerated on token exp, nbf and iat"),
 		scopeRead:       fs.String("scope-read", "notes:read", "scope name that allows reading notes"),
 		scopeWrite:      fs.String("scope-write", "notes:write", "scope name that allows changing notes (implies --scope-read)"),
+		listStepUp:      fs.Bool("list-step-up", true, "also list to each caller the tools, prompts and resources that more scope would open (calling one starts a step-up); false lists only what the caller's token allows now"),
 		fixtures:        fs.String("fixtures", "", "extra fixtures to serve: conformance (loopback listener and public URL only)"),
 		origins:         fs.String("allowed-origins", "", "comma-separated browser origins allowed to call /mcp (loopback origins are allowed when the listener and public URL are both loopback)"),
 		sessionTTL:      fs.Duration("session-ttl", 30*time.Minute, "idle lifetime of a legacy MCP session"),
@@ -146,6 +152,7 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 		redisURL:        fs.String("redis-url", "", "keep all state in Redis so that replicas share it: redis://[user:password@]host:port[/db] or rediss://…; several hosts with ?addr=host:port (default: in-process stores, one replica); prefer the environment twin when it holds a password"),
 		redisMode:       fs.String("redis-mode", "single", "how --redis-url is read: single, sentinel (master_name=<name> in the URL; its hosts are the sentinels) or cluster"),
 		proxy:           addProxyFlags(fs),
+		signin:          addSignInFlags(fs),
 	}
 }
 
@@ -153,26 +160,50 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 // flag wins over the environment.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*configFlags, error) {
 	fs := flag.NewFlagSet("remotemcp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	f := addFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: remotemcp [flags]\n\nServes a remote MCP server on <public-url>/mcp. Every flag can also be set\nthrough its environment twin, e.g. --listen as REMOTEMCP_LISTEN; a flag wins\nover the environment.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	// The flag package would print a parse error and then the whole usage;
+	// the error alone comes back instead, for main to print on one line
+	// with a pointer to --help. Only --help prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	// Environment first, so that explicit flags override it.
 	if err := setFromEnv(fs, getenv); err != nil {
 		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stderr)
 			return nil, errHelp
 		}
-		return nil, err
+		return nil, &usageError{command: "remotemcp", err: err}
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		return nil, &usageError{command: "remotemcp", err: fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))}
 	}
 	return f, nil
+}
+
+// printUsage writes remotemcp's usage to w: the commands, then every flag
+// of fs with its default.
+func printUsage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, `Usage: remotemcp [flags]
+       remotemcp signing-key [--rotate FILE] > signing.json
+       remotemcp version
+
+Serves a remote MCP server on <public-url>/mcp; with a command instead:
+  signing-key  prints a new access-token signing key ring for
+               --signing-key-file, or FILE's ring rotated to a new key
+               ('remotemcp signing-key --help' lists its flags)
+  version      prints the version, commit and Go version (also --version)
+
+Every flag can also be set through its environment twin, e.g. --listen as
+REMOTEMCP_LISTEN; a flag wins over the environment.
+
+Flags:
+`)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // setFromEnv sets each flag of fs whose environment twin is set.
@@ -200,6 +231,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		Listen:              *f.listen,
 		Auth:                *f.authMode,
 		Fixtures:            *f.fixtures,
+		ListStepUp:          *f.listStepUp,
 		SessionTTL:          *f.sessionTTL,
 		MaxBodyBytes:        *f.maxBody,
 		ResumeWindow:        *f.resumeWindow,
@@ -219,6 +251,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, err
 	}
 	if err := cfg.setAuth(f, getenv, dev); err != nil {
+		return nil, err
+	}
+	if err := cfg.setSignIn(f.signin); err != nil {
 		return nil, err
 	}
 	if err := cfg.checkFixtures(dev); err != nil {
@@ -466,11 +501,9 @@ func (c *config) checkRedis() error {
 	if c.RedisURL == "" {
 		return nil
 	}
-	rdb, err := newRedis(c.RedisURL, c.RedisMode)
-	if err != nil {
-		return err
+	if err := remotemcp.CheckRedisURL(c.RedisURL, c.RedisMode); err != nil {
+		return fmt.Errorf("--redis-url, --redis-mode: %w", err)
 	}
-	rdb.Close() // only checking; build makes the real one
 	if c.Proxy != nil && len(c.Proxy.Ephemeral) > 0 {
 		return fmt.Errorf("--redis-url shares state between replicas, so they must share keys too: configure the %s (see README: Keys for production)", strings.Join(c.Proxy.Ephemeral, ", "))
 	}

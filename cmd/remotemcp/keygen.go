@@ -16,18 +16,21 @@ import (
 // tokens it signed have expired.
 func signingKeyCommand(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("remotemcp signing-key", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // main prints a parse error on one line; only --help prints the usage
 	rotate := fs.String("rotate", "", "existing key ring to rotate (the new ring is printed; the file is not changed)")
 	lifetime := fs.Duration("access-token-lifetime", 10*time.Minute, "the servers' --access-token-lifetime: how long the retired key stays published")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: remotemcp signing-key [--rotate FILE] > signing.json\n\nPrints an ES256 key ring for --signing-key-file.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
+			fmt.Fprintf(stderr, "Usage: remotemcp signing-key [--rotate FILE] > signing.json\n\nPrints an ES256 key ring for --signing-key-file.\n\nFlags:\n")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 			return errHelp
 		}
-		return err
+		return &usageError{command: "remotemcp signing-key", err: err}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{command: "remotemcp signing-key", err: fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))}
 	}
 	key, err := token.GenerateKey()
 	if err != nil {

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +132,19 @@ func TestRedisLogsAreJSON(t *testing.T) {
 		}
 		return nil
 	})
+	if werr == nil {
+		// "remotemcp listening" comes just before Serve checks the registry
+		// and serves: an answer on the address means it serves, so that the
+		// cancel below is a shutdown, not an interrupted start.
+		m := regexp.MustCompile(`"addr":"([^"]+)"`).FindStringSubmatch(stdout.String())
+		if m == nil {
+			werr = errors.New("no listening address logged")
+		} else if resp, err := http.Get("http://" + m[1] + "/healthz"); err != nil {
+			werr = err
+		} else {
+			resp.Body.Close()
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("run: %v", err)

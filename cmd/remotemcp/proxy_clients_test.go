@@ -32,6 +32,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -91,6 +92,7 @@ func init() {
 type pcEvent struct {
 	method, path    string
 	grant           string // grant_type of a /token request
+	scope           string // scope of a GET /authorize
 	protocolVersion string // MCP-Protocol-Version
 	sessionID       string // Mcp-Session-Id
 	status          int
@@ -109,6 +111,9 @@ type pcRecorder struct {
 func (r *pcRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	ev := &pcEvent{method: req.Method, path: req.URL.Path,
 		protocolVersion: req.Header.Get("MCP-Protocol-Version"), sessionID: req.Header.Get("Mcp-Session-Id")}
+	if req.URL.Path == "/authorize" && req.Method == http.MethodGet {
+		ev.scope = req.URL.Query().Get("scope")
+	}
 	if req.URL.Path == "/token" && req.Method == http.MethodPost {
 		body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<16))
 		req.Body = io.NopCloser(bytes.NewReader(body))
@@ -304,13 +309,20 @@ type pcServer struct {
 }
 
 // pcStart runs remotemcp --auth proxy in-process, in front of the
-// development provider (upstream "dev") or the zitadel example OP.
+// development provider (upstream "dev") or the zitadel example OP, with
+// pcTokenArgs.
 func pcStart(t *testing.T, upstream string, args ...string) *pcServer {
+	t.Helper()
+	return pcStartArgs(t, upstream, append(slices.Clone(pcTokenArgs), args...)...)
+}
+
+// pcStartArgs is pcStart with args alone: with none, and the development
+// provider, it is what make run starts.
+func pcStartArgs(t *testing.T, upstream string, args ...string) *pcServer {
 	t.Helper()
 	ln, base := reserve(t)
 	env := map[string]string{}
 	fill, host := map[string]string{"username": "alice"}, base
-	args = append(slices.Clone(pcTokenArgs), args...)
 	if upstream == "zitadel" {
 		issuer, id, secret := startZitadel(t, base+"/callback")
 		env["REMOTEMCP_UPSTREAM_CLIENT_ID"], env["REMOTEMCP_UPSTREAM_CLIENT_SECRET"] = id, secret
@@ -516,6 +528,16 @@ type pcTSResult struct {
 	Authorizations            int            `json:"authorizations"`
 	AuthorizationsAfterExpiry int            `json:"authorizationsAfterExpiry"`
 	ProtocolVersion           string         `json:"protocolVersion"`
+	// With PC_STEP_UP: milliseconds from the script's start to the
+	// first tool result and to the created note, the authorizations the
+	// note took, the scope the last one asked for, what the SDK had the
+	// host forget, and whoami's scopes afterwards.
+	MsFirstTool          int64    `json:"msFirstTool"`
+	MsCreated            int64    `json:"msCreated"`
+	StepUpAuthorizations int      `json:"stepUpAuthorizations"`
+	StepUpScope          string   `json:"stepUpScope"`
+	Invalidated          []string `json:"invalidated"`
+	ScopesAfterStepUp    []string `json:"scopesAfterStepUp"`
 }
 
 // pcRunTS runs ts-proxy-client.mjs against s as u, playing its browser and
@@ -754,24 +776,45 @@ func (b *pcBrowser) visit(ctx context.Context, u string) {
 	defer cancel()
 	final, err := pcAuthorize(ctx, b.user, u)
 	if err == nil {
-		// The client's loopback callback listener takes the code.
-		var req *http.Request
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, final.String(), nil)
-		if err == nil {
-			var resp *http.Response
-			if resp, err = http.DefaultClient.Do(req); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode >= 400 {
-					err = fmt.Errorf("the client's callback %s answered %d", final, resp.StatusCode)
-				}
-			}
-		}
+		err = pcCallback(ctx, final)
 	}
 	if err != nil && ctx.Err() == nil {
 		b.mu.Lock()
 		b.errs = append(b.errs, err)
 		b.mu.Unlock()
+	}
+}
+
+// pcCallback requests the client's loopback callback, which takes the code.
+// A client may open the browser before it listens (mcp-remote does, for a
+// step-up), which a person at a browser never notices: a refused
+// connection is tried again until ctx ends.
+func pcCallback(ctx context.Context, final *url.URL) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, final.String(), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-tick.C:
+				continue
+			}
+		}
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 400 {
+			return fmt.Errorf("the client's callback %s answered %d", final, resp.StatusCode)
+		}
+		return nil
 	}
 }
 

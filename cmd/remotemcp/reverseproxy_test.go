@@ -138,32 +138,26 @@ func TestLoopbackOriginsBehindReverseProxy(t *testing.T) {
 		{"behind a reverse proxy", reverseProxyURL, "mcp.example.com", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// --upstream github: an upstream that is not asked anything at
+			// start, and allowed off loopback.
+			env := map[string]string{"REMOTEMCP_UPSTREAM_CLIENT_ID": "id", "REMOTEMCP_UPSTREAM_CLIENT_SECRET": "secret"}
 			cfg, err := parseConfig([]string{"--listen", "127.0.0.1:8080", "--public-url", tc.publicURL,
-				"--auth", "jwt", "--issuer", "https://as.example.com", "--jwks-url", "https://as.example.com/keys"},
-				func(string) string { return "" }, io.Discard)
+				"--auth", "proxy", "--upstream", "github"}, func(k string) string { return env[k] }, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
-			log := slog.New(slog.DiscardHandler)
-			var cl closers
-			t.Cleanup(cl.close)
-			st, err := newState(t.Context(), cfg, log, &cl)
+			a, err := build(t.Context(), cfg, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
-			reg, err := newRegistry(t.Context(), t.Context(), cfg, log, st, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h := newMCPHandler(cfg, log, reg, st.mcp)
-			t.Cleanup(func() { h.Close() })
-			body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
-			req := httptest.NewRequest(http.MethodPost, "http://"+tc.host+"/mcp", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Accept", "application/json, text/event-stream")
+			t.Cleanup(a.close)
+			// A CORS preflight, which carries no credentials: the Origin
+			// check answers it.
+			req := httptest.NewRequest(http.MethodOptions, "http://"+tc.host+"/mcp", nil)
+			req.Header.Set("Access-Control-Request-Method", "POST")
 			req.Header.Set("Origin", "http://localhost:5173")
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
+			a.handler.ServeHTTP(rec, req)
 			if allowed := rec.Code != http.StatusForbidden; allowed != tc.wantAllowed {
 				t.Errorf("Origin http://localhost:5173 with public URL %s: %d %s; want allowed=%v", tc.publicURL, rec.Code, rec.Body, tc.wantAllowed)
 			}

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,7 +104,7 @@ func benchProxy(tb testing.TB) (http.Handler, string, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := a.front(log, new(atomic.Bool))
+	h := a.handler
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	tb.Cleanup(func() { srv.Close(); a.close() })

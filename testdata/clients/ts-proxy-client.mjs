@@ -9,7 +9,10 @@
 // Environment: PC_REDIRECT, the redirect URI (never listened on);
 // PC_CLIENT_METADATA_URL, when set, the client's metadata document URL
 // (https: the SDKs accept no other), used as client_id when the
-// authorization server supports it.
+// authorization server supports it; PC_STEP_UP, when set, the title of a
+// note to create with the first (notes:read) token, before the expiry: the
+// server's 403 insufficient_scope must lead to a second authorization,
+// which the script finishes as it did the first, and to the note.
 //
 // The browser is the test: this script only speaks JSON lines with it.
 //   stdout {"authorize": URL}   stdin {"redirect": URL} | {"error": why}
@@ -24,6 +27,7 @@ import readline from 'node:readline';
 const [url, sdk, mode = 'legacy'] = process.argv.slice(2);
 const REDIRECT = process.env.PC_REDIRECT || 'http://127.0.0.1:8765/callback';
 const CIMD = process.env.PC_CLIENT_METADATA_URL || undefined;
+const STEP_UP = process.env.PC_STEP_UP || undefined;
 const fail = (msg) => { console.error('FAIL: ' + msg); process.exit(1); };
 
 let Client, Transport, UnauthorizedError;
@@ -44,9 +48,12 @@ async function ask(msg) {
 }
 
 let code, iss, authorizations = 0, tokenSaves = 0;
+const invalidated = [];
+let lastAuthorizeURL;
 const mem = {};
 async function browse(authUrl) { // the user, at the test's browser
   authorizations++;
+  lastAuthorizeURL = authUrl.toString();
   const a = await ask({ authorize: authUrl.toString() });
   if (a.error) throw new Error('browser: ' + a.error);
   const u = new URL(a.redirect);
@@ -63,6 +70,15 @@ const provider = {
   },
   clientMetadataUrl: CIMD,
   clientInformation: () => mem.client, saveClientInformation: (c) => { mem.client = c; },
+  // As hosts do: the SDK calls it when the server refuses what it holds
+  // (invalid_client, invalid_grant) before it authorizes again.
+  invalidateCredentials: (what) => {
+    invalidated.push(what);
+    if (what === 'all' || what === 'client') delete mem.client;
+    if (what === 'all' || what === 'tokens') delete mem.tokens;
+    if (what === 'all' || what === 'verifier') delete mem.verifier;
+    if (what === 'all' || what === 'discovery') delete mem.discovery;
+  },
   tokens: () => mem.tokens, saveTokens: (t) => { mem.tokens = t; tokenSaves++; },
   saveCodeVerifier: (v) => { mem.verifier = v; }, codeVerifier: () => mem.verifier,
   saveDiscoveryState: (s) => { mem.discovery = s; }, discoveryState: () => mem.discovery,
@@ -78,23 +94,40 @@ async function connect() {
 
 // The first connection meets the 401: the transport discovers, registers
 // (or uses the metadata document URL), and sends the user to authorize;
-// the host then finishes with the code and connects again.
-try { await connect(); } catch (e) {
-  if (!(e instanceof UnauthorizedError) && !/\b401\b|nauthorized/.test(String(e?.message ?? e))) throw e;
+// the host then finishes with the code and connects again. A step-up ends
+// the same way.
+async function reauthorized(e) {
+  if (!(e instanceof UnauthorizedError) && !/\b40[13]\b|nauthorized/.test(String(e?.message ?? e))) throw e;
   if (!code) fail('unauthorized, but no authorization happened: ' + e);
   const c = code; code = undefined;
   await transport.finishAuth(c, iss);
   await client.close().catch(() => {});
   await connect();
 }
+try { await connect(); } catch (e) { await reauthorized(e); }
 const out = { sdk, mode, clientId: mem.client?.client_id, sessionId: transport.sessionId ?? null };
 const who = await client.callTool({ name: 'whoami', arguments: {} });
 out.subject = who.structuredContent?.subject;
 out.scopes = who.structuredContent?.scopes;
 out.upstream = who.structuredContent?.upstream ?? null;
 if (!out.subject) fail('whoami: ' + JSON.stringify(who));
+out.msFirstTool = Math.round(performance.now());
 const search = await client.callTool({ name: 'notes_search', arguments: {} });
 if (search.isError) fail('notes_search with notes:read: ' + JSON.stringify(search));
+
+if (STEP_UP) {
+  const before = authorizations;
+  const create = () => client.callTool({ name: 'notes_create', arguments: { title: STEP_UP } });
+  let created;
+  try { created = await create(); } catch (e) { await reauthorized(e); created = await create(); }
+  if (created.isError || created.structuredContent?.title !== STEP_UP) fail('notes_create after step-up: ' + JSON.stringify(created));
+  out.msCreated = Math.round(performance.now());
+  out.stepUpAuthorizations = authorizations - before;
+  out.stepUpScope = new URL(lastAuthorizeURL).searchParams.get('scope');
+  out.invalidated = invalidated;
+  const me = await client.callTool({ name: 'whoami', arguments: {} });
+  out.scopesAfterStepUp = me.structuredContent?.scopes;
+}
 
 // Let the access token expire, then call again on the same connection: the
 // transport gets a 401, refreshes, and retries, with no browser.

@@ -1,4 +1,4 @@
-package main
+package remotemcp
 
 import (
 	"context"
@@ -12,19 +12,49 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/remotemcp/remotemcp/mcpserver"
+	"github.com/remotemcp/remotemcp/mcpserver/memstore"
+	mcpredis "github.com/remotemcp/remotemcp/mcpserver/redisstore"
 )
 
-// newRedis builds the Redis client of --redis-url and --redis-mode:
-//
-//	single    redis://[user:password@]host:port[/db][?options] or rediss://…
-//	sentinel  redis://[user:password@]sentinel1:26379?master_name=mymaster&addr=sentinel2:26379
-//	cluster   redis://[user:password@]node1:6379?addr=node2:6379&addr=node3:6379
-//
-// (go-redis' ParseURL, ParseFailoverURL and ParseClusterURL: options such
-// as dial_timeout may be added as query parameters). Every command is
-// bounded by its context (ContextTimeoutEnabled) and by short default
-// timeouts, so that a Redis that hangs makes requests fail fast with 503
-// instead of piling up.
+// state is where the server keeps its state: in process, or in Redis
+// with Options.RedisURL.
+type state struct {
+	rdb    redis.UniversalClient // nil in process
+	health *redisHealth          // nil in process
+	mcp    mcpserver.Stores
+}
+
+// openState opens the stores of s; cl gets what closes them.
+func openState(ctx context.Context, s *settings, cl *closers) (*state, error) {
+	if s.RedisURL == "" {
+		return &state{mcp: memstore.New(&memstore.Options{SessionTTL: s.SessionTTL, MaxSessionsPerSubject: s.MaxSessionsPerUser,
+			ResumeWindow: s.ResumeWindow, MaxLoggedBytes: s.MaxSessionLogBytes})}, nil
+	}
+	rdb, err := newRedis(s.RedisURL, s.RedisMode)
+	if err != nil {
+		return nil, err
+	}
+	cl.add(func() { rdb.Close() })
+	health := startRedisHealth(ctx, rdb, s.Logger.With("component", "redis"), time.Second)
+	cl.add(health.Close)
+	stores, stop := mcpredis.New(rdb, &mcpredis.Options{
+		SessionTTL: s.SessionTTL, MaxSessionsPerSubject: s.MaxSessionsPerUser,
+		ResumeWindow: s.ResumeWindow, MaxLoggedBytes: s.MaxSessionLogBytes,
+		Logger: s.Logger.With("component", "mcpstore"),
+	})
+	cl.add(func() { stop() })
+	s.Logger.Info("state in Redis", "url", redactURL(s.RedisURL), "mode", s.RedisMode)
+	return &state{rdb: rdb, health: health, mcp: stores}, nil
+}
+
+// newRedis builds the Redis client of a URL and mode (see
+// Options.RedisURL): go-redis' ParseURL, ParseFailoverURL and
+// ParseClusterURL, so options such as dial_timeout may be added as query
+// parameters. Every command is bounded by its context
+// (ContextTimeoutEnabled) and by short default timeouts, so that a Redis
+// that hangs makes requests fail fast with 503 instead of piling up.
 func newRedis(rawURL, mode string) (redis.UniversalClient, error) {
 	switch mode {
 	case "", "single":
@@ -40,7 +70,7 @@ func newRedis(rawURL, mode string) (redis.UniversalClient, error) {
 			return nil, redisURLError(rawURL, err)
 		}
 		if o.MasterName == "" {
-			return nil, errors.New("--redis-mode sentinel needs master_name=<name> in --redis-url")
+			return nil, errors.New("redis mode sentinel needs master_name=<name> in the Redis URL")
 		}
 		failFast(&o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
 		return redis.NewFailoverClient(o), nil
@@ -52,12 +82,23 @@ func newRedis(rawURL, mode string) (redis.UniversalClient, error) {
 		failFast(&o.ContextTimeoutEnabled, &o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
 		return redis.NewClusterClient(o), nil
 	}
-	return nil, fmt.Errorf("--redis-mode %q: want single, sentinel or cluster", mode)
+	return nil, fmt.Errorf("redis mode %q: want single, sentinel or cluster", mode)
+}
+
+// CheckRedisURL reports whether rawURL and mode make a Redis client (see
+// Options.RedisURL), without connecting: for a program that checks its
+// configuration before it starts.
+func CheckRedisURL(rawURL, mode string) error {
+	rdb, err := newRedis(rawURL, mode)
+	if err != nil {
+		return err
+	}
+	return rdb.Close()
 }
 
 // failFast bounds every command by its context, retries once (the health
 // gate and the clients retry), and gives 2s timeouts where the URL left
-// them at zero: the same for the option types of each --redis-mode.
+// them at zero: the same for the option types of each mode.
 func failFast(ctxTimeout *bool, retries *int, timeouts ...*time.Duration) {
 	*ctxTimeout = true
 	if *retries == 0 {
@@ -72,7 +113,7 @@ func failFast(ctxTimeout *bool, retries *int, timeouts ...*time.Duration) {
 
 // redisURLError names the URL without its password.
 func redisURLError(raw string, err error) error {
-	return fmt.Errorf("--redis-url %q: %v", redactURL(raw), err)
+	return fmt.Errorf("redis URL %q: %v", redactURL(raw), err)
 }
 
 // redactURL hides the password of a URL, for errors and logs.
@@ -104,7 +145,7 @@ type redisHealth struct {
 }
 
 func startRedisHealth(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger, every time.Duration) *redisHealth {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &redisHealth{rdb: rdb, log: log, stop: cancel, done: make(chan struct{})}
 	h.check(ctx) // the first verdict before serving
 	go func() {
@@ -160,4 +201,15 @@ func (h *redisHealth) gate(next http.Handler) http.Handler {
 // needsStore reports whether a path's answer depends on the shared store.
 func needsStore(path string) bool {
 	return path != "/healthz" && path != "/readyz" && !strings.HasPrefix(path, "/.well-known/") && path != "/jwks"
+}
+
+// closers are the clean-ups of what New started, run in reverse order.
+type closers []func()
+
+func (c *closers) add(f func()) { *c = append(*c, f) }
+
+func (c closers) close() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
 }

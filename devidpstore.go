@@ -1,8 +1,9 @@
-package main
+package remotemcp
 
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,7 +15,7 @@ import (
 )
 
 // devIdPStore keeps the development identity provider's records in Redis
-// (--redis-url), so that replicas sharing Redis serve one provider: a
+// (Options.RedisURL), so that replicas sharing Redis serve one provider: a
 // sign-in started on one finishes on another. Each record is one string
 // key, remotemcp:{devidp:<kind>:<hash>}, with its TTL (at most the
 // provider's refresh-token lifetime, 24 h).
@@ -48,11 +49,16 @@ func devIdPValue(b []byte, err error) ([]byte, error) {
 }
 
 // devIdPSecret is the development provider's client secret, derived from
-// the requestState key: replicas share that key (--redis-url requires it),
-// so one replica's authorization server authenticates at another's
-// provider. Without Redis the key is per process, and so is the secret.
-func devIdPSecret(stateKey []byte) string {
-	m := hmac.New(sha256.New, stateKey)
+// the cookie key (Proxy.CookieKey): replicas share that key (RedisURL
+// requires it), so one replica's authorization server authenticates at
+// another's provider. Without a configured key the secret is made up for
+// the process.
+func devIdPSecret(cookieKey []byte) string {
+	if cookieKey == nil {
+		cookieKey = make([]byte, 32)
+		rand.Read(cookieKey)
+	}
+	m := hmac.New(sha256.New, cookieKey)
 	m.Write([]byte("remotemcp development identity provider client secret"))
 	return hex.EncodeToString(m.Sum(nil))
 }

@@ -1,4 +1,4 @@
-package main
+package remotemcp
 
 import (
 	"context"
@@ -30,9 +30,9 @@ const (
 )
 
 // An idpWait is what the server needs from its identity provider before
-// it can serve: the JWKS of --auth jwt (and the issuer's metadata when
-// --jwks-url is not set), or the discovery document of --upstream oidc or
-// google. During an outage of the provider the server still starts: it
+// it can serve: the JWKS of AuthJWT (and the issuer's metadata when
+// Tokens.JWKSURL is not set), or the discovery document of the upstream
+// "oidc" or "google" (AuthProxy). During an outage of the provider the server still starts: it
 // retries in the background with backoff, and until the first success
 // /readyz answers 503 with the reason (naming the URL and what to check)
 // and every path that needs the provider answers 503 with Retry-After.
@@ -53,12 +53,12 @@ type idpWait struct {
 	done chan struct{}
 }
 
-// startIdPWait tries try once. If it succeeds, or fails with an error
-// that is not an outage (see unreachable), it returns a nil wait and that
-// error: the server starts ready, or does not start. Otherwise it retries
-// try in the background until it succeeds or ctx is done, waiting with
-// after (time.After when nil) between tries, and returns the wait.
-func startIdPWait(ctx context.Context, log *slog.Logger, after func(time.Duration) <-chan time.Time, try func(context.Context) error) (*idpWait, error) {
+// startIdPWait tries try once, within ctx. If it succeeds, or fails with
+// an error that is not an outage (see unreachable), it returns a nil wait
+// and that error: the server starts ready, or does not start. Otherwise it
+// retries try in the background until it succeeds or bg is done, waiting
+// with after (time.After when nil) between tries, and returns the wait.
+func startIdPWait(ctx, bg context.Context, log *slog.Logger, after func(time.Duration) <-chan time.Time, try func(context.Context) error) (*idpWait, error) {
 	err := try(ctx)
 	if err == nil || !isUnreachable(err) {
 		return nil, err
@@ -66,7 +66,7 @@ func startIdPWait(ctx context.Context, log *slog.Logger, after func(time.Duratio
 	if after == nil {
 		after = time.After
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(bg)
 	w := &idpWait{log: log, after: after, try: try, stop: cancel, done: make(chan struct{})}
 	w.setReason(err)
 	w.retryIn.Store(int64(idpRetryFirst / time.Second))
@@ -204,33 +204,33 @@ func probeJWKS(ctx context.Context, jwksURL string) error {
 	case outageStatus(resp.StatusCode):
 		return unreachable(fmt.Errorf("the JWKS at %s answers HTTP %d", jwksURL, resp.StatusCode))
 	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("the JWKS at %s answers HTTP %d: check --jwks-url (or the jwks_uri of --issuer's metadata)", jwksURL, resp.StatusCode)
+		return fmt.Errorf("the JWKS at %s answers HTTP %d: check the JWKS URL (--jwks-url, Tokens.JWKSURL) or the jwks_uri of the issuer's metadata", jwksURL, resp.StatusCode)
 	}
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil || set.Keys == nil {
-		return fmt.Errorf("the JWKS at %s is not a JWK Set: check --jwks-url (or the jwks_uri of --issuer's metadata)", jwksURL)
+		return fmt.Errorf("the JWKS at %s is not a JWK Set: check the JWKS URL (--jwks-url, Tokens.JWKSURL) or the jwks_uri of the issuer's metadata", jwksURL)
 	}
 	return nil
 }
 
-// startVerifier is newVerifier for --auth jwt that survives an outage of
-// the identity provider: the verifier it returns refuses every token as
+// startVerifier is newVerifier for AuthJWT that survives an outage of the
+// identity provider: the verifier it returns refuses every token as
 // unavailable (503) until the JWKS has been fetched, and the wait (nil
 // when there was nothing to wait for) gates the server meanwhile. Other
 // modes fetch nothing at start-up.
-func startVerifier(bg context.Context, cfg *config, log *slog.Logger) (resource.Verifier, *idpWait, error) {
-	if cfg.Auth != "jwt" {
-		v, err := newVerifier(bg, cfg)
+func startVerifier(bg context.Context, s *settings) (resource.Verifier, *idpWait, error) {
+	if s.Auth != AuthJWT {
+		v, err := newVerifier(bg, s)
 		return v, nil, err
 	}
 	var verify atomic.Pointer[resource.Verifier]
-	w, err := startIdPWait(bg, log, cfg.idpRetry, func(ctx context.Context) error {
+	w, err := startIdPWait(bg, bg, s.Logger, s.idpRetry, func(ctx context.Context) error {
 		// The cache of the verifier lives until bg is done; one that
 		// failed is stopped at once, so that retries leave nothing behind.
 		vctx, cancel := context.WithCancel(bg)
-		v, err := newVerifier(vctx, cfg)
+		v, err := newVerifier(vctx, s)
 		defer func() {
 			if err != nil {
 				cancel()
@@ -261,11 +261,11 @@ func startVerifier(bg context.Context, cfg *config, log *slog.Logger) (resource.
 // gates the server until then (nil when discovery succeeded at once).
 // Nothing reads the provider before the gate opens: every path that could
 // is behind it.
-func discoverUpstream(ctx context.Context, log *slog.Logger, after func(time.Duration) <-chan time.Time, issuer string,
+func discoverUpstream(ctx, bg context.Context, log *slog.Logger, after func(time.Duration) <-chan time.Time, issuer string,
 	discover func(context.Context) (*upstream.Provider, error)) (*upstream.Provider, *idpWait, error) {
 	p := &upstream.Provider{Issuer: issuer}
 	doc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	w, err := startIdPWait(ctx, log, after, func(ctx context.Context) error {
+	w, err := startIdPWait(ctx, bg, log, after, func(ctx context.Context) error {
 		d, err := discover(ctx)
 		switch {
 		case err == nil:

@@ -1,4 +1,4 @@
-package main
+package remotemcp
 
 import (
 	"context"
@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -76,25 +74,40 @@ func (c *retryClock) next(t *testing.T) time.Duration {
 	}
 }
 
-// testApp builds the server of args with the retry clock c and serves it
-// on a loopback httptest server.
-func testApp(t *testing.T, c *retryClock, args ...string) (*config, *app, *httptest.Server) {
+// testServer is the Server of opts with the retry clock c, served on a
+// loopback httptest server.
+func testServer(t *testing.T, c *retryClock, opts *Options) (*Server, *httptest.Server) {
 	t.Helper()
-	cfg, err := parseConfig(append([]string{"--listen", "127.0.0.1:0"}, args...), func(string) string { return "" }, io.Discard)
+	if opts.PublicURL == "" {
+		opts.PublicURL = "http://127.0.0.1:8080"
+	}
+	opts.Scopes, opts.RequiredScopes = []Scope{{Name: "notes:read", Description: "Read your notes"}}, []string{"notes:read"}
+	s, err := check(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.idpRetry = c.after
-	log := slog.New(slog.DiscardHandler)
-	a, err := build(t.Context(), cfg, log)
+	s.idpRetry = c.after
+	srv, err := newFromSettings(t.Context(), newRegistry(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(a.close)
-	var draining atomic.Bool
-	srv := httptest.NewServer(a.front(log, &draining))
-	t.Cleanup(srv.Close)
-	return cfg, a, srv
+	t.Cleanup(func() { srv.Close() })
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return srv, ts
+}
+
+// waitIdP waits for the background retries of srv to end (with success).
+func waitIdP(t *testing.T, srv *Server) {
+	t.Helper()
+	select {
+	case <-srv.idp.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the identity provider's retries did not end")
+	}
+	if err := srv.notReady(); err != nil {
+		t.Fatalf("not ready once the identity provider answers: %v", err)
+	}
 }
 
 type answer struct {
@@ -127,7 +140,7 @@ func do(t *testing.T, method, url, token, body string) answer {
 
 const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
 
-// TestJWKSOutageAtStart: with --auth jwt and a JWKS that answers 503, the
+// TestJWKSOutageAtStart: with AuthJWT and a JWKS that answers 503, the
 // server starts anyway; /readyz is 503 naming the JWKS URL and what to
 // check, /mcp is 503 with Retry-After (never a 401), the metadata and
 // /healthz still answer; retries back off (1s, 2s, …); once the JWKS
@@ -141,7 +154,7 @@ func TestJWKSOutageAtStart(t *testing.T) {
 	})
 	clock := newRetryClock()
 	issuer := "http://127.0.0.1:9"
-	cfg, a, srv := testApp(t, clock, "--auth", "jwt", "--issuer", issuer, "--jwks-url", idp.srv.URL+"/jwks")
+	a, srv := testServer(t, clock, &Options{Auth: AuthJWT, Tokens: TokenOptions{Issuer: issuer, JWKSURL: idp.srv.URL + "/jwks"}})
 
 	if d := clock.next(t); d != idpRetryFirst {
 		t.Errorf("first retry after %v, want %v", d, idpRetryFirst)
@@ -180,9 +193,7 @@ func TestJWKSOutageAtStart(t *testing.T) {
 
 	idp.up.Store(true)
 	clock.fire <- time.Now()
-	if err := waitFor(t, 10*time.Second, a.ready); err != nil {
-		t.Fatalf("not ready once the JWKS answers: %v", err)
-	}
+	waitIdP(t, a)
 	if r := do(t, "GET", srv.URL+"/readyz", "", ""); r.status != http.StatusOK {
 		t.Errorf("/readyz once the JWKS answers: %d %q", r.status, r.body)
 	}
@@ -190,7 +201,7 @@ func TestJWKSOutageAtStart(t *testing.T) {
 	if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("WWW-Authenticate"), "resource_metadata") {
 		t.Errorf("/mcp without a token once ready: %d %q, want 401 with a challenge", r.status, r.header.Get("WWW-Authenticate"))
 	}
-	tok := signTestAT(t, priv, issuer, cfg.endpoint())
+	tok := signTestAT(t, priv, issuer, a.opts.endpoint())
 	if r := do(t, "POST", srv.URL+"/mcp", tok, initializeBody); r.status != http.StatusOK {
 		t.Errorf("/mcp with a valid token once ready: %d %.300s", r.status, r.body)
 	}
@@ -206,7 +217,7 @@ func TestJWKSOutageAtStart(t *testing.T) {
 func TestJWKSBackoffBounded(t *testing.T) {
 	idp := newFlakyIdP(t, nil)
 	clock := newRetryClock()
-	testApp(t, clock, "--auth", "jwt", "--issuer", "http://127.0.0.1:9", "--jwks-url", idp.srv.URL+"/jwks")
+	testServer(t, clock, &Options{Auth: AuthJWT, Tokens: TokenOptions{Issuer: "http://127.0.0.1:9", JWKSURL: idp.srv.URL + "/jwks"}})
 	var got []time.Duration
 	for range 8 {
 		got = append(got, clock.next(t))
@@ -235,15 +246,11 @@ func TestIdPMisconfiguredAtStart(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(tt.serve))
 			defer srv.Close()
-			cfg, err := parseConfig([]string{"--listen", "127.0.0.1:0", "--auth", "jwt", "--issuer", "http://127.0.0.1:9", "--jwks-url", srv.URL + "/jwks"},
-				func(string) string { return "" }, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := build(t.Context(), cfg, slog.New(slog.DiscardHandler))
+			a, err := New(t.Context(), newRegistry(), &Options{PublicURL: "http://127.0.0.1:8080", Auth: AuthJWT,
+				Tokens: TokenOptions{Issuer: "http://127.0.0.1:9", JWKSURL: srv.URL + "/jwks"}})
 			if err == nil {
-				a.close()
-				t.Fatal("build succeeded")
+				a.Close()
+				t.Fatal("New succeeded")
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -254,13 +261,14 @@ func TestIdPMisconfiguredAtStart(t *testing.T) {
 	}
 }
 
-// TestJWKSDiscoveryOutageAtStart: without --jwks-url the issuer's metadata
+// TestJWKSDiscoveryOutageAtStart: without Tokens.JWKSURL the issuer's metadata
 // is discovered first; when it cannot be fetched, the server waits the
-// same way and /readyz names the metadata URLs and --jwks-url.
+// same way and /readyz names the metadata URLs and the JWKS URL setting
+// (--jwks-url).
 func TestJWKSDiscoveryOutageAtStart(t *testing.T) {
 	idp := newFlakyIdP(t, http.NotFound)
 	clock := newRetryClock()
-	_, _, srv := testApp(t, clock, "--auth", "jwt", "--issuer", idp.srv.URL)
+	_, srv := testServer(t, clock, &Options{Auth: AuthJWT, Tokens: TokenOptions{Issuer: idp.srv.URL}})
 	clock.next(t)
 	r := do(t, "GET", srv.URL+"/readyz", "", "")
 	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, idp.srv.URL+"/.well-known/openid-configuration") ||
@@ -269,11 +277,12 @@ func TestJWKSDiscoveryOutageAtStart(t *testing.T) {
 	}
 }
 
-// TestUpstreamDiscoveryOutageAtStart: with --auth proxy --upstream oidc
+// TestUpstreamDiscoveryOutageAtStart: with AuthProxy with the upstream "oidc"
 // and an upstream whose discovery answers 503, the server starts; /readyz
 // names the discovery URL; the authorization server's endpoints and /mcp
 // answer 503 with Retry-After, its metadata still answers; once discovery
-// succeeds, the provider is filled in and everything serves.
+// succeeds, the provider is filled in (with the sign-in settings) and
+// everything serves.
 func TestUpstreamDiscoveryOutageAtStart(t *testing.T) {
 	var issuer string
 	idp := newFlakyIdP(t, func(w http.ResponseWriter, r *http.Request) {
@@ -285,23 +294,8 @@ func TestUpstreamDiscoveryOutageAtStart(t *testing.T) {
 	})
 	issuer = idp.srv.URL
 	clock := newRetryClock()
-	cfg, err := parseConfig([]string{"--listen", "127.0.0.1:0", "--auth", "proxy", "--upstream", "oidc", "--upstream-issuer", issuer},
-		func(k string) string {
-			return map[string]string{"REMOTEMCP_UPSTREAM_CLIENT_ID": "id", "REMOTEMCP_UPSTREAM_CLIENT_SECRET": "secret"}[k]
-		}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.idpRetry = clock.after
-	log := slog.New(slog.DiscardHandler)
-	a, err := build(t.Context(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
-	var draining atomic.Bool
-	srv := httptest.NewServer(a.front(log, &draining))
-	defer srv.Close()
+	a, srv := testServer(t, clock, &Options{Auth: AuthProxy, SignIn: SignIn{GroupsClaim: "roles"},
+		Proxy: ProxyOptions{Upstream: "oidc", UpstreamIssuer: issuer, ClientID: "id", ClientSecret: "secret"}})
 
 	clock.next(t)
 	r := do(t, "GET", srv.URL+"/readyz", "", "")
@@ -324,8 +318,9 @@ func TestUpstreamDiscoveryOutageAtStart(t *testing.T) {
 
 	idp.up.Store(true)
 	clock.fire <- time.Now()
-	if err := waitFor(t, 10*time.Second, a.ready); err != nil {
-		t.Fatalf("not ready once discovery answers: %v", err)
+	waitIdP(t, a)
+	if got := a.proxy.upstream.GroupsClaim; got != "roles" {
+		t.Errorf("the provider discovered in the background reads groups from %q, want the configured \"roles\"", got)
 	}
 	if r := do(t, "POST", srv.URL+"/register", "", register); r.status != http.StatusCreated {
 		t.Errorf("/register once ready: %d %s", r.status, r.body)
@@ -338,7 +333,7 @@ func TestDiscoverUpstreamFillsIn(t *testing.T) {
 	clock := newRetryClock()
 	var fail atomic.Bool
 	fail.Store(true)
-	p, w, err := discoverUpstream(t.Context(), slog.New(slog.DiscardHandler), clock.after, "https://idp.example",
+	p, w, err := discoverUpstream(t.Context(), t.Context(), slog.New(slog.DiscardHandler), clock.after, "https://idp.example",
 		func(context.Context) (*upstream.Provider, error) {
 			if fail.Load() {
 				return nil, &upstream.Error{Op: "discovery", Status: 502}
@@ -420,7 +415,7 @@ func TestJWKSUnreachableAtStart(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
 	clock := newRetryClock()
-	_, a, srv := testApp(t, clock, "--auth", "jwt", "--issuer", "http://127.0.0.1:9", "--jwks-url", "http://"+addr+"/jwks")
+	a, srv := testServer(t, clock, &Options{Auth: AuthJWT, Tokens: TokenOptions{Issuer: "http://127.0.0.1:9", JWKSURL: "http://" + addr + "/jwks"}})
 	clock.next(t)
 	r := do(t, "GET", srv.URL+"/readyz", "", "")
 	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "http://"+addr+"/jwks") || !strings.Contains(r.body, "connection refused") {
@@ -436,12 +431,10 @@ func TestJWKSUnreachableAtStart(t *testing.T) {
 	go up.Serve(ln)
 	defer up.Close()
 	clock.fire <- time.Now()
-	if err := waitFor(t, 10*time.Second, a.ready); err != nil {
-		t.Fatalf("not ready once the JWKS is served: %v", err)
-	}
+	waitIdP(t, a)
 }
 
-// TestIntrospectionOutageAtStart: --auth introspect fetches nothing at
+// TestIntrospectionOutageAtStart: AuthIntrospect fetches nothing at
 // start-up, so an unreachable introspection endpoint does not stop the
 // server: it is ready, and a request with a token gets 503 with
 // Retry-After (never a 401) until the endpoint answers.
@@ -452,12 +445,8 @@ func TestIntrospectionOutageAtStart(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	creds := filepath.Join(t.TempDir(), "creds")
-	if err := os.WriteFile(creds, []byte("rs\nsecret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, _, srv := testApp(t, newRetryClock(), "--auth", "introspect", "--issuer", "http://127.0.0.1:9",
-		"--introspection-url", "http://"+addr+"/introspect", "--introspection-credentials-file", creds)
+	_, srv := testServer(t, newRetryClock(), &Options{Auth: AuthIntrospect, Tokens: TokenOptions{Issuer: "http://127.0.0.1:9",
+		IntrospectionURL: "http://" + addr + "/introspect", ClientID: "rs", ClientSecret: "secret"}})
 	if r := do(t, "GET", srv.URL+"/readyz", "", ""); r.status != http.StatusOK {
 		t.Errorf("/readyz: %d %q, want 200", r.status, r.body)
 	}

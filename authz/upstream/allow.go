@@ -1,0 +1,223 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Bounds on the groups an Identity carries, and so on the groups claim of
+// the access tokens made from it: a user in more groups keeps the first
+// MaxGroups in sort order, and a group name longer than MaxGroupLen bytes
+// is dropped (never cut, so that no cut name can equal another).
+const (
+	MaxGroups   = 100
+	MaxGroupLen = 256
+)
+
+// ErrNotAllowed is wrapped by the error of AllowList.Check for a user the
+// allow-list leaves out.
+var ErrNotAllowed = errors.New("authz: user not allowed to sign in")
+
+// A Refusal is a user the allow-list leaves out, and why: Reason is a
+// sentence for that user, naming what was checked (never a token).
+type Refusal struct {
+	Reason string
+}
+
+// Error implements error.
+func (r *Refusal) Error() string { return "authz: user not allowed to sign in: " + r.Reason }
+
+// Unwrap makes a Refusal match ErrNotAllowed.
+func (r *Refusal) Unwrap() error { return ErrNotAllowed }
+
+// An AllowList says who may sign in. A user is allowed when any one list
+// names them: their upstream subject or login is in Users, the domain of
+// their verified e-mail is in EmailDomains, or one of their groups is in
+// Orgs, Teams or Groups. An AllowList with every list empty (and a nil
+// *AllowList) allows everyone. Names compare without regard to case,
+// except Users' subjects and Groups (OIDC claim values are opaque).
+type AllowList struct {
+	// Users are upstream subjects (OIDC "sub", GitHub's numeric id) or
+	// logins (OIDC "preferred_username", GitHub "login").
+	Users []string
+	// EmailDomains are the domains of allowed e-mail addresses, matched
+	// exactly ("example.com" does not allow "eng.example.com"). Only an
+	// address the provider says is verified counts.
+	EmailDomains []string
+	// Orgs are GitHub organizations (logins); Teams are GitHub teams as
+	// "org/team-slug". Both need the provider's GitHubMemberships.
+	Orgs, Teams []string
+	// Groups are values of the OIDC provider's groups claim (its name is
+	// Provider.GroupsClaim).
+	Groups []string
+}
+
+// Empty reports whether a allows everyone.
+func (a *AllowList) Empty() bool {
+	return a == nil || len(a.Users)+len(a.EmailDomains)+len(a.Orgs)+len(a.Teams)+len(a.Groups) == 0
+}
+
+// Check says whether id may sign in: nil, or a *Refusal (matching
+// ErrNotAllowed) whose Reason tells the user what was checked.
+func (a *AllowList) Check(id *Identity) error {
+	if a.Empty() {
+		return nil
+	}
+	if id == nil {
+		return &Refusal{Reason: "The identity provider did not say who you are."}
+	}
+	if slices.Contains(a.Users, id.Subject) || (id.Login != "" && slices.ContainsFunc(a.Users, func(u string) bool { return strings.EqualFold(u, id.Login) })) {
+		return nil
+	}
+	if d := id.VerifiedDomain(); d != "" && slices.ContainsFunc(a.EmailDomains, func(x string) bool { return strings.EqualFold(x, d) }) {
+		return nil
+	}
+	groups := id.allGroups
+	if groups == nil {
+		groups = id.Groups
+	}
+	for _, g := range groups {
+		if slices.Contains(a.Groups, g) ||
+			slices.ContainsFunc(a.Orgs, func(o string) bool { return strings.EqualFold(o, g) }) ||
+			slices.ContainsFunc(a.Teams, func(t string) bool { return strings.EqualFold(t, g) }) {
+			return nil
+		}
+	}
+	return &Refusal{Reason: a.reason(id)}
+}
+
+// reason says, for a refused user, what would have let them in.
+func (a *AllowList) reason(id *Identity) string {
+	var ways []string
+	if len(a.Users) > 0 {
+		ways = append(ways, "named users")
+	}
+	if len(a.EmailDomains) > 0 {
+		ways = append(ways, "verified e-mail addresses at "+strings.Join(a.EmailDomains, ", "))
+	}
+	if len(a.Orgs) > 0 {
+		ways = append(ways, "members of the GitHub organization(s) "+strings.Join(a.Orgs, ", "))
+	}
+	if len(a.Teams) > 0 {
+		ways = append(ways, "members of the GitHub team(s) "+strings.Join(a.Teams, ", "))
+	}
+	if len(a.Groups) > 0 {
+		ways = append(ways, "members of the group(s) "+strings.Join(a.Groups, ", "))
+	}
+	who := id.Login
+	if who == "" {
+		who = id.Subject
+	}
+	return fmt.Sprintf("This server is open only to %s, and the account %q is not one of them.", strings.Join(ways, "; "), who)
+}
+
+// Validate checks the lists' entries: no empty names, domains that look
+// like host names, teams as "org/team".
+func (a *AllowList) Validate() error {
+	if a == nil {
+		return nil
+	}
+	for _, l := range []struct {
+		name string
+		v    []string
+	}{{"users", a.Users}, {"email_domains", a.EmailDomains}, {"github_orgs", a.Orgs}, {"github_teams", a.Teams}, {"groups", a.Groups}} {
+		for _, v := range l.v {
+			if v == "" || len(v) > MaxGroupLen || strings.TrimSpace(v) != v {
+				return fmt.Errorf("%s: %q: want a non-empty name of at most %d bytes without surrounding spaces", l.name, v, MaxGroupLen)
+			}
+		}
+	}
+	for _, d := range a.EmailDomains {
+		if !validDomain(d) {
+			return fmt.Errorf("email_domains: %q is not a domain name like example.com (no @, no scheme, no wildcard)", d)
+		}
+	}
+	for _, o := range a.Orgs {
+		if strings.ContainsAny(o, "/@ ") {
+			return fmt.Errorf("github_orgs: %q is not an organization login like my-org", o)
+		}
+	}
+	for _, t := range a.Teams {
+		org, team, ok := strings.Cut(t, "/")
+		if !ok || org == "" || team == "" || strings.ContainsAny(team, "/@ ") {
+			return fmt.Errorf("github_teams: %q: want org/team-slug, like my-org/platform", t)
+		}
+	}
+	return nil
+}
+
+// validDomain reports a DNS name of at least two labels, each 1-63
+// letters, digits or hyphens, not starting or ending with a hyphen.
+func validDomain(d string) bool {
+	labels := strings.Split(d, ".")
+	if len(d) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// VerifiedDomain is the domain of the user's e-mail address, lower-case,
+// when the provider says the address is verified; else "".
+func (id *Identity) VerifiedDomain() string {
+	if !id.EmailVerified {
+		return ""
+	}
+	_, d, ok := strings.Cut(id.Email, "@")
+	if !ok || strings.Contains(d, "@") {
+		return ""
+	}
+	return strings.ToLower(d)
+}
+
+// boundGroups sorts and de-duplicates groups, drops the empty and those
+// longer than MaxGroupLen, and keeps at most limit (0: all).
+func boundGroups(groups []string, limit int) []string {
+	out := slices.DeleteFunc(slices.Clone(groups), func(g string) bool { return g == "" || len(g) > MaxGroupLen })
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// claimGroups reads a groups or roles claim: an array of strings, one
+// string, or an object whose keys are the names (ZITADEL's roles claim
+// "urn:zitadel:iam:org:project:roles"). Anything else is no groups.
+// limit is boundGroups'.
+func claimGroups(v any, limit int) []string {
+	switch c := v.(type) {
+	case string:
+		return boundGroups([]string{c}, limit)
+	case []any:
+		var gs []string
+		for _, x := range c {
+			if s, ok := x.(string); ok {
+				gs = append(gs, s)
+			}
+		}
+		return boundGroups(gs, limit)
+	case map[string]any:
+		var gs []string
+		for k := range c {
+			gs = append(gs, k)
+		}
+		return boundGroups(gs, limit)
+	}
+	return nil
+}
