@@ -158,7 +158,9 @@ type TokenOptions struct {
 type ProxyOptions struct {
 	// Upstream is the identity provider: "dev" (built in, with Dev only;
 	// the default), "oidc" (any OpenID provider at UpstreamIssuer),
-	// "github" or "google".
+	// "github" or "google". With RedisURL the development provider keeps
+	// its records (each with a TTL, at most 24h) in Redis, so that
+	// replicas share its sign-ins.
 	Upstream string
 	// UpstreamIssuer is the OpenID provider's issuer URL ("oidc").
 	UpstreamIssuer string
