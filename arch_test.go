@@ -36,7 +36,7 @@ var allowed = map[string]struct{ project, external []string }{
 	// writes one.
 	"examples/teamserver":    {project: []string{"policy"}, external: []string{module, sdk + "/mcp"}},
 	"cmd/remotemcp":          {project: []string{"*"}, external: []string{"*"}},
-	"cmd/remotemcp/devidp":   {},
+	"cmd/remotemcp/devidp":   {project: []string{"internal/pagestyle"}},
 	"cmd/remotemcp/fixtures": {project: []string{"policy"}, external: []string{sdk + "/mcp", sdk + "/jsonrpc", "github.com/google/jsonschema-go/jsonschema", "github.com/yosida95/uritemplate/v3"}},
 	"mcpserver":              {project: []string{"policy", "internal/ttlcache"}, external: []string{sdk + "/mcp", sdk + "/auth", sdk + "/jsonrpc"}},
 	// policy: what each tool, prompt and resource needs, declared as it is
@@ -67,6 +67,9 @@ var allowed = map[string]struct{ project, external []string }{
 	// the verifiers, the revocation answers, the client metadata documents
 	// and the session records keep what they remember in it.
 	"internal/ttlcache": {},
+	// The stylesheet of the pages people see while they connect an app
+	// (consent, errors, the development sign-in). Standard library only.
+	"internal/pagestyle": {},
 	// The shared OAuth pieces: the wire error type, scope strings, the
 	// store sentinel. Standard library only.
 	"authz": {},
@@ -87,7 +90,7 @@ var allowed = map[string]struct{ project, external []string }{
 	"authz/upstream": {project: []string{"authz"}, external: []string{"golang.org/x/oauth2", "golang.org/x/oauth2/endpoints", "golang.org/x/sync/singleflight"}},
 	// The authorization server, and the stores of its records (with the
 	// vault's, whose interfaces authz/upstream defines).
-	"authz/as":         {project: []string{"authz", "authz/token", "authz/upstream", "internal/ttlcache"}, external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/sync/singleflight"}},
+	"authz/as":         {project: []string{"authz", "authz/token", "authz/upstream", "internal/ttlcache", "internal/pagestyle"}, external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/sync/singleflight"}},
 	"authz/memstore":   {project: []string{"authz", "authz/as", "authz/upstream"}},
 	"authz/storetest":  {project: []string{"authz", "authz/as", "authz/upstream"}, external: []string{"github.com/google/go-cmp/cmp"}},
 	"authz/redisstore": {project: []string{"authz", "authz/as", "authz/upstream", "internal/ttlcache"}, external: []string{redis}},

@@ -19,21 +19,23 @@ import (
 // authenticate is mcpHandler behind the bearer-token check of s.Auth
 // (mcpHandler itself with AuthNone), and mounts on mux what that mode
 // serves: the protected-resource metadata and, with AuthProxy (px), the
-// authorization server.
-func authenticate(bg context.Context, s *settings, mux *http.ServeMux, mcpHandler *mcpserver.Handler, px *proxy) (http.Handler, error) {
+// authorization server. The wait, if not nil, is for an identity provider
+// that could not be reached yet.
+func authenticate(bg context.Context, s *settings, mux *http.ServeMux, mcpHandler *mcpserver.Handler, px *proxy) (http.Handler, *idpWait, error) {
 	if s.Auth == AuthNone {
-		return mcpHandler, nil
+		return mcpHandler, nil, nil
 	}
 	var verify resource.Verifier
+	var wait *idpWait
 	authServer := s.Tokens.AuthorizationServer
 	if px != nil {
-		verify = px.issuer.Verify
+		verify, wait = px.issuer.Verify, px.wait
 		px.mount(mux)
 		authServer = px.base
 	} else {
 		var err error
-		if verify, err = newVerifier(bg, s); err != nil {
-			return nil, err
+		if verify, wait, err = startVerifier(bg, s); err != nil {
+			return nil, nil, err
 		}
 	}
 	metadata := wellknown.ProtectedResourceHandler(wellknown.ProtectedResource{
@@ -55,7 +57,7 @@ func authenticate(bg context.Context, s *settings, mux *http.ServeMux, mcpHandle
 	if px != nil {
 		bopts.InsufficientScope = px.wantStepUp
 	}
-	return resource.RequireBearer(verify, bopts)(mcpHandler), nil
+	return resource.RequireBearer(verify, bopts)(mcpHandler), wait, nil
 }
 
 // newVerifier builds the token verifier of AuthJWT or AuthIntrospect.
@@ -69,6 +71,9 @@ func newVerifier(ctx context.Context, s *settings) (resource.Verifier, error) {
 			if jwks, err = discoverJWKS(ctx, t.Issuer); err != nil {
 				return nil, err
 			}
+		}
+		if err := probeJWKS(ctx, jwks); err != nil {
+			return nil, err
 		}
 		v, err := resource.NewJWTVerifier(ctx, &resource.JWTOptions{Issuer: t.Issuer, JWKSURL: jwks, Audience: s.audience(), ClockSkew: s.ClockSkew,
 			GroupsClaim: s.SignIn.GroupsClaim})
@@ -122,11 +127,14 @@ func fetchJWKSURI(ctx context.Context, client *http.Client, metadataURL, issuer 
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return "", unreachable(errors.New(netReason(err)))
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d", resp.StatusCode)
+	switch {
+	case outageStatus(resp.StatusCode):
+		return "", unreachable(fmt.Errorf("HTTP %d", resp.StatusCode))
+	case resp.StatusCode != http.StatusOK:
+		return "", fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	var m struct {
 		Issuer  string `json:"issuer"`

@@ -37,7 +37,23 @@
 //	/.well-known/oauth-protected-resource[/mcp] RFC 9728 metadata (not with AuthNone)
 //	/authorize, /token, /register, ...          the authorization server (AuthProxy)
 //	/healthz                                    200 while the process runs
-//	/readyz                                     503 while draining or while Redis is unreachable
+//	/readyz                                     503 while draining, while Redis is unreachable, or
+//	                                            while the identity provider has not answered since start-up
+//
+// An identity provider that cannot be reached when New runs (the JWKS of
+// AuthJWT, the discovery document of an "oidc" or "google" upstream) does
+// not fail New: the Server retries in the background (1s doubling to 30s),
+// and until the provider answers, /readyz names its URL and the paths that
+// need it answer 503 with Retry-After.
+//
+// # Logs
+//
+// Options.Logger gets the Server's own lines. The go-sdk server logs three
+// INFO lines per connection ("server connecting", "server session
+// connected", "server session disconnected"), which the legacy era makes on
+// every request: the remotemcp binary demotes them to DEBUG in the logger
+// it sets as mcp.ServerOptions.Logger, and a program may want the same.
+// go-redis logs through one logger per process (redis.SetLogger).
 //
 // # Which file holds what
 //
@@ -45,6 +61,8 @@
 //	server.go   New, Server (ServeHTTP, Ready, Close, Notifier, Redis), the access log
 //	serve.go    Serve and ListenAndServe: timeouts and the graceful drain
 //	auth.go     the bearer check of each Auth mode, the metadata, JWKS discovery
+//	idpwait.go  waiting out an identity provider that is down at start-up
 //	proxy.go    AuthProxy: the authorization server, its stores, the upstream, UpstreamIdentity
+//	devidpstore.go  the development upstream's records in Redis
 //	state.go    the MCP stores in process or in Redis, the Redis health gate
 package remotemcp

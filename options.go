@@ -158,7 +158,9 @@ type TokenOptions struct {
 type ProxyOptions struct {
 	// Upstream is the identity provider: "dev" (built in, with Dev only;
 	// the default), "oidc" (any OpenID provider at UpstreamIssuer),
-	// "github" or "google".
+	// "github" or "google". With RedisURL the development provider keeps
+	// its records (each with a TTL, at most 24h) in Redis, so that
+	// replicas share its sign-ins.
 	Upstream string
 	// UpstreamIssuer is the OpenID provider's issuer URL ("oidc").
 	UpstreamIssuer string
@@ -214,6 +216,10 @@ type ProxyOptions struct {
 type settings struct {
 	Options
 	public *url.URL
+	// idpRetry waits between the tries of an identity provider that could
+	// not be reached at start-up (nil: time.After); tests set it to drive
+	// the retries.
+	idpRetry func(time.Duration) <-chan time.Time
 }
 
 // endpoint is the canonical MCP URL.
@@ -316,9 +322,6 @@ func (s *settings) checkProxy() error {
 	case "dev":
 		if !s.Dev {
 			return errors.New("remotemcp: the development upstream lets anyone sign in as anyone: it needs Dev (a listener and PublicURL on loopback)")
-		}
-		if s.RedisURL != "" {
-			return errors.New("remotemcp: the development upstream keeps its sign-ins in process memory, so it cannot serve several replicas: use a real upstream with RedisURL")
 		}
 	case "oidc", "github", "google":
 		if pc.Upstream == "oidc" {

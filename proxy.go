@@ -30,6 +30,7 @@ type proxy struct {
 	vault    *upstream.Vault
 	upstream *upstream.Provider
 	devIdP   *devidp.Provider // the built-in development provider, if used
+	wait     *idpWait         // the upstream's discovery, while it cannot be reached
 	base     string
 }
 
@@ -51,16 +52,21 @@ const devIdPPath = "/dev-idp"
 
 // newProxy builds the authorization-server facade of s: its stores (in
 // Redis when rdb is set), the upstream provider, the vault, the token
-// issuer and the authorization server. cl gets what closes them.
-func newProxy(ctx context.Context, s *settings, rdb redis.UniversalClient, cl *closers) (*proxy, error) {
+// issuer and the authorization server. cl gets what closes them. ctx
+// bounds the first discovery of the upstream, bg the retries of one that
+// could not be reached (see idpWait).
+func newProxy(ctx, bg context.Context, s *settings, rdb redis.UniversalClient, cl *closers) (*proxy, error) {
 	pc := &s.Proxy
 	log := s.Logger
 	st := newProxyStores(rdb, pc.MaxClients, log)
 	cl.add(st.close)
 	p := &proxy{base: s.public.String()}
-	display, prefix, err := p.connectUpstream(ctx, pc, log)
+	display, prefix, err := p.connectUpstream(ctx, bg, s, rdb)
 	if err != nil {
 		return nil, err
+	}
+	if p.wait != nil {
+		cl.add(p.wait.close)
 	}
 	s.SignIn.configureUpstream(p.upstream)
 	if err := madeUpKeys(pc, log); err != nil {
@@ -145,21 +151,34 @@ func newProxyStores(rdb redis.UniversalClient, maxClients int, log *slog.Logger)
 // connectUpstream sets p.upstream to the identity provider of
 // pc.Upstream (starting the development provider for dev), and returns
 // the name the consent page shows for it and the prefix of its subjects.
-func (p *proxy) connectUpstream(ctx context.Context, pc *ProxyOptions, log *slog.Logger) (display, prefix string, err error) {
+func (p *proxy) connectUpstream(ctx, bg context.Context, s *settings, rdb redis.UniversalClient) (display, prefix string, err error) {
+	pc, log := &s.Proxy, s.Logger
 	ucfg := upstream.Config{ClientID: pc.ClientID, ClientSecret: pc.ClientSecret, Scopes: pc.UpstreamScopes, RedirectURL: p.base + as.PathCallback}
+	// configured is a discovered provider with the sign-in settings, which
+	// one discovered in the background (see discoverUpstream) needs too.
+	configured := func(u *upstream.Provider, err error) (*upstream.Provider, error) {
+		if err == nil {
+			s.SignIn.configureUpstream(u)
+		}
+		return u, err
+	}
 	switch pc.Upstream {
 	case "dev":
-		if err := p.startDevIdP(ucfg, log); err != nil {
+		if err := p.startDevIdP(ucfg, pc.CookieKey, rdb, log); err != nil {
 			return "", "", err
 		}
 		return "the development identity provider", "", nil // its subjects are "dev|<name>" already
 	case "oidc":
-		p.upstream, err = upstream.DiscoverOIDC(ctx, pc.UpstreamIssuer, ucfg)
+		p.upstream, p.wait, err = discoverUpstream(ctx, bg, log, s.idpRetry, pc.UpstreamIssuer, func(ctx context.Context) (*upstream.Provider, error) {
+			return configured(upstream.DiscoverOIDC(ctx, pc.UpstreamIssuer, ucfg))
+		})
 		display, prefix = hostOf(pc.UpstreamIssuer), "oidc:"
 	case "github":
 		p.upstream, display, prefix = upstream.GitHub(ucfg), "GitHub", "github:"
 	case "google":
-		p.upstream, err = upstream.Google(ctx, ucfg)
+		p.upstream, p.wait, err = discoverUpstream(ctx, bg, log, s.idpRetry, "https://accounts.google.com", func(ctx context.Context) (*upstream.Provider, error) {
+			return configured(upstream.Google(ctx, ucfg))
+		})
 		display, prefix = "Google", "google:"
 	default:
 		return "", "", fmt.Errorf("upstream %q: unknown (supported: dev, oidc, github, google)", pc.Upstream)
@@ -171,17 +190,20 @@ func (p *proxy) connectUpstream(ctx context.Context, pc *ProxyOptions, log *slog
 }
 
 // startDevIdP makes the built-in development identity provider, with a
-// client registered for us, and sets p.upstream to it.
-func (p *proxy) startDevIdP(ucfg upstream.Config, log *slog.Logger) error {
-	secret := make([]byte, 24)
-	rand.Read(secret)
-	ucfg.ClientID, ucfg.ClientSecret = "remotemcp-dev", hex.EncodeToString(secret)
+// client registered for us, and sets p.upstream to it. Its records go to
+// Redis when rdb is set, so that replicas share its sign-ins.
+func (p *proxy) startDevIdP(ucfg upstream.Config, cookieKey []byte, rdb redis.UniversalClient, log *slog.Logger) error {
+	ucfg.ClientID, ucfg.ClientSecret = "remotemcp-dev", devIdPSecret(cookieKey)
 	iss := p.base + devIdPPath
-	var err error
-	p.devIdP, err = devidp.New(devidp.Options{
+	opts := devidp.Options{
 		Issuer: iss, ClientID: ucfg.ClientID, ClientSecret: ucfg.ClientSecret,
 		RedirectURIs: []string{ucfg.RedirectURL}, Logger: log.With("component", "dev-idp"),
-	})
+	}
+	if rdb != nil {
+		opts.Store = devIdPStore{rdb}
+	}
+	var err error
+	p.devIdP, err = devidp.New(opts)
 	if err != nil {
 		return err
 	}

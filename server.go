@@ -2,6 +2,7 @@ package remotemcp
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,12 +22,15 @@ import (
 // is an http.Handler for every path it serves; Serve runs it on a
 // listener with a graceful drain.
 type Server struct {
-	reg      *policy.Registry
-	opts     *settings
-	handler  http.Handler
-	mcp      *mcpserver.Handler
-	state    *state
-	proxy    *proxy // nil unless AuthProxy
+	reg     *policy.Registry
+	opts    *settings
+	handler http.Handler
+	mcp     *mcpserver.Handler
+	state   *state
+	proxy   *proxy // nil unless AuthProxy
+	// idp is the wait for an identity provider that could not be reached
+	// at start-up (nil when there was none).
+	idp      *idpWait
 	notifier *mcpserver.Notifier
 
 	draining  atomic.Bool
@@ -61,6 +65,12 @@ func New(ctx context.Context, reg *policy.Registry, opts *Options) (_ *Server, e
 	if err != nil {
 		return nil, err
 	}
+	return newFromSettings(ctx, reg, s)
+}
+
+// newFromSettings is New of settings already checked (tests set the hooks
+// of settings on them).
+func newFromSettings(ctx context.Context, reg *policy.Registry, s *settings) (_ *Server, err error) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cl := closers{cancel}
 	defer func() {
@@ -74,7 +84,7 @@ func New(ctx context.Context, reg *policy.Registry, opts *Options) (_ *Server, e
 	}
 	srv.notifier = mcpserver.NewNotifier(srv.state.mcp.Broadcaster)
 	if s.Auth == AuthProxy {
-		if srv.proxy, err = newProxy(ctx, s, srv.state.rdb, &cl); err != nil {
+		if srv.proxy, err = newProxy(ctx, bg, s, srv.state.rdb, &cl); err != nil {
 			return nil, err
 		}
 	}
@@ -91,10 +101,14 @@ func New(ctx context.Context, reg *policy.Registry, opts *Options) (_ *Server, e
 	cl.add(func() { srv.mcp.Close() })
 
 	mux := http.NewServeMux()
-	endpoint, err := authenticate(bg, s, mux, srv.mcp, srv.proxy)
+	endpoint, idp, err := authenticate(bg, s, mux, srv.mcp, srv.proxy)
 	if err != nil {
 		return nil, err
 	}
+	if idp != nil && srv.proxy == nil { // the proxy's is on cl already
+		cl.add(idp.close)
+	}
+	srv.idp = idp
 	mux.Handle("/mcp", endpoint)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -102,8 +116,11 @@ func New(ctx context.Context, reg *policy.Registry, opts *Options) (_ *Server, e
 	})
 	mux.HandleFunc("GET /readyz", srv.readyz)
 	var h http.Handler = mux
+	if idp != nil {
+		h = idp.gate(h)
+	}
 	if srv.state.health != nil {
-		h = srv.state.health.gate(mux)
+		h = srv.state.health.gate(h)
 	}
 	srv.handler = accessLog(s.Logger, h)
 	if err := reg.Verify(ctx); err != nil {
@@ -118,22 +135,26 @@ func New(ctx context.Context, reg *policy.Registry, opts *Options) (_ *Server, e
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // Ready reports whether the server should get traffic: false while it
-// drains (Serve after its context ends) and while the shared store (Redis)
-// is unreachable. /readyz answers it.
-func (s *Server) Ready() bool {
-	if s.draining.Load() {
-		return false
+// drains (Serve after its context ends), while the shared store (Redis) is
+// unreachable, and while the identity provider it needs (the JWKS of
+// AuthJWT, the discovery document of an "oidc" or "google" upstream) has
+// not answered since start-up. /readyz answers it, with the reason.
+func (s *Server) Ready() bool { return s.notReady() == nil }
+
+// notReady is why the server should not get traffic, or nil.
+func (s *Server) notReady() error {
+	switch {
+	case s.draining.Load():
+		return errors.New("draining")
+	case s.state.health != nil && !s.state.health.up.Load():
+		return errors.New("the shared store is unreachable")
 	}
-	return s.state.health == nil || s.state.health.up.Load()
+	return s.idp.err()
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		http.Error(w, "draining", http.StatusServiceUnavailable)
-		return
-	}
-	if !s.Ready() {
-		http.Error(w, "the shared store is unreachable", http.StatusServiceUnavailable)
+	if err := s.notReady(); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

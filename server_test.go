@@ -51,7 +51,6 @@ func TestNewOptionErrors(t *testing.T) {
 		{"upstream without credentials", &Options{PublicURL: "https://mcp.example.com", Auth: AuthProxy, Proxy: ProxyOptions{Upstream: "github"}}, "ClientID"},
 		{"oidc upstream without an issuer", &Options{PublicURL: "https://mcp.example.com", Auth: AuthProxy, Proxy: ProxyOptions{Upstream: "oidc", ClientID: "a", ClientSecret: "b"}}, "UpstreamIssuer"},
 		{"oidc upstream over plain http", &Options{PublicURL: "https://mcp.example.com", Auth: AuthProxy, Proxy: ProxyOptions{Upstream: "oidc", UpstreamIssuer: "http://idp.example.com", ClientID: "a", ClientSecret: "b"}}, "plain http"},
-		{"development upstream with Redis", &Options{PublicURL: "http://127.0.0.1:8080", Dev: true, Auth: AuthProxy, RedisURL: "redis://127.0.0.1:6379"}, "replicas"},
 		{"replicas with made-up keys", &Options{PublicURL: "https://mcp.example.com", Auth: AuthProxy, Proxy: ProxyOptions{Upstream: "github", ClientID: "a", ClientSecret: "b"}, RedisURL: "redis://127.0.0.1:6379"}, "share keys"},
 		{"short cookie key", &Options{PublicURL: "http://127.0.0.1:8080", Dev: true, Auth: AuthProxy, Proxy: ProxyOptions{CookieKey: []byte("short")}}, "CookieKey"},
 		{"jwt issuer over plain http", &Options{PublicURL: "https://mcp.example.com", Auth: AuthJWT, Tokens: TokenOptions{Issuer: "http://as.example.com"}}, "plain http"},

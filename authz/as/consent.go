@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/remotemcp/remotemcp/internal/pagestyle"
 )
 
 // Cookie names. The __Host- prefix makes the browser refuse them unless
@@ -164,24 +166,9 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, e *errPage)
 	_ = errorPage.Execute(w, errorView{Service: s.o.ServiceName, Title: e.title, Detail: e.detail})
 }
 
-const pageStyle = `
-:root { color-scheme: light dark; --fg:#1d2330; --muted:#5b6475; --bg:#f5f6f8; --card:#fff; --line:#d9dde4; --accent:#1f5fd6; --warn:#8a5a00; --warnbg:#fff4d6; }
-@media (prefers-color-scheme: dark) { :root { --fg:#e8ebf0; --muted:#a7afbd; --bg:#14171c; --card:#1d2128; --line:#323844; --accent:#6ea0ff; --warn:#ffd27a; --warnbg:#3a2f12; } }
-* { box-sizing: border-box; }
-body { margin:0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--fg); background:var(--bg); }
-main { max-width: 34rem; margin: 3rem auto; padding: 2rem; background:var(--card); border:1px solid var(--line); border-radius: 12px; }
-h1 { font-size: 1.35rem; margin: 0 0 .25rem; }
-.sub { color:var(--muted); margin:0 0 1.5rem; }
-dl { margin: 0 0 1.25rem; } dt { font-weight:600; margin-top:.75rem; } dd { margin:.15rem 0 0; overflow-wrap:anywhere; }
-code { font: .9em ui-monospace, SFMono-Regular, Menlo, monospace; }
-ul { padding-left: 1.2rem; margin:.25rem 0 0; }
-.warn { background:var(--warnbg); color:var(--warn); border-radius:8px; padding:.75rem 1rem; margin: 0 0 1.25rem; }
-.actions { display:flex; gap:.75rem; margin-top:1.5rem; }
-button { font: inherit; padding:.6rem 1.4rem; border-radius:8px; border:1px solid var(--line); background:transparent; color:var(--fg); cursor:pointer; }
-button.primary { background:var(--accent); border-color:var(--accent); color:#fff; }
-button:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
-footer { color:var(--muted); font-size:.85rem; margin-top:1.5rem; }
-`
+// pageStyle is the look of every page here, shared with the development
+// identity provider's sign-in page.
+const pageStyle = pagestyle.CSS
 
 var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 <html lang="en">

@@ -42,7 +42,7 @@ func build(ctx context.Context, cfg *config, log *slog.Logger) (_ *app, err erro
 	var h handlers
 	server := mcp.NewServer(&mcp.Implementation{Name: "remotemcp", Title: "remotemcp", Version: version}, &mcp.ServerOptions{
 		Instructions:              "remotemcp: per-user notes with search, export and prompts.",
-		Logger:                    log.With("component", "mcp"),
+		Logger:                    sdkLogger(log.With("component", "mcp")),
 		SupportedProtocolVersions: mcpserver.SupportedVersions,
 		CompletionHandler:         h.complete,
 		SubscribeHandler:          h.subscribe,

@@ -507,9 +507,6 @@ func (c *config) checkRedis() error {
 	if c.Proxy != nil && len(c.Proxy.Ephemeral) > 0 {
 		return fmt.Errorf("--redis-url shares state between replicas, so they must share keys too: configure the %s (see README: Keys for production)", strings.Join(c.Proxy.Ephemeral, ", "))
 	}
-	if c.Proxy != nil && c.Proxy.Upstream == "dev" {
-		return errors.New("--upstream dev keeps its sign-ins in process memory, so it cannot serve several replicas: use a real --upstream with --redis-url")
-	}
 	if c.StateKeyRandom {
 		return errors.New("--redis-url shares legacy sessions between replicas, so they must share the requestState key: set --state-key-file or REMOTEMCP_STATE_KEY")
 	}

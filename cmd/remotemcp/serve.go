@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // serve runs the server of cfg on its listener until ctx ends, then
 // drains it (remotemcp.Server.Serve).
 func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 	log := newLogger(cfg, stdout)
+	// go-redis logs through one logger per process: into slog with the rest.
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

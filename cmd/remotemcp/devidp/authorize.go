@@ -1,6 +1,7 @@
 package devidp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,7 +43,7 @@ const maxState = 1024
 // authorizePage serves GET <issuer path>/authorize: it checks the request
 // and shows the login page.
 func (p *Provider) authorizePage(w http.ResponseWriter, r *http.Request) {
-	form, err := p.begin(r.URL.Query())
+	form, err := p.begin(r.Context(), r.URL.Query())
 	var pe *pageError
 	var re *redirectError
 	switch {
@@ -65,7 +66,7 @@ func (p *Provider) authorizePage(w http.ResponseWriter, r *http.Request) {
 // any other refusal, a *redirectError.
 //
 // [RFC 6749 §4.1.1]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.1
-func (p *Provider) begin(q url.Values) (*loginForm, error) {
+func (p *Provider) begin(ctx context.Context, q url.Values) (*loginForm, error) {
 	clientID, ok := single(q, "client_id")
 	if !ok || clientID != p.clientID {
 		return nil, &pageError{http.StatusBadRequest, fmt.Sprintf("Unknown client: client_id %q is not the configured client.", clientID)}
@@ -112,7 +113,7 @@ func (p *Provider) begin(q url.Values) (*loginForm, error) {
 	}
 	id := newSecret()
 	l := login{redirectURI: redirectURI, state: state, challenge: challenge, scope: scope, expires: p.now().Add(loginLifetime)}
-	if err := p.store.putLogin(id, l, p.now()); err != nil {
+	if err := p.store.putLogin(ctx, id, l, p.now()); err != nil {
 		return nil, &redirectError{redirectURI, state, asOAuth(err)}
 	}
 	return p.form(id, l), nil
@@ -132,7 +133,7 @@ func (p *Provider) authorizeForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	location, err := p.finish(f.Get("request_id"), f.Get("action"), strings.TrimSpace(f.Get("username")), strings.TrimSpace(f.Get("email")))
+	location, err := p.finish(r.Context(), f.Get("request_id"), f.Get("action"), strings.TrimSpace(f.Get("username")), strings.TrimSpace(f.Get("email")))
 	var pe *pageError
 	var fe *formError
 	switch {
@@ -150,14 +151,14 @@ func (p *Provider) authorizeForm(w http.ResponseWriter, r *http.Request) {
 
 // finish completes the login request id: action "deny" refuses it, any
 // other signs username in. It returns where to send the browser.
-func (p *Provider) finish(id, action, username, email string) (string, error) {
+func (p *Provider) finish(ctx context.Context, id, action, username, email string) (string, error) {
 	now := p.now()
-	l, err := p.store.login(id, now)
+	l, err := p.store.login(ctx, id, now, false)
 	if err != nil {
 		return "", &pageError{http.StatusBadRequest, "This login request is unknown or has expired. Start again from the application."}
 	}
 	if action == "deny" {
-		if l, err = p.store.takeLogin(id, now); err != nil {
+		if l, err = p.store.login(ctx, id, now, true); err != nil {
 			return "", &pageError{http.StatusBadRequest, "This login request has already been used. Start again from the application."}
 		}
 		p.log.Info("dev-idp: login denied by the user")
@@ -174,7 +175,7 @@ func (p *Provider) finish(id, action, username, email string) (string, error) {
 	if form.UsernameError != "" || form.EmailError != "" {
 		return "", &formError{*form}
 	}
-	if l, err = p.store.takeLogin(id, now); err != nil {
+	if l, err = p.store.login(ctx, id, now, true); err != nil {
 		return "", &pageError{http.StatusBadRequest, "This login request has already been used. Start again from the application."}
 	}
 	secret := newSecret()
@@ -184,7 +185,7 @@ func (p *Provider) finish(id, action, username, email string) (string, error) {
 		challenge:   l.challenge,
 		expires:     now.Add(codeLifetime),
 	}
-	if err := p.store.putCode(secret, c, now); err != nil {
+	if err := p.store.putCode(ctx, secret, c, now); err != nil {
 		return p.errorRedirect(l.redirectURI, l.state, err), nil
 	}
 	p.log.Info("dev-idp: signed in", "user", username, "client", p.clientID, "code", logID(secret))

@@ -54,6 +54,12 @@ type Options struct {
 	// Logger receives sign-ins, token issuance and refusals; codes and
 	// tokens appear only as a short SHA-256 prefix. Default: discard.
 	Logger *slog.Logger
+
+	// Store keeps the pending logins, codes and tokens, each with a TTL
+	// (at most the longest lifetime above). Default: process memory, at
+	// most 30 000 records. Providers of several processes that share one
+	// Store (and the client's credentials) serve one provider together.
+	Store Store
 }
 
 // Default lifetimes, and the fixed ones.
@@ -84,7 +90,7 @@ type Provider struct {
 	refreshTTL   time.Duration
 	now          func() time.Time
 	log          *slog.Logger
-	store        *store
+	store        *records
 }
 
 // New returns a Provider configured by opts. It fails if opts.Issuer is not
@@ -126,7 +132,6 @@ func New(opts Options) (*Provider, error) {
 		refreshTTL:   opts.RefreshTokenLifetime,
 		now:          opts.Now,
 		log:          opts.Logger,
-		store:        newStore(),
 	}
 	if p.accessTTL <= 0 {
 		p.accessTTL = defaultAccessTokenLifetime
@@ -137,6 +142,11 @@ func New(opts Options) (*Provider, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	st := opts.Store
+	if st == nil {
+		st = newMemStore(p.now)
+	}
+	p.store = &records{s: st, revokedTTL: max(p.accessTTL, p.refreshTTL)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}

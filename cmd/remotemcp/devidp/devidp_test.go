@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -118,7 +119,7 @@ func (e *env) loginPage(t *testing.T, authURL string) string {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET authorize: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
-	for _, want := range []string{"Development identity provider", "not for production", `name="username"`, `value="alice"`, `name="email"`} {
+	for _, want := range []string{"Development sign-in", "no real identity provider", `name="username"`, `value="alice"`, `name="email"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("login page lacks %q", want)
 		}
@@ -741,4 +742,38 @@ func FuzzAuthorize(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoginPageLook: the sign-in page says in one line what it is, keeps
+// the plumbing (the application, where it returns to, the scope) behind a
+// <details> fold after the form, and carries the consent page's
+// stylesheet, dark mode included.
+func TestLoginPageLook(t *testing.T) {
+	e := newEnv(t, nil)
+	_, body := e.get(t, e.cfg.AuthCodeURL("st4te", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if n := strings.Count(body, "Development sign-in — no real identity provider is involved"); n != 1 {
+		t.Errorf("the one line saying what the page is appears %d times:\n%s", n, body)
+	}
+	form, fold := strings.Index(body, "</form>"), strings.Index(body, "<details>")
+	end := strings.Index(body, "</details>")
+	if form < 0 || fold < form || end < fold {
+		t.Fatalf("no <details> fold after the form:\n%s", body)
+	}
+	inFold := body[fold:end]
+	for _, plumbing := range []string{"Application", testClientID, "Returns to", testRedirect, "Scope", "openid profile email"} {
+		if !strings.Contains(inFold, html.EscapeString(plumbing)) {
+			t.Errorf("the fold lacks %q:\n%s", plumbing, inFold)
+		}
+		if strings.Contains(body[:fold], html.EscapeString(plumbing)) {
+			t.Errorf("%q shows outside the fold", plumbing)
+		}
+	}
+	for _, css := range []string{"color-scheme: light dark", "@media (prefers-color-scheme: dark)", "button.primary", "details"} {
+		if !strings.Contains(body, css) {
+			t.Errorf("the page's stylesheet lacks %q", css)
+		}
+	}
+	if strings.Contains(body, "/*pagestyle*/") {
+		t.Error("the stylesheet placeholder was not replaced")
+	}
 }

@@ -20,9 +20,12 @@
 // tokens, so its metadata lists no jwks_uri or ID token algorithms.
 // Consumers read the user's identity from userinfo.
 //
-// There is one confidential client, configured in [Options]. All state
-// (pending logins, codes, tokens) lives in memory, bounded and swept by
-// TTL; only SHA-256 digests of codes and tokens are kept.
+// There is one confidential client, configured in [Options]. Its state
+// (pending logins, codes, tokens, and marks of used codes and revoked
+// grants) goes to a [Store], every record with a TTL: by default process
+// memory, at most 30 000 records, swept; a Store shared by several
+// processes (remotemcp puts it in Redis with --redis-url) lets them serve
+// one provider. Only SHA-256 digests of codes and tokens are kept.
 //
 // Files and the specifications they implement:
 //
@@ -38,7 +41,8 @@
 //   - userinfo.go: the userinfo endpoint ([OpenID Connect Core 1.0 §5.3],
 //     [RFC 6750 §3] errors).
 //   - errors.go: OAuth error responses ([RFC 6749 §5.2], [RFC 6749 §4.1.2.1]).
-//   - store.go: the in-memory state.
+//   - store.go: the records, the [Store] interface and its in-memory
+//     implementation.
 //   - page.go, page.html: the HTML pages.
 //
 // [OpenID Connect Discovery 1.0 §3]: https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderMetadata

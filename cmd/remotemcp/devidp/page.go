@@ -5,6 +5,9 @@ import (
 	_ "embed"
 	"html/template"
 	"net/http"
+	"strings"
+
+	"github.com/remotemcp/remotemcp/internal/pagestyle"
 )
 
 // A page is what page.html renders: a login form, or an error.
@@ -29,7 +32,9 @@ type loginForm struct {
 //go:embed page.html
 var pageHTML string
 
-var pageTemplate = template.Must(template.New("page").Parse(pageHTML))
+// pageTemplate is page.html with the stylesheet of the consent page it
+// follows, so that the sign-in looks like one journey, in light and dark.
+var pageTemplate = template.Must(template.New("page").Parse(strings.Replace(pageHTML, "/*pagestyle*/", pagestyle.CSS, 1)))
 
 // render writes the page with status. The headers keep the page out of
 // caches and frames, and let it load nothing at all.

@@ -1,6 +1,7 @@
 package devidp
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -51,7 +52,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	req, err := decodeTokenRequest(w, r)
 	var resp *tokenResponse
 	if err == nil {
-		resp, err = p.exchange(req)
+		resp, err = p.exchange(r.Context(), req)
 	}
 	if err != nil {
 		e := asOAuth(err)
@@ -112,7 +113,7 @@ func decodeTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, 
 }
 
 // exchange authenticates the client and runs the grant.
-func (p *Provider) exchange(req *tokenRequest) (*tokenResponse, error) {
+func (p *Provider) exchange(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	if !p.authenticate(req.clientID, req.clientSecret) {
 		return nil, oauthErr(invalidClient, "client authentication failed")
 	}
@@ -133,14 +134,14 @@ func (p *Provider) exchange(req *tokenRequest) (*tokenResponse, error) {
 		if req.code == "" || req.redirectURI == "" || req.codeVerifier == "" {
 			return nil, oauthErr(invalidRequest, "code, redirect_uri and code_verifier are required")
 		}
-		g, err = p.store.redeemCode(req.code, now, func(c code) error { return checkCode(c, req) }, out)
+		g, err = p.store.redeemCode(ctx, req.code, now, func(c code) error { return checkCode(c, req) }, out)
 		scope = g.scope
 	case "refresh_token":
 		what = "refresh token"
 		if req.refreshToken == "" {
 			return nil, oauthErr(invalidRequest, "refresh_token is required")
 		}
-		g, err = p.store.rotate(req.refreshToken, now, func(t token) (string, error) {
+		g, err = p.store.rotate(ctx, req.refreshToken, now, func(t token) (string, error) {
 			s, err := checkRefresh(t, req)
 			scope = s
 			return s, err

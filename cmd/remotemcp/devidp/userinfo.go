@@ -1,6 +1,7 @@
 package devidp
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -44,7 +45,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	info, err := p.userInfo(strings.TrimSpace(tok))
+	info, err := p.userInfo(r.Context(), strings.TrimSpace(tok))
 	if err != nil {
 		e := asOAuth(err)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`", error="`+e.Code+`", error_description="`+e.Description+`"`)
@@ -55,8 +56,8 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 }
 
 // userInfo returns the claims of the user the access token is about.
-func (p *Provider) userInfo(accessToken string) (*userInfo, error) {
-	t, err := p.store.access(accessToken, p.now())
+func (p *Provider) userInfo(ctx context.Context, accessToken string) (*userInfo, error) {
+	t, err := p.store.access(ctx, accessToken, p.now())
 	if err != nil {
 		return nil, oauthErr(invalidToken, "the access token is invalid, expired or revoked")
 	}
