@@ -466,6 +466,40 @@ func checkWiring(t *testing.T, r rendered) {
 	}
 }
 
+// TestNotes renders NOTES.txt (helm install --dry-run=client, which reaches
+// no cluster) and checks that it tells where clients connect and what the
+// release runs.
+func TestNotes(t *testing.T) {
+	t.Setenv("KUBECONFIG", os.DevNull)
+	cases := []struct {
+		values string
+		want   []string
+	}{
+		{"", []string{"--auth jwt, 1 replica(s), state in process memory", "https://mcp.example.com/mcp", "port-forward svc/remotemcp 8080:80", "WARNING: server.publicURL is still the placeholder"}},
+		{chart + "/ci/multi-replica-redis-values.yaml", []string{"--auth proxy, 3 replica(s), state in Redis (Secret remotemcp-redis)", "routed by Ingress remotemcp", "Metrics: port 9090", "ServiceMonitor remotemcp"}},
+		{chart + "/ci/autoscaling-values.yaml", []string{"2–6 replicas (autoscaled)"}},
+	}
+	for _, c := range cases {
+		args := []string{"install", "remotemcp", chart, "--dry-run=client"}
+		if c.values != "" {
+			args = append(args, "-f", c.values)
+		}
+		out, stderr, err := helm(t, args...)
+		if err != nil {
+			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+		_, notes, ok := strings.Cut(out, "NOTES:\n")
+		if !ok {
+			t.Fatalf("no NOTES in:\n%s", out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(notes, w) {
+				t.Errorf("values %q: NOTES lack %q:\n%s", c.values, w, notes)
+			}
+		}
+	}
+}
+
 // TestRefused: what the chart refuses to render, and why.
 func TestRefused(t *testing.T) {
 	redis := "secrets.redis.secretName=r"
@@ -488,6 +522,11 @@ func TestRefused(t *testing.T) {
 		{"metrics on the public port", []string{"metrics.enabled=true", "metrics.port=8080"}, "must differ"},
 		{"grace period too short", []string{"terminationGracePeriodSeconds=20"}, "must exceed"},
 		{"keys secret with nothing to mount", []string{keys, "secrets.keys.state="}, "names no key"},
+		// values.schema.json
+		{"misspelt value", []string{"server.publicUrl=https://mcp.example.com"}, "additional properties 'publicUrl' not allowed"},
+		{"zero replicas", []string{"replicaCount=0"}, "minimum"},
+		{"unknown Redis mode", []string{"server.redisMode=ring"}, "redisMode"},
+		{"public URL with a query", []string{"server.publicURL=https://mcp.example.com/?x=1"}, "publicURL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
