@@ -175,6 +175,7 @@ func TestRender(t *testing.T) {
 	cases := []struct {
 		name   string
 		values []string
+		sets   []string
 		// what the rendering must hold
 		replicas               int32 // 0: autoscaled
 		monitor, ingress, hpa  bool
@@ -196,6 +197,12 @@ func TestRender(t *testing.T) {
 			wantEnvNames: []string{"REMOTEMCP_REDIS_URL"},
 		},
 		{
+			name: "introspect", sets: []string{"server.auth=introspect", "server.introspectionURL=https://sso.example.com/introspect", "secrets.introspectionClient.secretName=intro", "server.audience=https://mcp.example.com/mcp", "podDisruptionBudget.enabled=true"},
+			replicas:     1,
+			wantArgs:     []string{"--auth=introspect", "--introspection-url=https://sso.example.com/introspect", "--issuer=https://sso.example.com/realms/tools", "--audience=https://mcp.example.com/mcp"},
+			wantEnvNames: []string{"REMOTEMCP_INTROSPECTION_CLIENT_ID", "REMOTEMCP_INTROSPECTION_CLIENT_SECRET"},
+		},
+		{
 			name: "deploy-kubernetes", values: []string{"../../deploy/kubernetes/values.yaml"},
 			replicas: 3, redis: true, keys: true, proxyKeys: true,
 			wantArgs:     []string{"--auth=proxy", "--upstream-issuer=https://idp.example.com/realms/example", "--trusted-proxies=10.0.0.0/8"},
@@ -204,7 +211,7 @@ func TestRender(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			out, stderr, err := helm(t, templateArgs(c.values, nil)...)
+			out, stderr, err := helm(t, templateArgs(c.values, c.sets)...)
 			if err != nil {
 				t.Fatalf("helm template: %v\n%s", err, stderr)
 			}
