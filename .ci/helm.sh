@@ -4,7 +4,9 @@
 #                          values and each CI values file, the rendered objects
 #                          decoded strictly into the Kubernetes API types and
 #                          checked against each other (.ci/helmcheck), the refusals
-#                          tested, and deploy/kubernetes/remotemcp.yaml compared
+#                          tested, the rendered container run with the real
+#                          binary (args, env, mounted files) until its probes
+#                          answer, and deploy/kubernetes/remotemcp.yaml compared
 #                          with a fresh rendering;
 #   .ci/helm.sh manifests  rewrites deploy/kubernetes/remotemcp.yaml from the chart.
 # Helm is built from the Go module proxy into .cache/helm (once, a few minutes).
@@ -58,4 +60,8 @@ if ! diff -u "$manifests" <(render_manifests); then
 	exit 1
 fi
 
+# The binary the pod-start test runs the rendered container with.
+REMOTEMCP_BIN=$PWD/.cache/helm/remotemcp
+timeout 600 go build -o "$REMOTEMCP_BIN" ./cmd/remotemcp
+export REMOTEMCP_BIN
 (cd .ci/helmcheck && timeout 300 go test -count=1 ./...)

@@ -12,12 +12,18 @@ package helmcheck
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -632,4 +638,300 @@ func argValue(args []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestPodStarts runs the rendered pod's container with the real binary
+// ($REMOTEMCP_BIN), the way the kubelet would: its args, its environment
+// with the Secret references resolved from made-up Secrets, and its
+// volumes (key files, the --config ConfigMap) laid out in a temporary
+// directory in place of the mount paths; only the listener moves to
+// loopback. The pod must log that it listens, answer its startup,
+// liveness and readiness probes with 200, log none of the secrets, and
+// exit 0 on SIGTERM. With redis-server on the PATH, a second run has two
+// replicas' settings against a real Redis.
+func TestPodStarts(t *testing.T) {
+	bin := os.Getenv("REMOTEMCP_BIN")
+	if bin == "" {
+		t.Fatal("REMOTEMCP_BIN is not set: run .ci/helm.sh, which builds remotemcp and sets it")
+	}
+	base := []string{
+		"server.auth=proxy", "server.upstream=github", "server.trustedProxies=10.0.0.0/8",
+		"secrets.keys.secretName=keys", "secrets.upstreamClient.secretName=github",
+		"server.extraArgs[0]=--session-ttl=1h",
+		"config.signin.github_teams[0]=my-org/platform", "config.tools.notes_delete.scopes[0]=notes:write",
+	}
+	// The metrics listener, once the binary has it: then /metrics must
+	// answer on the metrics port too.
+	help, _ := exec.Command(bin, "--help").CombinedOutput()
+	if strings.Contains(string(help), "-metrics-listen") {
+		base = append(base, "metrics.enabled=true")
+	} else {
+		t.Log("this build has no --metrics-listen: the pods run without metrics")
+	}
+	t.Run("one replica", func(t *testing.T) {
+		runPod(t, bin, base, nil)
+	})
+	t.Run("replicas with Redis", func(t *testing.T) {
+		redis, err := exec.LookPath("redis-server")
+		if err != nil {
+			t.Skip("redis-server is not installed: the Redis run is left out")
+		}
+		port := freePort(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, redis, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no")
+		var out syncBuffer
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		t.Cleanup(func() { cancel(); <-exited })
+		waitForLog(t, &out, "Ready to accept connections", exited)
+		sets := append([]string{"replicaCount=2", "secrets.redis.secretName=redis"}, base...)
+		runPod(t, bin, sets, map[string]map[string]string{
+			"redis": {"redis-url": fmt.Sprintf("redis://127.0.0.1:%d/0", port)},
+		})
+	})
+}
+
+func runPod(t *testing.T, bin string, sets []string, extraSecrets map[string]map[string]string) {
+	out, stderr, err := helm(t, templateArgs(nil, sets)...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, stderr)
+	}
+	r := decode(t, out)
+	pod := r.deployment.Spec.Template.Spec
+	c := pod.Containers[0]
+
+	signing, err := exec.Command(bin, "signing-key").Output()
+	if err != nil {
+		t.Fatalf("%s signing-key: %v", bin, err)
+	}
+	secrets := map[string]map[string]string{
+		"keys": {
+			"signing.json": string(signing),
+			"vault-keys":   "k1:" + randomHex(t),
+			"cookie-key":   randomHex(t),
+			"state-key":    randomHex(t),
+		},
+		"github": {"upstream-client-id": "Iv1.helmcheck", "upstream-client-secret": "helmcheck-secret-" + randomHex(t)},
+	}
+	for k, v := range extraSecrets {
+		secrets[k] = v
+	}
+
+	// The volumes, laid out where the mounts would be.
+	root := t.TempDir()
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+	}
+	var mountPaths []string
+	for _, m := range c.VolumeMounts {
+		dir := filepath.Join(root, m.MountPath)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		mountPaths = append(mountPaths, m.MountPath)
+		v := volumes[m.Name]
+		files := map[string]string{}
+		switch {
+		case v.Secret != nil:
+			for _, it := range v.Secret.Items {
+				val, ok := secrets[v.Secret.SecretName][it.Key]
+				if !ok {
+					t.Fatalf("volume %s: Secret %s has no key %s", v.Name, v.Secret.SecretName, it.Key)
+				}
+				files[it.Path] = val
+			}
+		case v.ConfigMap != nil:
+			if r.configMap == nil || r.configMap.Name != v.ConfigMap.Name {
+				t.Fatalf("volume %s: ConfigMap %s was not rendered", v.Name, v.ConfigMap.Name)
+			}
+			files = r.configMap.Data
+		default:
+			t.Fatalf("volume %s: unexpected source", v.Name)
+		}
+		for name, val := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(val), 0o400); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	port, metricsPort := freePort(t), freePort(t)
+	var args []string
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--listen=") {
+			a = fmt.Sprintf("--listen=127.0.0.1:%d", port)
+		}
+		if strings.HasPrefix(a, "--metrics-listen=") {
+			a = fmt.Sprintf("--metrics-listen=127.0.0.1:%d", metricsPort)
+		}
+		for _, mp := range mountPaths {
+			if name, val, ok := strings.Cut(a, "="); ok && strings.HasPrefix(val, mp+"/") {
+				a = name + "=" + filepath.Join(root, val)
+			}
+		}
+		args = append(args, a)
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			val, ok := secrets[ref.Name][ref.Key]
+			if !ok {
+				t.Fatalf("env %s: Secret %s has no key %s", e.Name, ref.Name, ref.Key)
+			}
+			env = append(env, e.Name+"="+val)
+		default:
+			t.Fatalf("env %s: unexpected source", e.Name)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	waitForLog(t, &logs, `"msg":"remotemcp listening"`, exited)
+
+	for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+		url := fmt.Sprintf("http://127.0.0.1:%d%s", port, p.HTTPGet.Path)
+		resp, err := httpGet(ctx, url)
+		if err != nil || resp != 200 {
+			t.Errorf("%s probe %s: %d, %v\n%s", name, url, resp, err, logs.String())
+		}
+	}
+
+	if hasArgPrefix(c.Args, "--metrics-listen=") {
+		url := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+		if resp, err := httpGet(ctx, url); err != nil || resp != 200 {
+			t.Errorf("%s: %d, %v", url, resp, err)
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = <-exited
+	exited <- err // for the deferred cleanup
+	if err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	for name, kv := range secrets {
+		for k, v := range kv {
+			if k == "redis-url" || k == "upstream-client-id" {
+				continue
+			}
+			if strings.Contains(logs.String(), strings.TrimSpace(v)) {
+				t.Errorf("the log holds Secret %s key %s", name, k)
+			}
+		}
+	}
+}
+
+// syncBuffer is a process's output, written by os/exec's copying goroutine
+// and read by the test; each write wakes a waiting reader.
+type syncBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{}
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wrote == nil {
+		b.wrote = make(chan struct{}, 1)
+	}
+	select {
+	case b.wrote <- struct{}{}:
+	default:
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) signal() chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wrote == nil {
+		b.wrote = make(chan struct{}, 1)
+	}
+	return b.wrote
+}
+
+// waitForLog waits until the output holds want, failing when the process
+// exits first or nothing comes within 30 seconds.
+func waitForLog(t *testing.T, b *syncBuffer, want string, exited chan error) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		select {
+		case <-b.signal():
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("exited (%v) before logging %q:\n%s", err, want, b.String())
+		case <-deadline:
+			t.Fatalf("no %q within 30s:\n%s", want, b.String())
+		}
+	}
+}
+
+func httpGet(ctx context.Context, url string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomHex(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }
