@@ -45,6 +45,19 @@ release:
 image-check:
 	./.ci/image.sh
 
+.PHONY: helm-check helm-manifests
+
+## helm-check: helm lint and helm template of the chart (deploy/helm) with the
+## default and CI values, the rendered objects validated offline, and
+## deploy/kubernetes/remotemcp.yaml checked against the chart (.ci/helm.sh;
+## builds helm from the Go module proxy into .cache/ the first time).
+helm-check:
+	./.ci/helm.sh
+
+## helm-manifests: regenerate deploy/kubernetes/remotemcp.yaml from the chart.
+helm-manifests:
+	./.ci/helm.sh manifests
+
 ## run: start the server on 127.0.0.1:8080 with embedded defaults (no Redis): our own
 ## authorization server in front of the built-in development identity provider.
 run:
