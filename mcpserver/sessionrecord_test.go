@@ -45,6 +45,7 @@ func TestSessionRecordKeepsWhatIsUsed(t *testing.T) {
 	want := &mcp.InitializeParams{
 		ProtocolVersion: mcpserver.Version20251125,
 		Capabilities: &mcp.ClientCapabilities{
+			//lint:ignore SA1019 legacy sessions still negotiate sampling
 			Sampling:    &mcp.SamplingCapabilities{Tools: &mcp.SamplingToolsCapabilities{}},
 			Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}},
 		},
