@@ -68,6 +68,9 @@ func New(ctx context.Context, reg *policy.Registry, opts *Options) (_ *Server, e
 			cl.close()
 		}
 	}()
+	if s.metrics, err = newMetrics(s.Metrics, reg); err != nil {
+		return nil, err
+	}
 	srv := &Server{reg: reg, opts: s}
 	if srv.state, err = openState(ctx, s, &cl); err != nil {
 		return nil, err
@@ -87,7 +90,9 @@ func New(ctx context.Context, reg *policy.Registry, opts *Options) (_ *Server, e
 		MaxResponseBytes:     s.MaxResponseBytes,
 		Policy:               reg,
 		Logger:               s.Logger.With("component", "mcpserver"),
+		Observer:             s.metrics.observer(),
 	})
+	s.metrics.activeSessionsFrom(srv.mcp.ActiveSessions)
 	cl.add(func() { srv.mcp.Close() })
 
 	mux := http.NewServeMux()
