@@ -40,6 +40,9 @@ var tokenOutcomes = []string{
 	string(authz.InvalidTarget), string(authz.ServerError), string(authz.TemporarilyUnavailable), labelOther,
 }
 
+// rateLimitedEndpoints are the endpoints with rate limits.
+var rateLimitedEndpoints = []string{"register", "authorize", "token", "revoke", "introspect"}
+
 // A metrics holds the server's Prometheus collectors (see the README's
 // "Observability: metrics" for each family). A nil *metrics is off: its
 // methods return nil hooks.
@@ -190,6 +193,16 @@ func newMetrics(r prometheus.Registerer, reg *policy.Registry) (*metrics, error)
 	}
 	for _, o := range []string{as.OutcomeOK, as.OutcomeFailed} {
 		m.metadata.WithLabelValues(o)
+	}
+	// Every family has its series from the start, at zero: a rate over
+	// a scrape window needs the zero, and a dashboard can name them all.
+	for _, g := range []string{"authorization_code", "refresh_token", labelOther} {
+		for _, o := range tokenOutcomes {
+			m.tokens.WithLabelValues(g, o)
+		}
+	}
+	for _, ep := range rateLimitedEndpoints {
+		m.rateLimited.WithLabelValues(ep)
 	}
 	return m, nil
 }
