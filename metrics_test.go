@@ -305,3 +305,25 @@ func TestDashboardMetrics(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMetricsObserve is what metrics add to a tools/call: the
+// observer's bookkeeping of one request (compare with BenchmarkToolCall in
+// cmd/remotemcp, the whole call). It must not allocate.
+func BenchmarkMetricsObserve(b *testing.B) {
+	m, err := newMetrics(prometheus.NewRegistry(), newRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := m.observer()
+	req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: "echo"}}
+	res := &mcp.CallToolResult{}
+	b.ReportAllocs()
+	for b.Loop() {
+		o.Request(mcpserver.EraStateless, "tools/call", req, res, nil, time.Millisecond)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		o.Request(mcpserver.EraStateless, "tools/call", req, res, nil, time.Millisecond)
+	}); allocs != 0 {
+		b.Errorf("%v allocations per observed request; want 0", allocs)
+	}
+}
