@@ -47,4 +47,5 @@
 //	auth.go     the bearer check of each Auth mode, the metadata, JWKS discovery
 //	proxy.go    AuthProxy: the authorization server, its stores, the upstream, UpstreamIdentity
 //	state.go    the MCP stores in process or in Redis, the Redis health gate
+//	metrics.go  Options.Metrics: the Prometheus families, fed by the observers of mcpserver, authz/as, the verifiers and go-redis
 package remotemcp
