@@ -140,6 +140,15 @@ func TestMetrics(t *testing.T) {
 			waitUntil(t, "an open SSE stream", func() bool {
 				return sample(families(t, prom), "remotemcp_sse_streams_open") >= 1
 			})
+			// The GET stream waited for the broadcast subscription, which
+			// the session cache needs: this request's session record is
+			// cached, if none was yet.
+			if err := cs.Ping(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := sample(families(t, prom), "remotemcp_legacy_sessions_active"); got != 1 {
+				t.Errorf("remotemcp_legacy_sessions_active = %v during the session; want 1", got)
+			}
 		}
 		cs.Close()
 	}

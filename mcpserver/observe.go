@@ -72,10 +72,12 @@ func (h *Handler) streamOpened() func() {
 }
 
 // ActiveSessions returns how many legacy sessions this replica served in
-// the last 30 seconds (the sessions its session cache holds; none while
-// the broadcasts that keep that cache true are down).
+// the last 30 seconds (sessionFetched: the fresh records of its session
+// cache; none while the broadcasts that keep that cache true are down).
+// It reads every cached record: for a metrics scrape, not the request
+// path.
 func (h *Handler) ActiveSessions() int {
 	h.cache.mu.Lock()
 	defer h.cache.mu.Unlock()
-	return h.cache.m.Len()
+	return h.cache.m.Live(h.cache.now())
 }
