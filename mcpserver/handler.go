@@ -218,10 +218,11 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	h.modern = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &modernOpts)
 	modernOpts.JSONResponse = true
 	h.modernJSON = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &modernOpts)
+	server.AddReceivingMiddleware(h.trackListeners, h.catchUnavailable)
 	if h.opts.Observer != nil {
+		// Added last, so outermost: it sees what the client gets.
 		server.AddReceivingMiddleware(h.observe)
 	}
-	server.AddReceivingMiddleware(h.trackListeners, h.catchUnavailable)
 	server.AddSendingMiddleware(h.filterOwnedNotifications)
 
 	ctx, cancel := context.WithCancel(context.Background())
