@@ -29,9 +29,11 @@ var allowed = map[string]struct{ project, external []string }{
 	// packages meet, for the binary, examples/ and any program with its own
 	// go-sdk server. It never imports the notes product (tools, resources,
 	// prompts), of which the binary is the one user.
+	// Its one dependency beyond them is the Prometheus client, for the
+	// collectors it registers on Options.Metrics.
 	"": {project: []string{"authz", "authz/as", "authz/memstore", "authz/redisstore", "authz/resource", "authz/token", "authz/upstream",
 		"cmd/remotemcp/devidp", "mcpserver", "mcpserver/memstore", "mcpserver/redisstore", "policy", "wellknown"},
-		external: []string{sdk + "/auth", redis}},
+		external: []string{sdk + "/auth", sdk + "/mcp", redis, "github.com/prometheus/client_golang/prometheus"}},
 	// A program of its own on the public API, as a user of the module
 	// writes one.
 	"examples/teamserver":    {project: []string{"policy"}, external: []string{module, sdk + "/mcp"}},

@@ -76,7 +76,7 @@ func newVerifier(ctx context.Context, s *settings) (resource.Verifier, error) {
 			return nil, err
 		}
 		v, err := resource.NewJWTVerifier(ctx, &resource.JWTOptions{Issuer: t.Issuer, JWKSURL: jwks, Audience: s.audience(), ClockSkew: s.ClockSkew,
-			GroupsClaim: s.SignIn.GroupsClaim})
+			GroupsClaim: s.SignIn.GroupsClaim, CacheLookup: s.metrics.cacheLookup()})
 		if err != nil {
 			return nil, err
 		}

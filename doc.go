@@ -65,4 +65,5 @@
 //	proxy.go    AuthProxy: the authorization server, its stores, the upstream, UpstreamIdentity
 //	devidpstore.go  the development upstream's records in Redis
 //	state.go    the MCP stores in process or in Redis, the Redis health gate
+//	metrics.go  Options.Metrics: the Prometheus families, fed by the observers of mcpserver, authz/as, the verifiers and go-redis
 package remotemcp

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/remotemcp/remotemcp/authz/token"
 	"github.com/remotemcp/remotemcp/authz/upstream"
 	"github.com/remotemcp/remotemcp/mcpserver"
@@ -128,6 +130,12 @@ type Options struct {
 	// Logger receives the access log (one line per request, never its
 	// query or headers), refusals and errors. Nil discards.
 	Logger *slog.Logger
+	// Metrics, if set, is where New registers the server's Prometheus
+	// collectors (the families of the README's "Observability:
+	// metrics"); serve it with promhttp, on a listener of its own. Nil
+	// means no metrics. New fails if the families are registered there
+	// already: one Server per Registerer.
+	Metrics prometheus.Registerer
 }
 
 // TokenOptions configures how the tokens of another authorization server
@@ -215,7 +223,8 @@ type ProxyOptions struct {
 // settings are Options checked, with the public URL parsed.
 type settings struct {
 	Options
-	public *url.URL
+	public  *url.URL
+	metrics *metrics // nil: off
 	// idpRetry waits between the tries of an identity provider that could
 	// not be reached at start-up (nil: time.After); tests set it to drive
 	// the retries.

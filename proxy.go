@@ -72,7 +72,8 @@ func newProxy(ctx, bg context.Context, s *settings, rdb redis.UniversalClient, c
 	if err := madeUpKeys(pc, log); err != nil {
 		return nil, err
 	}
-	vopts := &upstream.VaultOptions{Logger: log.With("component", "vault"), Allow: s.SignIn.Allow}
+	vopts := &upstream.VaultOptions{Logger: log.With("component", "vault"), Allow: s.SignIn.Allow,
+		Refreshed: s.metrics.upstreamRefreshed()}
 	if rdb != nil {
 		// Upstream refreshes of one grant run on one replica at a time.
 		vopts.Locker = authzredis.NewLocker(rdb, nil)
@@ -80,8 +81,9 @@ func newProxy(ctx, bg context.Context, s *settings, rdb redis.UniversalClient, c
 	p.vault = upstream.NewVault(st.stores, st.stores, pc.VaultKeys, p.upstream, vopts)
 	p.issuer, err = token.NewIssuer(pc.SigningKeys, &token.IssuerOptions{
 		Issuer: p.base, Audience: s.endpoint(), AccessTokenLifetime: pc.AccessTokenLifetime,
-		ClockSkew: s.ClockSkew,
-		Revoked:   token.NewRevocationCheck[*as.Grant](st.stores, 30*time.Second).Revoked,
+		ClockSkew:   s.ClockSkew,
+		Revoked:     token.NewRevocationCheck[*as.Grant](st.stores, 30*time.Second).Revoked,
+		CacheLookup: s.metrics.cacheLookup(),
 	})
 	if err != nil {
 		return nil, err
@@ -232,7 +234,8 @@ func (p *proxy) newServer(s *settings, st *proxyStores, display, prefix string) 
 	var fetcher *as.MetadataFetcher
 	if !pc.DisableClientMetadataDocuments {
 		fetcher = as.NewMetadataFetcher(&as.MetadataFetcherOptions{AllowLoopbackHTTP: s.Dev, Shared: st.shared,
-			MaxFetchesPerHost: pc.MetadataFetchesPerHost, Logger: log.With("component", "cimd")})
+			MaxFetchesPerHost: pc.MetadataFetchesPerHost, Logger: log.With("component", "cimd"),
+			Events: s.metrics.asEvents()})
 	}
 	scopes := make([]as.ScopeInfo, len(s.Scopes))
 	for i, sc := range s.Scopes {
@@ -256,6 +259,7 @@ func (p *proxy) newServer(s *settings, st *proxyStores, display, prefix string) 
 			Contact:       s.SignIn.Contact,
 			Now:           pc.Now,
 			Logger:        log.With("component", "authz"),
+			Events:        s.metrics.asEvents(),
 		})
 }
 

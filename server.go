@@ -78,6 +78,9 @@ func newFromSettings(ctx context.Context, reg *policy.Registry, s *settings) (_ 
 			cl.close()
 		}
 	}()
+	if s.metrics, err = newMetrics(s.Metrics, reg); err != nil {
+		return nil, err
+	}
 	srv := &Server{reg: reg, opts: s}
 	if srv.state, err = openState(ctx, s, &cl); err != nil {
 		return nil, err
@@ -97,7 +100,9 @@ func newFromSettings(ctx context.Context, reg *policy.Registry, s *settings) (_ 
 		MaxResponseBytes:     s.MaxResponseBytes,
 		Policy:               reg,
 		Logger:               s.Logger.With("component", "mcpserver"),
+		Observer:             s.metrics.observer(),
 	})
+	s.metrics.activeSessionsFrom(srv.mcp.ActiveSessions)
 	cl.add(func() { srv.mcp.Close() })
 
 	mux := http.NewServeMux()

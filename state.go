@@ -37,6 +37,7 @@ func openState(ctx context.Context, s *settings, cl *closers) (*state, error) {
 		return nil, err
 	}
 	cl.add(func() { rdb.Close() })
+	s.metrics.instrumentRedis(rdb)
 	health := startRedisHealth(ctx, rdb, s.Logger.With("component", "redis"), time.Second)
 	cl.add(health.Close)
 	stores, stop := mcpredis.New(rdb, &mcpredis.Options{

@@ -113,6 +113,9 @@ type Options struct {
 	// Now is the clock that bounds how long a cached session record is
 	// trusted; default time.Now.
 	Now func() time.Time
+	// Observer, if set, is told of every request, SSE stream and legacy
+	// session (metrics).
+	Observer Observer
 }
 
 // A Handler is the one MCP endpoint. It serves the stateless 2026-07-28
@@ -216,6 +219,10 @@ func NewHandler(server *mcp.Server, stores Stores, opts *Options) *Handler {
 	modernOpts.JSONResponse = true
 	h.modernJSON = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &modernOpts)
 	server.AddReceivingMiddleware(h.trackListeners, h.catchUnavailable)
+	if h.opts.Observer != nil {
+		// Added last, so outermost: it sees what the client gets.
+		server.AddReceivingMiddleware(h.observe)
+	}
 	server.AddSendingMiddleware(h.filterOwnedNotifications)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -308,7 +315,9 @@ func (h *Handler) servePOST(w http.ResponseWriter, r *http.Request) {
 		if answersInJSON(body) {
 			h.modernJSON.ServeHTTP(uw, r)
 		} else {
+			ended := h.streamOpened()
 			h.modern.ServeHTTP(uw, r)
+			ended()
 		}
 		return
 	}

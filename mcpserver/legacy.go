@@ -183,6 +183,9 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, call *jsonr
 		writeRPCError(w, http.StatusServiceUnavailable, call.ID, -32000, "session store unavailable")
 		return
 	}
+	if o := h.opts.Observer; o != nil {
+		o.Session(true)
+	}
 	w.Header().Set(headerSessionID, sess.ID)
 	h.serveCalls(w, r, sess, []*jsonrpc.Request{call}, "")
 }
@@ -328,6 +331,7 @@ func (h *Handler) sendStream(w http.ResponseWriter, r *http.Request, c *conn, he
 		return
 	}
 	sse := startSSE(w, c.streamID)
+	defer h.streamOpened()()
 	if priming {
 		sse.prime(0)
 	}
@@ -387,6 +391,7 @@ func writeRetry(sse *sseWriter, d time.Duration) {
 // requests are answered here.
 func (h *Handler) tail(w http.ResponseWriter, r *http.Request, sessionID, streamID string, after int64, priming, resumed bool) {
 	sse := startSSE(w, streamID)
+	defer h.streamOpened()()
 	if priming {
 		sse.prime(after)
 	}
@@ -590,6 +595,9 @@ func (h *Handler) legacyDELETE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.sessionChanged(r.Context(), sid)
+	if o := h.opts.Observer; o != nil {
+		o.Session(false)
+	}
 	if err := h.stores.Events.DeleteSession(r.Context(), sid); err != nil {
 		h.log.Warn("delete event log", "session", shortHash(sid), "error", err)
 	}

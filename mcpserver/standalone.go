@@ -32,6 +32,7 @@ func (h *Handler) serveStandalone(w http.ResponseWriter, r *http.Request, sess *
 	}
 	defer h.unregister(s)
 	sse := startSSE(w, standaloneStream)
+	defer h.streamOpened()()
 	if priming {
 		sse.prime(after)
 	}

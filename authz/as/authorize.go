@@ -219,6 +219,7 @@ func (s *Server) Approve(ctx context.Context, p *PendingAuth, autoFor string) (s
 	if err := s.st.Pending.PutPending(ctx, p, ttl); err != nil {
 		return "", err
 	}
+	s.event(Event{Kind: EventAuthorization, Outcome: OutcomeConsented})
 	return s.up.AuthCodeURL(p.ID+"."+secret, verifier), nil
 }
 
@@ -343,6 +344,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 			s.logErr(r, "consent deny", err)
 		}
 		s.log.InfoContext(r.Context(), "authz: consent denied", "client_id", p.ClientID)
+		s.event(Event{Kind: EventAuthorization, Outcome: OutcomeDenied})
 		s.redirectError(w, r, &redirectErr{p.RedirectURI, p.State, authz.ErrAccessDenied("the user denied the request")}, http.StatusSeeOther)
 	default:
 		s.renderError(w, r, &errPage{http.StatusBadRequest, "Invalid request", "Choose Allow or Deny."})

@@ -79,6 +79,7 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	subject := s.o.SubjectPrefix + id.Subject
 	if err := s.o.Allow.Check(id); err != nil {
 		s.log.InfoContext(ctx, "authz: sign-in refused by the allow-list", "client_id", p.ClientID, "sub", subject)
+		s.event(Event{Kind: EventAuthorization, Outcome: OutcomeRefused})
 		return nil, s.refusal(err, p)
 	}
 	email, groups := verifiedEmail(id), token.BoundGroups(id.Groups)

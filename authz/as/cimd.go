@@ -96,6 +96,9 @@ type MetadataFetcherOptions struct {
 	// Logger receives the details of failures at debug level (the wire
 	// error never holds them); nil discards.
 	Logger *slog.Logger
+	// Events, if set, is told of each fetch (EventMetadataFetch), not of
+	// answers from a cache.
+	Events func(Event)
 }
 
 // MetadataCache is a cache of fetched and validated metadata documents
@@ -159,6 +162,7 @@ type MetadataFetcher struct {
 	// joined, if set, is called once a caller waits for a fetch (a test
 	// hook, nil in production).
 	joined func(clientID string)
+	events func(Event)
 }
 
 // metadataEntry is a cached document, or a cached failure.
@@ -192,6 +196,7 @@ func NewMetadataFetcher(opts *MetadataFetcherOptions) *MetadataFetcher {
 		now:           o.Now,
 		log:           o.Logger,
 		shared:        o.Shared,
+		events:        o.Events,
 		slots:         make(chan struct{}, maxMetadataFetches),
 		hostSlots:     hostSlots{per: o.MaxFetchesPerHost, m: map[string]*hostSlot{}},
 	}
@@ -360,7 +365,7 @@ func (f *MetadataFetcher) Used(ctx context.Context, clientID string) {
 // cache that fails is only logged: the fetch goes on without it.
 func (f *MetadataFetcher) fetchShared(ctx context.Context, clientID string) (*Client, time.Duration, *authz.Error) {
 	if f.shared == nil {
-		return f.fetch(ctx, clientID)
+		return f.fetchCounted(ctx, clientID)
 	}
 	sctx, cancel := context.WithTimeout(ctx, f.timeout)
 	cached, err := f.shared.GetMetadata(sctx, clientID)
@@ -374,13 +379,26 @@ func (f *MetadataFetcher) fetchShared(ctx context.Context, clientID string) (*Cl
 	if err != nil && !errors.Is(err, authz.ErrNotFound) {
 		f.log.Debug("cimd: shared cache read failed", "err", err)
 	}
-	client, ttl, ferr := f.fetch(ctx, clientID)
+	client, ttl, ferr := f.fetchCounted(ctx, clientID)
 	if ferr == nil && ttl > 0 {
 		sctx, cancel := context.WithTimeout(ctx, f.timeout)
 		if err := f.shared.PutMetadata(sctx, client, min(ttl, f.unusedCache)); err != nil {
 			f.log.Debug("cimd: shared cache write failed", "err", err)
 		}
 		cancel()
+	}
+	return client, ttl, ferr
+}
+
+// fetchCounted is fetch, told to MetadataFetcherOptions.Events.
+func (f *MetadataFetcher) fetchCounted(ctx context.Context, clientID string) (*Client, time.Duration, *authz.Error) {
+	client, ttl, ferr := f.fetch(ctx, clientID)
+	if f.events != nil {
+		e := Event{Kind: EventMetadataFetch, Outcome: OutcomeOK}
+		if ferr != nil {
+			e.Outcome = OutcomeFailed
+		}
+		f.events(e)
 	}
 	return client, ttl, ferr
 }

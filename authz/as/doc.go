@@ -41,7 +41,9 @@
 //     client address and client id (GCRA; 429 with Retry-After, [RFC 6585
 //     §4]), X-Forwarded-For believed only from trusted proxies;
 //   - store.go: the consumer-side store interfaces (authz/memstore,
-//     authz/redisstore, one contract suite in authz/storetest).
+//     authz/redisstore, one contract suite in authz/storetest);
+//   - events.go: the Events it tells Options.Events (metrics), with
+//     bounded fields only.
 //
 // Its access tokens come from authz/token, its users from authz/upstream.
 //

@@ -226,6 +226,7 @@ func (s *Server) limited(w http.ResponseWriter, r *http.Request, ep limitedEndpo
 		return false
 	}
 	secs := retryAfterSeconds(retry)
+	s.event(Event{Kind: EventRateLimited, Outcome: string(ep)})
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "authz: rate limited", slog.String("endpoint", string(ep)),
 		slog.String("per", kind), slog.String("key", id), slog.Int("retry_after", secs))
 	h := w.Header()

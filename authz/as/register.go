@@ -58,6 +58,7 @@ func (s *Server) Register(r *http.Request, md *ClientMetadata) (*RegistrationRes
 		}
 		return nil, err
 	}
+	s.event(Event{Kind: EventRegistration, Outcome: OutcomeOK})
 	return resp, nil
 }
 
@@ -87,6 +88,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := s.Register(r, md)
 	if err == errRegistrationsFull {
+		s.event(Event{Kind: EventRegistration, Outcome: OutcomeRefused})
 		s.log.WarnContext(r.Context(), "authz: registration refused: the client store is full")
 		w.Header().Set("Retry-After", "3600")
 		w.Header().Set("Access-Control-Expose-Headers", "Retry-After")

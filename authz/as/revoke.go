@@ -74,6 +74,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		s.tokenFailed(w, r, err)
 		return
 	}
+	s.event(Event{Kind: EventRevocation})
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 }

@@ -127,6 +127,12 @@ type Options struct {
 	// Limiter) turns it off.
 	RateLimits RateLimits
 
+	// Events, if set, is told of registrations, authorizations, token
+	// answers, refresh-token reuse, revocations and rate-limit refusals
+	// (metrics). It is called on the request path: it must be cheap and
+	// safe for concurrent use.
+	Events func(Event)
+
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger

@@ -174,6 +174,7 @@ func (s *Server) exchangeRefresh(ctx context.Context, req *TokenRequest) (*Token
 		return nil, err
 	}
 	if res == Reused {
+		s.event(Event{Kind: EventRefreshReuse})
 		if err := s.revokeGrant(ctx, grantID); err != nil {
 			return nil, err
 		}
@@ -318,6 +319,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		CodeVerifier: form.Get("code_verifier"), RefreshToken: form.Get("refresh_token"), Scope: form.Get("scope"),
 		Resource: form["resource"],
 	})
+	s.event(tokenEvent(form.Get("grant_type"), err))
 	if err != nil {
 		s.tokenFailed(w, r, err)
 		return

@@ -57,6 +57,10 @@ type JWTOptions struct {
 	// names), put in TokenInfo.Extra["groups"] as a sorted []string of at
 	// most 100 names. Default "groups".
 	GroupsClaim string
+	// CacheLookup, if set, is told of each lookup of a token in the
+	// verified-token cache: hit or miss (metrics). It must be cheap and
+	// safe for concurrent use.
+	CacheLookup func(hit bool)
 }
 
 // A jwtVerified is what JWTVerifier.Verify learned from a token it
@@ -146,7 +150,11 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*auth.TokenInfo
 		hash = sha256.Sum256([]byte(token))
 		// The cache holds a token until it expires (exp plus ClockSkew):
 		// past that, a miss, and the full verification below refuses it.
-		if e, ok := v.verified.Get(hash, v.o.Now()); ok {
+		e, ok := v.verified.Get(hash, v.o.Now())
+		if v.o.CacheLookup != nil {
+			v.o.CacheLookup(ok)
+		}
+		if ok {
 			key, err := v.key(ctx, e.kid)
 			if err != nil {
 				return nil, err

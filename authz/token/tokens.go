@@ -56,6 +56,10 @@ type IssuerOptions struct {
 	// cost of an MCP request); expiry, the signing key and Revoked are
 	// checked on every request still. Zero means 10 000; negative, none.
 	VerifiedCacheSize int
+	// CacheLookup, if set, is told of each lookup of a token in the
+	// verified-token cache: hit or miss (metrics). It must be cheap and
+	// safe for concurrent use.
+	CacheLookup func(hit bool)
 }
 
 // An Issuer mints our JWT access tokens ([RFC 9068]) and verifies them
@@ -246,7 +250,11 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*auth.TokenInfo, err
 	var key [sha256.Size]byte
 	if i.verified != nil {
 		key = sha256.Sum256([]byte(token))
-		if v, ok := i.verified.Get(key, now); ok {
+		v, ok := i.verified.Get(key, now)
+		if i.o.CacheLookup != nil {
+			i.o.CacheLookup(ok)
+		}
+		if ok {
 			if pub, ok := i.ring.verificationKey(v.kid, now); !ok {
 				return nil, tokencheck.Invalid("unknown signing key")
 			} else if pub == v.pub || pub.Equal(v.pub) { // the same ring entry, or an equal key

@@ -57,6 +57,12 @@ type VaultOptions struct {
 	// matching both ErrReauthorize and ErrNotAllowed. An upstream that
 	// cannot answer then keeps the grant until the next refresh.
 	Allow *AllowList
+	// Refreshed, if set, is told of each refresh of an upstream token:
+	// "ok", "refused" (the upstream refused the refresh token: the user
+	// must authorize again) or "failed" (the upstream could not be
+	// reached or answered otherwise). It must be cheap and safe for
+	// concurrent use.
+	Refreshed func(outcome string)
 }
 
 // A Vault keeps each grant's upstream tokens, sealed with EncryptionKeys
@@ -278,6 +284,16 @@ func (v *Vault) renew(ctx context.Context, grantID string) (*oauth2.Token, error
 // (sealed under the primary key, which also rewraps it).
 func (v *Vault) refresh(ctx context.Context, grantID string, tok *oauth2.Token, old *Sealed) (*oauth2.Token, error) {
 	fresh, err := v.up.refresh(ctx, tok.RefreshToken)
+	if v.o.Refreshed != nil {
+		switch {
+		case err == nil:
+			v.o.Refreshed("ok")
+		case refused(err):
+			v.o.Refreshed("refused")
+		default:
+			v.o.Refreshed("failed")
+		}
+	}
 	if err != nil {
 		if refused(err) {
 			v.o.Logger.Info("authz: upstream refused the refresh token", "grant", grantID, "err", err)

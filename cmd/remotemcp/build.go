@@ -103,6 +103,9 @@ func options(cfg *config, log *slog.Logger) *remotemcp.Options {
 		SignIn:             remotemcp.SignIn{Allow: cfg.SignIn.Allow, GroupsClaim: cfg.SignIn.GroupsClaim, Contact: cfg.SignIn.Contact},
 		Logger:             log,
 	}
+	if cfg.metrics != nil {
+		o.Metrics = cfg.metrics
+	}
 	if cfg.loopback() { // DNS rebinding: also behind a reverse proxy
 		o.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", cfg.PublicURL.Hostname()}
 	}

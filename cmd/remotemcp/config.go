@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/remotemcp/remotemcp"
 	"github.com/remotemcp/remotemcp/mcpserver"
 	"github.com/remotemcp/remotemcp/tools/notes"
@@ -87,6 +89,10 @@ type config struct {
 	// no flag sets it: tests do, to be past a time window (the refresh
 	// grace) without waiting for it.
 	now func() time.Time
+	// MetricsListen is the address of the /metrics listener (empty: no
+	// metrics); metrics is the registry it serves, set by serve.
+	MetricsListen string
+	metrics       *prometheus.Registry
 }
 
 // envName is the environment twin of a flag: --public-url ⇒ REMOTEMCP_PUBLIC_URL.
@@ -112,6 +118,7 @@ type configFlags struct {
 	logMaxBytes                           *int64
 	logLevel, logFormat, stateKeyFile     *string
 	redisURL, redisMode                   *string
+	metricsListen                         *string
 	proxy                                 *proxyFlags
 	signin                                *signInFlags
 }
@@ -151,6 +158,7 @@ func addFlags(fs *flag.FlagSet) *configFlags {
 		stateKeyFile:    fs.String("state-key-file", "", "file holding the hex key (≥32 bytes) that protects MRTR requestState; env REMOTEMCP_STATE_KEY may hold the key itself (default: random per process)"),
 		redisURL:        fs.String("redis-url", "", "keep all state in Redis so that replicas share it: redis://[user:password@]host:port[/db] or rediss://…; several hosts with ?addr=host:port (default: in-process stores, one replica); prefer the environment twin when it holds a password"),
 		redisMode:       fs.String("redis-mode", "single", "how --redis-url is read: single, sentinel (master_name=<name> in the URL; its hosts are the sentinels) or cluster"),
+		metricsListen:   fs.String("metrics-listen", "", "address of a separate listener serving Prometheus metrics on /metrics, e.g. 127.0.0.1:9090 (default: no metrics)"),
 		proxy:           addProxyFlags(fs),
 		signin:          addSignInFlags(fs),
 	}
@@ -229,6 +237,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	cfg := &config{
 		Listen:              *f.listen,
+		MetricsListen:       *f.metricsListen,
 		Auth:                *f.authMode,
 		Fixtures:            *f.fixtures,
 		ListStepUp:          *f.listStepUp,

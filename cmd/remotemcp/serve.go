@@ -24,6 +24,12 @@ func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		cfg.PublicURL.Host = net.JoinHostPort(cfg.PublicURL.Hostname(), port)
 	}
+	stopMetrics, err := listenMetrics(cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 	a, err := build(ctx, cfg, log)
 	if err != nil {
 		ln.Close()

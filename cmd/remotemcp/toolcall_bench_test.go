@@ -35,7 +35,13 @@ const (
 //	go test ./cmd/remotemcp/ -run '^$' -bench ToolCall -benchmem -count 10
 func BenchmarkToolCall(b *testing.B) {
 	b.Run("remotemcp", func(b *testing.B) {
-		h, host, token := benchProxy(b)
+		h, host, token := benchProxy(b, false)
+		benchCalls(b, h, host, token)
+	})
+	// The same with the metrics of --metrics-listen on: compare with
+	// remotemcp for their cost per call.
+	b.Run("remotemcp-metrics", func(b *testing.B) {
+		h, host, token := benchProxy(b, true)
 		benchCalls(b, h, host, token)
 	})
 	b.Run("sdk", func(b *testing.B) {
@@ -85,8 +91,9 @@ func benchSDKHandler() http.Handler {
 // benchProxy builds remotemcp as `make bench` runs configuration (c) and
 // serves it on a loopback listener for a real sign-in (registration,
 // consent, the development provider, the token endpoint). It returns the
-// front handler, the Host to send and the access token.
-func benchProxy(tb testing.TB) (http.Handler, string, string) {
+// front handler, the Host to send and the access token. With metrics, the
+// server registers its metrics as with --metrics-listen.
+func benchProxy(tb testing.TB, metrics bool) (http.Handler, string, string) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -98,6 +105,9 @@ func benchProxy(tb testing.TB) (http.Handler, string, string) {
 		func(string) string { return "" }, io.Discard)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if metrics {
+		cfg.metrics = newMetricsRegistry()
 	}
 	log := newLogger(cfg, io.Discard)
 	a, err := build(tb.Context(), cfg, log)

@@ -156,3 +156,18 @@ func (c *Cache[K, V]) Len() int {
 	defer c.mu.RUnlock()
 	return len(c.m)
 }
+
+// Live returns the number of entries that have not expired at now. It
+// reads every entry: for an occasional count (a metrics scrape), not the
+// request path.
+func (c *Cache[K, V]) Live(now time.Time) int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := 0
+	for _, e := range c.m {
+		if now.Before(e.until) {
+			n++
+		}
+	}
+	return n
+}

@@ -211,3 +211,18 @@ func BenchmarkGet(b *testing.B) {
 		})
 	})
 }
+
+// TestLive counts the entries not yet expired, where Len counts every one
+// held.
+func TestLive(t *testing.T) {
+	c := New[string, int](10)
+	t0 := time.Unix(1000, 0)
+	c.Set("a", 1, t0.Add(time.Second), t0)
+	c.Set("b", 2, t0.Add(time.Minute), t0)
+	if got := c.Live(t0); got != 2 {
+		t.Errorf("Live at t0 = %d; want 2", got)
+	}
+	if got, held := c.Live(t0.Add(2*time.Second)), c.Len(); got != 1 || held != 2 {
+		t.Errorf("Live, Len after the first expired = %d, %d; want 1, 2", got, held)
+	}
+}
