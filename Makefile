@@ -52,6 +52,7 @@ image-check:
 ## deploy/kubernetes/remotemcp.yaml checked against the chart (.ci/helm.sh;
 ## builds helm from the Go module proxy into .cache/ the first time).
 helm-check:
+	./.ci/deps.sh
 	./.ci/helm.sh
 
 ## helm-manifests: regenerate deploy/kubernetes/remotemcp.yaml from the chart.
