@@ -146,14 +146,16 @@ func fetchJWKSURI(ctx context.Context, client *http.Client, metadataURL, issuer 
 	if m.Issuer != issuer {
 		return "", fmt.Errorf("metadata names issuer %q, not %q", m.Issuer, issuer)
 	}
-	if err := checkHTTPS("jwks_uri", m.JWKSURI); err != nil {
+	if err := CheckURL("jwks_uri", m.JWKSURI); err != nil {
 		return "", err
 	}
 	return m.JWKSURI, nil
 }
 
-// checkHTTPS checks that v is an absolute https URL, or http on loopback.
-func checkHTTPS(name, v string) error {
+// CheckURL checks that v, the value of the setting called name, is an
+// absolute https URL, or http on loopback: what New asks of every URL in
+// Options. Its error names the setting and the fix.
+func CheckURL(name, v string) error {
 	u, err := url.Parse(v)
 	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("%s %q: want an absolute https URL", name, v)

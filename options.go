@@ -314,7 +314,7 @@ func (s *settings) checkTokens() error {
 		if urls[name] == "" {
 			continue
 		}
-		if err := checkHTTPS(name, urls[name]); err != nil {
+		if err := CheckURL(name, urls[name]); err != nil {
 			return fmt.Errorf("remotemcp: %w", err)
 		}
 	}
@@ -337,7 +337,7 @@ func (s *settings) checkProxy() error {
 			if pc.UpstreamIssuer == "" {
 				return errors.New("remotemcp: Proxy.Upstream oidc needs Proxy.UpstreamIssuer")
 			}
-			if err := checkHTTPS("Proxy.UpstreamIssuer", pc.UpstreamIssuer); err != nil {
+			if err := CheckURL("Proxy.UpstreamIssuer", pc.UpstreamIssuer); err != nil {
 				return fmt.Errorf("remotemcp: %w", err)
 			}
 		}

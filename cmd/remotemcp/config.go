@@ -570,14 +570,7 @@ func checkURL(name, v string, required bool) error {
 		}
 		return nil
 	}
-	u, err := url.Parse(v)
-	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("%s %q: want an absolute https URL", name, v)
-	}
-	if u.Scheme == "http" && !mcpserver.IsLoopbackHost(u.Hostname()) {
-		return fmt.Errorf("%s %q: plain http is only allowed on loopback; use https", name, v)
-	}
-	return nil
+	return remotemcp.CheckURL(name, v)
 }
 
 // clockSkew is --clock-skew for authz, where zero means "the default":
