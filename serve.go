@@ -35,7 +35,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return fmt.Errorf("remotemcp: Dev is only for a server on loopback, and the listener %s is not", ln.Addr())
 	}
-	if err := s.reg.Verify(ctx); err != nil {
+	// Not ctx itself: a ctx that ends while the check runs is a stop, which
+	// the drain below handles, not a failed check.
+	if err := s.reg.Verify(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		return err
 	}
