@@ -146,7 +146,7 @@ func newMetrics(r prometheus.Registerer, reg *policy.Registry) (*metrics, error)
 		refreshReuse: prometheus.NewCounter(prometheus.CounterOpts{Name: "remotemcp_oauth_refresh_reuse_total",
 			Help: "Refresh tokens used again outside the grace window (each revokes its grant)."}),
 		revocations: prometheus.NewCounter(prometheus.CounterOpts{Name: "remotemcp_oauth_revocations_total",
-			Help: "Tokens revoked at the revocation endpoint."}),
+			Help: "Revocation requests answered 200 at the revocation endpoint (RFC 7009 answers 200 for an unknown token too)."}),
 		upstream: counter("remotemcp_oauth_upstream_refreshes_total",
 			"Refreshes of upstream tokens by outcome: ok, refused (the user must authorize again) or failed (the upstream could not be reached or answered otherwise).", "outcome"),
 		metadata: counter("remotemcp_oauth_client_metadata_fetches_total",

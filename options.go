@@ -279,6 +279,9 @@ func check(opts *Options) (*settings, error) {
 	default:
 		return nil, fmt.Errorf("remotemcp: Auth %q: want none, jwt, introspect or proxy", s.Auth)
 	}
+	if err := s.SignIn.Check(s.Auth, s.Proxy.Upstream); err != nil {
+		return nil, fmt.Errorf("remotemcp: %w", err)
+	}
 	if s.Dev && len(s.AllowedHosts) == 0 {
 		s.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", u.Hostname()}
 	}

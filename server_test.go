@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/remotemcp/remotemcp/authz/upstream"
 	"github.com/remotemcp/remotemcp/internal/redistest"
 	"github.com/remotemcp/remotemcp/policy"
 )
@@ -60,6 +61,9 @@ func TestNewOptionErrors(t *testing.T) {
 		{"empty required scope", &Options{PublicURL: "http://127.0.0.1:8080", Dev: true, RequiredScopes: []string{""}}, "RequiredScopes"},
 		{"bad Redis URL", &Options{PublicURL: "http://127.0.0.1:8080", Dev: true, RedisURL: "http://u:hunter2@redis:6379"}, "redis URL"},
 		{"bad Redis mode", &Options{PublicURL: "http://127.0.0.1:8080", Dev: true, RedisURL: "redis://redis:6379", RedisMode: "ring"}, "ring"},
+		{"allow-list with no authentication", &Options{PublicURL: "http://127.0.0.1:8080", Dev: true, SignIn: SignIn{Allow: &upstream.AllowList{Users: []string{"alice"}}}}, "no users to check"},
+		{"GitHub teams with jwt", &Options{PublicURL: "https://mcp.example.com", Auth: AuthJWT, Tokens: TokenOptions{Issuer: "https://as.example.com"}, SignIn: SignIn{Allow: &upstream.AllowList{Teams: []string{"org/team"}}}}, "github upstream"},
+		{"malformed allow-list entry", &Options{PublicURL: "https://mcp.example.com", Auth: AuthJWT, Tokens: TokenOptions{Issuer: "https://as.example.com"}, SignIn: SignIn{Allow: &upstream.AllowList{EmailDomains: []string{" example.com"}}}}, "email_domains"},
 		{"sentinel without a master", &Options{PublicURL: "http://127.0.0.1:8080", Dev: true, RedisURL: "redis://s1:26379", RedisMode: "sentinel"}, "master_name"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,8 @@ package remotemcp
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
@@ -30,6 +32,36 @@ type SignIn struct {
 	Contact string
 }
 
+// Check reports whether s fits the auth mode and, with AuthProxy, the
+// upstream ("dev", "oidc", "github" or "google"): that its lists are well
+// formed, and that each names what that mode can check. New checks it;
+// the binary checks it as it reads its flags and configuration file,
+// whose keys the messages name.
+func (s *SignIn) Check(mode Auth, upstreamName string) error {
+	allow := s.Allow
+	if err := allow.Validate(); err != nil {
+		return fmt.Errorf("signin: %w", err)
+	}
+	github := mode == AuthProxy && upstreamName == "github"
+	switch {
+	case mode == AuthNone && (!allow.Empty() || s.GroupsClaim != ""):
+		return errors.New("signin: auth mode none has no users to check: drop the allow-lists, or use auth mode proxy, jwt or introspect")
+	case !github && allow != nil && len(allow.Orgs)+len(allow.Teams) > 0:
+		return errors.New("signin.github_orgs and github_teams need auth mode proxy with the github upstream; other providers say a user's groups in signin.groups")
+	case github && allow != nil && len(allow.Groups) > 0:
+		return errors.New("signin.groups: GitHub has no groups claim; list organizations in signin.github_orgs or teams in signin.github_teams")
+	case github && s.GroupsClaim != "":
+		return errors.New("signin.groups_claim is for OpenID providers and JWTs; GitHub's groups are its organizations and teams")
+	}
+	if s.GroupsClaim != "" && (strings.TrimSpace(s.GroupsClaim) != s.GroupsClaim || len(s.GroupsClaim) > 256) {
+		return fmt.Errorf("signin.groups_claim %q: want a claim name without surrounding spaces", s.GroupsClaim)
+	}
+	if len(s.Contact) > 256 {
+		return errors.New("signin.contact: at most 256 characters")
+	}
+	return nil
+}
+
 // configureUpstream sets what the provider reads for the allow-list and
 // the groups claim: the claim name, and GitHub's memberships when the
 // list names organizations or teams.
@@ -52,6 +84,8 @@ func (s *SignIn) admit(mode Auth) func(*auth.TokenInfo) error {
 		return nil
 	}
 	return func(info *auth.TokenInfo) error {
+		// The Refusal's Reason is sent to the client (error_description);
+		// its Detail, which names the lists, is not.
 		email, _ := info.Extra[authz.ExtraEmail].(string)
 		groups, _ := info.Extra[authz.ExtraGroups].([]string)
 		err := allow.Check(&upstream.Identity{Subject: info.UserID, Email: email, EmailVerified: email != "", Groups: groups})

@@ -78,7 +78,7 @@ func (s *Server) Callback(ctx context.Context, q url.Values, browser string) (*C
 	}
 	subject := s.o.SubjectPrefix + id.Subject
 	if err := s.o.Allow.Check(id); err != nil {
-		s.log.InfoContext(ctx, "authz: sign-in refused by the allow-list", "client_id", p.ClientID, "sub", subject)
+		s.log.InfoContext(ctx, "authz: sign-in refused by the allow-list", "client_id", p.ClientID, "sub", subject, "why", err.Error())
 		s.event(Event{Kind: EventAuthorization, Outcome: OutcomeRefused})
 		return nil, s.refusal(err, p)
 	}

@@ -20,27 +20,37 @@ const (
 // allow-list leaves out.
 var ErrNotAllowed = errors.New("authz: user not allowed to sign in")
 
-// A Refusal is a user the allow-list leaves out, and why: Reason is a
-// sentence for that user, naming what was checked (never a token).
+// A Refusal is a user the allow-list leaves out, and why. Reason is the
+// sentence for that user, which names the account but not the lists (they
+// would tell anyone the provider signs in which domains, organizations,
+// teams and groups the server is open to); Detail says what would have
+// let them in, for the server's log.
 type Refusal struct {
 	Reason string
+	Detail string
 }
 
-// Error implements error.
-func (r *Refusal) Error() string { return "authz: user not allowed to sign in: " + r.Reason }
+// Error implements error: the Reason and the Detail, for logs.
+func (r *Refusal) Error() string {
+	return "authz: user not allowed to sign in: " + r.Reason + " " + r.Detail
+}
 
 // Unwrap makes a Refusal match ErrNotAllowed.
 func (r *Refusal) Unwrap() error { return ErrNotAllowed }
 
 // An AllowList says who may sign in. A user is allowed when any one list
-// names them: their upstream subject or login is in Users, the domain of
-// their verified e-mail is in EmailDomains, or one of their groups is in
-// Orgs, Teams or Groups. An AllowList with every list empty (and a nil
-// *AllowList) allows everyone. Names compare without regard to case,
-// except Users' subjects and Groups (OIDC claim values are opaque).
+// names them: their upstream subject, or a login the provider keeps
+// unique (Identity.UniqueLogin), is in Users; the domain of their
+// verified e-mail is in EmailDomains; or one of their groups is in Orgs,
+// Teams or Groups. An AllowList with every list empty (and a nil
+// *AllowList) allows everyone. Logins, domains, organizations and teams
+// compare without regard to ASCII case only (so no other character folds
+// into an allowed name: the Kelvin sign is not a K); subjects and Groups
+// compare exactly (OIDC claim values are opaque).
 type AllowList struct {
-	// Users are upstream subjects (OIDC "sub", GitHub's numeric id) or
-	// logins (OIDC "preferred_username", GitHub "login").
+	// Users are upstream subjects (OIDC "sub", GitHub's numeric id), or
+	// GitHub logins. An OpenID provider's preferred_username never
+	// counts: users may choose it.
 	Users []string
 	// EmailDomains are the domains of allowed e-mail addresses, matched
 	// exactly ("example.com" does not allow "eng.example.com"). Only an
@@ -66,12 +76,12 @@ func (a *AllowList) Check(id *Identity) error {
 		return nil
 	}
 	if id == nil {
-		return &Refusal{Reason: "The identity provider did not say who you are."}
+		return &Refusal{Reason: "The identity provider did not say who you are.", Detail: a.detail()}
 	}
-	if slices.Contains(a.Users, id.Subject) || (id.Login != "" && slices.ContainsFunc(a.Users, func(u string) bool { return strings.EqualFold(u, id.Login) })) {
+	if slices.Contains(a.Users, id.Subject) || (id.UniqueLogin && id.Login != "" && slices.ContainsFunc(a.Users, func(u string) bool { return asciiEqualFold(u, id.Login) })) {
 		return nil
 	}
-	if d := id.VerifiedDomain(); d != "" && slices.ContainsFunc(a.EmailDomains, func(x string) bool { return strings.EqualFold(x, d) }) {
+	if d := id.VerifiedDomain(); d != "" && slices.ContainsFunc(a.EmailDomains, func(x string) bool { return asciiEqualFold(x, d) }) {
 		return nil
 	}
 	groups := id.allGroups
@@ -80,16 +90,43 @@ func (a *AllowList) Check(id *Identity) error {
 	}
 	for _, g := range groups {
 		if slices.Contains(a.Groups, g) ||
-			slices.ContainsFunc(a.Orgs, func(o string) bool { return strings.EqualFold(o, g) }) ||
-			slices.ContainsFunc(a.Teams, func(t string) bool { return strings.EqualFold(t, g) }) {
+			slices.ContainsFunc(a.Orgs, func(o string) bool { return asciiEqualFold(o, g) }) ||
+			slices.ContainsFunc(a.Teams, func(t string) bool { return asciiEqualFold(t, g) }) {
 			return nil
 		}
 	}
-	return &Refusal{Reason: a.reason(id)}
+	who := id.Login
+	if who == "" {
+		who = id.Subject
+	}
+	return &Refusal{Reason: fmt.Sprintf("This server is open only to the people its operators allowed, and the account %q is not one of them.", who), Detail: a.detail()}
 }
 
-// reason says, for a refused user, what would have let them in.
-func (a *AllowList) reason(id *Identity) string {
+// asciiEqualFold reports whether a and b are equal without regard to
+// ASCII case; any other byte must be equal, so that no Unicode character
+// folds into an ASCII one (strings.EqualFold folds U+212A KELVIN SIGN into
+// "k", and U+017F LONG S into "s").
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// detail says, for the log, what would have let a refused user in.
+func (a *AllowList) detail() string {
 	var ways []string
 	if len(a.Users) > 0 {
 		ways = append(ways, "named users")
@@ -106,11 +143,7 @@ func (a *AllowList) reason(id *Identity) string {
 	if len(a.Groups) > 0 {
 		ways = append(ways, "members of the group(s) "+strings.Join(a.Groups, ", "))
 	}
-	who := id.Login
-	if who == "" {
-		who = id.Subject
-	}
-	return fmt.Sprintf("This server is open only to %s, and the account %q is not one of them.", strings.Join(ways, "; "), who)
+	return "Open to: " + strings.Join(ways, "; ") + "."
 }
 
 // Validate checks the lists' entries: no empty names, domains that look

@@ -17,7 +17,7 @@ import (
 )
 
 func TestAllowListCheck(t *testing.T) {
-	alice := &Identity{Subject: "1001", Login: "Alice", Email: "alice@Example.com", EmailVerified: true, Groups: []string{"eng", "my-org", "my-org/platform"}}
+	alice := &Identity{Subject: "1001", Login: "Alice", UniqueLogin: true, Email: "alice@Example.com", EmailVerified: true, Groups: []string{"eng", "my-org", "my-org/platform"}}
 	unverified := &Identity{Subject: "1002", Login: "bob", Email: "bob@example.com"}
 	for _, tt := range []struct {
 		name  string
@@ -30,6 +30,9 @@ func TestAllowListCheck(t *testing.T) {
 		{"user by subject", &AllowList{Users: []string{"1002"}}, unverified, true},
 		{"user by login, any case", &AllowList{Users: []string{"alice"}}, alice, true},
 		{"another user", &AllowList{Users: []string{"carol"}}, alice, false},
+		{"an OIDC preferred_username is not a user name", &AllowList{Users: []string{"carol"}}, &Identity{Subject: "x9", Login: "carol"}, false},
+		{"no Unicode folding into a login", &AllowList{Users: []string{"\u212Aim"}}, &Identity{Subject: "7", Login: "kim", UniqueLogin: true}, false},
+		{"no Unicode folding into a domain", &AllowList{EmailDomains: []string{"example.\u017Fite"}}, &Identity{Subject: "8", Email: "a@example.site", EmailVerified: true}, false},
 		{"subject compares exactly", &AllowList{Users: []string{"1001 "}}, alice, false},
 		{"verified domain, any case", &AllowList{EmailDomains: []string{"example.com"}}, alice, true},
 		{"unverified address does not count", &AllowList{EmailDomains: []string{"example.com"}}, unverified, false},
@@ -50,8 +53,17 @@ func TestAllowListCheck(t *testing.T) {
 			}
 			if err != nil {
 				var r *Refusal
-				if !errors.Is(err, ErrNotAllowed) || !errors.As(err, &r) || r.Reason == "" {
-					t.Errorf("Check = %#v, want a *Refusal with a reason", err)
+				if !errors.Is(err, ErrNotAllowed) || !errors.As(err, &r) || r.Reason == "" || r.Detail == "" {
+					t.Errorf("Check = %#v, want a *Refusal with a reason and a detail", err)
+				}
+				// The reason, which the user sees, names none of the lists
+				// (but the account, which may be spelled as a user entry).
+				if a := tt.allow; a != nil {
+					for _, v := range slices.Concat(a.EmailDomains, a.Orgs, a.Teams, a.Groups) {
+						if strings.Contains(r.Reason, v) {
+							t.Errorf("the reason %q names %q", r.Reason, v)
+						}
+					}
 				}
 			}
 		})

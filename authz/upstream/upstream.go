@@ -35,6 +35,12 @@ type Identity struct {
 	Subject string
 	// Login is the user name: OIDC "preferred_username", GitHub "login".
 	Login string
+	// UniqueLogin says Login is unique at the provider and set under its
+	// rules (GitHub's logins; the development provider's names), so that
+	// an allow-list may name it. An OpenID provider's preferred_username
+	// is not (a relying party must not rely on it being unique, OpenID
+	// Connect Core §5.1; many let users choose it), so it never counts.
+	UniqueLogin bool
 	// Name is the display name.
 	Name string
 	// Email is the address the provider reports; empty when an OIDC
@@ -425,6 +431,7 @@ func parseGitHubIdentity(m map[string]any) (*Identity, error) {
 	}
 	out := &Identity{Subject: strconv.FormatUint(id, 10), Raw: m}
 	out.Login, _ = m["login"].(string)
+	out.UniqueLogin = out.Login != ""
 	out.Name, _ = m["name"].(string)
 	// The public profile address: GitHub lets a user show only a
 	// verified one.

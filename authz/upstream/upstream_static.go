@@ -38,6 +38,17 @@ func NewOIDC(name, issuer string, ep OIDCEndpoints, cfg Config) *Provider {
 		UserInfoURL: ep.UserInfoEndpoint,
 		HTTPClient:  cfg.client(),
 		accept:      "application/json",
-		parse:       parseOIDCIdentity,
+		parse:       parseStaticIdentity,
 	}
+}
+
+// parseStaticIdentity is parseOIDCIdentity for a provider in the same
+// process, whose user names are its own: unique, so an allow-list may
+// name them.
+func parseStaticIdentity(m map[string]any) (*Identity, error) {
+	id, err := parseOIDCIdentity(m)
+	if err == nil {
+		id.UniqueLogin = id.Login != ""
+	}
+	return id, err
 }

@@ -334,12 +334,12 @@ func TestFetchIdentityGitHub(t *testing.T) {
 			name: "user",
 			// An id above 2^53: decoding it as a float64 would round it.
 			body: `{"login":"octocat","id":9007199254740993,"name":"The Octocat","email":"octocat@github.com","site_admin":false}`,
-			want: &Identity{Subject: "9007199254740993", Login: "octocat", Name: "The Octocat", Email: "octocat@github.com", EmailVerified: true},
+			want: &Identity{Subject: "9007199254740993", Login: "octocat", UniqueLogin: true, Name: "The Octocat", Email: "octocat@github.com", EmailVerified: true},
 		},
 		{
 			name: "no public name or email",
 			body: `{"login":"ghost","id":10137,"name":null,"email":null}`,
-			want: &Identity{Subject: "10137", Login: "ghost"},
+			want: &Identity{Subject: "10137", Login: "ghost", UniqueLogin: true},
 		},
 		{name: "no id", body: `{"login":"octocat"}`, wantErr: "no numeric id"},
 		{name: "string id", body: `{"login":"octocat","id":"583231"}`, wantErr: "no numeric id"},

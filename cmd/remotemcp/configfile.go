@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/remotemcp/remotemcp"
 	"github.com/remotemcp/remotemcp/authz"
 	"github.com/remotemcp/remotemcp/authz/upstream"
 	"github.com/remotemcp/remotemcp/policy"
@@ -71,7 +72,7 @@ type signInFlags struct {
 func addSignInFlags(fs *flag.FlagSet) *signInFlags {
 	return &signInFlags{
 		file:        fs.String("config", "", "YAML configuration file: sign-in allow-lists and per-tool rules (see README: Configuration file); flags and environment override its keys"),
-		users:       fs.String("allow-users", "", "comma-separated upstream subjects or logins allowed to sign in (overrides signin.users)"),
+		users:       fs.String("allow-users", "", "comma-separated upstream subjects or GitHub logins allowed to sign in (overrides signin.users)"),
 		domains:     fs.String("allow-email-domains", "", "comma-separated domains whose verified e-mail addresses may sign in (overrides signin.email_domains)"),
 		orgs:        fs.String("allow-github-orgs", "", "--upstream github: comma-separated organizations whose members may sign in (overrides signin.github_orgs)"),
 		teams:       fs.String("allow-github-teams", "", "--upstream github: comma-separated org/team-slug whose members may sign in (overrides signin.github_teams)"),
@@ -98,11 +99,17 @@ func (c *config) setSignIn(sf *signInFlags) error {
 	}
 	s := fc.SignIn
 	for _, o := range []struct {
-		flag string
-		dst  *[]string
-	}{{*sf.users, &s.Users}, {*sf.domains, &s.EmailDomains}, {*sf.orgs, &s.GitHubOrgs}, {*sf.teams, &s.GitHubTeams}, {*sf.groups, &s.Groups}} {
+		name, flag string
+		dst        *[]string
+	}{{"allow-users", *sf.users, &s.Users}, {"allow-email-domains", *sf.domains, &s.EmailDomains}, {"allow-github-orgs", *sf.orgs, &s.GitHubOrgs},
+		{"allow-github-teams", *sf.teams, &s.GitHubTeams}, {"allow-groups", *sf.groups, &s.Groups}} {
 		if o.flag != "" {
-			*o.dst = splitList(o.flag)
+			// A value of only commas and spaces would replace the file's
+			// list with none, and so let everyone in: refused, as an
+			// empty list in the file is.
+			if *o.dst = splitList(o.flag); len(*o.dst) == 0 {
+				return fmt.Errorf("--%s %q names no one: give at least one entry, or leave the flag out", o.name, o.flag)
+			}
 		}
 	}
 	if *sf.groupsClaim != "" {
@@ -112,9 +119,6 @@ func (c *config) setSignIn(sf *signInFlags) error {
 		s.Contact = *sf.contact
 	}
 	allow := &upstream.AllowList{Users: s.Users, EmailDomains: s.EmailDomains, Orgs: s.GitHubOrgs, Teams: s.GitHubTeams, Groups: s.Groups}
-	if err := allow.Validate(); err != nil {
-		return fmt.Errorf("sign-in allow-list: %v", err)
-	}
 	c.SignIn = signIn{GroupsClaim: s.GroupsClaim, Contact: s.Contact, ToolRules: fc.Tools}
 	if !allow.Empty() {
 		c.SignIn.Allow = allow
@@ -126,22 +130,13 @@ func (c *config) setSignIn(sf *signInFlags) error {
 // mode: GitHub memberships only with --upstream github, which has no
 // groups claim; nothing to check with --auth none.
 func (c *config) checkSignIn(allow *upstream.AllowList) error {
-	github := c.Auth == "proxy" && c.Proxy.Upstream == "github"
-	switch {
-	case c.Auth == "none" && (!allow.Empty() || c.SignIn.GroupsClaim != ""):
-		return errors.New("signin: --auth none has no users to check: drop the allow-lists, or use --auth proxy, jwt or introspect")
-	case !github && len(allow.Orgs)+len(allow.Teams) > 0:
-		return errors.New("signin.github_orgs and github_teams need --auth proxy with --upstream github; other providers say a user's groups in signin.groups")
-	case github && len(allow.Groups) > 0:
-		return errors.New("signin.groups: GitHub has no groups claim; list organizations in signin.github_orgs or teams in signin.github_teams")
-	case github && c.SignIn.GroupsClaim != "":
-		return errors.New("signin.groups_claim is for OpenID providers and JWTs; GitHub's groups are its organizations and teams")
+	upstreamName := ""
+	if c.Proxy != nil {
+		upstreamName = c.Proxy.Upstream
 	}
-	if c.SignIn.GroupsClaim != "" && (strings.TrimSpace(c.SignIn.GroupsClaim) != c.SignIn.GroupsClaim || len(c.SignIn.GroupsClaim) > 256) {
-		return fmt.Errorf("signin.groups_claim %q: want a claim name without surrounding spaces", c.SignIn.GroupsClaim)
-	}
-	if len(c.SignIn.Contact) > 256 {
-		return errors.New("signin.contact: at most 256 characters")
+	si := remotemcp.SignIn{Allow: allow, GroupsClaim: c.SignIn.GroupsClaim, Contact: c.SignIn.Contact}
+	if err := si.Check(remotemcp.Auth(c.Auth), upstreamName); err != nil {
+		return err
 	}
 	for name, r := range c.SignIn.ToolRules {
 		for _, sc := range r.Scopes {

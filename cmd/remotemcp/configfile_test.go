@@ -136,8 +136,9 @@ func TestConfigFileFitsTheMode(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"none", []string{"--allow-users", "alice"}, nil, "--auth none has no users to check"},
-		{"orgs with jwt", append(jwt, "--allow-github-orgs", "my-org"), nil, "need --auth proxy with --upstream github"},
+		{"comma-only list", append(jwt, "--allow-users", " , "), nil, `--allow-users " , " names no one`},
+		{"none", []string{"--allow-users", "alice"}, nil, "auth mode none has no users to check"},
+		{"orgs with jwt", append(jwt, "--allow-github-orgs", "my-org"), nil, "need auth mode proxy with the github upstream"},
 		{"groups with github", append(github, "--allow-groups", "eng"), creds, "GitHub has no groups claim"},
 		{"groups claim with github", append(github, "--groups-claim", "roles"), creds, "for OpenID providers"},
 		{"tool scope not offered", []string{"--auth", "proxy", "--config", writeConfig(t, "tools:\n  notes_get:\n    scopes: [admin]\n")}, nil, `"admin" is not a scope this authorization server offers`},

@@ -88,7 +88,7 @@ func TestSignInGroupsZitadel(t *testing.T) {
 		c := s.register(t, nil)
 		_, challenge := pkcePair()
 		_, err := s.newUser(t).authorize(t.Context(), c.authURL(challenge, "st", "notes:read", nil), c.redirect)
-		if err == nil || !strings.Contains(err.Error(), "status 403") || !strings.Contains(err.Error(), "members of the group(s) admins") {
+		if err == nil || !strings.Contains(err.Error(), "status 403") || !strings.Contains(err.Error(), "is not one of them") || strings.Contains(err.Error(), "admins") {
 			t.Fatalf("a user outside the list: %v", err)
 		}
 	})
