@@ -30,6 +30,11 @@ type SignIn struct {
 	// Contact is whom a refused user should ask, shown on the refusal
 	// page (an e-mail address or a URL).
 	Contact string
+	// GitHubMemberships makes the github upstream read the user's
+	// organizations and teams as their groups (adding the read:org
+	// scope) even when Allow names none: for items restricted with
+	// policy.Group. Allow's Orgs or Teams turn it on by themselves.
+	GitHubMemberships bool
 }
 
 // Check reports whether s fits the auth mode and, with AuthProxy, the
@@ -69,7 +74,7 @@ func (s *SignIn) configureUpstream(u *upstream.Provider) {
 	if s.GroupsClaim != "" {
 		u.GroupsClaim = s.GroupsClaim
 	}
-	if u.Name == "github" && s.Allow != nil && len(s.Allow.Orgs)+len(s.Allow.Teams) > 0 {
+	if u.Name == "github" && (s.GitHubMemberships || s.Allow != nil && len(s.Allow.Orgs)+len(s.Allow.Teams) > 0) {
 		u.UseGitHubMemberships()
 	}
 }

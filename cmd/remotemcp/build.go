@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -100,8 +101,10 @@ func options(cfg *config, log *slog.Logger) *remotemcp.Options {
 		ResumeWindow:       cfg.ResumeWindow,
 		MaxSessionLogBytes: cfg.LogMaxBytes,
 		ShutdownTimeout:    cfg.ShutdownTimeout,
-		SignIn:             remotemcp.SignIn{Allow: cfg.SignIn.Allow, GroupsClaim: cfg.SignIn.GroupsClaim, Contact: cfg.SignIn.Contact},
-		Logger:             log,
+		SignIn: remotemcp.SignIn{Allow: cfg.SignIn.Allow, GroupsClaim: cfg.SignIn.GroupsClaim, Contact: cfg.SignIn.Contact,
+			// A tool for some GitHub organizations or teams needs them read.
+			GitHubMemberships: slices.ContainsFunc(slices.Collect(maps.Values(cfg.SignIn.ToolRules)), func(r toolRule) bool { return len(r.Groups) > 0 })},
+		Logger: log,
 	}
 	if cfg.metrics != nil {
 		o.Metrics = cfg.metrics

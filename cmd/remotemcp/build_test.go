@@ -80,4 +80,12 @@ func TestOptions(t *testing.T) {
 	if o.Proxy.SigningKeys != nil || o.Proxy.VaultKeys != nil || o.Proxy.CookieKey != nil {
 		t.Error("options passes keys made up at parse time; want nil, for the API to make up and warn about")
 	}
+	if o.SignIn.GitHubMemberships {
+		t.Error("GitHub memberships read with no rule that needs them")
+	}
+	// A tool for some teams only needs the user's GitHub teams read.
+	cfg.SignIn.ToolRules = map[string]toolRule{"notes_delete": {Scopes: []string{"notes:write"}, Groups: []string{"acme/admins"}}}
+	if o := options(cfg, slog.New(slog.DiscardHandler)); !o.SignIn.GitHubMemberships {
+		t.Error("a tools.<name>.groups rule did not turn GitHub memberships on")
+	}
 }
