@@ -89,7 +89,7 @@ var allowed = map[string]struct{ project, external []string }{
 	// verified-token cache and the wording of refusals.
 	"authz/internal/tokencheck": {project: []string{"authz", "internal/ttlcache"}, external: []string{"github.com/lestrrat-go/jwx/v3/jwt"}},
 	// The upstream leg: providers, the vault of their tokens, its refresh.
-	"authz/upstream": {project: []string{"authz"}, external: []string{"golang.org/x/oauth2", "golang.org/x/oauth2/endpoints", "golang.org/x/sync/singleflight"}},
+	"authz/upstream": {project: []string{"authz", "authz/internal/tokencheck"}, external: []string{"golang.org/x/oauth2", "golang.org/x/oauth2/endpoints", "golang.org/x/sync/singleflight"}},
 	// The authorization server, and the stores of its records (with the
 	// vault's, whose interfaces authz/upstream defines).
 	"authz/as":         {project: []string{"authz", "authz/token", "authz/upstream", "internal/ttlcache", "internal/pagestyle"}, external: []string{sdk + "/auth", sdk + "/oauthex", "golang.org/x/oauth2", "golang.org/x/sync/singleflight"}},

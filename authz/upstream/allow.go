@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 // Bounds on the groups an Identity carries, and so on the groups claim of
@@ -12,8 +14,8 @@ import (
 // MaxGroups in sort order, and a group name longer than MaxGroupLen bytes
 // is dropped (never cut, so that no cut name can equal another).
 const (
-	MaxGroups   = 100
-	MaxGroupLen = 256
+	MaxGroups   = tokencheck.MaxGroups
+	MaxGroupLen = tokencheck.MaxGroupLen
 )
 
 // ErrNotAllowed is wrapped by the error of AllowList.Check for a user the
@@ -212,45 +214,4 @@ func (id *Identity) VerifiedDomain() string {
 		return ""
 	}
 	return strings.ToLower(d)
-}
-
-// boundGroups sorts and de-duplicates groups, drops the empty and those
-// longer than MaxGroupLen, and keeps at most limit (0: all).
-func boundGroups(groups []string, limit int) []string {
-	out := slices.DeleteFunc(slices.Clone(groups), func(g string) bool { return g == "" || len(g) > MaxGroupLen })
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
-
-// claimGroups reads a groups or roles claim: an array of strings, one
-// string, or an object whose keys are the names (ZITADEL's roles claim
-// "urn:zitadel:iam:org:project:roles"). Anything else is no groups.
-// limit is boundGroups'.
-func claimGroups(v any, limit int) []string {
-	switch c := v.(type) {
-	case string:
-		return boundGroups([]string{c}, limit)
-	case []any:
-		var gs []string
-		for _, x := range c {
-			if s, ok := x.(string); ok {
-				gs = append(gs, s)
-			}
-		}
-		return boundGroups(gs, limit)
-	case map[string]any:
-		var gs []string
-		for k := range c {
-			gs = append(gs, k)
-		}
-		return boundGroups(gs, limit)
-	}
-	return nil
 }

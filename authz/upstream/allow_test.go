@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
+
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 func TestAllowListCheck(t *testing.T) {
@@ -80,8 +82,8 @@ func TestAllowListCheckSeesEveryGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id.allGroups = claimGroups(m["groups"], 0)
-	id.Groups = boundGroups(id.allGroups, MaxGroups)
+	id.allGroups = tokencheck.Bound(tokencheck.ClaimNames(m["groups"]), 0)
+	id.Groups = tokencheck.Bound(id.allGroups, MaxGroups)
 	if len(id.Groups) != MaxGroups {
 		t.Errorf("%d groups kept, want %d", len(id.Groups), MaxGroups)
 	}
@@ -326,8 +328,8 @@ func FuzzClaimGroups(f *testing.F) {
 		if json.Unmarshal([]byte(claim), &v) != nil {
 			return
 		}
-		all := claimGroups(v, 0)
-		g := boundGroups(all, MaxGroups)
+		all := tokencheck.Bound(tokencheck.ClaimNames(v), 0)
+		g := tokencheck.Bound(all, MaxGroups)
 		if len(g) > MaxGroups || !slices.IsSorted(g) || len(slices.Compact(slices.Clone(g))) != len(g) {
 			t.Fatalf("groups %q", g)
 		}

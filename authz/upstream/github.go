@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/oauth2"
+
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 const (
@@ -88,8 +90,8 @@ func (u *Provider) githubDetails(ctx context.Context, hc *http.Client, tok *oaut
 			break
 		}
 	}
-	id.allGroups = boundGroups(groups, 0)
-	id.Groups = boundGroups(groups, MaxGroups)
+	id.allGroups = tokencheck.Bound(groups, 0)
+	id.Groups = tokencheck.Bound(groups, MaxGroups)
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2/endpoints"
 
 	"github.com/remotemcp/remotemcp/authz"
+	"github.com/remotemcp/remotemcp/authz/internal/tokencheck"
 )
 
 // ErrUnavailable marks a call to the upstream identity provider
@@ -559,8 +560,8 @@ func (u *Provider) FetchIdentity(ctx context.Context, tok *oauth2.Token) (*Ident
 	if claim == "" {
 		claim = "groups"
 	}
-	id.allGroups = claimGroups(m[claim], 0)
-	id.Groups = boundGroups(id.allGroups, MaxGroups)
+	id.allGroups = tokencheck.Bound(tokencheck.ClaimNames(m[claim]), 0)
+	id.Groups = tokencheck.Bound(id.allGroups, MaxGroups)
 	return id, nil
 }
 

@@ -10,11 +10,15 @@ const (
 	MaxGroupLen = 256
 )
 
-// Groups reads a groups or roles claim: an array of strings, one string,
-// or an object whose keys are the names (ZITADEL's roles). The result is
-// sorted, without duplicates or empty names, and bounded; anything else
-// is nil.
-func Groups(v any) []string {
+// Groups reads a groups or roles claim (ClaimNames), bounded to
+// MaxGroups (Bound); anything else is nil.
+func Groups(v any) []string { return Bound(ClaimNames(v), MaxGroups) }
+
+// ClaimNames reads the names of a groups or roles claim: an array of
+// strings, one string, or an object whose keys are the names (ZITADEL's
+// roles); anything else is nil. The names are as the claim has them:
+// Bound sorts and bounds them.
+func ClaimNames(v any) []string {
 	var out []string
 	switch c := v.(type) {
 	case string:
@@ -32,11 +36,19 @@ func Groups(v any) []string {
 			out = append(out, k)
 		}
 	}
-	out = slices.DeleteFunc(out, func(g string) bool { return g == "" || len(g) > MaxGroupLen })
+	return out
+}
+
+// Bound sorts and de-duplicates groups, drops the empty ones and those
+// longer than MaxGroupLen (never cut, so that no cut name can equal
+// another), and keeps at most limit (0: all). It never changes groups,
+// and returns nil for none.
+func Bound(groups []string, limit int) []string {
+	out := slices.DeleteFunc(slices.Clone(groups), func(g string) bool { return g == "" || len(g) > MaxGroupLen })
 	slices.Sort(out)
 	out = slices.Compact(out)
-	if len(out) > MaxGroups {
-		out = out[:MaxGroups]
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 	}
 	if len(out) == 0 {
 		return nil
