@@ -130,7 +130,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, p *Pendin
 		Service: s.o.ServiceName, Upstream: s.o.UpstreamName,
 		ClientName: c.Metadata.ClientName, ClientID: c.ClientID,
 		RedirectURI: p.RedirectURI, Action: s.o.Issuer + PathConsent, TX: p.ID,
-		MetadataDocument: strings.HasPrefix(c.ClientID, "https://"),
+		MetadataDocument: isDocumentClientID(c.ClientID),
 	}
 	v.CSRF = csrf
 	if v.ClientName == "" {

@@ -202,8 +202,7 @@ func (s *Server) addressLimited(w http.ResponseWriter, r *http.Request, ep limit
 // its address; if that is exhausted it answers 429 and returns true. An
 // empty or URL client id is not counted.
 func (s *Server) clientLimited(w http.ResponseWriter, r *http.Request, ep limitedEndpoint, clientID string) bool {
-	if s.o.RateLimits.Limiter == nil || clientID == "" ||
-		strings.HasPrefix(clientID, "https://") || strings.HasPrefix(clientID, "http://") {
+	if s.o.RateLimits.Limiter == nil || clientID == "" || isDocumentClientID(clientID) {
 		return false
 	}
 	if ep.budget() == limitToken {
